@@ -1,0 +1,98 @@
+# pullwatch: watched container image pulls. `make`, `make check`, `make demo`, `make bench`.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+DESTDIR    ?=
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1)
+
+CC      ?= cc
+PKGS    := libcurl jansson libsystemd yaml-0.1 libprotobuf-c
+# pkg-config name -> Debian package, for the one-line error below
+DEB_libcurl       := libcurl4-openssl-dev
+DEB_jansson       := libjansson-dev
+DEB_libsystemd    := libsystemd-dev
+DEB_yaml-0.1      := libyaml-dev
+DEB_libprotobuf-c := libprotobuf-c-dev
+DEB_cmocka        := libcmocka-dev
+
+BUILD := build
+ifeq ($(SANITIZE),1)
+BUILD := build/san
+endif
+
+# Everything but check/deps/clean needs the libraries; say which Debian package is missing, once.
+NEED_PKGS := $(filter-out deps clean distclean help,$(or $(MAKECMDGOALS),all))
+ifneq ($(NEED_PKGS),)
+ifeq ($(filter deps,$(MAKECMDGOALS)),)
+MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+ifneq ($(MISSING),)
+ifeq ($(filter check demo bench,$(MAKECMDGOALS)),)
+$(error missing $(firstword $(MISSING)): apt-get install $(DEB_$(firstword $(MISSING))) (or run: make deps))
+endif
+endif
+endif
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
+           -D_GNU_SOURCE -DPULLWATCH_VERSION=\"$(VERSION)\" -I. -I$(BUILD)/gen $(PKG_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm
+ifeq ($(SANITIZE),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+PROTOS   := $(wildcard probes/proto/*.proto)
+GEN_C    := $(patsubst probes/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H    := $(GEN_C:.c=.h)
+LIB_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c probes/*.c config/*.c))
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+all: $(BUILD)/pullwatch
+
+$(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: probes/proto/%.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=probes/proto --c_out=$(BUILD)/gen $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(CC) $(filter-out -Wshadow,$(CFLAGS)) -c -o $@ $<
+
+$(BUILD)/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/libpullwatch.a: $(LIB_OBJS)
+	$(AR) rcs $@ $^
+
+$(BUILD)/pullwatch: $(BUILD)/obj/daemon/main.o $(BUILD)/libpullwatch.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpullwatch.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(BUILD)/libpullwatch.a \
+		$(LDLIBS) $(shell pkg-config --libs cmocka)
+
+unit: $(UNIT_BINS)
+
+deps:
+	@scripts/deps.sh
+
+# check: installs what it needs, builds, runs unit + integration tests, ends with "N passed, N failed".
+check: deps
+	@$(MAKE) --no-print-directory all unit SANITIZE=$(SANITIZE)
+	@BUILD=$(BUILD) tests/run-all.sh
+
+check-unit: all unit
+	@BUILD=$(BUILD) tests/run-all.sh --unit-only
+
+clean:
+	rm -rf build
+
+.PHONY: all unit deps check check-unit clean
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,103 @@
+/* config.h: pullwatch's settings, their built-in defaults, and the YAML loader for pullwatch.yaml.
+ * Owns parsing and validation only; it never logs and never touches the runtime. */
+#pragma once
+
+#include <stdio.h>
+#include "../daemon/macro.h"
+
+typedef enum RuntimeKind {
+        RUNTIME_AUTO,
+        RUNTIME_DOCKER,
+        RUNTIME_CONTAINERD,
+        _RUNTIME_KIND_MAX,
+        _RUNTIME_KIND_INVALID = -EINVAL,
+} RuntimeKind;
+
+const char *runtime_kind_to_string(RuntimeKind k);
+RuntimeKind runtime_kind_from_string(const char *s);
+
+typedef struct WatchdogConfig {
+        usec_t sample_interval;   /* how often probes sample and the detector runs */
+        usec_t network_stall;     /* resolve/downloading: no new bytes for this long = stalled */
+        usec_t silent_min;        /* floor of a silent phase's budget */
+        uint64_t silent_min_rate; /* bytes/s: silent budget = max(silent_min, size / rate) */
+        usec_t hang_quiet;        /* silent phase with no liveness evidence this long = hung */
+        usec_t livelock_window;   /* CPU burning, no output this long = hung (livelock) */
+        uint64_t trickle_rate;    /* bytes/s below which a download is degraded ... */
+        usec_t trickle_window;    /* ... when sustained this long */
+        usec_t waiting_max;       /* a layer waiting while nothing in the pull moves */
+} WatchdogConfig;
+
+typedef struct RetryConfig {
+        unsigned attempts;        /* total attempts, the first included */
+        usec_t backoff;           /* first delay */
+        usec_t backoff_max;       /* cap */
+} RetryConfig;
+
+typedef struct PreheatConfig {
+        char *list;               /* preheat list path */
+        unsigned concurrency;
+        usec_t splay;
+        usec_t recheck;
+} PreheatConfig;
+
+typedef struct RegistryConfig {
+        char **insecure;          /* host[:port] spoken to over plain HTTP; loopback always is */
+        char **mirrors;           /* mirror base URLs tried before the registry itself */
+} RegistryConfig;
+
+typedef struct Config {
+        char *path;               /* file it was loaded from, NULL when defaults only */
+        RuntimeKind runtime;
+        char *docker_socket;
+        char *docker_pidfile;
+        char *containerd_socket;
+        char *containerd_namespace;
+        char *containerd_pidfile;
+        char **credentials;       /* docker config.json files, first match wins */
+        char *platform;           /* default platform, NULL = runtime's own */
+        PreheatConfig preheat;
+        char *state_dir;
+        char *control_socket;
+        char *metrics_textfile;   /* NULL = metrics off */
+        usec_t alert_rate_limit;  /* one alert per image and kind per this interval */
+        WatchdogConfig watchdog;
+        RetryConfig retry;
+        RegistryConfig registry;
+} Config;
+
+/* Error detail for a bad file: where and which key, for "file:line:column: key: message". */
+typedef struct ConfigError {
+        char *file;
+        unsigned line, column;    /* 1-based; 0 when unknown (e.g. unreadable file) */
+        char *key;                /* dotted path, e.g. "watchdog.hang_quiet"; NULL when none */
+        char *message;
+} ConfigError;
+
+void config_error_done(ConfigError *e);
+/* "file:line:column: key: message" (parts that are unknown are left out). Caller frees. */
+char *config_error_format(const ConfigError *e);
+
+/* Built-in defaults. Returns 0 or -ENOMEM. */
+int config_new_default(Config **ret);
+
+/* Load path over the defaults. A missing file is not an error when missing_ok (returns defaults,
+ * path unset). Bad input: -EINVAL (or -errno for I/O) with *err filled; nothing leaks. */
+int config_load(const char *path, bool missing_ok, Config **ret, ConfigError *err);
+
+Config *config_free(Config *c);
+static inline void config_freep(Config **c) { config_free(*c); }
+#define _cleanup_config_ _cleanup_(config_freep)
+
+/* Print the effective config as YAML that config_load accepts back. */
+int config_dump(const Config *c, FILE *f);
+
+/* Value parsers shared with the preheat list: "90s", "5m", "1h30m", "250ms", bare number = seconds;
+ * "64KiB", "10MB", "1.5GiB", bare number = bytes. Return 0 or -EINVAL/-ERANGE. */
+int parse_duration(const char *s, usec_t *ret);
+int parse_size(const char *s, uint64_t *ret);
+/* Human forms for dump and messages: "90s", "5m", "1h30m"; "64KiB". Caller frees. */
+char *format_duration(usec_t u);
+char *format_size(uint64_t b);
+
+#define PULLWATCH_DEFAULT_CONFIG "/etc/pullwatch/pullwatch.yaml"

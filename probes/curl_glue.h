@@ -1,0 +1,39 @@
+/* curl_glue.h: one CURLM driven by an sd_event loop (io sources per socket, one timer, a defer to
+ * reap finished transfers). Owns the multi handle; the transfers and their meaning belong to callers. */
+#pragma once
+
+#include <curl/curl.h>
+#include <systemd/sd-event.h>
+#include "daemon/macro.h"
+
+typedef struct CurlGlue CurlGlue;
+
+/* Called once per finished transfer (result is CURLE_OK or the failure). The easy handle is already
+ * removed from the multi; the callback owns it from then on. */
+typedef void (*curl_glue_done_t)(CurlGlue *g, CURL *easy, CURLcode result, void *userdata);
+
+int curl_glue_new(sd_event *event, CurlGlue **ret);
+CurlGlue *curl_glue_free(CurlGlue *g);
+static inline void curl_glue_freep(CurlGlue **g) { curl_glue_free(*g); }
+
+/* Start a transfer; done is called exactly once unless curl_glue_remove() comes first. */
+int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata);
+/* Abort a transfer without calling done (closing its connection is how callers cancel). */
+void curl_glue_remove(CurlGlue *g, CURL *easy);
+
+sd_event *curl_glue_event(CurlGlue *g);
+CURLM *curl_glue_multi(CurlGlue *g);
+
+/* An easy handle with pullwatch's defaults (no signals, user agent, optional unix socket). */
+int curl_glue_make_easy(const char *unix_socket, CURL **ret);
+
+static inline void curl_easy_cleanupp(CURL **c) {
+        if (*c)
+                curl_easy_cleanup(*c);
+}
+#define _cleanup_curl_easy_ _cleanup_(curl_easy_cleanupp)
+static inline void curl_slist_free_allp(struct curl_slist **l) {
+        if (*l)
+                curl_slist_free_all(*l);
+}
+#define _cleanup_curl_slist_ _cleanup_(curl_slist_free_allp)

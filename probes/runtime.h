@@ -1,0 +1,66 @@
+/* runtime.h: the interface every runtime driver (Docker Engine, containerd CRI) implements to start,
+ * observe and cancel one pull. Drivers report facts (phases, bytes, errors); they never decide. */
+#pragma once
+
+#include "daemon/phase.h"
+#include "probes/curl_glue.h"
+#include "config/config.h"
+
+typedef enum ErrorClass {
+        ERROR_NONE,
+        ERROR_TRANSIENT,  /* worth retrying: EOF, reset, 5xx, range refused, runtime's own give-up */
+        ERROR_PERMANENT,  /* retrying cannot help: not found, unauthorized, no platform, bad reference */
+        ERROR_CANCELLED,  /* we cut it */
+        _ERROR_CLASS_MAX,
+} ErrorClass;
+
+const char *error_class_to_string(ErrorClass c);
+
+typedef struct PullOutcome {
+        ErrorClass error;         /* ERROR_NONE on success */
+        const char *message;      /* runtime's words, NULL on success */
+        const char *digest;       /* image digest when known */
+} PullOutcome;
+
+typedef struct PullCallbacks {
+        /* A layer entered a phase or its bytes moved. current/total are bytes of that phase
+         * (0 total when unknown). at is CLOCK_MONOTONIC. */
+        void (*layer)(void *userdata, const char *layer, Phase phase, uint64_t current, uint64_t total,
+                      usec_t at);
+        /* Any message from the runtime at all (for peer policies and the resolve phase). */
+        void (*activity)(void *userdata, const char *status, usec_t at);
+        /* The runtime reported a retry of its own ("Retrying in N seconds"). */
+        void (*runtime_retry)(void *userdata, const char *layer, const char *text, usec_t at);
+        /* Exactly once, last. */
+        void (*finished)(void *userdata, const PullOutcome *outcome);
+} PullCallbacks;
+
+typedef struct PullRequest {
+        const char *image;        /* as the user wrote it */
+        const char *platform;     /* "linux/amd64" or NULL */
+        const char *namespace;    /* containerd only */
+        const char *auth_user;    /* NULL when anonymous; never logged */
+        const char *auth_password;
+        const char *auth_server;
+        const char *identity_token;
+} PullRequest;
+
+typedef struct RuntimePull RuntimePull;
+
+typedef struct RuntimeDriver {
+        const char *name;
+        /* Start the pull; callbacks arrive from the event loop. */
+        int (*start)(CurlGlue *glue, const Config *config, const PullRequest *req,
+                     const PullCallbacks *cb, void *userdata, RuntimePull **ret);
+        /* Cut the pull (closes its connection / resets its stream). No callback follows. */
+        void (*cancel)(RuntimePull *p);
+        RuntimePull *(*free)(RuntimePull *p);
+        /* Socket path this driver talks to, and pid of the runtime's main process (for probes). */
+        int (*runtime_pid)(const Config *config, pid_t *ret);
+} RuntimeDriver;
+
+extern const RuntimeDriver docker_driver;
+extern const RuntimeDriver containerd_driver;
+
+/* Pid of the process serving a unix socket (SO_PEERCRED). */
+int socket_peer_pid(const char *path, pid_t *ret);

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install every build and test dependency from Debian packages. Idempotent: apt-get update runs only
+# when something is missing.
+set -eu
+PKGS="build-essential pkg-config git ca-certificates
+libcurl4-openssl-dev libjansson-dev libsystemd-dev libyaml-dev libprotobuf-c-dev protobuf-c-compiler
+libcmocka-dev bats jq curl python3 systemd
+docker.io containerd docker-registry runc pigz e2fsprogs iproute2 procps psmisc
+clang gnuplot-nox valgrind"
+missing=""
+for p in $PKGS; do
+        st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        case "$st" in *"install ok installed"*) ;; *) missing="$missing $p" ;; esac
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+        echo "deps: missing:$missing (run as root: make deps)" >&2
+        exit 1
+fi
+echo "deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends $missing

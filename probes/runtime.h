@@ -43,6 +43,7 @@ typedef struct PullRequest {
         const char *auth_password;
         const char *auth_server;
         const char *identity_token;
+        const char *auth_header;  /* Docker's X-Registry-Auth value, derived from the above */
 } PullRequest;
 
 typedef struct RuntimePull RuntimePull;

@@ -85,6 +85,12 @@ int config_new_default(Config **ret);
  * path unset). Bad input: -EINVAL (or -errno for I/O) with *err filled; nothing leaks. */
 int config_load(const char *path, bool missing_ok, Config **ret, ConfigError *err);
 
+/* The same from memory; name is used in errors only (c->path stays NULL). */
+int config_parse(const char *name, const char *text, size_t size, Config **ret, ConfigError *err);
+
+/* Same settings (path is not compared): lets a reload tell whether anything changed. */
+bool config_equal(const Config *a, const Config *b);
+
 Config *config_free(Config *c);
 static inline void config_freep(Config **c) { config_free(*c); }
 #define _cleanup_config_ _cleanup_(config_freep)

@@ -25,7 +25,7 @@ endif
 NEED_PKGS := $(filter-out deps clean distclean help,$(or $(MAKECMDGOALS),all))
 ifneq ($(NEED_PKGS),)
 ifeq ($(filter deps,$(MAKECMDGOALS)),)
-MISSING := $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p)))
+MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
 ifneq ($(MISSING),)
 ifeq ($(filter check demo bench,$(MAKECMDGOALS)),)
 $(error missing $(firstword $(MISSING)): apt-get install $(DEB_$(firstword $(MISSING))) (or run: make deps))

@@ -20,12 +20,6 @@ struct RuntimePull {
         bool finished;
 };
 
-static usec_t now_monotonic(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
-
 char *url_escape(const char *s) {
         char *e = curl_easy_escape(NULL, s, 0);
         char *r = e ? strdup(e) : NULL;
@@ -235,12 +229,34 @@ static int docker_runtime_pid(const Config *config, pid_t *ret) {
         return socket_peer_pid(config->docker_socket, ret);
 }
 
+static int docker_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
+        _cleanup_free_ char *id = NULL;
+        return docker_image_inspect(config->docker_socket, req->image, &id, ret_digest);
+}
+
+static int docker_ping(const Config *config, char **ret_error) {
+        _cleanup_free_ char *version = NULL, *api = NULL;
+        int r = docker_version(config->docker_socket, &version, &api);
+        if (r < 0 && ret_error) {
+                const char *why = r == -ENOENT        ? "no such socket"
+                                  : r == -ECONNREFUSED ? "connection refused"
+                                  : r == -EPROTO       ? "it answers, but is not the Docker Engine API"
+                                  : r == -ETIMEDOUT    ? "no answer within 10s"
+                                                       : strerror(-r);
+                if (asprintf(ret_error, "cannot reach dockerd at %s: %s", config->docker_socket, why) < 0)
+                        *ret_error = NULL;
+        }
+        return r;
+}
+
 const RuntimeDriver docker_driver = {
         .name = "docker",
         .start = docker_start,
         .cancel = docker_cancel,
         .free = docker_free,
         .runtime_pid = docker_runtime_pid,
+        .confirm = docker_confirm,
+        .ping = docker_ping,
 };
 
 static size_t collect(char *data, size_t size, size_t n, void *userdata) {

@@ -56,8 +56,13 @@ typedef struct RuntimeDriver {
         /* Cut the pull (closes its connection / resets its stream). No callback follows. */
         void (*cancel)(RuntimePull *p);
         RuntimePull *(*free)(RuntimePull *p);
-        /* Socket path this driver talks to, and pid of the runtime's main process (for probes). */
+        /* Pid of the runtime's main process (for probes). */
         int (*runtime_pid)(const Config *config, pid_t *ret);
+        /* After a successful pull: is the image really there? 0 with its digest (may be NULL),
+         * -ENOENT when it is not. Short and blocking. */
+        int (*confirm)(const Config *config, const PullRequest *req, char **ret_digest);
+        /* Does the runtime answer on its socket? 0, or -errno with a one-line reason. */
+        int (*ping)(const Config *config, char **ret_error);
 } RuntimeDriver;
 
 extern const RuntimeDriver docker_driver;

@@ -1,0 +1,15 @@
+/* cli.h: the subcommands of the pullwatch binary. Each returns the process exit code:
+ * 0 success, 1 the pull (or the thing asked) failed, 2 usage or config error. */
+#pragma once
+
+#include "config/config.h"
+
+#define EXIT_PULL_FAILED 1
+#define EXIT_USAGE 2
+
+int cli_pull(int argc, char **argv);
+int cli_check_config(int argc, char **argv);
+
+/* Load --config (or the default, which may be missing), printing "file:line:col: key: msg" to stderr
+ * on error. Returns 0 or EXIT_USAGE. */
+int cli_load_config(const char *path, Config **ret);

@@ -1,0 +1,219 @@
+/* cli_pull.c: `pullwatch pull` and `check-config`: options over the config file, one PullJob on an
+ * sd-event loop, events rendered as JSON lines or a live terminal view. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/cli.h"
+#include "daemon/liveness.h"
+#include "daemon/pull_job.h"
+#include "daemon/render.h"
+
+int cli_load_config(const char *path, Config **ret) {
+        ConfigError err = {};
+        int r = config_load(path ? path : PULLWATCH_DEFAULT_CONFIG, path == NULL, ret, &err);
+        if (r < 0) {
+                _cleanup_free_ char *msg = config_error_format(&err);
+                fprintf(stderr, "pullwatch: %s\n", msg ? msg : strerror(-r));
+                config_error_done(&err);
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
+static int set_string(char **field, const char *value) {
+        char *s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}
+
+typedef struct PullCli {
+        sd_event *event;
+        bool json;
+        usec_t started;
+        TtyView *view;
+        int exit_code;
+} PullCli;
+
+static void on_event(PullJob *j, const PullEvent *e, void *userdata) {
+        PullCli *c = userdata;
+        usec_t now = now_monotonic();
+
+        if (c->json) {
+                json_t *o = pull_event_to_json(e, (double) (now - c->started) / USEC_PER_SEC);
+                char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+                if (s) {
+                        fputs(s, stdout);
+                        fputc('\n', stdout);
+                        fflush(stdout);
+                }
+                free(s);
+                json_decref(o);
+        } else
+                tty_view_event(c->view, e, now);
+        if (e->kind == PULL_EVENT_RESULT) {
+                c->exit_code = e->ok ? 0 : EXIT_PULL_FAILED;
+                sd_event_exit(c->event, 0);
+        }
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        PullJob *j = userdata;
+        pull_job_abort(j, si->ssi_signo == SIGINT ? "interrupted" : "terminated");
+        return 0;
+}
+
+static int pull_usage(void) {
+        fprintf(stderr, "Usage: pullwatch pull [--runtime auto|docker|containerd] [--docker-socket P]\n"
+                        "       [--containerd-socket P] [--namespace NS] [--platform OS/ARCH] [--config F]\n"
+                        "       [--json] IMAGE\n");
+        return EXIT_USAGE;
+}
+
+static const RuntimeDriver *pick_driver(Config *config, char **ret_error) {
+        if (config->runtime == RUNTIME_DOCKER)
+                return &docker_driver;
+        if (config->runtime == RUNTIME_CONTAINERD)
+                return &containerd_driver;
+        /* auto: containerd when its socket answers (kubelet's runtime), else Docker. */
+        if (containerd_driver.ping && containerd_driver.ping(config, NULL) >= 0)
+                return &containerd_driver;
+        return &docker_driver;
+}
+
+int cli_pull(int argc, char **argv) {
+        static const struct option options[] = {
+                { "runtime", required_argument, NULL, 'r' },
+                { "docker-socket", required_argument, NULL, 'd' },
+                { "containerd-socket", required_argument, NULL, 'c' },
+                { "namespace", required_argument, NULL, 'n' },
+                { "platform", required_argument, NULL, 'p' },
+                { "config", required_argument, NULL, 'f' },
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_config_ Config *config = NULL;
+        _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        _cleanup_(curl_glue_freep) CurlGlue *glue = NULL;
+        _cleanup_(pull_job_freep) PullJob *job = NULL;
+        _cleanup_free_ char *error = NULL;
+        const char *config_path = NULL, *runtime = NULL, *dsock = NULL, *csock = NULL, *ns = NULL, *platform = NULL;
+        RuntimeLiveness *liveness = NULL;
+        PullCli cli = { .exit_code = EXIT_PULL_FAILED };
+        const RuntimeDriver *driver;
+        PullRequest req = {};
+        pid_t pid;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'r': runtime = optarg; break;
+                case 'd': dsock = optarg; break;
+                case 'c': csock = optarg; break;
+                case 'n': ns = optarg; break;
+                case 'p': platform = optarg; break;
+                case 'f': config_path = optarg; break;
+                case 'j': cli.json = true; break;
+                case 'h': pull_usage(); return 0;
+                default: return pull_usage();
+                }
+        if (optind != argc - 1)
+                return pull_usage();
+        req.image = argv[optind];
+
+        r = cli_load_config(config_path, &config);
+        if (r != 0)
+                return r;
+        if (runtime) {
+                RuntimeKind k = runtime_kind_from_string(runtime);
+                if (k < 0) {
+                        fprintf(stderr, "pullwatch: --runtime: expected auto, docker or containerd, got \"%s\"\n", runtime);
+                        return EXIT_USAGE;
+                }
+                config->runtime = k;
+        }
+        if ((dsock && set_string(&config->docker_socket, dsock) < 0) ||
+            (csock && set_string(&config->containerd_socket, csock) < 0) ||
+            (ns && set_string(&config->containerd_namespace, ns) < 0) ||
+            (platform && set_string(&config->platform, platform) < 0))
+                return EXIT_PULL_FAILED;
+        req.platform = config->platform;
+        req.namespace = config->containerd_namespace;
+
+        driver = pick_driver(config, &error);
+        if (driver->ping && driver->ping(config, &error) < 0) {
+                fprintf(stderr, "pullwatch: %s\n", error ? error : "runtime unreachable");
+                return EXIT_PULL_FAILED;
+        }
+
+        if (sd_event_default(&event) < 0 || curl_glue_new(event, &glue) < 0)
+                return EXIT_PULL_FAILED;
+        r = pull_job_new(event, glue, config, driver, &req, on_event, &cli, &job);
+        if (r < 0) {
+                fprintf(stderr, "pullwatch: %s\n", strerror(-r));
+                return EXIT_PULL_FAILED;
+        }
+        if (driver->runtime_pid && driver->runtime_pid(config, &pid) >= 0 &&
+            runtime_liveness_new(NULL, pid, driver == &containerd_driver, &liveness) >= 0) {
+                LivenessSource src = runtime_liveness_source(liveness);
+                pull_job_set_liveness(job, &src);
+        }
+        if (!cli.json && tty_view_new(stdout, isatty(STDOUT_FILENO), &cli.view) < 0)
+                return EXIT_PULL_FAILED;
+
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGTERM);
+        sigprocmask(SIG_BLOCK, &mask, NULL);
+        sd_event_add_signal(event, NULL, SIGINT, on_signal, job);
+        sd_event_add_signal(event, NULL, SIGTERM, on_signal, job);
+
+        cli.event = event;
+        cli.started = now_monotonic();
+        r = pull_job_start(job);
+        if (r < 0) {
+                fprintf(stderr, "pullwatch: cannot start the pull of %s: %s\n", req.image, strerror(-r));
+                cli.exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_PULL_FAILED;
+        } else
+                sd_event_loop(event);
+
+        job = pull_job_free(job);
+        runtime_liveness_free(liveness);
+        tty_view_free(cli.view);
+        return cli.exit_code;
+}
+
+int cli_check_config(int argc, char **argv) {
+        static const struct option options[] = {
+                { "config", required_argument, NULL, 'f' },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        _cleanup_config_ Config *config = NULL;
+        const char *path = NULL;
+        int c, r;
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'f': path = optarg; break;
+                case 'h': printf("Usage: pullwatch check-config [--config F]\n"); return 0;
+                default: return EXIT_USAGE;
+                }
+        if (optind != argc) {
+                fprintf(stderr, "Usage: pullwatch check-config [--config F]\n");
+                return EXIT_USAGE;
+        }
+        r = cli_load_config(path, &config);
+        if (r != 0)
+                return r;
+        printf("# %s\n", config->path ? config->path : "built-in defaults (no config file)");
+        return config_dump(config, stdout) < 0 ? EXIT_PULL_FAILED : 0;
+}

@@ -1,0 +1,368 @@
+/* pull_job.c: the attempt loop. Every sample_interval: liveness delta in, detector out, and a fault
+ * verdict cuts the attempt (ending a hung helper first, since closing the connection alone leaves a
+ * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
+#include "daemon/pull_job.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define PROGRESS_EVENT_INTERVAL USEC_PER_SEC
+
+typedef struct LayerSeen {
+        char *id;
+        Phase phase;
+        Verdict verdict;
+        usec_t last_progress_event;
+} LayerSeen;
+
+struct PullJob {
+        sd_event *event;
+        CurlGlue *glue;
+        const Config *config;
+        const RuntimeDriver *driver;
+        PullRequest req;
+        char *image;
+        pull_job_event_t cb;
+        void *userdata;
+        LivenessSource liveness;
+        bool have_liveness;
+
+        Detector *detector;
+        RuntimePull *pull;
+        sd_event_source *sample_timer;
+        sd_event_source *retry_timer;
+        unsigned attempt;
+        usec_t started, attempt_started;
+        Verdict pull_verdict;
+        LayerSeen *seen;
+        size_t n_seen;
+        char *last_reason;
+        char *digest;
+        uint64_t bytes;
+        bool finished, ok;
+};
+
+static const char *const event_names[_PULL_EVENT_KIND_MAX] = {
+        [PULL_EVENT_ATTEMPT] = "attempt", [PULL_EVENT_PHASE] = "phase",     [PULL_EVENT_PROGRESS] = "progress",
+        [PULL_EVENT_VERDICT] = "verdict", [PULL_EVENT_ACTION] = "action",   [PULL_EVENT_RETRY] = "retry",
+        [PULL_EVENT_DIAGNOSIS] = "diagnosis", [PULL_EVENT_RESULT] = "result",
+};
+
+const char *pull_event_kind_to_string(PullEventKind k) {
+        return k >= 0 && k < _PULL_EVENT_KIND_MAX ? event_names[k] : NULL;
+}
+
+usec_t pull_backoff_delay(usec_t base, usec_t max, unsigned attempt, double rnd) {
+        double d = (double) base * ldexp(1.0, (int) MIN(attempt > 0 ? attempt - 1 : 0, 40u));
+        if (d > (double) max)
+                d = (double) max;
+        return (usec_t) (d / 2.0 + d / 2.0 * rnd);
+}
+
+static void emit(PullJob *j, PullEvent *e) {
+        e->image = j->image;
+        e->runtime = j->driver->name;
+        e->attempt = j->attempt;
+        if (j->cb)
+                j->cb(j, e, j->userdata);
+}
+
+static LayerSeen *seen_get(PullJob *j, const char *id) {
+        for (size_t i = 0; i < j->n_seen; i++)
+                if (streq(j->seen[i].id, id))
+                        return &j->seen[i];
+        LayerSeen *n = realloc(j->seen, (j->n_seen + 1) * sizeof(*n));
+        if (!n)
+                return NULL;
+        j->seen = n;
+        n = &j->seen[j->n_seen];
+        *n = (LayerSeen) { .id = strdup(id), .phase = _PHASE_INVALID, .verdict = _VERDICT_INVALID };
+        if (!n->id)
+                return NULL;
+        j->n_seen++;
+        return n;
+}
+
+static void seen_clear(PullJob *j) {
+        for (size_t i = 0; i < j->n_seen; i++)
+                free(j->seen[i].id);
+        free(j->seen);
+        j->seen = NULL;
+        j->n_seen = 0;
+}
+
+static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t current, uint64_t total, usec_t at) {
+        PullJob *j = userdata;
+        const LayerTrack *before = detector_find(j->detector, layer);
+        uint64_t prev = before && before->phase == PHASE_DOWNLOADING && phase == PHASE_DOWNLOADING ? before->current : 0;
+        LayerSeen *s;
+
+        (void) detector_layer(j->detector, layer, phase, current, total, at);
+        if (phase == PHASE_DOWNLOADING && current > prev)
+                j->bytes += current - prev;
+        s = seen_get(j, layer);
+        if (!s)
+                return;
+        if (s->phase != phase) {
+                s->phase = phase;
+                s->last_progress_event = at;
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
+                                       .current = current, .total = total });
+        } else if (current > 0 && at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
+                s->last_progress_event = at;
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
+                                       .current = current, .total = total });
+        }
+}
+
+static void on_activity(void *userdata, const char *status, usec_t at) {
+        PullJob *j = userdata;
+        detector_activity(j->detector, at);
+}
+
+static void on_runtime_retry(void *userdata, const char *layer, const char *text, usec_t at) {
+        PullJob *j = userdata;
+        detector_runtime_retry(j->detector, layer, at);
+}
+
+static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
+        if (j->finished)
+                return;
+        j->finished = true;
+        j->ok = ok;
+        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
+                               .digest = j->digest, .bytes = j->bytes,
+                               .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
+}
+
+static int start_attempt(PullJob *j);
+
+static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        PullJob *j = userdata;
+        int r = start_attempt(j);
+        if (r < 0) {
+                char buf[128];
+                snprintf(buf, sizeof(buf), "could not start attempt %u: %s", j->attempt, strerror(-r));
+                finish(j, false, ERROR_TRANSIENT, buf);
+        }
+        return 0;
+}
+
+static void schedule_retry(PullJob *j, const char *reason) {
+        usec_t delay;
+
+        free(j->last_reason);
+        j->last_reason = strdup(reason ? reason : "");
+        if (j->attempt >= j->config->retry.attempts) {
+                char buf[512];
+                snprintf(buf, sizeof(buf), "gave up after %u attempts: %s", j->attempt, reason ? reason : "");
+                finish(j, false, ERROR_TRANSIENT, buf);
+                return;
+        }
+        delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
+                                   (double) random() / ((double) RAND_MAX + 1.0));
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = delay });
+        sd_event_source_set_time_relative(j->retry_timer, delay);
+        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
+}
+
+static void on_finished(void *userdata, const PullOutcome *o) {
+        PullJob *j = userdata;
+
+        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        if (o->digest) {
+                free(j->digest);
+                j->digest = strdup(o->digest);
+        }
+        switch (o->error) {
+        case ERROR_NONE: {
+                _cleanup_free_ char *digest = NULL;
+                int r = j->driver->confirm ? j->driver->confirm(j->config, &j->req, &digest) : 0;
+                if (r < 0) {
+                        char buf[256];
+                        snprintf(buf, sizeof(buf), "the runtime reported success but the image is not there (%s)",
+                                 strerror(-r));
+                        schedule_retry(j, buf);
+                        break;
+                }
+                if (digest && !j->digest)
+                        j->digest = TAKE_PTR(digest);
+                finish(j, true, ERROR_NONE, NULL);
+                break;
+        }
+        case ERROR_PERMANENT:
+                finish(j, false, ERROR_PERMANENT, o->message);
+                break;
+        default:
+                schedule_retry(j, o->message);
+                break;
+        }
+}
+
+static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *evidence) {
+        const LivenessDelta *lv = detector_last_liveness(j->detector);
+        char reason[384];
+
+        /* A hang inside a helper survives a closed connection; end the helper so the runtime fails
+         * that layer instead of the next attempt attaching to the same stuck transfer. */
+        if (v == VERDICT_HUNG && lv && lv->n_helpers > 0 && lv->busiest_pid > 0 && j->have_liveness &&
+            j->liveness.kill_helper) {
+                int r = j->liveness.kill_helper(j->liveness.userdata, lv->busiest_pid);
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "kill-helper", .layer = layer,
+                                       .pid = lv->busiest_pid, .verdict = v,
+                                       .reason = r < 0 ? strerror(-r) : lv->busiest_comm });
+        }
+        j->driver->cancel(j->pull);
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
+                               .evidence = evidence });
+        snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
+                 verdict_to_string(v), evidence ? evidence : "");
+        schedule_retry(j, reason);
+}
+
+static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
+        PullJob *j = userdata;
+        usec_t now = now_monotonic();
+        const char *layer = NULL, *evidence = NULL;
+        Verdict v;
+
+        if (j->have_liveness) {
+                LivenessDelta lv = {};
+                if (j->liveness.sample(j->liveness.userdata, now, &lv) >= 0)
+                        detector_liveness(j->detector, &lv);
+        }
+        v = detector_evaluate(j->detector, now);
+
+        for (size_t i = 0; i < detector_n_layers(j->detector); i++) {
+                const LayerTrack *l = detector_layer_at(j->detector, i);
+                LayerSeen *seen = seen_get(j, l->id);
+                if (seen && seen->verdict != l->verdict) {
+                        seen->verdict = l->verdict;
+                        emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .layer = l->id, .phase = l->phase,
+                                               .verdict = l->verdict, .evidence = l->evidence,
+                                               .current = l->current, .total = l->total });
+                }
+        }
+        detector_pull_verdict(j->detector, &layer, &evidence);
+        if (v != j->pull_verdict) {
+                j->pull_verdict = v;
+                if (!layer) /* layer verdicts were reported above */
+                        emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .verdict = v, .evidence = evidence,
+                                               .phase = _PHASE_INVALID });
+        }
+        if (verdict_is_fault(v)) {
+                _cleanup_free_ char *l = layer ? strdup(layer) : NULL, *e = evidence ? strdup(evidence) : NULL;
+                cut_attempt(j, v, l, e);
+                return 0;
+        }
+        sd_event_source_set_time_relative(s, j->config->watchdog.sample_interval);
+        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+}
+
+static int start_attempt(PullJob *j) {
+        static const PullCallbacks callbacks = {
+                .layer = on_layer,
+                .activity = on_activity,
+                .runtime_retry = on_runtime_retry,
+                .finished = on_finished,
+        };
+        usec_t now = now_monotonic();
+        int r;
+
+        j->pull = j->driver->free(j->pull);
+        j->attempt++;
+        j->attempt_started = now;
+        j->pull_verdict = VERDICT_PROGRESSING;
+        detector_restart(j->detector, now);
+        seen_clear(j);
+        if (j->have_liveness) {
+                LivenessDelta lv;
+                (void) j->liveness.sample(j->liveness.userdata, now, &lv); /* baseline */
+        }
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_ATTEMPT, .reason = j->last_reason });
+        r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
+        if (r < 0)
+                return r;
+        sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
+        return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
+}
+
+int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const RuntimeDriver *driver,
+                 const PullRequest *req, pull_job_event_t cb, void *userdata, PullJob **ret) {
+        PullJob *j = calloc(1, sizeof(*j));
+        int r;
+
+        if (!j)
+                return -ENOMEM;
+        j->event = sd_event_ref(event);
+        j->glue = glue;
+        j->config = config;
+        j->driver = driver;
+        j->req = *req;
+        j->image = strdup(req->image);
+        j->req.image = j->image;
+        j->cb = cb;
+        j->userdata = userdata;
+        r = j->image ? detector_new(&config->watchdog, now_monotonic(), &j->detector) : -ENOMEM;
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &j->sample_timer, CLOCK_MONOTONIC, config->watchdog.sample_interval,
+                                               0, on_sample, j);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = sd_event_add_time_relative(event, &j->retry_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0,
+                                               on_retry_timer, j);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        if (r < 0) {
+                pull_job_free(j);
+                return r;
+        }
+        *ret = j;
+        return 0;
+}
+
+PullJob *pull_job_free(PullJob *j) {
+        if (!j)
+                return NULL;
+        if (j->pull)
+                j->driver->free(j->pull);
+        sd_event_source_disable_unref(j->sample_timer);
+        sd_event_source_disable_unref(j->retry_timer);
+        detector_free(j->detector);
+        seen_clear(j);
+        sd_event_unref(j->event);
+        free(j->image);
+        free(j->last_reason);
+        free(j->digest);
+        free(j);
+        return NULL;
+}
+
+void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
+        j->have_liveness = src && src->sample;
+        if (src)
+                j->liveness = *src;
+}
+
+int pull_job_start(PullJob *j) {
+        j->started = now_monotonic();
+        return start_attempt(j);
+}
+
+void pull_job_abort(PullJob *j, const char *why) {
+        if (j->finished)
+                return;
+        if (j->pull)
+                j->driver->cancel(j->pull);
+        finish(j, false, ERROR_CANCELLED, why);
+}
+
+bool pull_job_finished(const PullJob *j) { return j->finished; }
+bool pull_job_ok(const PullJob *j) { return j->ok; }
+unsigned pull_job_attempt(const PullJob *j) { return j->attempt; }
+const char *pull_job_image(const PullJob *j) { return j->image; }
+const Detector *pull_job_detector(const PullJob *j) { return j->detector; }

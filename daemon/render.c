@@ -1,0 +1,232 @@
+/* render.c: event formatting for `pullwatch pull` and `watch`. The terminal view keeps one line per
+ * layer and redraws at most ten times a second; on a pipe only state changes are printed. */
+#include "daemon/render.h"
+
+#include <math.h>
+
+static void set_str(json_t *o, const char *k, const char *v) {
+        if (v)
+                json_object_set_new(o, k, json_string(v));
+}
+
+json_t *pull_event_to_json(const PullEvent *e, double t) {
+        json_t *o = json_object();
+        if (!o)
+                return NULL;
+        json_object_set_new(o, "event", json_string(pull_event_kind_to_string(e->kind)));
+        json_object_set_new(o, "t", json_real(round(t * 1000.0) / 1000.0));
+        set_str(o, "image", e->image);
+        set_str(o, "runtime", e->runtime);
+        json_object_set_new(o, "attempt", json_integer(e->attempt));
+        switch (e->kind) {
+        case PULL_EVENT_ATTEMPT:
+                set_str(o, "reason", e->reason);
+                break;
+        case PULL_EVENT_PHASE:
+        case PULL_EVENT_PROGRESS:
+                set_str(o, "layer", e->layer);
+                set_str(o, "phase", phase_to_string(e->phase));
+                json_object_set_new(o, "current", json_integer((json_int_t) e->current));
+                json_object_set_new(o, "total", json_integer((json_int_t) e->total));
+                break;
+        case PULL_EVENT_VERDICT:
+                json_object_set_new(o, "layer", e->layer ? json_string(e->layer) : json_null());
+                set_str(o, "phase", phase_to_string(e->phase));
+                set_str(o, "verdict", verdict_to_string(e->verdict));
+                set_str(o, "evidence", e->evidence);
+                break;
+        case PULL_EVENT_ACTION:
+                set_str(o, "action", e->action);
+                set_str(o, "layer", e->layer);
+                set_str(o, "verdict", verdict_to_string(e->verdict));
+                set_str(o, "evidence", e->evidence);
+                if (e->pid > 0)
+                        json_object_set_new(o, "pid", json_integer(e->pid));
+                set_str(o, "reason", e->reason);
+                break;
+        case PULL_EVENT_RETRY:
+                set_str(o, "reason", e->reason);
+                json_object_set_new(o, "delay_s", json_real(round((double) e->delay / 1000.0) / 1000.0));
+                break;
+        case PULL_EVENT_DIAGNOSIS:
+                set_str(o, "diagnosis", e->diagnosis);
+                set_str(o, "remedy", e->remedy);
+                set_str(o, "layer", e->layer);
+                break;
+        case PULL_EVENT_RESULT:
+                json_object_set_new(o, "ok", json_boolean(e->ok));
+                json_object_set_new(o, "digest", e->digest ? json_string(e->digest) : json_null());
+                json_object_set_new(o, "attempts", json_integer(e->attempt));
+                json_object_set_new(o, "elapsed_s", json_real(round(e->elapsed_s * 1000.0) / 1000.0));
+                json_object_set_new(o, "bytes", json_integer((json_int_t) e->bytes));
+                if (!e->ok) {
+                        set_str(o, "error", error_class_to_string(e->error));
+                        set_str(o, "reason", e->reason);
+                }
+                set_str(o, "diagnosis", e->diagnosis);
+                break;
+        default:
+                break;
+        }
+        return o;
+}
+
+typedef struct Row {
+        char id[72];
+        Phase phase;
+        uint64_t current, total;
+        Verdict verdict;
+        usec_t rate_at;
+        uint64_t rate_bytes;
+        double rate;
+} Row;
+
+struct TtyView {
+        FILE *out;
+        bool interactive;
+        Row *rows;
+        size_t n_rows;
+        unsigned drawn;           /* lines drawn last time, to move back over them */
+        usec_t last_draw;
+        char status[256];
+};
+
+int tty_view_new(FILE *out, bool interactive, TtyView **ret) {
+        TtyView *v = calloc(1, sizeof(*v));
+        if (!v)
+                return -ENOMEM;
+        v->out = out;
+        v->interactive = interactive;
+        *ret = v;
+        return 0;
+}
+
+TtyView *tty_view_free(TtyView *v) {
+        if (!v)
+                return NULL;
+        free(v->rows);
+        free(v);
+        return NULL;
+}
+
+static Row *row_get(TtyView *v, const char *id) {
+        for (size_t i = 0; i < v->n_rows; i++)
+                if (streq(v->rows[i].id, id))
+                        return &v->rows[i];
+        Row *n = realloc(v->rows, (v->n_rows + 1) * sizeof(*n));
+        if (!n)
+                return NULL;
+        v->rows = n;
+        n = &v->rows[v->n_rows++];
+        *n = (Row) { .phase = PHASE_WAITING, .verdict = VERDICT_WAITING };
+        snprintf(n->id, sizeof(n->id), "%s", id);
+        return n;
+}
+
+static void fmt_bytes(uint64_t b, char *buf, size_t n) {
+        if (b >= 1000000000ULL)
+                snprintf(buf, n, "%.2fGB", (double) b / 1e9);
+        else if (b >= 1000000ULL)
+                snprintf(buf, n, "%.1fMB", (double) b / 1e6);
+        else
+                snprintf(buf, n, "%.1fkB", (double) b / 1e3);
+}
+
+static void draw(TtyView *v, usec_t now, bool force) {
+        if (!force && now - v->last_draw < 100 * USEC_PER_MSEC)
+                return;
+        v->last_draw = now;
+        if (v->drawn)
+                fprintf(v->out, "\033[%uA", v->drawn);
+        for (size_t i = 0; i < v->n_rows; i++) {
+                Row *r = &v->rows[i];
+                char cur[32], tot[32], rate[32] = "";
+                fmt_bytes(r->current, cur, sizeof(cur));
+                fmt_bytes(r->total, tot, sizeof(tot));
+                if (r->phase == PHASE_DOWNLOADING && r->rate > 0) {
+                        fmt_bytes((uint64_t) r->rate, rate, sizeof(rate));
+                        strcat(rate, "/s");
+                }
+                fprintf(v->out, "\033[2K%-14.14s %-12s %9s/%-9s %10s  %s\n", r->id, phase_to_string(r->phase),
+                        r->total ? cur : "", r->total ? tot : "", rate, verdict_to_string(r->verdict));
+        }
+        fprintf(v->out, "\033[2K%s\n", v->status);
+        v->drawn = (unsigned) v->n_rows + 1;
+        fflush(v->out);
+}
+
+void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
+        Row *r = e->layer ? row_get(v, e->layer) : NULL;
+
+        switch (e->kind) {
+        case PULL_EVENT_ATTEMPT:
+                /* A new attempt redraws from scratch below what is on screen. */
+                v->n_rows = 0;
+                v->drawn = 0;
+                snprintf(v->status, sizeof(v->status), "%s: attempt %u via %s", e->image, e->attempt, e->runtime);
+                if (!v->interactive)
+                        fprintf(v->out, "%s\n", v->status);
+                break;
+        case PULL_EVENT_PHASE:
+        case PULL_EVENT_PROGRESS:
+                if (!r)
+                        break;
+                if (e->phase == PHASE_DOWNLOADING && r->phase == PHASE_DOWNLOADING && now > r->rate_at &&
+                    e->current >= r->rate_bytes && r->rate_at) {
+                        double inst = (double) (e->current - r->rate_bytes) / ((double) (now - r->rate_at) / USEC_PER_SEC);
+                        r->rate = r->rate > 0 ? 0.7 * r->rate + 0.3 * inst : inst;
+                }
+                r->rate_at = now;
+                r->rate_bytes = e->current;
+                if (!v->interactive && e->kind == PULL_EVENT_PHASE)
+                        fprintf(v->out, "%s: %s\n", e->layer, phase_to_string(e->phase));
+                r->phase = e->phase;
+                r->current = e->current;
+                r->total = e->total;
+                break;
+        case PULL_EVENT_VERDICT:
+                if (r)
+                        r->verdict = e->verdict;
+                if (!v->interactive || verdict_is_fault(e->verdict))
+                        snprintf(v->status, sizeof(v->status), "%s%s%s: %s", e->layer ? "layer " : "pull",
+                                 e->layer ? e->layer : "", e->layer ? "" : "", verdict_to_string(e->verdict));
+                if (!v->interactive && (verdict_is_fault(e->verdict) || e->verdict == VERDICT_SILENT_ALIVE))
+                        fprintf(v->out, "%s %s: %s (%s)\n", e->layer ? e->layer : "pull", verdict_to_string(e->verdict),
+                                e->evidence ? e->evidence : "", phase_to_string(e->phase) ? phase_to_string(e->phase) : "-");
+                break;
+        case PULL_EVENT_ACTION:
+                snprintf(v->status, sizeof(v->status), "%s %s%s", e->action, e->layer ? "layer " : "pull",
+                         e->layer ? e->layer : "");
+                if (!v->interactive)
+                        fprintf(v->out, "%s\n", v->status);
+                break;
+        case PULL_EVENT_RETRY:
+                snprintf(v->status, sizeof(v->status), "retrying in %.1fs: %s", (double) e->delay / USEC_PER_SEC,
+                         e->reason ? e->reason : "");
+                if (!v->interactive)
+                        fprintf(v->out, "%s\n", v->status);
+                break;
+        case PULL_EVENT_DIAGNOSIS:
+                fprintf(v->out, "%sdiagnosis %s: %s\n", v->interactive ? "\033[2K" : "", e->diagnosis,
+                        e->remedy ? e->remedy : "");
+                v->drawn = 0;
+                break;
+        case PULL_EVENT_RESULT:
+                if (e->ok)
+                        snprintf(v->status, sizeof(v->status), "%s: pulled in %.1fs, %u attempt%s, %s", e->image,
+                                 e->elapsed_s, e->attempt, e->attempt == 1 ? "" : "s", e->digest ? e->digest : "");
+                else
+                        snprintf(v->status, sizeof(v->status), "%s: failed (%s) after %u attempt%s: %s", e->image,
+                                 error_class_to_string(e->error), e->attempt, e->attempt == 1 ? "" : "s",
+                                 e->reason ? e->reason : "");
+                if (v->interactive)
+                        draw(v, now, true);
+                else
+                        fprintf(v->out, "%s\n", v->status);
+                return;
+        default:
+                break;
+        }
+        if (v->interactive)
+                draw(v, now, false);
+}

@@ -167,7 +167,7 @@ static int load_list(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
                 const yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ?
                         yaml_document_get_node(l->doc, n->data.sequence.items.start[i]) : n;
                 _cleanup_free_ char *key = NULL, *msg = NULL;
-                const char *s;
+                const char *s = NULL;
 
                 if (n->type == YAML_SEQUENCE_NODE) {
                         if (asprintf(&key, "%s[%zu]", o->key, i) < 0)
@@ -192,7 +192,7 @@ static int load_list(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
 
 static int load_value(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
         _cleanup_free_ char *msg = NULL;
-        const char *s;
+        const char *s = NULL;
         int r;
 
         l->where[o - config_options] = n;

@@ -1,0 +1,40 @@
+/* credentials.h: registry credentials read from docker config.json files, and the X-Registry-Auth
+ * value the Docker Engine takes. Reads files only: never runs credential helpers, never logs, and never
+ * puts a secret in an error message. */
+#pragma once
+
+#include "daemon/macro.h"
+
+typedef struct Credential {
+        char *username;        /* NULL with an identity token only */
+        char *password;
+        char *identity_token;  /* OAuth refresh token from `docker login`, NULL when none */
+        char *server;          /* the registry key asked for: "https://index.docker.io/v1/", "ghcr.io" */
+} Credential;
+
+/* Look registry_host (reference_registry_host(): "https://index.docker.io/v1/" for Docker Hub, else
+ * "host[:port]") up in files, in order; missing files are skipped, the first file with an entry wins.
+ * Keys match like docker's: exactly, or after dropping an http(s):// prefix and a /v1/ or /v2/ path, with
+ * docker.io, index.docker.io and registry-1.docker.io as one registry.
+ * Returns 0 with *ret NULL when nothing matches. Errors, with *ret_error naming the file (never a secret):
+ *   -EINVAL      a file is not valid JSON or not a docker config (bad auths entry, bad base64, ...)
+ *   -EOPNOTSUPP  no auths entry, but a credsStore/credHelpers helper holds this registry's login;
+ *                callers may report it and pull anonymously
+ *   -errno       a file exists but cannot be read */
+int credentials_lookup_full(char *const *files, const char *registry_host, Credential **ret, char **ret_error);
+int credentials_lookup(char *const *files, const char *registry_host, Credential **ret);
+
+/* Zeroes the secrets (explicit_bzero) before freeing. */
+Credential *credential_free(Credential *c);
+static inline void credential_freep(Credential **c) { credential_free(*c); }
+#define _cleanup_credential_ _cleanup_(credential_freep)
+
+/* The X-Registry-Auth header value for POST /images/create: base64url (padded, as the engine decodes it)
+ * of {"username","password","serveraddress"}, or {"identitytoken","serveraddress"} when there is a token.
+ * The result holds the secret: release it with credential_secret_free(). */
+int credential_to_docker_auth_header(const Credential *c, char **ret);
+
+/* explicit_bzero + free; returns NULL. */
+char *credential_secret_free(char *s);
+static inline void credential_secret_freep(char **s) { credential_secret_free(*s); }
+#define _cleanup_secret_free_ _cleanup_(credential_secret_freep)

@@ -1,5 +1,6 @@
-/* test_alert_catalog: the alert table is well formed and systemd/pullwatch.catalog has exactly one
- * entry, with a Subject and a body, for every MESSAGE_ID in it (and none for ids it does not have). */
+/* test_alert_catalog: the alert table is well formed, systemd/pullwatch.catalog has exactly one
+ * entry, with a Subject and a body, for every MESSAGE_ID in it (and none for ids it does not have),
+ * and the ALERTS table of man/pullwatch.8.md agrees with it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,27 +32,29 @@ static bool is_hex32(const char *s) {
         return n == 32;
 }
 
-static const char *catalog_path(char *buf, size_t size) {
-        const char *env = getenv("PULLWATCH_CATALOG");
-        if (env)
-                return env;
-        /* __FILE__ is as the compiler saw it: relative to the repo root in `make unit`. */
+/* A file of the source tree: from __FILE__ as the compiler saw it (relative to the repo root in
+ * `make unit`), else upwards from the binary, which lives under the repo's build dir. */
+static const char *repo_path(const char *rel, char *buf, size_t size) {
         char file[] = __FILE__;
-        snprintf(buf, size, "%s/../../systemd/pullwatch.catalog", dirname(file));
+        snprintf(buf, size, "%s/../../%s", dirname(file), rel);
         if (access(buf, R_OK) == 0)
                 return buf;
-        /* Run from elsewhere: the binary lives under the repo's build dir, so look upwards from it. */
         char exe[4096];
         ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
         if (n > 0) {
                 exe[n] = 0;
                 for (char *d = dirname(exe); strlen(d) > 1; d = dirname(d)) {
-                        snprintf(buf, size, "%s/systemd/pullwatch.catalog", d);
+                        snprintf(buf, size, "%s/%s", d, rel);
                         if (access(buf, R_OK) == 0)
                                 return buf;
                 }
         }
         return buf;
+}
+
+static const char *catalog_path(char *buf, size_t size) {
+        const char *env = getenv("PULLWATCH_CATALOG");
+        return env ?: repo_path("systemd/pullwatch.catalog", buf, size);
 }
 
 static char *strip(char *s) {
@@ -294,6 +297,34 @@ static void test_catalog_fields_known(void **state) {
         }
 }
 
+/* pullwatch(8) documents the table; its ALERTS rows must say what the code says. */
+static void test_man_page_table(void **state) {
+        char pathbuf[4096], line[4096];
+        _cleanup_fclose_ FILE *f = fopen(repo_path("man/pullwatch.8.md", pathbuf, sizeof pathbuf), "re");
+        unsigned seen[_ALERT_KIND_MAX] = {};
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f)) {
+                char name[64], id[64], prio[32];
+                if (sscanf(line, "| %63s | %63s | %31s |", name, id, prio) != 3)
+                        continue;
+                AlertKind k = alert_kind_from_string(name);
+                if (k < 0)
+                        continue;
+                seen[k]++;
+                if (!streq(id, alert_kind_message_id(k)))
+                        fail_msg("pullwatch.8.md: %s has id %s, code says %s", name, id, alert_kind_message_id(k));
+                const char *want = alert_kind_priority(k) == LOG_ERR       ? "err"
+                                   : alert_kind_priority(k) == LOG_WARNING ? "warning"
+                                   : alert_kind_priority(k) == LOG_NOTICE  ? "notice"
+                                                                           : "info";
+                if (!streq(prio, want))
+                        fail_msg("pullwatch.8.md: %s has priority %s, code says %s", name, prio, want);
+        }
+        for (int k = 0; k < _ALERT_KIND_MAX; k++)
+                if (seen[k] != 1)
+                        fail_msg("pullwatch.8.md: %s listed %u times in ALERTS", alert_kind_to_string(k), seen[k]);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table_well_formed),
@@ -304,6 +335,7 @@ int main(void) {
                 cmocka_unit_test(test_catalog_has_every_kind_once),
                 cmocka_unit_test(test_catalog_ids_valid_and_known),
                 cmocka_unit_test(test_catalog_fields_known),
+                cmocka_unit_test(test_man_page_table),
         };
         return cmocka_run_group_tests_name("alert_catalog", tests, parse_catalog, NULL);
 }

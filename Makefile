@@ -22,7 +22,7 @@ BUILD := build/san
 endif
 
 # Everything but check/deps/clean needs the libraries; say which Debian package is missing, once.
-NEED_PKGS := $(filter-out deps clean distclean help,$(or $(MAKECMDGOALS),all))
+NEED_PKGS := $(filter-out deps clean distclean help uninstall,$(or $(MAKECMDGOALS),all))
 ifneq ($(NEED_PKGS),)
 ifeq ($(filter deps,$(MAKECMDGOALS)),)
 MISSING := $(strip $(foreach p,$(PKGS),$(if $(shell pkg-config --exists $(p) && echo y),,$(p))))
@@ -96,3 +96,5 @@ clean:
 
 .PHONY: all unit deps check check-unit clean
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+include mk/install.mk

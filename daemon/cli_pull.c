@@ -45,7 +45,7 @@ static void on_event(PullJob *j, const PullEvent *e, void *userdata) {
 
         if (c->json) {
                 json_t *o = pull_event_to_json(e, (double) (now - c->started) / USEC_PER_SEC);
-                char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+                char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
                 if (s) {
                         fputs(s, stdout);
                         fputc('\n', stdout);
@@ -74,13 +74,15 @@ static int pull_usage(void) {
         return EXIT_USAGE;
 }
 
+extern const RuntimeDriver containerd_driver __attribute__((weak)); /* TEMP until containerd.c lands */
+
 static const RuntimeDriver *pick_driver(Config *config, char **ret_error) {
         if (config->runtime == RUNTIME_DOCKER)
                 return &docker_driver;
         if (config->runtime == RUNTIME_CONTAINERD)
                 return &containerd_driver;
         /* auto: containerd when its socket answers (kubelet's runtime), else Docker. */
-        if (containerd_driver.ping && containerd_driver.ping(config, NULL) >= 0)
+        if (&containerd_driver && containerd_driver.ping && containerd_driver.ping(config, NULL) >= 0)
                 return &containerd_driver;
         return &docker_driver;
 }
@@ -152,8 +154,13 @@ int cli_pull(int argc, char **argv) {
                 return EXIT_PULL_FAILED;
         }
 
-        if (sd_event_default(&event) < 0 || curl_glue_new(event, &glue) < 0)
+        r = sd_event_default(&event);
+        if (r >= 0)
+                r = curl_glue_new(event, &glue);
+        if (r < 0) {
+                fprintf(stderr, "pullwatch: cannot set up the event loop: %s\n", strerror(-r));
                 return EXIT_PULL_FAILED;
+        }
         r = pull_job_new(event, glue, config, driver, &req, on_event, &cli, &job);
         if (r < 0) {
                 fprintf(stderr, "pullwatch: %s\n", strerror(-r));

@@ -12,6 +12,8 @@
 typedef struct LayerSeen {
         char *id;
         Phase phase;
+        uint64_t downloaded;      /* this attempt: bytes the runtime reported for this layer */
+        uint64_t size;
         Verdict verdict;
         usec_t last_progress_event;
 } LayerSeen;
@@ -85,8 +87,10 @@ static LayerSeen *seen_get(PullJob *j, const char *id) {
 }
 
 static void seen_clear(PullJob *j) {
-        for (size_t i = 0; i < j->n_seen; i++)
+        for (size_t i = 0; i < j->n_seen; i++) {
+                j->bytes += j->seen[i].downloaded;
                 free(j->seen[i].id);
+        }
         free(j->seen);
         j->seen = NULL;
         j->n_seen = 0;
@@ -94,16 +98,17 @@ static void seen_clear(PullJob *j) {
 
 static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t current, uint64_t total, usec_t at) {
         PullJob *j = userdata;
-        const LayerTrack *before = detector_find(j->detector, layer);
-        uint64_t prev = before && before->phase == PHASE_DOWNLOADING && phase == PHASE_DOWNLOADING ? before->current : 0;
         LayerSeen *s;
 
         (void) detector_layer(j->detector, layer, phase, current, total, at);
-        if (phase == PHASE_DOWNLOADING && current > prev)
-                j->bytes += current - prev;
         s = seen_get(j, layer);
         if (!s)
                 return;
+        if (phase == PHASE_DOWNLOADING) {
+                s->downloaded = MAX(s->downloaded, current);
+                s->size = MAX(s->size, total);
+        } else if (s->phase == PHASE_DOWNLOADING && phase != PHASE_DONE)
+                s->downloaded = MAX(s->downloaded, s->size); /* the last progress message lags */
         if (s->phase != phase) {
                 s->phase = phase;
                 s->last_progress_event = at;
@@ -131,6 +136,7 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
                 return;
         j->finished = true;
         j->ok = ok;
+        seen_clear(j);
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,

@@ -153,7 +153,7 @@ int curl_glue_new(sd_event *event, CurlGlue **ret) {
                 curl_glue_free(g);
                 return -ENOMEM;
         }
-        r = sd_event_add_time_relative(event, &g->timer, CLOCK_MONOTONIC, USEC_INFINITY - 1, 0, on_timer, g);
+        r = sd_event_add_time(event, &g->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, g);
         if (r >= 0)
                 r = sd_event_source_set_enabled(g->timer, SD_EVENT_OFF);
         if (r >= 0)

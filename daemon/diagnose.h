@@ -1,0 +1,72 @@
+/* diagnose.h: names known pull-failure signatures and their remedies from facts handed in (a
+ * runtime's error text, a manifest, a range probe, the attempt history, a stuck helper). Pure: no
+ * I/O, no clock, no logging; the caller decides what to report and where. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "config/config.h"
+#include "probes/registry.h"
+
+typedef enum Diagnosis {
+        DIAG_NONE,
+        DIAG_OCTET_STREAM_CONFIG, /* config mediaType application/octet-stream on containerd */
+        DIAG_SCHEMA1,             /* Docker schema 1 manifest */
+        DIAG_NO_PLATFORM,         /* index without the platform asked for */
+        DIAG_RANGE_IGNORED,       /* a hop answers Range with 200 */
+        DIAG_MIDDLEBOX_TIMEOUT,   /* connections cut at a similar elapsed time */
+        DIAG_DECOMPRESSOR_HANG,   /* unpigz & co. asleep or spinning without output */
+        DIAG_AUTH,                /* 401/403, denied, authentication required */
+        DIAG_RATE_LIMITED,        /* 429, toomanyrequests */
+        DIAG_DISK_FULL,           /* ENOSPC on the runtime's root */
+        DIAG_NOT_FOUND,           /* no such repository, tag or manifest */
+        _DIAGNOSIS_MAX,
+        _DIAGNOSIS_INVALID = -EINVAL,
+} Diagnosis;
+
+/* Stable kebab-case names for --json and PULLWATCH_DIAGNOSIS: "octet-stream-config", ... */
+const char *diagnosis_to_string(Diagnosis d);
+Diagnosis diagnosis_from_string(const char *s);
+/* Retrying cannot help (rebuild, credentials, platform, name); rate limits and cuts can. */
+bool diagnosis_is_permanent(Diagnosis d);
+
+/* Every diagnose_*() returns a Diagnosis (DIAG_NONE when nothing is recognized) or -ENOMEM. When
+ * ret_text is non-NULL it receives one sentence, the finding and its remedy (NULL for DIAG_NONE). */
+
+/* dockerd's and containerd's error strings (both forms for either runtime: dockerd with the
+ * containerd image store speaks containerd's); the kind shapes the remedy. */
+int diagnose_runtime_error(RuntimeKind runtime, const char *error_text, char **ret_text);
+
+/* Before the pull: octet-stream config (containerd only), schema 1, missing platform. */
+int diagnose_manifest(RuntimeKind runtime, const RegistryManifest *m, char **ret_text);
+
+/* A range probe answered 200: names the hop. */
+int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text);
+
+/* A failed registry call (r from registry_*): auth, rate limit, not found. */
+int diagnose_registry_error(int r, const RegistryError *e, char **ret_text);
+
+typedef enum AttemptFailure {
+        ATTEMPT_NONE,             /* succeeded, or still running */
+        ATTEMPT_RESET,            /* connection reset by peer, broken pipe */
+        ATTEMPT_EOF,              /* unexpected EOF: the body ended early */
+        ATTEMPT_TRANSIENT,        /* 5xx, timeouts, anything else worth a retry */
+        ATTEMPT_OTHER,
+} AttemptFailure;
+
+typedef struct DiagAttempt {
+        AttemptFailure failure;
+        usec_t elapsed;           /* from this attempt's body (or layer download) start to the failure */
+} DiagAttempt;
+
+/* Classify a runtime's error text for the attempt history. */
+AttemptFailure attempt_failure_from_text(const char *text);
+
+/* Two or more consecutive cuts (reset or EOF) whose elapsed times agree within 15 % (at least 5 s)
+ * name a middlebox timeout, with their median. History is oldest first; the newest match wins. */
+#define DIAG_MIDDLEBOX_MIN (2 * USEC_PER_SEC) /* cuts sooner than this are not idle timeouts */
+int diagnose_attempts(const DiagAttempt *attempts, size_t n, char **ret_text);
+
+/* A decompression helper (comm, pid) that slept, or spun (burned CPU) without output, for quiet. */
+int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,
+                          char **ret_text);

@@ -2,6 +2,7 @@
  * verdict cuts the attempt (ending a hung helper first, since closing the connection alone leaves a
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull_job.h"
+#include "daemon/diagnose.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,8 @@ typedef struct LayerSeen {
         Phase phase;
         uint64_t downloaded;      /* this attempt: bytes the runtime reported for this layer */
         uint64_t size;
+        usec_t download_since;    /* this layer's current connection started (for cut timing) */
+        bool in_runtime_retry;    /* inside a "Retrying in N seconds" countdown */
         Verdict verdict;
         usec_t last_progress_event;
 } LayerSeen;
@@ -43,7 +46,15 @@ struct PullJob {
         char *digest;
         uint64_t bytes;
         bool finished, ok;
+        DiagAttempt history[32];  /* connection cuts, oldest first (dockerd's own retries too) */
+        size_t n_history;
+        bool reported[_DIAGNOSIS_MAX];
+        char *diagnosis;          /* the last one named, for the result */
 };
+
+static RuntimeKind job_runtime_kind(const PullJob *j) {
+        return streq(j->driver->name, "containerd") ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
+}
 
 static const char *const event_names[_PULL_EVENT_KIND_MAX] = {
         [PULL_EVENT_ATTEMPT] = "attempt", [PULL_EVENT_PHASE] = "phase",     [PULL_EVENT_PROGRESS] = "progress",
@@ -68,6 +79,38 @@ static void emit(PullJob *j, PullEvent *e) {
         e->attempt = j->attempt;
         if (j->cb)
                 j->cb(j, e, j->userdata);
+}
+
+/* Name a diagnosis once per pull: repeating the same advice on every attempt is noise. */
+static void report_diagnosis(PullJob *j, int d, char *text, const char *layer) {
+        _cleanup_free_ char *t = text;
+        if (d <= DIAG_NONE || d >= _DIAGNOSIS_MAX || j->reported[d])
+                return;
+        j->reported[d] = true;
+        free(j->diagnosis);
+        j->diagnosis = strdup(diagnosis_to_string(d));
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(d), .remedy = t,
+                               .layer = layer });
+}
+
+static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char *layer) {
+        char *text = NULL;
+        int d;
+        if (f != ATTEMPT_RESET && f != ATTEMPT_EOF && f != ATTEMPT_TRANSIENT)
+                return;
+        if (j->n_history == ELEMENTSOF(j->history)) {
+                memmove(j->history, j->history + 1, sizeof(j->history) - sizeof(j->history[0]));
+                j->n_history--;
+        }
+        j->history[j->n_history++] = (DiagAttempt) { .failure = f, .elapsed = elapsed };
+        d = diagnose_attempts(j->history, j->n_history, &text);
+        report_diagnosis(j, d, text, layer);
+}
+
+static void diagnose_error_text(PullJob *j, const char *message) {
+        char *text = NULL;
+        int d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
+        report_diagnosis(j, d, text, NULL);
 }
 
 static LayerSeen *seen_get(PullJob *j, const char *id) {
@@ -105,6 +148,9 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
         if (!s)
                 return;
         if (phase == PHASE_DOWNLOADING) {
+                if (s->phase != PHASE_DOWNLOADING || s->in_runtime_retry)
+                        s->download_since = at;
+                s->in_runtime_retry = false;
                 s->downloaded = MAX(s->downloaded, current);
                 s->size = MAX(s->size, total);
         } else if (s->phase == PHASE_DOWNLOADING && phase != PHASE_DONE)
@@ -128,7 +174,14 @@ static void on_activity(void *userdata, const char *status, usec_t at) {
 
 static void on_runtime_retry(void *userdata, const char *layer, const char *text, usec_t at) {
         PullJob *j = userdata;
+        LayerSeen *s = layer ? seen_get(j, layer) : NULL;
+
         detector_runtime_retry(j->detector, layer, at);
+        /* dockerd counts down "Retrying in 5 seconds", "... 4 seconds": one cut, many messages. */
+        if (s && !s->in_runtime_retry && s->download_since) {
+                s->in_runtime_retry = true;
+                record_cut(j, ATTEMPT_RESET, at - s->download_since, layer);
+        }
 }
 
 static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
@@ -140,7 +193,7 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
-                               .digest = j->digest, .bytes = j->bytes,
+                               .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diagnosis,
                                .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
 }
 
@@ -200,11 +253,20 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 break;
         }
         case ERROR_PERMANENT:
+                diagnose_error_text(j, o->message);
                 finish(j, false, ERROR_PERMANENT, o->message);
                 break;
-        default:
+        default: {
+                /* The attempt's cut, timed from the newest layer connection still downloading. */
+                usec_t since = j->attempt_started;
+                for (size_t i = 0; i < j->n_seen; i++)
+                        if (j->seen[i].phase == PHASE_DOWNLOADING && j->seen[i].download_since)
+                                since = MAX(since, j->seen[i].download_since);
+                diagnose_error_text(j, o->message);
+                record_cut(j, attempt_failure_from_text(o->message), now_monotonic() - since, NULL);
                 schedule_retry(j, o->message);
                 break;
+        }
         }
 }
 
@@ -216,6 +278,15 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
          * that layer instead of the next attempt attaching to the same stuck transfer. */
         if (v == VERDICT_HUNG && lv && lv->n_helpers > 0 && lv->busiest_pid > 0 && j->have_liveness &&
             j->liveness.kill_helper) {
+                const LayerTrack *t = layer ? detector_find(j->detector, layer) : NULL;
+                bool spinning = t && t->cpu_busy_since;
+                usec_t quiet = t ? now_monotonic() - (spinning ? t->cpu_busy_since
+                                                                : MAX(MAX(t->phase_since, t->last_progress), t->last_output))
+                                 : 0;
+                char *text = NULL;
+                int d = diagnose_decompressor(job_runtime_kind(j), lv->busiest_comm, lv->busiest_pid, spinning, quiet,
+                                              &text);
+                report_diagnosis(j, d, text, layer);
                 int r = j->liveness.kill_helper(j->liveness.userdata, lv->busiest_pid);
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "kill-helper", .layer = layer,
                                        .pid = lv->busiest_pid, .verdict = v,
@@ -344,6 +415,7 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->image);
         free(j->last_reason);
         free(j->digest);
+        free(j->diagnosis);
         free(j);
         return NULL;
 }

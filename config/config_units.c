@@ -126,8 +126,13 @@ int parse_size(const char *s, uint64_t *ret) {
         r = parse_decimal(&p, &i, &frac, &scale);
         if (r < 0)
                 return r;
-        while (*p == ' ')
-                p++;
+        if (*p == ' ') {
+                /* "1 MiB" reads well; a trailing space is a typo */
+                while (*p == ' ')
+                        p++;
+                if (!*p)
+                        return -EINVAL;
+        }
         if (*p) {
                 unit = NULL;
                 for (size_t k = 0; k < ELEMENTSOF(size_units); k++)

@@ -1,0 +1,852 @@
+/* test_config: durations and sizes (parse, format, round trip), defaults, every class of config error
+ * with its exact file:line:column and key, the example file, and dump -> load round trips. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <sys/stat.h>
+#include <yaml.h>
+#include <cmocka.h>
+
+#include "config/config.h"
+
+static char tmpdir[] = "/tmp/test_config.XXXXXX";
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        return remove(path);
+}
+
+static int setup(void **state) {
+        return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+        return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Write text to tmpdir/name; returns the path (static buffer, one at a time). */
+static const char *write_file(const char *name, const char *text) {
+        static char path[4096];
+        FILE *f;
+
+        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+        f = fopen(path, "we");
+        assert_non_null(f);
+        fputs(text, f);
+        assert_int_equal(fclose(f), 0);
+        return path;
+}
+
+/* The repo root: from __FILE__ (relative to the root under `make unit`), else upwards from the binary. */
+static const char *srcdir(void) {
+        static char dir[4096];
+        char file[] = __FILE__, probe[4200], exe[4096];
+        ssize_t n;
+
+        snprintf(dir, sizeof dir, "%s/../..", dirname(file));
+        snprintf(probe, sizeof probe, "%s/config/pullwatch.yaml.example", dir);
+        if (access(probe, R_OK) == 0)
+                return dir;
+        n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        if (n > 0) {
+                exe[n] = 0;
+                for (char *d = dirname(exe); strlen(d) > 1; d = dirname(d)) {
+                        snprintf(probe, sizeof probe, "%s/config/pullwatch.yaml.example", d);
+                        if (access(probe, R_OK) == 0) {
+                                snprintf(dir, sizeof dir, "%s", d);
+                                return dir;
+                        }
+                }
+        }
+        return dir;
+}
+
+/* ---- durations and sizes ---- */
+
+static void test_parse_duration_valid(void **state) {
+        static const struct { const char *s; usec_t u; } t[] = {
+                { "90s", 90 * USEC_PER_SEC },
+                { "5m", 300 * USEC_PER_SEC },
+                { "1h30m", 5400 * USEC_PER_SEC },
+                { "250ms", 250 * USEC_PER_MSEC },
+                { "1.5s", 1500 * USEC_PER_MSEC },
+                { "2", 2 * USEC_PER_SEC },
+                { "0.25", 250 * USEC_PER_MSEC },
+                { "0", 0 },
+                { "0s", 0 },
+                { "1d", 86400 * USEC_PER_SEC },
+                { ".5s", 500 * USEC_PER_MSEC },
+                { "1.5h", 5400 * USEC_PER_SEC },
+                { "1d2h3m4s5ms6us", ((((86400ULL + 7200 + 180 + 4) * 1000) + 5) * 1000) + 6 },
+                { "30m1h", 5400 * USEC_PER_SEC },
+                { "1.0000004s", 1000000 },
+                { "1.0000006s", 1000001 },
+                { "infinity", USEC_INFINITY },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                usec_t u = 42;
+                int r = parse_duration(t[i].s, &u);
+                if (r != 0 || u != t[i].u)
+                        fail_msg("parse_duration(\"%s\") = %d, %" PRIu64 "; expected %" PRIu64, t[i].s, r, u, t[i].u);
+        }
+}
+
+static void test_parse_duration_invalid(void **state) {
+        static const struct { const char *s; int r; } t[] = {
+                { "", -EINVAL },        { "-5s", -EINVAL },  { "fast", -EINVAL },  { "5x", -EINVAL },
+                { "1h30", -EINVAL },    { "s", -EINVAL },    { "1.5.2s", -EINVAL }, { " 5s", -EINVAL },
+                { "5 s", -EINVAL },     { "+5s", -EINVAL },  { "5S", -EINVAL },    { "5sec", -EINVAL },
+                { ".s", -EINVAL },      { "1e3s", -EINVAL }, { "0x10s", -EINVAL }, { "5s ", -EINVAL },
+                { "99999999999999999999s", -ERANGE },
+                { "300000000d", -ERANGE },
+                { "213503983d", -ERANGE },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                usec_t u = 42;
+                int r = parse_duration(t[i].s, &u);
+                if (r != t[i].r || u != 42)
+                        fail_msg("parse_duration(\"%s\") = %d; expected %d", t[i].s, r, t[i].r);
+        }
+}
+
+static void test_parse_size_valid(void **state) {
+        static const struct { const char *s; uint64_t b; } t[] = {
+                { "64KiB", 65536 },          { "10MB", 10000000 },       { "1.5GiB", 1610612736 },
+                { "100", 100 },              { "100B", 100 },            { "20MiB", 20971520 },
+                { "1K", 1024 },              { "1M", 1048576 },          { "1G", 1073741824 },
+                { "2TiB", 2199023255552ULL }, { "1TB", 1000000000000ULL }, { "0", 0 },
+                { "0.5KiB", 512 },           { "1 MiB", 1048576 },       { "32kib", 32768 },
+                { "1kb", 1000 },             { "1.0001KB", 1000 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                uint64_t b = 42;
+                int r = parse_size(t[i].s, &b);
+                if (r != 0 || b != t[i].b)
+                        fail_msg("parse_size(\"%s\") = %d, %" PRIu64 "; expected %" PRIu64, t[i].s, r, b, t[i].b);
+        }
+}
+
+static void test_parse_size_invalid(void **state) {
+        static const struct { const char *s; int r; } t[] = {
+                { "", -EINVAL },   { "-1", -EINVAL },  { "lots", -EINVAL }, { "1XB", -EINVAL },
+                { "1.5.5", -EINVAL }, { "MiB", -EINVAL }, { "1MiBs", -EINVAL }, { "1 ", -EINVAL },
+                { "20000000TiB", -ERANGE }, { "18446744073709551616", -ERANGE },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                uint64_t b = 42;
+                int r = parse_size(t[i].s, &b);
+                if (r != t[i].r || b != 42)
+                        fail_msg("parse_size(\"%s\") = %d; expected %d", t[i].s, r, t[i].r);
+        }
+}
+
+static void check_format_duration(usec_t u, const char *expected) {
+        char *s = format_duration(u);
+        assert_non_null(s);
+        assert_string_equal(s, expected);
+        free(s);
+}
+
+static void check_format_size(uint64_t b, const char *expected) {
+        char *s = format_size(b);
+        assert_non_null(s);
+        assert_string_equal(s, expected);
+        free(s);
+}
+
+static void test_format(void **state) {
+        check_format_duration(0, "0s");
+        check_format_duration(90 * USEC_PER_SEC, "1m30s");
+        check_format_duration(300 * USEC_PER_SEC, "5m");
+        check_format_duration(5400 * USEC_PER_SEC, "1h30m");
+        check_format_duration(250 * USEC_PER_MSEC, "250ms");
+        check_format_duration(1500 * USEC_PER_MSEC, "1s500ms");
+        check_format_duration(86400 * USEC_PER_SEC + 1, "1d1us");
+        check_format_duration(USEC_INFINITY, "infinity");
+
+        check_format_size(0, "0B");
+        check_format_size(100, "100B");
+        check_format_size(1024, "1KiB");
+        check_format_size(1000, "1KB");
+        check_format_size(32768, "32KiB");
+        check_format_size(20971520, "20MiB");
+        check_format_size(10000000, "10MB");
+        check_format_size(1610612736, "1536MiB");
+        check_format_size(2048000, "2048KB");
+        check_format_size(1025, "1025B");
+}
+
+static uint64_t lcg(uint64_t *x) {
+        *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+        return *x;
+}
+
+static void test_format_round_trip(void **state) {
+        uint64_t seed = 12345;
+
+        for (unsigned i = 0; i < 20000; i++) {
+                /* every magnitude: shift a random value down by a random amount */
+                uint64_t v = lcg(&seed) >> (lcg(&seed) % 64), back = 0;
+                char *s;
+
+                if (v == UINT64_MAX)
+                        v--;
+                s = format_duration(v);
+                assert_non_null(s);
+                if (parse_duration(s, &back) != 0 || back != v)
+                        fail_msg("duration %" PRIu64 " -> \"%s\" -> %" PRIu64, v, s, back);
+                free(s);
+
+                s = format_size(v);
+                assert_non_null(s);
+                if (parse_size(s, &back) != 0 || back != v)
+                        fail_msg("size %" PRIu64 " -> \"%s\" -> %" PRIu64, v, s, back);
+                free(s);
+        }
+        check_format_duration(UINT64_MAX - 1, "213503982d8h1m49s551ms614us");
+}
+
+/* ---- defaults and loading ---- */
+
+static void test_runtime_kind_strings(void **state) {
+        assert_string_equal(runtime_kind_to_string(RUNTIME_AUTO), "auto");
+        assert_string_equal(runtime_kind_to_string(RUNTIME_DOCKER), "docker");
+        assert_string_equal(runtime_kind_to_string(RUNTIME_CONTAINERD), "containerd");
+        assert_null(runtime_kind_to_string(_RUNTIME_KIND_MAX));
+        assert_null(runtime_kind_to_string(_RUNTIME_KIND_INVALID));
+        assert_int_equal(runtime_kind_from_string("containerd"), RUNTIME_CONTAINERD);
+        assert_int_equal(runtime_kind_from_string("Docker"), -EINVAL);
+        assert_int_equal(runtime_kind_from_string(NULL), -EINVAL);
+}
+
+static void check_defaults(const Config *c) {
+        assert_int_equal(c->runtime, RUNTIME_AUTO);
+        assert_string_equal(c->docker_socket, "/var/run/docker.sock");
+        assert_string_equal(c->docker_pidfile, "/var/run/docker.pid");
+        assert_string_equal(c->containerd_socket, "/run/containerd/containerd.sock");
+        assert_string_equal(c->containerd_namespace, "k8s.io");
+        assert_null(c->containerd_pidfile);
+        assert_int_equal(strv_length(c->credentials), 2);
+        assert_string_equal(c->credentials[0], "/root/.docker/config.json");
+        assert_string_equal(c->credentials[1], "/var/lib/kubelet/config.json");
+        assert_null(c->platform);
+        assert_string_equal(c->preheat.list, "/etc/pullwatch/preheat.yaml");
+        assert_int_equal(c->preheat.concurrency, 2);
+        assert_int_equal(c->preheat.splay, 120 * USEC_PER_SEC);
+        assert_int_equal(c->preheat.recheck, 1800 * USEC_PER_SEC);
+        assert_string_equal(c->state_dir, "/var/lib/pullwatch");
+        assert_string_equal(c->control_socket, "/run/pullwatch/control.sock");
+        assert_null(c->metrics_textfile);
+        assert_int_equal(c->alert_rate_limit, 600 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.sample_interval, 2 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.network_stall, 60 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.silent_min, 120 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.silent_min_rate, 20 * 1024 * 1024);
+        assert_int_equal(c->watchdog.hang_quiet, 120 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.livelock_window, 300 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.trickle_rate, 32 * 1024);
+        assert_int_equal(c->watchdog.trickle_window, 300 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.waiting_max, 600 * USEC_PER_SEC);
+        assert_int_equal(c->retry.attempts, 5);
+        assert_int_equal(c->retry.backoff, 2 * USEC_PER_SEC);
+        assert_int_equal(c->retry.backoff_max, 300 * USEC_PER_SEC);
+        assert_non_null(c->registry.insecure);
+        assert_null(c->registry.insecure[0]);
+        assert_non_null(c->registry.mirrors);
+        assert_null(c->registry.mirrors[0]);
+}
+
+static void test_defaults(void **state) {
+        Config *c = NULL;
+
+        assert_int_equal(config_new_default(&c), 0);
+        check_defaults(c);
+        assert_null(c->path);
+        assert_null(config_free(c));
+        assert_null(config_free(NULL));
+}
+
+static void test_empty_file_is_defaults(void **state) {
+        static const char *const texts[] = { "", "# only a comment\n\n", "---\n", "~\n", "\n\n\n" };
+
+        for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+                const char *path = write_file("empty.yaml", texts[i]);
+                ConfigError e = {};
+                Config *c = NULL;
+
+                assert_int_equal(config_load(path, false, &c, &e), 0);
+                check_defaults(c);
+                assert_string_equal(c->path, path);
+                config_free(c);
+        }
+}
+
+static void test_missing_file(void **state) {
+        char path[4200];
+        ConfigError e = {};
+        Config *c = NULL;
+
+        snprintf(path, sizeof path, "%s/does-not-exist.yaml", tmpdir);
+        assert_int_equal(config_load(path, true, &c, &e), 0);
+        check_defaults(c);
+        assert_null(c->path);
+        config_free(c);
+        c = NULL;
+
+        assert_int_equal(config_load(path, false, &c, &e), -ENOENT);
+        assert_null(c);
+        assert_string_equal(e.file, path);
+        assert_int_equal(e.line, 0);
+        assert_null(e.key);
+        assert_string_equal(e.message, "cannot open: No such file or directory");
+        config_error_done(&e);
+}
+
+static void test_unreadable_file(void **state) {
+        ConfigError e = {};
+        Config *c = NULL;
+
+        /* A directory opens but does not read: root can read anything else. */
+        assert_int_equal(config_load(tmpdir, false, &c, &e), -EISDIR);
+        assert_null(c);
+        assert_string_equal(e.file, tmpdir);
+        assert_string_equal(e.message, "is a directory, expected a YAML file");
+        config_error_done(&e);
+}
+
+static const char full_yaml[] =
+        "runtime: containerd\n"
+        "docker:\n"
+        "  socket: /d.sock\n"
+        "  pidfile: null\n"
+        "containerd:\n"
+        "  socket: /c.sock\n"
+        "  namespace: moby\n"
+        "  pidfile: /run/containerd.pid\n"
+        "credentials: /etc/one.json\n"
+        "platform: linux/arm64/v8\n"
+        "preheat: {list: /p.yaml, concurrency: 8, splay: 0, recheck: 1h}\n"
+        "state_dir: /s\n"
+        "control_socket: /ctl.sock\n"
+        "metrics:\n"
+        "  textfile: /m.prom\n"
+        "alerts: {rate_limit: 0s}\n"
+        "watchdog:\n"
+        "  sample_interval: 500ms\n"
+        "  network_stall: 90s\n"
+        "  silent_min: 3m\n"
+        "  silent_min_rate: 10MB\n"
+        "  hang_quiet: 4m\n"
+        "  livelock_window: 6m\n"
+        "  trickle_rate: 1KiB\n"
+        "  trickle_window: 7m\n"
+        "  waiting_max: 1h\n"
+        "retry:\n"
+        "  attempts: \"3\"\n"
+        "  backoff: 0\n"
+        "  backoff_max: 1m\n"
+        "registry:\n"
+        "  insecure: [registry.local:5000, \"[fd00::1]:5000\", mirror]\n"
+        "  mirrors:\n"
+        "    - http://127.0.0.1:5001\n"
+        "    - https://mirror.example.com/v2/\n";
+
+static void test_load_every_key(void **state) {
+        const char *path = write_file("full.yaml", full_yaml);
+        ConfigError e = {};
+        Config *c = NULL;
+
+        assert_int_equal(config_load(path, false, &c, &e), 0);
+        assert_int_equal(c->runtime, RUNTIME_CONTAINERD);
+        assert_string_equal(c->docker_socket, "/d.sock");
+        assert_null(c->docker_pidfile);
+        assert_string_equal(c->containerd_socket, "/c.sock");
+        assert_string_equal(c->containerd_namespace, "moby");
+        assert_string_equal(c->containerd_pidfile, "/run/containerd.pid");
+        assert_int_equal(strv_length(c->credentials), 1);
+        assert_string_equal(c->credentials[0], "/etc/one.json");
+        assert_string_equal(c->platform, "linux/arm64/v8");
+        assert_string_equal(c->preheat.list, "/p.yaml");
+        assert_int_equal(c->preheat.concurrency, 8);
+        assert_int_equal(c->preheat.splay, 0);
+        assert_int_equal(c->preheat.recheck, 3600 * USEC_PER_SEC);
+        assert_string_equal(c->state_dir, "/s");
+        assert_string_equal(c->control_socket, "/ctl.sock");
+        assert_string_equal(c->metrics_textfile, "/m.prom");
+        assert_int_equal(c->alert_rate_limit, 0);
+        assert_int_equal(c->watchdog.sample_interval, 500 * USEC_PER_MSEC);
+        assert_int_equal(c->watchdog.network_stall, 90 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.silent_min, 180 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.silent_min_rate, 10000000);
+        assert_int_equal(c->watchdog.hang_quiet, 240 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.livelock_window, 360 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.trickle_rate, 1024);
+        assert_int_equal(c->watchdog.trickle_window, 420 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.waiting_max, 3600 * USEC_PER_SEC);
+        assert_int_equal(c->retry.attempts, 3);
+        assert_int_equal(c->retry.backoff, 0);
+        assert_int_equal(c->retry.backoff_max, 60 * USEC_PER_SEC);
+        assert_int_equal(strv_length(c->registry.insecure), 3);
+        assert_string_equal(c->registry.insecure[1], "[fd00::1]:5000");
+        assert_int_equal(strv_length(c->registry.mirrors), 2);
+        assert_string_equal(c->registry.mirrors[1], "https://mirror.example.com/v2/");
+        config_free(c);
+}
+
+static void test_partial_sections(void **state) {
+        const char *path = write_file("partial.yaml", "metrics:\ncredentials: []\nwatchdog:\n  hang_quiet: 5m\n");
+        ConfigError e = {};
+        Config *c = NULL;
+
+        assert_int_equal(config_load(path, false, &c, &e), 0);
+        assert_null(c->metrics_textfile);
+        assert_int_equal(strv_length(c->credentials), 0);
+        assert_non_null(c->credentials);
+        assert_int_equal(c->watchdog.hang_quiet, 300 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.network_stall, 60 * USEC_PER_SEC);
+        config_free(c);
+}
+
+/* ---- errors ---- */
+
+typedef struct ErrorCase {
+        const char *yaml;
+        int r;
+        unsigned line, column;
+        const char *key;      /* NULL = no key expected */
+        const char *message;  /* exact */
+} ErrorCase;
+
+static void check_error(const ErrorCase *t) {
+        const char *path = write_file("bad.yaml", t->yaml);
+        ConfigError e = {};
+        Config *c = NULL;
+        int r;
+
+        r = config_load(path, false, &c, &e);
+        if (r != t->r || !e.message || !streq_ptr(e.key, t->key) || e.line != t->line || e.column != t->column ||
+            !streq(e.message, t->message) || !streq_ptr(e.file, path)) {
+                char *s = config_error_format(&e);
+                fail_msg("for:\n%s\ngot %d \"%s\"\nexpected %d %u:%u %s: %s", t->yaml, r, s, t->r, t->line, t->column,
+                         t->key ?: "(no key)", t->message);
+        }
+        assert_null(c);
+        config_error_done(&e);
+}
+
+static void run_errors(const ErrorCase *t, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                check_error(&t[i]);
+}
+
+static void test_error_unknown_key(void **state) {
+        static const ErrorCase t[] = {
+                { "runtime: docker\nfoo: 1\n", -EINVAL, 2, 1, "foo",
+                  "unknown key; known keys here: runtime, docker, containerd, credentials, platform, preheat, "
+                  "state_dir, control_socket, metrics, alerts, watchdog, retry, registry" },
+                { "docker:\n  sockett: /x\n", -EINVAL, 2, 3, "docker.sockett",
+                  "unknown key; known keys here: socket, pidfile" },
+                { "watchdog:\n  sample_interval: 1s\n  hang: 2m\n", -EINVAL, 3, 3, "watchdog.hang",
+                  "unknown key; known keys here: sample_interval, network_stall, silent_min, silent_min_rate, "
+                  "hang_quiet, livelock_window, trickle_rate, trickle_window, waiting_max" },
+                { "{runtime: auto, registry: {mirrors: [], proxy: x}}\n", -EINVAL, 1, 41, "registry.proxy",
+                  "unknown key; known keys here: insecure, mirrors" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_wrong_type(void **state) {
+        static const ErrorCase t[] = {
+                { "runtime:\n  kind: docker\n", -EINVAL, 2, 3, "runtime",
+                  "expected one of auto, docker, containerd, got a mapping" },
+                { "watchdog:\n  hang_quiet: [1m, 2m]\n", -EINVAL, 2, 15, "watchdog.hang_quiet",
+                  "expected a duration like 90s, 5m or 1h30m, got a list" },
+                { "docker: /var/run/docker.sock\n", -EINVAL, 1, 9, "docker",
+                  "expected a mapping of docker settings, got \"/var/run/docker.sock\"" },
+                { "watchdog:\n  - hang_quiet: 1m\n", -EINVAL, 2, 3, "watchdog",
+                  "expected a mapping of watchdog settings, got a list" },
+                { "credentials:\n  - /a.json\n  - {path: /b.json}\n", -EINVAL, 3, 5, "credentials[1]",
+                  "expected an absolute path, got a mapping" },
+                { "credentials: {a: b}\n", -EINVAL, 1, 14, "credentials",
+                  "expected an absolute path or a list of them, got a mapping" },
+                { "- runtime: docker\n", -EINVAL, 1, 1, NULL,
+                  "expected a mapping of settings at the top level, got a list" },
+                { "just a string\n", -EINVAL, 1, 1, NULL,
+                  "expected a mapping of settings at the top level, got \"just a string\"" },
+                { "[a, b]: 1\n", -EINVAL, 1, 1, NULL, "expected a plain key, got a list" },
+                { "docker:\n  socket:\n", -EINVAL, 2, 10, "docker.socket", "expected an absolute path, got nothing" },
+                { "preheat:\n  concurrency: ~\n", -EINVAL, 2, 16, "preheat.concurrency",
+                  "expected a whole number like 2, got null" },
+                { "docker:\n  socket: \"/a\\0b\"\n", -EINVAL, 2, 11, "docker.socket",
+                  "expected an absolute path, got a value with a NUL character" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_bad_values(void **state) {
+        static const ErrorCase t[] = {
+                { "watchdog:\n  hang_quiet: fast\n", -EINVAL, 2, 15, "watchdog.hang_quiet",
+                  "expected a duration like 90s, 5m or 1h30m, got \"fast\"" },
+                { "watchdog:\n  hang_quiet: -5s\n", -EINVAL, 2, 15, "watchdog.hang_quiet",
+                  "expected a duration like 90s, 5m or 1h30m, got \"-5s\"" },
+                { "watchdog:\n  hang_quiet: 999999999999d\n", -ERANGE, 2, 15, "watchdog.hang_quiet",
+                  "expected a duration like 90s, 5m or 1h30m, got \"999999999999d\" (too large)" },
+                { "watchdog:\n  hang_quiet: infinity\n", -EINVAL, 2, 15, "watchdog.hang_quiet",
+                  "expected a finite duration, got \"infinity\"" },
+                { "watchdog:\n  trickle_rate: 32kbit\n", -EINVAL, 2, 17, "watchdog.trickle_rate",
+                  "expected a size like 64KiB, 20MiB or 1GB, got \"32kbit\"" },
+                { "preheat:\n  concurrency: two\n", -EINVAL, 2, 16, "preheat.concurrency",
+                  "expected a whole number like 2, got \"two\"" },
+                { "preheat:\n  concurrency: -1\n", -EINVAL, 2, 16, "preheat.concurrency",
+                  "expected a whole number like 2, got \"-1\"" },
+                { "retry:\n  attempts: 99999999999\n", -ERANGE, 2, 13, "retry.attempts",
+                  "expected a whole number like 2, got \"99999999999\" (too large)" },
+                { "runtime: podman\n", -EINVAL, 1, 10, "runtime",
+                  "expected one of auto, docker, containerd, got \"podman\"" },
+                { "state_dir: var/lib/pullwatch\n", -EINVAL, 1, 12, "state_dir",
+                  "expected an absolute path, got \"var/lib/pullwatch\"" },
+                { "platform: linux\n", -EINVAL, 1, 11, "platform",
+                  "expected a platform like linux/amd64 or linux/arm64/v8, got \"linux\"" },
+                { "containerd:\n  namespace: k8s..io\n", -EINVAL, 2, 14, "containerd.namespace",
+                  "expected a containerd namespace like k8s.io (letters and digits joined by '.', '_' or '-'), "
+                  "got \"k8s..io\"" },
+                { "registry:\n  mirrors: [\"ftp://m\"]\n", -EINVAL, 2, 13, "registry.mirrors[0]",
+                  "expected an http:// or https:// URL, got \"ftp://m\"" },
+                { "registry:\n  insecure:\n    - ok.local\n    - http://bad.local\n", -EINVAL, 4, 7,
+                  "registry.insecure[1]",
+                  "expected a registry host like registry.local or 10.0.0.5:5000, got \"http://bad.local\"" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_zero(void **state) {
+        static const ErrorCase t[] = {
+                { "preheat:\n  concurrency: 0\n", -EINVAL, 2, 16, "preheat.concurrency",
+                  "expected a number greater than 0, got \"0\"" },
+                { "retry:\n  attempts: 0\n", -EINVAL, 2, 13, "retry.attempts",
+                  "expected a number greater than 0, got \"0\"" },
+                { "watchdog:\n  sample_interval: 0s\n", -EINVAL, 2, 20, "watchdog.sample_interval",
+                  "expected a duration greater than 0, got \"0s\"" },
+                { "watchdog:\n  silent_min_rate: 0\n", -EINVAL, 2, 20, "watchdog.silent_min_rate",
+                  "expected a size greater than 0, got \"0\"" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_relations(void **state) {
+        static const ErrorCase t[] = {
+                { "retry:\n  backoff: 10m\n", -EINVAL, 2, 12, "retry.backoff",
+                  "expected at most retry.backoff_max (5m), got 10m" },
+                { "retry:\n  backoff_max: 1s\n", -EINVAL, 2, 16, "retry.backoff_max",
+                  "expected at least retry.backoff (2s), got 1s" },
+                { "retry:\n  backoff_max: 1m\n  backoff: 2m\n", -EINVAL, 3, 12, "retry.backoff",
+                  "expected at most retry.backoff_max (1m), got 2m" },
+                { "retry:\n  backoff: 2m\n  backoff_max: 1m\n", -EINVAL, 3, 16, "retry.backoff_max",
+                  "expected at least retry.backoff (2m), got 1m" },
+                { "watchdog:\n  network_stall: 1s\n", -EINVAL, 2, 18, "watchdog.network_stall",
+                  "expected at least watchdog.sample_interval (2s), got 1s" },
+                { "watchdog:\n  sample_interval: 3m\n", -EINVAL, 2, 20, "watchdog.sample_interval",
+                  "expected at most watchdog.network_stall (1m), got 3m" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_duplicate_key(void **state) {
+        static const ErrorCase t[] = {
+                { "runtime: auto\nstate_dir: /a\nruntime: docker\n", -EINVAL, 3, 1, "runtime",
+                  "duplicate key, first set at line 1" },
+                { "retry:\n  attempts: 3\n  backoff: 1s\n  attempts: 4\n", -EINVAL, 4, 3, "retry.attempts",
+                  "duplicate key, first set at line 2" },
+                { "watchdog: {}\nwatchdog:\n  hang_quiet: 1m\n", -EINVAL, 2, 1, "watchdog",
+                  "duplicate key, first set at line 1" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_yaml_syntax(void **state) {
+        static const ErrorCase t[] = {
+                { "runtime: auto\ndocker:\n  socket: [/a\n", -EINVAL, 4, 1, NULL,
+                  "invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence at line 3 "
+                  "column 11)" },
+                { "runtime: auto\n  state_dir: /x\n", -EINVAL, 2, 12, NULL,
+                  "invalid YAML: mapping values are not allowed in this context" },
+                { "runtime: \"auto\n", -EINVAL, 2, 1, NULL,
+                  "invalid YAML: found unexpected end of stream (while scanning a quoted scalar at line 1 "
+                  "column 10)" },
+                { "runtime: *nope\n", -EINVAL, 1, 10, NULL,
+                  "invalid YAML: found undefined alias" },
+                { "runtime: auto\n---\nruntime: docker\n", -EINVAL, 3, 1, NULL,
+                  "expected a single YAML document, found a second one here" },
+                { "runtime: auto\nstate_dir: /\xff\n", -EINVAL, 2, 13, NULL,
+                  "invalid YAML: invalid leading UTF-8 octet (byte 0xFF)" },
+                { "runtime: auto\x01\n", -EINVAL, 1, 14, NULL,
+                  "invalid YAML: control characters are not allowed (byte 0x01)" },
+        };
+        run_errors(t, ELEMENTSOF(t));
+}
+
+static void test_error_format(void **state) {
+        ConfigError e = { .file = (char *) "/etc/pullwatch/pullwatch.yaml", .line = 3, .column = 15,
+                          .key = (char *) "watchdog.hang_quiet", .message = (char *) "expected a duration" };
+        char *s;
+
+        s = config_error_format(&e);
+        assert_string_equal(s, "/etc/pullwatch/pullwatch.yaml:3:15: watchdog.hang_quiet: expected a duration");
+        free(s);
+
+        e.key = NULL;
+        s = config_error_format(&e);
+        assert_string_equal(s, "/etc/pullwatch/pullwatch.yaml:3:15: expected a duration");
+        free(s);
+
+        e.line = e.column = 0;
+        s = config_error_format(&e);
+        assert_string_equal(s, "/etc/pullwatch/pullwatch.yaml: expected a duration");
+        free(s);
+
+        e.file = NULL;
+        e.key = (char *) "retry";
+        s = config_error_format(&e);
+        assert_string_equal(s, "retry: expected a duration");
+        free(s);
+
+        assert_null(config_error_format(NULL));
+        config_error_done(NULL);
+}
+
+static void test_error_is_replaced(void **state) {
+        ConfigError e = {};
+        Config *c = NULL;
+
+        /* A second failure with the same ConfigError frees the first one's strings (ASan would tell). */
+        assert_int_equal(config_load(write_file("a.yaml", "runtime: x\n"), false, &c, &e), -EINVAL);
+        assert_int_equal(config_load(write_file("b.yaml", "foo: 1\n"), false, &c, &e), -EINVAL);
+        assert_string_equal(e.key, "foo");
+        config_error_done(&e);
+        assert_null(e.message);
+
+        /* And no ConfigError at all is fine. */
+        assert_int_equal(config_load(write_file("c.yaml", "runtime: x\n"), false, &c, NULL), -EINVAL);
+        assert_int_equal(config_parse("mem", "runtime: [\n", 11, &c, NULL), -EINVAL);
+        assert_null(c);
+}
+
+static void test_parse_from_memory(void **state) {
+        static const char text[] = "runtime: docker\n";
+        ConfigError e = {};
+        Config *c = NULL;
+
+        assert_int_equal(config_parse("<stdin>", text, strlen(text), &c, &e), 0);
+        assert_int_equal(c->runtime, RUNTIME_DOCKER);
+        assert_null(c->path);
+        config_free(c);
+
+        assert_int_equal(config_parse("<stdin>", "foo: 1", 6, &c, &e), -EINVAL);
+        assert_string_equal(e.file, "<stdin>");
+        config_error_done(&e);
+}
+
+/* ---- dump and the example ---- */
+
+static Config *dump_and_reload(const Config *c) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *f = open_memstream(&text, &size);
+        ConfigError e = {};
+        Config *back = NULL;
+        int r;
+
+        assert_non_null(f);
+        assert_int_equal(config_dump(c, f), 0);
+        assert_int_equal(fclose(f), 0);
+        r = config_parse("dump", text, size, &back, &e);
+        if (r < 0) {
+                char *s = config_error_format(&e);
+                fail_msg("dump does not load back: %s\n%s", s, text);
+        }
+        free(text);
+        return back;
+}
+
+static void test_dump_round_trip_defaults(void **state) {
+        Config *c = NULL, *back;
+
+        assert_int_equal(config_new_default(&c), 0);
+        back = dump_and_reload(c);
+        assert_true(config_equal(c, back));
+        config_free(back);
+        config_free(c);
+}
+
+static void test_dump_round_trip_custom(void **state) {
+        static const char weird[] =
+                "docker:\n"
+                "  socket: \"/run/we \\\"ird\\\\ path\\n\\ttab\\x01: #x\"\n"
+                "  pidfile: '/ü/ñ/日本'\n"
+                "containerd: {pidfile: \"/null\", namespace: a-b_c.d}\n"
+                "credentials: [\"/x: y\", \"/- z\", \"/'q'\"]\n"
+                "platform: windows/amd64\n"
+                "watchdog: {sample_interval: 1.5s, silent_min_rate: 1.5GB, trickle_rate: 1025}\n"
+                "retry: {backoff: 1h1us, backoff_max: 1d1h}\n"
+                "metrics: {textfile: \"/null\"}\n"
+                "registry: {insecure: [\"[::1]:1\"], mirrors: [\"https://m.example/a?b=c&d\"]}\n";
+        ConfigError e = {};
+        Config *c = NULL, *back;
+
+        assert_int_equal(config_load(write_file("weird.yaml", weird), false, &c, &e), 0);
+        assert_string_equal(c->docker_socket, "/run/we \"ird\\ path\n\ttab\x01: #x");
+        assert_string_equal(c->containerd_pidfile, "/null");
+        back = dump_and_reload(c);
+        assert_true(config_equal(c, back));
+        assert_string_equal(back->docker_pidfile, "/ü/ñ/日本");
+        assert_string_equal(back->metrics_textfile, "/null");
+        config_free(back);
+
+        back = NULL;
+        assert_int_equal(config_load(write_file("full.yaml", full_yaml), false, &back, &e), 0);
+        assert_false(config_equal(c, back));
+        config_free(c);
+        c = dump_and_reload(back);
+        assert_true(config_equal(c, back));
+        config_free(back);
+        config_free(c);
+}
+
+/* Every leaf key of a YAML file as "section.key", for comparing key sets. */
+static void collect_keys(yaml_document_t *d, yaml_node_t *map, const char *prefix, char ***keys, size_t *n) {
+        for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+                yaml_node_t *k = yaml_document_get_node(d, p->key), *v = yaml_document_get_node(d, p->value);
+                char *path;
+
+                assert_int_equal(k->type, YAML_SCALAR_NODE);
+                assert_true(asprintf(&path, "%s%s%s", prefix ?: "", prefix ? "." : "",
+                                     (const char *) k->data.scalar.value) > 0);
+                if (v->type == YAML_MAPPING_NODE && v->data.mapping.pairs.top > v->data.mapping.pairs.start) {
+                        collect_keys(d, v, path, keys, n);
+                        free(path);
+                } else {
+                        *keys = realloc(*keys, (*n + 2) * sizeof(char *));
+                        assert_non_null(*keys);
+                        (*keys)[(*n)++] = path;
+                        (*keys)[*n] = NULL;
+                }
+        }
+}
+
+static char **keys_of(const char *text, size_t size) {
+        yaml_parser_t p;
+        yaml_document_t d;
+        char **keys = NULL;
+        size_t n = 0;
+
+        assert_true(yaml_parser_initialize(&p));
+        yaml_parser_set_input_string(&p, (const unsigned char *) text, size);
+        assert_true(yaml_parser_load(&p, &d));
+        collect_keys(&d, yaml_document_get_root_node(&d), NULL, &keys, &n);
+        yaml_document_delete(&d);
+        yaml_parser_delete(&p);
+        return keys;
+}
+
+static void test_example_file(void **state) {
+        char path[4200], *text = NULL, *dumped = NULL;
+        size_t size = 0, dsize = 0;
+        char **ekeys, **dkeys;
+        ConfigError e = {};
+        Config *c = NULL, *d = NULL;
+        FILE *f;
+        int r;
+
+        snprintf(path, sizeof path, "%s/config/pullwatch.yaml.example", srcdir());
+        r = config_load(path, false, &c, &e);
+        if (r < 0) {
+                char *s = config_error_format(&e);
+                fail_msg("example does not load: %s", s);
+        }
+        /* The example documents the defaults: it must equal them. */
+        assert_int_equal(config_new_default(&d), 0);
+        assert_true(config_equal(c, d));
+
+        /* ... and list every key the dump (which walks the whole schema) prints. */
+        f = fopen(path, "re");
+        assert_non_null(f);
+        assert_int_equal(getdelim(&text, &size, 0, f) > 0, 1);
+        size = strlen(text);
+        fclose(f);
+        f = open_memstream(&dumped, &dsize);
+        assert_int_equal(config_dump(d, f), 0);
+        fclose(f);
+
+        ekeys = keys_of(text, size);
+        dkeys = keys_of(dumped, dsize);
+        assert_int_equal(strv_length(ekeys), strv_length(dkeys));
+        for (size_t i = 0; dkeys[i]; i++)
+                if (!streq(ekeys[i], dkeys[i]))
+                        fail_msg("example key %zu is %s, the schema's is %s", i, ekeys[i], dkeys[i]);
+        assert_int_equal(strv_length(dkeys), 30);
+
+        strv_free(ekeys);
+        strv_free(dkeys);
+        free(text);
+        free(dumped);
+        config_free(c);
+        config_free(d);
+}
+
+static void test_config_equal(void **state) {
+        Config *a = NULL, *b = NULL;
+
+        assert_int_equal(config_new_default(&a), 0);
+        assert_int_equal(config_new_default(&b), 0);
+        assert_true(config_equal(a, b));
+        assert_true(config_equal(NULL, NULL));
+        assert_false(config_equal(a, NULL));
+        b->watchdog.trickle_rate++;
+        assert_false(config_equal(a, b));
+        b->watchdog.trickle_rate--;
+        free(b->credentials[1]);
+        b->credentials[1] = NULL;
+        assert_false(config_equal(a, b));
+        config_free(a);
+        config_free(b);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_parse_duration_valid),
+                cmocka_unit_test(test_parse_duration_invalid),
+                cmocka_unit_test(test_parse_size_valid),
+                cmocka_unit_test(test_parse_size_invalid),
+                cmocka_unit_test(test_format),
+                cmocka_unit_test(test_format_round_trip),
+                cmocka_unit_test(test_runtime_kind_strings),
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_empty_file_is_defaults),
+                cmocka_unit_test(test_missing_file),
+                cmocka_unit_test(test_unreadable_file),
+                cmocka_unit_test(test_load_every_key),
+                cmocka_unit_test(test_partial_sections),
+                cmocka_unit_test(test_error_unknown_key),
+                cmocka_unit_test(test_error_wrong_type),
+                cmocka_unit_test(test_error_bad_values),
+                cmocka_unit_test(test_error_zero),
+                cmocka_unit_test(test_error_relations),
+                cmocka_unit_test(test_error_duplicate_key),
+                cmocka_unit_test(test_error_yaml_syntax),
+                cmocka_unit_test(test_error_format),
+                cmocka_unit_test(test_error_is_replaced),
+                cmocka_unit_test(test_parse_from_memory),
+                cmocka_unit_test(test_dump_round_trip_defaults),
+                cmocka_unit_test(test_dump_round_trip_custom),
+                cmocka_unit_test(test_example_file),
+                cmocka_unit_test(test_config_equal),
+        };
+
+        return cmocka_run_group_tests_name("config", tests, setup, teardown);
+}

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "daemon/alert_catalog.h"
+#include "daemon/diagnose.h"
 
 #define MAX_ENTRIES 64
 
@@ -325,6 +326,23 @@ static void test_man_page_table(void **state) {
                         fail_msg("pullwatch.8.md: %s listed %u times in ALERTS", alert_kind_to_string(k), seen[k]);
 }
 
+/* PULLWATCH_DIAGNOSIS carries diagnose.c's names; each must have its alert kind (and catalog entry)
+ * under the same name. not-found has none of its own: it is reported as pull-failed-permanent. */
+static void test_diagnoses_have_alert_kinds(void **state) {
+        for (int d = 0; d < _DIAGNOSIS_MAX; d++) {
+                const char *name = diagnosis_to_string(d);
+                assert_non_null(name);
+                if (d == DIAG_NONE || d == DIAG_NOT_FOUND)
+                        continue;
+                AlertKind k = alert_kind_from_string(name);
+                if (k < 0 || !alert_kind_is_diagnosis(k))
+                        fail_msg("diagnosis %s has no diagnosis alert kind", name);
+        }
+        for (int k = 0; k < _ALERT_KIND_MAX; k++)
+                if (alert_kind_is_diagnosis(k) && diagnosis_from_string(alert_kind_to_string(k)) < 0)
+                        fail_msg("alert kind %s is no diagnosis of diagnose.c", alert_kind_to_string(k));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_table_well_formed),
@@ -336,6 +354,7 @@ int main(void) {
                 cmocka_unit_test(test_catalog_ids_valid_and_known),
                 cmocka_unit_test(test_catalog_fields_known),
                 cmocka_unit_test(test_man_page_table),
+                cmocka_unit_test(test_diagnoses_have_alert_kinds),
         };
         return cmocka_run_group_tests_name("alert_catalog", tests, parse_catalog, NULL);
 }

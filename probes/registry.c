@@ -198,8 +198,9 @@ static int token_url(RegistryOp *op, const RegistryChallenge *c, char **ret_url,
         }
         *ret_form = NULL;
         const char *sep = strchr(c->realm, '?') ? "&" : "?";
-        if (ev ? asprintf(ret_url, "%s%sservice=%s&scope=%s", c->realm, sep, ev, es) :
-                 asprintf(ret_url, "%s%sscope=%s", c->realm, sep, es) < 0)
+        int k = ev ? asprintf(ret_url, "%s%sservice=%s&scope=%s", c->realm, sep, ev, es) :
+                     asprintf(ret_url, "%s%sscope=%s", c->realm, sep, es);
+        if (k < 0)
                 return -ENOMEM;
         return 0;
 }

@@ -1,0 +1,160 @@
+#!/usr/bin/env bats
+# The stall matrix on the bed's real dockerd: each fault injected with the proxy or the unpigz
+# wrapper, and what pullwatch must do about it. Budgets come from pw_config (network_stall 6s,
+# hang_quiet 6s, livelock_window 8s, trickle 64KiB/s over 8s, sample 1s).
+
+load helpers
+load pw_helpers
+
+setup_file() {
+	bed_start
+	pw_config
+}
+
+teardown_file() {
+	bed_stop
+}
+
+setup() {
+	proxy_clear
+	unpigz_mode real
+}
+
+# seconds between the last sign of life of LAYER (phase/progress) and its VERDICT event
+verdict_latency() { # file layer verdict
+	jq -s -r --arg l "$2" --arg v "$3" '
+		(map(select(.event=="verdict" and .layer==$l and .verdict==$v)) | first | .t) as $tv
+		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | .t) as $tl
+		| ($tv - $tl)' "$1"
+}
+
+@test "blob stalled forever mid-layer: stalled within network_stall + a sample, cut, retried, done" {
+	img=$(push_image test/stall v1 3MiB,512KiB)
+	big=$(biggest_layer "$img")
+	proxy_rule "{\"digest\":\"$big\",\"stall_at\":1048576,\"stall_for\":\"forever\",\"first\":1}"
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/stall:v1"
+	[ "$PW_RC" -eq 0 ]
+	f="$BATS_TEST_TMPDIR/out"
+	short=${big#sha256:}; short=${short:0:12}
+	events "$f" ".event==\"verdict\" and .layer==\"$short\" and .verdict==\"stalled\"" | grep -q 'no bytes for'
+	lat=$(verdict_latency "$f" "$short" stalled)
+	# 6 s budget, 1 s sampling: flagged between 6 and 8 s after its last byte
+	awk -v l="$lat" 'BEGIN { exit !(l >= 6 && l <= 8) }'
+	events "$f" '.event=="action" and .action=="cancel"' | grep -q "$short"
+	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+	all_layers_done "$f"
+}
+
+@test "one layer stalled while the others download: that layer is flagged, not the others" {
+	# the first layer holds a download slot and stalls; the others keep moving at 150 KB/s
+	img=$(push_image test/onestuck v1 1MiB,2MiB,2MiB,2MiB)
+	stuck=$(jq -r '.layers[0].digest' <<<"$img")
+	for d in $(jq -r '.layers[1:][].digest' <<<"$img"); do
+		proxy_rule "{\"digest\":\"$d\",\"throttle\":150000}"
+	done
+	proxy_rule "{\"digest\":\"$stuck\",\"stall_at\":65536,\"stall_for\":\"forever\",\"first\":1}"
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/onestuck:v1"
+	f="$BATS_TEST_TMPDIR/out"
+	short=${stuck#sha256:}; short=${short:0:12}
+	[ "$PW_RC" -eq 0 ]
+	tv=$(jq -s -r --arg l "$short" 'map(select(.event=="verdict" and .layer==$l and .verdict=="stalled")) | first | .t' "$f")
+	[ "$tv" != null ]
+	# other layers were still moving in the two seconds before the stuck one was flagged: summed
+	# bytes (containerd's rule) would have hidden it
+	jq -s -e --argjson tv "$tv" --arg l "$short" '
+		[.[] | select(.attempt==1 and .event=="progress" and .layer!=$l and .t > $tv - 2 and .t <= $tv)] | length >= 1' "$f"
+	[ -z "$(jq -c --arg l "$short" 'select(.event=="verdict" and .attempt==1 and .layer!=$l and (.verdict=="stalled" or .verdict=="hung"))' "$f")" ]
+	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+}
+
+@test "slow but working decompressor, silent longer than a kubelet-style deadline: never cancelled" {
+	push_image test/slowunpigz v1 1MiB >/dev/null
+	unpigz_mode slow:14
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/slowunpigz:v1"
+	f="$BATS_TEST_TMPDIR/out"
+	[ "$PW_RC" -eq 0 ]
+	jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
+	events "$f" '.event=="verdict" and .verdict=="silent-alive"' | grep -q extracting
+	[ -z "$(events "$f" '.event=="action" or .event=="retry"')" ]
+	# it really was silent longer than the 10 s a kubelet-style "any message" deadline allows here
+	jq -s -e '[.[] | select(.event=="phase" or .event=="progress") | .t] | . as $t
+	          | [range(1; length) | $t[.] - $t[. - 1]] | max > 10' "$f"
+}
+
+@test "decompressor asleep: hung within hang_quiet + a sample, helper ended, diagnosis names it" {
+	push_image test/sleepunpigz v1 1MiB >/dev/null
+	unpigz_mode sleep
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime docker "$PROXY_ADDR/test/sleepunpigz:v1"
+	wait_json "$f" '.event=="action" and .action=="kill-helper"' 40
+	unpigz_mode real
+	pw_wait_bg
+	[ "$PW_RC" -eq 0 ]
+	layer=$(jq -r 'select(.event=="verdict" and .verdict=="hung") | .layer' "$f" | head -1)
+	lat=$(verdict_latency "$f" "$layer" hung)
+	awk -v l="$lat" 'BEGIN { exit !(l >= 6 && l <= 8.5) }'
+	events "$f" '.event=="verdict" and .verdict=="hung"' | grep -q 'asleep'
+	events "$f" '.event=="diagnosis" and .diagnosis=="decompressor-hang"' | grep -q 'MOBY_DISABLE_PIGZ=true'
+	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+	# the ended helper was the wrapper the bed started, and it is gone
+	pid=$(jq -r 'select(.event=="action" and .action=="kill-helper") | .pid' "$f")
+	! kill -0 "$pid" 2>/dev/null
+}
+
+@test "decompressor spinning without output: hung within livelock_window + a sample" {
+	push_image test/spinunpigz v1 1MiB >/dev/null
+	unpigz_mode spin
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime docker "$PROXY_ADDR/test/spinunpigz:v1"
+	wait_json "$f" '.event=="action" and .action=="kill-helper"' 40
+	unpigz_mode real
+	pw_wait_bg
+	[ "$PW_RC" -eq 0 ]
+	events "$f" '.event=="verdict" and .verdict=="hung"' | grep -q 'CPU, 0 bytes written for'
+	layer=$(jq -r 'select(.event=="verdict" and .verdict=="hung") | .layer' "$f" | head -1)
+	lat=$(verdict_latency "$f" "$layer" hung)
+	awk -v l="$lat" 'BEGIN { exit !(l >= 8 && l <= 10.5) }'
+	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+}
+
+@test "trickle below trickle_rate: degraded, retried on a fresh connection" {
+	img=$(push_image test/trickle v1 2MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	proxy_rule "{\"digest\":\"$layer\",\"throttle\":20000,\"first\":1}"
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/trickle:v1"
+	f="$BATS_TEST_TMPDIR/out"
+	[ "$PW_RC" -eq 0 ]
+	events "$f" '.event=="verdict" and .verdict=="degraded"' | grep -q 'KB/s over the last'
+	[ -z "$(events "$f" '.event=="verdict" and .verdict=="stalled"')" ]
+	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+	proxy_counters | jq -e --arg d "$layer" '.blobs[$d].requests >= 2'
+}
+
+@test "reset at the same elapsed time every attempt: retried, diagnosed as a middlebox timeout" {
+	img=$(push_image test/lbcut v1 3MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	# an idle-timeout box that cuts every connection 3 s into the body; 200 KB/s means no attempt
+	# can finish before it (dockerd resumes with Range, so let the first several cuts land)
+	proxy_rule "{\"digest\":\"$layer\",\"throttle\":200000,\"reset_after\":3,\"first\":4}"
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/lbcut:v1"
+	f="$BATS_TEST_TMPDIR/out"
+	[ "$PW_RC" -eq 0 ]
+	events "$f" '.event=="diagnosis" and .diagnosis=="middlebox-timeout"' | grep -qE 'cut after ~[34]s'
+	# named after the second cut, not the first
+	proxy_counters | jq -e --arg d "$layer" '.blobs[$d].resets >= 2'
+}
+
+@test "layers waiting behind max-concurrent-downloads: no false stall" {
+	# 6 layers, 3 download slots, each layer ~5 s at 200 KB/s: the last three wait ~5 s and more
+	# for a slot, and downloaded layers wait for their parent's extraction
+	img=$(push_image test/queue v1 1MiB,1MiB,1MiB,1MiB,1MiB,1MiB)
+	for d in $(jq -r '.layers[].digest' <<<"$img"); do
+		proxy_rule "{\"digest\":\"$d\",\"throttle\":200000}"
+	done
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/queue:v1"
+	f="$BATS_TEST_TMPDIR/out"
+	[ "$PW_RC" -eq 0 ]
+	events "$f" '.event=="phase" and .phase=="waiting"' | grep -q waiting
+	[ -z "$(events "$f" '.event=="verdict" and (.verdict=="stalled" or .verdict=="hung" or .verdict=="degraded")')" ]
+	jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
+}

@@ -9,6 +9,7 @@
 #include "daemon/liveness.h"
 #include "daemon/pull_job.h"
 #include "daemon/render.h"
+#include "probes/docker.h"
 
 int cli_load_config(const char *path, Config **ret) {
         ConfigError err = {};
@@ -169,6 +170,10 @@ int cli_pull(int argc, char **argv) {
         if (driver->runtime_pid && driver->runtime_pid(config, &pid) >= 0 &&
             runtime_liveness_new(NULL, pid, driver == &containerd_driver, &liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(liveness);
+                _cleanup_free_ char *root = NULL, *driver_name = NULL, *dir = NULL;
+                if (driver == &docker_driver && docker_info(config->docker_socket, &root, &driver_name) >= 0 && root &&
+                    streq_ptr(driver_name, "overlay2") && asprintf(&dir, "%s/overlay2", root) >= 0)
+                        (void) runtime_liveness_watch_disk(liveness, dir, "diff");
                 pull_job_set_liveness(job, &src);
         }
         if (!cli.json && tty_view_new(stdout, isatty(STDOUT_FILENO), &cli.view) < 0)

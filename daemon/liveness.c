@@ -12,7 +12,21 @@ struct RuntimeLiveness {
         bool inprocess_extract;
         ProcTree *last;
         bool *last_helper;        /* per last->desc entry */
+        DiskGrowth *disk;
+        uint64_t disk_signal;
+        bool disk_primed;
 };
+
+int runtime_liveness_watch_disk(RuntimeLiveness *l, const char *dir, const char *subdir) {
+        DiskGrowth *d = NULL;
+        int r = disk_growth_new(dir, subdir, &d);
+        if (r < 0)
+                return r;
+        disk_growth_free(l->disk);
+        l->disk = d;
+        l->disk_primed = false;
+        return 0;
+}
 
 int runtime_liveness_new(const char *proc_root, pid_t pid, bool inprocess_extract, RuntimeLiveness **ret) {
         RuntimeLiveness *l = calloc(1, sizeof(*l));
@@ -31,6 +45,7 @@ RuntimeLiveness *runtime_liveness_free(RuntimeLiveness *l) {
         proc_tree_free(l->last);
         free(l->last_helper);
         free(l->proc_root);
+        disk_growth_free(l->disk);
         free(l);
         return NULL;
 }
@@ -112,6 +127,14 @@ int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) 
                 } else if (!side[k] && l->inprocess_extract) {
                         ret->runtime_io += p->io_chars;
                         ret->runtime_cpu += p->cpu_usec;
+                }
+        }
+        if (l->disk) {
+                uint64_t sig = 0, cost = 0;
+                if (disk_growth_sample(l->disk, now, &sig, &cost) >= 0) {
+                        ret->disk_grew = l->disk_primed && sig != l->disk_signal;
+                        l->disk_signal = sig;
+                        l->disk_primed = true;
                 }
         }
         proc_tree_free(l->last);

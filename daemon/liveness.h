@@ -5,6 +5,7 @@
 
 #include "daemon/pull_job.h"
 #include "probes/proc_sample.h"
+#include "probes/disk_growth.h"
 
 typedef struct RuntimeLiveness RuntimeLiveness;
 
@@ -12,6 +13,10 @@ typedef struct RuntimeLiveness RuntimeLiveness;
  * (containerd), so its own I/O can be extraction output. proc_root NULL = /proc. */
 int runtime_liveness_new(const char *proc_root, pid_t pid, bool inprocess_extract, RuntimeLiveness **ret);
 RuntimeLiveness *runtime_liveness_free(RuntimeLiveness *l);
+
+/* Also watch the extraction target: the newest entries of dir that hold subdir (dockerd's
+ * <root>/overlay2 + "diff", containerd's overlayfs snapshots + "fs"). Optional. */
+int runtime_liveness_watch_disk(RuntimeLiveness *l, const char *dir, const char *subdir);
 
 int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret);
 /* SIGKILL pid and its descendants, only if pid was a helper (decompressor/untar or below one) of

@@ -1,0 +1,258 @@
+/* containerd_api.c: error classes of containerd's answers, pullwatch's lease naming, the CLI's one-shot
+ * questions (version, ImageStatus, lease clean-up) and the namespace watcher on top of the tracker. */
+#include "probes/containerd_internal.h"
+
+#include <strings.h>
+#include "containerd_leases.pb-c.h"
+#include "containerd_version.pb-c.h"
+#include "cri_api.pb-c.h"
+
+/* Words of containerd 1.6 / the registry that no retry can fix. Matched case-insensitively. */
+static const char *const permanent_words[] = {
+        "not found",                  /* manifest or blob 404, "content digest ... not found" (report 004) */
+        "manifest unknown", "name unknown", "unauthorized", "authorization failed", "access denied",
+        "requested access to the resource is denied", "insufficient_scope", "403 forbidden",
+        "no match for platform", "does not support platform", "invalid reference format",
+        "repository name must",
+};
+
+ErrorClass containerd_classify_message(GrpcStatus status, const char *message) {
+        switch (status) {
+        case GRPC_OK:
+                return ERROR_NONE;
+        case GRPC_NOT_FOUND:
+        case GRPC_UNAUTHENTICATED:
+        case GRPC_PERMISSION_DENIED:
+        case GRPC_INVALID_ARGUMENT:
+        case GRPC_UNIMPLEMENTED:
+                return ERROR_PERMANENT;
+        case GRPC_UNAVAILABLE:
+        case GRPC_DEADLINE_EXCEEDED:
+        case GRPC_RESOURCE_EXHAUSTED:
+        case GRPC_ABORTED:
+        case GRPC_CANCELLED:
+                return ERROR_TRANSIENT;
+        default:
+                break;
+        }
+        /* Unknown/Internal wrap everything else: EOF, resets, 5xx, dial errors are worth another try */
+        for (size_t i = 0; message && i < ELEMENTSOF(permanent_words); i++)
+                if (strcasestr(message, permanent_words[i]))
+                        return ERROR_PERMANENT;
+        return ERROR_TRANSIENT;
+}
+
+ErrorClass containerd_classify(const GrpcReply *r) {
+        if (r->error < 0)
+                /* containerd restarting (socket gone or refused for a moment) is transient; a socket that
+                 * is not containerd, or that we may not open, stays that way */
+                return r->error == -EPROTO || r->error == -EACCES || r->error == -EPERM || r->error == -EINVAL
+                               ? ERROR_PERMANENT
+                               : ERROR_TRANSIENT;
+        return containerd_classify_message(r->status, r->message);
+}
+
+int containerd_lease_id(const char *namespace, const char *image, char **ret) {
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+        if (!namespace || !image)
+                return -EINVAL;
+        for (const char *p = namespace; *p; p++)
+                h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
+        h = (h ^ 0) * 0x100000001b3ULL;
+        for (const char *p = image; *p; p++)
+                h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
+        return asprintf(ret, CONTAINERD_LEASE_PREFIX "%016llx", (unsigned long long) h) < 0 ? -ENOMEM : 0;
+}
+
+static void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+/* Run one call; on any failure set *ret_message to one line and return a negative errno. */
+static int sync_call(const char *socket, const char *ns, const char *method, const char *path,
+                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type, bool streaming,
+                     GrpcReply *reply, char **ret_message) {
+        GrpcTarget t = { .socket = socket, .namespace = ns, .timeout = CD_CALL_TIMEOUT };
+        int r;
+
+        if (!socket)
+                return -EINVAL;
+        r = grpc_call_sync(&t, path, req, type, streaming, reply);
+        if (r >= 0 && reply->status == GRPC_OK)
+                return 0;
+        if (r >= 0)
+                r = reply->status == GRPC_NOT_FOUND ? -ENOENT
+                    : reply->status == GRPC_UNIMPLEMENTED ? -EPROTO
+                    : reply->status == GRPC_ALREADY_EXISTS ? -EEXIST
+                                                             : -EIO;
+        if (ret_message)
+                *ret_message = grpc_reply_describe(reply, method);
+        return r;
+}
+
+int containerd_version(const char *socket, char **ret_version, char **ret_message) {
+        Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
+        GrpcReply reply;
+        int r;
+
+        r = sync_call(socket, NULL, "Version", "/containerd.services.version.v1.Version/Version", &req.base,
+                      &containerd__services__version__v1__version_response__descriptor, false, &reply, ret_message);
+        if (r == -EPROTO && reply.error == 0 && ret_message) {
+                /* a gRPC server, but not containerd */
+                free(*ret_message);
+                if (asprintf(ret_message, "%s is not a containerd socket (no containerd version service)", socket) < 0)
+                        *ret_message = NULL;
+        }
+        if (r >= 0 && ret_version) {
+                Containerd__Services__Version__V1__VersionResponse *v = (void *) reply.messages[0];
+                *ret_version = strdup(v->version);
+                if (!*ret_version)
+                        r = -ENOMEM;
+        }
+        grpc_reply_done(&reply);
+        return r;
+}
+
+int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,
+                            char **ret_message) {
+        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
+        Runtime__V1__ImageStatusRequest req = RUNTIME__V1__IMAGE_STATUS_REQUEST__INIT;
+        GrpcReply reply;
+        _cleanup_free_ char *digest = NULL, *id = NULL;
+        int r;
+
+        spec.image = (char *) image;
+        req.image = &spec;
+        r = sync_call(socket, CONTAINERD_CRI_NAMESPACE, "ImageStatus", "/runtime.v1.ImageService/ImageStatus",
+                      &req.base, &runtime__v1__image_status_response__descriptor, false, &reply, ret_message);
+        if (r >= 0) {
+                Runtime__V1__Image *img = ((Runtime__V1__ImageStatusResponse *) reply.messages[0])->image;
+                if (!img) {
+                        /* CRI answers "absent" with an empty status, not NotFound */
+                        r = -ENOENT;
+                        if (ret_message && asprintf(ret_message, "ImageStatus: %s is not in %s", image,
+                                                    CONTAINERD_CRI_NAMESPACE) < 0)
+                                *ret_message = NULL;
+                } else {
+                        const char *at = img->n_repo_digests > 0 ? strrchr(img->repo_digests[0], '@') : NULL;
+                        digest = strdup(at ? at + 1 : img->id);
+                        id = strdup(img->id);
+                        if (!digest || !id)
+                                r = -ENOMEM;
+                }
+        }
+        grpc_reply_done(&reply);
+        if (r < 0)
+                return r;
+        if (ret_digest)
+                *ret_digest = TAKE_PTR(digest);
+        if (ret_id)
+                *ret_id = TAKE_PTR(id);
+        return 0;
+}
+
+int containerd_image_remove(const char *socket, const char *image, char **ret_message) {
+        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
+        Runtime__V1__RemoveImageRequest req = RUNTIME__V1__REMOVE_IMAGE_REQUEST__INIT;
+        GrpcReply reply;
+        int r;
+
+        spec.image = (char *) image;
+        req.image = &spec;
+        r = sync_call(socket, CONTAINERD_CRI_NAMESPACE, "RemoveImage", "/runtime.v1.ImageService/RemoveImage",
+                      &req.base, &runtime__v1__remove_image_response__descriptor, false, &reply, ret_message);
+        grpc_reply_done(&reply);
+        if (r == -ENOENT && ret_message)
+                *ret_message = mfree(*ret_message);
+        return r == -ENOENT ? 0 : r;
+}
+
+int containerd_lease_release(const char *socket, const char *namespace, const char *image, char **ret_message) {
+        Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
+        _cleanup_free_ char *id = NULL;
+        GrpcReply reply;
+        int r;
+
+        r = containerd_lease_id(namespace, image, &id);
+        if (r < 0)
+                return r;
+        req.id = id;
+        r = sync_call(socket, namespace, "Leases.Delete", "/containerd.services.leases.v1.Leases/Delete", &req.base,
+                      &containerd__services__leases__v1__empty__descriptor, false, &reply, ret_message);
+        grpc_reply_done(&reply);
+        if (r == -ENOENT && ret_message)
+                *ret_message = mfree(*ret_message);
+        return r == -ENOENT ? 0 : r;
+}
+
+int containerd_leases_list(const char *socket, const char *namespace, char ***ret_ids, char **ret_message) {
+        Containerd__Services__Leases__V1__ListRequest req = CONTAINERD__SERVICES__LEASES__V1__LIST_REQUEST__INIT;
+        char *filters[] = { (char *) "id~=\"^" CONTAINERD_LEASE_PREFIX "\"" };
+        _cleanup_strv_free_ char **ids = NULL;
+        GrpcReply reply;
+        int r;
+
+        req.n_filters = 1;
+        req.filters = filters;
+        r = sync_call(socket, namespace, "Leases.List", "/containerd.services.leases.v1.Leases/List", &req.base,
+                      &containerd__services__leases__v1__list_response__descriptor, false, &reply, ret_message);
+        if (r >= 0) {
+                Containerd__Services__Leases__V1__ListResponse *l = (void *) reply.messages[0];
+                ids = calloc(l->n_leases + 1, sizeof(char *));
+                for (size_t i = 0; ids && i < l->n_leases; i++)
+                        if (!(ids[i] = strdup(l->leases[i]->id)))
+                                r = -ENOMEM;
+                if (!ids)
+                        r = -ENOMEM;
+        }
+        grpc_reply_done(&reply);
+        if (r < 0)
+                return r;
+        *ret_ids = TAKE_PTR(ids);
+        return 0;
+}
+
+/* ---- watcher ---- */
+
+struct ContainerdWatch {
+        CdTracker *tracker;
+};
+
+int containerd_watch_new(CurlGlue *glue, const Config *config, const char *namespace,
+                         const ContainerdWatchCallbacks *cb, void *userdata, ContainerdWatch **ret) {
+        _cleanup_(containerd_watch_freep) ContainerdWatch *w = NULL;
+        CdTrackerOptions o = {
+                .socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET,
+                .namespace = namespace                                            ? namespace
+                             : config && config->containerd_namespace ? config->containerd_namespace
+                                                                      : CONTAINERD_CRI_NAMESPACE,
+        };
+        CdTrackerCallbacks tcb = {
+                .layer = cb->layer,
+                .layer_gone = cb->layer_gone,
+                .error = cb->error,
+        };
+        int r;
+
+        w = calloc(1, sizeof(*w));
+        if (!w)
+                return -ENOMEM;
+        r = cd_tracker_new(glue, &o, &tcb, userdata, &w->tracker);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(w);
+        return 0;
+}
+
+ContainerdWatch *containerd_watch_free(ContainerdWatch *w) {
+        if (!w)
+                return NULL;
+        cd_tracker_free(w->tracker);
+        free(w);
+        return NULL;
+}
+
+void containerd_watch_stats(const ContainerdWatch *w, ContainerdPollStats *ret) {
+        cd_tracker_stats(w ? w->tracker : NULL, ret);
+}

@@ -1,0 +1,61 @@
+/* containerd_internal.h: what containerd_pull.c, containerd_watch.c and containerd_api.c share: the poll
+ * loop that turns ingests and content labels into layer phases. Not for use outside probes/containerd*. */
+#pragma once
+
+#include "probes/containerd.h"
+
+/* Label keys containerd 1.6 sets while pulling (client pull handlers and the unpacker). */
+#define CD_LABEL_SOURCE_PREFIX "containerd.io/distribution.source."
+#define CD_LABEL_CONFIG        "containerd.io/gc.ref.content.config"
+#define CD_LABEL_LAYER_PREFIX  "containerd.io/gc.ref.content.l."
+#define CD_LABEL_UNCOMPRESSED  "containerd.io/uncompressed"
+
+#define CD_PATH_LIST_STATUSES "/containerd.services.content.v1.Content/ListStatuses"
+#define CD_PATH_CONTENT_LIST  "/containerd.services.content.v1.Content/List"
+#define CD_PATH_SNAPSHOTS     "/containerd.services.snapshots.v1.Snapshots/List"
+
+#define CD_INTERVAL_MIN (500 * USEC_PER_MSEC)
+#define CD_INTERVAL_MAX (2 * USEC_PER_SEC)
+#define CD_CALL_TIMEOUT (10 * USEC_PER_SEC)
+
+usec_t cd_now(clockid_t clock);
+
+typedef struct CdTracker CdTracker;
+
+typedef struct CdTrackerCallbacks {
+        void (*layer)(void *userdata, const char *image, const char *layer, Phase phase, uint64_t current,
+                      uint64_t total, usec_t at);
+        void (*layer_gone)(void *userdata, const char *image, const char *layer, bool done, usec_t at);
+        /* Something to hold in a lease: type "ingests" (id = ref) or "content" (id = digest). */
+        void (*resource)(void *userdata, const char *type, const char *id);
+        void (*activity)(void *userdata, const char *what, usec_t at);
+        void (*error)(void *userdata, int error, const char *message);
+} CdTrackerCallbacks;
+
+typedef struct CdTrackerOptions {
+        const char *socket;
+        const char *namespace;
+        /* Pull mode: follow only the image of this repository (host without port, as containerd labels
+         * it, and path), whose manifest containerd touched at or after since (CLOCK_REALTIME). NULL
+         * repo: watch mode, every pull in the namespace. */
+        const char *source_host;
+        const char *source_repo;
+        usec_t since;
+        const char *snapshotter;  /* NULL: "overlayfs", CRI's default */
+} CdTrackerOptions;
+
+int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCallbacks *cb, void *userdata,
+                   CdTracker **ret);
+CdTracker *cd_tracker_free(CdTracker *t);
+static inline void cd_tracker_freep(CdTracker **t) { cd_tracker_free(*t); }
+/* PullImage returned OK: every layer of the image is unpacked; report them done. */
+void cd_tracker_all_done(CdTracker *t);
+void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret);
+/* The manifest digest of the image being pulled (pull mode), once sure of it. */
+const char *cd_tracker_manifest(const CdTracker *t);
+
+/* "127.0.0.1:5000" -> "127.0.0.1", "[::1]:5000" -> "::1": the host part containerd puts in its
+ * distribution source label key (Go's url.Hostname()). */
+int cd_source_host(const char *domain, char **ret);
+/* The Content.List filter for manifests of host/repo: config-labelled blobs whose source label lists repo. */
+int cd_manifest_filter(const char *host, const char *repo, char **ret);

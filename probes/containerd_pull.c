@@ -1,0 +1,360 @@
+/* containerd_pull.c: the CRI driver. PullImage runs as one gRPC stream (resetting it cancels the pull's
+ * context in containerd); the tracker polls progress beside it. A lease of pullwatch's own holds the
+ * pull's ingests and blobs, so after a cancel or a transient failure the next attempt resumes them with
+ * Range requests: containerd 1.6 otherwise deletes its pull lease and collects the partial ingest. */
+#include "probes/containerd_internal.h"
+
+#include <time.h>
+#include "containerd_leases.pb-c.h"
+#include "cri_api.pb-c.h"
+#include "probes/reference.h"
+
+#define PATH_LEASE_CREATE "/containerd.services.leases.v1.Leases/Create"
+#define PATH_LEASE_DELETE "/containerd.services.leases.v1.Leases/Delete"
+#define PATH_LEASE_ADD    "/containerd.services.leases.v1.Leases/AddResource"
+
+typedef struct Pending {
+        char *type, *id;
+} Pending;
+
+struct RuntimePull {
+        CurlGlue *glue;
+        char *socket, *lease_id;
+        PullCallbacks cb;
+        void *userdata;
+        GrpcCall *pull;
+        GrpcCall *lease_call;     /* Create, later Delete */
+        GrpcCall **adds;          /* AddResource calls in flight */
+        size_t n_adds;
+        Pending *pending;         /* resources seen before the lease exists */
+        size_t n_pending;
+        CdTracker *tracker;
+        bool lease_ready, lease_failed, ended, finished, release_after_create;
+        ContainerdPollStats stats;
+        ErrorClass error;
+        char *message;
+        char *digest;
+};
+
+static void pull_finish(RuntimePull *p) {
+        PullOutcome o = { .error = p->error, .message = p->message, .digest = p->digest };
+        if (p->finished)
+                return;
+        p->finished = true;
+        p->cb.finished(p->userdata, &o); /* may free p */
+}
+
+static void on_add_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        RuntimePull *p = userdata;
+        for (size_t i = 0; i < p->n_adds; i++)
+                if (p->adds[i] == call) {
+                        p->adds[i] = p->adds[--p->n_adds];
+                        break;
+                }
+        grpc_call_free(call);
+}
+
+static int lease_add(RuntimePull *p, const char *type, const char *id) {
+        Containerd__Services__Leases__V1__Resource res = CONTAINERD__SERVICES__LEASES__V1__RESOURCE__INIT;
+        Containerd__Services__Leases__V1__AddResourceRequest req =
+                CONTAINERD__SERVICES__LEASES__V1__ADD_RESOURCE_REQUEST__INIT;
+        GrpcTarget t = { .socket = p->socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CD_CALL_TIMEOUT };
+        GrpcCall **a;
+        int r;
+
+        a = realloc(p->adds, (p->n_adds + 1) * sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        p->adds = a;
+        res.id = (char *) id;
+        res.type = (char *) type;
+        req.id = p->lease_id;
+        req.resource = &res;
+        r = grpc_call_start(p->glue, &t, PATH_LEASE_ADD, &req.base, &containerd__services__leases__v1__empty__descriptor,
+                            false, on_add_done, p, &p->adds[p->n_adds]);
+        if (r >= 0)
+                p->n_adds++;
+        return r;
+}
+
+static void on_resource(void *userdata, const char *type, const char *id) {
+        RuntimePull *p = userdata;
+        Pending *a;
+
+        if (p->lease_failed || p->ended)
+                return;
+        if (p->lease_ready) {
+                (void) lease_add(p, type, id);
+                return;
+        }
+        a = realloc(p->pending, (p->n_pending + 1) * sizeof(*a));
+        if (!a)
+                return;
+        p->pending = a;
+        a[p->n_pending].type = strdup(type);
+        a[p->n_pending].id = strdup(id);
+        if (a[p->n_pending].type && a[p->n_pending].id)
+                p->n_pending++;
+        else {
+                free(a[p->n_pending].type);
+                free(a[p->n_pending].id);
+        }
+}
+
+static void pending_clear(RuntimePull *p) {
+        for (size_t i = 0; i < p->n_pending; i++) {
+                free(p->pending[i].type);
+                free(p->pending[i].id);
+        }
+        free(p->pending);
+        p->pending = NULL;
+        p->n_pending = 0;
+}
+
+static int lease_delete(RuntimePull *p);
+
+static void on_lease_created(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        RuntimePull *p = userdata;
+
+        /* AlreadyExists: the last attempt's lease, with its partial ingests: exactly what we want */
+        if (reply->error == 0 && (reply->status == GRPC_OK || reply->status == GRPC_ALREADY_EXISTS)) {
+                p->lease_ready = true;
+                for (size_t i = 0; i < p->n_pending && !p->ended; i++)
+                        (void) lease_add(p, p->pending[i].type, p->pending[i].id);
+        } else {
+                _cleanup_free_ char *m = grpc_reply_describe(reply, "Leases.Create");
+                p->lease_failed = true;
+                if (p->cb.activity)
+                        p->cb.activity(p->userdata, m ?: "Leases.Create failed: a retry will start over",
+                                       cd_now(CLOCK_MONOTONIC));
+        }
+        pending_clear(p);
+        p->lease_call = grpc_call_free(p->lease_call);
+        if (p->release_after_create && (p->lease_failed || lease_delete(p) < 0))
+                pull_finish(p);
+}
+
+static void on_lease_deleted(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        RuntimePull *p = userdata;
+        /* a failed delete leaves a lease that expires by itself (containerd.io/gc.expire) */
+        pull_finish(p);
+}
+
+static int lease_create(RuntimePull *p) {
+        Containerd__Services__Leases__V1__CreateRequest req = CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
+        Containerd__Services__Leases__V1__LabelEntry expire = CONTAINERD__SERVICES__LEASES__V1__LABEL_ENTRY__INIT;
+        Containerd__Services__Leases__V1__LabelEntry *labels[] = { &expire };
+        GrpcTarget t = { .socket = p->socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CD_CALL_TIMEOUT };
+        char when[64];
+        time_t until = (time_t) ((cd_now(CLOCK_REALTIME) + CONTAINERD_LEASE_TTL) / USEC_PER_SEC);
+        struct tm tm;
+
+        if (!gmtime_r(&until, &tm) || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+                return -EINVAL;
+        expire.key = (char *) "containerd.io/gc.expire";
+        expire.value = when;
+        req.id = p->lease_id;
+        req.n_labels = 1;
+        req.labels = labels;
+        return grpc_call_start(p->glue, &t, PATH_LEASE_CREATE, &req.base,
+                               &containerd__services__leases__v1__create_response__descriptor, false, on_lease_created,
+                               p, &p->lease_call);
+}
+
+static int lease_delete(RuntimePull *p) {
+        Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
+        GrpcTarget t = { .socket = p->socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CD_CALL_TIMEOUT };
+
+        p->lease_call = grpc_call_free(p->lease_call);
+        req.id = p->lease_id;
+        return grpc_call_start(p->glue, &t, PATH_LEASE_DELETE, &req.base,
+                               &containerd__services__leases__v1__empty__descriptor, false, on_lease_deleted, p,
+                               &p->lease_call);
+}
+
+/* The pull is over: drop the lease unless a retry could use it, then report. finished follows the
+ * delete, so no lease of ours outlives a reported end. */
+static void pull_end(RuntimePull *p, bool release) {
+        p->ended = true;
+        cd_tracker_stats(p->tracker, &p->stats);
+        p->tracker = cd_tracker_free(p->tracker);
+        if (release && !p->lease_failed) {
+                if (!p->lease_ready && p->lease_call) {
+                        /* Create still in flight: deleting now could race it */
+                        p->release_after_create = true;
+                        return;
+                }
+                if (lease_delete(p) >= 0)
+                        return;
+        }
+        pull_finish(p);
+}
+
+static void on_pull_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        RuntimePull *p = userdata;
+
+        if (reply->error == 0 && reply->status == GRPC_OK) {
+                Runtime__V1__PullImageResponse *r = (void *) reply->messages[0];
+                p->error = ERROR_NONE;
+                cd_tracker_all_done(p->tracker);
+                /* the manifest digest (what docker reports too); CRI's image_ref is the config digest */
+                const char *d = cd_tracker_manifest(p->tracker) ?: r->image_ref;
+                p->digest = d && *d ? strdup(d) : NULL;
+                pull_end(p, true);
+                return;
+        }
+        p->error = containerd_classify(reply);
+        p->message = grpc_reply_describe(reply, "PullImage");
+        /* a transient failure is retried: keep what was downloaded for the next attempt */
+        pull_end(p, p->error == ERROR_PERMANENT);
+}
+
+static void forward_layer(void *userdata, const char *image, const char *layer, Phase phase, uint64_t current,
+                          uint64_t total, usec_t at) {
+        RuntimePull *p = userdata;
+        if (p->cb.layer)
+                p->cb.layer(p->userdata, layer, phase, current, total, at);
+        if (p->cb.activity)
+                p->cb.activity(p->userdata, phase_to_string(phase), at);
+}
+
+static void forward_activity(void *userdata, const char *what, usec_t at) {
+        RuntimePull *p = userdata;
+        if (p->cb.activity)
+                p->cb.activity(p->userdata, what, at);
+}
+
+static RuntimePull *cd_pull_free(RuntimePull *p) {
+        if (!p)
+                return NULL;
+        cd_tracker_free(p->tracker);
+        grpc_call_free(p->pull);
+        grpc_call_free(p->lease_call);
+        for (size_t i = 0; i < p->n_adds; i++)
+                grpc_call_free(p->adds[i]);
+        free(p->adds);
+        pending_clear(p);
+        free(p->socket);
+        free(p->lease_id);
+        free(p->message);
+        free(p->digest);
+        free(p);
+        return NULL;
+}
+
+static void cd_pull_freep(RuntimePull **p) { cd_pull_free(*p); }
+
+static void cd_cancel(RuntimePull *p) {
+        if (!p || p->ended)
+                return;
+        p->ended = true;
+        p->finished = true; /* no callback follows a cancel */
+        /* resetting the stream cancels the pull's context in containerd; the lease stays for the retry
+         * and AddResource calls in flight are let finish for the same reason */
+        p->pull = grpc_call_free(p->pull);
+        cd_tracker_stats(p->tracker, &p->stats);
+        p->tracker = cd_tracker_free(p->tracker);
+        if (!p->lease_ready)
+                p->lease_call = grpc_call_free(p->lease_call);
+}
+
+static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
+                    void *userdata, RuntimePull **ret) {
+        _cleanup_(cd_pull_freep) RuntimePull *p = NULL;
+        _cleanup_(reference_freep) ImageRef *ref = NULL;
+        _cleanup_free_ char *host = NULL, *normalized = NULL;
+        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
+        Runtime__V1__AuthConfig auth = RUNTIME__V1__AUTH_CONFIG__INIT;
+        Runtime__V1__PullImageRequest preq = RUNTIME__V1__PULL_IMAGE_REQUEST__INIT;
+        GrpcTarget t = { .namespace = CONTAINERD_CRI_NAMESPACE }; /* no deadline: big pulls take long */
+        CdTrackerCallbacks tcb = { .layer = forward_layer, .resource = on_resource, .activity = forward_activity };
+        int r;
+
+        if (!glue || !req || !req->image || !cb || !cb->finished)
+                return -EINVAL;
+        r = reference_parse(req->image, &ref);
+        if (r < 0)
+                return r;
+        r = cd_source_host(ref->domain, &host);
+        if (r < 0)
+                return r;
+        r = reference_to_string(ref, &normalized);
+        if (r < 0)
+                return r;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->glue = glue;
+        p->cb = *cb;
+        p->userdata = userdata;
+        p->socket = strdup(config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET);
+        if (!p->socket)
+                return -ENOMEM;
+        /* one lease per image whatever the spelling, so "busybox" and "docker.io/library/busybox:latest"
+         * attempts share their partial downloads */
+        r = containerd_lease_id(CONTAINERD_CRI_NAMESPACE, normalized, &p->lease_id);
+        if (r < 0)
+                return r;
+        r = lease_create(p);
+        if (r < 0)
+                return r;
+
+        spec.image = (char *) req->image;
+        preq.image = &spec;
+        if (req->auth_user || req->identity_token) {
+                /* server_address stays empty: CRI compares it with url.Parse(...).Host of the registry it
+                 * dials, which a config.json key ("https://index.docker.io/v1/", "host:port") never matches */
+                auth.username = (char *) (req->auth_user ?: "");
+                auth.password = (char *) (req->auth_password ?: "");
+                auth.identity_token = (char *) (req->identity_token ?: "");
+                preq.auth = &auth;
+        }
+        t.socket = p->socket;
+        r = grpc_call_start(glue, &t, "/runtime.v1.ImageService/PullImage", &preq.base,
+                            &runtime__v1__pull_image_response__descriptor, false, on_pull_done, p, &p->pull);
+        if (r < 0)
+                return r;
+        r = cd_tracker_new(glue,
+                           &(CdTrackerOptions) { .socket = p->socket,
+                                                 .namespace = CONTAINERD_CRI_NAMESPACE,
+                                                 .source_host = host,
+                                                 .source_repo = ref->path,
+                                                 .since = cd_now(CLOCK_REALTIME) },
+                           &tcb, p, &p->tracker);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+static int cd_runtime_pid(const Config *config, pid_t *ret) {
+        const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
+        _cleanup_fclose_ FILE *f = NULL;
+        int r, pid;
+
+        r = socket_peer_pid(socket, ret);
+        if (r >= 0 || !config || !config->containerd_pidfile)
+                return r;
+        f = fopen(config->containerd_pidfile, "re");
+        if (!f)
+                return -errno;
+        if (fscanf(f, "%d", &pid) != 1 || pid <= 0)
+                return -EBADMSG;
+        *ret = pid;
+        return 0;
+}
+
+void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {
+        if (p && !p->tracker)
+                *ret = p->stats;
+        else
+                cd_tracker_stats(p ? p->tracker : NULL, ret);
+}
+
+const RuntimeDriver containerd_driver = {
+        .name = "containerd",
+        .start = cd_start,
+        .cancel = cd_cancel,
+        .free = cd_pull_free,
+        .runtime_pid = cd_runtime_pid,
+};

@@ -91,10 +91,18 @@ check: deps
 check-unit: all unit
 	@BUILD=$(BUILD) tests/run-all.sh --unit-only
 
+$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libpullwatch.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpullwatch.a $(LDLIBS)
+
+# bench: measured side by side in one run on the bed, written to bench/results.md.
+bench: deps
+	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes
+	@BUILD=$(BUILD) tests/bench/run.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit clean
+.PHONY: all unit deps check check-unit bench clean
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 include mk/install.mk

@@ -10,6 +10,8 @@
 #include "daemon/pull_job.h"
 #include "daemon/render.h"
 #include "probes/docker.h"
+#include "probes/credentials.h"
+#include "probes/reference.h"
 
 int cli_load_config(const char *path, Config **ret) {
         ConfigError err = {};
@@ -148,6 +150,32 @@ int cli_pull(int argc, char **argv) {
                 return EXIT_PULL_FAILED;
         req.platform = config->platform;
         req.namespace = config->containerd_namespace;
+
+        /* Credentials for the image's registry; a problem with them is said, then the pull goes
+         * anonymously (public images still work, private ones fail with the registry's own words). */
+        _cleanup_(reference_freep) ImageRef *ref = NULL;
+        _cleanup_(credential_freep) Credential *cred = NULL;
+        _cleanup_secret_free_ char *auth_header = NULL;
+        r = reference_parse(req.image, &ref);
+        if (r < 0) {
+                fprintf(stderr, "pullwatch: \"%s\" is not a valid image reference\n", req.image);
+                return EXIT_USAGE;
+        }
+        {
+                _cleanup_free_ char *cred_error = NULL;
+                r = credentials_lookup_full(config->credentials, reference_registry_host(ref), &cred, &cred_error);
+                if (r < 0)
+                        fprintf(stderr, "pullwatch: credentials: %s; pulling anonymously\n",
+                                cred_error ? cred_error : strerror(-r));
+        }
+        if (cred) {
+                req.auth_user = cred->username;
+                req.auth_password = cred->password;
+                req.identity_token = cred->identity_token;
+                req.auth_server = cred->server;
+                if (credential_to_docker_auth_header(cred, &auth_header) >= 0)
+                        req.auth_header = auth_header;
+        }
 
         driver = pick_driver(config, &error);
         if (driver->ping && driver->ping(config, &error) < 0) {

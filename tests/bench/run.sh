@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# make bench: every claim pullwatch makes about cost and behaviour, measured side by side in one run
+# on the bed's real components, printed as ratios and written to bench/results.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+PW=$PWD/$BUILD/pullwatch
+OUT=bench/results.md
+RUNS=${BENCH_RUNS:-3}
+mkdir -p bench
+exec > >(tee "$OUT.tmp")
+
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+now() { date +%s.%N; }
+
+echo "# pullwatch benchmark"
+echo
+echo "Run $(date -u +%FT%TZ) on $(nproc) cores, $(uname -r), pullwatch $("$PW" --version | cut -d' ' -f2)."
+echo "Every number below was measured in this run; ratios compare runs made side by side."
+echo
+echo "## Stall matrix: pullwatch vs the peers' cancel rules"
+echo
+echo "The same scripted timelines replayed through pullwatch's detector and each peer's documented rule"
+echo "(tests/unit/test_replay.c checks the same table)."
+echo
+"$BUILD/bench_policies"
+echo
+
+BED_DIR=$(mktemp -d /tmp/pwbench.XXXXXX)
+export BED_DIR
+cleanup() { tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+tests/bed/bed.sh start >/dev/null 2>"$BED_DIR.log" || { cat "$BED_DIR.log" >&2; exit 1; }
+# shellcheck disable=SC1091
+source "$BED_DIR/env"
+cat >"$BED_DIR/pw.yaml" <<YAML
+docker:
+  socket: $DOCKER_SOCK
+containerd:
+  socket: $CONTAINERD_SOCK
+credentials: ["$BED_DIR/none.json"]
+YAML
+push() { python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo "$1" --tag "$2" --layers "$3" --cache "$BED_DIR/cache" >/dev/null; }
+rmi() { curl -fsS -X DELETE --unix-socket "$DOCKER_SOCK" "http://x/images/$1?force=1" >/dev/null 2>&1 || true; }
+direct_docker() { # the same pull through the Engine API with nothing watching it
+	local from=${1%:*} tag=${1##*:}
+	curl -fsS -X POST --unix-socket "$DOCKER_SOCK" "http://x/images/create?fromImage=$from&tag=$tag" >/dev/null
+}
+
+echo "## Docker: pull wall time through pullwatch vs the same pull issued directly"
+echo
+push bench/big v1 40MiB,40MiB,20MiB,20MiB
+ref=$PROXY_ADDR/bench/big:v1
+pw_times=() direct_times=()
+for ((i = 0; i < RUNS; i++)); do
+	rmi "$ref"; t0=$(now); direct_docker "$ref"; direct_times+=("$(echo "$(now) - $t0" | bc)")
+	rmi "$ref"; t0=$(now); "$PW" pull --config "$BED_DIR/pw.yaml" --runtime docker --json "$ref" >/dev/null
+	pw_times+=("$(echo "$(now) - $t0" | bc)")
+done
+d=$(printf '%s\n' "${direct_times[@]}" | median); p=$(printf '%s\n' "${pw_times[@]}" | median)
+echo "| image | direct (median of $RUNS) | through pullwatch | ratio |"
+echo "|---|---|---|---|"
+printf '| 4 layers, 120 MiB | %.2fs | %.2fs | **%.2f** |\n' "$d" "$p" "$(echo "$p / $d" | bc -l)"
+echo
+
+echo "## pullwatch's own cost while watching pulls"
+echo
+echo "| pulls at once | image bytes | pullwatch CPU s | CPU s per pulled GB | peak RSS (max of the processes) |"
+echo "|---|---|---|---|---|"
+for n in 1 8; do
+	for ((i = 0; i < n; i++)); do push "bench/c$i" v1 "24MiB,8MiB" ; rmi "$PROXY_ADDR/bench/c$i:v1"; done
+	pids=()
+	for ((i = 0; i < n; i++)); do
+		/usr/bin/time -f '%U %S %M' -o "$BED_DIR/time.$i" "$PW" pull --config "$BED_DIR/pw.yaml" --runtime docker --json \
+			"$PROXY_ADDR/bench/c$i:v1" >/dev/null &
+		pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	cpu=$(cat "$BED_DIR"/time.* | awk '{s += $1 + $2} END {print s}')
+	rss=$(cat "$BED_DIR"/time.* | awk '{if ($3 > m) m = $3} END {print m}')
+	bytes=$((n * 32 * 1024 * 1024))
+	printf '| %d | %d MiB | %.3f | %.3f | %d KiB |\n' "$n" $((bytes / 1048576)) "$cpu" \
+		"$(echo "$cpu / ($bytes / 1000000000)" | bc -l)" "$rss"
+	rm -f "$BED_DIR"/time.*
+done
+echo
+
+echo "## Resume: registry bytes for a pull with one mid-layer reset, over the image size"
+echo
+push bench/resume v1 30MiB
+layer=$(python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/resume --tag v1 --layers 30MiB --cache "$BED_DIR/cache" | jq -r '.layers[0].digest')
+size=$(python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/resume --tag v1 --layers 30MiB --cache "$BED_DIR/cache" | jq -r '.total_bytes')
+curl -fsS -X POST "$PROXY_CONTROL/counters/reset" >/dev/null 2>&1 || curl -fsS -X DELETE "$PROXY_CONTROL/counters" >/dev/null 2>&1 || true
+curl -fsS -X POST -d "{\"digest\":\"$layer\",\"reset_at\":15728640,\"first\":1}" "$PROXY_CONTROL/rules" >/dev/null
+rmi "$PROXY_ADDR/bench/resume:v1"
+"$PW" pull --config "$BED_DIR/pw.yaml" --runtime docker --json "$PROXY_ADDR/bench/resume:v1" >"$BED_DIR/resume.json"
+served=$(curl -fsS "$PROXY_CONTROL/counters" | jq --arg d "$layer" '.blobs[$d].bytes')
+echo "| runtime | layer size | bytes served | ratio |"
+echo "|---|---|---|---|"
+printf '| docker (resumes with Range inside one pull) | %d | %d | **%.2f** |\n' "$size" "$served" "$(echo "$served / $size" | bc -l)"
+curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null 2>&1 || true
+echo
+
+echo "## Cost of one liveness sample"
+echo
+dpid=$(cat "$DOCKER_PIDFILE")
+echo '```'
+"$BUILD/bench_probes" -n 200 "$dpid" "$DOCKER_ROOT/overlay2" diff
+echo '```'
+echo "processes on this machine: $(ls -d /proc/[0-9]* | wc -l)"
+echo
+
+mv "$OUT.tmp" "$OUT"

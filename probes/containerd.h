@@ -19,8 +19,9 @@
 ErrorClass containerd_classify(const GrpcReply *r);
 ErrorClass containerd_classify_message(GrpcStatus status, const char *message);
 
-/* The id of pullwatch's lease for one image: "pullwatch-" + 16 hex of a hash of namespace and image,
- * the same for every attempt so a retry finds the partial ingests the last one left. */
+/* The id of pullwatch's lease for one image: "pullwatch-" + 16 hex of a hash of namespace and the
+ * normalized reference, the same for every attempt (and every spelling of the image) so a retry finds
+ * the partial ingests the last one left. */
 int containerd_lease_id(const char *namespace, const char *image, char **ret);
 
 /* ---- One-shot questions (each runs a private event loop; for the CLI). On failure *ret_message

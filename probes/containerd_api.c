@@ -6,6 +6,7 @@
 #include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
 #include "cri_api.pb-c.h"
+#include "probes/reference.h"
 
 /* Words of containerd 1.6 / the registry that no retry can fix. Matched case-insensitively. */
 static const char *const permanent_words[] = {
@@ -53,9 +54,15 @@ ErrorClass containerd_classify(const GrpcReply *r) {
 }
 
 int containerd_lease_id(const char *namespace, const char *image, char **ret) {
+        _cleanup_(reference_freep) ImageRef *ref = NULL;
+        _cleanup_free_ char *normalized = NULL;
         uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+
         if (!namespace || !image)
                 return -EINVAL;
+        /* "busybox" and "docker.io/library/busybox:latest" are one image and share one lease */
+        if (reference_parse(image, &ref) >= 0 && reference_to_string(ref, &normalized) >= 0)
+                image = normalized;
         for (const char *p = namespace; *p; p++)
                 h = (h ^ (uint8_t) *p) * 0x100000001b3ULL;
         h = (h ^ 0) * 0x100000001b3ULL;

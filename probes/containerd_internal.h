@@ -3,6 +3,7 @@
 #pragma once
 
 #include "probes/containerd.h"
+#include "containerd_content.pb-c.h"
 
 /* Label keys containerd 1.6 sets while pulling (client pull handlers and the unpacker). */
 #define CD_LABEL_SOURCE_PREFIX "containerd.io/distribution.source."
@@ -53,6 +54,74 @@ void cd_tracker_all_done(CdTracker *t);
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret);
 /* The manifest digest of the image being pulled (pull mode), once sure of it. */
 const char *cd_tracker_manifest(const CdTracker *t);
+
+/* ---- between containerd_track.c (the poll loop) and containerd_layers.c (the model and phases) ---- */
+
+typedef struct CdManifest {
+        char *digest;
+        char *image;              /* "host/repo@sha256:..." */
+        char *config;
+        char **layers;            /* in manifest order */
+        size_t n_layers;
+        unsigned idle_rounds;
+} CdManifest;
+
+typedef struct CdLayer {
+        char *digest;
+        CdManifest *m;              /* NULL while unknown (watch mode) */
+        uint64_t offset, size;
+        bool ingest, ingest_seen, committed, done, leased_ingest, leased_content;
+        char *source_host, *source_repos; /* from the committed blob's labels: how watch mode finds m */
+        unsigned searches, missing_rounds;
+        Phase phase;
+        uint64_t rep_current, rep_total;
+        bool reported;
+} CdLayer;
+
+enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_SNAPSHOTS, STEP_EMIT };
+
+struct CdTracker {
+        CurlGlue *glue;
+        char *socket, *namespace, *source_host, *source_repo, *snapshotter;
+        usec_t since;
+        CdTrackerCallbacks cb;
+        void *userdata;
+        sd_event_source *timer;
+        GrpcCall *call;
+        usec_t call_started;
+        int step;
+        usec_t interval;
+        bool moved;
+        Containerd__Services__Content__V1__ListStatusesResponse *statuses;
+        CdLayer **layers;
+        size_t n_layers;
+        CdManifest **manifests;
+        size_t n_manifests;
+        CdManifest *mine;           /* pull mode: the image being pulled, once found */
+        bool mine_confirmed;      /* ... and sure of it: reported only then */
+        bool snapshots_broken, snapshots_trusted, extract_active, extract_known;
+        char **announced;         /* manifest/config refs already handed to cb.resource */
+        int last_error;
+        ContainerdPollStats stats;
+};
+
+CdManifest *cd_manifest_free(CdManifest *m);
+CdLayer *cd_layer_free(CdLayer *l);
+CdLayer *cd_layer_find(CdTracker *t, const char *digest);
+CdLayer *cd_layer_get(CdTracker *t, const char *digest);
+void cd_layer_remove(CdTracker *t, CdLayer *l);
+/* Registers the manifest (once) and attaches its layers; NULL on OOM or malformed labels. */
+CdManifest *cd_manifest_add(CdTracker *t, Containerd__Services__Content__V1__Info *info, const char *host,
+                            const char *repo);
+bool cd_manifest_lists(Containerd__Services__Content__V1__Info *info, const char *digest);
+CdLayer *cd_manifest_frontier(CdTracker *t, CdManifest *m);
+const char *cd_label_get(Containerd__Services__Content__V1__Info *info, const char *key);
+int64_t cd_info_created(Containerd__Services__Content__V1__Info *info);
+/* "layer-sha256:..." or "layer-name@sha256:..." (MakeRefKey) into kind and digest; false for others. */
+bool cd_ref_split(const char *ref, const char **kind_end, const char **digest);
+int cd_strv_push(char ***l, size_t *n, char *s);
+/* Derive every layer's phase from the round's facts and report what changed. */
+void cd_emit(CdTracker *t);
 
 /* "127.0.0.1:5000" -> "127.0.0.1", "[::1]:5000" -> "::1": the host part containerd puts in its
  * distribution source label key (Go's url.Hostname()). */

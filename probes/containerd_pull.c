@@ -262,7 +262,7 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
                     void *userdata, RuntimePull **ret) {
         _cleanup_(cd_pull_freep) RuntimePull *p = NULL;
         _cleanup_(reference_freep) ImageRef *ref = NULL;
-        _cleanup_free_ char *host = NULL, *normalized = NULL;
+        _cleanup_free_ char *host = NULL;
         Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
         Runtime__V1__AuthConfig auth = RUNTIME__V1__AUTH_CONFIG__INIT;
         Runtime__V1__PullImageRequest preq = RUNTIME__V1__PULL_IMAGE_REQUEST__INIT;
@@ -278,9 +278,6 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         r = cd_source_host(ref->domain, &host);
         if (r < 0)
                 return r;
-        r = reference_to_string(ref, &normalized);
-        if (r < 0)
-                return r;
         p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
@@ -290,9 +287,7 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         p->socket = strdup(config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET);
         if (!p->socket)
                 return -ENOMEM;
-        /* one lease per image whatever the spelling, so "busybox" and "docker.io/library/busybox:latest"
-         * attempts share their partial downloads */
-        r = containerd_lease_id(CONTAINERD_CRI_NAMESPACE, normalized, &p->lease_id);
+        r = containerd_lease_id(CONTAINERD_CRI_NAMESPACE, req->image, &p->lease_id);
         if (r < 0)
                 return r;
         r = lease_create(p);

@@ -1,170 +1,17 @@
-/* containerd_track.c: layer phases of CRI pulls from polling containerd 1.6. One round: ListStatuses (the
- * in-flight ingests: bytes), Content.List for the image's manifest when unknown (its gc.ref.content.l.N
- * labels give the layers in order), Content.List for the layers not downloading (committed? unpacked =
- * containerd.io/uncompressed label), Snapshots.List only while a layer is being unpacked. The unpacker
- * applies layers strictly in order, so the first committed layer not yet unpacked is the one extracting. */
+/* containerd_track.c: the poll loop. One round: ListStatuses (in-flight ingests: bytes), Content.List for
+ * the image's manifest while unknown (its gc.ref.content.l.N labels list the layers in order),
+ * Content.List for layers not downloading (committed? unpacked?), Snapshots.List only while a layer is
+ * being unpacked. One call at a time; fast while anything moves, backing off when nothing does. */
 #include "probes/containerd_internal.h"
 
 #include <time.h>
 #include "containerd_content.pb-c.h"
 #include "containerd_snapshots.pb-c.h"
 
-typedef struct Manifest {
-        char *digest;
-        char *image;              /* "host/repo@sha256:..." */
-        char *config;
-        char **layers;            /* in manifest order */
-        size_t n_layers;
-        unsigned idle_rounds;
-} Manifest;
-
-typedef struct Layer {
-        char *digest;
-        Manifest *m;              /* NULL while unknown (watch mode) */
-        uint64_t offset, size;
-        bool ingest, ingest_seen, committed, done, leased_ingest, leased_content;
-        char *source_host, *source_repos; /* from the committed blob's labels: how watch mode finds m */
-        unsigned searches, missing_rounds;
-        Phase phase;
-        uint64_t rep_current, rep_total;
-        bool reported;
-} Layer;
-
-enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_SNAPSHOTS, STEP_EMIT };
-
-struct CdTracker {
-        CurlGlue *glue;
-        char *socket, *namespace, *source_host, *source_repo, *snapshotter;
-        usec_t since;
-        CdTrackerCallbacks cb;
-        void *userdata;
-        sd_event_source *timer;
-        GrpcCall *call;
-        usec_t call_started;
-        int step;
-        usec_t interval;
-        bool moved;
-        Containerd__Services__Content__V1__ListStatusesResponse *statuses;
-        Layer **layers;
-        size_t n_layers;
-        Manifest **manifests;
-        size_t n_manifests;
-        Manifest *mine;           /* pull mode: the image being pulled, once found */
-        bool mine_confirmed;      /* ... and sure of it: reported only then */
-        bool snapshots_broken, snapshots_trusted, extract_active, extract_known;
-        char **announced;         /* manifest/config refs already handed to cb.resource */
-        int last_error;
-        ContainerdPollStats stats;
-};
-
 usec_t cd_now(clockid_t clock) {
         struct timespec ts;
         clock_gettime(clock, &ts);
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
-
-static Manifest *manifest_free(Manifest *m) {
-        if (!m)
-                return NULL;
-        free(m->digest);
-        free(m->image);
-        free(m->config);
-        for (size_t i = 0; i < m->n_layers; i++)
-                free(m->layers[i]);
-        free(m->layers);
-        free(m);
-        return NULL;
-}
-
-static void manifest_freep(Manifest **m) { manifest_free(*m); }
-
-static Layer *layer_free(Layer *l) {
-        if (!l)
-                return NULL;
-        free(l->digest);
-        free(l->source_host);
-        free(l->source_repos);
-        free(l);
-        return NULL;
-}
-
-static Layer *layer_find(CdTracker *t, const char *digest) {
-        for (size_t i = 0; i < t->n_layers; i++)
-                if (streq(t->layers[i]->digest, digest))
-                        return t->layers[i];
-        return NULL;
-}
-
-static Layer *layer_get(CdTracker *t, const char *digest) {
-        Layer *l = layer_find(t, digest), **a;
-        if (l)
-                return l;
-        a = realloc(t->layers, (t->n_layers + 1) * sizeof(*a));
-        if (!a)
-                return NULL;
-        t->layers = a;
-        l = calloc(1, sizeof(*l));
-        if (!l || !(l->digest = strdup(digest)))
-                return layer_free(l);
-        l->phase = _PHASE_INVALID;
-        return (t->layers[t->n_layers++] = l);
-}
-
-static void layer_remove(CdTracker *t, Layer *l) {
-        for (size_t i = 0; i < t->n_layers; i++)
-                if (t->layers[i] == l) {
-                        memmove(t->layers + i, t->layers + i + 1, (t->n_layers - i - 1) * sizeof(*t->layers));
-                        t->n_layers--;
-                        layer_free(l);
-                        return;
-                }
-}
-
-static const char *label_get(Containerd__Services__Content__V1__Info *info, const char *key) {
-        for (size_t i = 0; i < info->n_labels; i++)
-                if (streq(info->labels[i]->key, key))
-                        return info->labels[i]->value;
-        return NULL;
-}
-
-int cd_source_host(const char *domain, char **ret) {
-        const char *end;
-        char *h;
-        if (!domain || !*domain)
-                return -EINVAL;
-        if (domain[0] == '[') {
-                end = strchr(domain, ']');
-                if (!end)
-                        return -EINVAL;
-                h = strndup(domain + 1, (size_t) (end - domain - 1));
-        } else {
-                end = strchr(domain, ':');
-                h = end ? strndup(domain, (size_t) (end - domain)) : strdup(domain);
-        }
-        if (!h)
-                return -ENOMEM;
-        *ret = h;
-        return 0;
-}
-
-int cd_manifest_filter(const char *host, const char *repo, char **ret) {
-        _cleanup_free_ char *re = malloc(strlen(repo) * 3 + 1);
-        char *o = re;
-        if (!re)
-                return -ENOMEM;
-        for (const char *p = repo; *p; p++) {
-                if (*p == '"' || *p == '\\' || (unsigned char) *p < 0x20 || strchr(host, '"'))
-                        return -EINVAL;
-                if (*p == '.')
-                        o = stpcpy(o, "[.]");
-                else
-                        *o++ = *p;
-        }
-        *o = 0;
-        if (asprintf(ret, "labels.\"%s\",labels.\"%s%s\"~=\"^(.*,)?%s(,.*)?$\"", CD_LABEL_CONFIG,
-                     CD_LABEL_SOURCE_PREFIX, host, re) < 0)
-                return -ENOMEM;
-        return 0;
 }
 
 static void announce(CdTracker *t, const char *type, const char *id) {
@@ -223,19 +70,6 @@ static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
         round_next(t);
 }
 
-/* "layer-sha256:..." or "layer-name@sha256:..." (MakeRefKey): kind and digest, or false. */
-static bool ref_split(const char *ref, const char **kind_end, const char **digest) {
-        static const char *const kinds[] = { "layer-", "manifest-", "config-", "index-" };
-        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
-                if (startswith(ref, kinds[i])) {
-                        const char *at = strrchr(ref, '@');
-                        *kind_end = ref + strlen(kinds[i]);
-                        *digest = at ? at + 1 : *kind_end;
-                        return startswith(*digest, "sha256:") || startswith(*digest, "sha512:");
-                }
-        return false;
-}
-
 static void apply_statuses(CdTracker *t) {
         Containerd__Services__Content__V1__ListStatusesResponse *s = t->statuses;
         usec_t at = cd_now(CLOCK_MONOTONIC);
@@ -245,9 +79,9 @@ static void apply_statuses(CdTracker *t) {
                 t->layers[i]->ingest = false;
         for (size_t i = 0; s && i < s->n_statuses; i++) {
                 const char *ref = s->statuses[i]->ref, *kind_end, *digest;
-                Layer *l;
+                CdLayer *l;
 
-                if (!ref || !ref_split(ref, &kind_end, &digest))
+                if (!ref || !cd_ref_split(ref, &kind_end, &digest))
                         continue;
                 if (!startswith(ref, "layer-")) {
                         /* manifests and configs are small: a ref that lingers is the resolve phase */
@@ -258,14 +92,14 @@ static void apply_statuses(CdTracker *t) {
                         continue;
                 }
                 if (t->source_repo) {
-                        l = t->mine ? layer_find(t, digest) : NULL;
+                        l = t->mine ? cd_layer_find(t, digest) : NULL;
                         if (!l || l->m != t->mine) {
                                 /* not attributable yet; holding a stranger's ingest a while is harmless */
                                 if (!t->mine_confirmed)
                                         announce(t, "ingests", ref);
                                 continue;
                         }
-                } else if (!(l = layer_get(t, digest)))
+                } else if (!(l = cd_layer_get(t, digest)))
                         continue;
                 l->ingest = l->ingest_seen = true;
                 l->missing_rounds = 0;
@@ -285,75 +119,12 @@ static void apply_statuses(CdTracker *t) {
 
 /* ---- step 2: which manifest ---- */
 
-static int manifest_layers(Containerd__Services__Content__V1__Info *info, Manifest *m) {
-        size_t n = 0;
-        for (size_t i = 0; i < info->n_labels; i++)
-                if (startswith(info->labels[i]->key, CD_LABEL_LAYER_PREFIX))
-                        n++;
-        m->layers = calloc(n + 1, sizeof(char *));
-        if (!m->layers)
-                return -ENOMEM;
-        for (size_t i = 0; i < info->n_labels; i++) {
-                const char *k = info->labels[i]->key;
-                char *end;
-                if (!startswith(k, CD_LABEL_LAYER_PREFIX))
-                        continue;
-                unsigned long idx = strtoul(k + strlen(CD_LABEL_LAYER_PREFIX), &end, 10);
-                if (*end || idx >= n || m->layers[idx])
-                        return -EBADMSG;
-                m->layers[idx] = strdup(info->labels[i]->value);
-                if (!m->layers[idx])
-                        return -ENOMEM;
-        }
-        m->n_layers = n;
-        return 0;
-}
-
-static Manifest *manifest_add(CdTracker *t, Containerd__Services__Content__V1__Info *info, const char *host,
-                              const char *repo) {
-        _cleanup_(manifest_freep) Manifest *m = NULL;
-        Manifest **a;
-
-        for (size_t i = 0; i < t->n_manifests; i++)
-                if (streq(t->manifests[i]->digest, info->digest))
-                        return t->manifests[i];
-        m = calloc(1, sizeof(*m));
-        if (!m || !(m->digest = strdup(info->digest)) || manifest_layers(info, m) < 0)
-                return NULL;
-        if (label_get(info, CD_LABEL_CONFIG) && !(m->config = strdup(label_get(info, CD_LABEL_CONFIG))))
-                return NULL;
-        if (asprintf(&m->image, "%s/%s@%s", host, repo, info->digest) < 0)
-                return NULL;
-        a = realloc(t->manifests, (t->n_manifests + 1) * sizeof(*a));
-        if (!a)
-                return NULL;
-        t->manifests = a;
-        for (size_t i = 0; i < m->n_layers; i++) {
-                Layer *l = layer_get(t, m->layers[i]);
-                if (l && !l->m)
-                        l->m = m;
-        }
-        return (t->manifests[t->n_manifests++] = TAKE_PTR(m));
-}
-
-static bool manifest_lists(Containerd__Services__Content__V1__Info *info, const char *digest) {
-        for (size_t i = 0; i < info->n_labels; i++)
-                if (startswith(info->labels[i]->key, CD_LABEL_LAYER_PREFIX) && streq(info->labels[i]->value, digest))
-                        return true;
-        return false;
-}
-
-/* Content.List leaves updated_at out (1.6 contentserver), so creation time it is. */
-static int64_t info_created(Containerd__Services__Content__V1__Info *info) {
-        return info->created_at ? info->created_at->seconds * 1000000 + info->created_at->nanos / 1000 : 0;
-}
-
 /* Is a blob listed by this manifest being downloaded right now (in this round's statuses)? */
 static bool lists_ingesting(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
         for (size_t i = 0; t->statuses && i < t->statuses->n_statuses; i++) {
                 const char *ref = t->statuses->statuses[i]->ref, *kind_end, *digest;
-                if (ref && startswith(ref, "layer-") && ref_split(ref, &kind_end, &digest) &&
-                    manifest_lists(info, digest))
+                if (ref && startswith(ref, "layer-") && cd_ref_split(ref, &kind_end, &digest) &&
+                    cd_manifest_lists(info, digest))
                         return true;
         }
         return false;
@@ -364,12 +135,12 @@ static void mine_switch(CdTracker *t, Containerd__Services__Content__V1__Info *i
                 /* a tag that moved: the newer manifest showed up after we guessed the older one */
                 for (size_t i = 0; i < t->n_layers;)
                         if (t->layers[i]->m == t->mine)
-                                layer_remove(t, t->layers[i]);
+                                cd_layer_remove(t, t->layers[i]);
                         else
                                 i++;
                 t->mine = NULL;
         }
-        if (!t->mine && !(t->mine = manifest_add(t, info, t->source_host, t->source_repo)))
+        if (!t->mine && !(t->mine = cd_manifest_add(t, info, t->source_host, t->source_repo)))
                 return;
         if (confirmed && !t->mine_confirmed) {
                 t->mine_confirmed = true;
@@ -392,9 +163,9 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                         if (t->source_repo) {
                                 /* ours: one listing a layer being downloaded now, else the newest */
                                 n++;
-                                if (!newest || info_created(info) > info_created(newest))
+                                if (!newest || cd_info_created(info) > cd_info_created(newest))
                                         newest = info;
-                                if (lists_ingesting(t, info) && (!active || info_created(info) > info_created(active)))
+                                if (lists_ingesting(t, info) && (!active || cd_info_created(info) > cd_info_created(active)))
                                         active = info;
                                 continue;
                         }
@@ -403,11 +174,11 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                                 if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX))
                                         src = info->labels[q]->value;
                         for (size_t j = 0; j < t->n_layers; j++) {
-                                Layer *l = t->layers[j];
-                                if (l->m || !l->source_host || !manifest_lists(info, l->digest))
+                                CdLayer *l = t->layers[j];
+                                if (l->m || !l->source_host || !cd_manifest_lists(info, l->digest))
                                         continue;
                                 _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
-                                manifest_add(t, info, l->source_host, repo ?: "?");
+                                cd_manifest_add(t, info, l->source_host, repo ?: "?");
                         }
                 }
         }
@@ -416,21 +187,6 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
         call_finished(t); /* frees reply */
         t->step = STEP_CONTENT;
         round_next(t);
-}
-
-static int strv_push(char ***l, size_t *n, char *s) {
-        char **a;
-        if (!s)
-                return -ENOMEM;
-        a = realloc(*l, (*n + 2) * sizeof(char *));
-        if (!a) {
-                free(s);
-                return -ENOMEM;
-        }
-        a[(*n)++] = s;
-        a[*n] = NULL;
-        *l = a;
-        return 0;
 }
 
 static int issue_manifests(CdTracker *t) {
@@ -442,11 +198,11 @@ static int issue_manifests(CdTracker *t) {
         if (t->source_repo) {
                 if (t->mine_confirmed || cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
                         return 0;
-                if (strv_push(&filters, &n, f) < 0)
+                if (cd_strv_push(&filters, &n, f) < 0)
                         return -ENOMEM;
         } else
                 for (size_t i = 0; i < t->n_layers; i++) {
-                        Layer *l = t->layers[i];
+                        CdLayer *l = t->layers[i];
                         /* ask again now and then: the manifest's labels may land after the first layer */
                         if (l->m || !l->source_host || !l->source_repos || (l->searches++ % 8) != 0)
                                 continue;
@@ -456,7 +212,7 @@ static int issue_manifests(CdTracker *t) {
                                 return -ENOMEM;
                         for (char *r = strtok_r(repos, ",", &save); r; r = strtok_r(NULL, ",", &save))
                                 if (n < 32 && cd_manifest_filter(l->source_host, r, &f) >= 0 &&
-                                    strv_push(&filters, &n, f) < 0)
+                                    cd_strv_push(&filters, &n, f) < 0)
                                         return -ENOMEM;
                 }
         if (n == 0)
@@ -471,7 +227,7 @@ static int issue_manifests(CdTracker *t) {
 
 /* ---- step 3: committed and unpacked layers ---- */
 
-static bool layer_wanted(CdTracker *t, Layer *l) {
+static bool layer_wanted(CdTracker *t, CdLayer *l) {
         if (l->done || l->ingest)
                 return false;
         return t->source_repo ? (t->mine && l->m == t->mine) : true;
@@ -488,14 +244,14 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                         Containerd__Services__Content__V1__ListContentResponse *r = (void *) reply->messages[k];
                         for (size_t i = 0; i < r->n_info; i++) {
                                 Containerd__Services__Content__V1__Info *info = r->info[i];
-                                Layer *l = layer_find(t, info->digest);
+                                CdLayer *l = cd_layer_find(t, info->digest);
                                 if (!l)
                                         continue;
                                 l->committed = true;
                                 l->missing_rounds = 0;
                                 if (info->size > 0)
                                         l->size = (uint64_t) info->size;
-                                if (label_get(info, CD_LABEL_UNCOMPRESSED) && !l->done) {
+                                if (cd_label_get(info, CD_LABEL_UNCOMPRESSED) && !l->done) {
                                         l->done = true;
                                         t->moved = true;
                                 }
@@ -527,7 +283,7 @@ static int issue_content(CdTracker *t) {
                 char *f;
                 if (!layer_wanted(t, t->layers[i]))
                         continue;
-                if (asprintf(&f, "digest==%s", t->layers[i]->digest) < 0 || strv_push(&filters, &n, f) < 0)
+                if (asprintf(&f, "digest==%s", t->layers[i]->digest) < 0 || cd_strv_push(&filters, &n, f) < 0)
                         return -ENOMEM;
         }
         if (n == 0)
@@ -541,18 +297,6 @@ static int issue_content(CdTracker *t) {
 }
 
 /* ---- step 4: is an unpack snapshot open? ---- */
-
-/* The first layer of m not yet unpacked, when its blob is committed: the one the unpacker works on. */
-static Layer *manifest_frontier(CdTracker *t, Manifest *m) {
-        for (size_t i = 0; i < m->n_layers; i++) {
-                Layer *l = layer_find(t, m->layers[i]);
-                if (!l)
-                        return NULL;
-                if (!l->done)
-                        return l->committed && !l->ingest ? l : NULL;
-        }
-        return NULL;
-}
 
 static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
         CdTracker *t = userdata;
@@ -587,7 +331,7 @@ static int issue_snapshots(CdTracker *t) {
         if (t->snapshots_broken)
                 return 0;
         for (size_t i = 0; i < t->n_manifests && !frontier; i++)
-                frontier = manifest_frontier(t, t->manifests[i]) != NULL;
+                frontier = cd_manifest_frontier(t, t->manifests[i]) != NULL;
         if (!frontier)
                 return 0;
         req.snapshotter = t->snapshotter;
@@ -597,103 +341,6 @@ static int issue_snapshots(CdTracker *t) {
                      &containerd__services__snapshots__v1__list_snapshots_response__descriptor, true, on_snapshots) < 0
                        ? -EIO
                        : 1;
-}
-
-/* ---- step 5: phases out ---- */
-
-static void report(CdTracker *t, Layer *l, Phase p, uint64_t current, uint64_t total, usec_t at) {
-        if (l->reported && l->phase == p && l->rep_current == current && l->rep_total == total)
-                return;
-        if (l->phase != p)
-                t->moved = true;
-        l->reported = true;
-        l->phase = p;
-        l->rep_current = current;
-        l->rep_total = total;
-        if (t->cb.layer)
-                t->cb.layer(t->userdata, l->m ? l->m->image : NULL, l->digest, p, current, total, at);
-}
-
-static void layer_phase(CdTracker *t, Layer *l, bool frontier, usec_t at) {
-        if (l->done)
-                report(t, l, PHASE_DONE, l->size, l->size, at);
-        else if (l->ingest)
-                report(t, l, l->size > 0 && l->offset >= l->size ? PHASE_VERIFYING : PHASE_DOWNLOADING, l->offset,
-                       l->size, at);
-        else if (l->committed && frontier)
-                report(t, l,
-                       t->extract_known && t->snapshots_trusted && !t->extract_active ? PHASE_REGISTERING
-                                                                                        : PHASE_EXTRACTING,
-                       0, l->size, at);
-        else if (l->committed || l->m || l->reported)
-                report(t, l, PHASE_WAITING, 0, l->size, at);
-}
-
-static void drop_manifest(CdTracker *t, Manifest *m, usec_t at) {
-        for (size_t i = 0; i < t->n_layers;) {
-                Layer *l = t->layers[i];
-                if (l->m != m) {
-                        i++;
-                        continue;
-                }
-                if (l->reported && t->cb.layer_gone)
-                        t->cb.layer_gone(t->userdata, m->image, l->digest, l->done, at);
-                layer_remove(t, l);
-        }
-        for (size_t i = 0; i < t->n_manifests; i++)
-                if (t->manifests[i] == m) {
-                        memmove(t->manifests + i, t->manifests + i + 1, (t->n_manifests - i - 1) * sizeof(Manifest *));
-                        t->n_manifests--;
-                }
-        manifest_free(m);
-}
-
-static void emit(CdTracker *t) {
-        usec_t at = cd_now(CLOCK_MONOTONIC);
-
-        for (size_t k = 0; k < t->n_manifests; k++) {
-                Manifest *m = t->manifests[k];
-                bool frontier = true, busy = false, all_done = true;
-                if (t->source_repo && (m != t->mine || !t->mine_confirmed))
-                        continue;
-                for (size_t i = 0; i < m->n_layers; i++) {
-                        Layer *l = layer_find(t, m->layers[i]);
-                        if (!l || l->m != m)
-                                continue;
-                        layer_phase(t, l, frontier, at);
-                        busy = busy || l->ingest || (l->committed && !l->done);
-                        all_done = all_done && l->done;
-                        frontier = frontier && l->done;
-                }
-                m->idle_rounds = busy ? 0 : m->idle_rounds + 1;
-                /* watch mode forgets finished pulls, and cancelled ones once nothing moved for a while */
-                if (!t->source_repo && (all_done || m->idle_rounds > 10)) {
-                        drop_manifest(t, m, at);
-                        k--;
-                }
-        }
-        for (size_t i = 0; i < t->n_layers && !t->source_repo;) {
-                Layer *l = t->layers[i];
-                if (l->m) {
-                        i++;
-                        continue;
-                }
-                layer_phase(t, l, false, at);
-                /* an ingest gone without a blob: its pull was cancelled or failed */
-                if (!t->source_repo && !l->ingest && !l->committed && ++l->missing_rounds > 2) {
-                        if (l->reported && t->cb.layer_gone)
-                                t->cb.layer_gone(t->userdata, NULL, l->digest, false, at);
-                        layer_remove(t, l);
-                        continue;
-                }
-                if (!t->source_repo && l->done) {
-                        if (t->cb.layer_gone)
-                                t->cb.layer_gone(t->userdata, NULL, l->digest, true, at);
-                        layer_remove(t, l);
-                        continue;
-                }
-                i++;
-        }
 }
 
 static void round_next(CdTracker *t) {
@@ -723,7 +370,7 @@ static void round_next(CdTracker *t) {
                         r = issue_snapshots(t);
                         break;
                 case STEP_EMIT:
-                        emit(t);
+                        cd_emit(t);
                         break;
                 default:
                         break;
@@ -794,10 +441,10 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         if (t->statuses)
                 protobuf_c_message_free_unpacked(&t->statuses->base, NULL);
         for (size_t i = 0; i < t->n_layers; i++)
-                layer_free(t->layers[i]);
+                cd_layer_free(t->layers[i]);
         free(t->layers);
         for (size_t i = 0; i < t->n_manifests; i++)
-                manifest_free(t->manifests[i]);
+                cd_manifest_free(t->manifests[i]);
         free(t->manifests);
         strv_free(t->announced);
         free(t->socket);
@@ -807,25 +454,6 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         free(t->snapshotter);
         free(t);
         return NULL;
-}
-
-void cd_tracker_all_done(CdTracker *t) {
-        usec_t at = cd_now(CLOCK_MONOTONIC);
-        if (!t || !t->mine)
-                return;
-        t->mine_confirmed = true;
-        for (size_t i = 0; i < t->mine->n_layers; i++) {
-                Layer *l = layer_find(t, t->mine->layers[i]);
-                if (l) {
-                        l->done = true;
-                        l->ingest = false;
-                        layer_phase(t, l, true, at);
-                }
-        }
-}
-
-const char *cd_tracker_manifest(const CdTracker *t) {
-        return t && t->mine && t->mine_confirmed ? t->mine->digest : NULL;
 }
 
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret) {

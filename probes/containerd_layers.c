@@ -1,0 +1,330 @@
+/* containerd_layers.c: what the tracker knows about images and layers, and the phases it derives from
+ * that. containerd 1.6's unpacker applies layers strictly in manifest order, so the first layer whose
+ * blob is committed but not yet unpacked (no containerd.io/uncompressed label) is the one extracting;
+ * later committed layers wait for it. */
+#include "probes/containerd_internal.h"
+
+#include "containerd_content.pb-c.h"
+
+CdManifest *cd_manifest_free(CdManifest *m) {
+        if (!m)
+                return NULL;
+        free(m->digest);
+        free(m->image);
+        free(m->config);
+        for (size_t i = 0; i < m->n_layers; i++)
+                free(m->layers[i]);
+        free(m->layers);
+        free(m);
+        return NULL;
+}
+
+static void manifest_freep(CdManifest **m) { cd_manifest_free(*m); }
+
+CdLayer *cd_layer_free(CdLayer *l) {
+        if (!l)
+                return NULL;
+        free(l->digest);
+        free(l->source_host);
+        free(l->source_repos);
+        free(l);
+        return NULL;
+}
+
+CdLayer *cd_layer_find(CdTracker *t, const char *digest) {
+        for (size_t i = 0; i < t->n_layers; i++)
+                if (streq(t->layers[i]->digest, digest))
+                        return t->layers[i];
+        return NULL;
+}
+
+CdLayer *cd_layer_get(CdTracker *t, const char *digest) {
+        CdLayer *l = cd_layer_find(t, digest), **a;
+        if (l)
+                return l;
+        a = realloc(t->layers, (t->n_layers + 1) * sizeof(*a));
+        if (!a)
+                return NULL;
+        t->layers = a;
+        l = calloc(1, sizeof(*l));
+        if (!l || !(l->digest = strdup(digest)))
+                return cd_layer_free(l);
+        l->phase = _PHASE_INVALID;
+        return (t->layers[t->n_layers++] = l);
+}
+
+void cd_layer_remove(CdTracker *t, CdLayer *l) {
+        for (size_t i = 0; i < t->n_layers; i++)
+                if (t->layers[i] == l) {
+                        memmove(t->layers + i, t->layers + i + 1, (t->n_layers - i - 1) * sizeof(*t->layers));
+                        t->n_layers--;
+                        cd_layer_free(l);
+                        return;
+                }
+}
+
+const char *cd_label_get(Containerd__Services__Content__V1__Info *info, const char *key) {
+        for (size_t i = 0; i < info->n_labels; i++)
+                if (streq(info->labels[i]->key, key))
+                        return info->labels[i]->value;
+        return NULL;
+}
+
+int cd_source_host(const char *domain, char **ret) {
+        const char *end;
+        char *h;
+        if (!domain || !*domain)
+                return -EINVAL;
+        if (domain[0] == '[') {
+                end = strchr(domain, ']');
+                if (!end)
+                        return -EINVAL;
+                h = strndup(domain + 1, (size_t) (end - domain - 1));
+        } else {
+                end = strchr(domain, ':');
+                h = end ? strndup(domain, (size_t) (end - domain)) : strdup(domain);
+        }
+        if (!h)
+                return -ENOMEM;
+        *ret = h;
+        return 0;
+}
+
+int cd_manifest_filter(const char *host, const char *repo, char **ret) {
+        _cleanup_free_ char *re = malloc(strlen(repo) * 3 + 1);
+        char *o = re;
+        if (!re)
+                return -ENOMEM;
+        for (const char *p = repo; *p; p++) {
+                if (*p == '"' || *p == '\\' || (unsigned char) *p < 0x20 || strchr(host, '"'))
+                        return -EINVAL;
+                if (*p == '.')
+                        o = stpcpy(o, "[.]");
+                else
+                        *o++ = *p;
+        }
+        *o = 0;
+        if (asprintf(ret, "labels.\"%s\",labels.\"%s%s\"~=\"^(.*,)?%s(,.*)?$\"", CD_LABEL_CONFIG,
+                     CD_LABEL_SOURCE_PREFIX, host, re) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* "layer-sha256:..." or "layer-name@sha256:..." (MakeRefKey): kind and digest, or false. */
+bool cd_ref_split(const char *ref, const char **kind_end, const char **digest) {
+        static const char *const kinds[] = { "layer-", "manifest-", "config-", "index-" };
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+                if (startswith(ref, kinds[i])) {
+                        const char *at = strrchr(ref, '@');
+                        *kind_end = ref + strlen(kinds[i]);
+                        *digest = at ? at + 1 : *kind_end;
+                        return startswith(*digest, "sha256:") || startswith(*digest, "sha512:");
+                }
+        return false;
+}
+
+static int manifest_layers(Containerd__Services__Content__V1__Info *info, CdManifest *m) {
+        size_t n = 0;
+        for (size_t i = 0; i < info->n_labels; i++)
+                if (startswith(info->labels[i]->key, CD_LABEL_LAYER_PREFIX))
+                        n++;
+        m->layers = calloc(n + 1, sizeof(char *));
+        if (!m->layers)
+                return -ENOMEM;
+        for (size_t i = 0; i < info->n_labels; i++) {
+                const char *k = info->labels[i]->key;
+                char *end;
+                if (!startswith(k, CD_LABEL_LAYER_PREFIX))
+                        continue;
+                unsigned long idx = strtoul(k + strlen(CD_LABEL_LAYER_PREFIX), &end, 10);
+                if (*end || idx >= n || m->layers[idx])
+                        return -EBADMSG;
+                m->layers[idx] = strdup(info->labels[i]->value);
+                if (!m->layers[idx])
+                        return -ENOMEM;
+        }
+        m->n_layers = n;
+        return 0;
+}
+
+CdManifest *cd_manifest_add(CdTracker *t, Containerd__Services__Content__V1__Info *info, const char *host,
+                              const char *repo) {
+        _cleanup_(manifest_freep) CdManifest *m = NULL;
+        CdManifest **a;
+
+        for (size_t i = 0; i < t->n_manifests; i++)
+                if (streq(t->manifests[i]->digest, info->digest))
+                        return t->manifests[i];
+        m = calloc(1, sizeof(*m));
+        if (!m || !(m->digest = strdup(info->digest)) || manifest_layers(info, m) < 0)
+                return NULL;
+        if (cd_label_get(info, CD_LABEL_CONFIG) && !(m->config = strdup(cd_label_get(info, CD_LABEL_CONFIG))))
+                return NULL;
+        if (asprintf(&m->image, "%s/%s@%s", host, repo, info->digest) < 0)
+                return NULL;
+        a = realloc(t->manifests, (t->n_manifests + 1) * sizeof(*a));
+        if (!a)
+                return NULL;
+        t->manifests = a;
+        for (size_t i = 0; i < m->n_layers; i++) {
+                CdLayer *l = cd_layer_get(t, m->layers[i]);
+                if (l && !l->m) {
+                        l->m = m;
+                        l->reported = false; /* say it again, now with its image */
+                }
+        }
+        return (t->manifests[t->n_manifests++] = TAKE_PTR(m));
+}
+
+bool cd_manifest_lists(Containerd__Services__Content__V1__Info *info, const char *digest) {
+        for (size_t i = 0; i < info->n_labels; i++)
+                if (startswith(info->labels[i]->key, CD_LABEL_LAYER_PREFIX) && streq(info->labels[i]->value, digest))
+                        return true;
+        return false;
+}
+
+/* Content.List leaves updated_at out (1.6 contentserver), so creation time it is. */
+int64_t cd_info_created(Containerd__Services__Content__V1__Info *info) {
+        return info->created_at ? info->created_at->seconds * 1000000 + info->created_at->nanos / 1000 : 0;
+}
+
+int cd_strv_push(char ***l, size_t *n, char *s) {
+        char **a;
+        if (!s)
+                return -ENOMEM;
+        a = realloc(*l, (*n + 2) * sizeof(char *));
+        if (!a) {
+                free(s);
+                return -ENOMEM;
+        }
+        a[(*n)++] = s;
+        a[*n] = NULL;
+        *l = a;
+        return 0;
+}
+
+/* The first layer of m not yet unpacked, when its blob is committed: the one the unpacker works on. */
+CdLayer *cd_manifest_frontier(CdTracker *t, CdManifest *m) {
+        for (size_t i = 0; i < m->n_layers; i++) {
+                CdLayer *l = cd_layer_find(t, m->layers[i]);
+                if (!l)
+                        return NULL;
+                if (!l->done)
+                        return l->committed && !l->ingest ? l : NULL;
+        }
+        return NULL;
+}
+
+static void report(CdTracker *t, CdLayer *l, Phase p, uint64_t current, uint64_t total, usec_t at) {
+        if (l->reported && l->phase == p && l->rep_current == current && l->rep_total == total)
+                return;
+        if (l->phase != p)
+                t->moved = true;
+        l->reported = true;
+        l->phase = p;
+        l->rep_current = current;
+        l->rep_total = total;
+        if (t->cb.layer)
+                t->cb.layer(t->userdata, l->m ? l->m->image : NULL, l->digest, p, current, total, at);
+}
+
+static void layer_phase(CdTracker *t, CdLayer *l, bool frontier, usec_t at) {
+        if (l->done)
+                report(t, l, PHASE_DONE, l->size, l->size, at);
+        else if (l->ingest)
+                report(t, l, l->size > 0 && l->offset >= l->size ? PHASE_VERIFYING : PHASE_DOWNLOADING, l->offset,
+                       l->size, at);
+        else if (l->committed && frontier)
+                report(t, l,
+                       t->extract_known && t->snapshots_trusted && !t->extract_active ? PHASE_REGISTERING
+                                                                                        : PHASE_EXTRACTING,
+                       0, l->size, at);
+        else if (l->committed || l->m || l->reported)
+                report(t, l, PHASE_WAITING, 0, l->size, at);
+}
+
+static void drop_manifest(CdTracker *t, CdManifest *m, usec_t at) {
+        for (size_t i = 0; i < t->n_layers;) {
+                CdLayer *l = t->layers[i];
+                if (l->m != m) {
+                        i++;
+                        continue;
+                }
+                if (l->reported && t->cb.layer_gone)
+                        t->cb.layer_gone(t->userdata, m->image, l->digest, l->done, at);
+                cd_layer_remove(t, l);
+        }
+        for (size_t i = 0; i < t->n_manifests; i++)
+                if (t->manifests[i] == m) {
+                        memmove(t->manifests + i, t->manifests + i + 1, (t->n_manifests - i - 1) * sizeof(CdManifest *));
+                        t->n_manifests--;
+                }
+        cd_manifest_free(m);
+}
+
+void cd_emit(CdTracker *t) {
+        usec_t at = cd_now(CLOCK_MONOTONIC);
+
+        for (size_t k = 0; k < t->n_manifests; k++) {
+                CdManifest *m = t->manifests[k];
+                bool frontier = true, busy = false, all_done = true;
+                if (t->source_repo && (m != t->mine || !t->mine_confirmed))
+                        continue;
+                for (size_t i = 0; i < m->n_layers; i++) {
+                        CdLayer *l = cd_layer_find(t, m->layers[i]);
+                        if (!l || l->m != m)
+                                continue;
+                        layer_phase(t, l, frontier, at);
+                        busy = busy || l->ingest || (l->committed && !l->done);
+                        all_done = all_done && l->done;
+                        frontier = frontier && l->done;
+                }
+                m->idle_rounds = busy ? 0 : m->idle_rounds + 1;
+                /* watch mode forgets finished pulls, and cancelled ones once nothing moved for a while */
+                if (!t->source_repo && (all_done || m->idle_rounds > 10)) {
+                        drop_manifest(t, m, at);
+                        k--;
+                }
+        }
+        for (size_t i = 0; i < t->n_layers && !t->source_repo;) {
+                CdLayer *l = t->layers[i];
+                if (l->m) {
+                        i++;
+                        continue;
+                }
+                layer_phase(t, l, false, at);
+                /* an ingest gone without a blob: its pull was cancelled or failed */
+                if (!t->source_repo && !l->ingest && !l->committed && ++l->missing_rounds > 2) {
+                        if (l->reported && t->cb.layer_gone)
+                                t->cb.layer_gone(t->userdata, NULL, l->digest, false, at);
+                        cd_layer_remove(t, l);
+                        continue;
+                }
+                if (!t->source_repo && l->done) {
+                        if (t->cb.layer_gone)
+                                t->cb.layer_gone(t->userdata, NULL, l->digest, true, at);
+                        cd_layer_remove(t, l);
+                        continue;
+                }
+                i++;
+        }
+}
+
+void cd_tracker_all_done(CdTracker *t) {
+        usec_t at = cd_now(CLOCK_MONOTONIC);
+        if (!t || !t->mine)
+                return;
+        t->mine_confirmed = true;
+        for (size_t i = 0; i < t->mine->n_layers; i++) {
+                CdLayer *l = cd_layer_find(t, t->mine->layers[i]);
+                if (l) {
+                        l->done = true;
+                        l->ingest = false;
+                        layer_phase(t, l, true, at);
+                }
+        }
+}
+
+const char *cd_tracker_manifest(const CdTracker *t) {
+        return t && t->mine && t->mine_confirmed ? t->mine->digest : NULL;
+}

@@ -9,6 +9,14 @@
 
 int cli_pull(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
+int cli_daemon(int argc, char **argv);
+int cli_status(int argc, char **argv);
+
+/* `pullwatch pull` through the daemon's control socket, so the pull is watched and alerted the way the
+ * daemon's own are. Returns the exit code, or a negative errno when no daemon answers (-ENOENT,
+ * -ECONNREFUSED, -EACCES...): the caller then pulls standalone. NULL arguments: the daemon's defaults. */
+int cli_pull_via_daemon(const Config *config, const char *image, const char *runtime, const char *platform,
+                        const char *namespace, bool json);
 
 /* Load --config (or the default, which may be missing), printing "file:line:col: key: msg" to stderr
  * on error. Returns 0 or EXIT_USAGE. */

@@ -14,6 +14,10 @@ static void usage(FILE *f) {
                 "  pull [--runtime auto|docker|containerd] [--docker-socket P] [--containerd-socket P]\n"
                 "       [--namespace NS] [--platform OS/ARCH] [--config F] [--json] IMAGE\n"
                 "                      one watched pull in the foreground\n"
+                "                      (through the daemon when its control socket answers)\n"
+                "  daemon [--config F] preheat the list, watch pulls, alert to journald (systemd service)\n"
+                "  status [--json] [--config F]\n"
+                "                      the daemon's preheat list, pulls in flight and runtimes\n"
                 "  check-config [--config F]\n"
                 "                      validate the config and print the effective settings\n"
                 "  --help, --version\n"
@@ -43,6 +47,10 @@ int main(int argc, char **argv) {
         }
         if (streq(argv[1], "pull"))
                 r = cli_pull(argc - 1, argv + 1);
+        else if (streq(argv[1], "daemon"))
+                r = cli_daemon(argc - 1, argv + 1);
+        else if (streq(argv[1], "status"))
+                r = cli_status(argc - 1, argv + 1);
         else if (streq(argv[1], "check-config"))
                 r = cli_check_config(argc - 1, argv + 1);
         else {

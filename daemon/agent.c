@@ -1,0 +1,543 @@
+/* agent.c: the daemon's lifecycle on one sd-event loop, after systemd-timesyncd's manager: signals
+ * (SIGTERM/SIGINT stop, SIGHUP reloads), the sd-event watchdog, READY/STATUS/RELOADING/STOPPING, the
+ * runtime monitor (ping with backoff while down, one alert per outage), list reloads that keep the last
+ * good list, and one coalesced flush of state, metrics and STATUS= after changes. */
+#include "daemon/agent_internal.h"
+#include "daemon/atomic_file.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <syslog.h>
+#include <systemd/sd-daemon.h>
+
+#define RUNTIME_PING_INTERVAL (30 * USEC_PER_SEC)
+#define RUNTIME_BACKOFF_MIN USEC_PER_SEC
+#define RUNTIME_BACKOFF_MAX (60 * USEC_PER_SEC)
+#define LIST_DEBOUNCE (400 * USEC_PER_MSEC)
+#define FLUSH_DELAY (200 * USEC_PER_MSEC)
+#define LIST_MAX (4U * 1024U * 1024U)
+
+extern const RuntimeDriver containerd_driver __attribute__((weak));
+
+void agent_log(int priority, const char *fmt, ...) {
+        static int journal = -1;
+        va_list ap;
+
+        /* Under systemd stderr is a journal stream: "<N>" carries the priority there. */
+        if (journal < 0)
+                journal = getenv("JOURNAL_STREAM") != NULL;
+        if (journal)
+                fprintf(stderr, "<%d>", priority);
+        else
+                fputs(priority <= LOG_ERR ? "pullwatch: error: " : priority <= LOG_WARNING ? "pullwatch: warning: " : "pullwatch: ",
+                      stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+}
+
+static const Config *config(const Agent *a) { return a->config->config; }
+
+/* ---- flush: state, metrics, STATUS=, preheat-complete ---- */
+
+static void update_status(Agent *a) {
+        char buf[256], down[96] = "";
+
+        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
+                if (a->runtimes[k].wanted && a->runtimes[k].known && !a->runtimes[k].up)
+                        snprintf(down + strlen(down), sizeof(down) - strlen(down), "; %s unreachable",
+                                 runtime_kind_to_string(k));
+        if (preheat_summary(a->preheat, buf, sizeof(buf)) < 0)
+                return;
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", down, a->list_error ? "; list invalid" : "");
+        if (streq_ptr(a->last_status, buf))
+                return;
+        free(a->last_status);
+        a->last_status = strdup(buf);
+        (void) sd_notifyf(false, "STATUS=%s", buf);
+}
+
+static void flush(Agent *a) {
+        unsigned counts[_PREHEAT_STATE_MAX];
+        const char *names[_PREHEAT_STATE_MAX];
+        unsigned n;
+        int r;
+
+        r = state_save(a->state, false);
+        if (r < 0 && !a->state_error_logged)
+                agent_log(LOG_ERR, "cannot save %s: %s", a->state->path, strerror(-r));
+        a->state_error_logged = r < 0;
+
+        n = preheat_counts(a->preheat, counts);
+        for (PreheatState s = 0; s < _PREHEAT_STATE_MAX; s++)
+                names[s] = preheat_state_to_string(s);
+        metrics_set_preheat(&a->metrics, names, counts, _PREHEAT_STATE_MAX);
+        if (config(a)->metrics_textfile) {
+                r = metrics_write(&a->metrics, config(a)->metrics_textfile);
+                if (r < 0)
+                        agent_log(LOG_WARNING, "cannot write metrics to %s: %s", config(a)->metrics_textfile, strerror(-r));
+        }
+        if (a->ready)
+                update_status(a);
+
+        bool complete = preheat_complete(a->preheat);
+        if (complete && !a->was_complete) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "All %u images of the preheat list are present.", n);
+                agent_log(LOG_INFO, "%s", msg);
+                (void) alerts_send(a->alerts, ALERT_PREHEAT_COMPLETE, &(AlertFields) { .rate_key = "preheat" }, msg,
+                                   now_monotonic());
+        }
+        a->was_complete = complete;
+}
+
+static int on_flush(sd_event_source *s, uint64_t usec, void *userdata) {
+        flush(userdata);
+        return 0;
+}
+
+void agent_schedule_flush(Agent *a) {
+        if (sd_event_source_get_enabled(a->flush_timer, NULL) > 0)
+                return;
+        (void) sd_event_source_set_time_relative(a->flush_timer, FLUSH_DELAY);
+        (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- pull events: alerts, metrics, log lines ---- */
+
+void agent_observe_pull_event(Agent *a, const PullEvent *e) {
+        int r = alerts_pull_event(a->alerts, e, now_monotonic());
+        if (r < 0)
+                agent_log(LOG_WARNING, "cannot send an alert to journald: %s", strerror(-r));
+        metrics_pull_event(&a->metrics, e);
+        switch (e->kind) {
+        case PULL_EVENT_RETRY:
+                agent_log(LOG_WARNING, "%s (%s): attempt %u failed (%s); retrying in %.1fs", e->image, e->runtime,
+                          e->attempt, e->reason ? e->reason : "-", (double) e->delay / USEC_PER_SEC);
+                break;
+        case PULL_EVENT_DIAGNOSIS:
+                agent_log(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
+                break;
+        case PULL_EVENT_RESULT:
+                if (e->ok)
+                        agent_log(LOG_INFO, "%s (%s): pulled in %.1fs, %u attempt%s, %s", e->image, e->runtime, e->elapsed_s,
+                                  e->attempt, e->attempt == 1 ? "" : "s", e->digest ? e->digest : "digest unknown");
+                else if (e->error != ERROR_CANCELLED)
+                        agent_log(LOG_ERR, "%s (%s): pull failed (%s): %s", e->image, e->runtime,
+                                  error_class_to_string(e->error), e->reason ? e->reason : "-");
+                agent_schedule_flush(a);
+                break;
+        case PULL_EVENT_VERDICT:
+                agent_schedule_flush(a);
+                break;
+        default:
+                break;
+        }
+}
+
+static void on_preheat_event(void *userdata, const PullEvent *e) { agent_observe_pull_event(userdata, e); }
+static void on_preheat_changed(void *userdata) { agent_schedule_flush(userdata); }
+
+/* ---- runtimes ---- */
+
+int agent_pick_driver(Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error) {
+        RuntimeKind k = runtime ? runtime_kind_from_string(runtime) : config(a)->runtime;
+
+        if (k < 0)
+                return asprintf(ret_error, "unknown runtime \"%s\"", runtime) < 0 ? -ENOMEM : -EINVAL;
+        if (k == RUNTIME_AUTO)
+                k = a->auto_runtime != RUNTIME_AUTO ? a->auto_runtime : RUNTIME_DOCKER;
+        if (!a->drivers[k])
+                return asprintf(ret_error, "this pullwatch cannot drive %s", runtime_kind_to_string(k)) < 0 ? -ENOMEM
+                                                                                                             : -EOPNOTSUPP;
+        if (a->runtimes[k].known && !a->runtimes[k].up)
+                return asprintf(ret_error, "%s", a->runtimes[k].error ? a->runtimes[k].error : "runtime unreachable") < 0
+                               ? -ENOMEM
+                               : -EHOSTDOWN;
+        *ret = a->drivers[k];
+        return 0;
+}
+
+static void arm_ping(Agent *a, RuntimeKind k, usec_t delay) {
+        (void) sd_event_source_set_time_relative(a->runtimes[k].timer, delay);
+        (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_ONESHOT);
+}
+
+static void ping_runtime(Agent *a, RuntimeKind k) {
+        RuntimeMonitor *m = &a->runtimes[k];
+        _cleanup_free_ char *error = NULL;
+        const char *name = runtime_kind_to_string(k);
+        int r;
+
+        if (!m->wanted || !a->drivers[k]) {
+                (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+                return;
+        }
+        r = a->drivers[k]->ping ? a->drivers[k]->ping(config(a), &error) : 0;
+        if (r >= 0) {
+                if (!m->known || !m->up)
+                        agent_log(LOG_INFO, "%s answers", name);
+                if (m->alerted) {
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "Container runtime %s is reachable again.", name);
+                        (void) alerts_send(a->alerts, ALERT_RUNTIME_RECOVERED,
+                                           &(AlertFields) { .runtime = name, .rate_key = name }, msg, now_monotonic());
+                }
+                m->known = m->up = true;
+                m->alerted = false;
+                m->backoff = 0;
+                m->error = mfree(m->error);
+                arm_ping(a, k, RUNTIME_PING_INTERVAL);
+        } else {
+                if (!m->known || m->up)
+                        agent_log(LOG_ERR, "%s", error ? error : "runtime unreachable");
+                free(m->error);
+                m->error = error ? TAKE_PTR(error) : strdup("runtime unreachable");
+                if (!m->alerted) {
+                        char msg[512];
+                        snprintf(msg, sizeof(msg), "Container runtime %s is unreachable (%s); pullwatch keeps retrying.", name,
+                                 m->error ? m->error : "-");
+                        (void) alerts_send(a->alerts, ALERT_RUNTIME_UNREACHABLE,
+                                           &(AlertFields) { .runtime = name, .evidence = m->error, .rate_key = name }, msg,
+                                           now_monotonic());
+                        m->alerted = true;
+                }
+                m->known = true;
+                m->up = false;
+                m->backoff = m->backoff ? MIN(m->backoff * 2, RUNTIME_BACKOFF_MAX) : RUNTIME_BACKOFF_MIN;
+                arm_ping(a, k, m->backoff);
+        }
+        metrics_set_runtime_up(&a->metrics, name, m->up);
+        if (a->preheat)
+                preheat_set_runtime_up(a->preheat, k, m->up);
+        agent_schedule_flush(a);
+}
+
+static int on_ping_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Agent *a = userdata;
+        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
+                if (a->runtimes[k].timer == s)
+                        ping_runtime(a, k);
+        return 0;
+}
+
+/* auto: containerd when its socket answers (kubelet's runtime), else Docker, as `pullwatch pull` picks. */
+static void resolve_runtimes(Agent *a) {
+        RuntimeKind k = config(a)->runtime;
+
+        if (k == RUNTIME_AUTO) {
+                k = RUNTIME_DOCKER;
+                if (a->drivers[RUNTIME_CONTAINERD] && a->drivers[RUNTIME_CONTAINERD]->ping &&
+                    a->drivers[RUNTIME_CONTAINERD]->ping(config(a), NULL) >= 0)
+                        k = RUNTIME_CONTAINERD;
+                a->auto_runtime = k;
+        }
+        for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++)
+                a->runtimes[i].wanted = i == k;
+        for (size_t i = 0; a->list && i < a->list->n; i++) {
+                PreheatRuntime r = a->list->items[i].runtime;
+                if (r == PREHEAT_RUNTIME_DOCKER || r == PREHEAT_RUNTIME_BOTH)
+                        a->runtimes[RUNTIME_DOCKER].wanted = true;
+                if (r == PREHEAT_RUNTIME_CONTAINERD || r == PREHEAT_RUNTIME_BOTH)
+                        a->runtimes[RUNTIME_CONTAINERD].wanted = true;
+        }
+        if (a->preheat)
+                preheat_set_auto_runtime(a->preheat, a->auto_runtime);
+        for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++) {
+                RuntimeMonitor *m = &a->runtimes[i];
+                if (m->wanted && !m->known)
+                        ping_runtime(a, i);
+                else if (!m->wanted) {
+                        (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+                        m->known = m->alerted = false;
+                }
+        }
+}
+
+/* ---- the preheat list ---- */
+
+static void reload_list(Agent *a) {
+        _cleanup_preheat_list_ PreheatList *l = NULL;
+        _cleanup_free_ char *text = NULL, *msg = NULL;
+        const char *path = config(a)->preheat.list;
+        ConfigError err = {};
+        size_t size = 0;
+        int r;
+
+        r = read_file_full(path, LIST_MAX, &text, &size);
+        if (r == -ENOENT) {
+                text = strdup(""); /* no list file: nothing to preheat */
+                if (!text)
+                        return;
+        } else if (r < 0) {
+                err = (ConfigError) { .file = strdup(path), .message = strdup(strerror(-r)) };
+                goto invalid;
+        }
+        if (a->list_loaded && !a->list_error && streq_ptr(a->list_text, text))
+                return; /* an editor's temp file came and went; the list itself did not change */
+        r = preheat_list_parse(path, text, size, &l, &err);
+        if (r < 0)
+                goto invalid;
+        if (a->list_error)
+                agent_log(LOG_INFO, "preheat list %s is valid again", path);
+        agent_log(LOG_INFO, "preheat list %s: %zu image%s", path, l->n, l->n == 1 ? "" : "s");
+        a->list_error = mfree(a->list_error);
+        free(a->list_text);
+        a->list_text = TAKE_PTR(text);
+        preheat_list_free(a->list);
+        a->list = TAKE_PTR(l);
+        a->list_loaded = true;
+        resolve_runtimes(a);
+        r = preheat_set_list(a->preheat, a->list);
+        if (r < 0)
+                agent_log(LOG_ERR, "cannot apply the preheat list: %s", strerror(-r));
+        agent_schedule_flush(a);
+        return;
+
+invalid:
+        msg = config_error_format(&err);
+        config_error_done(&err);
+        if (!msg)
+                return;
+        if (!streq_ptr(a->list_error, msg)) {
+                char sentence[1024];
+                agent_log(LOG_ERR, "preheat list rejected, %s: %s", a->list_loaded ? "keeping the last good one" : "nothing to preheat", msg);
+                snprintf(sentence, sizeof(sentence), "Preheat list rejected, the last good list stays in force: %s", msg);
+                (void) alerts_send(a->alerts, ALERT_LIST_INVALID, &(AlertFields) { .evidence = msg, .rate_key = msg },
+                                   sentence, now_monotonic());
+                free(a->list_error);
+                a->list_error = TAKE_PTR(msg);
+        }
+        agent_schedule_flush(a);
+}
+
+static void on_list_changed(ListWatch *w, void *userdata) { reload_list(userdata); }
+
+static int watch_list(Agent *a) {
+        if (a->list_watch && streq(list_watch_path(a->list_watch), config(a)->preheat.list))
+                return 0;
+        a->list_watch = list_watch_free(a->list_watch);
+        return list_watch_new(a->event, config(a)->preheat.list, LIST_DEBOUNCE, on_list_changed, a, &a->list_watch);
+}
+
+/* ---- config, reload, signals ---- */
+
+static int load_config(Agent *a, SharedConfig **ret) {
+        _cleanup_config_ Config *c = NULL;
+        ConfigError err = {};
+        int r;
+
+        r = config_load(a->config_path, a->config_missing_ok, &c, &err);
+        if (r < 0) {
+                _cleanup_free_ char *msg = config_error_format(&err);
+                agent_log(LOG_ERR, "%s", msg ? msg : strerror(-r));
+                config_error_done(&err);
+                return -EINVAL;
+        }
+        r = shared_config_new(c, ret);
+        if (r >= 0)
+                TAKE_PTR(c);
+        return r;
+}
+
+static void reload(Agent *a) {
+        _cleanup_(shared_config_unrefp) SharedConfig *n = NULL;
+        int r;
+
+        (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading", now_monotonic());
+        agent_log(LOG_INFO, "reloading %s", a->config_path);
+        if (load_config(a, &n) < 0)
+                agent_log(LOG_ERR, "keeping the running configuration");
+        else {
+                bool socket_moved = !streq(config(a)->control_socket, n->config->control_socket);
+                bool state_moved = !streq(config(a)->state_dir, n->config->state_dir);
+                shared_config_unref(a->config);
+                a->config = TAKE_PTR(n);
+                preheat_set_config(a->preheat, a->config);
+                alerts_set_rate_limit(a->alerts, config(a)->alert_rate_limit);
+                if (state_moved && state_set_dir(a->state, config(a)->state_dir) >= 0)
+                        agent_log(LOG_INFO, "state now in %s", a->state->path);
+                if (socket_moved) {
+                        agent_control_stop(a);
+                        r = agent_control_start(a);
+                        if (r < 0)
+                                agent_log(LOG_ERR, "control socket %s: %s", config(a)->control_socket, strerror(-r));
+                }
+                r = watch_list(a);
+                if (r < 0)
+                        agent_log(LOG_ERR, "cannot watch %s: %s", config(a)->preheat.list, strerror(-r));
+                for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
+                        a->runtimes[k].known = false; /* sockets may have moved: ask again */
+                resolve_runtimes(a);
+        }
+        free(a->list_text);
+        a->list_text = NULL; /* re-read even when unchanged: SIGHUP means "look again" */
+        reload_list(a);
+        flush(a);
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", a->last_status ? a->last_status : "running");
+}
+
+static void stop(Agent *a, const char *why) {
+        if (a->stopping)
+                return;
+        a->stopping = true;
+        a->ready = false; /* no STATUS= after STOPPING=1 */
+        (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
+        agent_log(LOG_INFO, "stopping (%s)", why);
+        preheat_stop(a->preheat, "pullwatch is stopping");
+        agent_control_abort_pulls(a, "pullwatch is stopping");
+        if (a->control)
+                control_server_drain(a->control);
+        flush(a);
+        (void) sd_event_exit(a->event, 0);
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Agent *a = userdata;
+        if (si->ssi_signo == SIGHUP)
+                reload(a);
+        else
+                stop(a, si->ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        return 0;
+}
+
+static int read_machine_id(const char *path, char **ret) {
+        _cleanup_free_ char *s = NULL;
+        int r = read_file_full(path ? path : "/etc/machine-id", 4096, &s, NULL);
+        if (r < 0)
+                return r;
+        s[strcspn(s, "\r\n")] = 0;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+static int load_state(Agent *a) {
+        int r = state_load(config(a)->state_dir, &a->state);
+        if (r >= 0)
+                return 0;
+        if (r == -EBADMSG) {
+                _cleanup_free_ char *bad = NULL;
+                State *tmp = NULL;
+                if (state_new(config(a)->state_dir, &tmp) < 0)
+                        return -ENOMEM;
+                /* Keep the bad file for a post-mortem, out of the way of the next save. */
+                if (asprintf(&bad, "%s.corrupt", tmp->path) >= 0)
+                        (void) rename(tmp->path, bad);
+                agent_log(LOG_WARNING, "%s is not a valid state file (kept as %s); starting afresh", tmp->path,
+                          bad ? bad : "-");
+                a->state = tmp;
+                return 0;
+        }
+        agent_log(LOG_WARNING, "cannot read state from %s: %s; starting afresh", config(a)->state_dir, strerror(-r));
+        return state_new(config(a)->state_dir, &a->state);
+}
+
+int agent_new(const AgentOptions *opts, Agent **ret) {
+        _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(*a));
+        static const PreheatHooks hooks = { .pull_event = on_preheat_event, .changed = on_preheat_changed };
+        sigset_t mask;
+        int r;
+
+        if (!a)
+                return -ENOMEM;
+        a->auto_runtime = RUNTIME_AUTO;
+        a->config_missing_ok = !opts->config_path;
+        a->config_path = strdup(opts->config_path ? opts->config_path : PULLWATCH_DEFAULT_CONFIG);
+        if (!a->config_path)
+                return -ENOMEM;
+        r = load_config(a, &a->config);
+        if (r < 0)
+                return r;
+        metrics_init(&a->metrics);
+        a->drivers[RUNTIME_DOCKER] = &docker_driver;
+        a->drivers[RUNTIME_CONTAINERD] = &containerd_driver ? &containerd_driver : NULL;
+
+        r = read_machine_id(opts->machine_id_path, &a->machine_id);
+        if (r < 0) {
+                agent_log(LOG_WARNING, "cannot read the machine id (%s): the splay is the same on every node",
+                          strerror(-r));
+                a->machine_id = strdup("");
+        }
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        sigaddset(&mask, SIGHUP);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return -errno;
+        if ((r = sd_event_new(&a->event)) < 0 || (r = curl_glue_new(a->event, &a->glue)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0 ||
+            (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0 ||
+            (r = sd_event_set_watchdog(a->event, true)) < 0 ||
+            (r = sd_event_add_time(a->event, &a->flush_timer, CLOCK_MONOTONIC, USEC_INFINITY, 50 * USEC_PER_MSEC,
+                                   on_flush, a)) < 0)
+                return r;
+        (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_OFF);
+        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
+                r = sd_event_add_time(a->event, &a->runtimes[k].timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_SEC / 10,
+                                      on_ping_timer, a);
+                if (r < 0)
+                        return r;
+                (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_OFF);
+        }
+        if ((r = load_state(a)) < 0 || (r = alerts_new(config(a)->alert_rate_limit, &a->alerts)) < 0 ||
+            (r = preheat_new(a->event, a->glue, a->config, a->state, a->drivers, a->machine_id, &hooks, a,
+                             &a->preheat)) < 0)
+                return r;
+        resolve_runtimes(a);
+        reload_list(a);
+        r = watch_list(a);
+        if (r < 0)
+                agent_log(LOG_ERR, "cannot watch %s: %s; changes need SIGHUP", config(a)->preheat.list, strerror(-r));
+        r = agent_control_start(a);
+        if (r < 0) {
+                agent_log(LOG_ERR, "control socket %s: %s", config(a)->control_socket,
+                          r == -EADDRINUSE ? "another pullwatch daemon answers there" : strerror(-r));
+                return r;
+        }
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+Agent *agent_free(Agent *a) {
+        if (!a)
+                return NULL;
+        a->stopping = true;
+        agent_control_stop(a);
+        agent_control_free_pulls(a);
+        preheat_free(a->preheat);
+        list_watch_free(a->list_watch);
+        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
+                sd_event_source_disable_unref(a->runtimes[k].timer);
+                free(a->runtimes[k].error);
+        }
+        sd_event_source_disable_unref(a->flush_timer);
+        sd_event_source_disable_unref(a->pull_reap);
+        curl_glue_free(a->glue);
+        alerts_free(a->alerts);
+        state_free(a->state);
+        preheat_list_free(a->list);
+        shared_config_unref(a->config);
+        sd_event_unref(a->event);
+        free(a->config_path);
+        free(a->machine_id);
+        free(a->list_text);
+        free(a->list_error);
+        free(a->last_status);
+        free(a);
+        return NULL;
+}
+
+int agent_run(Agent *a) {
+        int r;
+
+        a->ready = true;
+        flush(a);
+        agent_log(LOG_INFO, "running: %s", a->last_status ? a->last_status : "");
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", a->last_status ? a->last_status : "running");
+        r = sd_event_loop(a->event);
+        return r < 0 ? r : 0;
+}

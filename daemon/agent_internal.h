@@ -1,0 +1,88 @@
+/* agent_internal.h: the Agent's fields, shared by agent.c (lifecycle, reload, runtimes, flush) and
+ * agent_control.c (control socket, status, pulls on request). Nothing outside the agent includes it. */
+#pragma once
+
+#include <jansson.h>
+#include <systemd/sd-event.h>
+
+#include "config/preheat_list.h"
+#include "daemon/agent.h"
+#include "daemon/alerts.h"
+#include "daemon/control.h"
+#include "daemon/list_watch.h"
+#include "daemon/metrics.h"
+#include "daemon/preheat.h"
+#include "daemon/state.h"
+#include "daemon/watched_pull.h"
+
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
+
+typedef struct RuntimeMonitor {
+        bool wanted;              /* the config or the list needs this runtime */
+        bool known, up;
+        bool alerted;             /* unreachable alert sent for this outage */
+        usec_t backoff;
+        char *error;
+        sd_event_source *timer;
+} RuntimeMonitor;
+
+typedef struct ControlPull {
+        struct Agent *agent;
+        ControlConn *conn;        /* NULL once the client left or got its result */
+        WatchedPull *pull;
+        usec_t started;
+        bool done;
+        struct ControlPull *next;
+} ControlPull;
+
+struct Agent {
+        sd_event *event;
+        CurlGlue *glue;
+        char *config_path;
+        bool config_missing_ok;
+        SharedConfig *config;
+        char *machine_id;
+
+        State *state;
+        bool state_error_logged;
+        Alerts *alerts;
+        Metrics metrics;
+        Preheat *preheat;
+        ListWatch *list_watch;
+        ControlServer *control;
+
+        const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
+        RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
+        RuntimeKind auto_runtime;
+
+        PreheatList *list;
+        char *list_text;          /* raw text of the list in force, to skip reloads that change nothing */
+        bool list_loaded;
+        char *list_error;         /* the error of the last rejected version, NULL when it is valid */
+
+        ControlPull *pulls;
+        sd_event_source *pull_reap;
+
+        sd_event_source *flush_timer;
+        char *last_status;
+        bool was_complete;
+        bool ready, stopping;
+};
+
+/* agent.c */
+void agent_log(int priority, const char *fmt, ...) _printf_(2, 3);
+void agent_schedule_flush(struct Agent *a);
+/* Alerts, metrics and log lines for one event of any pull the daemon runs. */
+void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
+/* The driver for a runtime name ("auto", "docker", "containerd", NULL = the config's). */
+int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error);
+
+/* agent_control.c */
+int agent_control_start(struct Agent *a);
+void agent_control_stop(struct Agent *a);
+void agent_control_abort_pulls(struct Agent *a, const char *why);
+void agent_control_free_pulls(struct Agent *a);
+json_t *agent_status_json(struct Agent *a);

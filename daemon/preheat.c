@@ -1,0 +1,626 @@
+/* preheat.c: each target runs a small cycle on one timer: begin (confirm; present = ready, absent = splay
+ * then queue), queue (dispatch by priority within the concurrency), pull (a WatchedPull; result recorded
+ * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
+ * from a defer source, never inside their own callback. */
+#include "daemon/preheat.h"
+#include "probes/credentials.h"
+#include "probes/reference.h"
+#include "probes/registry.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#define PREHEAT_CONFIRM_RETRY (10 * USEC_PER_SEC)
+#define PREHEAT_REGISTRY_TIMEOUT (15 * USEC_PER_SEC)
+
+typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
+static const char *const next_names[] = { "none", "check", "pull", "recheck" };
+
+typedef struct Target {
+        Preheat *preheat;
+        char *image;
+        RuntimeKind runtime;
+        char *platform;           /* NULL = the config's */
+        char *namespace;          /* NULL = the config's */
+        int priority;
+        usec_t recheck;           /* item override; 0 = the config's */
+        size_t order;             /* position in the list */
+        PreheatState state;
+        char *error;              /* why it waits or failed */
+        bool seen, splayed, pull_done;
+        WatchedPull *pull;
+        RegistryOp *check;
+        sd_event_source *timer;
+        NextAction next;
+        usec_t next_at;
+} Target;
+
+struct Preheat {
+        sd_event *event;
+        CurlGlue *glue;
+        SharedConfig *config;
+        State *state;
+        const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
+        bool up[_RUNTIME_KIND_MAX];
+        char *machine_id;
+        PreheatHooks hooks;
+        void *userdata;
+        RuntimeKind auto_runtime;
+        bool registry_check;
+        bool stopped;
+        Target **targets;
+        size_t n_targets;
+        sd_event_source *reap;
+};
+
+static const char *const state_names[_PREHEAT_STATE_MAX] = {
+        [PREHEAT_WAITING] = "waiting", [PREHEAT_QUEUED] = "queued", [PREHEAT_PULLING] = "pulling",
+        [PREHEAT_READY] = "ready",     [PREHEAT_FAILED] = "failed",
+};
+
+const char *preheat_state_to_string(PreheatState s) {
+        return s >= 0 && s < _PREHEAT_STATE_MAX ? state_names[s] : NULL;
+}
+
+usec_t preheat_splay_delay(const char *machine_id, const char *image, usec_t splay) {
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then splitmix64's finalizer to spread the bits */
+        const char *parts[2] = { machine_id ? machine_id : "", image ? image : "" };
+
+        if (splay == 0)
+                return 0;
+        for (size_t i = 0; i < 2; i++) {
+                for (const unsigned char *c = (const unsigned char *) parts[i]; *c; c++)
+                        h = (h ^ *c) * 0x100000001b3ULL;
+                h = (h ^ 0xff) * 0x100000001b3ULL; /* separator: ("ab","c") != ("a","bc") */
+        }
+        h ^= h >> 30;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 27;
+        h *= 0x94d049bb133111ebULL;
+        h ^= h >> 31;
+        return h % splay;
+}
+
+static const Config *cfg(const Preheat *p) { return p->config->config; }
+
+static void notify_changed(Preheat *p) {
+        if (p->hooks.changed)
+                p->hooks.changed(p->userdata);
+}
+
+static void schedule_reap(Preheat *p) {
+        (void) sd_event_source_set_enabled(p->reap, SD_EVENT_ONESHOT);
+}
+
+static void set_state(Target *t, PreheatState s, const char *error) {
+        char *e = error ? strdup(error) : NULL;
+        bool changed = t->state != s || !streq_ptr(t->error, e);
+        free(t->error);
+        t->error = e;
+        t->state = s;
+        if (changed)
+                notify_changed(t->preheat);
+}
+
+static void arm(Target *t, NextAction a, usec_t delay) {
+        t->next = a;
+        if (delay == USEC_INFINITY) {
+                t->next_at = 0;
+                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
+                return;
+        }
+        t->next_at = now_monotonic() + delay;
+        (void) sd_event_source_set_time(t->timer, t->next_at);
+        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+}
+
+static usec_t recheck_interval(const Target *t) {
+        usec_t r = t->recheck ? t->recheck : cfg(t->preheat)->preheat.recheck;
+        return r ? r : USEC_INFINITY;
+}
+
+static const char *runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
+
+static PullRequest target_request(const Target *t) {
+        const Config *c = cfg(t->preheat);
+        return (PullRequest) {
+                .image = t->image,
+                .platform = t->platform ? t->platform : c->platform,
+                .namespace = t->namespace ? t->namespace : c->containerd_namespace,
+        };
+}
+
+/* 0 present (digest recorded), -ENOENT absent, other -errno: the runtime could not say. */
+static int confirm(Target *t) {
+        Preheat *p = t->preheat;
+        const RuntimeDriver *d = p->drivers[t->runtime];
+        _cleanup_free_ char *digest = NULL;
+        PullRequest req = target_request(t);
+        int r;
+
+        if (!d->confirm)
+                return -ENOENT;
+        r = d->confirm(cfg(p), &req, &digest);
+        if (r >= 0)
+                (void) state_record_present(p->state, t->image, runtime_name(t), digest, now_realtime());
+        return r;
+}
+
+static void dispatch(Preheat *p);
+
+static void queue(Target *t) {
+        arm(t, NEXT_NONE, USEC_INFINITY);
+        set_state(t, PREHEAT_QUEUED, NULL);
+        schedule_reap(t->preheat);
+}
+
+static void target_begin(Target *t) {
+        Preheat *p = t->preheat;
+        char buf[256];
+        int r;
+
+        if (!p->drivers[t->runtime]) {
+                snprintf(buf, sizeof(buf), "this pullwatch cannot drive %s", runtime_name(t));
+                set_state(t, PREHEAT_FAILED, buf);
+                return;
+        }
+        if (!p->up[t->runtime]) {
+                arm(t, NEXT_BEGIN, USEC_INFINITY); /* preheat_set_runtime_up() begins it again */
+                snprintf(buf, sizeof(buf), "%s is unreachable", runtime_name(t));
+                set_state(t, PREHEAT_WAITING, buf);
+                return;
+        }
+        r = confirm(t);
+        if (r >= 0) {
+                set_state(t, PREHEAT_READY, NULL);
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        } else if (r == -ENOENT) {
+                usec_t delay = t->splayed ? 0 : preheat_splay_delay(p->machine_id, t->image, cfg(p)->preheat.splay);
+                t->splayed = true;
+                if (delay == 0)
+                        queue(t);
+                else {
+                        set_state(t, PREHEAT_WAITING, "splay before the first pull");
+                        arm(t, NEXT_QUEUE, delay);
+                }
+        } else {
+                snprintf(buf, sizeof(buf), "cannot ask %s whether the image is present: %s", runtime_name(t),
+                         strerror(-r));
+                set_state(t, PREHEAT_WAITING, buf);
+                arm(t, NEXT_BEGIN, PREHEAT_CONFIRM_RETRY);
+        }
+}
+
+static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *userdata) {
+        Target *t = userdata;
+        const StateEntry *s = state_find(t->preheat->state, t->image, runtime_name(t));
+
+        registry_op_free(op);
+        t->check = NULL;
+        /* An unreachable registry proves nothing: the image stays ready. */
+        if (r >= 0 && m->digest && s && s->digest && !streq(m->digest, s->digest) && t->state == PREHEAT_READY)
+                queue(t);
+        registry_manifest_free(m);
+}
+
+static void start_registry_check(Target *t) {
+        Preheat *p = t->preheat;
+        _cleanup_reference_ ImageRef *ref = NULL;
+        _cleanup_credential_ Credential *cred = NULL;
+        PullRequest req = target_request(t);
+        RegistryTarget rt;
+
+        if (!p->registry_check || t->check || reference_parse(t->image, &ref) < 0 || ref->digest || !ref->tag)
+                return; /* pinned by digest: it cannot move */
+        if (cfg(p)->credentials)
+                (void) credentials_lookup(cfg(p)->credentials, reference_registry_host(ref), &cred);
+        rt = (RegistryTarget) {
+                .domain = ref->domain,
+                .repository = ref->path,
+                .reference = ref->tag,
+                .platform = req.platform,
+                .username = cred ? cred->username : NULL,
+                .password = cred ? cred->password : NULL,
+                .identity_token = cred ? cred->identity_token : NULL,
+                .config = &cfg(p)->registry,
+                .timeout = PREHEAT_REGISTRY_TIMEOUT,
+        };
+        (void) registry_resolve(p->glue, &rt, on_registry_resolved, t, &t->check);
+}
+
+static void target_recheck(Target *t) {
+        int r;
+
+        if (t->state == PREHEAT_PULLING || t->state == PREHEAT_QUEUED)
+                return; /* the pull's result re-arms the recheck */
+        if (t->state == PREHEAT_WAITING) {
+                target_begin(t);
+                return;
+        }
+        if (!t->preheat->up[t->runtime]) {
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+                return;
+        }
+        if (t->state == PREHEAT_FAILED) {
+                queue(t);
+                return;
+        }
+        r = confirm(t);
+        if (r == -ENOENT) {
+                queue(t); /* evicted (kubelet's image GC, docker rmi): pull it again */
+                return;
+        }
+        if (r >= 0)
+                start_registry_check(t);
+        arm(t, NEXT_RECHECK, recheck_interval(t));
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Target *t = userdata;
+        NextAction a = t->next;
+
+        t->next = NEXT_NONE;
+        t->next_at = 0;
+        if (t->preheat->stopped)
+                return 0;
+        switch (a) {
+        case NEXT_BEGIN: target_begin(t); break;
+        case NEXT_QUEUE: queue(t); break;
+        case NEXT_RECHECK: target_recheck(t); break;
+        default: break;
+        }
+        return 0;
+}
+
+static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
+        Target *t = userdata;
+        Preheat *p = t->preheat;
+
+        if (p->hooks.pull_event)
+                p->hooks.pull_event(p->userdata, e);
+        if (e->kind != PULL_EVENT_RESULT)
+                return;
+        t->pull_done = true;
+        schedule_reap(p);
+        if (e->ok) {
+                (void) state_record_success(p->state, t->image, runtime_name(t), e->digest, e->attempt, now_realtime());
+                set_state(t, PREHEAT_READY, NULL);
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        } else if (e->error == ERROR_CANCELLED) {
+                set_state(t, PREHEAT_WAITING, e->reason ? e->reason : "cancelled");
+        } else {
+                (void) state_record_failure(p->state, t->image, runtime_name(t), e->reason, e->attempt, now_realtime());
+                set_state(t, PREHEAT_FAILED, e->reason ? e->reason : "failed");
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        }
+}
+
+static void start_pull(Target *t) {
+        Preheat *p = t->preheat;
+        WatchedPullSpec spec = { .image = t->image, .platform = t->platform, .namespace = t->namespace };
+        char buf[256];
+        int r;
+
+        r = watched_pull_new(p->event, p->glue, p->config, p->drivers[t->runtime], &spec, on_pull_event, t, &t->pull);
+        if (r >= 0) {
+                set_state(t, PREHEAT_PULLING, NULL);
+                r = watched_pull_start(t->pull);
+        }
+        if (r < 0) {
+                t->pull = watched_pull_free(t->pull);
+                snprintf(buf, sizeof(buf), "cannot start the pull: %s", strerror(-r));
+                (void) state_record_failure(p->state, t->image, runtime_name(t), buf, 0, now_realtime());
+                set_state(t, PREHEAT_FAILED, buf);
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        }
+}
+
+static void dispatch(Preheat *p) {
+        unsigned running = 0;
+
+        if (p->stopped)
+                return;
+        for (size_t i = 0; i < p->n_targets; i++)
+                running += p->targets[i]->state == PREHEAT_PULLING;
+        while (running < cfg(p)->preheat.concurrency) {
+                Target *best = NULL;
+                for (size_t i = 0; i < p->n_targets; i++) {
+                        Target *t = p->targets[i];
+                        if (t->state != PREHEAT_QUEUED || !p->up[t->runtime] || t->pull)
+                                continue;
+                        if (!best || t->priority > best->priority ||
+                            (t->priority == best->priority && t->order < best->order))
+                                best = t;
+                }
+                if (!best)
+                        break;
+                start_pull(best);
+                running++;
+        }
+}
+
+static int on_reap(sd_event_source *s, void *userdata) {
+        Preheat *p = userdata;
+
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->pull_done) {
+                        t->pull = watched_pull_free(t->pull);
+                        t->pull_done = false;
+                }
+        }
+        dispatch(p);
+        return 0;
+}
+
+static Target *target_free(Target *t) {
+        if (!t)
+                return NULL;
+        if (t->pull) {
+                watched_pull_abort(t->pull, "removed from the preheat list");
+                watched_pull_free(t->pull);
+        }
+        registry_op_free(t->check);
+        sd_event_source_disable_unref(t->timer);
+        free(t->image);
+        free(t->platform);
+        free(t->namespace);
+        free(t->error);
+        free(t);
+        return NULL;
+}
+
+static int target_new(Preheat *p, const PreheatItem *item, RuntimeKind k, size_t order, Target **ret) {
+        Target *t = calloc(1, sizeof(*t)), **n;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        *t = (Target) { .preheat = p, .runtime = k, .priority = item->priority, .recheck = item->recheck,
+                        .order = order, .state = PREHEAT_WAITING, .seen = true };
+        t->image = strdup(item->image);
+        t->platform = item->platform ? strdup(item->platform) : NULL;
+        t->namespace = item->namespace ? strdup(item->namespace) : NULL;
+        if (!t->image || (item->platform && !t->platform) || (item->namespace && !t->namespace)) {
+                target_free(t);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time(p->event, &t->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, t);
+        if (r < 0) {
+                target_free(t);
+                return r;
+        }
+        n = realloc(p->targets, (p->n_targets + 1) * sizeof(*n));
+        if (!n) {
+                target_free(t);
+                return -ENOMEM;
+        }
+        p->targets = n;
+        p->targets[p->n_targets++] = t;
+        arm(t, NEXT_BEGIN, 0); /* from the loop: set_list may run before it does */
+        *ret = t;
+        return 0;
+}
+
+static Target *find_target(Preheat *p, const PreheatItem *item, RuntimeKind k) {
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->runtime == k && streq(t->image, item->image) && streq_ptr(t->platform, item->platform) &&
+                    streq_ptr(t->namespace, item->namespace))
+                        return t;
+        }
+        return NULL;
+}
+
+static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKind ret[2]) {
+        switch (item->runtime) {
+        case PREHEAT_RUNTIME_DOCKER: ret[0] = RUNTIME_DOCKER; return 1;
+        case PREHEAT_RUNTIME_CONTAINERD: ret[0] = RUNTIME_CONTAINERD; return 1;
+        case PREHEAT_RUNTIME_BOTH: ret[0] = RUNTIME_DOCKER; ret[1] = RUNTIME_CONTAINERD; return 2;
+        default:
+                ret[0] = cfg(p)->runtime != RUNTIME_AUTO ? cfg(p)->runtime
+                         : p->auto_runtime != RUNTIME_AUTO ? p->auto_runtime
+                                                           : RUNTIME_DOCKER;
+                return 1;
+        }
+}
+
+int preheat_set_list(Preheat *p, const PreheatList *l) {
+        size_t kept = 0;
+        int r;
+
+        for (size_t i = 0; i < p->n_targets; i++)
+                p->targets[i]->seen = false;
+        for (size_t i = 0; l && i < l->n; i++) {
+                RuntimeKind ks[2];
+                size_t nk = item_runtimes(p, &l->items[i], ks);
+                for (size_t k = 0; k < nk; k++) {
+                        Target *t = find_target(p, &l->items[i], ks[k]);
+                        if (t) {
+                                t->seen = true;
+                                t->priority = l->items[i].priority;
+                                t->order = i;
+                                if (t->recheck != l->items[i].recheck) {
+                                        t->recheck = l->items[i].recheck;
+                                        if (t->next == NEXT_RECHECK)
+                                                arm(t, NEXT_RECHECK, recheck_interval(t));
+                                }
+                        } else if ((r = target_new(p, &l->items[i], ks[k], i, &t)) < 0)
+                                return r;
+                }
+        }
+        /* Forgotten, never deleted: the image stays on the node, only our bookkeeping goes. */
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->seen) {
+                        p->targets[kept++] = t;
+                        continue;
+                }
+                bool shared = false;
+                for (size_t k = 0; k < p->n_targets; k++)
+                        shared = shared || (p->targets[k] != t && p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
+                                            streq(p->targets[k]->image, t->image));
+                if (!shared)
+                        state_remove(p->state, t->image, runtime_name(t));
+                target_free(t);
+        }
+        p->n_targets = kept;
+        schedule_reap(p);
+        notify_changed(p);
+        return 0;
+}
+
+int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *state,
+                const RuntimeDriver *const drivers[_RUNTIME_KIND_MAX], const char *machine_id,
+                const PreheatHooks *hooks, void *userdata, Preheat **ret) {
+        Preheat *p = calloc(1, sizeof(*p));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(event);
+        p->glue = glue;
+        p->config = shared_config_ref(config);
+        p->state = state;
+        for (size_t i = 0; i < _RUNTIME_KIND_MAX; i++) {
+                p->drivers[i] = drivers[i];
+                p->up[i] = true;
+        }
+        p->machine_id = strdup(machine_id ? machine_id : "");
+        if (hooks)
+                p->hooks = *hooks;
+        p->userdata = userdata;
+        p->auto_runtime = RUNTIME_AUTO;
+        p->registry_check = true;
+        r = p->machine_id ? sd_event_add_defer(event, &p->reap, on_reap, p) : -ENOMEM;
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->reap, SD_EVENT_OFF);
+        if (r < 0) {
+                preheat_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+Preheat *preheat_free(Preheat *p) {
+        if (!p)
+                return NULL;
+        p->stopped = true;
+        for (size_t i = 0; i < p->n_targets; i++)
+                target_free(p->targets[i]);
+        free(p->targets);
+        sd_event_source_disable_unref(p->reap);
+        shared_config_unref(p->config);
+        sd_event_unref(p->event);
+        free(p->machine_id);
+        free(p);
+        return NULL;
+}
+
+void preheat_set_config(Preheat *p, SharedConfig *config) {
+        shared_config_unref(p->config);
+        p->config = shared_config_ref(config);
+        schedule_reap(p);
+}
+
+void preheat_set_auto_runtime(Preheat *p, RuntimeKind k) { p->auto_runtime = k; }
+void preheat_set_registry_check(Preheat *p, bool on) { p->registry_check = on; }
+
+void preheat_set_runtime_up(Preheat *p, RuntimeKind k, bool up) {
+        if (k < 0 || k >= _RUNTIME_KIND_MAX || p->up[k] == up)
+                return;
+        p->up[k] = up;
+        if (!up)
+                return;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->runtime == k && t->state == PREHEAT_WAITING && t->next == NEXT_BEGIN && t->next_at == 0)
+                        arm(t, NEXT_BEGIN, 0);
+        }
+        schedule_reap(p);
+}
+
+void preheat_stop(Preheat *p, const char *why) {
+        p->stopped = true;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->pull) {
+                        watched_pull_abort(t->pull, why ? why : "stopping");
+                        t->pull = watched_pull_free(t->pull);
+                        t->pull_done = false;
+                }
+                t->check = registry_op_free(t->check);
+                arm(t, NEXT_NONE, USEC_INFINITY);
+        }
+}
+
+unsigned preheat_counts(const Preheat *p, unsigned counts[_PREHEAT_STATE_MAX]) {
+        for (size_t i = 0; i < _PREHEAT_STATE_MAX; i++)
+                counts[i] = 0;
+        for (size_t i = 0; i < p->n_targets; i++)
+                counts[p->targets[i]->state]++;
+        return (unsigned) p->n_targets;
+}
+
+bool preheat_complete(const Preheat *p) {
+        unsigned c[_PREHEAT_STATE_MAX];
+        unsigned n = preheat_counts(p, c);
+        return n > 0 && c[PREHEAT_READY] == n;
+}
+
+int preheat_summary(const Preheat *p, char *buf, size_t size) {
+        unsigned c[_PREHEAT_STATE_MAX];
+        unsigned n = preheat_counts(p, c), waiting = c[PREHEAT_WAITING] + c[PREHEAT_QUEUED];
+        int k = snprintf(buf, size, "preheat %u/%u ready, %u pulling, %u failed", c[PREHEAT_READY], n,
+                         c[PREHEAT_PULLING], c[PREHEAT_FAILED]);
+        if (k >= 0 && (size_t) k < size && waiting > 0)
+                k += snprintf(buf + k, size - (size_t) k, ", %u waiting", waiting);
+        return k < 0 || (size_t) k >= size ? -ENOBUFS : 0;
+}
+
+static json_t *time_or_null(uint64_t usec) {
+        char b[32];
+        return usec && format_timestamp(usec, b, sizeof(b)) >= 0 ? json_string(b) : json_null();
+}
+
+static int by_order(const void *a, const void *b) {
+        const Target *x = *(Target *const *) a, *y = *(Target *const *) b;
+        return x->order < y->order ? -1 : x->order > y->order ? 1 : (int) x->runtime - (int) y->runtime;
+}
+
+json_t *preheat_status_json(const Preheat *p) {
+        _cleanup_free_ Target **sorted = NULL;
+        json_t *arr = json_array();
+        usec_t now = now_monotonic();
+
+        if (!arr)
+                return NULL;
+        sorted = p->n_targets ? calloc(p->n_targets, sizeof(*sorted)) : NULL;
+        if (p->n_targets && !sorted)
+                return json_decref(arr), NULL;
+        if (p->n_targets)
+                memcpy(sorted, p->targets, p->n_targets * sizeof(*sorted));
+        qsort(sorted, p->n_targets, sizeof(*sorted), by_order);
+        for (size_t i = 0; i < p->n_targets; i++) {
+                const Target *t = sorted[i];
+                const StateEntry *s = state_find(p->state, t->image, runtime_name(t));
+                const char *err = t->error ? t->error : s ? s->last_error : NULL;
+                json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:o, s:o, s:I, s:s?, s:s?}", "image", t->image, "runtime",
+                                      runtime_name(t), "state", preheat_state_to_string(t->state), "priority",
+                                      t->priority, "digest", s ? s->digest : NULL, "last_success",
+                                      time_or_null(s ? s->last_success : 0), "last_attempt",
+                                      time_or_null(s ? s->last_attempt : 0), "attempts",
+                                      (json_int_t) (s ? s->attempts : 0), "error", err, "platform", t->platform);
+                if (!o)
+                        continue;
+                if (t->next_at > now) {
+                        json_object_set_new(o, "next", json_string(next_names[t->next]));
+                        json_object_set_new(o, "next_in_s", json_real(round((double) (t->next_at - now) / 1e5) / 10.0));
+                }
+                if (t->pull && !t->pull_done)
+                        json_object_set_new(o, "pull", watched_pull_status_json(t->pull));
+                json_array_append_new(arr, o);
+        }
+        return arr;
+}

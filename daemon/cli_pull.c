@@ -177,6 +177,14 @@ int cli_pull(int argc, char **argv) {
                         req.auth_header = auth_header;
         }
 
+        /* Through the daemon when it answers, so the pull is watched and alerted like its own; a socket
+         * given on the command line names a runtime only a standalone pull can honour. */
+        if (!dsock && !csock) {
+                r = cli_pull_via_daemon(config, req.image, runtime, platform, ns, cli.json);
+                if (r >= 0)
+                        return r;
+        }
+
         driver = pick_driver(config, &error);
         if (driver->ping && driver->ping(config, &error) < 0) {
                 fprintf(stderr, "pullwatch: %s\n", error ? error : "runtime unreachable");

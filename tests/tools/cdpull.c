@@ -1,7 +1,8 @@
 /* cdpull: drives containerd_driver (or the watcher) alone against a containerd socket and prints what it
  * observes, one line per event. For developing and measuring the containerd probes by hand:
- *   cdpull [-s SOCKET] [-c BYTES] [-d SECONDS] [-k] IMAGE   pull; -c cancels attempt 1 once a layer has
- *       BYTES, then -d waits and a second attempt runs; -k keeps (does not release) the lease at the end
+ *   cdpull [-s SOCKET] [-c BYTES | -t SECONDS] [-d SECONDS] [-k] IMAGE
+ *       pull; -c cancels attempt 1 once a layer has BYTES, -t once a downloading layer got no byte for
+ *       SECONDS (a stall); then -d waits and a second attempt runs; -k keeps the lease at the end
  *   cdpull [-s SOCKET] -w SECONDS                         watch every pull in k8s.io
  *   cdpull [-s SOCKET] -v | -i IMAGE | -r IMAGE | -l      version / ImageStatus / RemoveImage / leases */
 #include <getopt.h>
@@ -15,6 +16,10 @@ typedef struct Ctx {
         RuntimePull *pull;
         const char *image;
         uint64_t cancel_after;
+        usec_t stall_after, last_move;
+        char ids[64][80];           /* layers seen, whether downloading, and their offsets */
+        bool downloading[64];
+        uint64_t offsets[64];
         usec_t t0;
         int attempt, result;
         bool cancelled;
@@ -34,6 +39,16 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
         Ctx *c = userdata;
         printf("%8.3f attempt=%d layer=%.19s phase=%s %" PRIu64 "/%" PRIu64 "\n", secs(c, at), c->attempt, layer,
                phase_to_string(phase), current, total);
+        size_t i;
+        for (i = 0; i < 64 && c->ids[i][0] && strcmp(c->ids[i], layer) != 0; i++)
+                ;
+        if (i < 64) {
+                if (!c->ids[i][0] || c->offsets[i] != current)
+                        c->last_move = at;
+                snprintf(c->ids[i], sizeof(c->ids[i]), "%s", layer);
+                c->downloading[i] = phase == PHASE_DOWNLOADING;
+                c->offsets[i] = current;
+        }
         if (c->cancel_after && c->attempt == 1 && !c->cancelled && phase == PHASE_DOWNLOADING &&
             current >= c->cancel_after) {
                 c->cancelled = true;
@@ -43,6 +58,22 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
 }
 
 static void on_activity(void *userdata, const char *what, usec_t at) {}
+
+/* -t: a downloading layer without a byte for stall_after, as the detector would judge it */
+static int on_stall_check(sd_event_source *s, uint64_t usec, void *userdata) {
+        Ctx *c = userdata;
+        bool downloading = false;
+        for (size_t i = 0; i < 64 && c->ids[i][0]; i++)
+                downloading = downloading || c->downloading[i];
+        if (c->attempt == 1 && !c->cancelled && downloading && c->last_move && now() - c->last_move > c->stall_after) {
+                printf("%8.3f attempt=1 stalled: no byte for %.1fs\n", secs(c, now()), (double) c->stall_after / 1e6);
+                c->cancelled = true;
+                return on_cancel_timer(s, usec, c);
+        }
+        if (c->attempt == 1 && !c->cancelled)
+                sd_event_add_time_relative(c->event, NULL, CLOCK_MONOTONIC, 250 * USEC_PER_MSEC, 0, on_stall_check, c);
+        return 0;
+}
 
 static int start_attempt(Ctx *c);
 
@@ -79,6 +110,7 @@ static int start_attempt(Ctx *c) {
         PullRequest req = { .image = c->image };
         PullCallbacks cb = { .layer = on_layer, .activity = on_activity, .finished = on_finished };
         c->attempt++;
+        memset(c->ids, 0, sizeof(c->ids));
         printf("%8.3f attempt=%d start\n", secs(c, now()), c->attempt);
         int r = containerd_driver.start(c->glue, &c->config, &req, &cb, c, &c->pull);
         if (r < 0)
@@ -110,10 +142,11 @@ int main(int argc, char **argv) {
         char mode = 'p';
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        while ((opt = getopt(argc, argv, "s:c:d:w:kvi:r:l")) >= 0)
+        while ((opt = getopt(argc, argv, "s:c:t:d:w:kvi:r:l")) >= 0)
                 switch (opt) {
                 case 's': socket = optarg; break;
                 case 'c': c.cancel_after = strtoull(optarg, NULL, 10); break;
+                case 't': c.stall_after = (usec_t) (atof(optarg) * 1e6); break;
                 case 'd': retry_delay = (usec_t) (atof(optarg) * 1e6); break;
                 case 'w': watch = atoi(optarg); mode = 'w'; break;
                 case 'k': keep = 1; break;
@@ -170,6 +203,9 @@ int main(int argc, char **argv) {
                 ContainerdPollStats st;
                 if (start_attempt(&c) < 0)
                         return 1;
+                if (c.stall_after)
+                        sd_event_add_time_relative(c.event, NULL, CLOCK_MONOTONIC, 250 * USEC_PER_MSEC, 0,
+                                                   on_stall_check, &c);
                 sd_event_loop(c.event);
                 containerd_pull_stats(c.pull, &st);
                 printf("polls=%" PRIu64 " calls=%" PRIu64 " busy=%" PRIu64 "us\n", st.polls, st.calls, st.busy);

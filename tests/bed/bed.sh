@@ -141,14 +141,21 @@ cleanup_dir() { # kill + unmount, keep the directory
 # Start a daemon in the background, detached from the caller: new session, stdin from /dev/null,
 # stdout+stderr to a log, every other inherited fd closed (bats waits on fd 3 otherwise).
 launch() { # logfile cmd...
-	local logf=$1
+	local logf=$1 v unset=()
 	shift
+	# docker-registry takes any REGISTRY_* variable as a config override (REGISTRY_ADDR from a bed
+	# env the caller sourced, say): none of the caller's reach it
+	if [ "$1" = docker-registry ]; then
+		for v in $(compgen -e); do
+			case "$v" in REGISTRY_*) unset+=(-u "$v") ;; esac
+		done
+	fi
 	(
 		for fd in /proc/$BASHPID/fd/*; do
 			fd=${fd##*/}
 			[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
 		done
-		exec setsid env -u XDG_RUNTIME_DIR "$MARK=$BED_DIR" BED_DIR="$BED_DIR" TMPDIR="$BED_DIR/tmp" \
+		exec setsid env -u XDG_RUNTIME_DIR "${unset[@]}" "$MARK=$BED_DIR" BED_DIR="$BED_DIR" TMPDIR="$BED_DIR/tmp" \
 			UNPIGZ_MODE_FILE="$BED_DIR/unpigz.mode" PATH="$BED_DIR/bin:$PATH" \
 			"$@" </dev/null >>"$logf" 2>&1
 	) &
@@ -442,7 +449,8 @@ write_env() {
 		q REGISTRY_ADDR "$REGISTRY_ADDR"
 		q REGISTRY_PIDFILE "$BED_DIR/registry.pid"
 		q REGISTRY_ROOT "$BED_DIR/registry/data"
-		q REGISTRY_LOG "$BED_DIR/registry.log"
+		# (not REGISTRY_LOG: docker-registry reads REGISTRY_<SECTION> variables as config overrides)
+		q REGISTRY_LOGFILE "$BED_DIR/registry.log"
 		q PROXY_ADDR "$PROXY_ADDR"
 		q PROXY_CONTROL "$PROXY_CONTROL"
 		q PROXY_PIDFILE "$BED_DIR/proxy.pid"

@@ -206,19 +206,28 @@ int grpc_transport_error(const char *socket, CURLcode code, long os_errno, bool 
                 r = -ENOMEM;
                 what = "out of memory";
                 break;
-        default:
-                if (got_headers) {
-                        r = -ECONNRESET;
-                        what = NULL;
-                        if (asprintf(&m, "%s: connection lost mid-reply (%s)", socket, curl_easy_strerror(code)) < 0)
-                                return -ENOMEM;
-                } else {
+        case CURLE_HTTP2:
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_SEND_ERROR:
+                /* HTTP/1 servers answer the HTTP/2 preface with an error and hang up while we still send */
+                if (!got_headers) {
                         r = -EPROTO;
                         what = NULL;
                         if (asprintf(&m, "%s is not a containerd socket (no gRPC over HTTP/2 answer: %s)", socket,
                                      curl_easy_strerror(code)) < 0)
                                 return -ENOMEM;
+                        break;
                 }
+                __attribute__((fallthrough));
+        default:
+                /* the stream was under way (a PullImage can run for an hour): containerd went away or
+                 * restarted; worth another try */
+                r = -ECONNRESET;
+                what = NULL;
+                if (asprintf(&m, "%s: connection lost before the reply was complete (%s)", socket,
+                             curl_easy_strerror(code)) < 0)
+                        return -ENOMEM;
         }
         if (!m && asprintf(&m, "%s: %s", socket, what) < 0)
                 return -ENOMEM;

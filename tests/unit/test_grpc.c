@@ -218,7 +218,14 @@ static void test_transport_errors(void **state) {
         assert_int_equal(grpc_transport_error("/x.sock", CURLE_HTTP2, 0, false, &m), -EPROTO);
         assert_non_null(strstr(m, "/x.sock is not a containerd socket"));
         free(m);
+        assert_int_equal(grpc_transport_error("/x.sock", CURLE_SEND_ERROR, 0, false, &m), -EPROTO);
+        free(m);
         assert_int_equal(grpc_transport_error("/x.sock", CURLE_RECV_ERROR, 0, true, &m), -ECONNRESET);
+        free(m);
+        /* containerd killed in the middle of a PullImage: no headers yet (unary replies come at the end),
+         * but a lost connection, not a wrong socket */
+        assert_int_equal(grpc_transport_error("/x.sock", CURLE_PARTIAL_FILE, 0, false, &m), -ECONNRESET);
+        assert_non_null(strstr(m, "connection lost"));
         free(m);
         assert_int_equal(grpc_transport_error("/x.sock", CURLE_OPERATION_TIMEDOUT, 0, false, &m), -ETIMEDOUT);
         free(m);

@@ -77,15 +77,13 @@ static int pull_usage(void) {
         return EXIT_USAGE;
 }
 
-extern const RuntimeDriver containerd_driver __attribute__((weak)); /* TEMP until containerd.c lands */
-
 static const RuntimeDriver *pick_driver(Config *config, char **ret_error) {
         if (config->runtime == RUNTIME_DOCKER)
                 return &docker_driver;
         if (config->runtime == RUNTIME_CONTAINERD)
                 return &containerd_driver;
         /* auto: containerd when its socket answers (kubelet's runtime), else Docker. */
-        if (&containerd_driver && containerd_driver.ping && containerd_driver.ping(config, NULL) >= 0)
+        if (containerd_driver.ping && containerd_driver.ping(config, NULL) >= 0)
                 return &containerd_driver;
         return &docker_driver;
 }

@@ -99,10 +99,15 @@ bench: deps
 	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes
 	@BUILD=$(BUILD) tests/bench/run.sh
 
+# demo: a throwaway bed and pullwatch on it; see scripts/demo.sh.
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/demo.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit bench clean
+.PHONY: all unit deps check check-unit bench demo clean
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 include mk/install.mk

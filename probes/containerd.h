@@ -6,6 +6,13 @@
 #include "probes/grpc.h"
 #include "probes/runtime.h"
 
+/* containerd_driver (runtime.h) specifics: PullRequest.namespace and .platform are not honoured (CRI 1.6
+ * has neither); auth goes as CRI AuthConfig without server_address; layer ids are full digests
+ * ("sha256:..."); the outcome digest is the manifest digest; runtime_retry never fires (containerd
+ * retries nothing visibly). A cancel or a transient failure keeps pullwatch's lease (so the next attempt
+ * resumes); success and permanent failures delete it before finished is called. After the last attempt
+ * fails transiently, call containerd_lease_release(). */
+
 #define CONTAINERD_DEFAULT_SOCKET "/run/containerd/containerd.sock"
 /* CRI's namespace. containerd 1.6's CRI plugin ignores the containerd-namespace header and always pulls
  * here, so the driver observes and leases in it whatever the config says. */

@@ -38,7 +38,7 @@ typedef struct CdTrackerOptions {
         const char *namespace;
         /* Pull mode: follow only the image of this repository (host without port, as containerd labels
          * it, and path), whose manifest containerd touched at or after since (CLOCK_REALTIME). NULL
-         * repo: watch mode, every pull in the namespace. */
+         * repo: watch mode, every pull in the namespace. 0 since: now. */
         const char *source_host;
         const char *source_repo;
         usec_t since;

@@ -307,9 +307,14 @@ static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 t->extract_active = false;
                 for (size_t k = 0; k < reply->n_messages; k++) {
                         Containerd__Services__Snapshots__V1__ListSnapshotsResponse *r = (void *) reply->messages[k];
-                        for (size_t i = 0; i < r->n_info; i++)
-                                if (r->info[i]->name && startswith(r->info[i]->name, "extract-"))
+                        for (size_t i = 0; i < r->n_info; i++) {
+                                Containerd__Services__Snapshots__V1__Info *info = r->info[i];
+                                /* a pull killed with containerd leaves its extract snapshot for a day (its
+                                 * lease expires then): count only those opened since we started looking */
+                                if (info->name && startswith(info->name, "extract-") && info->created_at &&
+                                    (usec_t) MAX(info->created_at->seconds, 0) * USEC_PER_SEC + USEC_PER_SEC >= t->since)
                                         t->extract_active = true;
+                        }
                 }
                 /* only a snapshotter that was seen unpacking is trusted to say that nothing unpacks */
                 if (t->extract_active)
@@ -414,7 +419,7 @@ int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCal
         t->glue = glue;
         t->cb = *cb;
         t->userdata = userdata;
-        t->since = o->since;
+        t->since = o->since ?: cd_now(CLOCK_REALTIME);
         t->interval = CD_INTERVAL_MIN;
         t->socket = strdup(o->socket);
         t->namespace = strdup(o->namespace);

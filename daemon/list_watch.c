@@ -90,7 +90,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         ListWatch *w = userdata;
         char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-        bool relevant = false, recheck = false;
+        bool on_dir = w->watched && streq(w->watched, w->dir), relevant = false, recheck = false;
 
         for (;;) {
                 ssize_t n = read(fd, buf, sizeof(buf));
@@ -110,19 +110,20 @@ static int on_inotify(sd_event_source *s, int fd, uint32_t revents, void *userda
                                 continue; /* a watch already replaced */
                         if (e->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED))
                                 recheck = true;
-                        if (!streq(w->watched, w->dir))
-                                recheck = true; /* on a parent: did our directory appear? */
-                        relevant = true;
+                        else if (on_dir)
+                                relevant = true;
+                        else
+                                recheck = true; /* on a parent: did our directory (or one above it) appear? */
                 }
         }
         if (recheck) {
                 bool moved = false;
                 int r = rewatch(w, &moved);
-                /* The directory appeared or vanished: the list did too, as far as the owner knows. */
-                if (r < 0 || moved)
-                        relevant = true;
                 if (r < 0)
                         w->wd = -1; /* not even "/" is there; nothing more will come */
+                /* The directory appeared or vanished: so did the list, as far as the owner knows. */
+                if (r < 0 || on_dir != (w->watched && streq(w->watched, w->dir)))
+                        relevant = true;
         }
         if (relevant)
                 arm(w);

@@ -493,6 +493,9 @@ int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *st
         p->auto_runtime = RUNTIME_AUTO;
         p->registry_check = true;
         r = p->machine_id ? sd_event_add_defer(event, &p->reap, on_reap, p) : -ENOMEM;
+        /* Idle: every begin and recheck due now runs first, so what queued together starts by priority. */
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->reap, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->reap, SD_EVENT_OFF);
         if (r < 0) {

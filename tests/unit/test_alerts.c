@@ -1,0 +1,215 @@
+/* test_alerts: journald records built field by field (without sending), the pull-event to alert
+ * mapping, and the rate limit per image (or key) and kind, through a capturing sink. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <syslog.h>
+#include <cmocka.h>
+
+#include "daemon/alerts.h"
+
+typedef struct Capture {
+        unsigned n;
+        char last[4096];
+} Capture;
+
+static int capture_sink(const struct iovec *iov, size_t n, void *userdata) {
+        Capture *c = userdata;
+        size_t off = 0;
+        c->n++;
+        c->last[0] = 0;
+        for (size_t i = 0; i < n && off + iov[i].iov_len + 2 < sizeof(c->last); i++) {
+                memcpy(c->last + off, iov[i].iov_base, iov[i].iov_len);
+                off += iov[i].iov_len;
+                c->last[off++] = '\n';
+                c->last[off] = 0;
+        }
+        return 0;
+}
+
+static void assert_field(const AlertRecord *r, const char *field, const char *want) {
+        size_t len;
+        const char *v = alert_record_get(r, field, &len);
+        if (!want) {
+                assert_null(v);
+                return;
+        }
+        assert_non_null(v);
+        assert_int_equal(len, strlen(want));
+        assert_memory_equal(v, want, len);
+}
+
+static void test_record_fields(void **s) {
+        AlertRecord r;
+        AlertFields f = { .image = "reg/app:v1", .runtime = "docker", .layer = "0123456789ab", .phase = "downloading",
+                          .verdict = "stalled", .evidence = "no bytes for 61s\nat 40%", .attempt = 2 };
+        char id[64];
+
+        assert_int_equal(alert_record_build(ALERT_PULL_STALLED, &f, "Pull of reg/app:v1 stalled.", &r), 0);
+        snprintf(id, sizeof id, "%s", alert_kind_message_id(ALERT_PULL_STALLED));
+        assert_field(&r, "SYSLOG_IDENTIFIER", "pullwatch");
+        assert_field(&r, "MESSAGE_ID", id);
+        assert_field(&r, "PRIORITY", "4");
+        assert_field(&r, "MESSAGE", "Pull of reg/app:v1 stalled.");
+        assert_field(&r, "PULLWATCH_IMAGE", "reg/app:v1");
+        assert_field(&r, "PULLWATCH_RUNTIME", "docker");
+        assert_field(&r, "PULLWATCH_LAYER", "0123456789ab");
+        assert_field(&r, "PULLWATCH_PHASE", "downloading");
+        assert_field(&r, "PULLWATCH_VERDICT", "stalled");
+        assert_field(&r, "PULLWATCH_ATTEMPT", "2");
+        assert_field(&r, "PULLWATCH_EVIDENCE", "no bytes for 61s at 40%"); /* one line per field */
+        assert_field(&r, "PULLWATCH_DIAGNOSIS", NULL);
+        assert_field(&r, "PULLWATCH_ALERT", "pull-stalled");
+        alert_record_done(&r);
+
+        /* unset fields are left out, the summary stands in for a missing message */
+        assert_int_equal(alert_record_build(ALERT_LIST_INVALID, NULL, NULL, &r), 0);
+        assert_field(&r, "MESSAGE", alert_kind_summary(ALERT_LIST_INVALID));
+        assert_field(&r, "PRIORITY", "3");
+        assert_field(&r, "PULLWATCH_IMAGE", NULL);
+        assert_field(&r, "PULLWATCH_ATTEMPT", NULL);
+        assert_int_equal(r.n, 5);
+        alert_record_done(&r);
+
+        assert_int_equal(alert_record_build(_ALERT_KIND_MAX, &f, "x", &r), -EINVAL);
+        assert_int_equal(alert_record_build((AlertKind) -1, &f, "x", &r), -EINVAL);
+}
+
+static void test_priorities(void **s) {
+        AlertRecord r;
+        static const struct { AlertKind k; const char *p; } want[] = {
+                { ALERT_PULL_HUNG, "4" }, { ALERT_PULL_FAILED, "3" }, { ALERT_PULL_FAILED_PERMANENT, "3" },
+                { ALERT_PULL_RECOVERED, "5" }, { ALERT_PREHEAT_COMPLETE, "6" }, { ALERT_DIAG_DECOMPRESSOR_HANG, "4" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+                assert_int_equal(alert_record_build(want[i].k, NULL, "m", &r), 0);
+                assert_field(&r, "PRIORITY", want[i].p);
+                alert_record_done(&r);
+        }
+}
+
+static void test_event_mapping(void **s) {
+        static const struct {
+                PullEvent e;
+                int want;
+        } cases[] = {
+                { { .kind = PULL_EVENT_VERDICT, .verdict = VERDICT_STALLED }, ALERT_PULL_STALLED },
+                { { .kind = PULL_EVENT_VERDICT, .verdict = VERDICT_HUNG }, ALERT_PULL_HUNG },
+                { { .kind = PULL_EVENT_VERDICT, .verdict = VERDICT_DEGRADED }, ALERT_PULL_DEGRADED },
+                { { .kind = PULL_EVENT_VERDICT, .verdict = VERDICT_SILENT_ALIVE }, -ENODATA },
+                { { .kind = PULL_EVENT_VERDICT, .verdict = VERDICT_PROGRESSING }, -ENODATA },
+                { { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = "decompressor-hang" }, ALERT_DIAG_DECOMPRESSOR_HANG },
+                { { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = "middlebox-timeout" }, ALERT_DIAG_MIDDLEBOX_TIMEOUT },
+                { { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = "octet-stream-config" }, ALERT_DIAG_OCTET_STREAM_CONFIG },
+                { { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = "not-found" }, -ENODATA },
+                { { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = "pull-stalled" }, -ENODATA }, /* not a diagnosis */
+                { { .kind = PULL_EVENT_RESULT, .ok = true, .attempt = 1 }, -ENODATA },
+                { { .kind = PULL_EVENT_RESULT, .ok = true, .attempt = 3 }, ALERT_PULL_RECOVERED },
+                { { .kind = PULL_EVENT_RESULT, .error = ERROR_PERMANENT, .attempt = 1 }, ALERT_PULL_FAILED_PERMANENT },
+                { { .kind = PULL_EVENT_RESULT, .error = ERROR_TRANSIENT, .attempt = 5 }, ALERT_PULL_FAILED },
+                { { .kind = PULL_EVENT_RESULT, .error = ERROR_CANCELLED, .attempt = 1 }, -ENODATA },
+                { { .kind = PULL_EVENT_PROGRESS }, -ENODATA },
+                { { .kind = PULL_EVENT_RETRY }, -ENODATA },
+                { { .kind = PULL_EVENT_ACTION, .verdict = VERDICT_STALLED }, -ENODATA },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+                assert_int_equal(alert_kind_for_pull_event(&cases[i].e), cases[i].want);
+}
+
+static void test_event_fields(void **s) {
+        PullEvent v = { .kind = PULL_EVENT_VERDICT, .image = "reg/app:v1", .runtime = "containerd", .attempt = 1,
+                        .layer = "abcdef012345", .phase = PHASE_EXTRACTING, .verdict = VERDICT_HUNG,
+                        .evidence = "no output, CPU or disk growth for 121s" };
+        PullEvent d = { .kind = PULL_EVENT_DIAGNOSIS, .image = "reg/app:v1", .runtime = "docker", .attempt = 2,
+                        .diagnosis = "decompressor-hang", .remedy = "unpigz hung; set MOBY_DISABLE_PIGZ=true." };
+        PullEvent f = { .kind = PULL_EVENT_RESULT, .image = "reg/app:v1", .runtime = "docker", .attempt = 5,
+                        .error = ERROR_TRANSIENT, .reason = "gave up after 5 attempts: EOF", .diagnosis = "middlebox-timeout" };
+        _cleanup_free_ char *m = NULL;
+        AlertFields af;
+        AlertKind k;
+
+        assert_int_equal(alert_for_pull_event(&v, &k, &af, &m), 0);
+        assert_int_equal(k, ALERT_PULL_HUNG);
+        assert_string_equal(af.phase, "extracting");
+        assert_string_equal(af.verdict, "hung");
+        assert_string_equal(af.layer, "abcdef012345");
+        assert_string_equal(af.evidence, v.evidence);
+        assert_int_equal(af.attempt, 1);
+        assert_non_null(strstr(m, "reg/app:v1"));
+        assert_non_null(strstr(m, "extracting"));
+        assert_null(strchr(m, '\n'));
+        free(m);
+        m = NULL;
+
+        assert_int_equal(alert_for_pull_event(&d, &k, &af, &m), 0);
+        assert_int_equal(k, ALERT_DIAG_DECOMPRESSOR_HANG);
+        assert_string_equal(af.diagnosis, "decompressor-hang");
+        assert_non_null(strstr(m, "MOBY_DISABLE_PIGZ=true"));
+        free(m);
+        m = NULL;
+
+        assert_int_equal(alert_for_pull_event(&f, &k, &af, &m), 0);
+        assert_int_equal(k, ALERT_PULL_FAILED);
+        assert_string_equal(af.diagnosis, "middlebox-timeout");
+        assert_non_null(strstr(m, "5 attempts"));
+}
+
+static void test_rate_limit(void **s) {
+        _cleanup_(alerts_freep) Alerts *a = NULL;
+        Capture c = {};
+        AlertFields x = { .image = "x:1" }, y = { .image = "y:1" }, keyed = { .image = "x:1", .rate_key = "list: err A" };
+        usec_t t = 1000 * USEC_PER_SEC, lim = 600 * USEC_PER_SEC;
+
+        assert_int_equal(alerts_new(lim, &a), 0);
+        alerts_set_sink(a, capture_sink, &c);
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "one", t), 1);
+        assert_non_null(strstr(c.last, "MESSAGE=one\n"));
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "two", t + USEC_PER_SEC), 0);  /* same image+kind */
+        assert_int_equal(alerts_send(a, ALERT_PULL_HUNG, &x, "three", t + USEC_PER_SEC), 1);    /* other kind */
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &y, "four", t + USEC_PER_SEC), 1);  /* other image */
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &keyed, "five", t + USEC_PER_SEC), 1); /* other key */
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "six", t + lim - 1), 0);
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "seven", t + lim), 1);          /* window over */
+        assert_int_equal(c.n, 5);
+        assert_non_null(strstr(c.last, "MESSAGE=seven\n"));
+
+        /* no image at all: one key for the kind */
+        assert_int_equal(alerts_send(a, ALERT_RUNTIME_UNREACHABLE, NULL, "down", t), 1);
+        assert_int_equal(alerts_send(a, ALERT_RUNTIME_UNREACHABLE, NULL, "down", t + 1), 0);
+
+        /* 0 = no limit */
+        alerts_set_rate_limit(a, 0);
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "a", t + lim), 1);
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "b", t + lim), 1);
+}
+
+static void test_pull_event_through_rate_limit(void **s) {
+        _cleanup_(alerts_freep) Alerts *a = NULL;
+        Capture c = {};
+        PullEvent v = { .kind = PULL_EVENT_VERDICT, .image = "reg/app:v1", .runtime = "docker", .attempt = 1,
+                        .layer = "abcdef012345", .phase = PHASE_DOWNLOADING, .verdict = VERDICT_STALLED, .evidence = "no bytes for 7s" };
+        PullEvent p = { .kind = PULL_EVENT_PROGRESS, .image = "reg/app:v1" };
+
+        assert_int_equal(alerts_new(60 * USEC_PER_SEC, &a), 0);
+        alerts_set_sink(a, capture_sink, &c);
+        assert_int_equal(alerts_pull_event(a, &p, 1), 0);
+        assert_int_equal(alerts_pull_event(a, &v, 1), 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_VERDICT=stalled\n"));
+        assert_non_null(strstr(c.last, "PULLWATCH_PHASE=downloading\n"));
+        assert_non_null(strstr(c.last, "PULLWATCH_ATTEMPT=1\n"));
+        v.attempt = 2; /* the next attempt stalls too: within the window, one alert is enough */
+        assert_int_equal(alerts_pull_event(a, &v, 2 * USEC_PER_SEC), 0);
+        assert_int_equal(c.n, 1);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_record_fields),
+                cmocka_unit_test(test_priorities),
+                cmocka_unit_test(test_event_mapping),
+                cmocka_unit_test(test_event_fields),
+                cmocka_unit_test(test_rate_limit),
+                cmocka_unit_test(test_pull_event_through_rate_limit),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -94,7 +94,9 @@ static int sync_call(const char *socket, const char *ns, const char *method, con
                     : reply->status == GRPC_ALREADY_EXISTS ? -EEXIST
                                                              : -EIO;
         if (ret_message)
-                *ret_message = grpc_reply_describe(reply, method);
+                /* transport errors already name the socket; gRPC errors need the method for context */
+                *ret_message = reply->error < 0 && reply->message ? strdup(reply->message)
+                                                                  : grpc_reply_describe(reply, method);
         return r;
 }
 

@@ -339,6 +339,22 @@ static int cd_runtime_pid(const Config *config, pid_t *ret) {
         return 0;
 }
 
+static int cd_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
+        const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
+        if (!req || !req->image)
+                return -EINVAL;
+        return containerd_image_status(socket, req->image, ret_digest, NULL, NULL);
+}
+
+static int cd_ping(const Config *config, char **ret_error) {
+        const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
+        _cleanup_free_ char *why = NULL;
+        int r = containerd_version(socket, NULL, ret_error ? &why : NULL);
+        if (r < 0 && ret_error && asprintf(ret_error, "cannot reach containerd: %s", why ?: strerror(-r)) < 0)
+                *ret_error = NULL;
+        return r;
+}
+
 void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {
         if (p && !p->tracker)
                 *ret = p->stats;
@@ -352,4 +368,6 @@ const RuntimeDriver containerd_driver = {
         .cancel = cd_cancel,
         .free = cd_pull_free,
         .runtime_pid = cd_runtime_pid,
+        .confirm = cd_confirm,
+        .ping = cd_ping,
 };

@@ -98,7 +98,8 @@ verdict_latency() { # file layer verdict
 	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
 	# the ended helper was the wrapper the bed started, and it is gone
 	pid=$(jq -r 'select(.event=="action" and .action=="kill-helper") | .pid' "$f")
-	! kill -0 "$pid" 2>/dev/null
+	run kill -0 "$pid"
+	[ "$status" -ne 0 ]
 }
 
 @test "decompressor spinning without output: hung within livelock_window + a sample" {

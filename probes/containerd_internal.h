@@ -71,6 +71,8 @@ typedef struct CdLayer {
         CdManifest *m;              /* NULL while unknown (watch mode) */
         uint64_t offset, size;
         bool ingest, ingest_seen, committed, done, leased_ingest, leased_content;
+        bool fresh;                 /* its blob was committed since we started looking: downloaded now */
+        uint64_t dl_reported;       /* most bytes reported while downloading */
         char *source_host, *source_repos; /* from the committed blob's labels: how watch mode finds m */
         unsigned searches, missing_rounds;
         Phase phase;

@@ -220,6 +220,8 @@ static void report(CdTracker *t, CdLayer *l, Phase p, uint64_t current, uint64_t
                 return;
         if (l->phase != p)
                 t->moved = true;
+        if (p == PHASE_DOWNLOADING)
+                l->dl_reported = MAX(l->dl_reported, current);
         l->reported = true;
         l->phase = p;
         l->rep_current = current;
@@ -229,6 +231,9 @@ static void report(CdTracker *t, CdLayer *l, Phase p, uint64_t current, uint64_t
 }
 
 static void layer_phase(CdTracker *t, CdLayer *l, bool frontier, usec_t at) {
+        /* a small blob can come and go between two polls: its bytes still arrived, say so once */
+        if (l->committed && l->fresh && !l->ingest && l->size > 0 && l->dl_reported < l->size)
+                report(t, l, PHASE_DOWNLOADING, l->size, l->size, at);
         if (l->done)
                 report(t, l, PHASE_DONE, l->size, l->size, at);
         else if (l->ingest)

@@ -249,6 +249,8 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                                         continue;
                                 l->committed = true;
                                 l->missing_rounds = 0;
+                                if (cd_info_created(info) + (int64_t) USEC_PER_SEC >= (int64_t) t->since)
+                                        l->fresh = true;
                                 if (info->size > 0)
                                         l->size = (uint64_t) info->size;
                                 if (cd_label_get(info, CD_LABEL_UNCOMPRESSED) && !l->done) {

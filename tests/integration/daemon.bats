@@ -1,0 +1,414 @@
+#!/usr/bin/env bats
+# `pullwatch daemon` against real components: the bed's registry, fault proxy and dockerd, a real
+# systemd-journald, and a notify socket. The journald runs standalone in a private mount namespace
+# (tmpfs on /run so its /run/systemd/journal/socket is the one sd_journal_send writes to, its journal
+# files bind-mounted out to $JDIR/log, a catalog database of its own); the daemon runs in that
+# namespace through nsenter, everything else reads the journal files with `journalctl -D`. The tests
+# run in order against one daemon and share its list, state and journal.
+
+load helpers
+load pw_helpers
+
+REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
+
+# ---------------------------------------------------------------- journald, notify socket, daemon
+
+journald_start() {
+	JDIR=$BED_DIR/journal
+	mkdir -p "$JDIR/log" "$JDIR/catdb" "$JDIR/catalog"
+	cp /usr/lib/systemd/catalog/systemd.catalog "$REPO/systemd/pullwatch.catalog" "$JDIR/catalog/"
+	cat >"$JDIR/journald.conf" <<-EOF
+		[Journal]
+		Storage=volatile
+		ReadKMsg=no
+		RateLimitBurst=0
+		ForwardToSyslog=no
+		ForwardToWall=no
+	EOF
+	# Everything below happens in the new mount namespace only; the host's /run, /var/log/journal and
+	# catalog are untouched.
+	cat >"$JDIR/ns.sh" <<-EOF
+		#!/bin/sh
+		set -e
+		mount -t tmpfs -o mode=0755 tmpfs /run
+		mkdir -p /run/systemd/journal /run/log
+		mount --bind "$JDIR/log" /run/log
+		if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
+		mount -t tmpfs tmpfs /var/lib/systemd
+		mkdir -p /var/lib/systemd/catalog
+		mount --bind "$JDIR/catdb" /var/lib/systemd/catalog
+		mount --bind "$JDIR/catalog" /usr/lib/systemd/catalog
+		mount --bind "$JDIR/journald.conf" /etc/systemd/journald.conf
+		exec /lib/systemd/systemd-journald
+	EOF
+	timeout 900 unshare -m --propagation private sh "$JDIR/ns.sh" >"$JDIR/journald.log" 2>&1 3>&- &
+	JTIMEOUT_PID=$!
+	local i
+	for ((i = 0; i < 100; i++)); do
+		JPID=$(pgrep -P "$JTIMEOUT_PID" -x systemd-journal || true)
+		if [ -n "$JPID" ] && timeout 5 nsenter -t "$JPID" -m test -S /run/systemd/journal/socket; then
+			export JDIR JPID JTIMEOUT_PID
+			return 0
+		fi
+		sleep 0.1
+	done
+	echo "journald did not come up:" >&2
+	cat "$JDIR/journald.log" >&2
+	return 1
+}
+
+journald_stop() {
+	[ -n "${JTIMEOUT_PID:-}" ] || return 0
+	kill -TERM "$JTIMEOUT_PID" 2>/dev/null || true
+	timeout 20 tail --pid="$JTIMEOUT_PID" -f /dev/null || kill -KILL "$JPID" 2>/dev/null || true
+}
+
+# journal entries of pullwatch as JSON lines; extra journalctl matches as arguments
+journal() {
+	timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch "$@"
+}
+
+wait_journal() { # SECS JQ-FILTER [journalctl matches...]
+	local secs=$1 filter=$2 i
+	shift 2
+	for ((i = 0; i < secs * 5; i++)); do
+		journal "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q . && return 0
+		sleep 0.2
+	done
+	echo "no journal entry matching $filter ($*) within ${secs}s; pullwatch's entries:" >&2
+	journal -o cat >&2 || true
+	return 1
+}
+
+notify_start() {
+	cat >"$BED_DIR/notify.py" <<-'EOF'
+		import socket, sys
+		s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+		s.bind(sys.argv[1])
+		with open(sys.argv[2], "a", buffering=1) as f:
+		    while True:
+		        for line in s.recv(65536).decode(errors="replace").split("\n"):
+		            if line:
+		                f.write(line + "\n")
+	EOF
+	NOTIFY_SOCK=$BED_DIR/notify.sock
+	NOTIFY_LOG=$BED_DIR/notify.log
+	: >"$NOTIFY_LOG"
+	timeout 900 python3 "$BED_DIR/notify.py" "$NOTIFY_SOCK" "$NOTIFY_LOG" >/dev/null 2>&1 3>&- &
+	NOTIFY_PID=$!
+	export NOTIFY_SOCK NOTIFY_LOG NOTIFY_PID
+	wait_for 10 test -S "$NOTIFY_SOCK"
+}
+
+notify_count() { grep -c -x -- "$1" "$NOTIFY_LOG" || true; }
+
+wait_notify() { # SECS LINE-REGEX [MIN-COUNT]
+	local secs=$1 re=$2 min=${3:-1} i
+	for ((i = 0; i < secs * 10; i++)); do
+		[ "$(grep -c -E -x -- "$re" "$NOTIFY_LOG" || true)" -ge "$min" ] && return 0
+		sleep 0.1
+	done
+	echo "notify socket: no $min x '$re' within ${secs}s; got:" >&2
+	tail -n 20 "$NOTIFY_LOG" >&2
+	return 1
+}
+
+# The daemon runs under timeout as a safety net; its exit status lands in $DLOG.rc. Signals go to the
+# daemon itself (its pid from status), not to timeout, which would forward them to its whole group.
+daemon_start() {
+	DLOG=$BED_DIR/daemon.$((++DAEMON_RUNS)).log
+	(
+		rc=0
+		nsenter -t "$JPID" -m -- env NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000 \
+			PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" \
+			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
+		echo "$rc" >"$DLOG.rc"
+	) 3>&- &
+	wait_for 20 status_json
+	DAEMON_PID=$(status_json | jq -r .pid)
+	[ -n "$DAEMON_PID" ] && [ "$(cat "/proc/$DAEMON_PID/comm")" = pullwatch ]
+	export DLOG DAEMON_PID DAEMON_RUNS
+}
+
+daemon_stop() { # SIGTERM, wait for the exit; status in DAEMON_RC
+	DAEMON_RC=0
+	[ -n "${DAEMON_PID:-}" ] || return 0
+	kill -TERM "$DAEMON_PID" 2>/dev/null || true
+	wait_for 30 test -s "$DLOG.rc"
+	DAEMON_RC=$(cat "$DLOG.rc")
+	DAEMON_PID=
+}
+
+status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
+
+wait_status() { # SECS JQ-CONDITION
+	local secs=$1 cond=$2 i out
+	for ((i = 0; i < secs * 5; i++)); do
+		out=$(status_json 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "status never satisfied $cond within ${secs}s; last status:" >&2
+	status_json | jq . >&2 || true
+	echo "daemon log:" >&2
+	tail -n 30 "$DLOG" >&2
+	return 1
+}
+
+# image ready in the daemon's status
+ready() { printf '(.preheat | map(select(.image == "%s" and .state == "ready")) | length) == 1' "$1"; }
+
+docker_has() { docker_api GET "/images/$1/json" >/dev/null 2>&1; }
+
+write_list() { # FILE IMAGE...: by rename, as editors do
+	local f=$1
+	shift
+	printf -- '- %s\n' "$@" >"$f.tmp"
+	mv -f "$f.tmp" "$f"
+}
+
+# Publish IMAGE... into the ConfigMap-style dir the way the kubelet does: a new timestamped dir, a
+# new ..data_tmp symlink renamed over ..data.
+cm_publish() {
+	local ts dir
+	ts="..$(date +%Y_%m_%d_%H_%M_%S).$((++CM_SEQ))"
+	dir=$CM_DIR/$ts
+	mkdir -p "$dir"
+	printf -- '- %s\n' "$@" >"$dir/preheat.yaml"
+	ln -sfn "$ts" "$CM_DIR/..data_tmp"
+	mv -T "$CM_DIR/..data_tmp" "$CM_DIR/..data"
+	[ -L "$CM_DIR/preheat.yaml" ] || ln -s ..data/preheat.yaml "$CM_DIR/preheat.yaml"
+	export CM_SEQ
+}
+
+write_config() { # LIST-PATH
+	pw_config "runtime: docker
+preheat:
+  list: $1
+  concurrency: 2
+  splay: 1s
+  recheck: 3s
+state_dir: $BED_DIR/state
+control_socket: $BED_DIR/run/control.sock
+metrics:
+  textfile: $BED_DIR/metrics/pullwatch.prom
+alerts:
+  rate_limit: 10m"
+}
+
+blob_requests() { proxy_counters -r .blob_requests; }
+manifest_requests() { proxy_counters -r --arg k "$1" '.manifests[$k].requests // 0'; }
+test_ge() { [ "$("${@:1:$#-1}")" -ge "${!#}" ]; } # CMD... N: CMD's output >= N
+
+setup_file() {
+	bed_require nsenter unshare journalctl /lib/systemd/systemd-journald python3 jq
+	require_pullwatch
+	bed_start --no-containerd
+	DAEMON_RUNS=0
+	CM_SEQ=0
+	export DAEMON_RUNS CM_SEQ
+	echo 0123456789abcdef0123456789abcdef >"$BED_DIR/machine-id"
+	mkdir -p "$BED_DIR/list" "$BED_DIR/metrics"
+	LIST=$BED_DIR/list/preheat.yaml
+	CM_DIR=$BED_DIR/cm
+	export LIST CM_DIR
+	for r in pa pb pc pd pe pf; do
+		push_image "test/$r" v1 256KiB,64KiB >/dev/null
+	done
+	push_image test/via v1 1MiB >"$BED_DIR/via.json"
+	push_image test/stall v1 2MiB,64KiB >"$BED_DIR/stall.json"
+	push_image test/hold v1 1MiB >"$BED_DIR/hold.json"
+	IMG_A=$PROXY_ADDR/test/pa:v1 IMG_B=$PROXY_ADDR/test/pb:v1 IMG_C=$PROXY_ADDR/test/pc:v1
+	IMG_D=$PROXY_ADDR/test/pd:v1 IMG_E=$PROXY_ADDR/test/pe:v1 IMG_F=$PROXY_ADDR/test/pf:v1
+	IMG_VIA=$PROXY_ADDR/test/via:v1 IMG_STALL=$PROXY_ADDR/test/stall:v1 IMG_HOLD=$PROXY_ADDR/test/hold:v1
+	export IMG_A IMG_B IMG_C IMG_D IMG_E IMG_F IMG_VIA IMG_STALL IMG_HOLD
+	write_config "$LIST"
+	journald_start
+	notify_start
+	write_list "$LIST" "$IMG_A" "$IMG_B"
+	daemon_start
+}
+
+teardown_file() {
+	daemon_stop
+	[ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null
+	journald_stop
+	bed_stop
+}
+
+setup() {
+	proxy_clear
+}
+
+@test "READY=1, STATUS= and WATCHDOG=1 on the notify socket; a two-image list is preheated" {
+	wait_notify 20 'READY=1'
+	wait_status 60 "$(ready "$IMG_A") and $(ready "$IMG_B")"
+	docker_has "$IMG_A"
+	docker_has "$IMG_B"
+	wait_notify 10 'STATUS=preheat 2/2 ready, 0 pulling, 0 failed'
+	# WATCHDOG_USEC=2s: sd-event pings at least every second while the loop runs
+	wait_notify 10 'WATCHDOG=1' 3
+	# the preheat-complete alert, and state, metrics and status agree
+	wait_journal 10 '.PULLWATCH_ALERT == "preheat-complete" and .PRIORITY == "6"' MESSAGE_ID=b9497fbecb0a4529b4ad38d29170f11b
+	jq -e --arg a "$IMG_A" '.version == 1 and (.images | map(select(.image == $a and .runtime == "docker"
+		and (.digest | startswith("sha256:")) and .attempts == 1 and .last_error == null)) | length == 1)' \
+		"$BED_DIR/state/state.json"
+	wait_for 10 grep -qx 'pullwatch_preheat_images{state="ready"} 2' "$BED_DIR/metrics/pullwatch.prom"
+	grep -qx 'pullwatch_pulls_total{runtime="docker",result="ok"} 2' "$BED_DIR/metrics/pullwatch.prom"
+	run timeout 20 "$PULLWATCH" status --config "$PW_CONFIG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"preheat 2/2 ready"* ]]
+	[[ "$(grep -F "$IMG_A" <<<"$output")" == *" ready "*"sha256:"* ]]
+}
+
+@test "an image added by an editor's rename is pulled without a restart" {
+	write_list "$LIST" "$IMG_A" "$IMG_B" "$IMG_C"
+	wait_status 30 "$(ready "$IMG_C")"
+	docker_has "$IMG_C"
+	wait_notify 10 'STATUS=preheat 3/3 ready, 0 pulling, 0 failed'
+}
+
+@test "an image added by an in-place write is pulled without a restart" {
+	printf -- '- %s\n' "$IMG_D" >>"$LIST"
+	wait_status 30 "$(ready "$IMG_D")"
+	docker_has "$IMG_D"
+}
+
+@test "a broken edit keeps the last good list and raises list-invalid naming file:line:column" {
+	printf -- '- %s\n- image: [unclosed\n' "$IMG_A" >"$LIST.tmp"
+	mv -f "$LIST.tmp" "$LIST"
+	wait_journal 10 ".MESSAGE | contains(\"$LIST:3:\")" MESSAGE_ID=b727f8c32cc74941970739e0c681d642
+	journal MESSAGE_ID=b727f8c32cc74941970739e0c681d642 | jq -e -s 'last | .PRIORITY == "3" and .PULLWATCH_ALERT == "list-invalid"'
+	status_json | jq -e --arg l "$LIST" '.list.valid == false and (.list.error | startswith($l + ":3:")) and .list.items == 4'
+	# nothing was forgotten or touched
+	status_json | jq -e '[.preheat[] | select(.state == "ready")] | length == 4'
+	docker_has "$IMG_B"
+	wait_notify 10 'STATUS=preheat 4/4 ready, 0 pulling, 0 failed; list invalid'
+	# fixed again
+	write_list "$LIST" "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_D"
+	wait_status 10 '.list.valid == true'
+}
+
+@test "SIGHUP reloads: RELOADING=1 then READY=1, the new list path is read, dropped images are forgotten not deleted" {
+	mkdir -p "$CM_DIR"
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E"
+	write_config "$CM_DIR/preheat.yaml"
+	local ready_before
+	ready_before=$(notify_count READY=1)
+	kill -HUP "$DAEMON_PID"
+	wait_notify 10 'RELOADING=1'
+	wait_notify 10 'READY=1' $((ready_before + 1))
+	grep -q '^MONOTONIC_USEC=[0-9]*$' "$NOTIFY_LOG"
+	wait_status 30 "$(ready "$IMG_E") and (.list.path == \"$CM_DIR/preheat.yaml\")"
+	# pd left the list: forgotten by the daemon and its state file, still on the node
+	status_json | jq -e --arg d "$IMG_D" '[.preheat[] | select(.image == $d)] | length == 0'
+	wait_for 10 jq -e --arg d "$IMG_D" '[.images[] | select(.image == $d)] | length == 0' "$BED_DIR/state/state.json"
+	docker_has "$IMG_D"
+}
+
+@test "a ConfigMap-style ..data symlink swap adds an image without a restart" {
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F"
+	wait_status 30 "$(ready "$IMG_F")"
+	docker_has "$IMG_F"
+}
+
+@test "an image deleted from dockerd is pulled again at the next recheck" {
+	local before
+	before=$(blob_requests)
+	docker_rmi "$IMG_C"
+	# recheck is 3s: confirm finds it gone and pulls it again
+	wait_for 30 docker_has "$IMG_C"
+	wait_status 20 "$(ready "$IMG_C")"
+	[ "$(blob_requests)" -gt "$before" ]
+	[ "$(grep -c "$IMG_C (docker): pulled in" "$DLOG")" -eq 2 ]
+}
+
+@test "an injected stall produces journald alerts with PULLWATCH_* fields, then recovered" {
+	local big short
+	big=$(biggest_layer "$(cat "$BED_DIR/stall.json")")
+	short=${big#sha256:}
+	short=${short:0:12}
+	proxy_rule "{\"digest\":\"$big\",\"stall_at\":524288,\"stall_for\":\"forever\",\"first\":1}" >/dev/null
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F" "$IMG_STALL"
+	wait_journal 40 ".PULLWATCH_IMAGE == \"$IMG_STALL\"" MESSAGE_ID=f36e7887655d4e898f44005084b71ed4
+	journal MESSAGE_ID=f36e7887655d4e898f44005084b71ed4 PULLWATCH_IMAGE="$IMG_STALL" | jq -e -s --arg l "$short" 'first |
+		.SYSLOG_IDENTIFIER == "pullwatch" and .PRIORITY == "4" and .PULLWATCH_RUNTIME == "docker" and
+		.PULLWATCH_LAYER == $l and .PULLWATCH_PHASE == "downloading" and .PULLWATCH_VERDICT == "stalled" and
+		.PULLWATCH_ATTEMPT == "1" and (.PULLWATCH_EVIDENCE | test("no bytes")) and
+		(.MESSAGE | contains("stalled"))'
+	# the retry gets through: one recovered alert, attempt 2
+	wait_journal 40 ".PULLWATCH_IMAGE == \"$IMG_STALL\" and .PULLWATCH_ATTEMPT == \"2\" and .PRIORITY == \"5\"" \
+		MESSAGE_ID=3cefa26f1c314af6826d209c63721f23
+	wait_status 10 "$(ready "$IMG_STALL")"
+	# one stall alert, however long the stall (rate limited per image and kind)
+	[ "$(journal MESSAGE_ID=f36e7887655d4e898f44005084b71ed4 PULLWATCH_IMAGE="$IMG_STALL" | wc -l)" -eq 1 ]
+	grep -qx 'pullwatch_verdicts_total{verdict="stalled"} [1-9][0-9]*' "$BED_DIR/metrics/pullwatch.prom"
+	grep -qx 'pullwatch_retries_total [1-9][0-9]*' "$BED_DIR/metrics/pullwatch.prom"
+}
+
+@test "journalctl -x shows the catalog entry for the stall after --update-catalog" {
+	run timeout 30 nsenter -t "$JPID" -m journalctl --update-catalog
+	[ "$status" -eq 0 ]
+	run timeout 30 nsenter -t "$JPID" -m journalctl -x --no-pager -D "$JDIR/log/journal" \
+		MESSAGE_ID=f36e7887655d4e898f44005084b71ed4
+	[ "$status" -eq 0 ]
+	# the catalog text, with the entry's fields filled in
+	[[ "$output" == *"Subject: Image pull of $IMG_STALL stalled; cancelled and retrying"* ]]
+	[[ "$output" == *"Defined-By: pullwatch"* ]]
+	[[ "$output" == *"received no bytes for longer than"* ]]
+}
+
+@test "pullwatch pull goes through the running daemon and streams the same JSON; status shows its layers live" {
+	local layer
+	layer=$(jq -r '.layers[0].digest' "$BED_DIR/via.json")
+	proxy_rule "{\"digest\":\"$layer\",\"throttle\":200000}" >/dev/null
+	timeout 120 "$PULLWATCH" pull --config "$PW_CONFIG" --json "$IMG_VIA" >"$BED_DIR/via.out" 2>"$BED_DIR/via.err" 3>&- &
+	local pid=$!
+	wait_status 20 '.pulls | map(select(.layers | map(select(.phase == "downloading" and .verdict != null)) | length > 0)) | length == 1'
+	run timeout 20 "$PULLWATCH" status --config "$PW_CONFIG"
+	[[ "$output" == *"PULLS ON REQUEST"* && "$output" == *downloading* ]]
+	wait "$pid"
+	jq -e -s 'map(.event) | index("attempt") == 0 and (map(select(. == "result")) | length == 1)' "$BED_DIR/via.out"
+	jq -e 'select(.event == "result") | .ok and .attempts == 1 and (.digest | startswith("sha256:"))' "$BED_DIR/via.out"
+	grep -q "$IMG_VIA (docker): pull requested by pid" "$DLOG"
+	docker_has "$IMG_VIA"
+	# a malformed request gets an error object, and the daemon lives on
+	run timeout 10 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"cmd\":\"dance\"}\n"); print(s.makefile().readline())' "$BED_DIR/run/control.sock"
+	[[ "$output" == *'"code":"unknown-command"'* ]]
+	status_json >/dev/null
+}
+
+@test "SIGTERM during a pull: STOPPING=1, exit 0 within a few seconds, state saved, socket gone" {
+	local layer
+	layer=$(jq -r '.layers[0].digest' "$BED_DIR/hold.json")
+	proxy_rule "{\"digest\":\"$layer\",\"stall_at\":65536,\"stall_for\":\"forever\"}" >/dev/null
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F" "$IMG_STALL" "$IMG_HOLD"
+	wait_status 20 "(.preheat | map(select(.image == \"$IMG_HOLD\" and .state == \"pulling\")) | length) == 1"
+	local t0=$SECONDS
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+	[ $((SECONDS - t0)) -le 5 ]
+	wait_notify 5 'STOPPING=1'
+	[ ! -e "$BED_DIR/run/control.sock" ]
+	jq -e --arg a "$IMG_A" '.images | map(select(.image == $a and .digest != null)) | length == 1' "$BED_DIR/state/state.json"
+	grep -q "stopping (SIGTERM)" "$DLOG"
+	proxy_release
+}
+
+@test "a restart with state present re-pulls nothing that is present" {
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F" "$IMG_STALL"
+	local before ready_before checks
+	before=$(blob_requests)
+	ready_before=$(notify_count READY=1)
+	checks=$(manifest_requests test/pa:v1)
+	daemon_start
+	wait_notify 20 'READY=1' $((ready_before + 1))
+	wait_status 20 '(.preheat | length) == 6 and all(.preheat[]; .state == "ready")'
+	# two recheck rounds later (each asks the registry whether the tag moved) still nothing pulled
+	wait_for 20 test_ge manifest_requests test/pa:v1 $((checks + 2))
+	status_json | jq -e 'all(.preheat[]; .state == "ready")'
+	[ "$(blob_requests)" -eq "$before" ]
+	run grep -c "pulled in" "$DLOG"
+	[ "$output" = 0 ]
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+}

@@ -189,6 +189,8 @@ static void ping_runtime(Agent *a, RuntimeKind k) {
                 m->known = m->up = true;
                 m->alerted = false;
                 m->backoff = 0;
+                m->failures = 0;
+                m->down_since = 0;
                 m->error = mfree(m->error);
                 arm_ping(a, k, RUNTIME_PING_INTERVAL);
         } else {
@@ -207,6 +209,9 @@ static void ping_runtime(Agent *a, RuntimeKind k) {
                 }
                 m->known = true;
                 m->up = false;
+                m->failures++;
+                if (!m->down_since)
+                        m->down_since = now_realtime();
                 m->backoff = m->backoff ? MIN(m->backoff * 2, RUNTIME_BACKOFF_MAX) : RUNTIME_BACKOFF_MIN;
                 arm_ping(a, k, m->backoff);
         }

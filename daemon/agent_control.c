@@ -179,9 +179,13 @@ json_t *agent_status_json(Agent *a) {
                 const RuntimeMonitor *m = &a->runtimes[k];
                 if (!m->wanted)
                         continue;
+                char since[32];
+                if (!m->down_since || format_timestamp(m->down_since, since, sizeof(since)) < 0)
+                        since[0] = 0;
                 json_object_set_new(runtimes, runtime_kind_to_string(k),
-                                    json_pack("{s:o, s:s?}", "up", m->known ? json_boolean(m->up) : json_null(), "error",
-                                              m->error));
+                                    json_pack("{s:o, s:s?, s:I, s:s?}", "up", m->known ? json_boolean(m->up) : json_null(),
+                                              "error", m->error, "failed_pings", (json_int_t) m->failures, "down_since",
+                                              since[0] ? since : NULL));
         }
         for (ControlPull *cp = a->pulls; cp; cp = cp->next)
                 if (!cp->done)

@@ -25,6 +25,8 @@ typedef struct RuntimeMonitor {
         bool known, up;
         bool alerted;             /* unreachable alert sent for this outage */
         usec_t backoff;
+        unsigned failures;        /* failed pings in this outage */
+        uint64_t down_since;      /* CLOCK_REALTIME usec; 0 while up */
         char *error;
         sd_event_source *timer;
 } RuntimeMonitor;

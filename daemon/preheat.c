@@ -2,65 +2,15 @@
  * then queue), queue (dispatch by priority within the concurrency), pull (a WatchedPull; result recorded
  * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
  * from a defer source, never inside their own callback. */
-#include "daemon/preheat.h"
+#include "daemon/preheat_internal.h"
 #include "probes/credentials.h"
 #include "probes/reference.h"
 #include "probes/registry.h"
 
-#include <math.h>
 #include <stdio.h>
 
 #define PREHEAT_CONFIRM_RETRY (10 * USEC_PER_SEC)
 #define PREHEAT_REGISTRY_TIMEOUT (15 * USEC_PER_SEC)
-
-typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
-static const char *const next_names[] = { "none", "check", "pull", "recheck" };
-
-typedef struct Target {
-        Preheat *preheat;
-        char *image;
-        RuntimeKind runtime;
-        char *platform;           /* NULL = the config's */
-        char *namespace;          /* NULL = the config's */
-        int priority;
-        usec_t recheck;           /* item override; 0 = the config's */
-        size_t order;             /* position in the list */
-        PreheatState state;
-        char *error;              /* why it waits or failed */
-        bool seen, splayed, pull_done;
-        WatchedPull *pull;
-        RegistryOp *check;
-        sd_event_source *timer;
-        NextAction next;
-        usec_t next_at;
-} Target;
-
-struct Preheat {
-        sd_event *event;
-        CurlGlue *glue;
-        SharedConfig *config;
-        State *state;
-        const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
-        bool up[_RUNTIME_KIND_MAX];
-        char *machine_id;
-        PreheatHooks hooks;
-        void *userdata;
-        RuntimeKind auto_runtime;
-        bool registry_check;
-        bool stopped;
-        Target **targets;
-        size_t n_targets;
-        sd_event_source *reap;
-};
-
-static const char *const state_names[_PREHEAT_STATE_MAX] = {
-        [PREHEAT_WAITING] = "waiting", [PREHEAT_QUEUED] = "queued", [PREHEAT_PULLING] = "pulling",
-        [PREHEAT_READY] = "ready",     [PREHEAT_FAILED] = "failed",
-};
-
-const char *preheat_state_to_string(PreheatState s) {
-        return s >= 0 && s < _PREHEAT_STATE_MAX ? state_names[s] : NULL;
-}
 
 usec_t preheat_splay_delay(const char *machine_id, const char *image, usec_t splay) {
         uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then splitmix64's finalizer to spread the bits */
@@ -119,7 +69,7 @@ static usec_t recheck_interval(const Target *t) {
         return r ? r : USEC_INFINITY;
 }
 
-static const char *runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
+const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
 
 static PullRequest target_request(const Target *t) {
         const Config *c = cfg(t->preheat);
@@ -142,7 +92,7 @@ static int confirm(Target *t) {
                 return -ENOENT;
         r = d->confirm(cfg(p), &req, &digest);
         if (r >= 0)
-                (void) state_record_present(p->state, t->image, runtime_name(t), digest, now_realtime());
+                (void) state_record_present(p->state, t->image, preheat_runtime_name(t), digest, now_realtime());
         return r;
 }
 
@@ -160,13 +110,13 @@ static void target_begin(Target *t) {
         int r;
 
         if (!p->drivers[t->runtime]) {
-                snprintf(buf, sizeof(buf), "this pullwatch cannot drive %s", runtime_name(t));
+                snprintf(buf, sizeof(buf), "this pullwatch cannot drive %s", preheat_runtime_name(t));
                 set_state(t, PREHEAT_FAILED, buf);
                 return;
         }
         if (!p->up[t->runtime]) {
                 arm(t, NEXT_BEGIN, USEC_INFINITY); /* preheat_set_runtime_up() begins it again */
-                snprintf(buf, sizeof(buf), "%s is unreachable", runtime_name(t));
+                snprintf(buf, sizeof(buf), "%s is unreachable", preheat_runtime_name(t));
                 set_state(t, PREHEAT_WAITING, buf);
                 return;
         }
@@ -184,7 +134,7 @@ static void target_begin(Target *t) {
                         arm(t, NEXT_QUEUE, delay);
                 }
         } else {
-                snprintf(buf, sizeof(buf), "cannot ask %s whether the image is present: %s", runtime_name(t),
+                snprintf(buf, sizeof(buf), "cannot ask %s whether the image is present: %s", preheat_runtime_name(t),
                          strerror(-r));
                 set_state(t, PREHEAT_WAITING, buf);
                 arm(t, NEXT_BEGIN, PREHEAT_CONFIRM_RETRY);
@@ -193,7 +143,7 @@ static void target_begin(Target *t) {
 
 static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *userdata) {
         Target *t = userdata;
-        const StateEntry *s = state_find(t->preheat->state, t->image, runtime_name(t));
+        const StateEntry *s = state_find(t->preheat->state, t->image, preheat_runtime_name(t));
 
         registry_op_free(op);
         t->check = NULL;
@@ -283,13 +233,13 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
         t->pull_done = true;
         schedule_reap(p);
         if (e->ok) {
-                (void) state_record_success(p->state, t->image, runtime_name(t), e->digest, e->attempt, now_realtime());
+                (void) state_record_success(p->state, t->image, preheat_runtime_name(t), e->digest, e->attempt, now_realtime());
                 set_state(t, PREHEAT_READY, NULL);
                 arm(t, NEXT_RECHECK, recheck_interval(t));
         } else if (e->error == ERROR_CANCELLED) {
                 set_state(t, PREHEAT_WAITING, e->reason ? e->reason : "cancelled");
         } else {
-                (void) state_record_failure(p->state, t->image, runtime_name(t), e->reason, e->attempt, now_realtime());
+                (void) state_record_failure(p->state, t->image, preheat_runtime_name(t), e->reason, e->attempt, now_realtime());
                 set_state(t, PREHEAT_FAILED, e->reason ? e->reason : "failed");
                 arm(t, NEXT_RECHECK, recheck_interval(t));
         }
@@ -309,7 +259,7 @@ static void start_pull(Target *t) {
         if (r < 0) {
                 t->pull = watched_pull_free(t->pull);
                 snprintf(buf, sizeof(buf), "cannot start the pull: %s", strerror(-r));
-                (void) state_record_failure(p->state, t->image, runtime_name(t), buf, 0, now_realtime());
+                (void) state_record_failure(p->state, t->image, preheat_runtime_name(t), buf, 0, now_realtime());
                 set_state(t, PREHEAT_FAILED, buf);
                 arm(t, NEXT_RECHECK, recheck_interval(t));
         }
@@ -461,7 +411,7 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
                         shared = shared || (p->targets[k] != t && p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
                                             streq(p->targets[k]->image, t->image));
                 if (!shared)
-                        state_remove(p->state, t->image, runtime_name(t));
+                        state_remove(p->state, t->image, preheat_runtime_name(t));
                 target_free(t);
         }
         p->n_targets = kept;
@@ -556,74 +506,4 @@ void preheat_stop(Preheat *p, const char *why) {
                 t->check = registry_op_free(t->check);
                 arm(t, NEXT_NONE, USEC_INFINITY);
         }
-}
-
-unsigned preheat_counts(const Preheat *p, unsigned counts[_PREHEAT_STATE_MAX]) {
-        for (size_t i = 0; i < _PREHEAT_STATE_MAX; i++)
-                counts[i] = 0;
-        for (size_t i = 0; i < p->n_targets; i++)
-                counts[p->targets[i]->state]++;
-        return (unsigned) p->n_targets;
-}
-
-bool preheat_complete(const Preheat *p) {
-        unsigned c[_PREHEAT_STATE_MAX];
-        unsigned n = preheat_counts(p, c);
-        return n > 0 && c[PREHEAT_READY] == n;
-}
-
-int preheat_summary(const Preheat *p, char *buf, size_t size) {
-        unsigned c[_PREHEAT_STATE_MAX];
-        unsigned n = preheat_counts(p, c), waiting = c[PREHEAT_WAITING] + c[PREHEAT_QUEUED];
-        int k = snprintf(buf, size, "preheat %u/%u ready, %u pulling, %u failed", c[PREHEAT_READY], n,
-                         c[PREHEAT_PULLING], c[PREHEAT_FAILED]);
-        if (k >= 0 && (size_t) k < size && waiting > 0)
-                k += snprintf(buf + k, size - (size_t) k, ", %u waiting", waiting);
-        return k < 0 || (size_t) k >= size ? -ENOBUFS : 0;
-}
-
-static json_t *time_or_null(uint64_t usec) {
-        char b[32];
-        return usec && format_timestamp(usec, b, sizeof(b)) >= 0 ? json_string(b) : json_null();
-}
-
-static int by_order(const void *a, const void *b) {
-        const Target *x = *(Target *const *) a, *y = *(Target *const *) b;
-        return x->order < y->order ? -1 : x->order > y->order ? 1 : (int) x->runtime - (int) y->runtime;
-}
-
-json_t *preheat_status_json(const Preheat *p) {
-        _cleanup_free_ Target **sorted = NULL;
-        json_t *arr = json_array();
-        usec_t now = now_monotonic();
-
-        if (!arr)
-                return NULL;
-        sorted = p->n_targets ? calloc(p->n_targets, sizeof(*sorted)) : NULL;
-        if (p->n_targets && !sorted)
-                return json_decref(arr), NULL;
-        if (p->n_targets)
-                memcpy(sorted, p->targets, p->n_targets * sizeof(*sorted));
-        qsort(sorted, p->n_targets, sizeof(*sorted), by_order);
-        for (size_t i = 0; i < p->n_targets; i++) {
-                const Target *t = sorted[i];
-                const StateEntry *s = state_find(p->state, t->image, runtime_name(t));
-                const char *err = t->error ? t->error : s ? s->last_error : NULL;
-                json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:o, s:o, s:I, s:s?, s:s?}", "image", t->image, "runtime",
-                                      runtime_name(t), "state", preheat_state_to_string(t->state), "priority",
-                                      t->priority, "digest", s ? s->digest : NULL, "last_success",
-                                      time_or_null(s ? s->last_success : 0), "last_attempt",
-                                      time_or_null(s ? s->last_attempt : 0), "attempts",
-                                      (json_int_t) (s ? s->attempts : 0), "error", err, "platform", t->platform);
-                if (!o)
-                        continue;
-                if (t->next_at > now) {
-                        json_object_set_new(o, "next", json_string(next_names[t->next]));
-                        json_object_set_new(o, "next_in_s", json_real(round((double) (t->next_at - now) / 1e5) / 10.0));
-                }
-                if (t->pull && !t->pull_done)
-                        json_object_set_new(o, "pull", watched_pull_status_json(t->pull));
-                json_array_append_new(arr, o);
-        }
-        return arr;
 }

@@ -158,6 +158,7 @@ wait_status() { # SECS JQ-CONDITION
 ready() { printf '(.preheat | map(select(.image == "%s" and .state == "ready")) | length) == 1' "$1"; }
 
 docker_has() { docker_api GET "/images/$1/json" >/dev/null 2>&1; }
+docker_digest_is() { docker_api GET "/images/$1/json" | jq -e --arg d "$2" '.RepoDigests | any(endswith("@" + $d))'; }
 
 write_list() { # FILE IMAGE...: by rename, as editors do
 	local f=$1
@@ -193,6 +194,40 @@ metrics:
   textfile: $BED_DIR/metrics/pullwatch.prom
 alerts:
   rate_limit: 10m"
+}
+
+# A unix socket relay to dockerd's: "dockerd comes back" without restarting the bed's dockerd.
+relay_start() { # LISTEN TARGET
+	cat >"$BED_DIR/relay.py" <<-'EOF'
+		import socket, sys, threading
+		srv = socket.socket(socket.AF_UNIX)
+		srv.bind(sys.argv[1])
+		srv.listen(16)
+		def pipe(a, b):
+		    try:
+		        while True:
+		            d = a.recv(65536)
+		            if not d:
+		                break
+		            b.sendall(d)
+		    except OSError:
+		        pass
+		    finally:
+		        try:
+		            b.shutdown(socket.SHUT_WR)
+		        except OSError:
+		            pass
+		while True:
+		    c, _ = srv.accept()
+		    u = socket.socket(socket.AF_UNIX)
+		    u.connect(sys.argv[2])
+		    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+		    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+	EOF
+	timeout 300 python3 "$BED_DIR/relay.py" "$1" "$2" >"$BED_DIR/relay.log" 2>&1 3>&- &
+	RELAY_PID=$!
+	export RELAY_PID
+	wait_for 10 test -S "$1"
 }
 
 blob_requests() { proxy_counters -r .blob_requests; }
@@ -231,6 +266,7 @@ setup_file() {
 teardown_file() {
 	daemon_stop
 	[ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null
+	[ -n "${RELAY_PID:-}" ] && kill "$RELAY_PID" 2>/dev/null
 	journald_stop
 	bed_stop
 }
@@ -320,6 +356,18 @@ setup() {
 	wait_status 20 "$(ready "$IMG_C")"
 	[ "$(blob_requests)" -gt "$before" ]
 	[ "$(grep -c "$IMG_C (docker): pulled in" "$DLOG")" -eq 2 ]
+}
+
+@test "a tag moved to a new digest in the registry is pulled again at the next recheck" {
+	local old new
+	old=$(status_json | jq -r --arg b "$IMG_B" '.preheat[] | select(.image == $b) | .digest')
+	[[ "$old" == sha256:* ]]
+	new=$(push_image test/pb v1 128KiB,32KiB | jq -r .manifest_digest)
+	[ "$new" != "$old" ]
+	wait_for 30 docker_digest_is "$IMG_B" "$new"
+	wait_status 20 "(.preheat | map(select(.image == \"$IMG_B\" and .state == \"ready\" and .digest == \"$new\")) | length) == 1"
+	wait_for 10 jq -e --arg b "$IMG_B" --arg d "$new" '.images | map(select(.image == $b and .digest == $d)) | length == 1' \
+		"$BED_DIR/state/state.json"
 }
 
 @test "an injected stall produces journald alerts with PULLWATCH_* fields, then recovered" {
@@ -412,3 +460,26 @@ setup() {
 	daemon_stop
 	[ "$DAEMON_RC" -eq 0 ]
 }
+
+@test "dockerd unreachable at start: READY anyway, one alert while it retries with backoff, recovered, then preheated" {
+	local relay=$BED_DIR/relay.sock ready_before
+	sed "s|socket: $DOCKER_SOCK\$|socket: $relay|" "$PW_CONFIG" >"$BED_DIR/pw-relay.yaml"
+	grep -q "socket: $relay" "$BED_DIR/pw-relay.yaml"
+	PW_CONFIG=$BED_DIR/pw-relay.yaml
+	ready_before=$(notify_count READY=1)
+	daemon_start
+	wait_notify 20 'READY=1' $((ready_before + 1))
+	# backoff 1s, 2s, 4s...: three failed pings within ~3s, items wait, STATUS= says why
+	wait_status 20 '.runtimes.docker.up == false and .runtimes.docker.failed_pings >= 3 and (.preheat | length) == 6 and all(.preheat[]; .state == "waiting")'
+	wait_notify 10 'STATUS=preheat 0/6 ready, 0 pulling, 0 failed, 6 waiting; docker unreachable'
+	wait_journal 10 '.PULLWATCH_RUNTIME == "docker" and .PRIORITY == "3" and (.MESSAGE | contains("relay.sock"))' \
+		MESSAGE_ID=848a36df92fa45d498949970891e25de
+	relay_start "$relay" "$DOCKER_SOCK"
+	wait_journal 30 '.PULLWATCH_RUNTIME == "docker" and .PRIORITY == "6"' MESSAGE_ID=ce532b56ba40440484e837effba1c719
+	wait_status 20 '.runtimes.docker.up == true and .runtimes.docker.failed_pings == 0 and all(.preheat[]; .state == "ready")'
+	# one alert for the whole outage, however many pings failed
+	[ "$(journal MESSAGE_ID=848a36df92fa45d498949970891e25de | wc -l)" -eq 1 ]
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+}
+

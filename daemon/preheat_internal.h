@@ -1,0 +1,47 @@
+/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle) and preheat_status.c
+ * (counts, summary, status JSON). Nothing outside the preheat module includes it. */
+#pragma once
+
+#include "daemon/preheat.h"
+#include "probes/registry.h"
+
+typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
+
+typedef struct Target {
+        Preheat *preheat;
+        char *image;
+        RuntimeKind runtime;
+        char *platform;           /* NULL = the config's */
+        char *namespace;          /* NULL = the config's */
+        int priority;
+        usec_t recheck;           /* item override; 0 = the config's */
+        size_t order;             /* position in the list */
+        PreheatState state;
+        char *error;              /* why it waits or failed */
+        bool seen, splayed, pull_done;
+        WatchedPull *pull;
+        RegistryOp *check;
+        sd_event_source *timer;
+        NextAction next;
+        usec_t next_at;
+} Target;
+
+struct Preheat {
+        sd_event *event;
+        CurlGlue *glue;
+        SharedConfig *config;
+        State *state;
+        const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
+        bool up[_RUNTIME_KIND_MAX];
+        char *machine_id;
+        PreheatHooks hooks;
+        void *userdata;
+        RuntimeKind auto_runtime;
+        bool registry_check;
+        bool stopped;
+        Target **targets;
+        size_t n_targets;
+        sd_event_source *reap;
+};
+
+const char *preheat_runtime_name(const Target *t);

@@ -141,6 +141,15 @@ void agent_observe_pull_event(Agent *a, const PullEvent *e) {
 static void on_preheat_event(void *userdata, const PullEvent *e) { agent_observe_pull_event(userdata, e); }
 static void on_preheat_changed(void *userdata) { agent_schedule_flush(userdata); }
 
+static void arm_ping(Agent *a, RuntimeKind k, usec_t delay);
+
+static void on_preheat_runtime_trouble(void *userdata, RuntimeKind k) {
+        Agent *a = userdata;
+        agent_log(LOG_WARNING, "%s did not answer a presence check; asking it again", runtime_kind_to_string(k));
+        a->runtimes[k].up = false; /* the ping that follows tells the scheduler when it is back */
+        arm_ping(a, k, 0);
+}
+
 /* ---- runtimes ---- */
 
 int agent_pick_driver(Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error) {
@@ -442,7 +451,11 @@ static int load_state(Agent *a) {
 
 int agent_new(const AgentOptions *opts, Agent **ret) {
         _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(*a));
-        static const PreheatHooks hooks = { .pull_event = on_preheat_event, .changed = on_preheat_changed };
+        static const PreheatHooks hooks = {
+                .pull_event = on_preheat_event,
+                .changed = on_preheat_changed,
+                .runtime_trouble = on_preheat_runtime_trouble,
+        };
         sigset_t mask;
         int r;
 

@@ -93,6 +93,13 @@ static int confirm(Target *t) {
         r = d->confirm(cfg(p), &req, &digest);
         if (r >= 0)
                 (void) state_record_present(p->state, t->image, preheat_runtime_name(t), digest, now_realtime());
+        else if (r != -ENOENT && p->up[t->runtime]) {
+                /* Each check of a hung runtime blocks the loop until its timeout: stop asking until it
+                 * answers a ping again, or a list of checks outlasts the service watchdog. */
+                p->up[t->runtime] = false;
+                if (p->hooks.runtime_trouble)
+                        p->hooks.runtime_trouble(p->userdata, t->runtime);
+        }
         return r;
 }
 
@@ -137,7 +144,8 @@ static void target_begin(Target *t) {
                 snprintf(buf, sizeof(buf), "cannot ask %s whether the image is present: %s", preheat_runtime_name(t),
                          strerror(-r));
                 set_state(t, PREHEAT_WAITING, buf);
-                arm(t, NEXT_BEGIN, PREHEAT_CONFIRM_RETRY);
+                /* begun again by preheat_set_runtime_up() once the runtime answers */
+                arm(t, NEXT_BEGIN, p->up[t->runtime] ? PREHEAT_CONFIRM_RETRY : USEC_INFINITY);
         }
 }
 

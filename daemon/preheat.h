@@ -25,6 +25,9 @@ typedef struct PreheatHooks {
         void (*pull_event)(void *userdata, const PullEvent *e);
         /* A target changed state, or the set of targets did. */
         void (*changed)(void *userdata);
+        /* The runtime did not answer a presence check (not "absent": no answer). The scheduler treats
+         * it as down until preheat_set_runtime_up() says otherwise; the owner should ping it now. */
+        void (*runtime_trouble)(void *userdata, RuntimeKind k);
 } PreheatHooks;
 
 typedef struct Preheat Preheat;

@@ -20,6 +20,7 @@ static struct Fake {
         size_t n_started;
         unsigned running, max_running, cancelled;
         usec_t pull_time;
+        int confirm_error;        /* != 0: the runtime does not answer presence checks */
 } fake;
 
 struct RuntimePull {
@@ -99,6 +100,8 @@ static RuntimePull *fake_free(RuntimePull *p) {
 }
 
 static int fake_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
+        if (fake.confirm_error)
+                return fake.confirm_error;
         if (!fake_is_present(req->image))
                 return -ENOENT;
         *ret_digest = strdup("sha256:feed");
@@ -121,7 +124,7 @@ typedef struct World {
         SharedConfig *config;
         State *state;
         Preheat *preheat;
-        unsigned results, changed;
+        unsigned results, changed, trouble;
 } World;
 
 static char tmpdir[] = "/tmp/test_preheat.XXXXXX";
@@ -132,9 +135,13 @@ static void on_event(void *userdata, const PullEvent *e) {
 }
 
 static void on_changed(void *userdata) { ((World *) userdata)->changed++; }
+static void on_trouble(void *userdata, RuntimeKind k) {
+        assert_int_equal(k, RUNTIME_DOCKER);
+        ((World *) userdata)->trouble++;
+}
 
 static void world_start(World *w, unsigned concurrency) {
-        static const PreheatHooks hooks = { .pull_event = on_event, .changed = on_changed };
+        static const PreheatHooks hooks = { .pull_event = on_event, .changed = on_changed, .runtime_trouble = on_trouble };
         const RuntimeDriver *drivers[_RUNTIME_KIND_MAX] = { [RUNTIME_DOCKER] = &fake_driver };
         Config *c;
 
@@ -385,6 +392,26 @@ static void test_runtime_down(void **s) {
         world_stop(&w);
 }
 
+/* A runtime that does not answer presence checks is asked once, not once per image: each check
+ * blocks the loop until its timeout. */
+static void test_runtime_trouble(void **s) {
+        World w;
+
+        world_start(&w, 2);
+        fake.confirm_error = -ETIMEDOUT;
+        set_list(&w, "- reg.local/a:v1\n- reg.local/b:v1\n- reg.local/c:v1\n");
+        run_for(&w, 300 * USEC_PER_MSEC);
+        assert_int_equal(w.trouble, 1);
+        assert_int_equal(fake.n_started, 0);
+        assert_int_equal(count(&w, PREHEAT_WAITING), 3);
+        /* the owner's ping says it answers again */
+        fake.confirm_error = 0;
+        preheat_set_runtime_up(w.preheat, RUNTIME_DOCKER, true);
+        run_until(&w, all_ready, 5 * USEC_PER_SEC);
+        assert_int_equal(fake.n_started, 3);
+        world_stop(&w);
+}
+
 static void test_stop_cancels(void **s) {
         World w;
 
@@ -426,6 +453,7 @@ int main(void) {
                 cmocka_unit_test(test_removed_while_pulling),
                 cmocka_unit_test(test_evicted_image_repulled_at_recheck),
                 cmocka_unit_test(test_runtime_down),
+                cmocka_unit_test(test_runtime_trouble),
                 cmocka_unit_test(test_stop_cancels),
                 cmocka_unit_test(test_unsupported_runtime),
         };

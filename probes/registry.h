@@ -4,6 +4,8 @@
 #pragma once
 
 #include "probes/curl_glue.h"
+#include "probes/credentials.h"
+#include "probes/reference.h"
 #include "config/config.h"
 
 #define REGISTRY_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
@@ -31,6 +33,11 @@ typedef struct RegistryTarget {
         const RegistryConfig *config; /* insecure hosts, mirrors; NULL = none */
         usec_t timeout;             /* per HTTP request; 0 = 30 s */
 } RegistryTarget;
+
+/* t from a parsed reference, credentials (may be NULL) and config (may be NULL: no mirrors, no
+ * insecure hosts); platform NULL = the config's, else the host's. t borrows every string. */
+void registry_target_init(RegistryTarget *t, const ImageRef *ref, const Credential *cred, const Config *c,
+                          const char *platform);
 
 typedef struct RegistryLayer {
         char *digest;

@@ -4,6 +4,20 @@
 
 #include <inttypes.h>
 
+void registry_target_init(RegistryTarget *t, const ImageRef *ref, const Credential *cred, const Config *c,
+                          const char *platform) {
+        *t = (RegistryTarget) {
+                .domain = ref->domain,
+                .repository = ref->path,
+                .reference = ref->digest ?: ref->tag, /* the digest pins it when both are given */
+                .platform = platform ?: c ? c->platform : NULL,
+                .username = cred ? cred->username : NULL,
+                .password = cred ? cred->password : NULL,
+                .identity_token = cred ? cred->identity_token : NULL,
+                .config = c ? &c->registry : NULL,
+        };
+}
+
 RegistryManifest *registry_manifest_free(RegistryManifest *m) {
         if (!m)
                 return NULL;

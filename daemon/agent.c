@@ -19,8 +19,6 @@
 #define FLUSH_DELAY (200 * USEC_PER_MSEC)
 #define LIST_MAX (4U * 1024U * 1024U)
 
-extern const RuntimeDriver containerd_driver __attribute__((weak));
-
 void agent_log(int priority, const char *fmt, ...) {
         static int journal = -1;
         va_list ap;
@@ -471,7 +469,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 return r;
         metrics_init(&a->metrics);
         a->drivers[RUNTIME_DOCKER] = &docker_driver;
-        a->drivers[RUNTIME_CONTAINERD] = &containerd_driver ? &containerd_driver : NULL;
+        a->drivers[RUNTIME_CONTAINERD] = &containerd_driver;
 
         r = read_machine_id(opts->machine_id_path, &a->machine_id);
         if (r < 0) {

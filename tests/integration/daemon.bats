@@ -167,8 +167,8 @@ write_list() { # FILE IMAGE...: by rename, as editors do
 	mv -f "$f.tmp" "$f"
 }
 
-# Publish IMAGE... into the ConfigMap-style dir the way the kubelet does: a new timestamped dir, a
-# new ..data_tmp symlink renamed over ..data.
+# Publish ITEM... into the ConfigMap-style dir the way the kubelet does: a new timestamped dir, a
+# new ..data_tmp symlink renamed over ..data. An ITEM is an image, or a YAML flow mapping "{...}".
 cm_publish() {
 	local ts dir
 	ts="..$(date +%Y_%m_%d_%H_%M_%S).$((++CM_SEQ))"
@@ -237,7 +237,7 @@ test_ge() { [ "$("${@:1:$#-1}")" -ge "${!#}" ]; } # CMD... N: CMD's output >= N
 setup_file() {
 	bed_require nsenter unshare journalctl /lib/systemd/systemd-journald python3 jq
 	require_pullwatch
-	bed_start --no-containerd
+	bed_start
 	DAEMON_RUNS=0
 	CM_SEQ=0
 	export DAEMON_RUNS CM_SEQ
@@ -246,16 +246,16 @@ setup_file() {
 	LIST=$BED_DIR/list/preheat.yaml
 	CM_DIR=$BED_DIR/cm
 	export LIST CM_DIR
-	for r in pa pb pc pd pe pf; do
+	for r in pa pb pc pd pe pf pg; do
 		push_image "test/$r" v1 256KiB,64KiB >/dev/null
 	done
 	push_image test/via v1 1MiB >"$BED_DIR/via.json"
 	push_image test/stall v1 2MiB,64KiB >"$BED_DIR/stall.json"
 	push_image test/hold v1 1MiB >"$BED_DIR/hold.json"
 	IMG_A=$PROXY_ADDR/test/pa:v1 IMG_B=$PROXY_ADDR/test/pb:v1 IMG_C=$PROXY_ADDR/test/pc:v1
-	IMG_D=$PROXY_ADDR/test/pd:v1 IMG_E=$PROXY_ADDR/test/pe:v1 IMG_F=$PROXY_ADDR/test/pf:v1
+	IMG_D=$PROXY_ADDR/test/pd:v1 IMG_E=$PROXY_ADDR/test/pe:v1 IMG_F=$PROXY_ADDR/test/pf:v1 IMG_G=$PROXY_ADDR/test/pg:v1
 	IMG_VIA=$PROXY_ADDR/test/via:v1 IMG_STALL=$PROXY_ADDR/test/stall:v1 IMG_HOLD=$PROXY_ADDR/test/hold:v1
-	export IMG_A IMG_B IMG_C IMG_D IMG_E IMG_F IMG_VIA IMG_STALL IMG_HOLD
+	export IMG_A IMG_B IMG_C IMG_D IMG_E IMG_F IMG_G IMG_VIA IMG_STALL IMG_HOLD
 	write_config "$LIST"
 	journald_start
 	notify_start
@@ -345,6 +345,18 @@ setup() {
 	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F"
 	wait_status 30 "$(ready "$IMG_F")"
 	docker_has "$IMG_F"
+}
+
+@test "an item with runtime: both is preheated into dockerd and into containerd's k8s.io namespace" {
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F" "{image: \"$IMG_G\", runtime: both}"
+	wait_status 60 "(.preheat | map(select(.image == \"$IMG_G\" and .state == \"ready\")) | map(.runtime) | sort) == [\"containerd\", \"docker\"]"
+	status_json | jq -e '.runtimes.docker.up == true and .runtimes.containerd.up == true'
+	docker_has "$IMG_G"
+	run_timeout 30 cri_status "$IMG_G" | jq -e '.image != null and (.image.repo_digests | length) > 0'
+	# back to docker only: the containerd target is forgotten, the image stays in containerd
+	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F"
+	wait_status 20 "(.preheat | map(select(.image == \"$IMG_G\")) | length) == 0 and (.runtimes | has(\"containerd\") | not)"
+	run_timeout 30 cri_status "$IMG_G" | jq -e '.image != null'
 }
 
 @test "an image deleted from dockerd is pulled again at the next recheck" {

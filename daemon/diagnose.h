@@ -1,6 +1,5 @@
-/* diagnose.h: names known pull-failure signatures and their remedies from facts handed in (a
- * runtime's error text, a manifest, a range probe, the attempt history, a stuck helper). Pure: no
- * I/O, no clock, no logging; the caller decides what to report and where. */
+/* diagnose.h: names known pull-failure signatures and their remedies from the facts handed in.
+ * Pure: no I/O, no clock, no logging; callers decide what to report and where. */
 #pragma once
 
 #include <sys/types.h>

@@ -463,8 +463,8 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         } else if (status == 401) {
                 r = answer_challenge(op);
                 if (r == -EACCES)
-                        r = op_error(op, -EACCES, 401, op->auth_tried ? "credentials refused" :
-                                                                       "authentication required");
+                        r = op_error(op, -EACCES, 401, op->auth_tried && (op->username || op->identity_token) ?
+                                                               "credentials refused" : "authentication required");
         } else if (status < 200 || status >= 300) {
                 r = op_error(op, errno_from_status((int) status), (int) status, "request failed");
         } else if (op->step == STEP_BLOB)

@@ -1,6 +1,5 @@
-/* registry.h: the registry v2 probe: resolve a reference to its manifest (auth, mirrors, platform),
- * check a blob's Range support, and the pure parsers behind both. Reports facts; never logs or
- * prints credentials, and never decides what a failure means (daemon/diagnose does). */
+/* registry.h: the registry v2 probe: manifests (auth, mirrors, platform) and a blob's Range support.
+ * Reports facts only: never logs, never lets a credential out, never judges (daemon/diagnose does). */
 #pragma once
 
 #include "probes/curl_glue.h"

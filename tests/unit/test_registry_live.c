@@ -346,8 +346,8 @@ static int group_setup(void **state) {
         snprintf(path, sizeof(path), "%s/htpasswd", dir);
         char cmd[2048];
         snprintf(cmd, sizeof(cmd),
-                 "(htpasswd -nbB %s %s 2>/dev/null || python3 -W ignore -c 'import crypt,sys; "
-                 "print(sys.argv[1]+\":\"+crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH)))' %s %s) "
+                 "(htpasswd -nbB -C 4 %s %s 2>/dev/null || python3 -W ignore -c 'import crypt,sys; "
+                 "print(sys.argv[1]+\":\"+crypt.crypt(sys.argv[2], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))' %s %s) "
                  "> %s && grep -q '^%s:' %s", USER, PASS, USER, PASS, path, USER, path);
         if (system(cmd) == 0) {
                 snprintf(yaml, sizeof(yaml), "auth:\n  htpasswd:\n    realm: pullwatch-basic\n    path: %s\n", path);

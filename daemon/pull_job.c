@@ -190,6 +190,8 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
         j->finished = true;
         j->ok = ok;
         seen_clear(j);
+        if (!ok && j->driver->abandon)
+                j->driver->abandon(j->config, &j->req);
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
@@ -386,11 +388,11 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         r = j->image ? detector_new(&config->watchdog, now_monotonic(), &j->detector) : -ENOMEM;
         if (r >= 0)
                 r = sd_event_add_time_relative(event, &j->sample_timer, CLOCK_MONOTONIC, config->watchdog.sample_interval,
-                                               0, on_sample, j);
+                                               10 * USEC_PER_MSEC, on_sample, j);
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, &j->retry_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 0,
+                r = sd_event_add_time_relative(event, &j->retry_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 10 * USEC_PER_MSEC,
                                                on_retry_timer, j);
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);

@@ -362,8 +362,15 @@ void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {
                 cd_tracker_stats(p ? p->tracker : NULL, ret);
 }
 
+static void cd_abandon(const Config *config, const PullRequest *req) {
+        _cleanup_free_ char *msg = NULL;
+        /* Partial ingests are only worth keeping for a retry that will come; none will. */
+        (void) containerd_lease_release(config->containerd_socket, CONTAINERD_CRI_NAMESPACE, req->image, &msg);
+}
+
 const RuntimeDriver containerd_driver = {
         .name = "containerd",
+        .abandon = cd_abandon,
         .start = cd_start,
         .cancel = cd_cancel,
         .free = cd_pull_free,

@@ -63,6 +63,9 @@ typedef struct RuntimeDriver {
         int (*confirm)(const Config *config, const PullRequest *req, char **ret_digest);
         /* Does the runtime answer on its socket? 0, or -errno with a one-line reason. */
         int (*ping)(const Config *config, char **ret_error);
+        /* The pull job gave up on this image (last attempt failed, or shutdown): drop whatever the
+         * driver kept for a resume. Optional. */
+        void (*abandon)(const Config *config, const PullRequest *req);
 } RuntimeDriver;
 
 extern const RuntimeDriver docker_driver;

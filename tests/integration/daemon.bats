@@ -127,6 +127,7 @@ daemon_start() {
 	wait_for 20 status_json
 	DAEMON_PID=$(status_json | jq -r .pid)
 	[ -n "$DAEMON_PID" ] && [ "$(cat "/proc/$DAEMON_PID/comm")" = pullwatch ]
+	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid" # for teardown_file, which does not see a test's variables
 	export DLOG DAEMON_PID DAEMON_RUNS
 }
 
@@ -225,8 +226,7 @@ relay_start() { # LISTEN TARGET
 		    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
 	EOF
 	timeout 300 python3 "$BED_DIR/relay.py" "$1" "$2" >"$BED_DIR/relay.log" 2>&1 3>&- &
-	RELAY_PID=$!
-	export RELAY_PID
+	echo $! >"$BED_DIR/relay.pid"
 	wait_for 10 test -S "$1"
 }
 
@@ -263,10 +263,21 @@ setup_file() {
 	daemon_start
 }
 
+# pid from FILE if it is still the process named by PATTERN (in its command line), never a reused pid
+live_pid() { # FILE PATTERN
+	local p
+	p=$(cat "$1" 2>/dev/null) || return 1
+	[ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$2" && echo "$p"
+}
+
 teardown_file() {
-	daemon_stop
+	local p
+	if p=$(live_pid "$BED_DIR/daemon.pid" "pullwatch daemon"); then
+		kill -TERM "$p"
+		timeout 20 tail --pid="$p" -f /dev/null || true
+	fi
 	[ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null
-	[ -n "${RELAY_PID:-}" ] && kill "$RELAY_PID" 2>/dev/null
+	if p=$(live_pid "$BED_DIR/relay.pid" relay.py); then kill "$p"; fi
 	journald_stop
 	bed_stop
 }
@@ -493,5 +504,6 @@ setup() {
 	[ "$(journal MESSAGE_ID=848a36df92fa45d498949970891e25de | wc -l)" -eq 1 ]
 	daemon_stop
 	[ "$DAEMON_RC" -eq 0 ]
+	kill "$(cat "$BED_DIR/relay.pid")"
 }
 

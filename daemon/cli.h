@@ -9,6 +9,7 @@
 
 int cli_pull(int argc, char **argv);
 int cli_check_config(int argc, char **argv);
+int cli_watch(int argc, char **argv);
 int cli_daemon(int argc, char **argv);
 int cli_status(int argc, char **argv);
 

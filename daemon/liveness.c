@@ -100,8 +100,10 @@ int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) 
                 /* Entries follow the new tree: root first, then desc in order. */
                 size_t k = i - 1;
                 if (p->is_root) {
+                        /* Block-level bytes only: rchar/wchar of a runtime count every gRPC call,
+                         * ours included, so they would keep any extraction looking alive. */
                         if (l->inprocess_extract) {
-                                ret->runtime_io += p->io_chars;
+                                ret->runtime_io += p->io_bytes;
                                 ret->runtime_cpu += p->cpu_usec;
                         }
                         continue;
@@ -125,7 +127,7 @@ int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) 
                                 snprintf(ret->busiest_comm, sizeof(ret->busiest_comm), "%s", p->comm);
                         }
                 } else if (!side[k] && l->inprocess_extract) {
-                        ret->runtime_io += p->io_chars;
+                        ret->runtime_io += p->io_bytes;
                         ret->runtime_cpu += p->cpu_usec;
                 }
         }

@@ -15,6 +15,9 @@ static void usage(FILE *f) {
                 "       [--namespace NS] [--platform OS/ARCH] [--config F] [--json] IMAGE\n"
                 "                      one watched pull in the foreground\n"
                 "                      (through the daemon when its control socket answers)\n"
+                "  watch [--runtime containerd] [--containerd-socket P] [--config F] [--json]\n"
+                "                      observe every pull in containerd's namespace (kubelet's too),\n"
+                "                      report stalls and hangs, cancel nothing\n"
                 "  daemon [--config F] preheat the list, watch pulls, alert to journald (systemd service)\n"
                 "  status [--json] [--config F]\n"
                 "                      the daemon's preheat list, pulls in flight and runtimes\n"
@@ -49,6 +52,8 @@ int main(int argc, char **argv) {
                 r = cli_pull(argc - 1, argv + 1);
         else if (streq(argv[1], "daemon"))
                 r = cli_daemon(argc - 1, argv + 1);
+        else if (streq(argv[1], "watch"))
+                r = cli_watch(argc - 1, argv + 1);
         else if (streq(argv[1], "status"))
                 r = cli_status(argc - 1, argv + 1);
         else if (streq(argv[1], "check-config"))

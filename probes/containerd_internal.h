@@ -51,6 +51,9 @@ CdTracker *cd_tracker_free(CdTracker *t);
 static inline void cd_tracker_freep(CdTracker **t) { cd_tracker_free(*t); }
 /* PullImage returned OK: every layer of the image is unpacked; report them done. */
 void cd_tracker_all_done(CdTracker *t);
+/* One more round now (after the one in flight, if any), then done(userdata) instead of the next tick:
+ * a pull that ends inside one poll interval still gets its layers reported. */
+void cd_tracker_final_round(CdTracker *t, void (*done)(void *userdata), void *userdata);
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret);
 /* The manifest digest of the image being pulled (pull mode), once sure of it. */
 const char *cd_tracker_manifest(const CdTracker *t);
@@ -105,6 +108,9 @@ struct CdTracker {
         char **announced;         /* manifest/config refs already handed to cb.resource */
         int last_error;
         ContainerdPollStats stats;
+        void (*final_done)(void *userdata); /* set by cd_tracker_final_round */
+        void *final_userdata;
+        bool final_started;
 };
 
 CdManifest *cd_manifest_free(CdManifest *m);

@@ -30,6 +30,7 @@ struct RuntimePull {
         size_t n_pending;
         CdTracker *tracker;
         bool lease_ready, lease_failed, ended, finished, release_after_create;
+        char *image_ref;          /* CRI's answer (the config digest), kept for a deferred success */
         ContainerdPollStats stats;
         ErrorClass error;
         char *message;
@@ -190,17 +191,32 @@ static void pull_end(RuntimePull *p, bool release) {
         pull_finish(p);
 }
 
+static void succeed(RuntimePull *p) {
+        p->error = ERROR_NONE;
+        cd_tracker_all_done(p->tracker);
+        /* the manifest digest (what docker reports too); CRI's image_ref is the config digest */
+        const char *d = cd_tracker_manifest(p->tracker) ?: p->image_ref;
+        p->digest = d && *d ? strdup(d) : NULL;
+        pull_end(p, true);
+}
+
+static void on_final_round(void *userdata) {
+        succeed(userdata);
+}
+
 static void on_pull_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
         RuntimePull *p = userdata;
 
         if (reply->error == 0 && reply->status == GRPC_OK) {
                 Runtime__V1__PullImageResponse *r = (void *) reply->messages[0];
-                p->error = ERROR_NONE;
-                cd_tracker_all_done(p->tracker);
-                /* the manifest digest (what docker reports too); CRI's image_ref is the config digest */
-                const char *d = cd_tracker_manifest(p->tracker) ?: r->image_ref;
-                p->digest = d && *d ? strdup(d) : NULL;
-                pull_end(p, true);
+                free(p->image_ref);
+                p->image_ref = r->image_ref ? strdup(r->image_ref) : NULL;
+                if (p->tracker && !cd_tracker_manifest(p->tracker)) {
+                        /* over before a poll found it: one last look so its layers are reported */
+                        cd_tracker_final_round(p->tracker, on_final_round, p);
+                        return;
+                }
+                succeed(p);
                 return;
         }
         p->error = containerd_classify(reply);
@@ -238,6 +254,7 @@ static RuntimePull *cd_pull_free(RuntimePull *p) {
         free(p->lease_id);
         free(p->message);
         free(p->digest);
+        free(p->image_ref);
         free(p);
         return NULL;
 }

@@ -391,12 +391,37 @@ static void round_next(CdTracker *t) {
         if (t->statuses)
                 protobuf_c_message_free_unpacked(&t->statuses->base, NULL);
         t->statuses = NULL;
+        if (t->final_done) {
+                if (!t->final_started) {
+                        /* the round that was in flight when the end came; now the final one */
+                        t->final_started = true;
+                        t->step = STEP_STATUSES;
+                        round_next(t);
+                        return;
+                }
+                void (*done)(void *) = t->final_done;
+                t->final_done = NULL;
+                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
+                done(t->final_userdata); /* may free t */
+                return;
+        }
         /* poll fast while anything moves or the image is not known yet, then back off */
         if (t->last_error == 0)
                 t->interval = t->moved || (t->source_repo && !t->mine_confirmed) ? CD_INTERVAL_MIN
                                                                        : MIN(t->interval * 3 / 2, CD_INTERVAL_MAX);
         (void) sd_event_source_set_time_relative(t->timer, t->interval);
         (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+}
+
+void cd_tracker_final_round(CdTracker *t, void (*done)(void *userdata), void *userdata) {
+        t->final_done = done;
+        t->final_userdata = userdata;
+        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
+        if (t->call)
+                return; /* round_next starts the final round when this one ends */
+        t->final_started = true;
+        t->step = STEP_STATUSES;
+        round_next(t);
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {

@@ -384,7 +384,8 @@ static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKi
 }
 
 int preheat_set_list(Preheat *p, const PreheatList *l) {
-        size_t kept = 0;
+        _cleanup_free_ Target **removed = NULL;
+        size_t kept = 0, n_removed = 0;
         int r;
 
         for (size_t i = 0; i < p->n_targets; i++)
@@ -407,22 +408,32 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
                                 return r;
                 }
         }
-        /* Forgotten, never deleted: the image stays on the node, only our bookkeeping goes. */
+        /* Forgotten, never deleted: the image stays on the node, only our bookkeeping goes. State entries
+         * go first, while every target is still there to say whether another one shares the entry. */
         for (size_t i = 0; i < p->n_targets; i++) {
                 Target *t = p->targets[i];
-                if (t->seen) {
-                        p->targets[kept++] = t;
-                        continue;
-                }
                 bool shared = false;
+                if (t->seen)
+                        continue;
                 for (size_t k = 0; k < p->n_targets; k++)
-                        shared = shared || (p->targets[k] != t && p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
+                        shared = shared || (p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
                                             streq(p->targets[k]->image, t->image));
                 if (!shared)
                         state_remove(p->state, t->image, preheat_runtime_name(t));
-                target_free(t);
         }
+        removed = calloc(MAX(p->n_targets, (size_t) 1), sizeof(*removed));
+        if (!removed)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                if (p->targets[i]->seen)
+                        p->targets[kept++] = p->targets[i];
+                else
+                        removed[n_removed++] = p->targets[i];
+        }
+        /* Freed after the array is whole again: a cancelled pull's result runs hooks that may look. */
         p->n_targets = kept;
+        for (size_t i = 0; i < n_removed; i++)
+                target_free(removed[i]);
         schedule_reap(p);
         notify_changed(p);
         return 0;

@@ -329,6 +329,37 @@ static void test_failure_then_removed(void **s) {
         world_stop(&w);
 }
 
+/* Removals between kept items, several at once, and a "both" item cut back to one runtime. */
+static void test_remove_between_kept(void **s) {
+        World w;
+        const RuntimeDriver *drivers[_RUNTIME_KIND_MAX] = { [RUNTIME_DOCKER] = &fake_driver, [RUNTIME_CONTAINERD] = &fake_driver };
+
+        world_start(&w, 2);
+        /* the fake serves both runtimes: same image set, which is all presence checks need */
+        w.preheat = preheat_free(w.preheat);
+        assert_int_equal(preheat_new(w.event, w.glue, w.config, w.state, drivers, "id", NULL, NULL, &w.preheat), 0);
+        preheat_set_registry_check(w.preheat, false);
+        for (const char *c = "abcde"; *c; c++) {
+                char img[32];
+                snprintf(img, sizeof img, "reg.local/%c:v1", *c);
+                fake_set_present(img, true);
+        }
+        set_list(&w, "- reg.local/a:v1\n- image: reg.local/b:v1\n  runtime: both\n- reg.local/c:v1\n- reg.local/d:v1\n- reg.local/e:v1\n");
+        run_until(&w, all_ready, 5 * USEC_PER_SEC);
+        assert_int_equal(preheat_counts(w.preheat, (unsigned[_PREHEAT_STATE_MAX]) {}), 6);
+        assert_non_null(state_find(w.state, "reg.local/b:v1", "containerd"));
+        set_list(&w, "- reg.local/a:v1\n- image: reg.local/b:v1\n  runtime: docker\n- reg.local/e:v1\n");
+        assert_int_equal(preheat_counts(w.preheat, (unsigned[_PREHEAT_STATE_MAX]) {}), 3);
+        assert_true(preheat_complete(w.preheat));
+        assert_null(state_find(w.state, "reg.local/b:v1", "containerd"));
+        assert_non_null(state_find(w.state, "reg.local/b:v1", "docker"));
+        assert_null(state_find(w.state, "reg.local/c:v1", "docker"));
+        assert_null(state_find(w.state, "reg.local/d:v1", "docker"));
+        assert_non_null(state_find(w.state, "reg.local/e:v1", "docker"));
+        assert_int_equal(fake.n_started, 0);
+        world_stop(&w);
+}
+
 static bool one_pulling(World *w) { return count(w, PREHEAT_PULLING) == 1; }
 
 static void test_removed_while_pulling(void **s) {
@@ -450,6 +481,7 @@ int main(void) {
                 cmocka_unit_test(test_concurrency_one),
                 cmocka_unit_test(test_present_not_pulled),
                 cmocka_unit_test(test_failure_then_removed),
+                cmocka_unit_test(test_remove_between_kept),
                 cmocka_unit_test(test_removed_while_pulling),
                 cmocka_unit_test(test_evicted_image_repulled_at_recheck),
                 cmocka_unit_test(test_runtime_down),

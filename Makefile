@@ -104,10 +104,48 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) scripts/demo.sh
 
+# fuzz: libFuzzer harnesses (tests/fuzz/) on the library built by clang with ASan+UBSan into build/fuzz/,
+# each run FUZZ_SECONDS; fails on any crash, leak or failed check.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_OBJS    := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRCS) $(GEN_C))
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+build/fuzz/obj/$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(filter-out -Wshadow,$(CFLAGS)) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/obj/%.o: %.c $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/libpullwatch.a: $(FUZZ_OBJS)
+	$(AR) rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_util.h build/fuzz/libpullwatch.a
+	$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $< build/fuzz/libpullwatch.a $(LDLIBS)
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BINS)
+
+# valgrind: every unit test under memcheck (build/, not build/san/); definite or indirect leaks fail.
+VALGRIND ?= valgrind -q --leak-check=full --error-exitcode=1 --errors-for-leak-kinds=definite,indirect \
+            --trace-children=no
+valgrind:
+	@$(MAKE) --no-print-directory unit SANITIZE=
+	@fail=; for t in $(patsubst tests/unit/%.c,build/tests/%,$(UNIT_SRCS)); do \
+		if $(VALGRIND) --log-file=$$t.valgrind $$t >/dev/null 2>&1; then echo "ok   $$t"; \
+		else fail="$$fail $${t##*/}"; echo "FAIL $$t:"; head -40 $$t.valgrind; fi; done; \
+		[ -z "$$fail" ] || { echo "valgrind failed:$$fail"; exit 1; }
+
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit bench demo clean
+.PHONY: all unit deps check check-unit bench demo clean fuzz fuzz-build valgrind
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(FUZZ_OBJS:.o=.d)
 
 include mk/install.mk

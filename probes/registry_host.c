@@ -244,7 +244,9 @@ int registry_url_host(const char *url, char **ret) {
                 return -EINVAL;
         p += 3;
         size_t n = strcspn(p, "/?#");
-        const char *at = memchr(p, '@', n); /* userinfo never leaves this function */
+        /* userinfo never leaves this function; a password may hold a raw '@', so the last one ends it
+         * (as in Go's net/url and curl) */
+        const char *at = memrchr(p, '@', n);
         if (at) {
                 n -= at + 1 - p;
                 p = at + 1;

@@ -404,6 +404,13 @@ static void test_hosts(void **state) {
         assert_int_equal(registry_url_strip_query("https://user:pw@s3.example/bucket/blob?X-Amz-Signature=secret#f", &s), 0);
         assert_string_equal(s, "https://s3.example/bucket/blob");
         free(s);
+        /* a raw '@' in the password: nothing of it may show as the host (found by fuzz_registry) */
+        assert_int_equal(registry_url_host("http://user:p@ss@h.example/v2/", &s), 0);
+        assert_string_equal(s, "h.example");
+        free(s);
+        assert_int_equal(registry_url_strip_query("http://user:p@ss@h.example/v2/x@y?q", &s), 0);
+        assert_string_equal(s, "http://h.example/v2/x@y");
+        free(s);
         assert_int_equal(registry_url_host("not a url", &s), -EINVAL);
 
         assert_int_equal(registry_parse_retry_after("120", 0), 120);

@@ -182,8 +182,18 @@ void detector_activity(Detector *d, usec_t at) { d->last_activity = MAX(d->last_
 void detector_runtime_retry(Detector *d, const char *id, usec_t at) {
         LayerTrack *l = id ? find(d, id) : NULL;
         d->last_activity = MAX(d->last_activity, at);
-        if (l)
+        if (!l)
+                return;
+        /* The runtime is handling this layer itself (dockerd: up to 5 tries with a growing delay, then
+         * it fails the pull): waiting on it, not stalled. Its next Downloading is progress again. */
+        if (l->phase != PHASE_WAITING) {
                 l->runtime_retries++;
+                l->phase = PHASE_WAITING;
+                l->phase_since = at;
+                trickle_reset(l);
+        }
+        l->last_progress = at;
+        d->last_progress = MAX(d->last_progress, at);
 }
 
 static bool any_download_moving(const Detector *d, usec_t window_start) {

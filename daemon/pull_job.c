@@ -3,6 +3,7 @@
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull_job.h"
 #include "daemon/diagnose.h"
+#include "daemon/preflight.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,6 +18,9 @@ typedef struct LayerSeen {
         uint64_t size;
         usec_t download_since;    /* this layer's current connection started (for cut timing) */
         bool in_runtime_retry;    /* inside a "Retrying in N seconds" countdown */
+        unsigned runtime_retries;
+        uint64_t bytes_at_retry;  /* downloaded when the last countdown began */
+        unsigned countdown;       /* seconds in the last "Retrying in N seconds" */
         Verdict verdict;
         usec_t last_progress_event;
 } LayerSeen;
@@ -50,6 +54,7 @@ struct PullJob {
         size_t n_history;
         bool reported[_DIAGNOSIS_MAX];
         char *diagnosis;          /* the last one named, for the result */
+        Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -59,7 +64,8 @@ static RuntimeKind job_runtime_kind(const PullJob *j) {
 static const char *const event_names[_PULL_EVENT_KIND_MAX] = {
         [PULL_EVENT_ATTEMPT] = "attempt", [PULL_EVENT_PHASE] = "phase",     [PULL_EVENT_PROGRESS] = "progress",
         [PULL_EVENT_VERDICT] = "verdict", [PULL_EVENT_ACTION] = "action",   [PULL_EVENT_RETRY] = "retry",
-        [PULL_EVENT_DIAGNOSIS] = "diagnosis", [PULL_EVENT_RESULT] = "result",
+        [PULL_EVENT_DIAGNOSIS] = "diagnosis", [PULL_EVENT_RUNTIME_RETRY] = "runtime-retry",
+        [PULL_EVENT_RESULT] = "result",
 };
 
 const char *pull_event_kind_to_string(PullEventKind k) {
@@ -110,7 +116,16 @@ static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char 
 static void diagnose_error_text(PullJob *j, const char *message) {
         char *text = NULL;
         int d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
+        /* A refused Range: ask the registry directly, so the diagnosis can name the hop at fault. */
+        if (d == DIAG_RANGE_IGNORED && j->preflight && !j->reported[d]) {
+                preflight_probe_range(j->preflight, NULL, text);
+                return;
+        }
         report_diagnosis(j, d, text, NULL);
+}
+
+static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) {
+        report_diagnosis(userdata, d, text, NULL);
 }
 
 static LayerSeen *seen_get(PullJob *j, const char *id) {
@@ -176,11 +191,31 @@ static void on_runtime_retry(void *userdata, const char *layer, const char *text
         PullJob *j = userdata;
         LayerSeen *s = layer ? seen_get(j, layer) : NULL;
 
+        unsigned n = 0;
+
         detector_runtime_retry(j->detector, layer, at);
-        /* dockerd counts down "Retrying in 5 seconds", "... 4 seconds": one cut, many messages. */
-        if (s && !s->in_runtime_retry && s->download_since) {
+        /* dockerd counts down "Retrying in 5 seconds", "... 4 seconds": one cut, many messages. A
+         * count that goes up is the next cut, even with no Downloading message in between. */
+        if (text)
+                (void) sscanf(text, "Retrying in %u", &n);
+        if (s && s->in_runtime_retry && n > s->countdown)
+                s->in_runtime_retry = false;
+        if (s)
+                s->countdown = n;
+        if (s && !s->in_runtime_retry) {
                 s->in_runtime_retry = true;
-                record_cut(j, ATTEMPT_RESET, at - s->download_since, layer);
+                s->phase = PHASE_WAITING;
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_RUNTIME_RETRY, .layer = layer, .reason = text,
+                                       .phase = PHASE_WAITING });
+                if (s->download_since)
+                        record_cut(j, ATTEMPT_RESET, at - s->download_since, layer);
+                /* A resume that brought no byte before failing again: was the Range refused? Ask the
+                 * registry through the same hops now rather than after dockerd's last try. */
+                if (s->runtime_retries > 0 && s->downloaded <= s->bytes_at_retry && j->preflight &&
+                    !j->reported[DIAG_RANGE_IGNORED])
+                        preflight_probe_range(j->preflight, preflight_layer_digest(j->preflight, layer), NULL);
+                s->runtime_retries++;
+                s->bytes_at_retry = s->downloaded;
         }
 }
 
@@ -400,6 +435,8 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                 pull_job_free(j);
                 return r;
         }
+        /* Without a parsable reference there is no registry to ask; the runtime will say why. */
+        (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
         *ret = j;
         return 0;
 }
@@ -409,6 +446,7 @@ PullJob *pull_job_free(PullJob *j) {
                 return NULL;
         if (j->pull)
                 j->driver->free(j->pull);
+        preflight_free(j->preflight);
         sd_event_source_disable_unref(j->sample_timer);
         sd_event_source_disable_unref(j->retry_timer);
         detector_free(j->detector);
@@ -430,6 +468,8 @@ void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
 
 int pull_job_start(PullJob *j) {
         j->started = now_monotonic();
+        if (j->preflight)
+                (void) preflight_start(j->preflight);
         return start_attempt(j);
 }
 

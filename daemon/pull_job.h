@@ -17,6 +17,7 @@ typedef enum PullEventKind {
         PULL_EVENT_ACTION,      /* pullwatch acted: cancelled an attempt, ended a hung helper */
         PULL_EVENT_RETRY,       /* a retry is scheduled */
         PULL_EVENT_DIAGNOSIS,   /* a known failure signature was recognised */
+        PULL_EVENT_RUNTIME_RETRY, /* the runtime retries a layer by itself (dockerd's "Retrying in") */
         PULL_EVENT_RESULT,      /* last event */
         _PULL_EVENT_KIND_MAX,
 } PullEventKind;

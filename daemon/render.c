@@ -44,6 +44,10 @@ json_t *pull_event_to_json(const PullEvent *e, double t) {
                         json_object_set_new(o, "pid", json_integer(e->pid));
                 set_str(o, "reason", e->reason);
                 break;
+        case PULL_EVENT_RUNTIME_RETRY:
+                set_str(o, "layer", e->layer);
+                set_str(o, "reason", e->reason);
+                break;
         case PULL_EVENT_RETRY:
                 set_str(o, "reason", e->reason);
                 json_object_set_new(o, "delay_s", json_real(round((double) e->delay / 1000.0) / 1000.0));
@@ -205,6 +209,12 @@ void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
                          e->reason ? e->reason : "");
                 if (!v->interactive)
                         fprintf(v->out, "%s\n", v->status);
+                break;
+        case PULL_EVENT_RUNTIME_RETRY:
+                if (r)
+                        r->phase = PHASE_WAITING;
+                if (!v->interactive)
+                        fprintf(v->out, "%s: %s (the runtime retries by itself)\n", e->layer, e->reason ? e->reason : "");
                 break;
         case PULL_EVENT_DIAGNOSIS:
                 fprintf(v->out, "%sdiagnosis %s: %s\n", v->interactive ? "\033[2K" : "", e->diagnosis,

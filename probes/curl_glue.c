@@ -6,6 +6,7 @@
 typedef struct Transfer Transfer;
 struct Transfer {
         CURL *easy;
+        bool pending;             /* queued: added from inside a curl callback, not yet in the multi */
         curl_glue_done_t done;
         void *userdata;
         Transfer *prev, *next;
@@ -17,6 +18,7 @@ struct CurlGlue {
         sd_event_source *timer;
         sd_event_source *defer;
         bool finishing; /* curl_multi_cleanup calls back into us; ignore it */
+        unsigned in_action; /* inside curl_multi_socket_action: curl refuses re-entrant calls */
         Transfer *transfers;
 };
 
@@ -56,8 +58,28 @@ static void glue_reap(CurlGlue *g) {
         }
 }
 
+static void glue_add_pending(CurlGlue *g) {
+        for (Transfer *t = g->transfers, *next; t; t = next) {
+                next = t->next;
+                if (!t->pending)
+                        continue;
+                t->pending = false;
+                if (curl_multi_add_handle(g->multi, t->easy) != CURLM_OK) {
+                        /* Report it like any failed transfer, from here, outside curl. */
+                        curl_glue_done_t done = t->done;
+                        void *userdata = t->userdata;
+                        CURL *easy = t->easy;
+                        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+                        transfer_unlink(g, t);
+                        done(g, easy, CURLE_FAILED_INIT, userdata);
+                        return; /* the list may have changed under us; the next defer goes on */
+                }
+        }
+}
+
 static int on_defer(sd_event_source *s, void *userdata) {
         CurlGlue *g = userdata;
+        glue_add_pending(g);
         glue_reap(g);
         return sd_event_source_set_enabled(s, SD_EVENT_OFF);
 }
@@ -77,7 +99,9 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
                 action |= CURL_CSELECT_OUT;
         if (revents & EPOLLERR)
                 action |= CURL_CSELECT_ERR;
+        g->in_action++;
         curl_multi_socket_action(g->multi, fd, action, &running);
+        g->in_action--;
         glue_kick(g);
         return 0;
 }
@@ -124,7 +148,9 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         CurlGlue *g = userdata;
         int running;
+        g->in_action++;
         curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        g->in_action--;
         glue_kick(g);
         return 0;
 }
@@ -203,7 +229,12 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
         t->done = done;
         t->userdata = userdata;
         curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-        if (curl_multi_add_handle(g->multi, easy) != CURLM_OK) {
+        if (g->in_action) {
+                /* Called from a transfer's callback (a write callback that starts a probe): curl
+                 * would answer CURLM_RECURSIVE_API_CALL, so add it from the defer source. */
+                t->pending = true;
+                glue_kick(g);
+        } else if (curl_multi_add_handle(g->multi, easy) != CURLM_OK) {
                 curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
                 free(t);
                 return -EIO;
@@ -220,7 +251,8 @@ void curl_glue_remove(CurlGlue *g, CURL *easy) {
         if (!g || !easy)
                 return;
         curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
-        curl_multi_remove_handle(g->multi, easy);
+        if (!t || !t->pending)
+                curl_multi_remove_handle(g->multi, easy);
         curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         if (t)
                 transfer_unlink(g, t);

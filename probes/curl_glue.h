@@ -16,9 +16,11 @@ int curl_glue_new(sd_event *event, CurlGlue **ret);
 CurlGlue *curl_glue_free(CurlGlue *g);
 static inline void curl_glue_freep(CurlGlue **g) { curl_glue_free(*g); }
 
-/* Start a transfer; done is called exactly once unless curl_glue_remove() comes first. */
+/* Start a transfer; done is called exactly once unless curl_glue_remove() comes first. Safe from
+ * inside another transfer's callback (it is then added from the loop's next iteration). */
 int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata);
-/* Abort a transfer without calling done (closing its connection is how callers cancel). */
+/* Abort a transfer without calling done (closing its connection is how callers cancel). Not from
+ * inside a transfer's own write/header callback: curl refuses re-entrant calls there. */
 void curl_glue_remove(CurlGlue *g, CURL *easy);
 
 sd_event *curl_glue_event(CurlGlue *g);

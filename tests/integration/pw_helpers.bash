@@ -81,3 +81,58 @@ layer_count() { jq -s '[.[] | select(.event=="phase") | .layer] | unique | lengt
 
 # digest of the biggest layer of a push_image JSON
 biggest_layer() { jq -r '.layers | max_by(.size) | .digest' <<<"$1"; }
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_token_registry USER PASSWORD: a second docker-registry on the bed registry's storage (the
+# images pushed there are visible), behind token auth served by tests/bed/tokenserver.py. Sets
+# TOKEN_REGISTRY (127.0.0.1:port) and TOKEN_REALM; both processes die with bed_stop (pids noted).
+start_token_registry() {
+	local dir=$BED_DIR/token tport rport
+	mkdir -p "$dir"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 \
+		-subj /CN=pullwatch-token >/dev/null 2>&1
+	python3 tests/bed/tokenserver.py --key "$dir/key.pem" --cert "$dir/cert.pem" --issuer pw-issuer \
+		--user "$1" --password "$2" --port-file "$dir/ts.port" >"$dir/ts.log" 2>&1 &
+	echo "$!" >>"$BED_DIR/token.pids"
+	for _ in $(seq 100); do [ -s "$dir/ts.port" ] && break; sleep 0.1; done
+	tport=$(cat "$dir/ts.port")
+	rport=$(free_port)
+	cat >"$dir/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $REGISTRY_ROOT
+http:
+  addr: 127.0.0.1:$rport
+auth:
+  token:
+    realm: http://127.0.0.1:$tport/token
+    service: pw-service
+    issuer: pw-issuer
+    rootcertbundle: $dir/cert.pem
+YAML
+	# docker-registry reads REGISTRY_* variables as config overrides: keep the bed's out of it
+	env $(env | grep -o '^REGISTRY_[A-Z_]*' | sed 's/^/-u /') \
+		docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
+	echo "$!" >>"$BED_DIR/token.pids"
+	for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$rport/v2/" && break; sleep 0.1; done
+	curl -s -o /dev/null "http://127.0.0.1:$rport/v2/" || { cat "$dir/registry.log" "$dir/ts.log" >&2; return 1; }
+	TOKEN_REGISTRY=127.0.0.1:$rport
+	TOKEN_REALM=http://127.0.0.1:$tport/token
+	# containerd learns plain-http hosts from its hosts dir
+	if [ -n "${CONTAINERD_HOSTS_DIR:-}" ]; then
+		mkdir -p "$CONTAINERD_HOSTS_DIR/$TOKEN_REGISTRY"
+		printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
+			"$TOKEN_REGISTRY" "$TOKEN_REGISTRY" >"$CONTAINERD_HOSTS_DIR/$TOKEN_REGISTRY/hosts.toml"
+	fi
+}
+
+stop_token_registry() {
+	[ -s "$BED_DIR/token.pids" ] && kill $(cat "$BED_DIR/token.pids") 2>/dev/null
+	rm -f "$BED_DIR/token.pids"
+}

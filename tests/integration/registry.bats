@@ -163,6 +163,6 @@ EOF
 	probe --credentials "$dir/wrong.json" resolve "127.0.0.1:$rport/test/regprobe:v1"
 	[ "$RC" -eq 1 ]
 	jq -e '.diagnosis == "auth"' <<<"$OUT"
-	! grep -q 'S3cret' <<<"$OUT"
-	! grep -q 'S3cret' "$BATS_TEST_TMPDIR/err"
+	[ -z "$(grep 'S3cret' <<<"$OUT")" ]
+	[ -z "$(grep 'S3cret' "$BATS_TEST_TMPDIR/err")" ]
 }

@@ -1,0 +1,183 @@
+/* preflight.c: registry look-ups for one pull, on the pull's own event loop. A registry that does not
+ * answer is not news: the runtime may reach it through mirrors we do not know, so transport failures
+ * are kept quiet and only the registry's own words (429, a refused Range) are reported. */
+#include "daemon/preflight.h"
+
+#include "probes/reference.h"
+#include "probes/registry.h"
+
+struct Preflight {
+        CurlGlue *glue;
+        const Config *config;
+        RuntimeKind runtime;
+        ImageRef *ref;
+        char *user, *password, *token, *platform;
+        preflight_diag_t cb;
+        void *userdata;
+        RegistryOp *resolve, *range;
+        RegistryManifest *manifest;
+        char *range_fallback;
+        char *range_digest;
+        bool range_wanted;
+};
+
+static void target(const Preflight *p, RegistryTarget *t) {
+        *t = (RegistryTarget) {
+                .domain = p->ref->domain,
+                .repository = p->ref->path,
+                .reference = p->ref->digest ? p->ref->digest : p->ref->tag ? p->ref->tag : "latest",
+                .platform = p->platform,
+                .username = p->user,
+                .password = p->password,
+                .identity_token = p->token,
+                .config = &p->config->registry,
+                .timeout = 15 * USEC_PER_SEC,
+        };
+}
+
+int preflight_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, const PullRequest *req,
+                  preflight_diag_t cb, void *userdata, Preflight **ret) {
+        Preflight *p = calloc(1, sizeof(*p));
+        int r;
+        if (!p)
+                return -ENOMEM;
+        p->glue = glue;
+        p->config = config;
+        p->runtime = runtime;
+        p->cb = cb;
+        p->userdata = userdata;
+        r = reference_parse(req->image, &p->ref);
+        if (r >= 0 && ((req->auth_user && !(p->user = strdup(req->auth_user))) ||
+                       (req->auth_password && !(p->password = strdup(req->auth_password))) ||
+                       (req->identity_token && !(p->token = strdup(req->identity_token))) ||
+                       (req->platform && !(p->platform = strdup(req->platform)))))
+                r = -ENOMEM;
+        if (r < 0) {
+                preflight_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+static void secret_free(char *s) {
+        if (s)
+                explicit_bzero(s, strlen(s));
+        free(s);
+}
+
+Preflight *preflight_free(Preflight *p) {
+        if (!p)
+                return NULL;
+        registry_op_free(p->resolve);
+        registry_op_free(p->range);
+        registry_manifest_free(p->manifest);
+        reference_free(p->ref);
+        free(p->user);
+        secret_free(p->password);
+        secret_free(p->token);
+        free(p->platform);
+        free(p->range_fallback);
+        free(p->range_digest);
+        free(p);
+        return NULL;
+}
+
+static void report(Preflight *p, int d, char *text) {
+        if (d > DIAG_NONE && d < _DIAGNOSIS_MAX && text)
+                p->cb(p, d, text, p->userdata);
+        else
+                free(text);
+}
+
+static int start_range_probe(Preflight *p);
+
+static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *userdata) {
+        Preflight *p = userdata;
+        char *text = NULL;
+        int d = DIAG_NONE;
+
+        /* e lives in op: use it before the op goes */
+        if (r == -EBUSY) /* only what the registry itself said; silence on transport trouble */
+                d = diagnose_registry_error(r, e, &text);
+        p->resolve = registry_op_free(op);
+        if (r >= 0) {
+                p->manifest = m;
+                d = diagnose_manifest(p->runtime, m, &text);
+                report(p, d, text);
+                if (p->range_wanted)
+                        (void) start_range_probe(p);
+                return;
+        }
+        report(p, d, text);
+        if (p->range_wanted)
+                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+}
+
+int preflight_start(Preflight *p) {
+        RegistryTarget t;
+        target(p, &t);
+        return registry_resolve(p->glue, &t, on_resolved, p, &p->resolve);
+}
+
+static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const RegistryError *e, void *userdata) {
+        Preflight *p = userdata;
+        char *text = NULL;
+        int d;
+
+        /* probe lives in op: read it before the op goes */
+        d = r >= 0 ? diagnose_range_probe(probe, &text) : DIAG_NONE;
+        p->range = registry_op_free(op);
+        p->range_wanted = false;
+        if (d > DIAG_NONE) {
+                free(p->range_fallback);
+                p->range_fallback = NULL;
+                report(p, d, text);
+        } else {
+                /* The registry honours Range when asked directly: the refusal came from a hop the
+                 * runtime uses and we do not (a mirror or proxy of its own). */
+                free(text);
+                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+        }
+}
+
+static int start_range_probe(Preflight *p) {
+        const RegistryLayer *biggest = NULL;
+        RegistryTarget t;
+
+        for (size_t i = 0; p->manifest && i < p->manifest->n_layers; i++)
+                if (!biggest || p->manifest->layers[i].size > biggest->size)
+                        biggest = &p->manifest->layers[i];
+        if (!p->range_digest && !biggest) {
+                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+                return 0;
+        }
+        target(p, &t);
+        return registry_probe_range(p->glue, &t, p->range_digest ? p->range_digest : biggest->digest, on_range, p,
+                                    &p->range);
+}
+
+void preflight_probe_range(Preflight *p, const char *digest, char *fallback) {
+        if (p->range || p->range_wanted) {
+                free(fallback);
+                return;
+        }
+        p->range_wanted = true;
+        p->range_fallback = fallback;
+        p->range_digest = digest ? strdup(digest) : NULL;
+        if (p->resolve)
+                return; /* on_resolved starts it */
+        if (start_range_probe(p) < 0)
+                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+}
+
+const char *preflight_layer_digest(const Preflight *p, const char *short_id) {
+        for (size_t i = 0; p->manifest && short_id && i < p->manifest->n_layers; i++) {
+                const char *d = p->manifest->layers[i].digest;
+                const char *hex = strchr(d, ':');
+                hex = hex ? hex + 1 : d;
+                if (startswith(hex, short_id) || streq(d, short_id))
+                        return d;
+        }
+        return NULL;
+}

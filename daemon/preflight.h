@@ -1,0 +1,26 @@
+/* preflight.h: what the registry says about an image, asked alongside the first attempt so it adds
+ * no latency: manifest-level diagnoses before the runtime fails on them, and the Range probe that
+ * names the hop when a resumed download is refused. Owns its registry ops; decides nothing. */
+#pragma once
+
+#include "daemon/diagnose.h"
+#include "probes/curl_glue.h"
+#include "probes/runtime.h"
+
+typedef struct Preflight Preflight;
+
+/* A diagnosis found (text handed over, free it). */
+typedef void (*preflight_diag_t)(Preflight *p, Diagnosis d, char *text, void *userdata);
+
+int preflight_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, const PullRequest *req,
+                  preflight_diag_t cb, void *userdata, Preflight **ret);
+Preflight *preflight_free(Preflight *p);
+
+/* Resolve the manifest now; diagnoses arrive through cb. */
+int preflight_start(Preflight *p);
+/* A download was (or may have been) refused its Range: probe a layer blob (digest, or the biggest
+ * known when NULL) and name the hop that ignores Range. fallback (handed over, may be NULL) is
+ * reported when the probe cannot tell; nothing is reported when Range is honoured and no fallback. */
+void preflight_probe_range(Preflight *p, const char *digest, char *fallback);
+/* The manifest's layer digest whose short form (12 hex) is short_id, or NULL. */
+const char *preflight_layer_digest(const Preflight *p, const char *short_id);

@@ -1,0 +1,82 @@
+#!/usr/bin/env bats
+# Diagnoses on real pulls: an octet-stream config on containerd (report 004) before and after the
+# pull, a hop that ignores Range (report 000's "expected HTTP 206"), and a token-auth registry with
+# and without credentials from a docker config.json, through dockerd and containerd.
+
+load helpers
+load pw_helpers
+
+setup_file() {
+	bed_start
+	pw_config
+}
+
+teardown_file() {
+	stop_token_registry
+	bed_stop
+}
+
+setup() {
+	proxy_clear
+	unpigz_mode real
+}
+
+@test "octet-stream config on containerd: diagnosed from the manifest before the runtime fails, not retried" {
+	push_image test/old-builder v1 256KiB --config-mediatype application/octet-stream >/dev/null
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime containerd "$PROXY_ADDR/test/old-builder:v1"
+	[ "$PW_RC" -eq 1 ]
+	events "$f" '.event=="diagnosis" and .diagnosis=="octet-stream-config"' | grep -q 'rebuild'
+	# the registry's answer came before containerd's failure: named before, not guessed after
+	jq -s -e '(map(select(.event=="diagnosis")) | first | .t) <= (map(select(.event=="result")) | first | .t)' "$f"
+	# containerd's own words, as in the field report
+	jq -e 'select(.event=="result") | .error == "permanent" and .attempts == 1 and (.reason | test("not found"))' "$f"
+}
+
+@test "octet-stream config: dockerd pulls it fine, and no diagnosis is made" {
+	push_image test/old-builder2 v1 256KiB --config-mediatype application/octet-stream >/dev/null
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime docker "$PROXY_ADDR/test/old-builder2:v1"
+	[ "$PW_RC" -eq 0 ]
+	[ -z "$(events "$f" '.event=="diagnosis"')" ]
+}
+
+@test "a hop that ignores Range plus a reset: range-ignored names the hop while dockerd still retries" {
+	img=$(push_image test/norange v1 2MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	# the first body is cut at 1 MiB; every later Range request gets the whole blob with 200
+	proxy_rules "[{\"digest\":\"$layer\",\"reset_at\":1048576,\"first\":1},{\"digest\":\"*\",\"ignore_range\":true}]"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime docker "$PROXY_ADDR/test/norange:v1"
+	[ "$PW_RC" -eq 0 ]
+	events "$f" '.event=="diagnosis" and .diagnosis=="range-ignored"' | grep -q "$PROXY_ADDR answered a Range request with HTTP 200"
+	# named during dockerd's own retries (its error text never reaches the client), not at the end
+	jq -s -e '(map(select(.event=="diagnosis")) | first | .t) < (map(select(.event=="result")) | first | .t) - 5' "$f"
+	events "$f" '.event=="runtime-retry"' | grep -q 'Retrying in'
+	jq -e 'select(.event=="result") | .ok' "$f"
+	proxy_counters | jq -e '.ranges_ignored >= 1'
+}
+
+@test "token auth: pulls with credentials from config.json on dockerd and containerd, fails clearly without" {
+	push_image test/private v1 256KiB >/dev/null
+	start_token_registry puller 'S3cret-pw'
+	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$TOKEN_REGISTRY" "$(printf puller:S3cret-pw | base64)" \
+		>"$BATS_TEST_TMPDIR/creds.json"
+	printf '{"auths":{}}\n' >"$BATS_TEST_TMPDIR/none.json"
+	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/creds.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/with.yaml"
+	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/none.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/without.yaml"
+	ref="$TOKEN_REGISTRY/test/private:v1"
+
+	for rt in docker containerd; do
+		PW_CONFIG="$BATS_TEST_TMPDIR/with.yaml" pw_pull "$BATS_TEST_TMPDIR/ok-$rt" --runtime $rt "$ref"
+		[ "$PW_RC" -eq 0 ]
+		jq -e 'select(.event=="result") | .ok' "$BATS_TEST_TMPDIR/ok-$rt"
+		[ -z "$(grep -h 'S3cret' "$BATS_TEST_TMPDIR/ok-$rt" "$BATS_TEST_TMPDIR/ok-$rt.err")" ]
+
+		f="$BATS_TEST_TMPDIR/anon-$rt"
+		PW_CONFIG="$BATS_TEST_TMPDIR/without.yaml" pw_pull "$f" --runtime $rt "$ref"
+		[ "$PW_RC" -eq 1 ]
+		jq -e 'select(.event=="result") | .error == "permanent" and .attempts == 1' "$f"
+		events "$f" '.event=="diagnosis" and .diagnosis=="auth"' | grep -q 'credentials'
+	done
+}

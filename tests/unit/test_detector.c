@@ -340,6 +340,30 @@ static void test_verdict_changed_flag(void **state) {
         detector_free(d);
 }
 
+/* dockerd's own retry ("Retrying in N seconds", one message a second, up to 5 tries): the runtime
+ * is handling the layer, so it waits; once the countdown stops and nothing resumes, it is a stall. */
+static void test_runtime_retry_countdown_is_waiting(void **state) {
+        Detector *d = mk();
+        detector_layer(d, "r", PHASE_DOWNLOADING, 0, 5000000, T0);
+        detector_layer(d, "r", PHASE_DOWNLOADING, 1000000, 5000000, T0 + S(2));
+        for (int s = 3; s <= 25; s++) {
+                detector_runtime_retry(d, "r", T0 + S(s));
+                assert_false(verdict_is_fault(detector_evaluate(d, T0 + S(s))));
+        }
+        assert_int_equal(detector_find(d, "r")->verdict, VERDICT_WAITING);
+        assert_int_equal(detector_find(d, "r")->runtime_retries, 1);
+        assert_false(verdict_is_fault(detector_evaluate(d, T0 + S(34))));
+        assert_int_equal(detector_evaluate(d, T0 + S(35)), VERDICT_STALLED);
+        /* a resumed download is progress again, and a new countdown counts as a second retry */
+        detector_restart(d, T0 + S(40));
+        detector_layer(d, "r", PHASE_DOWNLOADING, 0, 5000000, T0 + S(40));
+        detector_runtime_retry(d, "r", T0 + S(41));
+        detector_layer(d, "r", PHASE_DOWNLOADING, 100, 5000000, T0 + S(46));
+        detector_runtime_retry(d, "r", T0 + S(47));
+        assert_int_equal(detector_find(d, "r")->runtime_retries, 2);
+        detector_free(d);
+}
+
 static void test_bad_input(void **state) {
         Detector *d = mk();
         assert_int_equal(detector_layer(d, NULL, PHASE_DOWNLOADING, 0, 0, T0), -EINVAL);
@@ -371,6 +395,7 @@ int main(void) {
                 cmocka_unit_test(test_resolve_stall),
                 cmocka_unit_test(test_restart),
                 cmocka_unit_test(test_verdict_changed_flag),
+                cmocka_unit_test(test_runtime_retry_countdown_is_waiting),
                 cmocka_unit_test(test_bad_input),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,4 +67,54 @@ wait
 say "5. the same run as JSON events, for scripts (a missing image: permanent, no retry)"
 pull --json "$PROXY_ADDR/demo/missing:v1"
 
+say "6. the agent: pullwatch daemon preheats a list, alerts to journald, answers pullwatch status"
+# journald: the host's if it runs, else a standalone one in a private mount namespace
+# shellcheck disable=SC1091
+source tests/bed/journald.sh
+journald_start "$BED_DIR/journal" "$PWD"
+in_ns() { nsenter -t "$JPID" -m -- "$@"; }
+mkdir -p "$BED_DIR/lists" "$BED_DIR/state" "$BED_DIR/metrics"
+cat >>"$BED_DIR/pullwatch.yaml" <<YAML
+control_socket: $BED_DIR/control.sock
+state_dir: $BED_DIR/state
+metrics:
+  textfile: $BED_DIR/metrics/pullwatch.prom
+preheat:
+  list: $BED_DIR/lists/preheat.yaml
+  concurrency: 2
+  splay: 0s
+  recheck: 30s
+YAML
+push demo/web 4MiB,2MiB >/dev/null
+push demo/batch 6MiB >/dev/null
+push demo/ml 8MiB,8MiB >/dev/null
+layer=$(push demo/batch 6MiB '.layers[0].digest')
+proxy POST /rules "{\"digest\":\"$layer\",\"stall_at\":1048576,\"stall_for\":\"forever\",\"first\":1}"
+cat >"$BED_DIR/lists/preheat.yaml" <<YAML
+- $PROXY_ADDR/demo/web:v1
+- image: $PROXY_ADDR/demo/batch:v1
+  priority: 10
+YAML
+echo "preheat list:"; cat "$BED_DIR/lists/preheat.yaml"
+in_ns "$PW" daemon --config "$BED_DIR/pullwatch.yaml" >"$BED_DIR/daemon.log" 2>&1 &
+dpid=$!
+status() { "$PW" status --config "$BED_DIR/pullwatch.yaml" || true; }
+for _ in $(seq 60); do status >/dev/null 2>&1 && break; sleep 0.5; done
+sleep 3; echo; echo "\$ pullwatch status   (the batch image is stalled on its first attempt)"; status
+for _ in $(seq 60); do status 2>/dev/null | grep -q "2/2 ready" && break; sleep 1; done
+echo; echo "\$ pullwatch status"; status
+echo; echo "adding an image the way an editor does (write a temp file, rename it over the list):"
+{ cat "$BED_DIR/lists/preheat.yaml"; echo "- $PROXY_ADDR/demo/ml:v1"; } >"$BED_DIR/lists/.preheat.yaml.tmp"
+mv "$BED_DIR/lists/.preheat.yaml.tmp" "$BED_DIR/lists/preheat.yaml"
+for _ in $(seq 60); do status 2>/dev/null | grep -q "3/3 ready" && break; sleep 1; done
+echo "\$ pullwatch status"; status
+echo; echo "\$ journalctl SYSLOG_IDENTIFIER=pullwatch   (the alerts, with their PULLWATCH_* fields)"
+journalctl -D "$JDIR/log/journal" --no-pager -o short-monotonic SYSLOG_IDENTIFIER=pullwatch | tail -n 12
+echo; echo "\$ journalctl -x (one alert explained by its catalog entry)"
+in_ns journalctl --update-catalog
+in_ns journalctl -x -D "$JDIR/log/journal" --no-pager PULLWATCH_ALERT=pull-stalled | head -n 30
+echo; echo "metrics for node_exporter's textfile collector:"; grep -E '^pullwatch_(pulls|retries|verdicts)' "$BED_DIR/metrics/pullwatch.prom" | head
+kill -TERM "$dpid"; wait "$dpid" || true
+journald_stop
+
 say "done; tearing the bed down"

@@ -101,6 +101,100 @@ printf '| docker (resumes with Range inside one pull) | %d | %d | **%.2f** |\n' 
 curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null 2>&1 || true
 echo
 
+echo "## containerd: pull wall time through pullwatch vs the same CRI PullImage issued directly"
+echo
+cri() { python3 tests/bed/cri.py --sock "$CONTAINERD_SOCK" "$@"; }
+cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
+cpid=$(cat "$CONTAINERD_PIDFILE")
+tick=$(getconf CLK_TCK)
+pw_times=() direct_times=() pw_cpu=() direct_cpu=()
+for ((i = 0; i < RUNS; i++)); do
+	cri rm "$ref" >/dev/null 2>&1 || true
+	c0=$(cpu_of "$cpid"); t0=$(now); cri pull "$ref" >/dev/null
+	direct_times+=("$(echo "$(now) - $t0" | bc)"); direct_cpu+=("$(( $(cpu_of "$cpid") - c0 ))")
+	cri rm "$ref" >/dev/null 2>&1 || true
+	c0=$(cpu_of "$cpid"); t0=$(now)
+	"$PW" pull --config "$BED_DIR/pw.yaml" --runtime containerd --json "$ref" >/dev/null
+	pw_times+=("$(echo "$(now) - $t0" | bc)"); pw_cpu+=("$(( $(cpu_of "$cpid") - c0 ))")
+done
+d=$(printf '%s\n' "${direct_times[@]}" | median); p=$(printf '%s\n' "${pw_times[@]}" | median)
+dc=$(printf '%s\n' "${direct_cpu[@]}" | median); pc=$(printf '%s\n' "${pw_cpu[@]}" | median)
+echo "| image | direct (median of $RUNS) | through pullwatch | ratio | containerd CPU direct | containerd CPU watched |"
+echo "|---|---|---|---|---|---|"
+printf '| 4 layers, 120 MiB | %.2fs | %.2fs | **%.2f** | %d ms | %d ms |\n' "$d" "$p" "$(echo "$p / $d" | bc -l)" \
+	$((dc * 1000 / tick)) $((pc * 1000 / tick))
+echo
+echo "The difference in containerd CPU is what pullwatch's ListStatuses/Content/Snapshots polling costs"
+echo "containerd for one pull (CLK_TCK granularity: $((1000 / tick)) ms)."
+echo
+
+echo "## Detection latency on the real dockerd (network_stall 6s, hang_quiet 6s, sample 1s)"
+echo
+cat >"$BED_DIR/fast.yaml" <<YAML
+docker:
+  socket: $DOCKER_SOCK
+credentials: ["$BED_DIR/none.json"]
+watchdog:
+  sample_interval: 1s
+  network_stall: 6s
+  hang_quiet: 6s
+  silent_min: 3s
+retry:
+  attempts: 3
+  backoff: 1s
+  backoff_max: 1s
+YAML
+latency() { # events-file verdict: seconds from the layer's last sign of life to the verdict
+	jq -s -r --arg v "$2" '(map(select(.event=="verdict" and .verdict==$v)) | first) as $e
+		| (map(select((.event=="phase" or .event=="progress") and .layer==$e.layer and .t <= $e.t)) | last | .t) as $tl
+		| ($e.t - $tl)' "$1"
+}
+echo "| fault | verdict | seconds after the last sign of life | budget |"
+echo "|---|---|---|---|"
+layer=$(python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/stall --tag v1 --layers 4MiB --cache "$BED_DIR/cache" | jq -r '.layers[0].digest')
+curl -fsS -X PUT -d "{\"digest\":\"$layer\",\"stall_at\":1048576,\"stall_for\":\"forever\",\"first\":1}" "$PROXY_CONTROL/rules" >/dev/null
+"$PW" pull --config "$BED_DIR/fast.yaml" --runtime docker --json "$PROXY_ADDR/bench/stall:v1" >"$BED_DIR/stall.json" || true
+curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null
+printf '| blob stalled forever mid-layer | stalled | %.2f | 6 s + one sample |\n' "$(latency "$BED_DIR/stall.json" stalled)"
+push bench/asleep v1 2MiB
+echo sleep >"$UNPIGZ_MODE_FILE"
+( while ! grep -q '"kill-helper"' "$BED_DIR/asleep.json" 2>/dev/null; do sleep 0.2; done; echo real >"$UNPIGZ_MODE_FILE" ) &
+"$PW" pull --config "$BED_DIR/fast.yaml" --runtime docker --json "$PROXY_ADDR/bench/asleep:v1" >"$BED_DIR/asleep.json" || true
+wait
+printf '| decompressor asleep | hung | %.2f | 6 s + one sample |\n' "$(latency "$BED_DIR/asleep.json" hung)"
+echo
+
+echo "## Preheat: a 10-image list through the daemon vs a sequential docker pull loop"
+echo
+for ((i = 0; i < 10; i++)); do push "bench/pre$i" v1 8MiB; done
+for ((i = 0; i < 10; i++)); do rmi "$PROXY_ADDR/bench/pre$i:v1"; done
+t0=$(now); for ((i = 0; i < 10; i++)); do direct_docker "$PROXY_ADDR/bench/pre$i:v1"; done; seq_t=$(echo "$(now) - $t0" | bc)
+for ((i = 0; i < 10; i++)); do rmi "$PROXY_ADDR/bench/pre$i:v1"; done
+mkdir -p "$BED_DIR/pre"
+for ((i = 0; i < 10; i++)); do echo "- $PROXY_ADDR/bench/pre$i:v1"; done >"$BED_DIR/pre/list.yaml"
+cat >"$BED_DIR/daemon.yaml" <<YAML
+runtime: docker
+docker:
+  socket: $DOCKER_SOCK
+credentials: ["$BED_DIR/none.json"]
+control_socket: $BED_DIR/control.sock
+state_dir: $BED_DIR/pre
+preheat:
+  list: $BED_DIR/pre/list.yaml
+  concurrency: 2
+  splay: 0s
+YAML
+t0=$(now)
+"$PW" daemon --config "$BED_DIR/daemon.yaml" >"$BED_DIR/daemon.log" 2>&1 &
+dpid=$!
+until "$PW" status --config "$BED_DIR/daemon.yaml" --json 2>/dev/null | jq -e '.summary | test("10/10 ready")' >/dev/null; do sleep 0.1; done
+pre_t=$(echo "$(now) - $t0" | bc)
+kill -TERM "$dpid"; wait "$dpid" || true
+echo "| sequential docker pull loop | pullwatch daemon (concurrency 2, splay 0) | ratio |"
+echo "|---|---|---|"
+printf '| %.2fs | %.2fs | **%.2f** |\n' "$seq_t" "$pre_t" "$(echo "$pre_t / $seq_t" | bc -l)"
+echo
+
 echo "## Cost of one liveness sample"
 echo
 dpid=$(cat "$DOCKER_PIDFILE")

@@ -13,55 +13,8 @@ REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 
 # ---------------------------------------------------------------- journald, notify socket, daemon
 
-journald_start() {
-	JDIR=$BED_DIR/journal
-	mkdir -p "$JDIR/log" "$JDIR/catdb" "$JDIR/catalog"
-	cp /usr/lib/systemd/catalog/systemd.catalog "$REPO/systemd/pullwatch.catalog" "$JDIR/catalog/"
-	cat >"$JDIR/journald.conf" <<-EOF
-		[Journal]
-		Storage=volatile
-		ReadKMsg=no
-		RateLimitBurst=0
-		ForwardToSyslog=no
-		ForwardToWall=no
-	EOF
-	# Everything below happens in the new mount namespace only; the host's /run, /var/log/journal and
-	# catalog are untouched.
-	cat >"$JDIR/ns.sh" <<-EOF
-		#!/bin/sh
-		set -e
-		mount -t tmpfs -o mode=0755 tmpfs /run
-		mkdir -p /run/systemd/journal /run/log
-		mount --bind "$JDIR/log" /run/log
-		if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
-		mount -t tmpfs tmpfs /var/lib/systemd
-		mkdir -p /var/lib/systemd/catalog
-		mount --bind "$JDIR/catdb" /var/lib/systemd/catalog
-		mount --bind "$JDIR/catalog" /usr/lib/systemd/catalog
-		mount --bind "$JDIR/journald.conf" /etc/systemd/journald.conf
-		exec /lib/systemd/systemd-journald
-	EOF
-	timeout 900 unshare -m --propagation private sh "$JDIR/ns.sh" >"$JDIR/journald.log" 2>&1 3>&- &
-	JTIMEOUT_PID=$!
-	local i
-	for ((i = 0; i < 100; i++)); do
-		JPID=$(pgrep -P "$JTIMEOUT_PID" -x systemd-journal || true)
-		if [ -n "$JPID" ] && timeout 5 nsenter -t "$JPID" -m test -S /run/systemd/journal/socket; then
-			export JDIR JPID JTIMEOUT_PID
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "journald did not come up:" >&2
-	cat "$JDIR/journald.log" >&2
-	return 1
-}
-
-journald_stop() {
-	[ -n "${JTIMEOUT_PID:-}" ] || return 0
-	kill -TERM "$JTIMEOUT_PID" 2>/dev/null || true
-	timeout 20 tail --pid="$JTIMEOUT_PID" -f /dev/null || kill -KILL "$JPID" 2>/dev/null || true
-}
+# journald_start DIR REPO / journald_stop
+source "$REPO/tests/bed/journald.sh"
 
 # journal entries of pullwatch as JSON lines; extra journalctl matches as arguments
 journal() {
@@ -257,7 +210,7 @@ setup_file() {
 	IMG_VIA=$PROXY_ADDR/test/via:v1 IMG_STALL=$PROXY_ADDR/test/stall:v1 IMG_HOLD=$PROXY_ADDR/test/hold:v1
 	export IMG_A IMG_B IMG_C IMG_D IMG_E IMG_F IMG_G IMG_VIA IMG_STALL IMG_HOLD
 	write_config "$LIST"
-	journald_start
+	journald_start "$BED_DIR/journal" "$REPO"
 	notify_start
 	write_list "$LIST" "$IMG_A" "$IMG_B"
 	daemon_start

@@ -131,6 +131,7 @@ static int manifest_layers(Containerd__Services__Content__V1__Info *info, CdMani
         m->layers = calloc(n + 1, sizeof(char *));
         if (!m->layers)
                 return -ENOMEM;
+        m->n_layers = n; /* before filling: a bad label set halfway leaves strings cd_manifest_free must see */
         for (size_t i = 0; i < info->n_labels; i++) {
                 const char *k = info->labels[i]->key;
                 char *end;
@@ -143,7 +144,6 @@ static int manifest_layers(Containerd__Services__Content__V1__Info *info, CdMani
                 if (!m->layers[idx])
                         return -ENOMEM;
         }
-        m->n_layers = n;
         return 0;
 }
 

@@ -38,8 +38,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
-           -D_GNU_SOURCE -DPULLWATCH_VERSION=\"$(VERSION)\" -I. -I$(BUILD)/gen $(PKG_CFLAGS)
+CFLAGS  += -include $(BUILD)/gen/version.h -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 \
+           -D_GNU_SOURCE -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -lm
 ifeq ($(SANITIZE),1)
 CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -60,10 +60,17 @@ $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/%.pb-c.h: probes/proto/%.proto
 	@mkdir -p $(BUILD)/gen
 	protoc-c --proto_path=probes/proto --c_out=$(BUILD)/gen $<
 
-$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/version.h
 	$(CC) $(filter-out -Wshadow,$(CFLAGS)) -c -o $@ $<
 
-$(BUILD)/obj/%.o: %.c $(GEN_H)
+# The version lives in a header rewritten only when it changes, so objects that use it rebuild then.
+$(BUILD)/gen/version.h: FORCE
+	@mkdir -p $(@D)
+	@echo '#define PULLWATCH_VERSION "$(VERSION)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(BUILD)/obj/%.o: %.c $(GEN_H) $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -73,7 +80,7 @@ $(BUILD)/libpullwatch.a: $(LIB_OBJS)
 $(BUILD)/pullwatch: $(BUILD)/obj/daemon/main.o $(BUILD)/libpullwatch.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpullwatch.a
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(BUILD)/libpullwatch.a \
 		$(LDLIBS) $(shell pkg-config --libs cmocka)
@@ -91,7 +98,7 @@ check: deps
 check-unit: all unit
 	@BUILD=$(BUILD) tests/run-all.sh --unit-only
 
-$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libpullwatch.a
+$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpullwatch.a $(LDLIBS)
 
 # bench: measured side by side in one run on the bed, written to bench/results.md.
@@ -112,11 +119,11 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-saniti
 FUZZ_OBJS    := $(patsubst %.c,build/fuzz/obj/%.o,$(LIB_SRCS) $(GEN_C))
 FUZZ_BINS    := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
 
-build/fuzz/obj/$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+build/fuzz/obj/$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(filter-out -Wshadow,$(CFLAGS)) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-build/fuzz/obj/%.o: %.c $(GEN_H)
+build/fuzz/obj/%.o: %.c $(GEN_H) $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
 
@@ -144,7 +151,7 @@ valgrind:
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit bench demo clean fuzz fuzz-build valgrind
+.PHONY: all unit deps check check-unit bench demo clean FORCE fuzz fuzz-build valgrind
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(FUZZ_OBJS:.o=.d)
 

@@ -204,4 +204,49 @@ echo '```'
 echo "processes on this machine: $(ls -d /proc/[0-9]* | wc -l)"
 echo
 
+echo "## Timeline of one faulted pull"
+echo
+# A layer stalled forever at 2 MiB on the first attempt (proxy rule, as in stall_matrix_docker.bats)
+# and a slow but working decompressor (unpigz slow:6), on test budgets: the stall must be cut and
+# retried, the silent extractions left alone. tests/bench/timeline.sh draws it from the --json events.
+tl_img=$(python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/timeline --tag v1 \
+	--layers 6MiB,3MiB,2MiB,1MiB --cache "$BED_DIR/cache")
+tl_big=$(jq -r '.layers[0].digest' <<<"$tl_img")
+tl_rule() { curl -fsS -X POST -H 'Content-Type: application/json' --data-binary "$1" "$PROXY_CONTROL/rules" >/dev/null; }
+curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null
+tl_rule "{\"digest\":\"$tl_big\",\"throttle\":500000,\"stall_at\":2097152,\"stall_for\":\"forever\",\"first\":1}"
+for d in $(jq -r '.layers[].digest' <<<"$tl_img"); do tl_rule "{\"digest\":\"$d\",\"throttle\":500000}"; done
+cat >"$BED_DIR/timeline.yaml" <<YAML
+docker: {socket: $DOCKER_SOCK}
+credentials: ["$BED_DIR/none.json"]
+watchdog: {sample_interval: 1s, network_stall: 6s, silent_min: 3s, silent_min_rate: 100MiB, hang_quiet: 6s,
+           livelock_window: 8s, trickle_rate: 64KiB, trickle_window: 8s}
+retry: {attempts: 4, backoff: 1s, backoff_max: 2s}
+YAML
+printf 'slow:6\n' >"$UNPIGZ_MODE_FILE.tmp" && mv -f "$UNPIGZ_MODE_FILE.tmp" "$UNPIGZ_MODE_FILE"
+rmi "$PROXY_ADDR/bench/timeline:v1"
+tl_rc=0
+timeout 300 "$PW" pull --config "$BED_DIR/timeline.yaml" --runtime docker --json "$PROXY_ADDR/bench/timeline:v1" \
+	>bench/timeline.json 2>"$BED_DIR/timeline.err" || tl_rc=$?
+printf 'real\n' >"$UNPIGZ_MODE_FILE.tmp" && mv -f "$UNPIGZ_MODE_FILE.tmp" "$UNPIGZ_MODE_FILE"
+curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null
+if tests/bench/timeline.sh bench/timeline.json bench/timeline.png \
+	"faulted pull: layer ${tl_big:7:12} stalled forever at 2 MiB on attempt 1, unpigz slow but working" >/dev/null; then
+	echo "![timeline](timeline.png)"
+	echo
+	echo "\`bench/timeline.png\` (events in \`bench/timeline.json\`, exit $tl_rc): one row per layer, phases as"
+	echo "coloured spans, the downloaded fraction as a line (flat = no bytes), verdicts and cuts marked."
+	jq -s -r '
+		(map(select(.event == "verdict" and .verdict == "stalled")) | first) as $s
+		| (map(select(.event == "result")) | first) as $r
+		| "Stalled: layer \($s.layer // "none") at \($s.t // "-")s (\($s.evidence // "-")); cut and retried: "
+		  + "\(map(select(.event == "retry")) | length) time(s); silent-alive verdicts (not cancelled): "
+		  + "\(map(select(.event == "verdict" and .verdict == "silent-alive")) | length); result: "
+		  + "\(if $r.ok then "ok" else "FAILED" end) after \($r.attempts // "?") attempts, \($r.elapsed_s // "?")s."' \
+		bench/timeline.json
+else
+	echo "(timeline not drawn: see tests/bench/timeline.sh; events in bench/timeline.json, exit $tl_rc)"
+fi
+echo
+
 mv "$OUT.tmp" "$OUT"

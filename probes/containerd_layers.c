@@ -185,7 +185,14 @@ bool cd_manifest_lists(Containerd__Services__Content__V1__Info *info, const char
 
 /* Content.List leaves updated_at out (1.6 contentserver), so creation time it is. */
 int64_t cd_info_created(Containerd__Services__Content__V1__Info *info) {
-        return info->created_at ? info->created_at->seconds * 1000000 + info->created_at->nanos / 1000 : 0;
+        int64_t us;
+        if (!info->created_at || info->created_at->seconds < 0)
+                return 0; /* absent, or before 1970: nothing to order by */
+        /* a corrupt reply must not overflow (undefined behaviour); later than any real time sorts last */
+        if (__builtin_mul_overflow(info->created_at->seconds, (int64_t) 1000000, &us) ||
+            __builtin_add_overflow(us, (int64_t) (info->created_at->nanos / 1000), &us))
+                return INT64_MAX;
+        return us;
 }
 
 int cd_strv_push(char ***l, size_t *n, char *s) {

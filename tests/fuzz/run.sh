@@ -27,9 +27,14 @@ for bin in "$@"; do
 	art=$out/artifacts/$name
 	mkdir -p "$scratch" "$art" "$seeds"
 	log=$out/$name.log
+	dict=()
+	case $name in
+	fuzz_config) dict=(-dict=tests/fuzz/yaml.dict) ;;
+	fuzz_docker_stream | fuzz_registry | fuzz_control | fuzz_credentials) dict=(-dict=tests/fuzz/json.dict) ;;
+	esac
 	echo "== $name: ${secs}s, max_len $(max_len "$name"), $(ls "$seeds" | wc -l) seeds"
 	"$bin" -max_total_time="$secs" -max_len="$(max_len "$name")" -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=1 -artifact_prefix="$art/" "$scratch" "$seeds" >"$log" 2>&1
+		-print_final_stats=1 -artifact_prefix="$art/" "${dict[@]}" "$scratch" "$seeds" >"$log" 2>&1
 	rc=$?
 	grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' "$log" | tail -2 | sed 's/^/   /'
 	if [ $rc -ne 0 ]; then

@@ -349,7 +349,18 @@ static void dump_string(const char *s, FILE *f) {
                         fputs("\\t", f);
                 else if (ch < 0x20 || ch == 0x7F)
                         fprintf(f, "\\x%02X", ch);
-                else
+                else if (ch == 0xC2 && (unsigned char) s[1] >= 0x80 && (unsigned char) s[1] <= 0x9F) {
+                        /* C1 controls: a YAML reader refuses them raw, and takes NEL (U+0085) for a line break */
+                        fprintf(f, "\\x%02X", (unsigned char) s[1]);
+                        s++;
+                } else if ((ch == 0xE2 && (unsigned char) s[1] == 0x80 && ((unsigned char) s[2] & 0xFE) == 0xA8) ||
+                           (ch == 0xEF && (((unsigned char) s[1] == 0xBB && (unsigned char) s[2] == 0xBF) ||
+                                           ((unsigned char) s[1] == 0xBF && ((unsigned char) s[2] & 0xFE) == 0xBE)))) {
+                        /* U+2028/U+2029 are line breaks to YAML too; U+FEFF, U+FFFE, U+FFFF it refuses raw */
+                        fprintf(f, "\\u%04X",
+                                (ch & 0x0F) << 12 | ((unsigned char) s[1] & 0x3F) << 6 | ((unsigned char) s[2] & 0x3F));
+                        s += 2;
+                } else
                         fputc(ch, f);
         }
         fputc('"', f);

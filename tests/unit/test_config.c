@@ -494,6 +494,22 @@ static void test_dump_round_trip_custom(void **state) {
         config_free(c);
 }
 
+/* Escapes that decode to characters YAML will not read back raw: C1 controls (found by fuzz_config),
+ * NEL and the Unicode line and paragraph separators (folded as line breaks), BOM and non-characters. */
+static void test_dump_round_trip_unicode_escapes(void **state) {
+        static const char text[] = "docker: {socket: \"/a\\x81b\\x85c\\u2028d\\u2029e\\uFEFFf\\uFFFEg\\uFFFF\\x9F\"}\n";
+        ConfigError e = {};
+        Config *c = NULL, *back;
+
+        assert_int_equal(config_parse("t.yaml", text, strlen(text), &c, &e), 0);
+        assert_string_equal(c->docker_socket, "/a\xC2\x81" "b\xC2\x85" "c\xE2\x80\xA8" "d\xE2\x80\xA9" "e\xEF\xBB\xBF"
+                                              "f\xEF\xBF\xBE" "g\xEF\xBF\xBF\xC2\x9F");
+        back = dump_and_reload(c);
+        assert_true(config_equal(c, back));
+        config_free(back);
+        config_free(c);
+}
+
 /* Every leaf key of a YAML file as "section.key", for comparing key sets. */
 static void collect_keys(yaml_document_t *d, yaml_node_t *map, const char *prefix, char ***keys, size_t *n) {
         for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
@@ -611,6 +627,7 @@ int main(void) {
                 cmocka_unit_test(test_parse_from_memory),
                 cmocka_unit_test(test_dump_round_trip_defaults),
                 cmocka_unit_test(test_dump_round_trip_custom),
+                cmocka_unit_test(test_dump_round_trip_unicode_escapes),
                 cmocka_unit_test(test_example_file),
                 cmocka_unit_test(test_config_equal),
         };

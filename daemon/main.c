@@ -1,6 +1,8 @@
 /* main.c: subcommand dispatch only; every command lives in a module the tests link directly. */
 #include <stdio.h>
 #include <locale.h>
+#include <stdlib.h>
+#include <sys/random.h>
 #include <curl/curl.h>
 #include "daemon/cli.h"
 
@@ -32,6 +34,11 @@ int main(int argc, char **argv) {
         int r;
 
         setlocale(LC_ALL, "C");
+        /* Backoff jitter must differ between the nodes of a fleet, or their retries stay in step. */
+        unsigned seed;
+        if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != sizeof(seed))
+                seed = (unsigned) getpid() ^ (unsigned) now_monotonic();
+        srandom(seed);
         if (argc < 2) {
                 usage(stderr);
                 return EXIT_USAGE;

@@ -19,6 +19,7 @@ struct Preflight {
         char *range_fallback;
         char *range_digest;
         bool range_wanted;
+        usec_t retry_not_before;  /* CLOCK_MONOTONIC; from a 429's Retry-After */
 };
 
 static void target(const Preflight *p, RegistryTarget *t) {
@@ -98,8 +99,11 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         int d = DIAG_NONE;
 
         /* e lives in op: use it before the op goes */
-        if (r == -EBUSY) /* only what the registry itself said; silence on transport trouble */
+        if (r == -EBUSY) { /* only what the registry itself said; silence on transport trouble */
+                if (e && e->retry_after)
+                        p->retry_not_before = now_monotonic() + e->retry_after * USEC_PER_SEC;
                 d = diagnose_registry_error(r, e, &text);
+        }
         p->resolve = registry_op_free(op);
         if (r >= 0) {
                 p->manifest = m;
@@ -169,6 +173,10 @@ void preflight_probe_range(Preflight *p, const char *digest, char *fallback) {
                 return; /* on_resolved starts it */
         if (start_range_probe(p) < 0)
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+}
+
+usec_t preflight_retry_after(const Preflight *p, usec_t now) {
+        return p && p->retry_not_before > now ? p->retry_not_before - now : 0;
 }
 
 const char *preflight_layer_digest(const Preflight *p, const char *short_id) {

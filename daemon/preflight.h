@@ -22,5 +22,7 @@ int preflight_start(Preflight *p);
  * known when NULL) and name the hop that ignores Range. fallback (handed over, may be NULL) is
  * reported when the probe cannot tell; nothing is reported when Range is honoured and no fallback. */
 void preflight_probe_range(Preflight *p, const char *digest, char *fallback);
+/* The registry asked us to wait (429 with Retry-After): how long, from when it said so; 0 = no. */
+usec_t preflight_retry_after(const Preflight *p, usec_t now);
 /* The manifest's layer digest whose short form (12 hex) is short_id, or NULL. */
 const char *preflight_layer_digest(const Preflight *p, const char *short_id);

@@ -125,7 +125,19 @@ static void diagnose_error_text(PullJob *j, const char *message) {
 }
 
 static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) {
-        report_diagnosis(userdata, d, text, NULL);
+        PullJob *j = userdata;
+        usec_t wait = preflight_retry_after(p, now_monotonic()), next = 0;
+        int enabled = SD_EVENT_OFF;
+
+        report_diagnosis(j, d, text, NULL);
+        /* The runtime may have failed before the registry's 429 reached us: push a retry already
+         * scheduled out to the registry's Retry-After. */
+        if (wait > 0 && sd_event_source_get_enabled(j->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
+            sd_event_source_get_time(j->retry_timer, &next) >= 0 && next < now_monotonic() + wait) {
+                sd_event_source_set_time_relative(j->retry_timer, wait);
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
+                                       .delay = wait });
+        }
 }
 
 static LayerSeen *seen_get(PullJob *j, const char *id) {
@@ -260,6 +272,8 @@ static void schedule_retry(PullJob *j, const char *reason) {
         }
         delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
                                    (double) random() / ((double) RAND_MAX + 1.0));
+        /* A registry that said "429, come back in N s" is not asked sooner. */
+        delay = MAX(delay, preflight_retry_after(j->preflight, now_monotonic()));
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = delay });
         sd_event_source_set_time_relative(j->retry_timer, delay);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);

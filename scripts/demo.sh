@@ -10,7 +10,11 @@ BED_DIR=$(mktemp -d /tmp/pwdemo.XXXXXX)
 export BED_DIR
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-cleanup() { tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true; }
+cleanup() {
+	pkill -TERM -f "pullwatch daemon --config $BED_DIR/" 2>/dev/null || true
+	declare -F journald_stop >/dev/null && journald_stop
+	tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 say "starting a throwaway bed under $BED_DIR (docker-registry, fault proxy, dockerd, containerd)"
@@ -61,8 +65,9 @@ say "4. a decompressor that hangs (report 002): hung, ended, diagnosed, retried"
 push demo/hang 2MiB >/dev/null
 echo sleep >"$UNPIGZ_MODE_FILE"
 ( while ! grep -q sleep "$UNPIGZ_LOG" 2>/dev/null; do sleep 0.2; done; sleep 9; echo real >"$UNPIGZ_MODE_FILE" ) &
+fixer=$!
 pull "$PROXY_ADDR/demo/hang:v1"
-wait
+wait "$fixer"
 
 say "5. the same run as JSON events, for scripts (a missing image: permanent, no retry)"
 pull --json "$PROXY_ADDR/demo/missing:v1"
@@ -114,7 +119,9 @@ echo; echo "\$ journalctl -x (one alert explained by its catalog entry)"
 in_ns journalctl --update-catalog
 in_ns journalctl -x -D "$JDIR/log/journal" --no-pager PULLWATCH_ALERT=pull-stalled | head -n 30
 echo; echo "metrics for node_exporter's textfile collector:"; grep -E '^pullwatch_(pulls|retries|verdicts)' "$BED_DIR/metrics/pullwatch.prom" | head
-kill -TERM "$dpid"; wait "$dpid" || true
+# SIGTERM to the daemon itself (nsenter, its parent, would not pass it on)
+kill -TERM "$("$PW" status --config "$BED_DIR/pullwatch.yaml" --json | jq -r .pid)"
+wait "$dpid" || true
 journald_stop
 
 say "done; tearing the bed down"

@@ -32,7 +32,7 @@ MANIFEST_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
        "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
 RULE_KEYS = {"id", "digest", "path", "methods", "nth", "first", "times", "stall_at", "stall_for",
-             "reset_after", "reset_at", "throttle", "ignore_range", "status", "delay"}
+             "reset_after", "reset_at", "throttle", "ignore_range", "status", "delay", "retry_after"}
 
 LOG = sys.stderr
 LOCK = threading.RLock()
@@ -103,7 +103,7 @@ def validate_rule(r):
         if k in r and r[k] is not None:
             if not isinstance(r[k], int) or r[k] < 0:
                 raise ValueError("%s: expected a non-negative integer" % k)
-    for k in ("reset_after", "throttle", "delay"):
+    for k in ("reset_after", "throttle", "delay", "retry_after"):
         if k in r and r[k] is not None:
             if not isinstance(r[k], (int, float)) or r[k] < 0:
                 raise ValueError("%s: expected a non-negative number" % k)
@@ -298,10 +298,13 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(rule["delay"])
         if rule and "status" in rule:
             self.drain_request_body()
-            body = json.dumps({"errors": [{"code": "UNAVAILABLE", "message": "faultproxy injected %d"
+            code = "TOOMANYREQUESTS" if rule["status"] == 429 else "UNAVAILABLE"
+            body = json.dumps({"errors": [{"code": code, "message": "faultproxy injected %d"
                                            % rule["status"], "detail": rule["id"]}]}).encode()
             self.cur_status = rule["status"]
             self.send_response_only(rule["status"])
+            if rule.get("retry_after") is not None:
+                self.send_header("Retry-After", str(int(rule["retry_after"])))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -75,7 +75,7 @@ const ConfigOption config_options[] = {
             "bytes per second below which a download is degraded ..."),
         OPT("watchdog.trickle_window", DURATION, watchdog.trickle_window, "5m",
             CONFIG_NONZERO | CONFIG_AT_LEAST_SAMPLE, NONE, "... when it stays below for this long"),
-        OPT("watchdog.waiting_max", DURATION, watchdog.waiting_max, "10m", CONFIG_NONZERO | CONFIG_AT_LEAST_SAMPLE,
+        OPT("watchdog.waiting_max", DURATION, watchdog.waiting_max, "2m", CONFIG_NONZERO | CONFIG_AT_LEAST_SAMPLE,
             NONE, "a layer left waiting this long while nothing in its pull moves is stuck"),
         OPT("retry.attempts", UNSIGNED, retry.attempts, "5", CONFIG_NONZERO, NONE,
             "attempts per pull, the first included"),

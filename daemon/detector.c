@@ -387,7 +387,7 @@ Verdict detector_evaluate(Detector *d, usec_t now) {
                         d->verdict = VERDICT_PROGRESSING;
                         set_evidence(d->evidence, "resolving");
                 }
-        } else if (!alive && now - d->last_progress >= c->network_stall) {
+        } else if (!alive && now - d->last_progress >= c->waiting_max) {
                 /* Everything queued and nothing moving: queued behind what? Nothing. */
                 d->verdict = VERDICT_STALLED;
                 set_evidence(d->evidence, "no layer moved for %us, %u waiting", secs(now - d->last_progress), waiting);

@@ -252,7 +252,7 @@ static void check_defaults(const Config *c) {
         assert_int_equal(c->watchdog.livelock_window, 300 * USEC_PER_SEC);
         assert_int_equal(c->watchdog.trickle_rate, 32 * 1024);
         assert_int_equal(c->watchdog.trickle_window, 300 * USEC_PER_SEC);
-        assert_int_equal(c->watchdog.waiting_max, 600 * USEC_PER_SEC);
+        assert_int_equal(c->watchdog.waiting_max, 120 * USEC_PER_SEC);
         assert_int_equal(c->retry.attempts, 5);
         assert_int_equal(c->retry.backoff, 2 * USEC_PER_SEC);
         assert_int_equal(c->retry.backoff_max, 300 * USEC_PER_SEC);

@@ -22,7 +22,7 @@ static WatchdogConfig cfg(void) {
                 .livelock_window = S(12),
                 .trickle_rate = 10000,        /* 10 KB/s */
                 .trickle_window = S(20),
-                .waiting_max = S(60),
+                .waiting_max = S(15),
         };
 }
 
@@ -231,13 +231,14 @@ static void test_waiting_for_parent_extraction(void **state) {
         detector_free(d);
 }
 
-/* Everything queued and nothing moving: the pull as a whole is stalled. */
+/* Everything queued and nothing moving: the pull as a whole is stalled after waiting_max (15 s
+ * here, not network_stall's 10 s). */
 static void test_all_waiting_nothing_moves(void **state) {
         Detector *d = mk();
         detector_layer(d, "w1", PHASE_WAITING, 0, 0, T0);
         detector_layer(d, "w2", PHASE_WAITING, 0, 0, T0);
-        assert_int_equal(detector_evaluate(d, T0 + S(9)), VERDICT_WAITING);
-        assert_int_equal(detector_evaluate(d, T0 + S(10)), VERDICT_STALLED);
+        assert_int_equal(detector_evaluate(d, T0 + S(14)), VERDICT_WAITING);
+        assert_int_equal(detector_evaluate(d, T0 + S(15)), VERDICT_STALLED);
         const char *layer, *ev;
         detector_pull_verdict(d, &layer, &ev);
         assert_null(layer);
@@ -352,8 +353,8 @@ static void test_runtime_retry_countdown_is_waiting(void **state) {
         }
         assert_int_equal(detector_find(d, "r")->verdict, VERDICT_WAITING);
         assert_int_equal(detector_find(d, "r")->runtime_retries, 1);
-        assert_false(verdict_is_fault(detector_evaluate(d, T0 + S(34))));
-        assert_int_equal(detector_evaluate(d, T0 + S(35)), VERDICT_STALLED);
+        assert_false(verdict_is_fault(detector_evaluate(d, T0 + S(39))));
+        assert_int_equal(detector_evaluate(d, T0 + S(40)), VERDICT_STALLED);
         /* a resumed download is progress again, and a new countdown counts as a second retry */
         detector_restart(d, T0 + S(40));
         detector_layer(d, "r", PHASE_DOWNLOADING, 0, 5000000, T0 + S(40));

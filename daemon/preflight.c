@@ -168,6 +168,7 @@ void preflight_probe_range(Preflight *p, const char *digest, char *fallback) {
         }
         p->range_wanted = true;
         p->range_fallback = fallback;
+        free(p->range_digest); /* left by a probe that already came back (dockerd retries again) */
         p->range_digest = digest ? strdup(digest) : NULL;
         if (p->resolve)
                 return; /* on_resolved starts it */

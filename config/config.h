@@ -107,5 +107,7 @@ int parse_size(const char *s, uint64_t *ret);
  * "10MB", "1025B". NULL on OOM; caller frees. */
 char *format_duration(usec_t u);
 char *format_size(uint64_t b);
+/* Approximate, for people: "6.3MiB", "512B". Never fails; truncates to n. */
+void format_bytes_human(uint64_t b, char *buf, size_t n);
 
 #define PULLWATCH_DEFAULT_CONFIG "/etc/pullwatch/pullwatch.yaml"

@@ -190,3 +190,14 @@ char *format_size(uint64_t b) {
         format_exact(b, dec_names, dec, ELEMENTSOF(dec), d);
         return strdup(strlen(d) < strlen(a) ? d : a);
 }
+
+void format_bytes_human(uint64_t b, char *buf, size_t n) {
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+        double v = (double) b;
+        size_t u = 0;
+        while (v >= 1024.0 && u + 1 < ELEMENTSOF(units)) {
+                v /= 1024.0;
+                u++;
+        }
+        snprintf(buf, n, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
+}

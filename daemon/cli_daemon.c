@@ -189,16 +189,6 @@ int cli_pull_via_daemon(const Config *config, const char *image, const char *run
 
 /* ---- status ---- */
 
-static void human_bytes(uint64_t b, char *buf, size_t size) {
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-        double v = (double) b;
-        size_t u = 0;
-        while (v >= 1024.0 && u + 1 < ELEMENTSOF(units)) {
-                v /= 1024.0;
-                u++;
-        }
-        snprintf(buf, size, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
-}
 
 static void human_ago(const char *ts, char *buf, size_t size) {
         uint64_t t, now = now_realtime();
@@ -227,8 +217,8 @@ static void print_layers(json_t *pull) {
                json_number_value(json_object_get(pull, "elapsed_s")));
         json_array_foreach(json_object_get(pull, "layers"), i, l) {
                 char cur[32], tot[32];
-                human_bytes((uint64_t) json_integer_value(json_object_get(l, "current")), cur, sizeof(cur));
-                human_bytes((uint64_t) json_integer_value(json_object_get(l, "total")), tot, sizeof(tot));
+                format_bytes_human((uint64_t) json_integer_value(json_object_get(l, "current")), cur, sizeof(cur));
+                format_bytes_human((uint64_t) json_integer_value(json_object_get(l, "total")), tot, sizeof(tot));
                 printf("    %-14.14s %-12s %10s / %-10s %s%s%s\n", json_string_value(json_object_get(l, "id")) ?: "-",
                        json_string_value(json_object_get(l, "phase")) ?: "-", cur, tot,
                        json_string_value(json_object_get(l, "verdict")) ?: "-",

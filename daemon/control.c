@@ -2,6 +2,7 @@
  * error and the connection closed, so a client cannot make the daemon allocate without bound. One
  * request per connection: status answers and closes, pull streams until its result. */
 #include "daemon/control.h"
+#include "probes/runtime.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -327,19 +328,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
 }
 
 int control_connect(const char *path, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
-                return -errno;
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        return unix_connect(path, ret_fd);
 }
 
 static int bind_socket(const char *path, int *ret_fd) {

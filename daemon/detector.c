@@ -19,16 +19,6 @@ struct Detector {
         char evidence[DETECTOR_EVIDENCE_MAX];
 };
 
-static void human_bytes(uint64_t b, char *buf, size_t n) {
-        static const char *const units[] = { "B", "KB", "MB", "GB", "TB" };
-        double v = (double) b;
-        unsigned u = 0;
-        while (v >= 1000.0 && u + 1 < ELEMENTSOF(units)) {
-                v /= 1000.0;
-                u++;
-        }
-        snprintf(buf, n, u == 0 ? "%.0f%s" : "%.1f%s", v, units[u]);
-}
 
 static unsigned secs(usec_t u) { return (unsigned) ((u + USEC_PER_SEC / 2) / USEC_PER_SEC); }
 
@@ -243,8 +233,8 @@ static Verdict judge_download(Detector *d, LayerTrack *l, usec_t now) {
         usec_t quiet = now - MAX(l->last_progress, l->phase_since);
         char got[32], size[32];
 
-        human_bytes(l->current, got, sizeof(got));
-        human_bytes(l->total ? l->total : l->size, size, sizeof(size));
+        format_bytes_human(l->current, got, sizeof(got));
+        format_bytes_human(l->total ? l->total : l->size, size, sizeof(size));
         if (quiet >= c->network_stall) {
                 if (l->total > 0)
                         set_evidence(l->evidence, "no bytes for %us at %u%% of %s", secs(quiet),
@@ -268,9 +258,9 @@ static Verdict judge_download(Detector *d, LayerTrack *l, usec_t now) {
                                       ((double) (now - ref->at) / USEC_PER_SEC);
                         if (rate < (double) c->trickle_rate) {
                                 char floor[32];
-                                human_bytes(c->trickle_rate, floor, sizeof(floor));
-                                set_evidence(l->evidence, "%.1f KB/s over the last %us at %s of %s, floor %s/s",
-                                             rate / 1000.0, secs(now - ref->at), got, size, floor);
+                                format_bytes_human(c->trickle_rate, floor, sizeof(floor));
+                                set_evidence(l->evidence, "%.1f KiB/s over the last %us at %s of %s, floor %s/s",
+                                             rate / 1024.0, secs(now - ref->at), got, size, floor);
                                 return set_verdict(l, VERDICT_DEGRADED, now);
                         }
                 }
@@ -285,7 +275,7 @@ static Verdict judge_silent(Detector *d, LayerTrack *l, usec_t now) {
         usec_t since = MAX(l->phase_since, l->last_progress);
         char size[32];
 
-        human_bytes(l->size, size, sizeof(size));
+        format_bytes_human(l->size, size, sizeof(size));
         if (!d->have_liveness) {
                 /* Blind: only the size-scaled budget is left to go by. */
                 usec_t budget = detector_silent_budget(c, l->size);

@@ -127,15 +127,6 @@ static Row *row_get(TtyView *v, const char *id) {
         return n;
 }
 
-static void fmt_bytes(uint64_t b, char *buf, size_t n) {
-        if (b >= 1000000000ULL)
-                snprintf(buf, n, "%.2fGB", (double) b / 1e9);
-        else if (b >= 1000000ULL)
-                snprintf(buf, n, "%.1fMB", (double) b / 1e6);
-        else
-                snprintf(buf, n, "%.1fkB", (double) b / 1e3);
-}
-
 static void draw(TtyView *v, usec_t now, bool force) {
         if (!force && now - v->last_draw < 100 * USEC_PER_MSEC)
                 return;
@@ -145,10 +136,10 @@ static void draw(TtyView *v, usec_t now, bool force) {
         for (size_t i = 0; i < v->n_rows; i++) {
                 Row *r = &v->rows[i];
                 char cur[32], tot[32], rate[32] = "";
-                fmt_bytes(r->current, cur, sizeof(cur));
-                fmt_bytes(r->total, tot, sizeof(tot));
+                format_bytes_human(r->current, cur, sizeof(cur));
+                format_bytes_human(r->total, tot, sizeof(tot));
                 if (r->phase == PHASE_DOWNLOADING && r->rate > 0) {
-                        fmt_bytes((uint64_t) r->rate, rate, sizeof(rate));
+                        format_bytes_human((uint64_t) r->rate, rate, sizeof(rate));
                         strcat(rate, "/s");
                 }
                 fprintf(v->out, "\033[2K%-14.14s %-12s %9s/%-9s %10s  %s\n", r->id, phase_to_string(r->phase),

@@ -15,20 +15,33 @@ const char *error_class_to_string(ErrorClass c) {
         return c >= 0 && c < _ERROR_CLASS_MAX ? error_class_names[c] : NULL;
 }
 
-int socket_peer_pid(const char *path, pid_t *ret) {
+int unix_connect(const char *path, int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct ucred cred = {};
-        socklen_t len = sizeof(cred);
         _cleanup_close_ int fd = -1;
 
-        if (!path || strlen(path) >= sizeof(sa.sun_path))
+        if (!path)
                 return -EINVAL;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
         strcpy(sa.sun_path, path);
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
                 return -errno;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+int socket_peer_pid(const char *path, pid_t *ret) {
+        struct ucred cred = {};
+        socklen_t len = sizeof(cred);
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = unix_connect(path, &fd);
+        if (r < 0)
+                return r;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
         if (cred.pid <= 0)

@@ -73,3 +73,5 @@ extern const RuntimeDriver containerd_driver;
 
 /* Pid of the process serving a unix socket (SO_PEERCRED). */
 int socket_peer_pid(const char *path, pid_t *ret);
+/* A connected SOCK_STREAM unix socket (close-on-exec). -ENAMETOOLONG for a path that does not fit. */
+int unix_connect(const char *path, int *ret_fd);

@@ -4,6 +4,8 @@
 # octet-stream config before a containerd pull, a missing platform, and token auth with credentials
 # from a config.json (a second docker-registry on the same storage, tests/bed/tokenserver.py).
 
+load pw_helpers
+
 setup_file() {
 	export BED_DIR
 	BED_DIR=$(mktemp -d /tmp/pwbed-registry.XXXXXX)
@@ -42,10 +44,6 @@ probe() { # regprobe ARGS...: JSON in $OUT, exit status in $RC
 	RC=0
 	OUT=$(timeout 60 "$REGPROBE" "$@" 2>"$BATS_TEST_TMPDIR/err") || RC=$?
 	echo "$OUT"
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 @test "resolve: the digest the registry has for the tag, its config and layers" {
@@ -110,40 +108,9 @@ free_port() {
 
 @test "token auth: works with credentials from config.json, fails clearly without, never prints them" {
 	dir=$BED_DIR/token
-	mkdir -p "$dir"
-	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 \
-		-subj /CN=pullwatch-token >/dev/null 2>&1
-	python3 tests/bed/tokenserver.py --key "$dir/key.pem" --cert "$dir/cert.pem" --issuer pw-issuer \
-		--user puller --password 'S3cret-pw' --port-file "$dir/ts.port" >"$dir/ts.log" 2>&1 &
-	echo "$!" >>"$BED_DIR/token.pids"
-	disown
-	for _ in $(seq 100); do [ -s "$dir/ts.port" ] && break; sleep 0.1; done
-	tport=$(cat "$dir/ts.port")
-	rport=$(free_port)
-	# a second registry on the bed registry's storage: the images are there, behind token auth
-	cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: warn
-storage:
-  filesystem:
-    rootdirectory: $REGISTRY_ROOT
-http:
-  addr: 127.0.0.1:$rport
-auth:
-  token:
-    realm: http://127.0.0.1:$tport/token
-    service: pw-service
-    issuer: pw-issuer
-    rootcertbundle: $dir/cert.pem
-EOF
-	# docker-registry reads REGISTRY_* variables as config overrides: keep the bed's out of it
-	env -u REGISTRY_LOG -u REGISTRY_ROOT -u REGISTRY_ADDR -u REGISTRY_PIDFILE \
-		docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
-	echo "$!" >>"$BED_DIR/token.pids"
-	disown
-	for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$rport/v2/" && break; sleep 0.1; done
-	curl -s -o /dev/null "http://127.0.0.1:$rport/v2/" || { cat "$dir/registry.log" "$dir/ts.log"; false; }
+	start_token_registry puller 'S3cret-pw'
+	rport=${TOKEN_REGISTRY##*:}
+	tport=${TOKEN_REALM##*:}; tport=${tport%%/*}
 
 	printf '{"auths":{"127.0.0.1:%s":{"auth":"%s"}}}\n' "$rport" "$(printf puller:S3cret-pw | base64)" \
 		>"$dir/config.json"

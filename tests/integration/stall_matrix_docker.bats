@@ -125,7 +125,7 @@ verdict_latency() { # file layer verdict
 	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/trickle:v1"
 	f="$BATS_TEST_TMPDIR/out"
 	[ "$PW_RC" -eq 0 ]
-	events "$f" '.event=="verdict" and .verdict=="degraded"' | grep -q 'KB/s over the last'
+	events "$f" '.event=="verdict" and .verdict=="degraded"' | grep -q 'KiB/s over the last'
 	[ -z "$(events "$f" '.event=="verdict" and .verdict=="stalled"')" ]
 	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
 	proxy_counters | jq -e --arg d "$layer" '.blobs[$d].requests >= 2'

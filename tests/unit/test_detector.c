@@ -71,7 +71,7 @@ static void test_blob_stalled_mid_layer(void **state) {
         const char *layer, *ev;
         detector_pull_verdict(d, &layer, &ev);
         assert_string_equal(layer, "2a57ddc33014");
-        assert_non_null(strstr(ev, "no bytes for 10s at 65% of 1.4GB"));
+        assert_non_null(strstr(ev, "no bytes for 10s at 65% of 1.3GiB"));
         detector_free(d);
 }
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PW=$PWD/$BUILD/pullwatch
 OUT=bench/results.md
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-5}
 mkdir -p bench
 exec > >(tee "$OUT.tmp")
 

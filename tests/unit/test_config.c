@@ -12,56 +12,7 @@
 
 #include "config/config.h"
 
-static char tmpdir[] = "/tmp/test_config.XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
-static int setup(void **state) {
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* Write text to tmpdir/name; returns the path (static buffer, one at a time). */
-static const char *write_file(const char *name, const char *text) {
-        static char path[4096];
-        FILE *f;
-
-        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        fputs(text, f);
-        assert_int_equal(fclose(f), 0);
-        return path;
-}
-
-/* The repo root: from __FILE__ (relative to the root under `make unit`), else upwards from the binary. */
-static const char *srcdir(void) {
-        static char dir[4096];
-        char file[] = __FILE__, probe[4200], exe[4096];
-        ssize_t n;
-
-        snprintf(dir, sizeof dir, "%s/../..", dirname(file));
-        snprintf(probe, sizeof probe, "%s/config/pullwatch.yaml.example", dir);
-        if (access(probe, R_OK) == 0)
-                return dir;
-        n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-                exe[n] = 0;
-                for (char *d = dirname(exe); strlen(d) > 1; d = dirname(d)) {
-                        snprintf(probe, sizeof probe, "%s/config/pullwatch.yaml.example", d);
-                        if (access(probe, R_OK) == 0) {
-                                snprintf(dir, sizeof dir, "%s", d);
-                                return dir;
-                        }
-                }
-        }
-        return dir;
-}
+#include "tests/unit/test_files.h"
 
 /* ---- durations and sizes ---- */
 
@@ -555,7 +506,7 @@ static void test_example_file(void **state) {
         FILE *f;
         int r;
 
-        snprintf(path, sizeof path, "%s/config/pullwatch.yaml.example", srcdir());
+        snprintf(path, sizeof path, "%s/config/pullwatch.yaml.example", srcdir_holding("config/pullwatch.yaml.example"));
         r = config_load(path, false, &c, &e);
         if (r < 0) {
                 char *s = config_error_format(&e);

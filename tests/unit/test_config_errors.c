@@ -9,31 +9,7 @@
 
 #include "config/config.h"
 
-static char tmpdir[] = "/tmp/test_config_errors.XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
-static int setup(void **state) {
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *write_file(const char *name, const char *text) {
-        static char path[4096];
-        FILE *f;
-
-        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        fputs(text, f);
-        assert_int_equal(fclose(f), 0);
-        return path;
-}
+#include "tests/unit/test_files.h"
 
 typedef struct ErrorCase {
         const char *yaml;

@@ -12,54 +12,7 @@
 
 #define HEX64 "0f3c7a9d2b1e4f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"
 
-static char tmpdir[] = "/tmp/test_preheat_list.XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-        return remove(path);
-}
-
-static int setup(void **state) {
-        return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-        return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static const char *write_file(const char *name, const char *text) {
-        static char path[4096];
-        FILE *f;
-
-        snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-        f = fopen(path, "we");
-        assert_non_null(f);
-        fputs(text, f);
-        assert_int_equal(fclose(f), 0);
-        return path;
-}
-
-static const char *srcdir(void) {
-        static char dir[4096];
-        char file[] = __FILE__, probe[4200], exe[4096];
-        ssize_t n;
-
-        snprintf(dir, sizeof dir, "%s/../..", dirname(file));
-        snprintf(probe, sizeof probe, "%s/config/preheat.yaml.example", dir);
-        if (access(probe, R_OK) == 0)
-                return dir;
-        n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (n > 0) {
-                exe[n] = 0;
-                for (char *d = dirname(exe); strlen(d) > 1; d = dirname(d)) {
-                        snprintf(probe, sizeof probe, "%s/config/preheat.yaml.example", d);
-                        if (access(probe, R_OK) == 0) {
-                                snprintf(dir, sizeof dir, "%s", d);
-                                return dir;
-                        }
-                }
-        }
-        return dir;
-}
+#include "tests/unit/test_files.h"
 
 static PreheatList *load_ok(const char *text) {
         const char *path = write_file("list.yaml", text);
@@ -89,7 +42,7 @@ static void test_example_file(void **state) {
         ConfigError e = {};
         PreheatList *l = NULL;
 
-        snprintf(path, sizeof path, "%s/config/preheat.yaml.example", srcdir());
+        snprintf(path, sizeof path, "%s/config/preheat.yaml.example", srcdir_holding("config/preheat.yaml.example"));
         if (preheat_list_load(path, false, &l, &e) < 0) {
                 char *s = config_error_format(&e);
                 fail_msg("example does not load: %s", s);

@@ -142,8 +142,9 @@ static void draw(TtyView *v, usec_t now, bool force) {
                         format_bytes_human((uint64_t) r->rate, rate, sizeof(rate));
                         strcat(rate, "/s");
                 }
-                fprintf(v->out, "\033[2K%-14.14s %-12s %9s/%-9s %10s  %s\n", r->id, phase_to_string(r->phase),
-                        r->total ? cur : "", r->total ? tot : "", rate, verdict_to_string(r->verdict));
+                fprintf(v->out, "\033[2K%-14.14s %-12s %9s%c%-9s %10s  %s\n", r->id, phase_to_string(r->phase),
+                        r->total ? cur : "", r->total ? '/' : ' ', r->total ? tot : "", rate,
+                        verdict_to_string(r->verdict));
         }
         fprintf(v->out, "\033[2K%s\n", v->status);
         v->drawn = (unsigned) v->n_rows + 1;
@@ -175,6 +176,11 @@ void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
                 r->rate_bytes = e->current;
                 if (!v->interactive && e->kind == PULL_EVENT_PHASE)
                         fprintf(v->out, "%s: %s\n", e->layer, phase_to_string(e->phase));
+                if (e->phase != r->phase)
+                        /* until the detector says more, a phase implies its plain verdict */
+                        r->verdict = e->phase == PHASE_DONE      ? VERDICT_DONE
+                                     : e->phase == PHASE_WAITING ? VERDICT_WAITING
+                                                                 : VERDICT_PROGRESSING;
                 r->phase = e->phase;
                 r->current = e->current;
                 r->total = e->total;

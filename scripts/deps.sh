@@ -6,7 +6,7 @@ PKGS="build-essential pkg-config git ca-certificates
 libcurl4-openssl-dev libjansson-dev libsystemd-dev libyaml-dev libprotobuf-c-dev protobuf-c-compiler
 libcmocka-dev bats jq curl python3 systemd
 docker.io containerd docker-registry runc pigz e2fsprogs iproute2 procps psmisc
-clang gnuplot-nox valgrind go-md2man man-db perl python3-yaml time openssl"
+clang gnuplot-nox valgrind go-md2man man-db perl python3-yaml time openssl bc"
 missing=""
 for p in $PKGS; do
         st=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

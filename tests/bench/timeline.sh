@@ -17,8 +17,10 @@ trap 'rm -rf "$work"' EXIT
 jq -s -r '
   def colors: {resolve: "#9467bd", waiting: "#bdbdbd", downloading: "#1f77b4", verifying: "#ff7f0e",
                extracting: "#2ca02c", registering: "#8c564b", done: "#d9f0d3"};
-  def human: if . >= 1e9 then "\(. / 1e8 | round / 10)GB" elif . >= 1e6 then "\(. / 1e5 | round / 10)MB"
-             elif . >= 1e3 then "\(. / 1e2 | round / 10)kB" else "\(.)B" end;
+  # IEC, as pullwatch prints sizes
+  def human: if . >= 1073741824 then "\(. / 107374182.4 | round / 10)GiB"
+             elif . >= 1048576 then "\(. / 104857.6 | round / 10)MiB"
+             elif . >= 1024 then "\(. / 102.4 | round / 10)KiB" else "\(.)B" end;
   . as $ev
   | ($ev | map(.t) | max // 0) as $tmax
   | ($ev | reduce (.[] | .layer // empty) as $l ([]; if any(.[]; . == $l) then . else . + [$l] end)) as $layers

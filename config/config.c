@@ -16,12 +16,7 @@ const char *runtime_kind_to_string(RuntimeKind k) {
 }
 
 RuntimeKind runtime_kind_from_string(const char *s) {
-        if (!s)
-                return _RUNTIME_KIND_INVALID;
-        for (RuntimeKind k = 0; k < _RUNTIME_KIND_MAX; k++)
-                if (streq(runtime_kind_table[k], s))
-                        return k;
-        return _RUNTIME_KIND_INVALID;
+        return string_table_lookup(runtime_kind_table, _RUNTIME_KIND_MAX, s);
 }
 
 void config_error_done(ConfigError *e) {

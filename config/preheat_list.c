@@ -20,13 +20,9 @@ const char *preheat_runtime_to_string(PreheatRuntime r) {
 }
 
 PreheatRuntime preheat_runtime_from_string(const char *s) {
-        if (!s)
-                return _PREHEAT_RUNTIME_INVALID;
+        int r = string_table_lookup(preheat_runtime_table, _PREHEAT_RUNTIME_MAX, s);
         /* "default" is what an absent key means, not something to write */
-        for (PreheatRuntime r = PREHEAT_RUNTIME_DOCKER; r < _PREHEAT_RUNTIME_MAX; r++)
-                if (streq(preheat_runtime_table[r], s))
-                        return r;
-        return _PREHEAT_RUNTIME_INVALID;
+        return r == PREHEAT_RUNTIME_DEFAULT ? _PREHEAT_RUNTIME_INVALID : r;
 }
 
 static void item_done(PreheatItem *i) {

@@ -76,6 +76,16 @@ static inline bool streq_ptr(const char *a, const char *b) {
 }
 #define streq(a, b) (strcmp((a), (b)) == 0)
 
+/* Index of s in a table of names (NULL entries skipped), or -EINVAL. For the *_from_string()s. */
+static inline int string_table_lookup(const char *const *table, int n, const char *s) {
+        if (!s)
+                return -EINVAL;
+        for (int i = 0; i < n; i++)
+                if (table[i] && strcmp(table[i], s) == 0)
+                        return i;
+        return -EINVAL;
+}
+
 static inline bool startswith(const char *s, const char *prefix) {
         return strncmp(s, prefix, strlen(prefix)) == 0;
 }

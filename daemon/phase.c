@@ -15,16 +15,7 @@ static const char *const verdict_names[_VERDICT_MAX] = {
         [VERDICT_DONE] = "done",
 };
 
-static int lookup(const char *const *table, int n, const char *s) {
-        if (!s)
-                return -EINVAL;
-        for (int i = 0; i < n; i++)
-                if (table[i] && streq(table[i], s))
-                        return i;
-        return -EINVAL;
-}
-
 const char *phase_to_string(Phase p) { return p >= 0 && p < _PHASE_MAX ? phase_names[p] : NULL; }
-Phase phase_from_string(const char *s) { return lookup(phase_names, _PHASE_MAX, s); }
+Phase phase_from_string(const char *s) { return string_table_lookup(phase_names, _PHASE_MAX, s); }
 const char *verdict_to_string(Verdict v) { return v >= 0 && v < _VERDICT_MAX ? verdict_names[v] : NULL; }
-Verdict verdict_from_string(const char *s) { return lookup(verdict_names, _VERDICT_MAX, s); }
+Verdict verdict_from_string(const char *s) { return string_table_lookup(verdict_names, _VERDICT_MAX, s); }

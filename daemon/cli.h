@@ -22,3 +22,5 @@ int cli_pull_via_daemon(const Config *config, const char *image, const char *run
 /* Load --config (or the default, which may be missing), printing "file:line:col: key: msg" to stderr
  * on error. Returns 0 or EXIT_USAGE. */
 int cli_load_config(const char *path, Config **ret);
+/* Replace a config string with an option's value: 0 or -ENOMEM. */
+int cli_set_string(char **field, const char *value);

@@ -25,7 +25,7 @@ int cli_load_config(const char *path, Config **ret) {
         return 0;
 }
 
-static int set_string(char **field, const char *value) {
+int cli_set_string(char **field, const char *value) {
         char *s = strdup(value);
         if (!s)
                 return -ENOMEM;
@@ -141,10 +141,10 @@ int cli_pull(int argc, char **argv) {
                 }
                 config->runtime = k;
         }
-        if ((dsock && set_string(&config->docker_socket, dsock) < 0) ||
-            (csock && set_string(&config->containerd_socket, csock) < 0) ||
-            (ns && set_string(&config->containerd_namespace, ns) < 0) ||
-            (platform && set_string(&config->platform, platform) < 0))
+        if ((dsock && cli_set_string(&config->docker_socket, dsock) < 0) ||
+            (csock && cli_set_string(&config->containerd_socket, csock) < 0) ||
+            (ns && cli_set_string(&config->containerd_namespace, ns) < 0) ||
+            (platform && cli_set_string(&config->platform, platform) < 0))
                 return EXIT_PULL_FAILED;
         req.platform = config->platform;
         req.namespace = config->containerd_namespace;

@@ -163,14 +163,9 @@ int cli_watch(int argc, char **argv) {
         r = cli_load_config(path, &config);
         if (r != 0)
                 return r;
-        if (csock) {
-                free(config->containerd_socket);
-                config->containerd_socket = strdup(csock);
-        }
-        if (ns) {
-                free(config->containerd_namespace);
-                config->containerd_namespace = strdup(ns);
-        }
+        if ((csock && cli_set_string(&config->containerd_socket, csock) < 0) ||
+            (ns && cli_set_string(&config->containerd_namespace, ns) < 0))
+                return EXIT_PULL_FAILED;
         if (runtime && !streq(runtime, "containerd") && !streq(runtime, "auto")) {
                 /* The Engine API streams a pull's progress only to the client that started it. */
                 fprintf(stderr, "pullwatch: watch works on containerd only: dockerd shows a pull's progress to no one but "

@@ -86,6 +86,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_DIAG_DISK_FULL, "disk-full", ID("8c2d266fec204062af5615ad9f7f0033"), LOG_WARNING,
                 "No space left on the container runtime's storage",
         },
+        [ALERT_DIAG_RUNTIME_UNVERIFIED] = {
+                ALERT_DIAG_RUNTIME_UNVERIFIED, "runtime-unverified", ID("d99fda5f42084337a59a1c9a56b50f2b"),
+                LOG_WARNING, "No process proven to be the container runtime; helpers are not watched or signalled",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

@@ -110,7 +110,6 @@ int cli_pull(int argc, char **argv) {
         PullCli cli = { .exit_code = EXIT_PULL_FAILED };
         const RuntimeDriver *driver;
         PullRequest req = {};
-        pid_t pid;
         int c, r;
 
         optind = 0;
@@ -201,8 +200,7 @@ int cli_pull(int argc, char **argv) {
                 fprintf(stderr, "pullwatch: %s\n", strerror(-r));
                 return EXIT_PULL_FAILED;
         }
-        if (driver->runtime_pid && driver->runtime_pid(config, &pid) >= 0 &&
-            runtime_liveness_new(NULL, pid, driver == &containerd_driver, &liveness) >= 0) {
+        if (runtime_liveness_new_for(driver, config, &liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(liveness);
                 _cleanup_free_ char *root = NULL, *driver_name = NULL, *dir = NULL;
                 if (driver == &docker_driver && docker_info(config->docker_socket, &root, &driver_name) >= 0 && root &&

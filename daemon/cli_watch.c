@@ -142,7 +142,6 @@ int cli_watch(int argc, char **argv) {
         _cleanup_free_ char *error = NULL;
         const char *path = NULL, *runtime = NULL, *csock = NULL, *ns = NULL;
         Watch w = {};
-        pid_t pid;
         int c, r;
 
         optind = 0;
@@ -194,8 +193,7 @@ int cli_watch(int argc, char **argv) {
                 detector_free(w.detector);
                 return EXIT_PULL_FAILED;
         }
-        if (containerd_driver.runtime_pid(config, &pid) >= 0)
-                (void) runtime_liveness_new(NULL, pid, true, &w.liveness);
+        (void) runtime_liveness_new_for(&containerd_driver, config, &w.liveness);
 
         sigset_t mask;
         sigemptyset(&mask);

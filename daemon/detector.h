@@ -16,6 +16,8 @@ typedef struct LivenessDelta {
         usec_t at;               /* end of the interval */
         usec_t interval;         /* its length */
         bool available;          /* false: the runtime could not be observed (no pid, no /proc) */
+        bool unverified;         /* no process could be proven to be the runtime: see why */
+        char why[DETECTOR_EVIDENCE_MAX];
         uint64_t helper_io;      /* bytes read+written by helpers during the interval */
         uint64_t helper_cpu;     /* CPU microseconds of helpers */
         uint64_t runtime_io;     /* the runtime's own (and other descendants') I/O bytes */

@@ -18,6 +18,7 @@ static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_RATE_LIMITED] = "rate-limited",
         [DIAG_DISK_FULL] = "disk-full",
         [DIAG_NOT_FOUND] = "not-found",
+        [DIAG_RUNTIME_UNVERIFIED] = "runtime-unverified",
 };
 
 const char *diagnosis_to_string(Diagnosis d) {
@@ -350,4 +351,13 @@ int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool
                        "the decompressor %s (pid %d) has %s for %" PRIu64 "s while extracting: %s.",
                        comm, (int) pid, spinning ? "spun on the CPU without output" : "slept without output",
                        (uint64_t) (quiet / USEC_PER_SEC), remedy);
+}
+
+int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret_text) {
+        bool docker = runtime != RUNTIME_CONTAINERD;
+        return verdict(DIAG_RUNTIME_UNVERIFIED, ret_text,
+                       "No process could be proven to be %s (%s): silent phases are judged by their size budgets "
+                       "alone and no helper will be signalled. Set %s.pidfile to the runtime's pid file, or run "
+                       "pullwatch in the host's pid namespace with access to /proc.",
+                       docker ? "dockerd" : "containerd", why && *why ? why : "nothing found", docker ? "docker" : "containerd");
 }

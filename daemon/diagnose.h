@@ -19,6 +19,7 @@ typedef enum Diagnosis {
         DIAG_RATE_LIMITED,        /* 429, toomanyrequests */
         DIAG_DISK_FULL,           /* ENOSPC on the runtime's root */
         DIAG_NOT_FOUND,           /* no such repository, tag or manifest */
+        DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime: blind to helpers, signals none */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
 } Diagnosis;
@@ -38,6 +39,9 @@ int diagnose_runtime_error(RuntimeKind runtime, const char *error_text, char **r
 
 /* Before the pull: octet-stream config (containerd only), schema 1, missing platform. */
 int diagnose_manifest(RuntimeKind runtime, const RegistryManifest *m, char **ret_text);
+
+/* No process could be proven to be the runtime (why: what was tried). */
+int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret_text);
 
 /* A range probe answered 200: names the hop. */
 int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text);

@@ -338,10 +338,14 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
                 int d = diagnose_decompressor(job_runtime_kind(j), lv->busiest_comm, lv->busiest_pid, spinning, quiet,
                                               &text);
                 report_diagnosis(j, d, text, layer);
-                int r = j->liveness.kill_helper(j->liveness.userdata, lv->busiest_pid);
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "kill-helper", .layer = layer,
-                                       .pid = lv->busiest_pid, .verdict = v,
-                                       .reason = r < 0 ? strerror(-r) : lv->busiest_comm });
+                char cut[384];
+                int r = j->liveness.kill_helper(j->liveness.userdata, lv->busiest_pid, cut, sizeof(cut));
+                if (r < 0)
+                        snprintf(cut, sizeof(cut), "%s pid %d not signalled: %s", lv->busiest_comm,
+                                 (int) lv->busiest_pid,
+                                 r == -EPERM ? "not a proven helper of the runtime" : r == -ESRCH ? "gone" : strerror(-r));
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "kill-helper-refused" : "kill-helper",
+                                       .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
@@ -361,6 +365,11 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 LivenessDelta lv = {};
                 if (j->liveness.sample(j->liveness.userdata, now, &lv) >= 0)
                         detector_liveness(j->detector, &lv);
+                if (lv.unverified) {
+                        char *text = NULL;
+                        int d = diagnose_runtime_unverified(job_runtime_kind(j), lv.why, &text);
+                        report_diagnosis(j, d, text, NULL);
+                }
         }
         v = detector_evaluate(j->detector, now);
 

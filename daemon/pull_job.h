@@ -53,8 +53,9 @@ typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata)
 typedef struct LivenessSource {
         /* Fill *ret for the interval ending at now; ret->available = false when blind. */
         int (*sample)(void *userdata, usec_t now, LivenessDelta *ret);
-        /* End a hung helper the probes found; must refuse anything but a helper of the runtime. */
-        int (*kill_helper)(void *userdata, pid_t pid);
+        /* End a hung helper the probes found; must refuse anything but a helper of the runtime.
+         * report receives what was cut (pid, executable, start time, parent). */
+        int (*kill_helper)(void *userdata, pid_t pid, char *report, size_t report_size);
         void *userdata;
 } LivenessSource;
 

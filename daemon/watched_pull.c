@@ -71,7 +71,6 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         const Config *c = config->config;
         WatchedPull *p;
         PullRequest req = {};
-        pid_t pid;
         int r;
 
         if (!spec->image || !driver)
@@ -96,8 +95,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
                 watched_pull_free(p);
                 return r;
         }
-        if (driver->runtime_pid && driver->runtime_pid(c, &pid) >= 0 &&
-            runtime_liveness_new(NULL, pid, is_containerd(driver), &p->liveness) >= 0) {
+        if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
                 pull_job_set_liveness(p->job, &src);
         }

@@ -339,21 +339,13 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         return 0;
 }
 
-static int cd_runtime_pid(const Config *config, pid_t *ret) {
-        const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
-        _cleanup_fclose_ FILE *f = NULL;
-        int r, pid;
-
-        r = socket_peer_pid(socket, ret);
-        if (r >= 0 || !config || !config->containerd_pidfile)
-                return r;
-        f = fopen(config->containerd_pidfile, "re");
-        if (!f)
-                return -errno;
-        if (fscanf(f, "%d", &pid) != 1 || pid <= 0)
-                return -EBADMSG;
-        *ret = pid;
-        return 0;
+static void cd_process(const Config *config, RuntimeProcess *ret) {
+        *ret = (RuntimeProcess) {
+                .socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET,
+                .pidfile = config ? config->containerd_pidfile : NULL,
+                .exe_names = runtime_exe_names_containerd,
+                .inprocess_extract = true,
+        };
 }
 
 static int cd_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
@@ -391,7 +383,7 @@ const RuntimeDriver containerd_driver = {
         .start = cd_start,
         .cancel = cd_cancel,
         .free = cd_pull_free,
-        .runtime_pid = cd_runtime_pid,
+        .process = cd_process,
         .confirm = cd_confirm,
         .ping = cd_ping,
 };

@@ -225,8 +225,9 @@ static RuntimePull *docker_free(RuntimePull *p) {
         return NULL;
 }
 
-static int docker_runtime_pid(const Config *config, pid_t *ret) {
-        return socket_peer_pid(config->docker_socket, ret);
+static void docker_process(const Config *config, RuntimeProcess *ret) {
+        *ret = (RuntimeProcess) { .socket = config->docker_socket, .pidfile = config->docker_pidfile,
+                                  .exe_names = runtime_exe_names_docker };
 }
 
 static int docker_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
@@ -254,7 +255,7 @@ const RuntimeDriver docker_driver = {
         .start = docker_start,
         .cancel = docker_cancel,
         .free = docker_free,
-        .runtime_pid = docker_runtime_pid,
+        .process = docker_process,
         .confirm = docker_confirm,
         .ping = docker_ping,
 };

@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -391,4 +392,51 @@ bool proc_is_decompressor(const char *comm) {
 bool proc_is_untar_helper(const char *comm) {
         static const char *const names[] = { "docker-untar", "tar", NULL };
         return comm_in(comm, names);
+}
+
+static int open_proc_root(const char *proc_root) {
+        int fd = open(proc_root ?: "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        return fd < 0 ? -errno : fd;
+}
+
+int proc_read_info(const char *proc_root, pid_t pid, ProcInfo *ret) {
+        _cleanup_close_ int proc_fd = -1;
+        char path[32], buf[STAT_BUF];
+        ProcInfo p = { .pid = pid };
+        ssize_t n;
+        int r;
+
+        if (pid <= 0 || !ret)
+                return -EINVAL;
+        proc_fd = open_proc_root(proc_root);
+        if (proc_fd < 0)
+                return proc_fd;
+        snprintf(path, sizeof(path), "%d/stat", (int) pid);
+        n = read_small(proc_fd, path, buf, sizeof(buf));
+        if (n < 0)
+                return n == -ENOENT ? -ESRCH : (int) n;
+        r = parse_stat(buf, &p);
+        if (r < 0)
+                return r;
+        *ret = p;
+        return 0;
+}
+
+int proc_read_exe(const char *proc_root, pid_t pid, char *buf, size_t size) {
+        char path[PATH_MAX];
+        ssize_t n;
+
+        if (pid <= 0 || !buf || size < 2)
+                return -EINVAL;
+        snprintf(path, sizeof(path), "%s/%d/exe", proc_root ?: "/proc", (int) pid);
+        n = readlink(path, buf, size - 1);
+        if (n < 0)
+                return -errno;
+        if ((size_t) n >= size - 1)
+                return -ENAMETOOLONG;
+        buf[n] = 0;
+        static const char deleted[] = " (deleted)";
+        if ((size_t) n > strlen(deleted) && streq(buf + n - strlen(deleted), deleted))
+                buf[n - strlen(deleted)] = 0;
+        return 0;
 }

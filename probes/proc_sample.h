@@ -59,6 +59,13 @@ typedef struct ProcDelta {
  * (impossible for one process) give 0. The array always holds at least the root; free() it. */
 int proc_tree_delta(const ProcTree *old, const ProcTree *new, ProcDelta **ret, size_t *ret_n);
 
+/* One process's stat (pid, ppid, comm, state, start time, CPU; no io): 0, -ESRCH when it is gone,
+ * -EBADMSG when unparsable. proc_root NULL = /proc. */
+int proc_read_info(const char *proc_root, pid_t pid, ProcInfo *ret);
+/* readlink of /proc/PID/exe into buf (NUL-terminated), a trailing " (deleted)" dropped (the runtime's
+ * package was upgraded under it). -ENAMETOOLONG when it does not fit. */
+int proc_read_exe(const char *proc_root, pid_t pid, char *buf, size_t size);
+
 /* Helpers a runtime pipes layers through: gzip family and xz/zstd (dockerd: unpigz, xz; containerd:
  * unpigz or igzip). Names include the un* aliases because comm is the name that was executed. */
 bool proc_is_decompressor(const char *comm);

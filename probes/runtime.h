@@ -5,6 +5,7 @@
 #include "daemon/phase.h"
 #include "probes/curl_glue.h"
 #include "config/config.h"
+#include "probes/runtime_identity.h"
 
 typedef enum ErrorClass {
         ERROR_NONE,
@@ -48,6 +49,14 @@ typedef struct PullRequest {
 
 typedef struct RuntimePull RuntimePull;
 
+/* Where the runtime's main process is proven from (see probes/runtime_identity.h). */
+typedef struct RuntimeProcess {
+        const char *socket;
+        const char *pidfile;            /* NULL when none is configured */
+        const char *const *exe_names;   /* {"dockerd", NULL} */
+        bool inprocess_extract;         /* it writes extracted files itself (containerd) */
+} RuntimeProcess;
+
 typedef struct RuntimeDriver {
         const char *name;
         /* Start the pull; callbacks arrive from the event loop. */
@@ -56,8 +65,8 @@ typedef struct RuntimeDriver {
         /* Cut the pull (closes its connection / resets its stream). No callback follows. */
         void (*cancel)(RuntimePull *p);
         RuntimePull *(*free)(RuntimePull *p);
-        /* Pid of the runtime's main process (for probes). */
-        int (*runtime_pid)(const Config *config, pid_t *ret);
+        /* What identifies the runtime's main process (for probes and the kill path). */
+        void (*process)(const Config *config, RuntimeProcess *ret);
         /* After a successful pull: is the image really there? 0 with its digest (may be NULL),
          * -ENOENT when it is not. Short and blocking. */
         int (*confirm)(const Config *config, const PullRequest *req, char **ret_digest);

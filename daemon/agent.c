@@ -116,6 +116,10 @@ void agent_observe_pull_event(Agent *a, const PullEvent *e) {
                 agent_log(LOG_WARNING, "%s (%s): attempt %u failed (%s); retrying in %.1fs", e->image, e->runtime,
                           e->attempt, e->reason ? e->reason : "-", (double) e->delay / USEC_PER_SEC);
                 break;
+        case PULL_EVENT_ACTION:
+                if (startswith(e->action, "kill-helper"))
+                        agent_log(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
+                break;
         case PULL_EVENT_DIAGNOSIS:
                 agent_log(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
                 break;

@@ -196,8 +196,8 @@ void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
                                 e->evidence ? e->evidence : "", phase_to_string(e->phase) ? phase_to_string(e->phase) : "-");
                 break;
         case PULL_EVENT_ACTION:
-                snprintf(v->status, sizeof(v->status), "%s %s%s", e->action, e->layer ? "layer " : "pull",
-                         e->layer ? e->layer : "");
+                snprintf(v->status, sizeof(v->status), "%s %s%s%s%s", e->action, e->layer ? "layer " : "pull",
+                         e->layer ? e->layer : "", e->pid > 0 ? ": " : "", e->pid > 0 && e->reason ? e->reason : "");
                 if (!v->interactive)
                         fprintf(v->out, "%s\n", v->status);
                 break;

@@ -330,10 +330,19 @@ start_docker() {
 		rm -rf "$BED_DIR/docker" "$BED_DIR/docker-exec"
 		mkdir -p "$BED_DIR/docker" "$BED_DIR/docker-exec"
 		: >"$BED_DIR/docker.log"
+		# As Debian's docker.service runs it: `dockerd -H fd://`, the socket bound and held by a
+		# listener (PID 1 on a node; sockact.py here) that also parents decoy processes named
+		# tar/gzip/unpigz outside dockerd's tree. BED_DOCKER_ACTIVATION=direct: dockerd binds it.
+		local host=(-H "unix://$BED_DIR/docker.sock") front=()
+		if [ "${BED_DOCKER_ACTIVATION:-socket}" = socket ]; then
+			host=(-H fd://)
+			front=(python3 -u "$HERE/sockact.py" --socket "$BED_DIR/docker.sock"
+				--decoy-dir "$BED_DIR/decoys" --decoy-pids "$BED_DIR/decoys.pids" --)
+		fi
 		# shellcheck disable=SC2086
-		launch "$BED_DIR/docker.log" dockerd \
+		launch "$BED_DIR/docker.log" "${front[@]}" dockerd \
 			--data-root "$BED_DIR/docker" --exec-root "$BED_DIR/docker-exec" \
-			-H "unix://$BED_DIR/docker.sock" --pidfile "$BED_DIR/docker.pid" \
+			"${host[@]}" --pidfile "$BED_DIR/docker.pid" \
 			--config-file "$BED_DIR/daemon.json" --log-level "$LOG_LEVEL" \
 			--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
 			--storage-driver "$drv" --max-concurrent-downloads "${BED_MAX_DOWNLOADS:-3}" \
@@ -462,6 +471,8 @@ write_env() {
 			q DOCKER_SOCK "$BED_DIR/docker.sock"
 			q DOCKER_HOST "unix://$BED_DIR/docker.sock"
 			q DOCKER_PIDFILE "$BED_DIR/docker.pid"
+			q DOCKER_ACTIVATION "${BED_DOCKER_ACTIVATION:-socket}"
+			q DOCKER_DECOY_PIDS "$BED_DIR/decoys.pids"
 			q DOCKER_ROOT "$BED_DIR/docker"
 			q DOCKER_EXEC_ROOT "$BED_DIR/docker-exec"
 			q DOCKER_LOG "$BED_DIR/docker.log"

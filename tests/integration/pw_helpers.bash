@@ -136,3 +136,26 @@ stop_token_registry() {
 	[ -s "$BED_DIR/token.pids" ] && kill $(cat "$BED_DIR/token.pids") 2>/dev/null
 	rm -f "$BED_DIR/token.pids"
 }
+
+# Every decoy the bed placed beside the socket-activated dockerd (processes named tar, gzip and
+# unpigz under the socket's listener, outside dockerd's tree) is still alive and asleep (state S).
+decoys_untouched() {
+	local p st n=0
+	[ -s "${DOCKER_DECOY_PIDS:-}" ] || { echo "the bed recorded no decoys" >&2; return 1; }
+	while read -r p; do
+		st=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | cut -d' ' -f1)
+		[ "$st" = S ] || { echo "decoy $p is in state '${st:-gone}'" >&2; return 1; }
+		n=$((n + 1))
+	done <"$DOCKER_DECOY_PIDS"
+	[ "$n" -ge 3 ]
+}
+
+# The helper pullwatch ended (its kill-helper event in FILE) was the bed's unpigz wrapper, run by the
+# runtime, and it was signalled through a pidfd.
+killed_the_real_helper() { # file
+	local pid
+	pid=$(jq -r 'select(.event=="action" and .action=="kill-helper") | .pid' "$1" | head -1)
+	[ -n "$pid" ] && [ "$pid" != null ] || { echo "no kill-helper event" >&2; return 1; }
+	grep -q "pid=$pid ppid=" "$UNPIGZ_LOG" || { echo "pid $pid is not a wrapper the runtime ran" >&2; return 1; }
+	events "$1" '.event=="action" and .action=="kill-helper"' | grep -q 'killed by pidfd'
+}

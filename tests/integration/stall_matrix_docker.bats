@@ -20,6 +20,11 @@ setup() {
 	unpigz_mode real
 }
 
+teardown() {
+	# what a failed test may have left running
+	for p in ${pull:-} ${fwd:-}; do kill "$p" 2>/dev/null || true; done
+}
+
 # seconds between the last sign of life of LAYER (phase/progress) and its VERDICT event
 verdict_latency() { # file layer verdict
 	jq -s -r --arg l "$2" --arg v "$3" '
@@ -76,6 +81,7 @@ verdict_latency() { # file layer verdict
 	jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
 	events "$f" '.event=="verdict" and .verdict=="silent-alive"' | grep -q extracting
 	[ -z "$(events "$f" '.event=="action" or .event=="retry"')" ]
+	decoys_untouched
 	# it really was silent longer than the 10 s a kubelet-style "any message" deadline allows here
 	jq -s -e '[.[] | select(.event=="phase" or .event=="progress") | .t] | . as $t
 	          | [range(1; length) | $t[.] - $t[. - 1]] | max > 10' "$f"
@@ -100,6 +106,8 @@ verdict_latency() { # file layer verdict
 	pid=$(jq -r 'select(.event=="action" and .action=="kill-helper") | .pid' "$f")
 	run kill -0 "$pid"
 	[ "$status" -ne 0 ]
+	killed_the_real_helper "$f"
+	decoys_untouched
 }
 
 @test "decompressor spinning without output: hung within livelock_window + a sample" {
@@ -116,6 +124,50 @@ verdict_latency() { # file layer verdict
 	lat=$(verdict_latency "$f" "$layer" hung)
 	awk -v l="$lat" 'BEGIN { exit !(l >= 8 && l <= 10.5) }'
 	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+	killed_the_real_helper "$f"
+	decoys_untouched
+}
+
+@test "the bed's dockerd is socket-activated: the listener and its decoys are not the runtime" {
+	[ "$DOCKER_ACTIVATION" = socket ]
+	listener=$(cat "$BED_DIR/docker.launch.pid")
+	dockerd=$(cat "$DOCKER_PIDFILE")
+	[ "$listener" != "$dockerd" ]
+	# the socket's peer is the listener, as PID 1 is for docker.socket
+	peer=$(python3 -c 'import socket,struct,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print(struct.unpack("3i", s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[0])' "$DOCKER_SOCK")
+	[ "$peer" = "$listener" ]
+	[ "$(awk '{print $4}' /proc/$dockerd/stat)" = "$listener" ]
+	for p in $(cat "$DOCKER_DECOY_PIDS"); do [ "$(awk '{print $4}' /proc/$p/stat)" = "$listener" ]; done
+	decoys_untouched
+}
+
+@test "no process proven to be dockerd (a forwarder serves the socket): blind, diagnosed, nothing signalled" {
+	push_image test/blindunpigz v1 1MiB >/dev/null
+	python3 tests/bed/unixfwd.py "$BED_DIR/fwd.sock" "$DOCKER_SOCK" >/dev/null 2>&1 3>&- &
+	fwd=$!
+	for _ in $(seq 50); do [ -S "$BED_DIR/fwd.sock" ] && break; sleep 0.1; done
+	sed "s|socket: $DOCKER_SOCK|socket: $BED_DIR/fwd.sock|" "$PW_CONFIG" >"$BED_DIR/pw-blind.yaml"
+	: >"$UNPIGZ_LOG"
+	unpigz_mode sleep
+	f="$BATS_TEST_TMPDIR/out"
+	timeout 120 "$PULLWATCH" pull --config "$BED_DIR/pw-blind.yaml" --json --runtime docker \
+		"$PROXY_ADDR/test/blindunpigz:v1" >"$f" 2>"$f.err" 3>&- &
+	pull=$!
+	wait_json "$f" '.event=="diagnosis" and .diagnosis=="runtime-unverified"' 30
+	wait_json "$f" '.event=="action" and .action=="cancel"' 60
+	kill "$pull" 2>/dev/null || true
+	wait "$pull" 2>/dev/null || true
+	kill "$fwd" 2>/dev/null || true
+	events "$f" '.event=="diagnosis" and .diagnosis=="runtime-unverified"' | grep -q 'docker.pidfile'
+	events "$f" '.event=="verdict" and .verdict=="hung"' | grep -q 'runtime not observable'
+	[ -z "$(events "$f" '.event=="action" and (.action=="kill-helper" or .action=="kill-helper-refused")')" ]
+	# the hung wrapper was left alone: still there, still asleep; so were the decoys
+	wrapper=$(sed -n 's/.* pid=\([0-9]*\) .*/\1/p' "$UNPIGZ_LOG" | head -1)
+	[ -n "$wrapper" ]
+	kill -0 "$wrapper"
+	decoys_untouched
+	unpigz_mode real
+	kill -KILL "$wrapper"
 }
 
 @test "trickle below trickle_rate: degraded, retried on a fresh connection" {

@@ -156,6 +156,24 @@ void agent_control_free_pulls(Agent *a) {
         }
 }
 
+/* Which process is proven to be the runtime (the one liveness watches and whose helpers may be
+ * ended), or why none is: {"pid", "exe", "source"} or {"pid": null, "error"}. */
+static json_t *runtime_process_json(const RuntimeDriver *d, const Config *c) {
+        RuntimeProcess rp = {};
+        RuntimeIdentity id;
+        _cleanup_free_ char *why = NULL;
+
+        if (!d->process)
+                return json_null();
+        d->process(c, &rp);
+        if (runtime_identity_resolve(&(RuntimeIdentitySpec) { .socket = rp.socket, .pidfile = rp.pidfile,
+                                                              .exe_names = rp.exe_names },
+                                     &id, &why) < 0)
+                return json_pack("{s:n, s:s}", "pid", "error", why ?: "not found");
+        return json_pack("{s:i, s:s, s:s}", "pid", (int) id.pid, "exe", id.exe, "source",
+                         runtime_identity_source_to_string(id.source));
+}
+
 json_t *agent_status_json(Agent *a) {
         json_t *o, *runtimes, *pulls, *preheat;
         char summary[256] = "";
@@ -182,10 +200,12 @@ json_t *agent_status_json(Agent *a) {
                 char since[32];
                 if (!m->down_since || format_timestamp(m->down_since, since, sizeof(since)) < 0)
                         since[0] = 0;
-                json_object_set_new(runtimes, runtime_kind_to_string(k),
-                                    json_pack("{s:o, s:s?, s:I, s:s?}", "up", m->known ? json_boolean(m->up) : json_null(),
-                                              "error", m->error, "failed_pings", (json_int_t) m->failures, "down_since",
-                                              since[0] ? since : NULL));
+                json_t *rt = json_pack("{s:o, s:s?, s:I, s:s?}", "up", m->known ? json_boolean(m->up) : json_null(),
+                                       "error", m->error, "failed_pings", (json_int_t) m->failures, "down_since",
+                                       since[0] ? since : NULL);
+                if (rt && a->drivers[k])
+                        json_object_set_new(rt, "process", runtime_process_json(a->drivers[k], a->config->config));
+                json_object_set_new(runtimes, runtime_kind_to_string(k), rt);
         }
         for (ControlPull *cp = a->pulls; cp; cp = cp->next)
                 if (!cp->done)

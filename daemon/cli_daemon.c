@@ -240,6 +240,14 @@ static void print_status(json_t *o) {
                 printf("runtime %s: %s%s%s\n", key, json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
                        json_string_value(json_object_get(v, "error")) ? ": " : "",
                        json_string_value(json_object_get(v, "error")) ?: "");
+                json_t *proc = json_object_get(v, "process");
+                if (json_integer_value(json_object_get(proc, "pid")) > 0)
+                        printf("    process: pid %" JSON_INTEGER_FORMAT " %s (from %s)\n", json_integer_value(json_object_get(proc, "pid")),
+                               json_string_value(json_object_get(proc, "exe")) ?: "?",
+                               json_string_value(json_object_get(proc, "source")) ?: "?");
+                else if (proc)
+                        printf("    process: NOT VERIFIED, helpers are neither watched nor signalled: %s\n",
+                               json_string_value(json_object_get(proc, "error")) ?: "?");
         }
         printf("list %s: %" JSON_INTEGER_FORMAT " item(s)%s%s\n", json_string_value(json_object_get(list, "path")) ?: "-",
                json_integer_value(json_object_get(list, "items")), json_is_true(json_object_get(list, "valid")) ? "" : "; INVALID, last good list kept: ",

@@ -258,6 +258,11 @@ setup() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"preheat 2/2 ready"* ]]
 	[[ "$(grep -F "$IMG_A" <<<"$output")" == *" ready "*"sha256:"* ]]
+	# the runtime as proven: the socket-activated dockerd, not the listener holding its socket
+	[[ "$output" == *"process: pid $(cat "$DOCKER_PIDFILE") "*"dockerd (from socket-inode)"* ]]
+	status_json | jq -e --argjson p "$(cat "$DOCKER_PIDFILE")" --argjson l "$(cat "$BED_DIR/docker.launch.pid")" \
+		'.runtimes.docker.process.pid == $p and .runtimes.docker.process.pid != $l
+		 and .runtimes.docker.process.source == "socket-inode" and (.runtimes.docker.process.exe | endswith("/dockerd"))'
 }
 
 @test "an image added by an editor's rename is pulled without a restart" {

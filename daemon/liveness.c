@@ -39,6 +39,7 @@ struct RuntimeLiveness {
         DiskGrowth *disk;
         uint64_t disk_signal;
         bool disk_primed;
+        RuntimeLiveness *companion; /* another runtime process doing part of the work, or NULL */
 };
 
 static int pidfd_open_op(void *userdata, pid_t pid) {
@@ -87,7 +88,11 @@ int runtime_liveness_new_for(const RuntimeDriver *driver, const Config *config, 
         return runtime_liveness_new(NULL, rp.socket, rp.pidfile, rp.exe_names, rp.inprocess_extract, ret);
 }
 
-void runtime_liveness_set_process_ops(RuntimeLiveness *l, const ProcessOps *ops) { l->ops = *ops; }
+void runtime_liveness_set_process_ops(RuntimeLiveness *l, const ProcessOps *ops) {
+        l->ops = *ops;
+        if (l->companion)
+                l->companion->ops = *ops;
+}
 
 static void handles_drop(RuntimeLiveness *l) {
         for (size_t i = 0; i < l->n_handles; i++)
@@ -115,8 +120,26 @@ RuntimeLiveness *runtime_liveness_free(RuntimeLiveness *l) {
         free(l->pidfile);
         free(l->unverified_why);
         disk_growth_free(l->disk);
+        runtime_liveness_free(l->companion);
         free(l);
         return NULL;
+}
+
+int runtime_liveness_add_companion(RuntimeLiveness *l, const RuntimeProcess *rp) {
+        RuntimeLiveness *c = NULL;
+        int r;
+
+        if (!rp || !rp->socket || !rp->exe_names)
+                return -EINVAL;
+        if (l->companion && streq(l->companion->socket, rp->socket))
+                return 0;
+        r = runtime_liveness_new(l->proc_root, rp->socket, rp->pidfile, rp->exe_names, rp->inprocess_extract, &c);
+        if (r < 0)
+                return r;
+        c->ops = l->ops;
+        runtime_liveness_free(l->companion);
+        l->companion = c;
+        return 0;
 }
 
 int runtime_liveness_watch_disk(RuntimeLiveness *l, const char *dir, const char *subdir) {
@@ -221,7 +244,7 @@ static int handles_update(RuntimeLiveness *l, const ProcTree *t, const bool *hel
         return 0;
 }
 
-int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
+static int sample_one(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
         _cleanup_proc_tree_ ProcTree *t = NULL;
         _cleanup_free_ ProcDelta *d = NULL;
         _cleanup_free_ bool *helper = NULL, *side = NULL;
@@ -310,6 +333,59 @@ int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) 
         return 0;
 }
 
+static bool tree_has(const ProcTree *t, pid_t pid) {
+        for (size_t i = 0; t && i < t->n_desc; i++)
+                if (t->desc[i].pid == pid)
+                        return true;
+        return false;
+}
+
+/* The companion's interval added to the main one's: helpers of either count, the busiest named. */
+static void merge(LivenessDelta *into, const LivenessDelta *c) {
+        if (c->n_helpers > 0 && (into->n_helpers == 0 || c->busiest_cpu > into->busiest_cpu)) {
+                into->busiest_pid = c->busiest_pid;
+                into->busiest_state = c->busiest_state;
+                into->busiest_cpu = c->busiest_cpu;
+                memcpy(into->busiest_comm, c->busiest_comm, sizeof(into->busiest_comm));
+        }
+        into->n_helpers += c->n_helpers;
+        into->helper_io += c->helper_io;
+        into->helper_cpu += c->helper_cpu;
+        into->runtime_io += c->runtime_io;
+        into->runtime_cpu += c->runtime_cpu;
+        into->disk_grew = into->disk_grew || c->disk_grew;
+        if (c->available && !into->available) {
+                into->available = true;
+                into->interval = c->interval;
+        }
+        /* Blind only when neither process could be proven: then say why for both. */
+        if (into->unverified && !c->unverified)
+                into->unverified = false;
+        else if (into->unverified && c->unverified) {
+                size_t n = strlen(into->why);
+                snprintf(into->why + n, sizeof(into->why) - n, "; %s", c->why);
+        }
+}
+
+int runtime_liveness_sample(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
+        LivenessDelta c;
+        int r = sample_one(l, now, ret);
+
+        if (!l->companion)
+                return r;
+        if (sample_one(l->companion, now, &c) < 0)
+                return r;
+        /* A containerd that dockerd runs itself is already in dockerd's tree: counted once. */
+        if (r >= 0 && l->id.pid > 0 && tree_has(l->last, l->companion->id.pid))
+                return r;
+        if (r < 0) {
+                *ret = c;
+                return 0;
+        }
+        merge(ret, &c);
+        return 0;
+}
+
 /* Right before a signal: pid is still the process sampled (same start time) and its parent chain
  * still reaches the verified runtime, which is still itself. */
 static int verify_lineage(RuntimeLiveness *l, pid_t pid, uint64_t start, ProcInfo *ret) {
@@ -366,7 +442,16 @@ static bool is_below(const ProcTree *t, const ProcInfo *p, pid_t pid) {
         return false;
 }
 
+static int kill_one(RuntimeLiveness *l, pid_t pid, char *report, size_t report_size);
+
 int runtime_liveness_kill_helper(RuntimeLiveness *l, pid_t pid, char *report, size_t report_size) {
+        int r = kill_one(l, pid, report, report_size);
+        if (r == -EPERM && l->companion)
+                r = kill_one(l->companion, pid, report, report_size);
+        return r;
+}
+
+static int kill_one(RuntimeLiveness *l, pid_t pid, char *report, size_t report_size) {
         const ProcInfo *target = NULL;
         ProcInfo now = {};
         char exe[256] = "?";
@@ -406,6 +491,11 @@ static int source_kill(void *userdata, pid_t pid, char *report, size_t size) {
         return runtime_liveness_kill_helper(userdata, pid, report, size);
 }
 
+static int source_add_runtime(void *userdata, const RuntimeProcess *rp) {
+        return runtime_liveness_add_companion(userdata, rp);
+}
+
 LivenessSource runtime_liveness_source(RuntimeLiveness *l) {
-        return (LivenessSource) { .sample = source_sample, .kill_helper = source_kill, .userdata = l };
+        return (LivenessSource) { .sample = source_sample, .kill_helper = source_kill,
+                                  .add_runtime = source_add_runtime, .userdata = l };
 }

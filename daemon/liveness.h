@@ -32,6 +32,11 @@ RuntimeLiveness *runtime_liveness_free(RuntimeLiveness *l);
 /* Replace the pidfd operations (the pointers are copied). */
 void runtime_liveness_set_process_ops(RuntimeLiveness *l, const ProcessOps *ops);
 
+/* Also watch a second runtime process that does part of the pulls' work (the containerd that dockerd
+ * pulls through on the containerd image store): its helpers count and may be cut, under the same
+ * identity rules. Replaces an earlier companion with a different socket; same socket: a no-op. */
+int runtime_liveness_add_companion(RuntimeLiveness *l, const RuntimeProcess *rp);
+
 /* Also watch the extraction target: the newest entries of dir that hold subdir (dockerd's
  * <root>/overlay2 + "diff", containerd's overlayfs snapshots + "fs"). Optional. */
 int runtime_liveness_watch_disk(RuntimeLiveness *l, const char *dir, const char *subdir);

@@ -199,6 +199,12 @@ static void on_activity(void *userdata, const char *status, usec_t at) {
         detector_activity(j->detector, at);
 }
 
+static void on_helper_runtime(void *userdata, const RuntimeProcess *rp, const char *store) {
+        PullJob *j = userdata;
+        if (j->have_liveness && j->liveness.add_runtime)
+                (void) j->liveness.add_runtime(j->liveness.userdata, rp);
+}
+
 static void on_runtime_retry(void *userdata, const char *layer, const char *text, usec_t at) {
         PullJob *j = userdata;
         LayerSeen *s = layer ? seen_get(j, layer) : NULL;
@@ -404,6 +410,7 @@ static int start_attempt(PullJob *j) {
                 .layer = on_layer,
                 .activity = on_activity,
                 .runtime_retry = on_runtime_retry,
+                .helper_runtime = on_helper_runtime,
                 .finished = on_finished,
         };
         usec_t now = now_monotonic();

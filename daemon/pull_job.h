@@ -56,6 +56,9 @@ typedef struct LivenessSource {
         /* End a hung helper the probes found; must refuse anything but a helper of the runtime.
          * report receives what was cut (pid, executable, start time, parent). */
         int (*kill_helper)(void *userdata, pid_t pid, char *report, size_t report_size);
+        /* The runtime pulls through another process whose children do the decompressing (dockerd
+         * on the containerd image store): watch that one's helpers too. Optional. */
+        int (*add_runtime)(void *userdata, const RuntimeProcess *rp);
         void *userdata;
 } LivenessSource;
 

@@ -152,8 +152,13 @@ int docker_message_parse(json_t *msg, DockerMessage *ret) {
                 return 0;
         }
         detail = json_object_get(msg, "progressDetail");
-        m.current = detail_number(detail, "current");
-        m.total = detail_number(detail, "total");
+        /* On the containerd image store dockerd counts extraction in seconds ("units": "s"): a
+         * clock ticking is no evidence of bytes moving, so only byte counters are kept. */
+        m.units = json_string_value(json_object_get(detail, "units"));
+        if (!m.units || streq(m.units, "B") || streq(m.units, "bytes")) {
+                m.current = detail_number(detail, "current");
+                m.total = detail_number(detail, "total");
+        }
 
         static const struct {
                 const char *status;

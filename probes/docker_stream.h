@@ -38,7 +38,8 @@ typedef struct DockerMessage {
         const char *id;         /* layer short id (borrowed from the json) */
         const char *status;     /* raw status text */
         Phase phase;
-        uint64_t current, total;
+        uint64_t current, total;  /* bytes; 0 when the counter is not bytes (see units) */
+        const char *units;      /* progressDetail.units when given: "s" is a seconds counter */
         const char *digest;     /* "Digest: sha256:..." */
         const char *error;      /* error text */
 } DockerMessage;

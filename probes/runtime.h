@@ -23,6 +23,14 @@ typedef struct PullOutcome {
         const char *digest;       /* image digest when known */
 } PullOutcome;
 
+/* Where the runtime's main process is proven from (see probes/runtime_identity.h). */
+typedef struct RuntimeProcess {
+        const char *socket;
+        const char *pidfile;            /* NULL when none is configured */
+        const char *const *exe_names;   /* {"dockerd", NULL} */
+        bool inprocess_extract;         /* it writes extracted files itself (containerd) */
+} RuntimeProcess;
+
 typedef struct PullCallbacks {
         /* A layer entered a phase or its bytes moved. current/total are bytes of that phase
          * (0 total when unknown). at is CLOCK_MONOTONIC. */
@@ -32,6 +40,9 @@ typedef struct PullCallbacks {
         void (*activity)(void *userdata, const char *status, usec_t at);
         /* The runtime reported a retry of its own ("Retrying in N seconds"). */
         void (*runtime_retry)(void *userdata, const char *layer, const char *text, usec_t at);
+        /* The pull runs through another runtime process whose children decompress the layers
+         * (dockerd on the containerd image store: the containerd it pulls through). Optional. */
+        void (*helper_runtime)(void *userdata, const RuntimeProcess *rp, const char *store);
         /* Exactly once, last. */
         void (*finished)(void *userdata, const PullOutcome *outcome);
 } PullCallbacks;
@@ -49,13 +60,6 @@ typedef struct PullRequest {
 
 typedef struct RuntimePull RuntimePull;
 
-/* Where the runtime's main process is proven from (see probes/runtime_identity.h). */
-typedef struct RuntimeProcess {
-        const char *socket;
-        const char *pidfile;            /* NULL when none is configured */
-        const char *const *exe_names;   /* {"dockerd", NULL} */
-        bool inprocess_extract;         /* it writes extracted files itself (containerd) */
-} RuntimeProcess;
 
 typedef struct RuntimeDriver {
         const char *name;

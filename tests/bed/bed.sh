@@ -325,7 +325,12 @@ docker_ping() { curl -fsS --max-time 2 --unix-socket "$BED_DIR/docker.sock" http
 
 start_docker() {
 	local drv=${BED_STORAGE_DRIVER:-overlay2} rc
-	echo '{}' >"$BED_DIR/daemon.json"
+	# BED_DOCKER_STORE=containerd: the containerd image store (Docker 29's default; a feature on 28)
+	if [ "${BED_DOCKER_STORE:-classic}" = containerd ]; then
+		echo '{"features": {"containerd-snapshotter": true}}' >"$BED_DIR/daemon.json"
+	else
+		echo '{}' >"$BED_DIR/daemon.json"
+	fi
 	while :; do
 		rm -rf "$BED_DIR/docker" "$BED_DIR/docker-exec"
 		mkdir -p "$BED_DIR/docker" "$BED_DIR/docker-exec"
@@ -472,6 +477,7 @@ write_env() {
 			q DOCKER_HOST "unix://$BED_DIR/docker.sock"
 			q DOCKER_PIDFILE "$BED_DIR/docker.pid"
 			q DOCKER_ACTIVATION "${BED_DOCKER_ACTIVATION:-socket}"
+			q DOCKER_STORE "${BED_DOCKER_STORE:-classic}"
 			q DOCKER_DECOY_PIDS "$BED_DIR/decoys.pids"
 			q DOCKER_ROOT "$BED_DIR/docker"
 			q DOCKER_EXEC_ROOT "$BED_DIR/docker-exec"

@@ -632,12 +632,21 @@ def main():
     ap.add_argument("--control", default="127.0.0.1:0")
     ap.add_argument("--port-file", help="write {\"proxy\":P,\"control\":C} here once listening")
     ap.add_argument("--log", help="log file (default stderr)")
+    ap.add_argument("--tls-cert", help="serve the proxy port over TLS with this certificate (PEM, chain)")
+    ap.add_argument("--tls-key", help="the certificate's key (PEM)")
     a = ap.parse_args()
     UPSTREAM = a.upstream
     if a.log:
         LOG = open(a.log, "a", buffering=1)
     reset_counters()
     proxy = Server(parse_addr(a.listen), Handler)
+    if a.tls_cert:
+        # a registry behind TLS with a private CA, as the runtimes see most registries; the
+        # handshake runs in the connection's own thread, so one slow client holds up no other
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(a.tls_cert, a.tls_key)
+        proxy.socket = ctx.wrap_socket(proxy.socket, server_side=True, do_handshake_on_connect=False)
     control = Server(parse_addr(a.control), ControlHandler)
     pp, cp = proxy.server_address[1], control.server_address[1]
     threading.Thread(target=control.serve_forever, daemon=True).start()

@@ -180,6 +180,32 @@ static void test_status_mapping(void **state) {
         }
 }
 
+/* dockerd on the containerd image store (28.5.2, captured on the bed): extraction is a counter of
+ * seconds, repeated several times a second. It is the extracting phase, never bytes. */
+static void test_seconds_counter_is_not_bytes(void **state) {
+        DockerMessage m;
+        json_t *j;
+
+        parse_one("{\"status\":\"Extracting\",\"progressDetail\":{\"current\":4,\"units\":\"s\"},"
+                  "\"progress\":\"4 s\",\"id\":\"4122d4eb220d\"}", &m, &j);
+        assert_int_equal(m.kind, DOCKER_MSG_LAYER);
+        assert_int_equal(m.phase, PHASE_EXTRACTING);
+        assert_string_equal(m.units, "s");
+        assert_int_equal(m.current, 0);
+        assert_int_equal(m.total, 0);
+        json_decref(j);
+
+        parse_one("{\"status\":\"Downloading\",\"progressDetail\":{\"current\":512,\"total\":2048,\"units\":\"B\"},"
+                  "\"id\":\"4122d4eb220d\"}", &m, &j);
+        assert_int_equal(m.current, 512);
+        assert_int_equal(m.total, 2048);
+        json_decref(j);
+
+        parse_one("{\"status\":\"Pull complete\",\"progressDetail\":{\"hidecounts\":true},\"id\":\"4122d4eb220d\"}", &m, &j);
+        assert_int_equal(m.phase, PHASE_DONE);
+        json_decref(j);
+}
+
 static void test_image_retry_error(void **state) {
         DockerMessage m;
         json_t *j;
@@ -269,6 +295,7 @@ int main(void) {
                 cmocka_unit_test(test_blank_lines_ignored),
                 cmocka_unit_test(test_status_mapping),
                 cmocka_unit_test(test_image_retry_error),
+                cmocka_unit_test(test_seconds_counter_is_not_bytes),
                 cmocka_unit_test(test_classify),
                 cmocka_unit_test(test_split_reference),
         };

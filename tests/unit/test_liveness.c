@@ -63,7 +63,11 @@ static void drop(pid_t pid) {
         assert_int_equal(nftw(dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
 }
 
-/* /proc/net/unix with the runtime socket listening (flags 00010000) at inode, plus noise. */
+#define CD_SOCK "/run/pullwatch-test/containerd.sock"
+#define CONTAINERD_INODE 434343UL
+
+/* /proc/net/unix with the runtime socket listening (flags 00010000) at inode, plus noise; and
+ * containerd's socket, listening at CONTAINERD_INODE. */
 static void net_unix(unsigned long inode) {
         char path[256];
         FILE *f;
@@ -77,6 +81,7 @@ static void net_unix(unsigned long inode) {
         fprintf(f, "0000000000000000: 00000003 00000000 00000000 0001 03 2222 " SOCK "\n");
         if (inode)
                 fprintf(f, "0000000000000000: 00000002 00000000 00010000 0001 01 %lu " SOCK "\n", inode);
+        fprintf(f, "0000000000000000: 00000002 00000000 00010000 0001 01 %lu " CD_SOCK "\n", CONTAINERD_INODE);
         fclose(f);
 }
 
@@ -350,6 +355,48 @@ static void test_no_pidfd_reverifies(void **state) {
         runtime_liveness_free(l);
 }
 
+/* dockerd on the containerd image store: the decompressor is a child of the containerd service
+ * dockerd pulls through, not of dockerd. Watched and cut through the companion; when that
+ * containerd is dockerd's own child it is counted once. */
+static void test_companion_runtime(void **state) {
+        Signals s = {};
+        LivenessDelta lv;
+        Fake cd = { 600, 1, "containerd", "/usr/bin/containerd", 80, 0, CONTAINERD_INODE };
+        Fake cd_helper = { 601, 600, "unpigz", "/usr/bin/unpigz", 81, 0, 0 };
+        RuntimeProcess rp = { .socket = CD_SOCK, .exe_names = runtime_exe_names_containerd, .inprocess_extract = true };
+        node();
+        drop(102);
+        drop(101);
+        put(&cd);
+        put(&cd_helper);
+        RuntimeLiveness *l = new_liveness(NULL, &s);
+        sample(l, 1 * USEC_PER_SEC, &lv);
+        sample(l, 2 * USEC_PER_SEC, &lv);
+        assert_int_equal(lv.n_helpers, 0);
+        assert_int_equal(runtime_liveness_kill_helper(l, 601, NULL, 0), -EPERM);
+
+        assert_int_equal(runtime_liveness_add_companion(l, &rp), 0);
+        assert_int_equal(runtime_liveness_add_companion(l, &rp), 0); /* again: a no-op */
+        sample(l, 3 * USEC_PER_SEC, &lv);
+        sample(l, 4 * USEC_PER_SEC, &lv);
+        assert_true(lv.available);
+        assert_int_equal(lv.n_helpers, 1);
+        assert_int_equal(lv.busiest_pid, 601);
+        for (pid_t decoy = 201; decoy <= 301; decoy++)
+                assert_int_equal(runtime_liveness_kill_helper(l, decoy, NULL, 0), -EPERM);
+        assert_int_equal(runtime_liveness_kill_helper(l, 601, NULL, 0), 0);
+        assert_int_equal(s.n, 1);
+        assert_int_equal(s.pid[0], 601);
+
+        /* containerd as dockerd's child (dockerd's managed containerd): one helper, not two */
+        cd.ppid = 100;
+        put(&cd);
+        sample(l, 5 * USEC_PER_SEC, &lv);
+        sample(l, 6 * USEC_PER_SEC, &lv);
+        assert_int_equal(lv.n_helpers, 1);
+        runtime_liveness_free(l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_socket_activated_runtime_and_decoys, setup, teardown),
@@ -359,6 +406,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_runtime_restart_followed, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_pidfiles, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_pidfd_reverifies, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_companion_runtime, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,22 +161,6 @@ int containerd_image_status(const char *socket, const char *image, char **ret_di
         return 0;
 }
 
-int containerd_image_remove(const char *socket, const char *image, char **ret_message) {
-        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
-        Runtime__V1__RemoveImageRequest req = RUNTIME__V1__REMOVE_IMAGE_REQUEST__INIT;
-        GrpcReply reply;
-        int r;
-
-        spec.image = (char *) image;
-        req.image = &spec;
-        r = sync_call(socket, CONTAINERD_CRI_NAMESPACE, "RemoveImage", "/runtime.v1.ImageService/RemoveImage",
-                      &req.base, &runtime__v1__remove_image_response__descriptor, false, &reply, ret_message);
-        grpc_reply_done(&reply);
-        if (r == -ENOENT && ret_message)
-                *ret_message = mfree(*ret_message);
-        return r == -ENOENT ? 0 : r;
-}
-
 int containerd_lease_release(const char *socket, const char *namespace, const char *image, char **ret_message) {
         Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
         _cleanup_free_ char *id = NULL;

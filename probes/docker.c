@@ -377,15 +377,3 @@ int docker_image_inspect(const char *socket, const char *image, char **ret_id, c
         }
         return 0;
 }
-
-int docker_image_remove(const char *socket, const char *image) {
-        _cleanup_free_ char *e = url_escape(image), *path = NULL;
-        long status = 0;
-        int r;
-        if (!e || asprintf(&path, "/images/%s?force=1", e) < 0)
-                return -ENOMEM;
-        r = http_unix_request(socket, "DELETE", path, 30 * USEC_PER_SEC, &status, NULL);
-        if (r < 0)
-                return r;
-        return status == 200 ? 0 : status == 404 ? -ENOENT : -EIO;
-}

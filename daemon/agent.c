@@ -18,6 +18,7 @@
 #define LIST_DEBOUNCE (400 * USEC_PER_MSEC)
 #define FLUSH_DELAY (200 * USEC_PER_MSEC)
 #define LIST_MAX (4U * 1024U * 1024U)
+#define STOP_SETTLE_MAX (2 * USEC_PER_SEC)
 
 void agent_log(int priority, const char *fmt, ...) {
         static int journal = -1;
@@ -173,17 +174,10 @@ static void arm_ping(Agent *a, RuntimeKind k, usec_t delay) {
         (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_ONESHOT);
 }
 
-static void ping_runtime(Agent *a, RuntimeKind k) {
+static void ping_result(Agent *a, RuntimeKind k, int r, const char *error) {
         RuntimeMonitor *m = &a->runtimes[k];
-        _cleanup_free_ char *error = NULL;
         const char *name = runtime_kind_to_string(k);
-        int r;
 
-        if (!m->wanted || !a->drivers[k]) {
-                (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
-                return;
-        }
-        r = a->drivers[k]->ping ? a->drivers[k]->ping(config(a), &error) : 0;
         if (r >= 0) {
                 if (!m->known || !m->up)
                         agent_log(LOG_INFO, "%s answers", name);
@@ -204,7 +198,7 @@ static void ping_runtime(Agent *a, RuntimeKind k) {
                 if (!m->known || m->up)
                         agent_log(LOG_ERR, "%s", error ? error : "runtime unreachable");
                 free(m->error);
-                m->error = error ? TAKE_PTR(error) : strdup("runtime unreachable");
+                m->error = strdup(error ? error : "runtime unreachable");
                 if (!m->alerted) {
                         char msg[512];
                         snprintf(msg, sizeof(msg), "Container runtime %s is unreachable (%s); pullwatch keeps retrying.", name,
@@ -228,6 +222,37 @@ static void ping_runtime(Agent *a, RuntimeKind k) {
         agent_schedule_flush(a);
 }
 
+static void on_ping(RuntimeOp *op, int r, const char *error, void *userdata) {
+        RuntimeMonitor *m = userdata;
+        m->ping = NULL; /* the op frees itself */
+        if (m->wanted && !m->agent->stopping)
+                ping_result(m->agent, m->kind, r, error);
+}
+
+/* Asynchronous: a runtime socket that accepts and never answers costs a timeout, never the loop. */
+static void ping_runtime(Agent *a, RuntimeKind k) {
+        RuntimeMonitor *m = &a->runtimes[k];
+        int r;
+
+        if (!m->wanted || !a->drivers[k]) {
+                (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
+                return;
+        }
+        if (m->ping)
+                return; /* its answer arms the next one */
+        if (!a->drivers[k]->ping_async) {
+                ping_result(a, k, 0, NULL);
+                return;
+        }
+        r = a->drivers[k]->ping_async(a->glue, config(a), on_ping, m, &m->ping);
+        if (r < 0) {
+                _cleanup_free_ char *error = NULL;
+                if (asprintf(&error, "cannot ask %s: %s", runtime_kind_to_string(k), strerror(-r)) < 0)
+                        error = NULL;
+                ping_result(a, k, r, error);
+        }
+}
+
 static int on_ping_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Agent *a = userdata;
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
@@ -236,16 +261,50 @@ static int on_ping_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* auto: containerd when its socket answers (kubelet's runtime), else Docker, as `pullwatch pull` picks. */
+static bool auto_undecided(const Agent *a) {
+        return config(a)->runtime == RUNTIME_AUTO && a->auto_runtime == RUNTIME_AUTO;
+}
+
+static void resolve_runtimes(Agent *a);
+
+static void on_auto_probe(RuntimeOp *op, int r, const char *error, void *userdata) {
+        Agent *a = userdata;
+        RuntimeKind k = r >= 0 ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
+        bool changed = a->auto_runtime != k;
+
+        a->auto_probe = NULL; /* the op frees itself */
+        a->auto_runtime = k;
+        if (a->stopping || config(a)->runtime != RUNTIME_AUTO || !changed)
+                return;
+        agent_log(LOG_INFO, "runtime auto: %s", runtime_kind_to_string(k));
+        resolve_runtimes(a);
+        /* The list waited for this answer (or its items without a runtime now mean another one). */
+        if (a->list_loaded && preheat_set_list(a->preheat, a->list) < 0)
+                agent_log(LOG_ERR, "cannot apply the preheat list");
+        agent_schedule_flush(a);
+}
+
+/* auto: containerd when its socket answers (kubelet's runtime), else Docker, as `pullwatch pull` picks.
+ * Asked asynchronously; until the first answer, nothing is wanted on auto's account. */
+static void probe_auto_runtime(Agent *a) {
+        const RuntimeDriver *d = a->drivers[RUNTIME_CONTAINERD];
+        int r;
+
+        a->auto_probe = runtime_op_free(a->auto_probe);
+        if (config(a)->runtime != RUNTIME_AUTO)
+                return;
+        r = d && d->ping_async ? d->ping_async(a->glue, config(a), on_auto_probe, a, &a->auto_probe) : -EOPNOTSUPP;
+        if (r < 0)
+                on_auto_probe(NULL, r, NULL, a);
+}
+
 static void resolve_runtimes(Agent *a) {
         RuntimeKind k = config(a)->runtime;
 
         if (k == RUNTIME_AUTO) {
-                k = RUNTIME_DOCKER;
-                if (a->drivers[RUNTIME_CONTAINERD] && a->drivers[RUNTIME_CONTAINERD]->ping &&
-                    a->drivers[RUNTIME_CONTAINERD]->ping(config(a), NULL) >= 0)
-                        k = RUNTIME_CONTAINERD;
-                a->auto_runtime = k;
+                if (a->auto_runtime == RUNTIME_AUTO && !a->auto_probe)
+                        probe_auto_runtime(a);
+                k = a->auto_runtime;
         }
         for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++)
                 a->runtimes[i].wanted = i == k;
@@ -256,7 +315,7 @@ static void resolve_runtimes(Agent *a) {
                 if (r == PREHEAT_RUNTIME_CONTAINERD || r == PREHEAT_RUNTIME_BOTH)
                         a->runtimes[RUNTIME_CONTAINERD].wanted = true;
         }
-        if (a->preheat)
+        if (a->preheat && a->auto_runtime != RUNTIME_AUTO)
                 preheat_set_auto_runtime(a->preheat, a->auto_runtime);
         for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++) {
                 RuntimeMonitor *m = &a->runtimes[i];
@@ -303,7 +362,7 @@ static void reload_list(Agent *a) {
         a->list = TAKE_PTR(l);
         a->list_loaded = true;
         resolve_runtimes(a);
-        r = preheat_set_list(a->preheat, a->list);
+        r = auto_undecided(a) ? 0 : preheat_set_list(a->preheat, a->list); /* else once auto is known */
         if (r < 0)
                 agent_log(LOG_ERR, "cannot apply the preheat list: %s", strerror(-r));
         agent_schedule_flush(a);
@@ -381,8 +440,11 @@ static void reload(Agent *a) {
                 r = watch_list(a);
                 if (r < 0)
                         agent_log(LOG_ERR, "cannot watch %s: %s", config(a)->preheat.list, strerror(-r));
-                for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
+                for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
                         a->runtimes[k].known = false; /* sockets may have moved: ask again */
+                        a->runtimes[k].ping = runtime_op_free(a->runtimes[k].ping);
+                }
+                probe_auto_runtime(a); /* the answer re-applies the list if auto now means another runtime */
                 resolve_runtimes(a);
         }
         free(a->list_text);
@@ -404,7 +466,8 @@ static void stop(Agent *a, const char *why) {
         if (a->control)
                 control_server_drain(a->control);
         flush(a);
-        (void) sd_event_exit(a->event, 0);
+        /* abandoned pulls' lease releases may still be on their way to containerd */
+        (void) curl_glue_exit_when_settled(a->glue, 0, STOP_SETTLE_MAX);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -493,6 +556,8 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 return r;
         (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_OFF);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
+                a->runtimes[k].agent = a;
+                a->runtimes[k].kind = k;
                 r = sd_event_add_time(a->event, &a->runtimes[k].timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_SEC / 10,
                                       on_ping_timer, a);
                 if (r < 0)
@@ -526,7 +591,9 @@ Agent *agent_free(Agent *a) {
         agent_control_free_pulls(a);
         preheat_free(a->preheat);
         list_watch_free(a->list_watch);
+        runtime_op_free(a->auto_probe);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
+                runtime_op_free(a->runtimes[k].ping);
                 sd_event_source_disable_unref(a->runtimes[k].timer);
                 free(a->runtimes[k].error);
         }

@@ -21,6 +21,9 @@ static inline void *mfree(void *p) {
 }
 
 typedef struct RuntimeMonitor {
+        struct Agent *agent;
+        RuntimeKind kind;
+        RuntimeOp *ping;          /* in flight; the next ping is armed from its answer */
         bool wanted;              /* the config or the list needs this runtime */
         bool known, up;
         bool alerted;             /* unreachable alert sent for this outage */
@@ -58,7 +61,8 @@ struct Agent {
 
         const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
         RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
-        RuntimeKind auto_runtime;
+        RuntimeKind auto_runtime; /* what auto means here; RUNTIME_AUTO until the first probe answered */
+        RuntimeOp *auto_probe;    /* does containerd answer? (auto picks it then) */
 
         PreheatList *list;
         char *list_text;          /* raw text of the list in force, to skip reloads that change nothing */

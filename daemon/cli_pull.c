@@ -9,6 +9,7 @@
 #include "daemon/liveness.h"
 #include "daemon/pull_job.h"
 #include "daemon/render.h"
+#include "probes/runtime_op.h"
 #include "probes/docker.h"
 #include "probes/credentials.h"
 #include "probes/reference.h"
@@ -36,6 +37,7 @@ int cli_set_string(char **field, const char *value) {
 
 typedef struct PullCli {
         sd_event *event;
+        CurlGlue *glue;
         bool json;
         usec_t started;
         TtyView *view;
@@ -60,7 +62,8 @@ static void on_event(PullJob *j, const PullEvent *e, void *userdata) {
                 tty_view_event(c->view, e, now);
         if (e->kind == PULL_EVENT_RESULT) {
                 c->exit_code = e->ok ? 0 : EXIT_PULL_FAILED;
-                sd_event_exit(c->event, 0);
+                /* a failed pull's lease release may still be on its way to containerd */
+                (void) curl_glue_exit_when_settled(c->glue, 0, RUNTIME_OP_TIMEOUT);
         }
 }
 
@@ -222,6 +225,7 @@ int cli_pull(int argc, char **argv) {
         sd_event_add_signal(event, NULL, SIGTERM, on_signal, job);
 
         cli.event = event;
+        cli.glue = glue;
         cli.started = now_monotonic();
         r = pull_job_start(job);
         if (r < 0) {

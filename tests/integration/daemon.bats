@@ -93,6 +93,13 @@ daemon_stop() { # SIGTERM, wait for the exit; status in DAEMON_RC
 	DAEMON_PID=
 }
 
+# Stop the daemon an earlier test left running, if any (a test run alone with -f starts from here).
+daemon_stop_any() {
+	local p
+	p=$(live_pid "$BED_DIR/daemon.pid" "pullwatch daemon") || return 0
+	DAEMON_PID=$p DLOG=$(ls -t "$BED_DIR"/daemon.*.log | head -n 1) daemon_stop
+}
+
 status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
 
 wait_status() { # SECS JQ-CONDITION
@@ -231,6 +238,7 @@ teardown_file() {
 	fi
 	[ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null
 	if p=$(live_pid "$BED_DIR/relay.pid" relay.py); then kill "$p"; fi
+	if p=$(live_pid "$BED_DIR/hang.pid" hang.py); then kill "$p"; fi
 	journald_stop
 	bed_stop
 }
@@ -458,5 +466,69 @@ setup() {
 	daemon_stop
 	[ "$DAEMON_RC" -eq 0 ]
 	kill "$(cat "$BED_DIR/relay.pid")"
+}
+
+
+# Unix sockets that accept and never answer: docker.socket / containerd.socket while the service
+# behind them hangs or starts. One line per accepted connection in $BED_DIR/hang.log.
+hang_start() { # SOCKET...
+	cat >"$BED_DIR/hang.py" <<-'EOF'
+		import selectors, socket, sys
+		sel, held = selectors.DefaultSelector(), []
+		for path in sys.argv[1:]:
+		    s = socket.socket(socket.AF_UNIX)
+		    s.bind(path)
+		    s.listen(64)
+		    sel.register(s, selectors.EVENT_READ, path)
+		with open(sys.argv[0] + ".log", "a", buffering=1) as log:
+		    while True:
+		        for key, _ in sel.select():
+		            c, _ = key.fileobj.accept()
+		            held.append(c)  # never read, never answered, never closed
+		            log.write("accept " + key.data + "\n")
+	EOF
+	: >"$BED_DIR/hang.py.log"
+	timeout 300 python3 "$BED_DIR/hang.py" "$@" >/dev/null 2>&1 3>&- &
+	echo $! >"$BED_DIR/hang.pid"
+	local s
+	for s in "$@"; do wait_for 10 test -S "$s"; done
+}
+
+@test "runtime sockets that accept and never answer: WATCHDOG=1 keeps coming and status answers at once" {
+	local hd=$BED_DIR/hang-docker.sock hc=$BED_DIR/hang-containerd.sock ready_before n i
+	hang_start "$hd" "$hc"
+	printf -- '- {image: %s, runtime: both}\n' "$IMG_A" >"$BED_DIR/hang-list.yaml"
+	sed -e "s|socket: $DOCKER_SOCK\$|socket: $hd|" -e "s|socket: $CONTAINERD_SOCK\$|socket: $hc|" \
+		-e 's|^runtime: docker$|runtime: auto|' -e "s|list: .*|list: $BED_DIR/hang-list.yaml|" \
+		"$PW_CONFIG" >"$BED_DIR/pw-hang.yaml"
+	grep -q "socket: $hd" "$BED_DIR/pw-hang.yaml"
+	grep -q "socket: $hc" "$BED_DIR/pw-hang.yaml"
+	grep -q '^runtime: auto' "$BED_DIR/pw-hang.yaml"
+	PW_CONFIG=$BED_DIR/pw-hang.yaml
+	daemon_stop_any
+	ready_before=$(notify_count READY=1)
+	daemon_start
+	wait_notify 20 'READY=1' $((ready_before + 1))
+	# both runtimes are being asked (auto's probe and the pings go to the hanging sockets)
+	wait_for 20 grep -q "accept $hd" "$BED_DIR/hang.py.log"
+	wait_for 20 grep -q "accept $hc" "$BED_DIR/hang.py.log"
+	# while those questions hang (10s each, then again with backoff), the loop runs: the watchdog
+	# is fed every second and the control socket answers
+	for ((i = 0; i < 6; i++)); do
+		n=$(notify_count WATCHDOG=1)
+		run timeout 5 "$PULLWATCH" status --json --config "$PW_CONFIG"
+		[ "$status" -eq 0 ]
+		jq -e '.state == "running"' <<<"$output"
+		wait_notify 8 'WATCHDOG=1' $((n + 3))
+	done
+	# the hung sockets end as "unreachable" after their timeout, each, and the item waits
+	wait_status 40 '.runtimes.docker.up == false and .runtimes.containerd.up == false
+		and (.runtimes.docker.error | contains("no answer")) and all(.preheat[]; .state == "waiting")'
+	run timeout 5 "$PULLWATCH" status --config "$PW_CONFIG"
+	[ "$status" -eq 0 ]
+	# stopping with questions in flight is clean
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+	kill "$(cat "$BED_DIR/hang.pid")"
 }
 

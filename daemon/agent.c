@@ -4,6 +4,7 @@
  * good list, and one coalesced flush of state, metrics and STATUS= after changes. */
 #include "daemon/agent_internal.h"
 #include "daemon/atomic_file.h"
+#include "daemon/escape.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -23,6 +24,7 @@
 void agent_log(int priority, const char *fmt, ...) {
         static int journal = -1;
         va_list ap;
+        int r;
 
         /* Under systemd stderr is a journal stream: "<N>" carries the priority there. */
         if (journal < 0)
@@ -32,10 +34,13 @@ void agent_log(int priority, const char *fmt, ...) {
         else
                 fputs(priority <= LOG_ERR ? "pullwatch: error: " : priority <= LOG_WARNING ? "pullwatch: warning: " : "pullwatch: ",
                       stderr);
+        /* Arguments carry image names and the runtime's and registry's words: one escaped line, so
+         * none can end it early or start a line of its own with a forged "<N>" priority. */
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        r = vfprintf_line(stderr, fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
+        if (r < 0)
+                fputs("(out of memory)\n", stderr);
 }
 
 static const Config *config(const Agent *a) { return a->config->config; }

@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/cli.h"
+#include "daemon/escape.h"
 #include "daemon/liveness.h"
 #include "daemon/pull_job.h"
 #include "daemon/render.h"
@@ -19,7 +20,7 @@ int cli_load_config(const char *path, Config **ret) {
         int r = config_load(path ? path : PULLWATCH_DEFAULT_CONFIG, path == NULL, ret, &err);
         if (r < 0) {
                 _cleanup_free_ char *msg = config_error_format(&err);
-                fprintf(stderr, "pullwatch: %s\n", msg ? msg : strerror(-r));
+                fprintf_line(stderr, "pullwatch: %s", msg ? msg : strerror(-r));
                 config_error_done(&err);
                 return EXIT_USAGE;
         }
@@ -159,15 +160,15 @@ int cli_pull(int argc, char **argv) {
         _cleanup_secret_free_ char *auth_header = NULL;
         r = reference_parse(req.image, &ref);
         if (r < 0) {
-                fprintf(stderr, "pullwatch: \"%s\" is not a valid image reference\n", req.image);
+                fprintf_line(stderr, "pullwatch: \"%s\" is not a valid image reference", req.image);
                 return EXIT_USAGE;
         }
         {
                 _cleanup_free_ char *cred_error = NULL;
                 r = credentials_lookup_full(config->credentials, reference_registry_host(ref), &cred, &cred_error);
                 if (r < 0)
-                        fprintf(stderr, "pullwatch: credentials: %s; pulling anonymously\n",
-                                cred_error ? cred_error : strerror(-r));
+                        fprintf_line(stderr, "pullwatch: credentials: %s; pulling anonymously",
+                                     cred_error ? cred_error : strerror(-r));
         }
         if (cred) {
                 req.auth_user = cred->username;
@@ -188,7 +189,7 @@ int cli_pull(int argc, char **argv) {
 
         driver = pick_driver(config, &error);
         if (driver->ping && driver->ping(config, &error) < 0) {
-                fprintf(stderr, "pullwatch: %s\n", error ? error : "runtime unreachable");
+                fprintf_line(stderr, "pullwatch: %s", error ? error : "runtime unreachable");
                 return EXIT_PULL_FAILED;
         }
 
@@ -229,7 +230,7 @@ int cli_pull(int argc, char **argv) {
         cli.started = now_monotonic();
         r = pull_job_start(job);
         if (r < 0) {
-                fprintf(stderr, "pullwatch: cannot start the pull of %s: %s\n", req.image, strerror(-r));
+                fprintf_line(stderr, "pullwatch: cannot start the pull of %s: %s", req.image, strerror(-r));
                 cli.exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_PULL_FAILED;
         } else
                 sd_event_loop(event);

@@ -68,12 +68,16 @@ wait_notify() { # SECS LINE-REGEX [MIN-COUNT]
 
 # The daemon runs under timeout as a safety net; its exit status lands in $DLOG.rc. Signals go to the
 # daemon itself (its pid from status), not to timeout, which would forward them to its whole group.
+# With DAEMON_STDERR=journal its stderr is a journal stream, as under systemd (JOURNAL_STREAM set,
+# "<N>" prefixes parsed), instead of $DLOG.
 daemon_start() {
+	local wrap=()
+	[ "${DAEMON_STDERR:-}" = journal ] && wrap=(systemd-cat -t pullwatch --level-prefix=true env JOURNAL_STREAM=0:0)
 	DLOG=$BED_DIR/daemon.$((++DAEMON_RUNS)).log
 	(
 		rc=0
 		nsenter -t "$JPID" -m -- env NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000 \
-			PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" \
+			PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" "${wrap[@]}" \
 			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
 		echo "$rc" >"$DLOG.rc"
 	) 3>&- &
@@ -532,3 +536,31 @@ hang_start() { # SOCKET...
 	kill "$(cat "$BED_DIR/hang.pid")"
 }
 
+@test "a registry error text with a newline and <0> forges no journal line; PULLWATCH_* fields keep it raw" {
+	local forged=FORGED-PULLWATCH-LINE
+	# the registry answers the manifest with an error whose text tries to start a line of priority 0
+	proxy_rule "{\"path\":\"^/v2/test/pg/manifests/\",\"methods\":[\"GET\",\"HEAD\"],\"status\":400,
+		\"message\":\"denied\\n<0>$forged \\u001b[31mred\"}" >/dev/null
+	printf -- '- %s\n' "$IMG_G" >"$BED_DIR/esc-list.yaml"
+	sed -e "s|list: .*|list: $BED_DIR/esc-list.yaml|" "$PW_CONFIG" >"$BED_DIR/pw-esc.yaml"
+	grep -q '^runtime: docker' "$BED_DIR/pw-esc.yaml"
+	PW_CONFIG=$BED_DIR/pw-esc.yaml
+	daemon_stop_any
+	DAEMON_STDERR=journal daemon_start
+	wait_status 60 "(.preheat | map(select(.image == \"$IMG_G\" and .state == \"failed\"
+		and (.error | contains(\"$forged\")))) | length) == 1"
+	# the daemon's stderr lines and the alert both name the error, escaped, each on its own line
+	wait_journal 20 ".MESSAGE | strings | contains(\"\\\\n<0>$forged \\\\x1b[31mred\")" _TRANSPORT=stdout
+	wait_journal 20 ".PULLWATCH_IMAGE == \"$IMG_G\" and (.MESSAGE | contains(\"\\\\n<0>$forged\"))
+		and (.PULLWATCH_EVIDENCE | if type == \"array\" then implode else . end
+			| contains(\"\\n<0>$forged \\u001b[31mred\"))" _TRANSPORT=journal
+	# nothing forged: no entry of priority 0, no line that starts with the injected text, no MESSAGE
+	# with control characters (journalctl prints those as byte arrays)
+	run journal
+	[ "$status" -eq 0 ]
+	[ -z "$(jq -c 'select(.PRIORITY == "0")' <<<"$output")" ]
+	[ -z "$(jq -c --arg f "$forged" 'select(.MESSAGE | strings | startswith($f))' <<<"$output")" ]
+	[ -z "$(jq -c 'select(.MESSAGE | type != "string")' <<<"$output")" ]
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+}

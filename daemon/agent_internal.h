@@ -86,6 +86,18 @@ void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
 /* The driver for a runtime name ("auto", "docker", "containerd", NULL = the config's). */
 int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error);
 
+/* agent_runtime.c */
+/* PreheatHooks.runtime_trouble: the runtime did not answer a presence check; ask it now. */
+void agent_runtime_trouble(void *userdata, RuntimeKind k);
+/* The timer of each RuntimeMonitor. */
+int agent_ping_timer(sd_event_source *s, uint64_t usec, void *userdata);
+/* Which runtimes are wanted, now; pings the ones not known yet. */
+void agent_resolve_runtimes(struct Agent *a);
+/* Ask (again) what runtime: auto means on this node; the answer re-applies the list if it changed. */
+void agent_probe_auto_runtime(struct Agent *a);
+/* runtime: auto and no answer yet: the list waits for it. */
+bool agent_auto_undecided(const struct Agent *a);
+
 /* agent_control.c */
 int agent_control_start(struct Agent *a);
 void agent_control_stop(struct Agent *a);

@@ -231,7 +231,7 @@ setup_file() {
 live_pid() { # FILE PATTERN
 	local p
 	p=$(cat "$1" 2>/dev/null) || return 1
-	[ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$2" && echo "$p"
+	[ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$2" && echo "$p"
 }
 
 teardown_file() {

@@ -537,21 +537,22 @@ hang_start() { # SOCKET...
 }
 
 @test "a registry error text with a newline and <0> forges no journal line; PULLWATCH_* fields keep it raw" {
-	local forged=FORGED-PULLWATCH-LINE
-	# the registry answers the manifest with an error whose text tries to start a line of priority 0
-	proxy_rule "{\"path\":\"^/v2/test/pg/manifests/\",\"methods\":[\"GET\",\"HEAD\"],\"status\":400,
+	local forged=FORGED-PULLWATCH-LINE img=$PROXY_ADDR/test/esc:v1
+	# an image no test pulls; the registry answers its manifest with an error whose text tries to
+	# start a line of priority 0
+	proxy_rule "{\"path\":\"^/v2/test/esc/manifests/\",\"methods\":[\"GET\",\"HEAD\"],\"status\":400,
 		\"message\":\"denied\\n<0>$forged \\u001b[31mred\"}" >/dev/null
-	printf -- '- %s\n' "$IMG_G" >"$BED_DIR/esc-list.yaml"
+	printf -- '- %s\n' "$img" >"$BED_DIR/esc-list.yaml"
 	sed -e "s|list: .*|list: $BED_DIR/esc-list.yaml|" "$PW_CONFIG" >"$BED_DIR/pw-esc.yaml"
 	grep -q '^runtime: docker' "$BED_DIR/pw-esc.yaml"
 	PW_CONFIG=$BED_DIR/pw-esc.yaml
 	daemon_stop_any
 	DAEMON_STDERR=journal daemon_start
-	wait_status 60 "(.preheat | map(select(.image == \"$IMG_G\" and .state == \"failed\"
+	wait_status 60 "(.preheat | map(select(.image == \"$img\" and .state == \"failed\"
 		and (.error | contains(\"$forged\")))) | length) == 1"
 	# the daemon's stderr lines and the alert both name the error, escaped, each on its own line
 	wait_journal 20 ".MESSAGE | strings | contains(\"\\\\n<0>$forged \\\\x1b[31mred\")" _TRANSPORT=stdout
-	wait_journal 20 ".PULLWATCH_IMAGE == \"$IMG_G\" and (.MESSAGE | contains(\"\\\\n<0>$forged\"))
+	wait_journal 20 ".PULLWATCH_IMAGE == \"$img\" and (.MESSAGE | contains(\"\\\\n<0>$forged\"))
 		and (.PULLWATCH_EVIDENCE | if type == \"array\" then implode else . end
 			| contains(\"\\n<0>$forged \\u001b[31mred\"))" _TRANSPORT=journal
 	# nothing forged: no entry of priority 0, no line that starts with the injected text, no MESSAGE

@@ -277,7 +277,12 @@ static int docker_confirm(CurlGlue *glue, const Config *config, const PullReques
 
 static int ping_parse(const char *socket, int r, long status, const char *body, char **ret_text) {
         _cleanup_(json_decrefp) json_t *j = NULL;
-        r = json_answer(r, status, body, &j);
+        if (r >= 0 && status != 200)
+                r = -EPROTO; /* an HTTP server, but /version is not dockerd's (404 is not "no socket") */
+        else
+                r = json_answer(r, status, body, &j);
+        if (r == -EBADMSG)
+                r = -EPROTO;
         if (r >= 0)
                 r = version_parse(j, NULL, NULL);
         if (r < 0)

@@ -101,7 +101,8 @@ daemon_stop() { # SIGTERM, wait for the exit; status in DAEMON_RC
 daemon_stop_any() {
 	local p
 	p=$(live_pid "$BED_DIR/daemon.pid" "pullwatch daemon") || return 0
-	DAEMON_PID=$p DLOG=$(ls -t "$BED_DIR"/daemon.*.log | head -n 1) daemon_stop
+	kill -TERM "$p"
+	timeout 30 tail --pid="$p" -f /dev/null
 }
 
 status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
@@ -532,7 +533,7 @@ hang_start() { # SOCKET...
 	[ "$status" -eq 0 ]
 	# stopping with questions in flight is clean
 	daemon_stop
-	[ "$DAEMON_RC" -eq 0 ]
+	[ "$DAEMON_RC" -eq 0 ] || { tail -n 40 "$DLOG" >&2; false; }
 	kill "$(cat "$BED_DIR/hang.pid")"
 }
 

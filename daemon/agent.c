@@ -1,9 +1,10 @@
 /* agent.c: the daemon's lifecycle on one sd-event loop, after systemd-timesyncd's manager: signals
- * (SIGTERM/SIGINT stop, SIGHUP reloads), the sd-event watchdog, READY/STATUS/RELOADING/STOPPING, the
- * runtime monitor (ping with backoff while down, one alert per outage), list reloads that keep the last
- * good list, and one coalesced flush of state, metrics and STATUS= after changes. */
+ * (SIGTERM/SIGINT stop, SIGHUP reloads), the sd-event watchdog, READY/STATUS/RELOADING/STOPPING, list
+ * reloads that keep the last good list, and one coalesced flush of state, metrics and STATUS= after
+ * changes. The runtime monitor lives in agent_runtime.c. */
 #include "daemon/agent_internal.h"
 #include "daemon/atomic_file.h"
+#include "daemon/escape.h"
 
 #include <inttypes.h>
 #include <signal.h>
@@ -12,16 +13,15 @@
 #include <syslog.h>
 #include <systemd/sd-daemon.h>
 
-#define RUNTIME_PING_INTERVAL (30 * USEC_PER_SEC)
-#define RUNTIME_BACKOFF_MIN USEC_PER_SEC
-#define RUNTIME_BACKOFF_MAX (60 * USEC_PER_SEC)
 #define LIST_DEBOUNCE (400 * USEC_PER_MSEC)
 #define FLUSH_DELAY (200 * USEC_PER_MSEC)
 #define LIST_MAX (4U * 1024U * 1024U)
+#define STOP_SETTLE_MAX (2 * USEC_PER_SEC)
 
 void agent_log(int priority, const char *fmt, ...) {
         static int journal = -1;
         va_list ap;
+        int r;
 
         /* Under systemd stderr is a journal stream: "<N>" carries the priority there. */
         if (journal < 0)
@@ -31,10 +31,13 @@ void agent_log(int priority, const char *fmt, ...) {
         else
                 fputs(priority <= LOG_ERR ? "pullwatch: error: " : priority <= LOG_WARNING ? "pullwatch: warning: " : "pullwatch: ",
                       stderr);
+        /* Arguments carry image names and the runtime's and registry's words: one escaped line, so
+         * none can end it early or start a line of its own with a forged "<N>" priority. */
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        r = vfprintf_line(stderr, fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
+        if (r < 0)
+                fputs("(out of memory)\n", stderr);
 }
 
 static const Config *config(const Agent *a) { return a->config->config; }
@@ -143,136 +146,6 @@ void agent_observe_pull_event(Agent *a, const PullEvent *e) {
 static void on_preheat_event(void *userdata, const PullEvent *e) { agent_observe_pull_event(userdata, e); }
 static void on_preheat_changed(void *userdata) { agent_schedule_flush(userdata); }
 
-static void arm_ping(Agent *a, RuntimeKind k, usec_t delay);
-
-static void on_preheat_runtime_trouble(void *userdata, RuntimeKind k) {
-        Agent *a = userdata;
-        agent_log(LOG_WARNING, "%s did not answer a presence check; asking it again", runtime_kind_to_string(k));
-        a->runtimes[k].up = false; /* the ping that follows tells the scheduler when it is back */
-        arm_ping(a, k, 0);
-}
-
-/* ---- runtimes ---- */
-
-int agent_pick_driver(Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error) {
-        RuntimeKind k = runtime ? runtime_kind_from_string(runtime) : config(a)->runtime;
-
-        if (k < 0)
-                return asprintf(ret_error, "unknown runtime \"%s\"", runtime) < 0 ? -ENOMEM : -EINVAL;
-        if (k == RUNTIME_AUTO)
-                k = a->auto_runtime != RUNTIME_AUTO ? a->auto_runtime : RUNTIME_DOCKER;
-        if (!a->drivers[k])
-                return asprintf(ret_error, "this pullwatch cannot drive %s", runtime_kind_to_string(k)) < 0 ? -ENOMEM
-                                                                                                             : -EOPNOTSUPP;
-        if (a->runtimes[k].known && !a->runtimes[k].up)
-                return asprintf(ret_error, "%s", a->runtimes[k].error ? a->runtimes[k].error : "runtime unreachable") < 0
-                               ? -ENOMEM
-                               : -EHOSTDOWN;
-        *ret = a->drivers[k];
-        return 0;
-}
-
-static void arm_ping(Agent *a, RuntimeKind k, usec_t delay) {
-        (void) sd_event_source_set_time_relative(a->runtimes[k].timer, delay);
-        (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_ONESHOT);
-}
-
-static void ping_runtime(Agent *a, RuntimeKind k) {
-        RuntimeMonitor *m = &a->runtimes[k];
-        _cleanup_free_ char *error = NULL;
-        const char *name = runtime_kind_to_string(k);
-        int r;
-
-        if (!m->wanted || !a->drivers[k]) {
-                (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
-                return;
-        }
-        r = a->drivers[k]->ping ? a->drivers[k]->ping(config(a), &error) : 0;
-        if (r >= 0) {
-                if (!m->known || !m->up)
-                        agent_log(LOG_INFO, "%s answers", name);
-                if (m->alerted) {
-                        char msg[128];
-                        snprintf(msg, sizeof(msg), "Container runtime %s is reachable again.", name);
-                        (void) alerts_send(a->alerts, ALERT_RUNTIME_RECOVERED,
-                                           &(AlertFields) { .runtime = name, .rate_key = name }, msg, now_monotonic());
-                }
-                m->known = m->up = true;
-                m->alerted = false;
-                m->backoff = 0;
-                m->failures = 0;
-                m->down_since = 0;
-                m->error = mfree(m->error);
-                arm_ping(a, k, RUNTIME_PING_INTERVAL);
-        } else {
-                if (!m->known || m->up)
-                        agent_log(LOG_ERR, "%s", error ? error : "runtime unreachable");
-                free(m->error);
-                m->error = error ? TAKE_PTR(error) : strdup("runtime unreachable");
-                if (!m->alerted) {
-                        char msg[512];
-                        snprintf(msg, sizeof(msg), "Container runtime %s is unreachable (%s); pullwatch keeps retrying.", name,
-                                 m->error ? m->error : "-");
-                        (void) alerts_send(a->alerts, ALERT_RUNTIME_UNREACHABLE,
-                                           &(AlertFields) { .runtime = name, .evidence = m->error, .rate_key = name }, msg,
-                                           now_monotonic());
-                        m->alerted = true;
-                }
-                m->known = true;
-                m->up = false;
-                m->failures++;
-                if (!m->down_since)
-                        m->down_since = now_realtime();
-                m->backoff = m->backoff ? MIN(m->backoff * 2, RUNTIME_BACKOFF_MAX) : RUNTIME_BACKOFF_MIN;
-                arm_ping(a, k, m->backoff);
-        }
-        metrics_set_runtime_up(&a->metrics, name, m->up);
-        if (a->preheat)
-                preheat_set_runtime_up(a->preheat, k, m->up);
-        agent_schedule_flush(a);
-}
-
-static int on_ping_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Agent *a = userdata;
-        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
-                if (a->runtimes[k].timer == s)
-                        ping_runtime(a, k);
-        return 0;
-}
-
-/* auto: containerd when its socket answers (kubelet's runtime), else Docker, as `pullwatch pull` picks. */
-static void resolve_runtimes(Agent *a) {
-        RuntimeKind k = config(a)->runtime;
-
-        if (k == RUNTIME_AUTO) {
-                k = RUNTIME_DOCKER;
-                if (a->drivers[RUNTIME_CONTAINERD] && a->drivers[RUNTIME_CONTAINERD]->ping &&
-                    a->drivers[RUNTIME_CONTAINERD]->ping(config(a), NULL) >= 0)
-                        k = RUNTIME_CONTAINERD;
-                a->auto_runtime = k;
-        }
-        for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++)
-                a->runtimes[i].wanted = i == k;
-        for (size_t i = 0; a->list && i < a->list->n; i++) {
-                PreheatRuntime r = a->list->items[i].runtime;
-                if (r == PREHEAT_RUNTIME_DOCKER || r == PREHEAT_RUNTIME_BOTH)
-                        a->runtimes[RUNTIME_DOCKER].wanted = true;
-                if (r == PREHEAT_RUNTIME_CONTAINERD || r == PREHEAT_RUNTIME_BOTH)
-                        a->runtimes[RUNTIME_CONTAINERD].wanted = true;
-        }
-        if (a->preheat)
-                preheat_set_auto_runtime(a->preheat, a->auto_runtime);
-        for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++) {
-                RuntimeMonitor *m = &a->runtimes[i];
-                if (m->wanted && !m->known)
-                        ping_runtime(a, i);
-                else if (!m->wanted) {
-                        (void) sd_event_source_set_enabled(m->timer, SD_EVENT_OFF);
-                        m->known = m->alerted = false;
-                }
-        }
-}
-
 /* ---- the preheat list ---- */
 
 static void reload_list(Agent *a) {
@@ -306,8 +179,8 @@ static void reload_list(Agent *a) {
         preheat_list_free(a->list);
         a->list = TAKE_PTR(l);
         a->list_loaded = true;
-        resolve_runtimes(a);
-        r = preheat_set_list(a->preheat, a->list);
+        agent_resolve_runtimes(a);
+        r = agent_auto_undecided(a) ? 0 : preheat_set_list(a->preheat, a->list); /* else once auto is known */
         if (r < 0)
                 agent_log(LOG_ERR, "cannot apply the preheat list: %s", strerror(-r));
         agent_schedule_flush(a);
@@ -385,9 +258,12 @@ static void reload(Agent *a) {
                 r = watch_list(a);
                 if (r < 0)
                         agent_log(LOG_ERR, "cannot watch %s: %s", config(a)->preheat.list, strerror(-r));
-                for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
+                for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
                         a->runtimes[k].known = false; /* sockets may have moved: ask again */
-                resolve_runtimes(a);
+                        a->runtimes[k].ping = runtime_op_free(a->runtimes[k].ping);
+                }
+                agent_probe_auto_runtime(a); /* the answer re-applies the list if auto now means another runtime */
+                agent_resolve_runtimes(a);
         }
         free(a->list_text);
         a->list_text = NULL; /* re-read even when unchanged: SIGHUP means "look again" */
@@ -408,7 +284,8 @@ static void stop(Agent *a, const char *why) {
         if (a->control)
                 control_server_drain(a->control);
         flush(a);
-        (void) sd_event_exit(a->event, 0);
+        /* abandoned pulls' lease releases may still be on their way to containerd */
+        (void) curl_glue_exit_when_settled(a->glue, 0, STOP_SETTLE_MAX);
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
@@ -456,7 +333,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         static const PreheatHooks hooks = {
                 .pull_event = on_preheat_event,
                 .changed = on_preheat_changed,
-                .runtime_trouble = on_preheat_runtime_trouble,
+                .runtime_trouble = agent_runtime_trouble,
         };
         sigset_t mask;
         int r;
@@ -497,8 +374,10 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 return r;
         (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_OFF);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
+                a->runtimes[k].agent = a;
+                a->runtimes[k].kind = k;
                 r = sd_event_add_time(a->event, &a->runtimes[k].timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_SEC / 10,
-                                      on_ping_timer, a);
+                                      agent_ping_timer, a);
                 if (r < 0)
                         return r;
                 (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_OFF);
@@ -507,7 +386,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
             (r = preheat_new(a->event, a->glue, a->config, a->state, a->drivers, a->machine_id, &hooks, a,
                              &a->preheat)) < 0)
                 return r;
-        resolve_runtimes(a);
+        agent_resolve_runtimes(a);
         reload_list(a);
         r = watch_list(a);
         if (r < 0)
@@ -530,7 +409,9 @@ Agent *agent_free(Agent *a) {
         agent_control_free_pulls(a);
         preheat_free(a->preheat);
         list_watch_free(a->list_watch);
+        runtime_op_free(a->auto_probe);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
+                runtime_op_free(a->runtimes[k].ping);
                 sd_event_source_disable_unref(a->runtimes[k].timer);
                 free(a->runtimes[k].error);
         }

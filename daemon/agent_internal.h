@@ -21,6 +21,9 @@ static inline void *mfree(void *p) {
 }
 
 typedef struct RuntimeMonitor {
+        struct Agent *agent;
+        RuntimeKind kind;
+        RuntimeOp *ping;          /* in flight; the next ping is armed from its answer */
         bool wanted;              /* the config or the list needs this runtime */
         bool known, up;
         bool alerted;             /* unreachable alert sent for this outage */
@@ -58,7 +61,8 @@ struct Agent {
 
         const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
         RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
-        RuntimeKind auto_runtime;
+        RuntimeKind auto_runtime; /* what auto means here; RUNTIME_AUTO until the first probe answered */
+        RuntimeOp *auto_probe;    /* does containerd answer? (auto picks it then) */
 
         PreheatList *list;
         char *list_text;          /* raw text of the list in force, to skip reloads that change nothing */
@@ -81,6 +85,18 @@ void agent_schedule_flush(struct Agent *a);
 void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
 /* The driver for a runtime name ("auto", "docker", "containerd", NULL = the config's). */
 int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error);
+
+/* agent_runtime.c */
+/* PreheatHooks.runtime_trouble: the runtime did not answer a presence check; ask it now. */
+void agent_runtime_trouble(void *userdata, RuntimeKind k);
+/* The timer of each RuntimeMonitor. */
+int agent_ping_timer(sd_event_source *s, uint64_t usec, void *userdata);
+/* Which runtimes are wanted, now; pings the ones not known yet. */
+void agent_resolve_runtimes(struct Agent *a);
+/* Ask (again) what runtime: auto means on this node; the answer re-applies the list if it changed. */
+void agent_probe_auto_runtime(struct Agent *a);
+/* runtime: auto and no answer yet: the list waits for it. */
+bool agent_auto_undecided(const struct Agent *a);
 
 /* agent_control.c */
 int agent_control_start(struct Agent *a);

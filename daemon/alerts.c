@@ -2,6 +2,7 @@
  * (journalctl -x) carries the explanation and remedy, so the sentence stays short. */
 #include "daemon/alerts.h"
 #include "daemon/diagnose.h"
+#include "daemon/escape.h"
 
 #include <stdio.h>
 #include <systemd/sd-journal.h>
@@ -94,19 +95,23 @@ static int add_static(AlertRecord *r, const char *s) {
         return 0;
 }
 
+/* PULLWATCH_* fields keep the raw bytes (sd_journal_sendv sends a value with a newline in the
+ * protocol's binary form); MESSAGE is what journalctl prints as a line: escaped. */
 static int add_field(AlertRecord *r, const char *name, const char *value) {
+        _cleanup_free_ char *escaped = NULL;
         char *s;
         if (!value)
                 return 0;
         if (r->n >= ALERT_RECORD_MAX || r->n_owned >= ALERT_RECORD_MAX)
                 return -E2BIG;
-        /* Values may hold newlines (runtime error texts); the native protocol takes them as they are
-         * only in the binary form, so keep each field on one line. */
+        if (streq(name, "MESSAGE")) {
+                escaped = escape_line(value);
+                if (!escaped)
+                        return -ENOMEM;
+                value = escaped;
+        }
         if (asprintf(&s, "%s=%s", name, value) < 0)
                 return -ENOMEM;
-        for (char *p = s; *p; p++)
-                if (*p == '\n' || *p == '\r')
-                        *p = ' ';
         r->owned[r->n_owned++] = s;
         r->iov[r->n++] = (struct iovec) { .iov_base = s, .iov_len = strlen(s) };
         return 0;

@@ -10,6 +10,7 @@
 #include "daemon/agent.h"
 #include "daemon/cli.h"
 #include "daemon/control.h"
+#include "daemon/escape.h"
 #include "daemon/render.h"
 #include "daemon/state.h"
 
@@ -164,7 +165,7 @@ int cli_pull_via_daemon(const Config *config, const char *image, const char *run
                 if (!o)
                         continue;
                 if (error_of(o)) {
-                        fprintf(stderr, "pullwatch: the daemon refused the pull: %s\n", error_of(o));
+                        fprintf_line(stderr, "pullwatch: the daemon refused the pull: %s", error_of(o));
                         exit_code = streq_ptr(json_string_value(json_object_get(o, "code")), "bad-request") ? EXIT_USAGE
                                                                                                             : EXIT_PULL_FAILED;
                         break;
@@ -213,17 +214,17 @@ static void print_layers(json_t *pull) {
 
         if (!pull)
                 return;
-        printf("    attempt %" JSON_INTEGER_FORMAT ", %.0fs\n", json_integer_value(json_object_get(pull, "attempt")),
-               json_number_value(json_object_get(pull, "elapsed_s")));
+        fprintf_line(stdout, "    attempt %" JSON_INTEGER_FORMAT ", %.0fs", json_integer_value(json_object_get(pull, "attempt")),
+                     json_number_value(json_object_get(pull, "elapsed_s")));
         json_array_foreach(json_object_get(pull, "layers"), i, l) {
                 char cur[32], tot[32];
                 format_bytes_human((uint64_t) json_integer_value(json_object_get(l, "current")), cur, sizeof(cur));
                 format_bytes_human((uint64_t) json_integer_value(json_object_get(l, "total")), tot, sizeof(tot));
-                printf("    %-14.14s %-12s %10s / %-10s %s%s%s\n", json_string_value(json_object_get(l, "id")) ?: "-",
-                       json_string_value(json_object_get(l, "phase")) ?: "-", cur, tot,
-                       json_string_value(json_object_get(l, "verdict")) ?: "-",
-                       json_string_value(json_object_get(l, "evidence")) ? ": " : "",
-                       json_string_value(json_object_get(l, "evidence")) ?: "");
+                fprintf_line(stdout, "    %-14.14s %-12s %10s / %-10s %s%s%s", json_string_value(json_object_get(l, "id")) ?: "-",
+                             json_string_value(json_object_get(l, "phase")) ?: "-", cur, tot,
+                             json_string_value(json_object_get(l, "verdict")) ?: "-",
+                             json_string_value(json_object_get(l, "evidence")) ? ": " : "",
+                             json_string_value(json_object_get(l, "evidence")) ?: "");
         }
 }
 
@@ -232,26 +233,26 @@ static void print_status(json_t *o) {
         const char *key;
         size_t i;
 
-        printf("pullwatch %s (pid %" JSON_INTEGER_FORMAT ", %s): %s\n", json_string_value(json_object_get(o, "version")) ?: "?",
-               json_integer_value(json_object_get(o, "pid")), json_string_value(json_object_get(o, "state")) ?: "?",
-               json_string_value(json_object_get(o, "summary")) ?: "");
+        fprintf_line(stdout, "pullwatch %s (pid %" JSON_INTEGER_FORMAT ", %s): %s", json_string_value(json_object_get(o, "version")) ?: "?",
+                     json_integer_value(json_object_get(o, "pid")), json_string_value(json_object_get(o, "state")) ?: "?",
+                     json_string_value(json_object_get(o, "summary")) ?: "");
         json_object_foreach(json_object_get(o, "runtimes"), key, v) {
                 json_t *up = json_object_get(v, "up");
-                printf("runtime %s: %s%s%s\n", key, json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
-                       json_string_value(json_object_get(v, "error")) ? ": " : "",
-                       json_string_value(json_object_get(v, "error")) ?: "");
+                fprintf_line(stdout, "runtime %s: %s%s%s", key, json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
+                             json_string_value(json_object_get(v, "error")) ? ": " : "",
+                             json_string_value(json_object_get(v, "error")) ?: "");
                 json_t *proc = json_object_get(v, "process");
                 if (json_integer_value(json_object_get(proc, "pid")) > 0)
-                        printf("    process: pid %" JSON_INTEGER_FORMAT " %s (from %s)\n", json_integer_value(json_object_get(proc, "pid")),
-                               json_string_value(json_object_get(proc, "exe")) ?: "?",
-                               json_string_value(json_object_get(proc, "source")) ?: "?");
+                        fprintf_line(stdout, "    process: pid %" JSON_INTEGER_FORMAT " %s (from %s)", json_integer_value(json_object_get(proc, "pid")),
+                                     json_string_value(json_object_get(proc, "exe")) ?: "?",
+                                     json_string_value(json_object_get(proc, "source")) ?: "?");
                 else if (proc)
-                        printf("    process: NOT VERIFIED, helpers are neither watched nor signalled: %s\n",
-                               json_string_value(json_object_get(proc, "error")) ?: "?");
+                        fprintf_line(stdout, "    process: NOT VERIFIED, helpers are neither watched nor signalled: %s",
+                                     json_string_value(json_object_get(proc, "error")) ?: "?");
         }
-        printf("list %s: %" JSON_INTEGER_FORMAT " item(s)%s%s\n", json_string_value(json_object_get(list, "path")) ?: "-",
-               json_integer_value(json_object_get(list, "items")), json_is_true(json_object_get(list, "valid")) ? "" : "; INVALID, last good list kept: ",
-               json_string_value(json_object_get(list, "error")) ?: "");
+        fprintf_line(stdout, "list %s: %" JSON_INTEGER_FORMAT " item(s)%s%s", json_string_value(json_object_get(list, "path")) ?: "-",
+                     json_integer_value(json_object_get(list, "items")), json_is_true(json_object_get(list, "valid")) ? "" : "; INVALID, last good list kept: ",
+                     json_string_value(json_object_get(list, "error")) ?: "");
         printf("\n%-44s %-10s %-8s %-19s %-9s %s\n", "IMAGE", "RUNTIME", "STATE", "DIGEST", "LAST PULL", "ATTEMPTS");
         json_array_foreach(json_object_get(o, "preheat"), i, v) {
                 const char *digest = json_string_value(json_object_get(v, "digest"));
@@ -259,19 +260,19 @@ static void print_status(json_t *o) {
                 char ago[32], dshort[20];
                 snprintf(dshort, sizeof(dshort), "%s", digest ? digest : "-");
                 human_ago(last ? last : json_string_value(json_object_get(v, "last_attempt")), ago, sizeof(ago));
-                printf("%-44s %-10s %-8s %-19s %-9s %" JSON_INTEGER_FORMAT "\n", json_string_value(json_object_get(v, "image")) ?: "-",
-                       json_string_value(json_object_get(v, "runtime")) ?: "-",
-                       json_string_value(json_object_get(v, "state")) ?: "-", dshort, ago,
-                       json_integer_value(json_object_get(v, "attempts")));
+                fprintf_line(stdout, "%-44s %-10s %-8s %-19s %-9s %" JSON_INTEGER_FORMAT "", json_string_value(json_object_get(v, "image")) ?: "-",
+                             json_string_value(json_object_get(v, "runtime")) ?: "-",
+                             json_string_value(json_object_get(v, "state")) ?: "-", dshort, ago,
+                             json_integer_value(json_object_get(v, "attempts")));
                 if (json_string_value(json_object_get(v, "error")))
-                        printf("    %s\n", json_string_value(json_object_get(v, "error")));
+                        fprintf_line(stdout, "    %s", json_string_value(json_object_get(v, "error")));
                 print_layers(json_object_get(v, "pull"));
         }
         if (json_array_size(json_object_get(o, "pulls")) > 0) {
                 printf("\nPULLS ON REQUEST\n");
                 json_array_foreach(json_object_get(o, "pulls"), i, v) {
-                        printf("%-44s %-10s\n", json_string_value(json_object_get(v, "image")) ?: "-",
-                               json_string_value(json_object_get(v, "runtime")) ?: "-");
+                        fprintf_line(stdout, "%-44s %-10s", json_string_value(json_object_get(v, "image")) ?: "-",
+                                     json_string_value(json_object_get(v, "runtime")) ?: "-");
                         print_layers(v);
                 }
         }
@@ -311,8 +312,8 @@ int cli_status(int argc, char **argv) {
         req = json_pack("{s:s}", "cmd", "status");
         r = req ? control_request(config->control_socket, req, STATUS_TIMEOUT_SEC * USEC_PER_SEC, &f) : -ENOMEM;
         if (r < 0) {
-                fprintf(stderr, "pullwatch: no daemon answers on %s: %s\n", config->control_socket,
-                        r == -ENOENT ? "no such socket" : strerror(-r));
+                fprintf_line(stderr, "pullwatch: no daemon answers on %s: %s", config->control_socket,
+                             r == -ENOENT ? "no such socket" : strerror(-r));
                 return EXIT_PULL_FAILED;
         }
         if (getline(&line, &cap, f) <= 0 || !(o = json_loads(line, 0, NULL))) {
@@ -320,7 +321,7 @@ int cli_status(int argc, char **argv) {
                 return EXIT_PULL_FAILED;
         }
         if (error_of(o)) {
-                fprintf(stderr, "pullwatch: the daemon refused: %s\n", error_of(o));
+                fprintf_line(stderr, "pullwatch: the daemon refused: %s", error_of(o));
                 return EXIT_PULL_FAILED;
         }
         if (json)

@@ -6,9 +6,11 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/cli.h"
+#include "daemon/escape.h"
 #include "daemon/liveness.h"
 #include "daemon/pull_job.h"
 #include "daemon/render.h"
+#include "probes/runtime_op.h"
 #include "probes/docker.h"
 #include "probes/credentials.h"
 #include "probes/reference.h"
@@ -18,7 +20,7 @@ int cli_load_config(const char *path, Config **ret) {
         int r = config_load(path ? path : PULLWATCH_DEFAULT_CONFIG, path == NULL, ret, &err);
         if (r < 0) {
                 _cleanup_free_ char *msg = config_error_format(&err);
-                fprintf(stderr, "pullwatch: %s\n", msg ? msg : strerror(-r));
+                fprintf_line(stderr, "pullwatch: %s", msg ? msg : strerror(-r));
                 config_error_done(&err);
                 return EXIT_USAGE;
         }
@@ -36,6 +38,7 @@ int cli_set_string(char **field, const char *value) {
 
 typedef struct PullCli {
         sd_event *event;
+        CurlGlue *glue;
         bool json;
         usec_t started;
         TtyView *view;
@@ -60,7 +63,8 @@ static void on_event(PullJob *j, const PullEvent *e, void *userdata) {
                 tty_view_event(c->view, e, now);
         if (e->kind == PULL_EVENT_RESULT) {
                 c->exit_code = e->ok ? 0 : EXIT_PULL_FAILED;
-                sd_event_exit(c->event, 0);
+                /* a failed pull's lease release may still be on its way to containerd */
+                (void) curl_glue_exit_when_settled(c->glue, 0, RUNTIME_OP_TIMEOUT);
         }
 }
 
@@ -155,15 +159,15 @@ int cli_pull(int argc, char **argv) {
         _cleanup_secret_free_ char *auth_header = NULL;
         r = reference_parse(req.image, &ref);
         if (r < 0) {
-                fprintf(stderr, "pullwatch: \"%s\" is not a valid image reference\n", req.image);
+                fprintf_line(stderr, "pullwatch: \"%s\" is not a valid image reference", req.image);
                 return EXIT_USAGE;
         }
         {
                 _cleanup_free_ char *cred_error = NULL;
                 r = credentials_lookup_full(config->credentials, reference_registry_host(ref), &cred, &cred_error);
                 if (r < 0)
-                        fprintf(stderr, "pullwatch: credentials: %s; pulling anonymously\n",
-                                cred_error ? cred_error : strerror(-r));
+                        fprintf_line(stderr, "pullwatch: credentials: %s; pulling anonymously",
+                                     cred_error ? cred_error : strerror(-r));
         }
         if (cred) {
                 req.auth_user = cred->username;
@@ -184,7 +188,7 @@ int cli_pull(int argc, char **argv) {
 
         driver = pick_driver(config, &error);
         if (driver->ping && driver->ping(config, &error) < 0) {
-                fprintf(stderr, "pullwatch: %s\n", error ? error : "runtime unreachable");
+                fprintf_line(stderr, "pullwatch: %s", error ? error : "runtime unreachable");
                 return EXIT_PULL_FAILED;
         }
 
@@ -220,10 +224,11 @@ int cli_pull(int argc, char **argv) {
         sd_event_add_signal(event, NULL, SIGTERM, on_signal, job);
 
         cli.event = event;
+        cli.glue = glue;
         cli.started = now_monotonic();
         r = pull_job_start(job);
         if (r < 0) {
-                fprintf(stderr, "pullwatch: cannot start the pull of %s: %s\n", req.image, strerror(-r));
+                fprintf_line(stderr, "pullwatch: cannot start the pull of %s: %s", req.image, strerror(-r));
                 cli.exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_PULL_FAILED;
         } else
                 sd_event_loop(event);

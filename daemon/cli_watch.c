@@ -7,6 +7,7 @@
 
 #include "daemon/cli.h"
 #include "daemon/detector.h"
+#include "daemon/escape.h"
 #include "daemon/liveness.h"
 #include "daemon/render.h"
 #include "probes/containerd.h"
@@ -54,10 +55,10 @@ static void print_event(Watch *w, const PullEvent *e) {
                 free(s);
                 json_decref(o);
         } else if (e->kind == PULL_EVENT_VERDICT)
-                printf("%s %s %s: %s (%s)\n", e->image ? e->image : "(image not known yet)", e->layer,
-                       verdict_to_string(e->verdict), e->evidence ? e->evidence : "", phase_to_string(e->phase));
+                fprintf_line(stdout, "%s %s %s: %s (%s)", e->image ? e->image : "(image not known yet)", e->layer,
+                             verdict_to_string(e->verdict), e->evidence ? e->evidence : "", phase_to_string(e->phase));
         else if (e->kind == PULL_EVENT_PHASE)
-                printf("%s %s: %s\n", e->image ? e->image : "(image not known yet)", e->layer, phase_to_string(e->phase));
+                fprintf_line(stdout, "%s %s: %s", e->image ? e->image : "(image not known yet)", e->layer, phase_to_string(e->phase));
         fflush(stdout);
 }
 
@@ -90,7 +91,7 @@ static void on_layer_gone(void *userdata, const char *image, const char *layer, 
 static void on_error(void *userdata, int error, const char *message) {
         Watch *w = userdata;
         if (!streq_ptr(w->last_error, message)) {
-                fprintf(stderr, "pullwatch: %s\n", message ? message : strerror(-error));
+                fprintf_line(stderr, "pullwatch: %s", message ? message : strerror(-error));
                 free(w->last_error);
                 w->last_error = message ? strdup(message) : NULL;
         }
@@ -172,7 +173,7 @@ int cli_watch(int argc, char **argv) {
                 return EXIT_USAGE;
         }
         if (containerd_driver.ping(config, &error) < 0) {
-                fprintf(stderr, "pullwatch: %s\n", error ? error : "containerd unreachable");
+                fprintf_line(stderr, "pullwatch: %s", error ? error : "containerd unreachable");
                 return EXIT_PULL_FAILED;
         }
 

@@ -80,30 +80,46 @@ static PullRequest target_request(const Target *t) {
         };
 }
 
-/* 0 present (digest recorded), -ENOENT absent, other -errno: the runtime could not say. */
-static int confirm(Target *t) {
-        Preheat *p = t->preheat;
-        const RuntimeDriver *d = p->drivers[t->runtime];
-        _cleanup_free_ char *digest = NULL;
-        PullRequest req = target_request(t);
-        int r;
+static void dispatch(Preheat *p);
+static void begin_confirmed(Target *t, int r);
+static void recheck_confirmed(Target *t, int r);
 
-        if (!d->confirm)
-                return -ENOENT;
-        r = d->confirm(cfg(p), &req, &digest);
+/* The answer: 0 present (digest recorded), -ENOENT absent, other -errno: the runtime could not say. */
+static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdata) {
+        Target *t = userdata;
+        Preheat *p = t->preheat;
+
+        t->confirm = NULL; /* the op frees itself */
         if (r >= 0)
                 (void) state_record_present(p->state, t->image, preheat_runtime_name(t), digest, now_realtime());
         else if (r != -ENOENT && p->up[t->runtime]) {
-                /* Each check of a hung runtime blocks the loop until its timeout: stop asking until it
-                 * answers a ping again, or a list of checks outlasts the service watchdog. */
+                /* A hung runtime makes every check wait for its timeout: stop asking until it answers a
+                 * ping again rather than keep a check per target in flight against it. */
                 p->up[t->runtime] = false;
                 if (p->hooks.runtime_trouble)
                         p->hooks.runtime_trouble(p->userdata, t->runtime);
         }
-        return r;
+        if (p->stopped)
+                return;
+        if (t->confirm_recheck)
+                recheck_confirmed(t, r);
+        else
+                begin_confirmed(t, r);
 }
 
-static void dispatch(Preheat *p);
+/* Ask the runtime whether the image is there; the answer continues begin or recheck. */
+static void confirm(Target *t, bool recheck) {
+        Preheat *p = t->preheat;
+        const RuntimeDriver *d = p->drivers[t->runtime];
+        PullRequest req = target_request(t);
+        int r;
+
+        arm(t, NEXT_NONE, USEC_INFINITY); /* nothing else runs for this target meanwhile */
+        t->confirm_recheck = recheck;
+        r = d->confirm ? d->confirm(p->glue, cfg(p), &req, on_confirmed, t, &t->confirm) : -ENOENT;
+        if (r < 0)
+                on_confirmed(NULL, r, NULL, t);
+}
 
 static void queue(Target *t) {
         arm(t, NEXT_NONE, USEC_INFINITY);
@@ -114,8 +130,9 @@ static void queue(Target *t) {
 static void target_begin(Target *t) {
         Preheat *p = t->preheat;
         char buf[256];
-        int r;
 
+        if (t->confirm)
+                return; /* its answer decides */
         if (!p->drivers[t->runtime]) {
                 snprintf(buf, sizeof(buf), "this pullwatch cannot drive %s", preheat_runtime_name(t));
                 set_state(t, PREHEAT_FAILED, buf);
@@ -127,7 +144,13 @@ static void target_begin(Target *t) {
                 set_state(t, PREHEAT_WAITING, buf);
                 return;
         }
-        r = confirm(t);
+        confirm(t, false);
+}
+
+static void begin_confirmed(Target *t, int r) {
+        Preheat *p = t->preheat;
+        char buf[256];
+
         if (r >= 0) {
                 set_state(t, PREHEAT_READY, NULL);
                 arm(t, NEXT_RECHECK, recheck_interval(t));
@@ -187,8 +210,8 @@ static void start_registry_check(Target *t) {
 }
 
 static void target_recheck(Target *t) {
-        int r;
-
+        if (t->confirm)
+                return; /* its answer decides */
         if (t->state == PREHEAT_PULLING || t->state == PREHEAT_QUEUED)
                 return; /* the pull's result re-arms the recheck */
         if (t->state == PREHEAT_WAITING) {
@@ -203,7 +226,10 @@ static void target_recheck(Target *t) {
                 queue(t);
                 return;
         }
-        r = confirm(t);
+        confirm(t, true);
+}
+
+static void recheck_confirmed(Target *t, int r) {
         if (r == -ENOENT) {
                 queue(t); /* evicted (kubelet's image GC, docker rmi): pull it again */
                 return;
@@ -319,6 +345,7 @@ static Target *target_free(Target *t) {
                 watched_pull_free(t->pull);
         }
         registry_op_free(t->check);
+        runtime_op_free(t->confirm);
         sd_event_source_disable_unref(t->timer);
         free(t->image);
         free(t->platform);
@@ -523,6 +550,7 @@ void preheat_stop(Preheat *p, const char *why) {
                         t->pull_done = false;
                 }
                 t->check = registry_op_free(t->check);
+                t->confirm = runtime_op_free(t->confirm);
                 arm(t, NEXT_NONE, USEC_INFINITY);
         }
 }

@@ -21,6 +21,8 @@ typedef struct Target {
         bool seen, splayed, pull_done;
         WatchedPull *pull;
         RegistryOp *check;
+        RuntimeOp *confirm;       /* a presence check in flight; its answer continues begin or recheck */
+        bool confirm_recheck;
         sd_event_source *timer;
         NextAction next;
         usec_t next_at;

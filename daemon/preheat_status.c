@@ -62,7 +62,8 @@ json_t *preheat_status_json(const Preheat *p) {
                 return json_decref(arr), NULL;
         if (p->n_targets)
                 memcpy(sorted, p->targets, p->n_targets * sizeof(*sorted));
-        qsort(sorted, p->n_targets, sizeof(*sorted), by_order);
+        if (p->n_targets > 1) /* qsort(NULL, 0, ...) is undefined (UBSan says so) */
+                qsort(sorted, p->n_targets, sizeof(*sorted), by_order);
         for (size_t i = 0; i < p->n_targets; i++) {
                 const Target *t = sorted[i];
                 const StateEntry *s = state_find(p->state, t->image, preheat_runtime_name(t));

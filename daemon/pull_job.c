@@ -55,6 +55,7 @@ struct PullJob {
         bool reported[_DIAGNOSIS_MAX];
         char *diagnosis;          /* the last one named, for the result */
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
+        RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -243,8 +244,9 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
         j->finished = true;
         j->ok = ok;
         seen_clear(j);
+        j->confirm = runtime_op_free(j->confirm);
         if (!ok && j->driver->abandon)
-                j->driver->abandon(j->config, &j->req);
+                (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
@@ -285,6 +287,22 @@ static void schedule_retry(PullJob *j, const char *reason) {
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
 }
 
+static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdata) {
+        PullJob *j = userdata;
+
+        j->confirm = NULL; /* the op frees itself */
+        if (r < 0) {
+                char buf[256];
+                snprintf(buf, sizeof(buf), "the runtime reported success but the image is not there (%s)",
+                         strerror(-r));
+                schedule_retry(j, buf);
+                return;
+        }
+        if (digest && !j->digest)
+                j->digest = strdup(digest);
+        finish(j, true, ERROR_NONE, NULL);
+}
+
 static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
@@ -295,18 +313,12 @@ static void on_finished(void *userdata, const PullOutcome *o) {
         }
         switch (o->error) {
         case ERROR_NONE: {
-                _cleanup_free_ char *digest = NULL;
-                int r = j->driver->confirm ? j->driver->confirm(j->config, &j->req, &digest) : 0;
-                if (r < 0) {
-                        char buf[256];
-                        snprintf(buf, sizeof(buf), "the runtime reported success but the image is not there (%s)",
-                                 strerror(-r));
-                        schedule_retry(j, buf);
-                        break;
-                }
-                if (digest && !j->digest)
-                        j->digest = TAKE_PTR(digest);
-                finish(j, true, ERROR_NONE, NULL);
+                int r = j->driver->confirm ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
+                                           : -EOPNOTSUPP;
+                if (r == -EOPNOTSUPP)
+                        finish(j, true, ERROR_NONE, NULL);
+                else if (r < 0)
+                        on_confirmed(NULL, r, NULL, j);
                 break;
         }
         case ERROR_PERMANENT:
@@ -476,6 +488,7 @@ PullJob *pull_job_free(PullJob *j) {
                 return NULL;
         if (j->pull)
                 j->driver->free(j->pull);
+        runtime_op_free(j->confirm);
         preflight_free(j->preflight);
         sd_event_source_disable_unref(j->sample_timer);
         sd_event_source_disable_unref(j->retry_timer);

@@ -1,6 +1,7 @@
 /* render.c: event formatting for `pullwatch pull` and `watch`. The terminal view keeps one line per
  * layer and redraws at most ten times a second; on a pipe only state changes are printed. */
 #include "daemon/render.h"
+#include "daemon/escape.h"
 
 #include <math.h>
 
@@ -113,6 +114,17 @@ TtyView *tty_view_free(TtyView *v) {
         return NULL;
 }
 
+/* Every status line carries untrusted text (image names, runtime and registry errors). */
+_printf_(2, 3) static void set_status(TtyView *v, const char *fmt, ...) {
+        char raw[sizeof(v->status)];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(raw, sizeof(raw), fmt, ap);
+        va_end(ap);
+        escape_line_buf(raw, v->status, sizeof(v->status));
+}
+
 static Row *row_get(TtyView *v, const char *id) {
         for (size_t i = 0; i < v->n_rows; i++)
                 if (streq(v->rows[i].id, id))
@@ -123,7 +135,7 @@ static Row *row_get(TtyView *v, const char *id) {
         v->rows = n;
         n = &v->rows[v->n_rows++];
         *n = (Row) { .phase = PHASE_WAITING, .verdict = VERDICT_WAITING };
-        snprintf(n->id, sizeof(n->id), "%s", id);
+        escape_line_buf(id, n->id, sizeof(n->id));
         return n;
 }
 
@@ -159,9 +171,9 @@ void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
                 /* A new attempt redraws from scratch below what is on screen. */
                 v->n_rows = 0;
                 v->drawn = 0;
-                snprintf(v->status, sizeof(v->status), "%s: attempt %u via %s", e->image, e->attempt, e->runtime);
+                set_status(v, "%s: attempt %u via %s", e->image, e->attempt, e->runtime);
                 if (!v->interactive)
-                        fprintf(v->out, "%s\n", v->status);
+                        fprintf(v->out, "%s\n", v->status); /* escaped by set_status() */
                 break;
         case PULL_EVENT_PHASE:
         case PULL_EVENT_PROGRESS:
@@ -175,7 +187,7 @@ void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
                 r->rate_at = now;
                 r->rate_bytes = e->current;
                 if (!v->interactive && e->kind == PULL_EVENT_PHASE)
-                        fprintf(v->out, "%s: %s\n", e->layer, phase_to_string(e->phase));
+                        fprintf_line(v->out, "%s: %s", e->layer, phase_to_string(e->phase));
                 if (e->phase != r->phase)
                         /* until the detector says more, a phase implies its plain verdict */
                         r->verdict = e->phase == PHASE_DONE      ? VERDICT_DONE
@@ -189,47 +201,48 @@ void tty_view_event(TtyView *v, const PullEvent *e, usec_t now) {
                 if (r)
                         r->verdict = e->verdict;
                 if (!v->interactive || verdict_is_fault(e->verdict))
-                        snprintf(v->status, sizeof(v->status), "%s%s%s: %s", e->layer ? "layer " : "pull",
+                        set_status(v, "%s%s%s: %s", e->layer ? "layer " : "pull",
                                  e->layer ? e->layer : "", e->layer ? "" : "", verdict_to_string(e->verdict));
                 if (!v->interactive && (verdict_is_fault(e->verdict) || e->verdict == VERDICT_SILENT_ALIVE))
-                        fprintf(v->out, "%s %s: %s (%s)\n", e->layer ? e->layer : "pull", verdict_to_string(e->verdict),
-                                e->evidence ? e->evidence : "", phase_to_string(e->phase) ? phase_to_string(e->phase) : "-");
+                        fprintf_line(v->out, "%s %s: %s (%s)", e->layer ? e->layer : "pull", verdict_to_string(e->verdict),
+                                     e->evidence ? e->evidence : "", phase_to_string(e->phase) ? phase_to_string(e->phase) : "-");
                 break;
         case PULL_EVENT_ACTION:
-                snprintf(v->status, sizeof(v->status), "%s %s%s%s%s", e->action, e->layer ? "layer " : "pull",
-                         e->layer ? e->layer : "", e->pid > 0 ? ": " : "", e->pid > 0 && e->reason ? e->reason : "");
+                set_status(v, "%s %s%s%s%s", e->action, e->layer ? "layer " : "pull",
+                           e->layer ? e->layer : "", e->pid > 0 ? ": " : "", e->pid > 0 && e->reason ? e->reason : "");
                 if (!v->interactive)
-                        fprintf(v->out, "%s\n", v->status);
+                        fprintf(v->out, "%s\n", v->status); /* escaped by set_status() */
                 break;
         case PULL_EVENT_RETRY:
-                snprintf(v->status, sizeof(v->status), "retrying in %.1fs: %s", (double) e->delay / USEC_PER_SEC,
+                set_status(v, "retrying in %.1fs: %s", (double) e->delay / USEC_PER_SEC,
                          e->reason ? e->reason : "");
                 if (!v->interactive)
-                        fprintf(v->out, "%s\n", v->status);
+                        fprintf(v->out, "%s\n", v->status); /* escaped by set_status() */
                 break;
         case PULL_EVENT_RUNTIME_RETRY:
                 if (r)
                         r->phase = PHASE_WAITING;
                 if (!v->interactive)
-                        fprintf(v->out, "%s: %s (the runtime retries by itself)\n", e->layer, e->reason ? e->reason : "");
+                        fprintf_line(v->out, "%s: %s (the runtime retries by itself)", e->layer, e->reason ? e->reason : "");
                 break;
         case PULL_EVENT_DIAGNOSIS:
-                fprintf(v->out, "%sdiagnosis %s: %s\n", v->interactive ? "\033[2K" : "", e->diagnosis,
-                        e->remedy ? e->remedy : "");
+                fputs(v->interactive ? "\033[2K" : "", v->out);
+                fprintf_line(v->out, "diagnosis %s: %s", e->diagnosis,
+                             e->remedy ? e->remedy : "");
                 v->drawn = 0;
                 break;
         case PULL_EVENT_RESULT:
                 if (e->ok)
-                        snprintf(v->status, sizeof(v->status), "%s: pulled in %.1fs, %u attempt%s, %s", e->image,
+                        set_status(v, "%s: pulled in %.1fs, %u attempt%s, %s", e->image,
                                  e->elapsed_s, e->attempt, e->attempt == 1 ? "" : "s", e->digest ? e->digest : "");
                 else
-                        snprintf(v->status, sizeof(v->status), "%s: failed (%s) after %u attempt%s: %s", e->image,
+                        set_status(v, "%s: failed (%s) after %u attempt%s: %s", e->image,
                                  error_class_to_string(e->error), e->attempt, e->attempt == 1 ? "" : "s",
                                  e->reason ? e->reason : "");
                 if (v->interactive)
                         draw(v, now, true);
                 else
-                        fprintf(v->out, "%s\n", v->status);
+                        fprintf(v->out, "%s\n", v->status); /* escaped by set_status() */
                 return;
         default:
                 break;

@@ -44,8 +44,6 @@ int containerd_image_status(const char *socket, const char *image, char **ret_di
 int containerd_lease_release(const char *socket, const char *namespace, const char *image, char **ret_message);
 /* Ids of pullwatch's leases left in namespace (for tests and `status`). */
 int containerd_leases_list(const char *socket, const char *namespace, char ***ret_ids, char **ret_message);
-/* CRI RemoveImage (tests and re-pull checks). -ENOENT when absent is reported as 0. */
-int containerd_image_remove(const char *socket, const char *image, char **ret_message);
 
 /* ---- Watching pulls pullwatch did not start ---- */
 

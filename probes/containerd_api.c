@@ -76,16 +76,9 @@ static void *mfree(void *p) {
         return NULL;
 }
 
-/* Run one call; on any failure set *ret_message to one line and return a negative errno. */
-static int sync_call(const char *socket, const char *ns, const char *method, const char *path,
-                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type, bool streaming,
-                     GrpcReply *reply, char **ret_message) {
-        GrpcTarget t = { .socket = socket, .namespace = ns, .timeout = CD_CALL_TIMEOUT };
-        int r;
+int cd_reply_result(const GrpcReply *reply, const char *method, char **ret_message) {
+        int r = reply->error;
 
-        if (!socket)
-                return -EINVAL;
-        r = grpc_call_sync(&t, path, req, type, streaming, reply);
         if (r >= 0 && reply->status == GRPC_OK)
                 return 0;
         if (r >= 0)
@@ -98,6 +91,49 @@ static int sync_call(const char *socket, const char *ns, const char *method, con
                 *ret_message = reply->error < 0 && reply->message ? strdup(reply->message)
                                                                   : grpc_reply_describe(reply, method);
         return r;
+}
+
+/* Run one call; on any failure set *ret_message to one line and return a negative errno. */
+static int sync_call(const char *socket, const char *ns, const char *method, const char *path,
+                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type, bool streaming,
+                     GrpcReply *reply, char **ret_message) {
+        GrpcTarget t = { .socket = socket, .namespace = ns, .timeout = CD_CALL_TIMEOUT };
+
+        if (!socket)
+                return -EINVAL;
+        (void) grpc_call_sync(&t, path, req, type, streaming, reply);
+        return cd_reply_result(reply, method, ret_message);
+}
+
+int cd_version_result(const char *socket, const GrpcReply *reply, char **ret_message) {
+        int r = cd_reply_result(reply, "Version", ret_message);
+        if (r == -EPROTO && reply->error == 0 && ret_message) {
+                /* a gRPC server, but not containerd */
+                free(*ret_message);
+                if (asprintf(ret_message, "%s is not a containerd socket (no containerd version service)", socket) < 0)
+                        *ret_message = NULL;
+        }
+        return r;
+}
+
+int cd_image_status_result(const GrpcReply *reply, char **ret_digest, char **ret_id, char **ret_message) {
+        _cleanup_free_ char *digest = NULL, *id = NULL;
+        int r = cd_reply_result(reply, "ImageStatus", ret_message);
+        if (r < 0)
+                return r;
+        Runtime__V1__Image *img = ((Runtime__V1__ImageStatusResponse *) reply->messages[0])->image;
+        if (!img)
+                return -ENOENT; /* CRI answers an empty status for an absent image */
+        const char *at = img->n_repo_digests > 0 ? strrchr(img->repo_digests[0], '@') : NULL;
+        digest = strdup(at ? at + 1 : img->id);
+        id = strdup(img->id);
+        if (!digest || !id)
+                return -ENOMEM;
+        if (ret_digest)
+                *ret_digest = TAKE_PTR(digest);
+        if (ret_id)
+                *ret_id = TAKE_PTR(id);
+        return 0;
 }
 
 int containerd_version(const char *socket, char **ret_version, char **ret_message) {
@@ -159,22 +195,6 @@ int containerd_image_status(const char *socket, const char *image, char **ret_di
         if (ret_id)
                 *ret_id = TAKE_PTR(id);
         return 0;
-}
-
-int containerd_image_remove(const char *socket, const char *image, char **ret_message) {
-        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
-        Runtime__V1__RemoveImageRequest req = RUNTIME__V1__REMOVE_IMAGE_REQUEST__INIT;
-        GrpcReply reply;
-        int r;
-
-        spec.image = (char *) image;
-        req.image = &spec;
-        r = sync_call(socket, CONTAINERD_CRI_NAMESPACE, "RemoveImage", "/runtime.v1.ImageService/RemoveImage",
-                      &req.base, &runtime__v1__remove_image_response__descriptor, false, &reply, ret_message);
-        grpc_reply_done(&reply);
-        if (r == -ENOENT && ret_message)
-                *ret_message = mfree(*ret_message);
-        return r == -ENOENT ? 0 : r;
 }
 
 int containerd_lease_release(const char *socket, const char *namespace, const char *image, char **ret_message) {

@@ -21,6 +21,13 @@
 
 usec_t cd_now(clockid_t clock);
 
+/* A finished call's result: 0, or -ENOENT/-EPROTO/-EEXIST/-EIO for gRPC errors, the transport's -errno
+ * otherwise, with one line in *ret_message (if given). */
+int cd_reply_result(const GrpcReply *reply, const char *method, char **ret_message);
+/* Version's and ImageStatus' answers read the same way the one-shot questions read them. */
+int cd_version_result(const char *socket, const GrpcReply *reply, char **ret_message);
+int cd_image_status_result(const GrpcReply *reply, char **ret_digest, char **ret_id, char **ret_message);
+
 typedef struct CdTracker CdTracker;
 
 typedef struct CdTrackerCallbacks {

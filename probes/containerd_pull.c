@@ -6,8 +6,10 @@
 
 #include <time.h>
 #include "containerd_leases.pb-c.h"
+#include "containerd_version.pb-c.h"
 #include "cri_api.pb-c.h"
 #include "probes/reference.h"
+#include "probes/runtime_op.h"
 
 #define PATH_LEASE_CREATE "/containerd.services.leases.v1.Leases/Create"
 #define PATH_LEASE_DELETE "/containerd.services.leases.v1.Leases/Delete"
@@ -348,11 +350,50 @@ static void cd_process(const Config *config, RuntimeProcess *ret) {
         };
 }
 
-static int cd_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
-        const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
+static const char *config_socket(const Config *config) {
+        return config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
+}
+
+static int confirm_parse(const char *image, GrpcReply *reply, char **ret_text) {
+        _cleanup_free_ char *digest = NULL, *msg = NULL;
+        int r = cd_image_status_result(reply, &digest, NULL, &msg);
+        if (reply->error == -ENOENT)
+                r = -ENXIO; /* no socket: that says nothing about the image */
+        *ret_text = r >= 0 ? TAKE_PTR(digest) : r == -ENOENT ? NULL : TAKE_PTR(msg);
+        return r;
+}
+
+static int cd_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+                      void *userdata, RuntimeOp **ret) {
+        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
+        Runtime__V1__ImageStatusRequest r = RUNTIME__V1__IMAGE_STATUS_REQUEST__INIT;
+
         if (!req || !req->image)
                 return -EINVAL;
-        return containerd_image_status(socket, req->image, ret_digest, NULL, NULL);
+        spec.image = (char *) req->image;
+        r.image = &spec;
+        return runtime_op_grpc(glue,
+                               &(GrpcTarget) { .socket = config_socket(config), .namespace = CONTAINERD_CRI_NAMESPACE },
+                               "/runtime.v1.ImageService/ImageStatus", &r.base,
+                               &runtime__v1__image_status_response__descriptor, confirm_parse, req->image, done,
+                               userdata, ret);
+}
+
+static int ping_parse(const char *socket, GrpcReply *reply, char **ret_text) {
+        _cleanup_free_ char *why = NULL;
+        int r = cd_version_result(socket, reply, &why);
+        if (r < 0 && asprintf(ret_text, "cannot reach containerd: %s", why ?: strerror(-r)) < 0)
+                *ret_text = NULL;
+        return r;
+}
+
+static int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                         RuntimeOp **ret) {
+        Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
+        return runtime_op_grpc(glue, &(GrpcTarget) { .socket = config_socket(config) },
+                               "/containerd.services.version.v1.Version/Version", &req.base,
+                               &containerd__services__version__v1__version_response__descriptor, ping_parse,
+                               config_socket(config), done, userdata, ret);
 }
 
 static int cd_ping(const Config *config, char **ret_error) {
@@ -371,10 +412,24 @@ void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {
                 cd_tracker_stats(p ? p->tracker : NULL, ret);
 }
 
-static void cd_abandon(const Config *config, const PullRequest *req) {
-        _cleanup_free_ char *msg = NULL;
+static int release_parse(const char *arg, GrpcReply *reply, char **ret_text) {
+        return cd_reply_result(reply, "Leases.Delete", NULL);
+}
+
+static int cd_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
+        Containerd__Services__Leases__V1__DeleteRequest d = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
+        _cleanup_free_ char *id = NULL;
+        int r;
+
         /* Partial ingests are only worth keeping for a retry that will come; none will. */
-        (void) containerd_lease_release(config->containerd_socket, CONTAINERD_CRI_NAMESPACE, req->image, &msg);
+        r = containerd_lease_id(CONTAINERD_CRI_NAMESPACE, req->image, &id);
+        if (r < 0)
+                return r;
+        d.id = id;
+        return runtime_op_grpc(glue, &(GrpcTarget) { .socket = config_socket(config), .namespace = CONTAINERD_CRI_NAMESPACE },
+                               "/containerd.services.leases.v1.Leases/Delete", &d.base,
+                               &containerd__services__leases__v1__empty__descriptor, release_parse, NULL, NULL, NULL,
+                               NULL);
 }
 
 const RuntimeDriver containerd_driver = {
@@ -385,5 +440,6 @@ const RuntimeDriver containerd_driver = {
         .free = cd_pull_free,
         .process = cd_process,
         .confirm = cd_confirm,
+        .ping_async = cd_ping_async,
         .ping = cd_ping,
 };

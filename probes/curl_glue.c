@@ -20,6 +20,9 @@ struct CurlGlue {
         bool finishing; /* curl_multi_cleanup calls back into us; ignore it */
         unsigned in_action; /* inside curl_multi_socket_action: curl refuses re-entrant calls */
         Transfer *transfers;
+        CurlGlueAdopted *adopted;
+        sd_event_source *settle;  /* exit_when_settled's deadline */
+        int exit_code;
 };
 
 static void transfer_unlink(CurlGlue *g, Transfer *t) {
@@ -31,6 +34,12 @@ static void transfer_unlink(CurlGlue *g, Transfer *t) {
                 t->next->prev = t->prev;
         free(t);
 }
+
+struct CurlGlueAdopted {
+        void *obj;
+        void (*free_fn)(void *obj);
+        CurlGlueAdopted *prev, *next;
+};
 
 typedef struct SocketSource {
         sd_event_source *io;
@@ -204,6 +213,13 @@ int curl_glue_new(sd_event *event, CurlGlue **ret) {
 CurlGlue *curl_glue_free(CurlGlue *g) {
         if (!g)
                 return NULL;
+        /* Before finishing: their free removes their transfers the ordinary way. */
+        while (g->adopted) {
+                CurlGlueAdopted *a = g->adopted;
+                a->free_fn(a->obj); /* calls curl_glue_release(g, a) */
+                if (g->adopted == a)
+                        curl_glue_release(g, a);
+        }
         g->finishing = true;
         if (g->multi) {
                 /* Transfers still attached: drop them without callbacks; their owners are gone. */
@@ -216,6 +232,7 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
         }
         sd_event_source_disable_unref(g->timer);
         sd_event_source_disable_unref(g->defer);
+        sd_event_source_disable_unref(g->settle);
         sd_event_unref(g->event);
         free(g);
         return NULL;
@@ -256,6 +273,49 @@ void curl_glue_remove(CurlGlue *g, CURL *easy) {
         curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         if (t)
                 transfer_unlink(g, t);
+}
+
+int curl_glue_adopt(CurlGlue *g, void *obj, void (*free_fn)(void *obj), CurlGlueAdopted **ret) {
+        CurlGlueAdopted *a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        *a = (CurlGlueAdopted) { .obj = obj, .free_fn = free_fn, .next = g->adopted };
+        if (a->next)
+                a->next->prev = a;
+        g->adopted = a;
+        *ret = a;
+        return 0;
+}
+
+void curl_glue_release(CurlGlue *g, CurlGlueAdopted *a) {
+        if (!g || !a)
+                return;
+        if (a->prev)
+                a->prev->next = a->next;
+        else
+                g->adopted = a->next;
+        if (a->next)
+                a->next->prev = a->prev;
+        free(a);
+        if (!g->adopted && g->settle && !g->finishing)
+                (void) sd_event_exit(g->event, g->exit_code);
+}
+
+static int on_settle_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        CurlGlue *g = userdata;
+        return sd_event_exit(g->event, g->exit_code);
+}
+
+int curl_glue_exit_when_settled(CurlGlue *g, int code, usec_t timeout) {
+        int r;
+
+        g->exit_code = code;
+        if (!g->adopted)
+                return sd_event_exit(g->event, code);
+        if (g->settle)
+                return 0;
+        r = sd_event_add_time_relative(g->event, &g->settle, CLOCK_MONOTONIC, timeout, 0, on_settle_timeout, g);
+        return r < 0 ? sd_event_exit(g->event, code) : 0;
 }
 
 sd_event *curl_glue_event(CurlGlue *g) { return g->event; }

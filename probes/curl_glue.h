@@ -23,6 +23,15 @@ int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata
  * inside a transfer's own write/header callback: curl refuses re-entrant calls there. */
 void curl_glue_remove(CurlGlue *g, CURL *easy);
 
+/* Objects nobody else owns (fire-and-forget requests): curl_glue_free() frees those still there, so
+ * an exit with one in flight neither leaks it nor calls it back. The object releases itself when done. */
+typedef struct CurlGlueAdopted CurlGlueAdopted;
+int curl_glue_adopt(CurlGlue *g, void *obj, void (*free_fn)(void *obj), CurlGlueAdopted **ret);
+void curl_glue_release(CurlGlue *g, CurlGlueAdopted *a);
+/* sd_event_exit(code) once no adopted object is left, or after timeout at the latest: a program on
+ * its way out lets its fire-and-forget requests land. */
+int curl_glue_exit_when_settled(CurlGlue *g, int code, usec_t timeout);
+
 sd_event *curl_glue_event(CurlGlue *g);
 CURLM *curl_glue_multi(CurlGlue *g);
 

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include "probes/docker_stream.h"
+#include "probes/runtime_op.h"
 
 struct RuntimePull {
         CurlGlue *glue;
@@ -230,23 +231,77 @@ static void docker_process(const Config *config, RuntimeProcess *ret) {
                                   .exe_names = runtime_exe_names_docker };
 }
 
-static int docker_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
-        _cleanup_free_ char *id = NULL;
-        return docker_image_inspect(config->docker_socket, req->image, &id, ret_digest);
+static int json_answer(int r, long status, const char *body, json_t **ret) {
+        if (r < 0)
+                return r;
+        if (status == 404)
+                return -ENOENT;
+        if (status != 200)
+                return -EIO;
+        *ret = json_loads(body, 0, NULL);
+        return *ret ? 0 : -EBADMSG;
+}
+
+static char *ping_error(const char *socket, int r) {
+        char *s = NULL;
+        const char *why = r == -ENOENT        ? "no such socket"
+                          : r == -ECONNREFUSED ? "connection refused"
+                          : r == -EPROTO       ? "it answers, but is not the Docker Engine API"
+                          : r == -ETIMEDOUT    ? "no answer within 10s"
+                                               : strerror(-r);
+        return asprintf(&s, "cannot reach dockerd at %s: %s", socket, why) < 0 ? NULL : s;
+}
+
+static int version_parse(json_t *j, char **ret_version, char **ret_api);
+static int inspect_parse(json_t *j, const char *image, char **ret_id, char **ret_repo_digest);
+
+static int confirm_parse(const char *image, int r, long status, const char *body, char **ret_text) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        if (r == -ENOENT)
+                r = -ENXIO; /* no socket: that says nothing about the image */
+        r = json_answer(r, status, body, &j);
+        if (r >= 0)
+                r = inspect_parse(j, image, NULL, ret_text);
+        else if (r != -ENOENT && asprintf(ret_text, "dockerd did not say whether %s is present: %s", image,
+                                          strerror(-r)) < 0)
+                *ret_text = NULL;
+        return r;
+}
+
+static int docker_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+                          void *userdata, RuntimeOp **ret) {
+        _cleanup_free_ char *e = url_escape(req->image), *path = NULL;
+        if (!e || asprintf(&path, "/images/%s/json", e) < 0)
+                return -ENOMEM;
+        return runtime_op_http(glue, config->docker_socket, path, confirm_parse, req->image, done, userdata, ret);
+}
+
+static int ping_parse(const char *socket, int r, long status, const char *body, char **ret_text) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        if (r >= 0 && status != 200)
+                r = -EPROTO; /* an HTTP server, but /version is not dockerd's (404 is not "no socket") */
+        else
+                r = json_answer(r, status, body, &j);
+        if (r == -EBADMSG)
+                r = -EPROTO;
+        if (r >= 0)
+                r = version_parse(j, NULL, NULL);
+        if (r < 0)
+                *ret_text = ping_error(socket, r);
+        return r;
+}
+
+static int docker_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                             RuntimeOp **ret) {
+        return runtime_op_http(glue, config->docker_socket, "/version", ping_parse, config->docker_socket, done,
+                               userdata, ret);
 }
 
 static int docker_ping(const Config *config, char **ret_error) {
         _cleanup_free_ char *version = NULL, *api = NULL;
         int r = docker_version(config->docker_socket, &version, &api);
-        if (r < 0 && ret_error) {
-                const char *why = r == -ENOENT        ? "no such socket"
-                                  : r == -ECONNREFUSED ? "connection refused"
-                                  : r == -EPROTO       ? "it answers, but is not the Docker Engine API"
-                                  : r == -ETIMEDOUT    ? "no answer within 10s"
-                                                       : strerror(-r);
-                if (asprintf(ret_error, "cannot reach dockerd at %s: %s", config->docker_socket, why) < 0)
-                        *ret_error = NULL;
-        }
+        if (r < 0 && ret_error)
+                *ret_error = ping_error(config->docker_socket, r);
         return r;
 }
 
@@ -257,6 +312,7 @@ const RuntimeDriver docker_driver = {
         .free = docker_free,
         .process = docker_process,
         .confirm = docker_confirm,
+        .ping_async = docker_ping_async,
         .ping = docker_ping,
 };
 
@@ -311,14 +367,7 @@ static int get_json(const char *socket, const char *path, json_t **ret) {
         _cleanup_free_ char *body = NULL;
         long status = 0;
         int r = http_unix_request(socket, "GET", path, 10 * USEC_PER_SEC, &status, &body);
-        if (r < 0)
-                return r;
-        if (status == 404)
-                return -ENOENT;
-        if (status != 200)
-                return -EIO;
-        *ret = json_loads(body, 0, NULL);
-        return *ret ? 0 : -EBADMSG;
+        return json_answer(r, status, body, ret);
 }
 
 static int dup_field(json_t *j, const char *key, char **ret) {
@@ -332,8 +381,11 @@ static int dup_field(json_t *j, const char *key, char **ret) {
 int docker_version(const char *socket, char **ret_version, char **ret_api) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         int r = get_json(socket, "/version", &j);
-        if (r < 0)
-                return r;
+        return r < 0 ? r : version_parse(j, ret_version, ret_api);
+}
+
+static int version_parse(json_t *j, char **ret_version, char **ret_api) {
+        int r;
         if (!json_string_value(json_object_get(j, "ApiVersion")))
                 return -EPROTO; /* something answers HTTP there, but not dockerd */
         r = dup_field(j, "Version", ret_version);
@@ -349,18 +401,13 @@ int docker_info(const char *socket, char **ret_root_dir, char **ret_driver) {
         return r < 0 ? r : dup_field(j, "Driver", ret_driver);
 }
 
-int docker_image_inspect(const char *socket, const char *image, char **ret_id, char **ret_repo_digest) {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        _cleanup_free_ char *e = url_escape(image), *path = NULL, *from = NULL, *tag = NULL;
+/* GET /images/{name}/json's answer: the image id and the digest for this repository when present. */
+static int inspect_parse(json_t *j, const char *image, char **ret_id, char **ret_repo_digest) {
+        _cleanup_free_ char *from = NULL, *tag = NULL;
         json_t *v;
         size_t i;
         int r;
 
-        if (!e || asprintf(&path, "/images/%s/json", e) < 0)
-                return -ENOMEM;
-        r = get_json(socket, path, &j);
-        if (r < 0)
-                return r;
         r = dup_field(j, "Id", ret_id);
         if (r < 0 || !ret_repo_digest)
                 return r;
@@ -377,16 +424,4 @@ int docker_image_inspect(const char *socket, const char *image, char **ret_id, c
                 }
         }
         return 0;
-}
-
-int docker_image_remove(const char *socket, const char *image) {
-        _cleanup_free_ char *e = url_escape(image), *path = NULL;
-        long status = 0;
-        int r;
-        if (!e || asprintf(&path, "/images/%s?force=1", e) < 0)
-                return -ENOMEM;
-        r = http_unix_request(socket, "DELETE", path, 30 * USEC_PER_SEC, &status, NULL);
-        if (r < 0)
-                return r;
-        return status == 200 ? 0 : status == 404 ? -ENOENT : -EIO;
 }

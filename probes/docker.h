@@ -14,11 +14,6 @@ int http_unix_request(const char *socket, const char *method, const char *path, 
 int docker_version(const char *socket, char **ret_version, char **ret_api);
 /* GET /info: DockerRootDir and Driver. */
 int docker_info(const char *socket, char **ret_root_dir, char **ret_driver);
-/* GET /images/{name}/json: 0 with the image id and the digest for this repository when present,
- * -ENOENT when the image is not there. */
-int docker_image_inspect(const char *socket, const char *image, char **ret_id, char **ret_repo_digest);
-/* DELETE /images/{name} (tests and rechecks). */
-int docker_image_remove(const char *socket, const char *image);
 
 /* Split a reference for the Engine API: fromImage keeps the name, tag is the tag or digest
  * ("latest" when neither is given, so dockerd does not pull every tag). */

@@ -60,6 +60,13 @@ typedef struct PullRequest {
 
 typedef struct RuntimePull RuntimePull;
 
+/* One short question to the runtime in flight on the curl glue (runtime_op.h). done runs once, from the
+ * event loop, with 0 or a negative errno and a text (see each question); the op frees itself after done
+ * returns, so the owner forgets its pointer there. runtime_op_free() before that cancels it silently. */
+typedef struct RuntimeOp RuntimeOp;
+typedef void (*runtime_op_done_t)(RuntimeOp *op, int r, const char *text, void *userdata);
+RuntimeOp *runtime_op_free(RuntimeOp *op);
+static inline void runtime_op_freep(RuntimeOp **op) { runtime_op_free(*op); }
 
 typedef struct RuntimeDriver {
         const char *name;
@@ -71,14 +78,19 @@ typedef struct RuntimeDriver {
         RuntimePull *(*free)(RuntimePull *p);
         /* What identifies the runtime's main process (for probes and the kill path). */
         void (*process)(const Config *config, RuntimeProcess *ret);
-        /* After a successful pull: is the image really there? 0 with its digest (may be NULL),
-         * -ENOENT when it is not. Short and blocking. */
-        int (*confirm)(const Config *config, const PullRequest *req, char **ret_digest);
-        /* Does the runtime answer on its socket? 0, or -errno with a one-line reason. */
+        /* Is the image there? done gets 0 with its digest as text (may be NULL), -ENOENT when the
+         * runtime says it is not, another -errno (with a one-line reason) when the runtime did not say
+         * (-ENXIO: no socket; -ETIMEDOUT: no answer within RUNTIME_OP_TIMEOUT). */
+        int (*confirm)(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+                       void *userdata, RuntimeOp **ret);
+        /* Does the runtime answer on its socket? done gets 0, or -errno with a one-line reason. */
+        int (*ping_async)(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                          RuntimeOp **ret);
+        /* The same, blocking (the CLI only: the daemon never blocks on a runtime). */
         int (*ping)(const Config *config, char **ret_error);
         /* The pull job gave up on this image (last attempt failed, or shutdown): drop whatever the
-         * driver kept for a resume. Optional. */
-        void (*abandon)(const Config *config, const PullRequest *req);
+         * driver kept for a resume. Fire and forget: the request belongs to the glue. Optional. */
+        int (*abandon)(CurlGlue *glue, const Config *config, const PullRequest *req);
 } RuntimeDriver;
 
 extern const RuntimeDriver docker_driver;

@@ -32,7 +32,7 @@ MANIFEST_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
        "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
 RULE_KEYS = {"id", "digest", "path", "methods", "nth", "first", "times", "stall_at", "stall_for",
-             "reset_after", "reset_at", "throttle", "ignore_range", "status", "delay", "retry_after"}
+             "reset_after", "reset_at", "throttle", "ignore_range", "status", "message", "delay", "retry_after"}
 
 LOG = sys.stderr
 LOCK = threading.RLock()
@@ -111,6 +111,8 @@ def validate_rule(r):
         r["_stall_for"] = parse_duration(r.get("stall_for"), "stall_for")
     if "status" in r and not (100 <= r["status"] <= 599):
         raise ValueError("status: expected an HTTP status code")
+    if "message" in r and not isinstance(r["message"], str):
+        raise ValueError("message: expected a string")
     if "id" not in r:
         r["id"] = "r%d" % next(RULE_SEQ)
     r["id"] = str(r["id"])
@@ -299,8 +301,8 @@ class Handler(BaseHTTPRequestHandler):
         if rule and "status" in rule:
             self.drain_request_body()
             code = "TOOMANYREQUESTS" if rule["status"] == 429 else "UNAVAILABLE"
-            body = json.dumps({"errors": [{"code": code, "message": "faultproxy injected %d"
-                                           % rule["status"], "detail": rule["id"]}]}).encode()
+            message = rule.get("message", "faultproxy injected %d" % rule["status"])
+            body = json.dumps({"errors": [{"code": code, "message": message, "detail": rule["id"]}]}).encode()
             self.cur_status = rule["status"]
             self.send_response_only(rule["status"])
             if rule.get("retry_after") is not None:

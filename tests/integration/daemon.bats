@@ -68,12 +68,16 @@ wait_notify() { # SECS LINE-REGEX [MIN-COUNT]
 
 # The daemon runs under timeout as a safety net; its exit status lands in $DLOG.rc. Signals go to the
 # daemon itself (its pid from status), not to timeout, which would forward them to its whole group.
+# With DAEMON_STDERR=journal its stderr is a journal stream, as under systemd (JOURNAL_STREAM set,
+# "<N>" prefixes parsed), instead of $DLOG.
 daemon_start() {
+	local wrap=()
+	[ "${DAEMON_STDERR:-}" = journal ] && wrap=(systemd-cat -t pullwatch --level-prefix=true env JOURNAL_STREAM=0:0)
 	DLOG=$BED_DIR/daemon.$((++DAEMON_RUNS)).log
 	(
 		rc=0
 		nsenter -t "$JPID" -m -- env NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000 \
-			PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" \
+			PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" "${wrap[@]}" \
 			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
 		echo "$rc" >"$DLOG.rc"
 	) 3>&- &
@@ -91,6 +95,14 @@ daemon_stop() { # SIGTERM, wait for the exit; status in DAEMON_RC
 	wait_for 30 test -s "$DLOG.rc"
 	DAEMON_RC=$(cat "$DLOG.rc")
 	DAEMON_PID=
+}
+
+# Stop the daemon an earlier test left running, if any (a test run alone with -f starts from here).
+daemon_stop_any() {
+	local p
+	p=$(live_pid "$BED_DIR/daemon.pid" "pullwatch daemon") || return 0
+	kill -TERM "$p"
+	timeout 30 tail --pid="$p" -f /dev/null
 }
 
 status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
@@ -220,7 +232,7 @@ setup_file() {
 live_pid() { # FILE PATTERN
 	local p
 	p=$(cat "$1" 2>/dev/null) || return 1
-	[ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$2" && echo "$p"
+	[ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$2" && echo "$p"
 }
 
 teardown_file() {
@@ -231,6 +243,7 @@ teardown_file() {
 	fi
 	[ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null
 	if p=$(live_pid "$BED_DIR/relay.pid" relay.py); then kill "$p"; fi
+	if p=$(live_pid "$BED_DIR/hang.pid" hang.py); then kill "$p"; fi
 	journald_stop
 	bed_stop
 }
@@ -465,3 +478,96 @@ setup() {
 	kill "$(cat "$BED_DIR/relay.pid")"
 }
 
+
+# Unix sockets that accept and never answer: docker.socket / containerd.socket while the service
+# behind them hangs or starts. One line per accepted connection in $BED_DIR/hang.log.
+hang_start() { # SOCKET...
+	cat >"$BED_DIR/hang.py" <<-'EOF'
+		import selectors, socket, sys
+		sel, held = selectors.DefaultSelector(), []
+		for path in sys.argv[1:]:
+		    s = socket.socket(socket.AF_UNIX)
+		    s.bind(path)
+		    s.listen(64)
+		    sel.register(s, selectors.EVENT_READ, path)
+		with open(sys.argv[0] + ".log", "a", buffering=1) as log:
+		    while True:
+		        for key, _ in sel.select():
+		            c, _ = key.fileobj.accept()
+		            held.append(c)  # never read, never answered, never closed
+		            log.write("accept " + key.data + "\n")
+	EOF
+	: >"$BED_DIR/hang.py.log"
+	timeout 300 python3 "$BED_DIR/hang.py" "$@" >/dev/null 2>&1 3>&- &
+	echo $! >"$BED_DIR/hang.pid"
+	local s
+	for s in "$@"; do wait_for 10 test -S "$s"; done
+}
+
+@test "runtime sockets that accept and never answer: WATCHDOG=1 keeps coming and status answers at once" {
+	local hd=$BED_DIR/hang-docker.sock hc=$BED_DIR/hang-containerd.sock ready_before n i
+	hang_start "$hd" "$hc"
+	printf -- '- {image: %s, runtime: both}\n' "$IMG_A" >"$BED_DIR/hang-list.yaml"
+	sed -e "s|socket: $DOCKER_SOCK\$|socket: $hd|" -e "s|socket: $CONTAINERD_SOCK\$|socket: $hc|" \
+		-e 's|^runtime: docker$|runtime: auto|' -e "s|list: .*|list: $BED_DIR/hang-list.yaml|" \
+		"$PW_CONFIG" >"$BED_DIR/pw-hang.yaml"
+	grep -q "socket: $hd" "$BED_DIR/pw-hang.yaml"
+	grep -q "socket: $hc" "$BED_DIR/pw-hang.yaml"
+	grep -q '^runtime: auto' "$BED_DIR/pw-hang.yaml"
+	PW_CONFIG=$BED_DIR/pw-hang.yaml
+	daemon_stop_any
+	ready_before=$(notify_count READY=1)
+	daemon_start
+	wait_notify 20 'READY=1' $((ready_before + 1))
+	# both runtimes are being asked (auto's probe and the pings go to the hanging sockets)
+	wait_for 20 grep -q "accept $hd" "$BED_DIR/hang.py.log"
+	wait_for 20 grep -q "accept $hc" "$BED_DIR/hang.py.log"
+	# while those questions hang (10s each, then again with backoff), the loop runs: the watchdog
+	# is fed every second and the control socket answers
+	for ((i = 0; i < 6; i++)); do
+		n=$(notify_count WATCHDOG=1)
+		run timeout 5 "$PULLWATCH" status --json --config "$PW_CONFIG"
+		[ "$status" -eq 0 ]
+		jq -e '.state == "running"' <<<"$output"
+		wait_notify 8 'WATCHDOG=1' $((n + 3))
+	done
+	# the hung sockets end as "unreachable" after their timeout, each, and the item waits
+	wait_status 40 '.runtimes.docker.up == false and .runtimes.containerd.up == false
+		and (.runtimes.docker.error | contains("no answer")) and all(.preheat[]; .state == "waiting")'
+	run timeout 5 "$PULLWATCH" status --config "$PW_CONFIG"
+	[ "$status" -eq 0 ]
+	# stopping with questions in flight is clean
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ] || { tail -n 40 "$DLOG" >&2; false; }
+	kill "$(cat "$BED_DIR/hang.pid")"
+}
+
+@test "a registry error text with a newline and <0> forges no journal line; PULLWATCH_* fields keep it raw" {
+	local forged=FORGED-PULLWATCH-LINE img=$PROXY_ADDR/test/esc:v1
+	# an image no test pulls; the registry answers its manifest with an error whose text tries to
+	# start a line of priority 0
+	proxy_rule "{\"path\":\"^/v2/test/esc/manifests/\",\"methods\":[\"GET\",\"HEAD\"],\"status\":400,
+		\"message\":\"denied\\n<0>$forged \\u001b[31mred\"}" >/dev/null
+	printf -- '- %s\n' "$img" >"$BED_DIR/esc-list.yaml"
+	sed -e "s|list: .*|list: $BED_DIR/esc-list.yaml|" "$PW_CONFIG" >"$BED_DIR/pw-esc.yaml"
+	grep -q '^runtime: docker' "$BED_DIR/pw-esc.yaml"
+	PW_CONFIG=$BED_DIR/pw-esc.yaml
+	daemon_stop_any
+	DAEMON_STDERR=journal daemon_start
+	wait_status 60 "(.preheat | map(select(.image == \"$img\" and .state == \"failed\"
+		and (.error | contains(\"$forged\")))) | length) == 1"
+	# the daemon's stderr lines and the alert both name the error, escaped, each on its own line
+	wait_journal 20 ".MESSAGE | strings | contains(\"\\\\n<0>$forged \\\\x1b[31mred\")" _TRANSPORT=stdout
+	wait_journal 20 ".PULLWATCH_IMAGE == \"$img\" and (.MESSAGE | contains(\"\\\\n<0>$forged\"))
+		and (.PULLWATCH_EVIDENCE | if type == \"array\" then implode else . end
+			| contains(\"\\n<0>$forged \\u001b[31mred\"))" _TRANSPORT=journal
+	# nothing forged: no entry of priority 0, no line that starts with the injected text, no MESSAGE
+	# with control characters (journalctl prints those as byte arrays)
+	run journal
+	[ "$status" -eq 0 ]
+	[ -z "$(jq -c 'select(.PRIORITY == "0")' <<<"$output")" ]
+	[ -z "$(jq -c --arg f "$forged" 'select(.MESSAGE | strings | startswith($f))' <<<"$output")" ]
+	[ -z "$(jq -c 'select(.MESSAGE | type != "string")' <<<"$output")" ]
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+}

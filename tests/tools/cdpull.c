@@ -4,7 +4,7 @@
  *       pull; -c cancels attempt 1 once a layer has BYTES, -t once a downloading layer got no byte for
  *       SECONDS (a stall); then -d waits and a second attempt runs; -k keeps the lease at the end
  *   cdpull [-s SOCKET] -w SECONDS                         watch every pull in k8s.io
- *   cdpull [-s SOCKET] -v | -i IMAGE | -r IMAGE | -l      version / ImageStatus / RemoveImage / leases */
+ *   cdpull [-s SOCKET] -v | -i IMAGE | -l                 version / ImageStatus / leases */
 #include <getopt.h>
 #include <inttypes.h>
 #include "probes/containerd.h"
@@ -142,7 +142,7 @@ int main(int argc, char **argv) {
         char mode = 'p';
 
         setvbuf(stdout, NULL, _IOLBF, 0);
-        while ((opt = getopt(argc, argv, "s:c:t:d:w:kvi:r:l")) >= 0)
+        while ((opt = getopt(argc, argv, "s:c:t:d:w:kvi:l")) >= 0)
                 switch (opt) {
                 case 's': socket = optarg; break;
                 case 'c': c.cancel_after = strtoull(optarg, NULL, 10); break;
@@ -151,7 +151,7 @@ int main(int argc, char **argv) {
                 case 'w': watch = atoi(optarg); mode = 'w'; break;
                 case 'k': keep = 1; break;
                 case 'v': case 'l': mode = (char) opt; break;
-                case 'i': case 'r': mode = (char) opt; c.image = optarg; break;
+                case 'i': mode = (char) opt; c.image = optarg; break;
                 default: return 2;
                 }
         switch (mode) {
@@ -162,10 +162,6 @@ int main(int argc, char **argv) {
         case 'i':
                 r = containerd_image_status(socket, c.image, &s1, &s2, &msg);
                 printf(r < 0 ? "%s\n" : "digest=%s id=%s\n", r < 0 ? msg : s1, s2);
-                goto out;
-        case 'r':
-                r = containerd_image_remove(socket, c.image, &msg);
-                printf("%s\n", r < 0 ? msg : "removed");
                 goto out;
         case 'l': {
                 char **ids = NULL;

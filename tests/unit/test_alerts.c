@@ -57,7 +57,7 @@ static void test_record_fields(void **s) {
         assert_field(&r, "PULLWATCH_PHASE", "downloading");
         assert_field(&r, "PULLWATCH_VERDICT", "stalled");
         assert_field(&r, "PULLWATCH_ATTEMPT", "2");
-        assert_field(&r, "PULLWATCH_EVIDENCE", "no bytes for 61s at 40%"); /* one line per field */
+        assert_field(&r, "PULLWATCH_EVIDENCE", "no bytes for 61s\nat 40%"); /* fields keep the raw bytes */
         assert_field(&r, "PULLWATCH_DIAGNOSIS", NULL);
         assert_field(&r, "PULLWATCH_ALERT", "pull-stalled");
         alert_record_done(&r);
@@ -69,6 +69,13 @@ static void test_record_fields(void **s) {
         assert_field(&r, "PULLWATCH_IMAGE", NULL);
         assert_field(&r, "PULLWATCH_ATTEMPT", NULL);
         assert_int_equal(r.n, 5);
+        alert_record_done(&r);
+
+        /* MESSAGE is a line journalctl prints: untrusted text in it cannot start a line of its own */
+        f.evidence = "denied\n<0>forged \033[31m";
+        assert_int_equal(alert_record_build(ALERT_PULL_FAILED, &f, "<2>Pull of x failed: denied\n<0>forged \033[31m", &r), 0);
+        assert_field(&r, "MESSAGE", "\\x3c2>Pull of x failed: denied\\n<0>forged \\x1b[31m");
+        assert_field(&r, "PULLWATCH_EVIDENCE", "denied\n<0>forged \033[31m");
         alert_record_done(&r);
 
         assert_int_equal(alert_record_build(_ALERT_KIND_MAX, &f, "x", &r), -EINVAL);

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include "daemon/preheat.h"
+#include "probes/runtime_op.h"
 
 /* ---- the fake runtime ---- */
 
@@ -99,13 +100,11 @@ static RuntimePull *fake_free(RuntimePull *p) {
         return NULL;
 }
 
-static int fake_confirm(const Config *config, const PullRequest *req, char **ret_digest) {
-        if (fake.confirm_error)
-                return fake.confirm_error;
-        if (!fake_is_present(req->image))
-                return -ENOENT;
-        *ret_digest = strdup("sha256:feed");
-        return 0;
+/* Answers from the loop, as a real runtime's presence check does. */
+static int fake_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+                        void *userdata, RuntimeOp **ret) {
+        int r = fake.confirm_error ? fake.confirm_error : fake_is_present(req->image) ? 0 : -ENOENT;
+        return runtime_op_result(glue, r, r >= 0 ? "sha256:feed" : NULL, done, userdata, ret);
 }
 
 static const RuntimeDriver fake_driver = {

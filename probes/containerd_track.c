@@ -78,12 +78,16 @@ static void apply_statuses(CdTracker *t) {
         for (size_t i = 0; i < t->n_layers; i++)
                 t->layers[i]->ingest = false;
         for (size_t i = 0; s && i < s->n_statuses; i++) {
-                const char *ref = s->statuses[i]->ref, *kind_end, *digest;
+                const char *ref = s->statuses[i]->ref, *digest;
+                CdRefKind kind = cd_ref_parse(ref, &digest);
                 CdLayer *l;
 
-                if (!ref || !cd_ref_split(ref, &kind_end, &digest))
+                if (kind < 0)
                         continue;
-                if (!startswith(ref, "layer-")) {
+                /* a layer of a media type containerd does not know is ingested as "unknown-" */
+                if (kind == CD_REF_UNKNOWN && cd_layer_find(t, digest))
+                        kind = CD_REF_LAYER;
+                if (kind != CD_REF_LAYER) {
                         /* manifests and configs are small: a ref that lingers is the resolve phase */
                         if (t->source_repo && !t->mine) {
                                 resolving = true;
@@ -122,9 +126,9 @@ static void apply_statuses(CdTracker *t) {
 /* Is a blob listed by this manifest being downloaded right now (in this round's statuses)? */
 static bool lists_ingesting(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
         for (size_t i = 0; t->statuses && i < t->statuses->n_statuses; i++) {
-                const char *ref = t->statuses->statuses[i]->ref, *kind_end, *digest;
-                if (ref && startswith(ref, "layer-") && cd_ref_split(ref, &kind_end, &digest) &&
-                    cd_manifest_lists(info, digest))
+                const char *digest;
+                CdRefKind kind = cd_ref_parse(t->statuses->statuses[i]->ref, &digest);
+                if ((kind == CD_REF_LAYER || kind == CD_REF_UNKNOWN) && cd_manifest_lists(info, digest))
                         return true;
         }
         return false;

@@ -36,8 +36,9 @@ bool diagnosis_is_permanent(Diagnosis d);
  * containerd image store speaks containerd's); the kind shapes the remedy. */
 int diagnose_runtime_error(RuntimeKind runtime, const char *error_text, char **ret_text);
 
-/* Before the pull: octet-stream config (containerd only), schema 1, missing platform. */
-int diagnose_manifest(RuntimeKind runtime, const RegistryManifest *m, char **ret_text);
+/* Before the pull: octet-stream config (containerd before 2.0; runtime_version is what containerd's
+ * Version service says, NULL when unknown), schema 1, missing platform. */
+int diagnose_manifest(RuntimeKind runtime, const char *runtime_version, const RegistryManifest *m, char **ret_text);
 
 /* A range probe answered 200: names the hop. */
 int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text);

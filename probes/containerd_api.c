@@ -123,6 +123,43 @@ int containerd_version(const char *socket, char **ret_version, char **ret_messag
         return r;
 }
 
+int containerd_version_start(CurlGlue *glue, const char *socket, grpc_done_t done, void *userdata, GrpcCall **ret) {
+        Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
+        GrpcTarget t = { .socket = socket, .timeout = CD_CALL_TIMEOUT };
+
+        if (!glue || !socket || !done)
+                return -EINVAL;
+        return grpc_call_start(glue, &t, "/containerd.services.version.v1.Version/Version", &req.base,
+                               &containerd__services__version__v1__version_response__descriptor, false, done, userdata,
+                               ret);
+}
+
+const char *containerd_reply_version(const GrpcReply *reply) {
+        const Containerd__Services__Version__V1__VersionResponse *v;
+
+        if (!reply || reply->error != 0 || reply->status != GRPC_OK || reply->n_messages == 0)
+                return NULL;
+        v = (const void *) reply->messages[0];
+        return v->version && *v->version ? v->version : NULL;
+}
+
+int containerd_version_major(const char *version) {
+        char *end;
+        unsigned long major;
+
+        if (!version)
+                return -EINVAL;
+        if (*version == 'v')
+                version++;
+        if (*version < '0' || *version > '9')
+                return -EINVAL;
+        errno = 0;
+        major = strtoul(version, &end, 10);
+        if (errno != 0 || major > 1000 || *end != '.')
+                return -EINVAL;
+        return (int) major;
+}
+
 int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,
                             char **ret_message) {
         Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;

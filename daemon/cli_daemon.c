@@ -12,6 +12,8 @@
 #include "daemon/control.h"
 #include "daemon/render.h"
 #include "daemon/state.h"
+#include "probes/containerd.h"
+#include "probes/docker.h"
 
 #define STATUS_TIMEOUT_SEC 15
 
@@ -227,6 +229,25 @@ static void print_layers(json_t *pull) {
         }
 }
 
+/* Each reachable runtime's version, asked by this client (the daemon's monitor only pings): the
+ * Engine's /version (and its API version), containerd's Version service. */
+static void add_runtime_versions(const Config *config, json_t *runtimes) {
+        json_t *v;
+        const char *key;
+
+        json_object_foreach(runtimes, key, v) {
+                _cleanup_free_ char *version = NULL, *api = NULL, *msg = NULL;
+                if (!json_is_true(json_object_get(v, "up")))
+                        continue;
+                if (streq(key, "docker") && docker_version(config->docker_socket, &version, &api) >= 0) {
+                        json_object_set_new(v, "version", json_string(version));
+                        json_object_set_new(v, "api_version", json_string(api));
+                } else if (streq(key, "containerd") &&
+                           containerd_version(config->containerd_socket, &version, &msg) >= 0)
+                        json_object_set_new(v, "version", json_string(version));
+        }
+}
+
 static void print_status(json_t *o) {
         json_t *v, *list = json_object_get(o, "list");
         const char *key;
@@ -237,7 +258,11 @@ static void print_status(json_t *o) {
                json_string_value(json_object_get(o, "summary")) ?: "");
         json_object_foreach(json_object_get(o, "runtimes"), key, v) {
                 json_t *up = json_object_get(v, "up");
-                printf("runtime %s: %s%s%s\n", key, json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
+                const char *version = json_string_value(json_object_get(v, "version"));
+                const char *api = json_string_value(json_object_get(v, "api_version"));
+                printf("runtime %s: %s%s%s%s%s%s%s%s\n", key,
+                       json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
+                       version ? ", version " : "", version ?: "", api ? " (API " : "", api ?: "", api ? ")" : "",
                        json_string_value(json_object_get(v, "error")) ? ": " : "",
                        json_string_value(json_object_get(v, "error")) ?: "");
         }
@@ -315,9 +340,12 @@ int cli_status(int argc, char **argv) {
                 fprintf(stderr, "pullwatch: the daemon refused: %s\n", error_of(o));
                 return EXIT_PULL_FAILED;
         }
-        if (json)
-                fputs(line, stdout);
-        else
+        add_runtime_versions(config, json_object_get(o, "runtimes"));
+        if (json) {
+                if (json_dumpf(o, stdout, JSON_COMPACT) < 0)
+                        return EXIT_PULL_FAILED;
+                putchar('\n');
+        } else
                 print_status(o);
         return 0;
 }

@@ -346,12 +346,24 @@ int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool
                           char **ret_text) {
         if (!comm || !*comm)
                 return nothing(ret_text);
+        /* containerd 2.0+ pipes gzip through igzip when it is installed, else unpigz: disabling only the
+         * one that hung would switch to the other. dockerd's classic store runs only unpigz; with the
+         * containerd image store, containerd's children decompress for dockerd. */
+        bool igzip = strstr(comm, "igzip");
         bool pigz = strstr(comm, "pigz") || streq(comm, "docker-untar");
         const char *remedy =
+                igzip ? (runtime == RUNTIME_CONTAINERD ?
+                                 "set CONTAINERD_DISABLE_IGZIP=1 and CONTAINERD_DISABLE_PIGZ=1 in containerd's "
+                                 "environment (systemctl edit containerd) and restart it, so containerd decompresses "
+                                 "in-process" :
+                                 "set CONTAINERD_DISABLE_IGZIP=1 and CONTAINERD_DISABLE_PIGZ=1 in the environment of "
+                                 "the containerd that dockerd pulls through (systemctl edit containerd) and restart "
+                                 "it, so it decompresses in-process") :
                 !pigz ? "kill it to fail the layer (the pull retries), and report the helper's version" :
                 runtime == RUNTIME_CONTAINERD ?
-                        "set CONTAINERD_DISABLE_PIGZ=1 in containerd's environment (systemctl edit containerd) "
-                        "and restart it, so containerd decompresses in-process" :
+                        "set CONTAINERD_DISABLE_PIGZ=1 in containerd's environment (and CONTAINERD_DISABLE_IGZIP=1 on "
+                        "containerd 2.0+, which would otherwise switch to igzip where it is installed; systemctl edit "
+                        "containerd) and restart it, so containerd decompresses in-process" :
                         "set MOBY_DISABLE_PIGZ=true in dockerd's environment (systemctl edit docker) and restart "
                         "it, so dockerd decompresses in-process";
         return verdict(DIAG_DECOMPRESSOR_HANG, ret_text,

@@ -114,8 +114,19 @@ static void test_seed002_decompressor(void **state) {
         assert_int_equal(diagnose_decompressor(RUNTIME_CONTAINERD, "unpigz", 42, false, 120 * USEC_PER_SEC, &t),
                          DIAG_DECOMPRESSOR_HANG);
         assert_non_null(strstr(t, "CONTAINERD_DISABLE_PIGZ=1"));
+        assert_non_null(strstr(t, "CONTAINERD_DISABLE_IGZIP=1"));
+        assert_null(strstr(t, "MOBY_"));
         assert_non_null(strstr(t, "slept"));
         free(t);
+        /* containerd 2.0+ runs igzip first: both switches, or it falls back to the other helper */
+        for (RuntimeKind k = RUNTIME_DOCKER; k <= RUNTIME_CONTAINERD; k++) {
+                assert_int_equal(diagnose_decompressor(k, "igzip", 43, true, 90 * USEC_PER_SEC, &t), DIAG_DECOMPRESSOR_HANG);
+                assert_non_null(strstr(t, "igzip (pid 43)"));
+                assert_non_null(strstr(t, "CONTAINERD_DISABLE_IGZIP=1"));
+                assert_non_null(strstr(t, "CONTAINERD_DISABLE_PIGZ=1"));
+                assert_null(strstr(t, "MOBY_"));
+                free(t);
+        }
         assert_int_equal(diagnose_decompressor(RUNTIME_DOCKER, "docker-untar", 7, false, 60 * USEC_PER_SEC, &t),
                          DIAG_DECOMPRESSOR_HANG);
         assert_non_null(strstr(t, "MOBY_DISABLE_PIGZ=true"));

@@ -12,7 +12,8 @@
 # to stderr. Tunables (environment): BED_MAX_DOWNLOADS (dockerd --max-concurrent-downloads, 3),
 # BED_STORAGE_DRIVER (overlay2, falls back to vfs), BED_TIMEOUT (per-daemon start timeout, 60 s),
 # BED_LOG_LEVEL (info), BED_DOCKERD_ARGS (extra dockerd flags, word-split), BED_ROW (the runtime
-# row: bookworm (default), trixie or unstable; see tests/bed/rows.sh). The caller's own
+# row: bookworm (default), trixie or unstable; see tests/bed/rows.sh), BED_IGZIP=1 (the unpigz
+# wrapper also as $BED_DIR/bin/igzip, which containerd 2.0+ prefers). The caller's own
 # environment is passed to the daemons, so e.g. MOBY_DISABLE_PIGZ / CONTAINERD_DISABLE_PIGZ set by
 # the caller reach them. See tests/bed/README.md.
 set -euo pipefail
@@ -211,7 +212,7 @@ mode=real
 if [ -r "\$MODE_FILE" ]; then read -r mode <"\$MODE_FILE" || true; fi
 [ -n "\$mode" ] || mode=real
 pcomm=?; read -r pcomm </proc/\$PPID/comm 2>/dev/null || true
-printf '%s pid=%d ppid=%d parent=%s mode=%s args=%s\n' "\$EPOCHREALTIME" \$\$ \$PPID "\$pcomm" "\$mode" "\$*" >>"\$LOGF"
+printf '%s pid=%d ppid=%d parent=%s mode=%s args=%s name=%s\n' "\$EPOCHREALTIME" \$\$ \$PPID "\$pcomm" "\$mode" "\$*" "\${0##*/}" >>"\$LOGF"
 realdec() { if [ -n "\$REAL" ]; then "\$REAL" "\$@"; else gzip -dc; fi; }
 case "\$mode" in
 real)
@@ -249,6 +250,10 @@ fail)
 esac
 EOF
 	chmod 755 "$BED_DIR/bin/unpigz"
+	# BED_IGZIP=1: the same wrapper as igzip, which containerd 2.0+ runs before unpigz (1.x ignores it)
+	if [ "${BED_IGZIP:-0}" = 1 ]; then
+		cp "$BED_DIR/bin/unpigz" "$BED_DIR/bin/igzip"
+	fi
 }
 
 start_registry() {
@@ -487,6 +492,7 @@ write_env() {
 		q BED_ROW_PATH "$ROW_PATH"
 		q BED_CONTAINERD_VERSION "$ROW_CONTAINERD_VERSION"
 		q BED_DOCKERD_VERSION "$ROW_DOCKERD_VERSION"
+		q BED_IGZIP "${BED_IGZIP:-0}"
 		q REGISTRY_ADDR "$REGISTRY_ADDR"
 		q REGISTRY_PIDFILE "$BED_DIR/registry.pid"
 		q REGISTRY_ROOT "$BED_DIR/registry/data"
@@ -539,7 +545,6 @@ select_row() {
 	ROW_CONTAINERD_VERSION=$(awk '$1 == "containerd" {print $2}' <<<"$versions")
 	ROW_DOCKERD_VERSION=$(awk '$1 == "dockerd" {print $2}' <<<"$versions")
 	ROW_CONTAINERD_MAJOR=${ROW_CONTAINERD_VERSION%%.*}
-	ROW_DOCKERD_MAJOR=${ROW_DOCKERD_VERSION%%.*}
 	# flags start_docker adds for this row's dockerd (none needed so far)
 	ROW_DOCKERD_ARGS=""
 	log "row $ROW: containerd $ROW_CONTAINERD_VERSION, dockerd $ROW_DOCKERD_VERSION"
@@ -557,6 +562,12 @@ cmd_start() {
 	done
 	local t0=$SECONDS
 	select_row
+	# an igzip installed on the machine (package isal) would take containerd 2.x's gzip layers past
+	# the unpigz wrapper: off, unless the bed provides its own (BED_IGZIP=1) or the caller decided
+	if [ "${BED_IGZIP:-0}" != 1 ] && [ -z "${CONTAINERD_DISABLE_IGZIP+x}" ] && command -v igzip >/dev/null; then
+		log "igzip found in PATH: CONTAINERD_DISABLE_IGZIP=1 for the bed's daemons"
+		export CONTAINERD_DISABLE_IGZIP=1
+	fi
 	for c in docker-registry python3 curl jq setsid mkfifo; do
 		command -v "$c" >/dev/null || die "missing $c (run: make deps)"
 	done

@@ -87,6 +87,7 @@ fetch_row() { # row
 		-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null
 		-o APT::Architecture="$(dpkg --print-architecture)" -o APT::Sandbox::User=root)
 	"${apt[@]}" update >"$d/apt.log" 2>&1 || { tail -n 20 "$d/apt.log" >&2; die "apt-get update for $row failed"; }
+	# shellcheck disable=SC2086 # a list of package names
 	(cd "$d/debs" && "${apt[@]}" download $PKGS >>"$d/apt.log" 2>&1) ||
 		{ tail -n 20 "$d/apt.log" >&2; die "apt-get download for $row failed"; }
 	local deb

@@ -111,6 +111,10 @@ struct CdTracker {
         void (*final_done)(void *userdata); /* set by cd_tracker_final_round */
         void *final_userdata;
         bool final_started;
+        /* containerd 2.x's transfer service opens a layer's ingest before it gets one of the node's
+         * download slots: an ingest that never moved may be queued, not downloading */
+        GrpcCall *version_call;
+        bool ingest_before_slot;
 };
 
 CdManifest *cd_manifest_free(CdManifest *m);

@@ -437,6 +437,13 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void on_version(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+        /* unknown (an old or odd server): an ingest is a download, as in 1.x */
+        t->ingest_before_slot = containerd_version_major(containerd_reply_version(reply)) >= 2;
+        t->version_call = grpc_call_free(call);
+}
+
 int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCallbacks *cb, void *userdata,
                    CdTracker **ret) {
         _cleanup_(cd_tracker_freep) CdTracker *t = NULL;
@@ -465,6 +472,8 @@ int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCal
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(t->timer, "containerd-poll");
+        /* answered long before a layer's bytes could matter; on failure 1.x's reading is kept */
+        (void) containerd_version_start(glue, t->socket, on_version, t, &t->version_call);
         *ret = TAKE_PTR(t);
         return 0;
 }
@@ -473,6 +482,7 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         if (!t)
                 return NULL;
         grpc_call_free(t->call);
+        grpc_call_free(t->version_call);
         sd_event_source_disable_unref(t->timer);
         if (t->statuses)
                 protobuf_c_message_free_unpacked(&t->statuses->base, NULL);

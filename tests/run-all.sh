@@ -58,7 +58,7 @@ run_bats() {
 # The whole suite on the default row; the runtime-dependent files again on every other row.
 DEFAULT_ROW=${BED_ROW:-bookworm}
 OTHER_ROWS=${BED_ROWS-trixie unstable}
-ROW_FILES="docker_pull stall_matrix_docker containerd diagnoses daemon"
+ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip"
 export BED_ROW=$DEFAULT_ROW
 
 if [ "${1:-}" != "--unit-only" ]; then

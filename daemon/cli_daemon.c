@@ -230,7 +230,8 @@ static void print_layers(json_t *pull) {
 }
 
 /* Each reachable runtime's version, asked by this client (the daemon's monitor only pings): the
- * Engine's /version (and its API version), containerd's Version service. */
+ * Engine's /version (and its API version), containerd's Version service; and containerd's own CRI
+ * pull progress timeout where it reports it, with a warning when the value is a known-bad one. */
 static void add_runtime_versions(const Config *config, json_t *runtimes) {
         json_t *v;
         const char *key;
@@ -243,8 +244,18 @@ static void add_runtime_versions(const Config *config, json_t *runtimes) {
                         json_object_set_new(v, "version", json_string(version));
                         json_object_set_new(v, "api_version", json_string(api));
                 } else if (streq(key, "containerd") &&
-                           containerd_version(config->containerd_socket, &version, &msg) >= 0)
+                           containerd_version(config->containerd_socket, &version, &msg) >= 0) {
+                        _cleanup_free_ char *timeout = NULL, *why = NULL;
+                        const char *warning;
                         json_object_set_new(v, "version", json_string(version));
+                        if (containerd_cri_progress_timeout(config->containerd_socket, &timeout, &why) < 0)
+                                continue;
+                        json_object_set_new(v, "image_pull_progress_timeout", json_string(timeout));
+                        warning = containerd_progress_timeout_warning(timeout, version);
+                        if (warning)
+                                json_object_set_new(v, "warning", json_sprintf("image_pull_progress_timeout %s: %s",
+                                                                               timeout, warning));
+                }
         }
 }
 
@@ -265,6 +276,11 @@ static void print_status(json_t *o) {
                        version ? ", version " : "", version ?: "", api ? " (API " : "", api ?: "", api ? ")" : "",
                        json_string_value(json_object_get(v, "error")) ? ": " : "",
                        json_string_value(json_object_get(v, "error")) ?: "");
+                if (json_string_value(json_object_get(v, "image_pull_progress_timeout")))
+                        printf("    image_pull_progress_timeout %s\n",
+                               json_string_value(json_object_get(v, "image_pull_progress_timeout")));
+                if (json_string_value(json_object_get(v, "warning")))
+                        printf("    WARNING: %s\n", json_string_value(json_object_get(v, "warning")));
         }
         printf("list %s: %" JSON_INTEGER_FORMAT " item(s)%s%s\n", json_string_value(json_object_get(list, "path")) ?: "-",
                json_integer_value(json_object_get(list, "items")), json_is_true(json_object_get(list, "valid")) ? "" : "; INVALID, last good list kept: ",

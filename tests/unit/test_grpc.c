@@ -425,6 +425,37 @@ static void test_ingest_refs(void **state) {
         }
 }
 
+/* CRI's effective image_pull_progress_timeout, from a verbose Status' info["config"] (as captured
+ * from containerd 1.7.24; 2.1.9 leaves the image settings out), and which values are known-bad. */
+static void test_progress_timeout(void **state) {
+        static const char cfg17[] =
+                "{\"containerd\":{\"snapshotter\":\"overlayfs\"},\"maxConcurrentDownloads\":3,"
+                "\"imagePullProgressTimeout\":\"5m0s\",\"imagePullWithSyncFs\":false}";
+        static const char cfg21[] = "{\"containerdRootDir\":\"/x\",\"cdiSpecDirs\":[\"/etc/cdi\"]}";
+        char *v = NULL;
+
+        assert_int_equal(containerd_cri_config_progress_timeout(cfg17, &v), 0);
+        assert_string_equal(v, "5m0s");
+        free(v);
+        assert_int_equal(containerd_cri_config_progress_timeout(cfg21, &v), -ENODATA);
+        assert_int_equal(containerd_cri_config_progress_timeout(NULL, &v), -ENODATA);
+        assert_int_equal(containerd_cri_config_progress_timeout("{not json", &v), -EBADMSG);
+
+        assert_null(containerd_progress_timeout_warning("5m0s", "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning("1h0m0s", "v2.1.9"));
+        assert_null(containerd_progress_timeout_warning("0s", "1.7.24~ds1")); /* off: pullwatch watches */
+        assert_non_null(strstr(containerd_progress_timeout_warning("0s", "v2.1.9"), "#14158"));
+        assert_non_null(strstr(containerd_progress_timeout_warning("1m0s", "v1.7.5"), "#9369"));
+        assert_non_null(containerd_progress_timeout_warning("4m59s", "v1.7.24"));
+        assert_non_null(containerd_progress_timeout_warning("90s", "v2.1.9"));
+        assert_non_null(containerd_progress_timeout_warning("1.5m", NULL));
+        assert_null(containerd_progress_timeout_warning("5m", NULL));
+        assert_null(containerd_progress_timeout_warning("bogus", "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning("", "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning(NULL, "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning("5x", "v1.7.24"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_encode_empty),
@@ -444,6 +475,7 @@ int main(void) {
                 cmocka_unit_test(test_classify),
                 cmocka_unit_test(test_lease_id_and_filters),
                 cmocka_unit_test(test_ingest_refs),
+                cmocka_unit_test(test_progress_timeout),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

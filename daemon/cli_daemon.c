@@ -13,6 +13,8 @@
 #include "daemon/escape.h"
 #include "daemon/render.h"
 #include "daemon/state.h"
+#include "probes/containerd.h"
+#include "probes/docker.h"
 
 #define STATUS_TIMEOUT_SEC 15
 
@@ -228,6 +230,36 @@ static void print_layers(json_t *pull) {
         }
 }
 
+/* Each reachable runtime's version, asked by this client (the daemon's monitor only pings): the
+ * Engine's /version (and its API version), containerd's Version service; and containerd's own CRI
+ * pull progress timeout where it reports it, with a warning when the value is a known-bad one. */
+static void add_runtime_versions(const Config *config, json_t *runtimes) {
+        json_t *v;
+        const char *key;
+
+        json_object_foreach(runtimes, key, v) {
+                _cleanup_free_ char *version = NULL, *api = NULL, *msg = NULL;
+                if (!json_is_true(json_object_get(v, "up")))
+                        continue;
+                if (streq(key, "docker") && docker_version(config->docker_socket, &version, &api) >= 0) {
+                        json_object_set_new(v, "version", json_string(version));
+                        json_object_set_new(v, "api_version", json_string(api));
+                } else if (streq(key, "containerd") &&
+                           containerd_version(config->containerd_socket, &version, &msg) >= 0) {
+                        _cleanup_free_ char *timeout = NULL, *why = NULL;
+                        const char *warning;
+                        json_object_set_new(v, "version", json_string(version));
+                        if (containerd_cri_progress_timeout(config->containerd_socket, &timeout, &why) < 0)
+                                continue;
+                        json_object_set_new(v, "image_pull_progress_timeout", json_string(timeout));
+                        warning = containerd_progress_timeout_warning(timeout, version);
+                        if (warning)
+                                json_object_set_new(v, "warning", json_sprintf("image_pull_progress_timeout %s: %s",
+                                                                               timeout, warning));
+                }
+        }
+}
+
 static void print_status(json_t *o) {
         json_t *v, *list = json_object_get(o, "list");
         const char *key;
@@ -238,9 +270,18 @@ static void print_status(json_t *o) {
                      json_string_value(json_object_get(o, "summary")) ?: "");
         json_object_foreach(json_object_get(o, "runtimes"), key, v) {
                 json_t *up = json_object_get(v, "up");
-                fprintf_line(stdout, "runtime %s: %s%s%s", key, json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
-                             json_string_value(json_object_get(v, "error")) ? ": " : "",
-                             json_string_value(json_object_get(v, "error")) ?: "");
+                const char *version = json_string_value(json_object_get(v, "version"));
+                const char *api = json_string_value(json_object_get(v, "api_version"));
+                fprintf_line(stdout, "runtime %s: %s%s%s%s%s%s%s%s", key,
+                       json_is_null(up) ? "unknown" : json_is_true(up) ? "up" : "unreachable",
+                       version ? ", version " : "", version ?: "", api ? " (API " : "", api ?: "", api ? ")" : "",
+                       json_string_value(json_object_get(v, "error")) ? ": " : "",
+                       json_string_value(json_object_get(v, "error")) ?: "");
+                if (json_string_value(json_object_get(v, "image_pull_progress_timeout")))
+                        fprintf_line(stdout, "    image_pull_progress_timeout %s",
+                               json_string_value(json_object_get(v, "image_pull_progress_timeout")));
+                if (json_string_value(json_object_get(v, "warning")))
+                        fprintf_line(stdout, "    WARNING: %s", json_string_value(json_object_get(v, "warning")));
                 json_t *proc = json_object_get(v, "process");
                 if (json_integer_value(json_object_get(proc, "pid")) > 0)
                         fprintf_line(stdout, "    process: pid %" JSON_INTEGER_FORMAT " %s (from %s)", json_integer_value(json_object_get(proc, "pid")),
@@ -324,9 +365,12 @@ int cli_status(int argc, char **argv) {
                 fprintf_line(stderr, "pullwatch: the daemon refused: %s", error_of(o));
                 return EXIT_PULL_FAILED;
         }
-        if (json)
-                fputs(line, stdout);
-        else
+        add_runtime_versions(config, json_object_get(o, "runtimes"));
+        if (json) {
+                if (json_dumpf(o, stdout, JSON_COMPACT) < 0)
+                        return EXIT_PULL_FAILED;
+                putchar('\n');
+        } else
                 print_status(o);
         return 0;
 }

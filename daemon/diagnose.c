@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <stdarg.h>
 
+#include "probes/containerd.h"
+
 static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_NONE] = "none",
         [DIAG_OCTET_STREAM_CONFIG] = "octet-stream-config",
@@ -199,7 +201,13 @@ int diagnose_runtime_error(RuntimeKind runtime, const char *t, char **ret_text) 
         return nothing(ret_text);
 }
 
-int diagnose_manifest(RuntimeKind runtime, const RegistryManifest *m, char **ret_text) {
+/* containerd 2.x unpacks an image whose config is application/octet-stream (measured: 2.1.9 pulls it
+ * through CRI; 1.6.20 and 1.7.24 fail with "content digest ... not found"). Unknown: assume it refuses. */
+static bool refuses_octet_config(RuntimeKind runtime, const char *runtime_version) {
+        return runtime == RUNTIME_CONTAINERD && containerd_version_major(runtime_version) < 2;
+}
+
+int diagnose_manifest(RuntimeKind runtime, const char *runtime_version, const RegistryManifest *m, char **ret_text) {
         if (!m)
                 return nothing(ret_text);
         if (m->platform_missing) {
@@ -226,7 +234,7 @@ int diagnose_manifest(RuntimeKind runtime, const RegistryManifest *m, char **ret
                 return verdict(DIAG_SCHEMA1, ret_text,
                                "the image is a Docker schema 1 manifest (%s), which current runtimes refuse: %s.",
                                m->manifest_media_type ?: REGISTRY_MT_SCHEMA1_SIGNED, schema1_remedy);
-        if (runtime == RUNTIME_CONTAINERD && streq_ptr(m->config_media_type, REGISTRY_MT_OCTET_STREAM))
+        if (refuses_octet_config(runtime, runtime_version) && streq_ptr(m->config_media_type, REGISTRY_MT_OCTET_STREAM))
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "the image's config %s has mediaType application/octet-stream (built by docker "
                                "< 1.11), which containerd >= 1.4 cannot unpack: %s.",
@@ -339,12 +347,24 @@ int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool
                           char **ret_text) {
         if (!comm || !*comm)
                 return nothing(ret_text);
+        /* containerd 2.0+ pipes gzip through igzip when it is installed, else unpigz: disabling only the
+         * one that hung would switch to the other. dockerd's classic store runs only unpigz; with the
+         * containerd image store, containerd's children decompress for dockerd. */
+        bool igzip = strstr(comm, "igzip");
         bool pigz = strstr(comm, "pigz") || streq(comm, "docker-untar");
         const char *remedy =
+                igzip ? (runtime == RUNTIME_CONTAINERD ?
+                                 "set CONTAINERD_DISABLE_IGZIP=1 and CONTAINERD_DISABLE_PIGZ=1 in containerd's "
+                                 "environment (systemctl edit containerd) and restart it, so containerd decompresses "
+                                 "in-process" :
+                                 "set CONTAINERD_DISABLE_IGZIP=1 and CONTAINERD_DISABLE_PIGZ=1 in the environment of "
+                                 "the containerd that dockerd pulls through (systemctl edit containerd) and restart "
+                                 "it, so it decompresses in-process") :
                 !pigz ? "kill it to fail the layer (the pull retries), and report the helper's version" :
                 runtime == RUNTIME_CONTAINERD ?
-                        "set CONTAINERD_DISABLE_PIGZ=1 in containerd's environment (systemctl edit containerd) "
-                        "and restart it, so containerd decompresses in-process" :
+                        "set CONTAINERD_DISABLE_PIGZ=1 in containerd's environment (and CONTAINERD_DISABLE_IGZIP=1 on "
+                        "containerd 2.0+, which would otherwise switch to igzip where it is installed; systemctl edit "
+                        "containerd) and restart it, so containerd decompresses in-process" :
                         "set MOBY_DISABLE_PIGZ=true in dockerd's environment (systemctl edit docker) and restart "
                         "it, so dockerd decompresses in-process";
         return verdict(DIAG_DECOMPRESSOR_HANG, ret_text,

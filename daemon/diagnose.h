@@ -37,8 +37,9 @@ bool diagnosis_is_permanent(Diagnosis d);
  * containerd image store speaks containerd's); the kind shapes the remedy. */
 int diagnose_runtime_error(RuntimeKind runtime, const char *error_text, char **ret_text);
 
-/* Before the pull: octet-stream config (containerd only), schema 1, missing platform. */
-int diagnose_manifest(RuntimeKind runtime, const RegistryManifest *m, char **ret_text);
+/* Before the pull: octet-stream config (containerd before 2.0; runtime_version is what containerd's
+ * Version service says, NULL when unknown), schema 1, missing platform. */
+int diagnose_manifest(RuntimeKind runtime, const char *runtime_version, const RegistryManifest *m, char **ret_text);
 
 /* No process could be proven to be the runtime (why: what was tried). */
 int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret_text);

@@ -3,6 +3,7 @@
  * are kept quiet and only the registry's own words (429, a refused Range) are reported. */
 #include "daemon/preflight.h"
 
+#include "probes/containerd.h"
 #include "probes/reference.h"
 #include "probes/registry.h"
 
@@ -16,6 +17,11 @@ struct Preflight {
         void *userdata;
         RegistryOp *resolve, *range;
         RegistryManifest *manifest;
+        /* containerd's version decides whether an octet-stream config is fatal: the manifest's
+         * diagnosis waits for it (a local call, it usually answers before the registry) */
+        GrpcCall *version_call;
+        char *runtime_version;
+        bool manifest_deferred;
         char *range_fallback;
         char *range_digest;
         bool range_wanted;
@@ -73,6 +79,8 @@ Preflight *preflight_free(Preflight *p) {
         registry_op_free(p->resolve);
         registry_op_free(p->range);
         registry_manifest_free(p->manifest);
+        grpc_call_free(p->version_call);
+        free(p->runtime_version);
         reference_free(p->ref);
         free(p->user);
         secret_free(p->password);
@@ -107,8 +115,12 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         p->resolve = registry_op_free(op);
         if (r >= 0) {
                 p->manifest = m;
-                d = diagnose_manifest(p->runtime, m, &text);
-                report(p, d, text);
+                if (p->version_call)
+                        p->manifest_deferred = true;
+                else {
+                        d = diagnose_manifest(p->runtime, p->runtime_version, m, &text);
+                        report(p, d, text);
+                }
                 if (p->range_wanted)
                         (void) start_range_probe(p);
                 return;
@@ -118,9 +130,26 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
 }
 
+static void on_version(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        Preflight *p = userdata;
+        const char *v = containerd_reply_version(reply);
+        char *text = NULL;
+
+        p->runtime_version = v ? strdup(v) : NULL; /* OOM: unknown, diagnosed as before 2.0 */
+        p->version_call = grpc_call_free(call);     /* reply lives in call: read it first */
+        if (p->manifest_deferred) {
+                p->manifest_deferred = false;
+                report(p, diagnose_manifest(p->runtime, p->runtime_version, p->manifest, &text), text);
+        }
+}
+
 int preflight_start(Preflight *p) {
         RegistryTarget t;
         target(p, &t);
+        if (p->runtime == RUNTIME_CONTAINERD)
+                /* no answer: the version stays unknown and the manifest is diagnosed at once */
+                (void) containerd_version_start(p->glue, p->config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET,
+                                                on_version, p, &p->version_call);
         return registry_resolve(p->glue, &t, on_resolved, p, &p->resolve);
 }
 

@@ -36,6 +36,23 @@ int containerd_lease_id(const char *namespace, const char *image, char **ret);
 
 /* containerd's version; -EPROTO with "... is not a containerd socket" for any other server. */
 int containerd_version(const char *socket, char **ret_version, char **ret_message);
+
+/* The same question on glue's event loop; done reads the answer with containerd_reply_version().
+ * Free *ret (cancels, done not called) with grpc_call_free(). */
+int containerd_version_start(CurlGlue *glue, const char *socket, grpc_done_t done, void *userdata, GrpcCall **ret);
+/* The version in a Version reply ("v2.1.9", "1.6.20~ds1"), or NULL when containerd did not say. */
+const char *containerd_reply_version(const GrpcReply *reply);
+/* CRI's image_pull_progress_timeout as containerd reports it (CRI Status, verbose: "5m0s", "0s"),
+ * -ENODATA when the reply does not carry it (1.6 has no such setting; 2.1 does not report it). */
+int containerd_cri_progress_timeout(const char *socket, char **ret_value, char **ret_message);
+/* The same from the info["config"] JSON of a verbose CRI Status (exposed for tests). */
+int containerd_cri_config_progress_timeout(const char *config_json, char **ret_value);
+/* What is wrong with that setting on this containerd, NULL when nothing known: 0 turns the check
+ * off before 2.0 and hangs pulls in 2.x (#14158); under 5m cancels silent verify/commit phases
+ * (1.7.0-1.7.9 shipped 1m; #9369). */
+const char *containerd_progress_timeout_warning(const char *value, const char *version);
+/* The major version of a containerd version string ("v2.1.9" -> 2, "1.7.24~ds1" -> 1); -EINVAL. */
+int containerd_version_major(const char *version);
 /* CRI ImageStatus: -ENOENT when the image is absent. *ret_digest is the repo digest
  * ("sha256:...", from repo_digests) when known, else the image id (config digest). */
 int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,

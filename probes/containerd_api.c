@@ -2,6 +2,7 @@
  * questions (version, ImageStatus, lease clean-up) and the namespace watcher on top of the tracker. */
 #include "probes/containerd_internal.h"
 
+#include <jansson.h>
 #include <strings.h>
 #include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
@@ -157,6 +158,128 @@ int containerd_version(const char *socket, char **ret_version, char **ret_messag
         }
         grpc_reply_done(&reply);
         return r;
+}
+
+int containerd_version_start(CurlGlue *glue, const char *socket, grpc_done_t done, void *userdata, GrpcCall **ret) {
+        Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
+        GrpcTarget t = { .socket = socket, .timeout = CD_CALL_TIMEOUT };
+
+        if (!glue || !socket || !done)
+                return -EINVAL;
+        return grpc_call_start(glue, &t, "/containerd.services.version.v1.Version/Version", &req.base,
+                               &containerd__services__version__v1__version_response__descriptor, false, done, userdata,
+                               ret);
+}
+
+const char *containerd_reply_version(const GrpcReply *reply) {
+        const Containerd__Services__Version__V1__VersionResponse *v;
+
+        if (!reply || reply->error != 0 || reply->status != GRPC_OK || reply->n_messages == 0)
+                return NULL;
+        v = (const void *) reply->messages[0];
+        return v->version && *v->version ? v->version : NULL;
+}
+
+int containerd_cri_config_progress_timeout(const char *config_json, char **ret_value) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        const char *v;
+
+        if (!config_json)
+                return -ENODATA;
+        j = json_loads(config_json, 0, NULL);
+        if (!j)
+                return -EBADMSG;
+        /* 1.7: the images settings are flat in the CRI config; keep to what was measured */
+        v = json_string_value(json_object_get(j, "imagePullProgressTimeout"));
+        if (!v)
+                return -ENODATA;
+        *ret_value = strdup(v);
+        return *ret_value ? 0 : -ENOMEM;
+}
+
+int containerd_cri_progress_timeout(const char *socket, char **ret_value, char **ret_message) {
+        Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
+        GrpcReply reply;
+        int r;
+
+        req.verbose = true;
+        r = sync_call(socket, NULL, "Status", "/runtime.v1.RuntimeService/Status", &req.base,
+                      &runtime__v1__status_response__descriptor, false, &reply, ret_message);
+        if (r < 0)
+                return r;
+        r = -ENODATA;
+        Runtime__V1__StatusResponse *s = (void *) reply.messages[0];
+        for (size_t i = 0; i < s->n_info; i++)
+                if (s->info[i]->key && streq(s->info[i]->key, "config")) {
+                        r = containerd_cri_config_progress_timeout(s->info[i]->value, ret_value);
+                        break;
+                }
+        grpc_reply_done(&reply);
+        return r;
+}
+
+/* A Go duration ("5m0s", "1h0m0s", "1.5s", "0s") in seconds; -1 when it is not one. */
+static double go_duration(const char *s) {
+        double total = 0;
+
+        if (!s || !*s)
+                return -1;
+        if (streq(s, "0"))
+                return 0;
+        while (*s) {
+                char *end;
+                double n = strtod(s, &end);
+                if (end == s || n < 0)
+                        return -1;
+                s = end;
+                if (startswith(s, "ms"))
+                        total += n / 1e3, s += 2;
+                else if (startswith(s, "us") || startswith(s, "µs"))
+                        total += n / 1e6, s += startswith(s, "us") ? 2 : strlen("µs");
+                else if (startswith(s, "ns"))
+                        total += n / 1e9, s += 2;
+                else if (*s == 'h')
+                        total += n * 3600, s++;
+                else if (*s == 'm')
+                        total += n * 60, s++;
+                else if (*s == 's')
+                        total += n, s++;
+                else
+                        return -1;
+        }
+        return total;
+}
+
+const char *containerd_progress_timeout_warning(const char *value, const char *version) {
+        double d = go_duration(value);
+
+        if (d < 0)
+                return NULL;
+        if (d == 0)
+                return containerd_version_major(version) >= 2
+                               ? "0 hangs every CRI pull on containerd 2.x (containerd #14158): set it to 5m or more"
+                               : NULL; /* before 2.0, 0 turns containerd's own check off: pullwatch watches */
+        if (d < 300)
+                return "under 5m, containerd cancels healthy pulls whose verify or commit is silent that long "
+                       "(containerd #9369; 1.7.0-1.7.9 shipped 1m): set it to 5m or more";
+        return NULL;
+}
+
+int containerd_version_major(const char *version) {
+        char *end;
+        unsigned long major;
+
+        if (!version)
+                return -EINVAL;
+        if (*version == 'v')
+                version++;
+        if (*version < '0' || *version > '9')
+                return -EINVAL;
+        errno = 0;
+        major = strtoul(version, &end, 10);
+        if (errno != 0 || major > 1000 || *end != '.')
+                return -EINVAL;
+        return (int) major;
 }
 
 int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,

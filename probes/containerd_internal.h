@@ -118,6 +118,10 @@ struct CdTracker {
         void (*final_done)(void *userdata); /* set by cd_tracker_final_round */
         void *final_userdata;
         bool final_started;
+        /* containerd 2.x's transfer service opens a layer's ingest before it gets one of the node's
+         * download slots: an ingest that never moved may be queued, not downloading */
+        GrpcCall *version_call;
+        bool ingest_before_slot;
 };
 
 CdManifest *cd_manifest_free(CdManifest *m);
@@ -132,7 +136,24 @@ bool cd_manifest_lists(Containerd__Services__Content__V1__Info *info, const char
 CdLayer *cd_manifest_frontier(CdTracker *t, CdManifest *m);
 const char *cd_label_get(Containerd__Services__Content__V1__Info *info, const char *key);
 int64_t cd_info_created(Containerd__Services__Content__V1__Info *info);
-/* "layer-sha256:..." or "layer-name@sha256:..." (MakeRefKey) into kind and digest; false for others. */
+/* What an ingest ref names: containerd's MakeRefKey() prefixes "<kind>-" to the digest, or to
+ * "<name>@<digest>" when the descriptor carries an org.opencontainers.image.ref.name annotation.
+ * 1.6 knows manifest, index, layer, config and unknown; 1.7+ adds attestation. */
+typedef enum CdRefKind {
+        CD_REF_MANIFEST,
+        CD_REF_INDEX,
+        CD_REF_LAYER,
+        CD_REF_CONFIG,
+        CD_REF_ATTESTATION,
+        CD_REF_UNKNOWN, /* a media type containerd does not know: octet-stream configs, foreign layers */
+        _CD_REF_KIND_MAX,
+        _CD_REF_KIND_INVALID = -EINVAL,
+} CdRefKind;
+
+/* The kind and the digest of an ingest ref; _CD_REF_KIND_INVALID for anything else (other
+ * clients' refs, a missing or malformed digest). */
+CdRefKind cd_ref_parse(const char *ref, const char **ret_digest);
+/* "layer-sha256:..." or "layer-name@sha256:..." into kind and digest; false for others. */
 bool cd_ref_split(const char *ref, const char **kind_end, const char **digest);
 int cd_strv_push(char ***l, size_t *n, char *s);
 /* Derive every layer's phase from the round's facts and report what changed. */

@@ -110,17 +110,54 @@ int cd_manifest_filter(const char *host, const char *repo, char **ret) {
         return 0;
 }
 
-/* "layer-sha256:..." or "layer-name@sha256:..." (MakeRefKey): kind and digest, or false. */
+static const char *const ref_prefixes[_CD_REF_KIND_MAX] = {
+        [CD_REF_MANIFEST] = "manifest-",
+        [CD_REF_INDEX] = "index-",
+        [CD_REF_LAYER] = "layer-",
+        [CD_REF_CONFIG] = "config-",
+        [CD_REF_ATTESTATION] = "attestation-",
+        [CD_REF_UNKNOWN] = "unknown-",
+};
+
+static bool digest_valid(const char *d) {
+        const char *hex = d + strlen("sha256:"); /* as long as "sha512:" */
+        size_t want;
+
+        if (startswith(d, "sha256:"))
+                want = 64;
+        else if (startswith(d, "sha512:"))
+                want = 128;
+        else
+                return false;
+        return strlen(hex) == want && strspn(hex, "0123456789abcdef") == want;
+}
+
+CdRefKind cd_ref_parse(const char *ref, const char **ret_digest) {
+        for (CdRefKind k = 0; ref && k < _CD_REF_KIND_MAX; k++) {
+                const char *rest, *at, *d;
+                if (!startswith(ref, ref_prefixes[k]))
+                        continue;
+                rest = ref + strlen(ref_prefixes[k]);
+                /* a ref.name annotation may hold anything, '@' included: the digest follows the last */
+                at = strrchr(rest, '@');
+                if (at && at == rest)
+                        return _CD_REF_KIND_INVALID; /* "<kind>-@<digest>": an empty name */
+                d = at ? at + 1 : rest;
+                if (!digest_valid(d))
+                        return _CD_REF_KIND_INVALID;
+                if (ret_digest)
+                        *ret_digest = d;
+                return k;
+        }
+        return _CD_REF_KIND_INVALID;
+}
+
 bool cd_ref_split(const char *ref, const char **kind_end, const char **digest) {
-        static const char *const kinds[] = { "layer-", "manifest-", "config-", "index-" };
-        for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
-                if (startswith(ref, kinds[i])) {
-                        const char *at = strrchr(ref, '@');
-                        *kind_end = ref + strlen(kinds[i]);
-                        *digest = at ? at + 1 : *kind_end;
-                        return startswith(*digest, "sha256:") || startswith(*digest, "sha512:");
-                }
-        return false;
+        CdRefKind k = cd_ref_parse(ref, digest);
+        if (k < 0)
+                return false;
+        *kind_end = ref + strlen(ref_prefixes[k]);
+        return true;
 }
 
 static int manifest_layers(Containerd__Services__Content__V1__Info *info, CdManifest *m) {
@@ -243,6 +280,11 @@ static void layer_phase(CdTracker *t, CdLayer *l, bool frontier, usec_t at) {
                 report(t, l, PHASE_DOWNLOADING, l->size, l->size, at);
         if (l->done)
                 report(t, l, PHASE_DONE, l->size, l->size, at);
+        else if (l->ingest && t->ingest_before_slot && l->offset == 0 && l->dl_reported == 0)
+                /* 2.x: no byte written yet, maybe behind the node-wide download limit. A connection
+                 * that hangs before containerd's first write looks the same: the pull-wide rule
+                 * (nothing moved for waiting_max) catches that one. */
+                report(t, l, PHASE_WAITING, 0, l->size, at);
         else if (l->ingest)
                 report(t, l, l->size > 0 && l->offset >= l->size ? PHASE_VERIFYING : PHASE_DOWNLOADING, l->offset,
                        l->size, at);

@@ -78,12 +78,16 @@ static void apply_statuses(CdTracker *t) {
         for (size_t i = 0; i < t->n_layers; i++)
                 t->layers[i]->ingest = false;
         for (size_t i = 0; s && i < s->n_statuses; i++) {
-                const char *ref = s->statuses[i]->ref, *kind_end, *digest;
+                const char *ref = s->statuses[i]->ref, *digest;
+                CdRefKind kind = cd_ref_parse(ref, &digest);
                 CdLayer *l;
 
-                if (!ref || !cd_ref_split(ref, &kind_end, &digest))
+                if (kind < 0)
                         continue;
-                if (!startswith(ref, "layer-")) {
+                /* a layer of a media type containerd does not know is ingested as "unknown-" */
+                if (kind == CD_REF_UNKNOWN && cd_layer_find(t, digest))
+                        kind = CD_REF_LAYER;
+                if (kind != CD_REF_LAYER) {
                         /* manifests and configs are small: a ref that lingers is the resolve phase */
                         if (t->source_repo && !t->mine) {
                                 resolving = true;
@@ -122,9 +126,9 @@ static void apply_statuses(CdTracker *t) {
 /* Is a blob listed by this manifest being downloaded right now (in this round's statuses)? */
 static bool lists_ingesting(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
         for (size_t i = 0; t->statuses && i < t->statuses->n_statuses; i++) {
-                const char *ref = t->statuses->statuses[i]->ref, *kind_end, *digest;
-                if (ref && startswith(ref, "layer-") && cd_ref_split(ref, &kind_end, &digest) &&
-                    cd_manifest_lists(info, digest))
+                const char *digest;
+                CdRefKind kind = cd_ref_parse(t->statuses->statuses[i]->ref, &digest);
+                if ((kind == CD_REF_LAYER || kind == CD_REF_UNKNOWN) && cd_manifest_lists(info, digest))
                         return true;
         }
         return false;
@@ -433,6 +437,13 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static void on_version(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+        /* unknown (an old or odd server): an ingest is a download, as in 1.x */
+        t->ingest_before_slot = containerd_version_major(containerd_reply_version(reply)) >= 2;
+        t->version_call = grpc_call_free(call);
+}
+
 int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCallbacks *cb, void *userdata,
                    CdTracker **ret) {
         _cleanup_(cd_tracker_freep) CdTracker *t = NULL;
@@ -461,6 +472,8 @@ int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCal
         if (r < 0)
                 return r;
         (void) sd_event_source_set_description(t->timer, "containerd-poll");
+        /* answered long before a layer's bytes could matter; on failure 1.x's reading is kept */
+        (void) containerd_version_start(glue, t->socket, on_version, t, &t->version_call);
         *ret = TAKE_PTR(t);
         return 0;
 }
@@ -469,6 +482,7 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         if (!t)
                 return NULL;
         grpc_call_free(t->call);
+        grpc_call_free(t->version_call);
         sd_event_source_disable_unref(t->timer);
         if (t->statuses)
                 protobuf_c_message_free_unpacked(&t->statuses->base, NULL);

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Run every cmocka unit test and every bats integration test; end with "N passed, N failed".
+# Runtime rows (tests/bed/rows.sh): every bats file runs on BED_ROW (default bookworm, the installed
+# runtimes); the runtime-dependent ones run again on each row of BED_ROWS (default "trixie unstable";
+# empty: none). A failure names its row: "FAIL bats containerd [unstable]".
 # Exit non-zero when anything failed. Counts come from TAP output, so a crashed binary counts as a
 # failure rather than vanishing.
 set -u
@@ -32,22 +35,47 @@ for t in "$BUILD"/tests/test_*; do
         fi
 done
 
+# run_bats FILE ROW: one bats file on one runtime row (tests/bed/rows.sh), counted and summarized
+run_bats() {
+        local b=$1 row=$2 name label out start rc
+        name=$(basename "$b" .bats)
+        label=$name
+        [ "$row" = "$DEFAULT_ROW" ] || label="$name [$row]"
+        out="$log_dir/$name.$row.tap"
+        start=$(date +%s)
+        BED_ROW=$row timeout 900 bats --tap "$b" >"$out" 2>&1
+        rc=$?
+        count_tap "$out"
+        if [ $rc -ne 0 ]; then
+                grep -qE '^not ok ' "$out" || failed=$((failed + 1))
+                echo "FAIL bats $label (exit $rc, $(( $(date +%s) - start ))s):"
+                sed -n '/^not ok/,/^ok /p' "$out" | head -60
+        else
+                echo "ok   bats $label ($(grep -cE '^ok ' "$out") tests, $(( $(date +%s) - start ))s)"
+        fi
+}
+
+# The whole suite on the default row; the runtime-dependent files again on every other row.
+DEFAULT_ROW=${BED_ROW:-bookworm}
+OTHER_ROWS=${BED_ROWS-trixie unstable}
+ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip"
+export BED_ROW=$DEFAULT_ROW
+
 if [ "${1:-}" != "--unit-only" ]; then
         for b in tests/integration/*.bats; do
                 [ -f "$b" ] || continue
-                name=$(basename "$b" .bats)
-                out="$log_dir/$name.tap"
-                start=$(date +%s)
-                timeout 900 bats --tap "$b" >"$out" 2>&1
-                rc=$?
-                count_tap "$out"
-                if [ $rc -ne 0 ]; then
-                        grep -qE '^not ok ' "$out" || failed=$((failed + 1))
-                        echo "FAIL bats $name (exit $rc, $(( $(date +%s) - start ))s):"
-                        sed -n '/^not ok/,/^ok /p' "$out" | head -60
-                else
-                        echo "ok   bats $name ($(grep -cE '^ok ' "$out") tests, $(( $(date +%s) - start ))s)"
+                run_bats "$b" "$DEFAULT_ROW"
+        done
+        for row in $OTHER_ROWS; do
+                [ "$row" = "$DEFAULT_ROW" ] && continue
+                if ! tests/bed/rows.sh fetch "$row" >"$log_dir/rows-$row.log" 2>&1; then
+                        failed=$((failed + 1))
+                        echo "FAIL row $row: cannot fetch its runtimes:"; tail -5 "$log_dir/rows-$row.log"
+                        continue
                 fi
+                for f in $ROW_FILES; do
+                        run_bats "tests/integration/$f.bats" "$row"
+                done
         done
 fi
 

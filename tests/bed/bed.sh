@@ -11,7 +11,9 @@
 # start prints BED_DIR on stdout (creating a temp dir when BED_DIR is unset); everything else goes
 # to stderr. Tunables (environment): BED_MAX_DOWNLOADS (dockerd --max-concurrent-downloads, 3),
 # BED_STORAGE_DRIVER (overlay2, falls back to vfs), BED_TIMEOUT (per-daemon start timeout, 60 s),
-# BED_LOG_LEVEL (info), BED_DOCKERD_ARGS (extra dockerd flags, word-split). The caller's own
+# BED_LOG_LEVEL (info), BED_DOCKERD_ARGS (extra dockerd flags, word-split), BED_ROW (the runtime
+# row: bookworm (default), trixie or unstable; see tests/bed/rows.sh), BED_IGZIP=1 (the unpigz
+# wrapper also as $BED_DIR/bin/igzip, which containerd 2.0+ prefers). The caller's own
 # environment is passed to the daemons, so e.g. MOBY_DISABLE_PIGZ / CONTAINERD_DISABLE_PIGZ set by
 # the caller reach them. See tests/bed/README.md.
 set -euo pipefail
@@ -210,7 +212,7 @@ mode=real
 if [ -r "\$MODE_FILE" ]; then read -r mode <"\$MODE_FILE" || true; fi
 [ -n "\$mode" ] || mode=real
 pcomm=?; read -r pcomm </proc/\$PPID/comm 2>/dev/null || true
-printf '%s pid=%d ppid=%d parent=%s mode=%s args=%s\n' "\$EPOCHREALTIME" \$\$ \$PPID "\$pcomm" "\$mode" "\$*" >>"\$LOGF"
+printf '%s pid=%d ppid=%d parent=%s mode=%s args=%s name=%s\n' "\$EPOCHREALTIME" \$\$ \$PPID "\$pcomm" "\$mode" "\$*" "\${0##*/}" >>"\$LOGF"
 realdec() { if [ -n "\$REAL" ]; then "\$REAL" "\$@"; else gzip -dc; fi; }
 case "\$mode" in
 real)
@@ -248,6 +250,10 @@ fail)
 esac
 EOF
 	chmod 755 "$BED_DIR/bin/unpigz"
+	# BED_IGZIP=1: the same wrapper as igzip, which containerd 2.0+ runs before unpigz (1.x ignores it)
+	if [ "${BED_IGZIP:-0}" = 1 ]; then
+		cp "$BED_DIR/bin/unpigz" "$BED_DIR/bin/igzip"
+	fi
 }
 
 start_registry() {
@@ -352,7 +358,7 @@ start_docker() {
 			--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
 			--storage-driver "$drv" --max-concurrent-downloads "${BED_MAX_DOWNLOADS:-3}" \
 			--insecure-registry "$PROXY_ADDR" --insecure-registry "$REGISTRY_ADDR" \
-			${BED_DOCKERD_ARGS:-}
+			${ROW_DOCKERD_ARGS:-} ${BED_DOCKERD_ARGS:-}
 		echo "$LAUNCHED" >"$BED_DIR/docker.launch.pid"
 		rc=0
 		wait_until "$TIMEOUT" "$LAUNCHED" "$BED_DIR/docker.log" dockerd docker_ping || rc=$?
@@ -390,12 +396,14 @@ server = "http://$addr"
   capabilities = ["pull", "resolve", "push"]
 EOF
 	done
+	local v3=0
+	[ "${ROW_CONTAINERD_MAJOR:-1}" -ge 2 ] && v3=1
 	cat >"$c/config.toml" <<EOF
-version = 2
+version = $((v3 ? 3 : 2))
 root = "$c/root"
 state = "$c/state"
 disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"$( ((v3)) && printf ',\n  "io.containerd.snapshotter.v1.blockfile", "io.containerd.snapshotter.v1.erofs"')]
 
 [grpc]
   address = "$BED_DIR/containerd.sock"
@@ -413,11 +421,45 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins]
   [plugins."io.containerd.internal.v1.opt"]
     path = "$c/opt"
+EOF
+	if ((v3)); then
+		# containerd 2.x (config version 3): the CRI plugin is split into images, runtime and the
+		# grpc service; NRI is on by default with a node-global socket: off, so rows run side by side
+		cat >>"$c/config.toml" <<EOF
+  [plugins."io.containerd.nri.v1.nri"]
+    disable = true
+  [plugins."io.containerd.cri.v1.images"]
+    snapshotter = "overlayfs"
+    max_concurrent_downloads = ${BED_CRI_MAX_DOWNLOADS:-3}
+    [plugins."io.containerd.cri.v1.images".pinned_images]
+      sandbox = "registry.k8s.io/pause:3.10"
+    [plugins."io.containerd.cri.v1.images".registry]
+      config_path = "$c/certs.d"
+  [plugins."io.containerd.cri.v1.runtime"]
+    [plugins."io.containerd.cri.v1.runtime".containerd]
+      default_runtime_name = "runc"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+        runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.cri.v1.runtime".cni]
+      bin_dirs = ["$c/cni/bin"]
+      conf_dir = "$c/cni/conf"
+  [plugins."io.containerd.grpc.v1.cri"]
+    disable_tcp_service = true
+    stream_server_address = "127.0.0.1"
+    stream_server_port = "0"
+  [plugins."io.containerd.transfer.v1.local"]
+    max_concurrent_downloads = ${BED_CRI_MAX_DOWNLOADS:-3}
+    config_path = "$c/certs.d"
+EOF
+		return 0
+	fi
+	cat >>"$c/config.toml" <<EOF
   [plugins."io.containerd.grpc.v1.cri"]
     disable_tcp_service = true
     stream_server_address = "127.0.0.1"
     stream_server_port = "0"
     sandbox_image = "registry.k8s.io/pause:3.6"
+    max_concurrent_downloads = ${BED_CRI_MAX_DOWNLOADS:-3}
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "overlayfs"
       default_runtime_name = "runc"
@@ -460,6 +502,11 @@ write_env() {
 		q BED_BIN "$BED_DIR/bin"
 		q BED_HAS_DOCKER "$WITH_DOCKER"
 		q BED_HAS_CONTAINERD "$WITH_CONTAINERD"
+		q BED_ROW "$ROW"
+		q BED_ROW_PATH "$ROW_PATH"
+		q BED_CONTAINERD_VERSION "$ROW_CONTAINERD_VERSION"
+		q BED_DOCKERD_VERSION "$ROW_DOCKERD_VERSION"
+		q BED_IGZIP "${BED_IGZIP:-0}"
 		q REGISTRY_ADDR "$REGISTRY_ADDR"
 		q REGISTRY_PIDFILE "$BED_DIR/registry.pid"
 		q REGISTRY_ROOT "$BED_DIR/registry/data"
@@ -502,6 +549,24 @@ write_env() {
 	mv "$f.tmp" "$f"
 }
 
+# The runtime row (BED_ROW): its binaries go first in this script's PATH, so every daemon the bed
+# launches (after $BED_DIR/bin, the unpigz wrapper), the containerd dockerd spawns, and the ctr of
+# containerd_ready are the row's. Fetched (once, cached, locked) when missing.
+select_row() {
+	ROW=${BED_ROW:-bookworm}
+	"$HERE/rows.sh" fetch "$ROW" || die "cannot fetch runtime row $ROW"
+	ROW_PATH=$("$HERE/rows.sh" path "$ROW")
+	[ -z "$ROW_PATH" ] || PATH="$ROW_PATH:$PATH"
+	local versions
+	versions=$("$HERE/rows.sh" versions "$ROW") || die "row $ROW: cannot read the runtime versions"
+	ROW_CONTAINERD_VERSION=$(awk '$1 == "containerd" {print $2}' <<<"$versions")
+	ROW_DOCKERD_VERSION=$(awk '$1 == "dockerd" {print $2}' <<<"$versions")
+	ROW_CONTAINERD_MAJOR=${ROW_CONTAINERD_VERSION%%.*}
+	# flags start_docker adds for this row's dockerd (none needed so far)
+	ROW_DOCKERD_ARGS=""
+	log "row $ROW: containerd $ROW_CONTAINERD_VERSION, dockerd $ROW_DOCKERD_VERSION"
+}
+
 cmd_start() {
 	WITH_DOCKER=1 WITH_CONTAINERD=1
 	while [ $# -gt 0 ]; do
@@ -513,6 +578,13 @@ cmd_start() {
 		shift
 	done
 	local t0=$SECONDS
+	select_row
+	# an igzip installed on the machine (package isal) would take containerd 2.x's gzip layers past
+	# the unpigz wrapper: off, unless the bed provides its own (BED_IGZIP=1) or the caller decided
+	if [ "${BED_IGZIP:-0}" != 1 ] && [ -z "${CONTAINERD_DISABLE_IGZIP+x}" ] && command -v igzip >/dev/null; then
+		log "igzip found in PATH: CONTAINERD_DISABLE_IGZIP=1 for the bed's daemons"
+		export CONTAINERD_DISABLE_IGZIP=1
+	fi
 	for c in docker-registry python3 curl jq setsid mkfifo; do
 		command -v "$c" >/dev/null || die "missing $c (run: make deps)"
 	done

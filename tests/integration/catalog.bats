@@ -45,6 +45,7 @@ ids_in_source() {
         [[ "$output" == *"Subject: Decompressor hung"* ]]
         [[ "$output" == *"MOBY_DISABLE_PIGZ=true"* ]]
         [[ "$output" == *"CONTAINERD_DISABLE_PIGZ=1"* ]]
+        [[ "$output" == *"CONTAINERD_DISABLE_IGZIP=1"* ]]
         [[ "$output" == *"Support: man:pullwatch(8)"* ]]
 }
 

@@ -333,6 +333,14 @@ setup() {
 	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F" "{image: \"$IMG_G\", runtime: both}"
 	wait_status 60 "(.preheat | map(select(.image == \"$IMG_G\" and .state == \"ready\")) | map(.runtime) | sort) == [\"containerd\", \"docker\"]"
 	status_json | jq -e '.runtimes.docker.up == true and .runtimes.containerd.up == true'
+	# status names each runtime's version, the row's (dockerd "28.5.2+dfsg4", containerd "2.1.9+unknown")
+	status_json | jq -e --arg d "$BED_DOCKERD_VERSION" --arg c "$BED_CONTAINERD_VERSION" '
+		(.runtimes.docker.version | ltrimstr("v") | startswith($d)) and (.runtimes.docker.api_version | test("^1[.][0-9]+$"))
+		and (.runtimes.containerd.version | ltrimstr("v") | startswith($c))'
+	run timeout 20 "$PULLWATCH" status --config "$PW_CONFIG"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"runtime docker: up, version $BED_DOCKERD_VERSION"*"(API 1."* ]]
+	[[ "$output" =~ "runtime containerd: up, version "v?"$BED_CONTAINERD_VERSION" ]]
 	docker_has "$IMG_G"
 	run_timeout 30 cri_status "$IMG_G" | jq -e '.image != null and (.image.repo_digests | length) > 0'
 	# back to docker only: the containerd target is forgotten, the image stays in containerd

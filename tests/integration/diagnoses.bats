@@ -25,6 +25,14 @@ setup() {
 	push_image test/old-builder v1 256KiB --config-mediatype application/octet-stream >/dev/null
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime containerd "$PROXY_ADDR/test/old-builder:v1"
+	if [ "${BED_CONTAINERD_VERSION%%.*}" -ge 2 ]; then
+		# containerd 2.x unpacks such an image: it is pulled, and nothing claims it cannot be
+		[ "$PW_RC" -eq 0 ]
+		jq -e 'select(.event=="result") | .ok == true and .attempts == 1' "$f"
+		[ -z "$(events "$f" '.event=="diagnosis"')" ]
+		cri_status "$PROXY_ADDR/test/old-builder:v1" >/dev/null
+		return 0
+	fi
 	[ "$PW_RC" -eq 1 ]
 	events "$f" '.event=="diagnosis" and .diagnosis=="octet-stream-config"' | grep -q 'rebuild'
 	# the registry's answer came before containerd's failure: named before, not guessed after

@@ -1,6 +1,9 @@
 # helpers.bash: the test bed (tests/bed/bed.sh) for bats integration tests. `load helpers`, then:
 #
 #   setup_file()    { bed_start; }          # [--no-docker] [--no-containerd]; exports the bed's env
+#
+# BED_ROW (exported by the caller: bookworm, the default, trixie or unstable) picks the runtime row
+# (tests/bed/rows.sh); bed_start puts the row's binaries first in PATH (BED_ROW_PATH).
 #   teardown_file() { bed_stop; }
 #
 # STRICT MODE: a missing component (dockerd, containerd, docker-registry, a tool, the pullwatch
@@ -72,9 +75,11 @@ bed_start() { # [--no-docker] [--no-containerd]
 	source "$BED_DIR/env" || return 1
 	# the env file exports; name the essentials so a broken env file fails here, not later
 	local v
-	for v in BED_DIR REGISTRY_ADDR PROXY_ADDR PROXY_CONTROL UNPIGZ_MODE_FILE; do
+	for v in BED_DIR REGISTRY_ADDR PROXY_ADDR PROXY_CONTROL UNPIGZ_MODE_FILE BED_ROW; do
 		[ -n "${!v:-}" ] || { echo "bed env lacks $v" >&2; return 1; }
 	done
+	# the row's own binaries (ctr) for the tests too; empty on the installed row
+	[ -z "${BED_ROW_PATH:-}" ] || export PATH="$BED_ROW_PATH:$PATH"
 }
 
 bed_stop() {

@@ -58,7 +58,7 @@ static json_t *manifest_json(RuntimeKind runtime, const RegistryManifest *m) {
                               "digest", m->config_digest, "size", (json_int_t) m->config_size, "layers", layers,
                               "platform_missing", m->platform_missing, "chosen_platform", m->chosen_platform,
                               "platforms", platforms, "host", m->host);
-        int d = diagnose_manifest(runtime, m, &text);
+        int d = diagnose_manifest(runtime, NULL, m, &text);
         add_diagnosis(o, d, text);
         return o;
 }

@@ -114,8 +114,19 @@ static void test_seed002_decompressor(void **state) {
         assert_int_equal(diagnose_decompressor(RUNTIME_CONTAINERD, "unpigz", 42, false, 120 * USEC_PER_SEC, &t),
                          DIAG_DECOMPRESSOR_HANG);
         assert_non_null(strstr(t, "CONTAINERD_DISABLE_PIGZ=1"));
+        assert_non_null(strstr(t, "CONTAINERD_DISABLE_IGZIP=1"));
+        assert_null(strstr(t, "MOBY_"));
         assert_non_null(strstr(t, "slept"));
         free(t);
+        /* containerd 2.0+ runs igzip first: both switches, or it falls back to the other helper */
+        for (RuntimeKind k = RUNTIME_DOCKER; k <= RUNTIME_CONTAINERD; k++) {
+                assert_int_equal(diagnose_decompressor(k, "igzip", 43, true, 90 * USEC_PER_SEC, &t), DIAG_DECOMPRESSOR_HANG);
+                assert_non_null(strstr(t, "igzip (pid 43)"));
+                assert_non_null(strstr(t, "CONTAINERD_DISABLE_IGZIP=1"));
+                assert_non_null(strstr(t, "CONTAINERD_DISABLE_PIGZ=1"));
+                assert_null(strstr(t, "MOBY_"));
+                free(t);
+        }
         assert_int_equal(diagnose_decompressor(RUNTIME_DOCKER, "docker-untar", 7, false, 60 * USEC_PER_SEC, &t),
                          DIAG_DECOMPRESSOR_HANG);
         assert_non_null(strstr(t, "MOBY_DISABLE_PIGZ=true"));
@@ -239,21 +250,37 @@ static void test_manifest(void **state) {
         char *t = NULL;
         RegistryManifest *m = manifest(REGISTRY_MT_DOCKER_MANIFEST, 2, REGISTRY_MT_OCTET_STREAM);
 
-        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, m, &t), DIAG_OCTET_STREAM_CONFIG);
+        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, m, &t), DIAG_OCTET_STREAM_CONFIG);
         assert_non_null(strstr(t, "sha256:481995377a044d40ca3358e4203fe95eca1d58b98a1d4c2d9cec51c0c4569613"));
         assert_non_null(strstr(t, "through Docker"));
         free(t);
         /* Docker's classic store pulls these fine */
-        assert_int_equal(diagnose_manifest(RUNTIME_DOCKER, m, &t), DIAG_NONE);
+        assert_int_equal(diagnose_manifest(RUNTIME_DOCKER, NULL, m, &t), DIAG_NONE);
         assert_null(t);
+        /* containerd 1.6 and 1.7 refuse them, 2.x unpacks them (measured on the bed's rows) */
+        static const struct {
+                const char *version;
+                int want;
+        } versions[] = {
+                { "1.6.20~ds1", DIAG_OCTET_STREAM_CONFIG }, { "v1.7.24", DIAG_OCTET_STREAM_CONFIG },
+                { "garbage", DIAG_OCTET_STREAM_CONFIG },    { "", DIAG_OCTET_STREAM_CONFIG },
+                { "v2.1.9", DIAG_NONE },                    { "2.1.9+unknown", DIAG_NONE },
+                { "2.2.0", DIAG_NONE },                     { "v10.0.0", DIAG_NONE },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(versions); i++) {
+                assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, versions[i].version, m, &t), versions[i].want);
+                assert_true((t != NULL) == (versions[i].want != DIAG_NONE));
+                free(t);
+                t = NULL;
+        }
         registry_manifest_free(m);
 
         m = manifest(REGISTRY_MT_DOCKER_MANIFEST, 2, REGISTRY_MT_DOCKER_CONFIG);
-        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, m, &t), DIAG_NONE);
+        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, m, &t), DIAG_NONE);
         registry_manifest_free(m);
 
         m = manifest(REGISTRY_MT_SCHEMA1_SIGNED, 1, NULL);
-        assert_int_equal(diagnose_manifest(RUNTIME_DOCKER, m, &t), DIAG_SCHEMA1);
+        assert_int_equal(diagnose_manifest(RUNTIME_DOCKER, NULL, m, &t), DIAG_SCHEMA1);
         assert_non_null(strstr(t, "prettyjws"));
         free(t);
         registry_manifest_free(m);
@@ -265,12 +292,12 @@ static void test_manifest(void **state) {
         m->platforms = calloc(3, sizeof(char *));
         m->platforms[0] = strdup("linux/amd64");
         m->platforms[1] = strdup("linux/arm64/v8");
-        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, m, &t), DIAG_NO_PLATFORM);
+        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, m, &t), DIAG_NO_PLATFORM);
         assert_non_null(strstr(t, "no linux/s390x entry (it has: linux/amd64, linux/arm64/v8)"));
         free(t);
         registry_manifest_free(m);
 
-        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, &t), DIAG_NONE);
+        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, NULL, &t), DIAG_NONE);
 }
 
 static void test_range_probe(void **state) {

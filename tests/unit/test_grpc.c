@@ -1,7 +1,7 @@
 /* Unit tests: gRPC frames encoded and decoded whatever the read boundaries; truncated, oversized,
  * compressed and garbage input refused cleanly; grpc-message percent-decoding; status names; protobuf
  * garbage rejected; transport failures named by socket (against throwaway unix-socket servers); and
- * containerd's answers classified permanent or transient. */
+ * containerd's answers classified permanent or transient; ingest refs of every MakeRefKey form. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -378,6 +378,84 @@ static void test_lease_id_and_filters(void **state) {
         assert_int_equal(cd_manifest_filter("docker.io", "evil\"repo", &f), -EINVAL);
 }
 
+/* containerd's MakeRefKey forms, 1.6 to 2.1: "<kind>-<digest>" and "<kind>-<ref.name>@<digest>". */
+static void test_ingest_refs(void **state) {
+        static const char D[] = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
+        static const struct {
+                const char *prefix;
+                CdRefKind kind;
+        } kinds[] = {
+                { "manifest-", CD_REF_MANIFEST }, { "index-", CD_REF_INDEX },   { "layer-", CD_REF_LAYER },
+                { "config-", CD_REF_CONFIG },     { "attestation-", CD_REF_ATTESTATION },
+                { "unknown-", CD_REF_UNKNOWN },
+        };
+        static const char *const bad[] = {
+                "", "layer-", "layer-sha256:", "layer-sha256:6c3c", "blob-sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+                "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+                "layer-md5:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+                "layer-sha256:6C3C624B58DBBCD3C0DD82B4C53F04194D1247C6EEBDAAB7C610CF7D66709B3B",
+                "layer-sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b0",
+                "layer-@sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+                "layer-name@", "Layer-sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+                "ctr-pull-sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b",
+        };
+        char ref[256];
+        const char *digest, *kind_end;
+
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                const char *forms[] = { "", "docker.io/library/busybox:1.36@", "name@with@ats@", "v1@" };
+                for (size_t j = 0; j < ELEMENTSOF(forms); j++) {
+                        snprintf(ref, sizeof ref, "%s%s%s", kinds[i].prefix, forms[j], D);
+                        digest = NULL;
+                        assert_int_equal(cd_ref_parse(ref, &digest), kinds[i].kind);
+                        assert_non_null(digest);
+                        assert_string_equal(digest, D);
+                        assert_true(cd_ref_split(ref, &kind_end, &digest));
+                        assert_ptr_equal(kind_end, ref + strlen(kinds[i].prefix));
+                        assert_string_equal(digest, D);
+                }
+        }
+        snprintf(ref, sizeof ref, "layer-sha512:%0128d", 0);
+        assert_int_equal(cd_ref_parse(ref, &digest), CD_REF_LAYER);
+        assert_string_equal(digest, ref + strlen("layer-"));
+        assert_int_equal(cd_ref_parse(NULL, &digest), _CD_REF_KIND_INVALID);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                assert_int_equal(cd_ref_parse(bad[i], &digest), _CD_REF_KIND_INVALID);
+                assert_false(cd_ref_split(bad[i], &kind_end, &digest));
+        }
+}
+
+/* CRI's effective image_pull_progress_timeout, from a verbose Status' info["config"] (as captured
+ * from containerd 1.7.24; 2.1.9 leaves the image settings out), and which values are known-bad. */
+static void test_progress_timeout(void **state) {
+        static const char cfg17[] =
+                "{\"containerd\":{\"snapshotter\":\"overlayfs\"},\"maxConcurrentDownloads\":3,"
+                "\"imagePullProgressTimeout\":\"5m0s\",\"imagePullWithSyncFs\":false}";
+        static const char cfg21[] = "{\"containerdRootDir\":\"/x\",\"cdiSpecDirs\":[\"/etc/cdi\"]}";
+        char *v = NULL;
+
+        assert_int_equal(containerd_cri_config_progress_timeout(cfg17, &v), 0);
+        assert_string_equal(v, "5m0s");
+        free(v);
+        assert_int_equal(containerd_cri_config_progress_timeout(cfg21, &v), -ENODATA);
+        assert_int_equal(containerd_cri_config_progress_timeout(NULL, &v), -ENODATA);
+        assert_int_equal(containerd_cri_config_progress_timeout("{not json", &v), -EBADMSG);
+
+        assert_null(containerd_progress_timeout_warning("5m0s", "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning("1h0m0s", "v2.1.9"));
+        assert_null(containerd_progress_timeout_warning("0s", "1.7.24~ds1")); /* off: pullwatch watches */
+        assert_non_null(strstr(containerd_progress_timeout_warning("0s", "v2.1.9"), "#14158"));
+        assert_non_null(strstr(containerd_progress_timeout_warning("1m0s", "v1.7.5"), "#9369"));
+        assert_non_null(containerd_progress_timeout_warning("4m59s", "v1.7.24"));
+        assert_non_null(containerd_progress_timeout_warning("90s", "v2.1.9"));
+        assert_non_null(containerd_progress_timeout_warning("1.5m", NULL));
+        assert_null(containerd_progress_timeout_warning("5m", NULL));
+        assert_null(containerd_progress_timeout_warning("bogus", "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning("", "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning(NULL, "v1.7.24"));
+        assert_null(containerd_progress_timeout_warning("5x", "v1.7.24"));
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_encode_empty),
@@ -396,6 +474,8 @@ int main(void) {
                 cmocka_unit_test(test_call_missing_socket),
                 cmocka_unit_test(test_classify),
                 cmocka_unit_test(test_lease_id_and_filters),
+                cmocka_unit_test(test_ingest_refs),
+                cmocka_unit_test(test_progress_timeout),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -500,10 +500,10 @@ static void test_octet_stream_before_pull(void **state) {
         NEED(have_registry);
         assert_int_equal(registry_resolve_sync(tgt(&x, plain_port, "test/app", "octet"), 0, &m, NULL), 0);
         assert_string_equal(m->config_media_type, REGISTRY_MT_OCTET_STREAM);
-        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, m, &t), DIAG_OCTET_STREAM_CONFIG);
+        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, m, &t), DIAG_OCTET_STREAM_CONFIG);
         assert_non_null(strstr(t, d_config));
         free(t);
-        assert_int_equal(diagnose_manifest(RUNTIME_DOCKER, m, NULL), DIAG_NONE);
+        assert_int_equal(diagnose_manifest(RUNTIME_DOCKER, NULL, m, NULL), DIAG_NONE);
         registry_manifest_free(m);
 }
 
@@ -536,7 +536,7 @@ static void test_index_platforms(void **state) {
         assert_int_equal(registry_resolve_sync(&x.t, 0, &m, NULL), 0);
         assert_true(m->platform_missing);
         assert_null(m->manifest_digest);
-        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, m, &t), DIAG_NO_PLATFORM);
+        assert_int_equal(diagnose_manifest(RUNTIME_CONTAINERD, NULL, m, &t), DIAG_NO_PLATFORM);
         assert_non_null(strstr(t, "no linux/amd64 entry (it has: linux/arm64/v8)"));
         free(t);
         registry_manifest_free(m);

@@ -34,14 +34,23 @@ int unix_connect(const char *path, int *ret_fd) {
 }
 
 int socket_peer_pid(const char *path, pid_t *ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         struct ucred cred = {};
         socklen_t len = sizeof(cred);
         _cleanup_close_ int fd = -1;
-        int r;
 
-        r = unix_connect(path, &fd);
-        if (r < 0)
-                return r;
+        if (!path)
+                return -EINVAL;
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        /* Non-blocking: a listener whose backlog is full (a hung service behind its socket) makes
+         * connect() fail with EAGAIN at once instead of stalling the event loop. */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return -errno;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
                 return -errno;
         if (cred.pid <= 0)

@@ -96,7 +96,8 @@ typedef struct RuntimeDriver {
 extern const RuntimeDriver docker_driver;
 extern const RuntimeDriver containerd_driver;
 
-/* Pid of the process serving a unix socket (SO_PEERCRED). */
+/* Pid of the process that listens on a unix socket (SO_PEERCRED); never blocks (-EAGAIN when its
+ * backlog is full). */
 int socket_peer_pid(const char *path, pid_t *ret);
 /* A connected SOCK_STREAM unix socket (close-on-exec). -ENAMETOOLONG for a path that does not fit. */
 int unix_connect(const char *path, int *ret_fd);

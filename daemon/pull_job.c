@@ -23,6 +23,7 @@ typedef struct LayerSeen {
         unsigned countdown;       /* seconds in the last "Retrying in N seconds" */
         Verdict verdict;
         usec_t last_progress_event;
+        uint64_t last_progress_bytes; /* current of the last phase/progress event */
 } LayerSeen;
 
 struct PullJob {
@@ -186,10 +187,15 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
         if (s->phase != phase) {
                 s->phase = phase;
                 s->last_progress_event = at;
+                s->last_progress_bytes = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
                                        .current = current, .total = total });
-        } else if (current > 0 && at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
+        } else if (current > 0 && current != s->last_progress_bytes &&
+                   at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
+                /* Only bytes that moved: dockerd on the containerd store repeats the same count
+                 * every second, which says nothing new. */
                 s->last_progress_event = at;
+                s->last_progress_bytes = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
                                        .current = current, .total = total });
         }

@@ -3,6 +3,7 @@
 #include "probes/docker.h"
 
 #include <stdio.h>
+#include "probes/docker_store.h"
 #include "probes/docker_stream.h"
 #include "probes/runtime_op.h"
 
@@ -19,6 +20,8 @@ struct RuntimePull {
         char *error;              /* in-stream error */
         char *digest;
         bool finished;
+        RuntimeOp *info_op;       /* /info, asked alongside the pull: which image store */
+        char *containerd_socket;  /* the containerd this dockerd pulls through (containerd store) */
 };
 
 char *url_escape(const char *s) {
@@ -147,6 +150,39 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
                 finish(p, ERROR_NONE, NULL);
 }
 
+/* /info's answer as "containerd-socket" when dockerd is on the containerd image store (1), or 0. */
+static int info_parse(const char *arg, int r, long status, const char *body, char **ret_text) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        DockerStore s = {};
+
+        if (r < 0 || status != 200 || !(j = json_loads(body, 0, NULL)))
+                return r < 0 ? r : -EIO;
+        r = docker_store_from_info(j, &s);
+        if (r < 0)
+                return r;
+        r = s.containerd && s.containerd_address;
+        if (r)
+                *ret_text = TAKE_PTR(s.containerd_address);
+        docker_store_done(&s);
+        return r;
+}
+
+static void on_info(RuntimeOp *op, int r, const char *text, void *userdata) {
+        RuntimePull *p = userdata;
+
+        p->info_op = NULL; /* freed by its owner, the glue, after this returns */
+        if (r <= 0 || !text || p->finished)
+                return;
+        free(p->containerd_socket);
+        p->containerd_socket = strdup(text);
+        if (p->containerd_socket && p->cb.helper_runtime)
+                p->cb.helper_runtime(p->userdata,
+                                     &(RuntimeProcess) { .socket = p->containerd_socket,
+                                                         .exe_names = runtime_exe_names_containerd,
+                                                         .inprocess_extract = true },
+                                     "containerd");
+}
+
 static int docker_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
                         void *userdata, RuntimePull **ret) {
         _cleanup_free_ char *from = NULL, *tag = NULL, *efrom = NULL, *etag = NULL, *eplat = NULL, *url = NULL;
@@ -200,6 +236,10 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
                 docker_driver.free(p);
                 return r;
         }
+        /* On the containerd image store the layers are decompressed by containerd's children: say
+         * which containerd, so liveness watches it too. Asked alongside the pull, never before it. */
+        if (cb->helper_runtime)
+                (void) runtime_op_http(glue, config->docker_socket, "/info", info_parse, NULL, on_info, p, &p->info_op);
         *ret = p;
         return 0;
 }
@@ -217,6 +257,8 @@ static RuntimePull *docker_free(RuntimePull *p) {
         if (!p)
                 return NULL;
         docker_cancel(p);
+        p->info_op = runtime_op_free(p->info_op);
+        free(p->containerd_socket);
         curl_slist_free_all(p->headers);
         docker_stream_free(p->stream);
         free(p->error_body);

@@ -35,15 +35,17 @@ for t in "$BUILD"/tests/test_*; do
         fi
 done
 
-# run_bats FILE ROW: one bats file on one runtime row (tests/bed/rows.sh), counted and summarized
+# run_bats FILE ROW[/STORE]: one bats file on one runtime row (tests/bed/rows.sh), dockerd on its
+# classic image store or on the containerd one (ROW/containerd), counted and summarized
 run_bats() {
-        local b=$1 row=$2 name label out start rc
+        local b=$1 row=${2%%/*} store=classic name label out start rc
+        [ "$2" = "$row" ] || store=${2#*/}
         name=$(basename "$b" .bats)
         label=$name
-        [ "$row" = "$DEFAULT_ROW" ] || label="$name [$row]"
-        out="$log_dir/$name.$row.tap"
+        [ "$2" = "$DEFAULT_ROW" ] || label="$name [$2]"
+        out="$log_dir/$name.${2//\//-}.tap"
         start=$(date +%s)
-        BED_ROW=$row timeout 900 bats --tap "$b" >"$out" 2>&1
+        BED_ROW=$row BED_DOCKER_STORE=$store timeout 900 bats --tap "$b" >"$out" 2>&1
         rc=$?
         count_tap "$out"
         if [ $rc -ne 0 ]; then
@@ -59,6 +61,9 @@ run_bats() {
 DEFAULT_ROW=${BED_ROW:-bookworm}
 OTHER_ROWS=${BED_ROWS-trixie unstable}
 ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip"
+# dockerd on the containerd image store (Docker 29's default), on the rows whose dockerd has it
+STORE_ROWS=${BED_STORE_ROWS-unstable/containerd}
+STORE_FILES="stall_matrix_docker daemon"
 export BED_ROW=$DEFAULT_ROW
 
 if [ "${1:-}" != "--unit-only" ]; then
@@ -74,6 +79,11 @@ if [ "${1:-}" != "--unit-only" ]; then
                         continue
                 fi
                 for f in $ROW_FILES; do
+                        run_bats "tests/integration/$f.bats" "$row"
+                done
+        done
+        for row in $STORE_ROWS; do
+                for f in $STORE_FILES; do
                         run_bats "tests/integration/$f.bats" "$row"
                 done
         done

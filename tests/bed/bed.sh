@@ -137,6 +137,7 @@ kill_all() {
 cleanup_dir() { # kill + unmount, keep the directory
 	kill_all || true
 	unmount_all || true
+	untrust_all
 }
 
 # ---------------------------------------------------------------- start helpers
@@ -307,11 +308,48 @@ EOF
 	die "docker-registry: no free port after 5 attempts"
 }
 
+# A private CA and a certificate for 127.0.0.1 signed by it, for a proxy that speaks TLS.
+make_tls() {
+	local d=$BED_DIR/tls
+	mkdir -p "$d"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 2 \
+		-subj /CN=pullwatch-bed-ca >/dev/null 2>&1 || die "openssl: cannot make the bed's CA"
+	openssl req -newkey rsa:2048 -nodes -keyout "$d/server.key" -out "$d/server.csr" -subj /CN=127.0.0.1 \
+		>/dev/null 2>&1 || die "openssl: cannot make the proxy's key"
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/ext"
+	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+		-out "$d/server.crt" -days 2 -extfile "$d/ext" >/dev/null 2>&1 || die "openssl: cannot sign the proxy's certificate"
+}
+
+# dockerd trusts a registry's CA only from /etc/docker/certs.d/HOST:PORT (no flag moves it): the
+# bed writes its proxy's entry there and removes exactly that entry when it stops.
+trust_proxy_for_docker() {
+	local d=/etc/docker/certs.d/$PROXY_ADDR
+	mkdir -p "$d"
+	cp "$BED_DIR/tls/ca.crt" "$d/ca.crt"
+	echo "$d" >>"$BED_DIR/certs.d.entries"
+}
+
+untrust_all() {
+	local d
+	[ -s "$BED_DIR/certs.d.entries" ] || return 0
+	while read -r d; do
+		case "$d" in /etc/docker/certs.d/127.0.0.1:*) rm -rf -- "$d" ;; esac
+	done <"$BED_DIR/certs.d.entries"
+	rm -f "$BED_DIR/certs.d.entries"
+}
+
 start_proxy() {
+	local tls=() scheme=http
 	rm -f "$BED_DIR/proxy.ports"
 	: >"$BED_DIR/proxy.log"
+	if [ "$PROXY_TLS" = 1 ]; then
+		make_tls
+		tls=(--tls-cert "$BED_DIR/tls/server.crt" --tls-key "$BED_DIR/tls/server.key")
+		scheme=https
+	fi
 	launch "$BED_DIR/proxy.log" python3 -u "$HERE/faultproxy.py" --upstream "$REGISTRY_ADDR" \
-		--listen 127.0.0.1:0 --control 127.0.0.1:0 --port-file "$BED_DIR/proxy.ports"
+		--listen 127.0.0.1:0 --control 127.0.0.1:0 --port-file "$BED_DIR/proxy.ports" "${tls[@]}"
 	echo "$LAUNCHED" >"$BED_DIR/proxy.pid"
 	if ! wait_until "$TIMEOUT" "$LAUNCHED" "$BED_DIR/proxy.log" faultproxy test -s "$BED_DIR/proxy.ports"; then
 		tail_log "$BED_DIR/proxy.log"
@@ -323,7 +361,9 @@ start_proxy() {
 	PROXY_ADDR=127.0.0.1:$pp
 	PROXY_CONTROL=http://127.0.0.1:$cp
 	curl -fsS --max-time 5 "$PROXY_CONTROL/health" >/dev/null || { tail_log "$BED_DIR/proxy.log"; die "faultproxy control API does not answer"; }
-	curl -fsS --max-time 5 "http://$PROXY_ADDR/v2/" >/dev/null || { tail_log "$BED_DIR/proxy.log"; die "faultproxy does not relay /v2/ to the registry"; }
+	curl -fsS --max-time 5 --cacert "$BED_DIR/tls/ca.crt" "$scheme://$PROXY_ADDR/v2/" >/dev/null ||
+		{ tail_log "$BED_DIR/proxy.log"; die "faultproxy does not relay /v2/ to the registry"; }
+	PROXY_SCHEME=$scheme
 	log "faultproxy pid $LAUNCHED on $PROXY_ADDR, control $PROXY_CONTROL"
 }
 
@@ -331,9 +371,17 @@ docker_ping() { curl -fsS --max-time 2 --unix-socket "$BED_DIR/docker.sock" http
 
 start_docker() {
 	local drv=${BED_STORAGE_DRIVER:-overlay2} rc
-	# BED_DOCKER_STORE=containerd: the containerd image store (Docker 29's default; a feature on 28)
+	# BED_DOCKER_STORE=containerd: the containerd image store (Docker 29's default; a feature on 28),
+	# pulling through the bed's containerd as a node's dockerd pulls through containerd.service.
+	# There dockerd reaches a plain-http registry only by failing over from https, which
+	# containerd 2.1's resolver does not do for a HEAD: the proxy speaks TLS with the bed's CA.
+	local store_args=()
 	if [ "${BED_DOCKER_STORE:-classic}" = containerd ]; then
 		echo '{"features": {"containerd-snapshotter": true}}' >"$BED_DIR/daemon.json"
+		store_args=(--containerd "$BED_DIR/containerd.sock")
+		# the storage driver names a containerd snapshotter there: overlay2 is none of them
+		[ -n "${BED_STORAGE_DRIVER:-}" ] || drv=overlayfs
+		trust_proxy_for_docker
 	else
 		echo '{}' >"$BED_DIR/daemon.json"
 	fi
@@ -358,7 +406,7 @@ start_docker() {
 			--iptables=false --ip-masq=false --bridge=none --userland-proxy=false \
 			--storage-driver "$drv" --max-concurrent-downloads "${BED_MAX_DOWNLOADS:-3}" \
 			--insecure-registry "$PROXY_ADDR" --insecure-registry "$REGISTRY_ADDR" \
-			${ROW_DOCKERD_ARGS:-} ${BED_DOCKERD_ARGS:-}
+			"${store_args[@]}" ${ROW_DOCKERD_ARGS:-} ${BED_DOCKERD_ARGS:-}
 		echo "$LAUNCHED" >"$BED_DIR/docker.launch.pid"
 		rc=0
 		wait_until "$TIMEOUT" "$LAUNCHED" "$BED_DIR/docker.log" dockerd docker_ping || rc=$?
@@ -389,6 +437,16 @@ write_containerd_config() {
 	mkdir -p "$c/root" "$c/state" "$c/opt" "$c/certs.d" "$c/cni/bin" "$c/cni/conf"
 	for addr in "$PROXY_ADDR" "$REGISTRY_ADDR"; do
 		mkdir -p "$c/certs.d/$addr"
+		if [ "$addr" = "$PROXY_ADDR" ] && [ "$PROXY_TLS" = 1 ]; then
+			cat >"$c/certs.d/$addr/hosts.toml" <<EOF
+server = "https://$addr"
+
+[host."https://$addr"]
+  capabilities = ["pull", "resolve", "push"]
+  ca = "$BED_DIR/tls/ca.crt"
+EOF
+			continue
+		fi
 		cat >"$c/certs.d/$addr/hosts.toml" <<EOF
 server = "http://$addr"
 
@@ -513,6 +571,8 @@ write_env() {
 		# (not REGISTRY_LOG: docker-registry reads REGISTRY_<SECTION> variables as config overrides)
 		q REGISTRY_LOGFILE "$BED_DIR/registry.log"
 		q PROXY_ADDR "$PROXY_ADDR"
+		q PROXY_SCHEME "$PROXY_SCHEME"
+		q BED_CA "$BED_DIR/tls/ca.crt"
 		q PROXY_CONTROL "$PROXY_CONTROL"
 		q PROXY_PIDFILE "$BED_DIR/proxy.pid"
 		q PROXY_LOG "$BED_DIR/proxy.log"
@@ -610,11 +670,22 @@ cmd_start() {
 	export BED_DIR
 	# on any failure from here on, tear down what was started so nothing is left behind
 	trap 'rc=$?; if [ $rc -ne 0 ]; then log "start failed: cleaning up"; cleanup_dir; rm -f "$BED_DIR/env"; fi' EXIT
+	PROXY_TLS=0
+	if [ "${BED_DOCKER_STORE:-classic}" = containerd ]; then
+		[ "$WITH_DOCKER" = 1 ] && [ "$WITH_CONTAINERD" = 1 ] ||
+			die "BED_DOCKER_STORE=containerd needs both dockerd and the containerd it pulls through"
+		PROXY_TLS=1
+	fi
 	write_unpigz_wrapper
 	start_registry
 	start_proxy
-	[ "$WITH_DOCKER" = 0 ] || start_docker
-	[ "$WITH_CONTAINERD" = 0 ] || start_containerd
+	if [ "${BED_DOCKER_STORE:-classic}" = containerd ]; then
+		start_containerd
+		start_docker
+	else
+		[ "$WITH_DOCKER" = 0 ] || start_docker
+		[ "$WITH_CONTAINERD" = 0 ] || start_containerd
+	fi
 	write_env
 	trap - EXIT
 	log "ready in $((SECONDS - t0))s: source $BED_DIR/env"
@@ -631,6 +702,7 @@ cmd_stop() {
 	local rc=0
 	kill_all || rc=1
 	unmount_all || rc=1
+	untrust_all
 	if [ $rc -eq 0 ]; then
 		rm -rf -- "$BED_DIR" 2>/dev/null || { sleep 1; unmount_all || true; rm -rf -- "$BED_DIR"; } || rc=1
 	fi

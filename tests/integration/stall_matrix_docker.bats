@@ -141,6 +141,9 @@ verdict_latency() { # file layer verdict
 	decoys_untouched
 }
 
+# On the classic store that leaves pullwatch blind. On the containerd store the decompressor is a
+# child of the containerd named in dockerd's /info, which is proven on its own: that helper, and
+# nothing else, is cut.
 @test "no process proven to be dockerd (a forwarder serves the socket): blind, diagnosed, nothing signalled" {
 	push_image test/blindunpigz v1 1MiB >/dev/null
 	python3 tests/bed/unixfwd.py "$BED_DIR/fwd.sock" "$DOCKER_SOCK" >/dev/null 2>&1 3>&- &
@@ -153,6 +156,19 @@ verdict_latency() { # file layer verdict
 	timeout 120 "$PULLWATCH" pull --config "$BED_DIR/pw-blind.yaml" --json --runtime docker \
 		"$PROXY_ADDR/test/blindunpigz:v1" >"$f" 2>"$f.err" 3>&- &
 	pull=$!
+	if [ "$DOCKER_STORE" = containerd ]; then
+		wait_json "$f" '.event=="action" and .action=="kill-helper"' 40
+		unpigz_mode real
+		kill "$pull" 2>/dev/null || true
+		wait "$pull" 2>/dev/null || true
+		kill "$fwd" 2>/dev/null || true
+		killed_the_real_helper "$f"
+		pid=$(jq -r 'select(.event=="action" and .action=="kill-helper") | .pid' "$f" | head -1)
+		grep -q "pid=$pid ppid=[0-9]* parent=containerd" "$UNPIGZ_LOG"
+		[ -z "$(events "$f" '.event=="diagnosis" and .diagnosis=="runtime-unverified"')" ]
+		decoys_untouched
+		return 0
+	fi
 	wait_json "$f" '.event=="diagnosis" and .diagnosis=="runtime-unverified"' 30
 	wait_json "$f" '.event=="action" and .action=="cancel"' 60
 	kill "$pull" 2>/dev/null || true

@@ -32,7 +32,7 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
 
         agent_observe_pull_event(a, e);
         if (cp->conn) {
-                json_t *o = pull_event_to_json(e, (double) (now_monotonic() - cp->started) / USEC_PER_SEC);
+                json_t *o = pull_event_to_json(e, (double) (pull_event_time(e, now_monotonic()) - cp->started) / USEC_PER_SEC);
                 int r = o ? control_conn_send(cp->conn, o) : -ENOMEM;
                 json_decref(o);
                 if (r == -ENOBUFS && e->kind != PULL_EVENT_RESULT) {

@@ -48,7 +48,7 @@ static LayerImage *layer_get(Watch *w, const char *layer) {
 
 static void print_event(Watch *w, const PullEvent *e) {
         if (w->json) {
-                json_t *o = pull_event_to_json(e, (double) (now_monotonic() - w->started) / USEC_PER_SEC);
+                json_t *o = pull_event_to_json(e, (double) (pull_event_time(e, now_monotonic()) - w->started) / USEC_PER_SEC);
                 char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
                 if (s)
                         printf("%s\n", s);

@@ -24,6 +24,8 @@ typedef struct LayerSeen {
         Verdict verdict;
         usec_t last_progress_event;
         uint64_t last_progress_bytes; /* current of the last phase/progress event */
+        uint64_t moved_bytes;         /* the count bytes last moved to, and when */
+        usec_t moved_at;
 } LayerSeen;
 
 struct PullJob {
@@ -190,14 +192,20 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
                 s->last_progress_bytes = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
                                        .current = current, .total = total });
-        } else if (current > 0 && current != s->last_progress_bytes &&
-                   at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
+        } else if (current > 0 && current != s->last_progress_bytes) {
                 /* Only bytes that moved: dockerd on the containerd store repeats the same count
-                 * every second, which says nothing new. */
-                s->last_progress_event = at;
-                s->last_progress_bytes = current;
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
-                                       .current = current, .total = total });
+                 * every second, which says nothing new. A move held back by the rate limit and
+                 * shown by such a repeat is stamped when it happened, not when it was repeated. */
+                if (current != s->moved_bytes) {
+                        s->moved_bytes = current;
+                        s->moved_at = at;
+                }
+                if (at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
+                        s->last_progress_event = at;
+                        s->last_progress_bytes = current;
+                        emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
+                                               .current = current, .total = total, .at = s->moved_at });
+                }
         }
 }
 

@@ -45,7 +45,11 @@ typedef struct PullEvent {
         const char *digest;
         double elapsed_s;
         uint64_t bytes;         /* bytes downloaded over all attempts (as the runtime reported) */
+        usec_t at;              /* when it happened (CLOCK_MONOTONIC) if not now; 0: now */
 } PullEvent;
+
+/* When the event happened: e->at, or now. */
+static inline usec_t pull_event_time(const PullEvent *e, usec_t now) { return e->at ? e->at : now; }
 
 typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata);
 

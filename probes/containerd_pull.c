@@ -4,34 +4,21 @@
  * Range requests: containerd 1.6 otherwise deletes its pull lease and collects the partial ingest. */
 #include "probes/containerd_internal.h"
 
-#include <time.h>
-#include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
 #include "cri_api.pb-c.h"
+#include "probes/containerd_lease.h"
 #include "probes/reference.h"
 #include "probes/runtime_op.h"
 
-#define PATH_LEASE_CREATE "/containerd.services.leases.v1.Leases/Create"
-#define PATH_LEASE_DELETE "/containerd.services.leases.v1.Leases/Delete"
-#define PATH_LEASE_ADD    "/containerd.services.leases.v1.Leases/AddResource"
-
-typedef struct Pending {
-        char *type, *id;
-} Pending;
-
 struct RuntimePull {
         CurlGlue *glue;
-        char *socket, *lease_id;
+        char *socket;
         PullCallbacks cb;
         void *userdata;
         GrpcCall *pull;
-        GrpcCall *lease_call;     /* Create, later Delete */
-        GrpcCall **adds;          /* AddResource calls in flight */
-        size_t n_adds;
-        Pending *pending;         /* resources seen before the lease exists */
-        size_t n_pending;
+        CdLease *lease;
         CdTracker *tracker;
-        bool lease_ready, lease_failed, ended, finished, release_after_create;
+        bool ended, finished;
         char *image_ref;          /* CRI's answer (the config digest), kept for a deferred success */
         ContainerdPollStats stats;
         ErrorClass error;
@@ -47,132 +34,20 @@ static void pull_finish(RuntimePull *p) {
         p->cb.finished(p->userdata, &o); /* may free p */
 }
 
-static void on_add_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
-        RuntimePull *p = userdata;
-        for (size_t i = 0; i < p->n_adds; i++)
-                if (p->adds[i] == call) {
-                        p->adds[i] = p->adds[--p->n_adds];
-                        break;
-                }
-        grpc_call_free(call);
-}
-
-static int lease_add(RuntimePull *p, const char *type, const char *id) {
-        Containerd__Services__Leases__V1__Resource res = CONTAINERD__SERVICES__LEASES__V1__RESOURCE__INIT;
-        Containerd__Services__Leases__V1__AddResourceRequest req =
-                CONTAINERD__SERVICES__LEASES__V1__ADD_RESOURCE_REQUEST__INIT;
-        GrpcTarget t = { .socket = p->socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CD_CALL_TIMEOUT };
-        GrpcCall **a;
-        int r;
-
-        a = realloc(p->adds, (p->n_adds + 1) * sizeof(*a));
-        if (!a)
-                return -ENOMEM;
-        p->adds = a;
-        res.id = (char *) id;
-        res.type = (char *) type;
-        req.id = p->lease_id;
-        req.resource = &res;
-        r = grpc_call_start(p->glue, &t, PATH_LEASE_ADD, &req.base, &containerd__services__leases__v1__empty__descriptor,
-                            false, on_add_done, p, &p->adds[p->n_adds]);
-        if (r >= 0)
-                p->n_adds++;
-        return r;
-}
-
 static void on_resource(void *userdata, const char *type, const char *id) {
         RuntimePull *p = userdata;
-        Pending *a;
-
-        if (p->lease_failed || p->ended)
-                return;
-        if (p->lease_ready) {
-                (void) lease_add(p, type, id);
-                return;
-        }
-        a = realloc(p->pending, (p->n_pending + 1) * sizeof(*a));
-        if (!a)
-                return;
-        p->pending = a;
-        a[p->n_pending].type = strdup(type);
-        a[p->n_pending].id = strdup(id);
-        if (a[p->n_pending].type && a[p->n_pending].id)
-                p->n_pending++;
-        else {
-                free(a[p->n_pending].type);
-                free(a[p->n_pending].id);
-        }
+        if (!p->ended)
+                cd_lease_add(p->lease, type, id);
 }
 
-static void pending_clear(RuntimePull *p) {
-        for (size_t i = 0; i < p->n_pending; i++) {
-                free(p->pending[i].type);
-                free(p->pending[i].id);
-        }
-        free(p->pending);
-        p->pending = NULL;
-        p->n_pending = 0;
-}
-
-static int lease_delete(RuntimePull *p);
-
-static void on_lease_created(GrpcCall *call, GrpcReply *reply, void *userdata) {
+static void on_lease_failed(void *userdata, const char *message) {
         RuntimePull *p = userdata;
-
-        /* AlreadyExists: the last attempt's lease, with its partial ingests: exactly what we want */
-        if (reply->error == 0 && (reply->status == GRPC_OK || reply->status == GRPC_ALREADY_EXISTS)) {
-                p->lease_ready = true;
-                for (size_t i = 0; i < p->n_pending && !p->ended; i++)
-                        (void) lease_add(p, p->pending[i].type, p->pending[i].id);
-        } else {
-                _cleanup_free_ char *m = grpc_reply_describe(reply, "Leases.Create");
-                p->lease_failed = true;
-                if (p->cb.activity)
-                        p->cb.activity(p->userdata, m ?: "Leases.Create failed: a retry will start over",
-                                       cd_now(CLOCK_MONOTONIC));
-        }
-        pending_clear(p);
-        p->lease_call = grpc_call_free(p->lease_call);
-        if (p->release_after_create && (p->lease_failed || lease_delete(p) < 0))
-                pull_finish(p);
+        if (p->cb.activity)
+                p->cb.activity(p->userdata, message, cd_now(CLOCK_MONOTONIC));
 }
 
-static void on_lease_deleted(GrpcCall *call, GrpcReply *reply, void *userdata) {
-        RuntimePull *p = userdata;
-        /* a failed delete leaves a lease that expires by itself (containerd.io/gc.expire) */
-        pull_finish(p);
-}
-
-static int lease_create(RuntimePull *p) {
-        Containerd__Services__Leases__V1__CreateRequest req = CONTAINERD__SERVICES__LEASES__V1__CREATE_REQUEST__INIT;
-        Containerd__Services__Leases__V1__LabelEntry expire = CONTAINERD__SERVICES__LEASES__V1__LABEL_ENTRY__INIT;
-        Containerd__Services__Leases__V1__LabelEntry *labels[] = { &expire };
-        GrpcTarget t = { .socket = p->socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CD_CALL_TIMEOUT };
-        char when[64];
-        time_t until = (time_t) ((cd_now(CLOCK_REALTIME) + CONTAINERD_LEASE_TTL) / USEC_PER_SEC);
-        struct tm tm;
-
-        if (!gmtime_r(&until, &tm) || strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-                return -EINVAL;
-        expire.key = (char *) "containerd.io/gc.expire";
-        expire.value = when;
-        req.id = p->lease_id;
-        req.n_labels = 1;
-        req.labels = labels;
-        return grpc_call_start(p->glue, &t, PATH_LEASE_CREATE, &req.base,
-                               &containerd__services__leases__v1__create_response__descriptor, false, on_lease_created,
-                               p, &p->lease_call);
-}
-
-static int lease_delete(RuntimePull *p) {
-        Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
-        GrpcTarget t = { .socket = p->socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CD_CALL_TIMEOUT };
-
-        p->lease_call = grpc_call_free(p->lease_call);
-        req.id = p->lease_id;
-        return grpc_call_start(p->glue, &t, PATH_LEASE_DELETE, &req.base,
-                               &containerd__services__leases__v1__empty__descriptor, false, on_lease_deleted, p,
-                               &p->lease_call);
+static void on_lease_released(void *userdata) {
+        pull_finish(userdata);
 }
 
 /* The pull is over: drop the lease unless a retry could use it, then report. finished follows the
@@ -181,15 +56,8 @@ static void pull_end(RuntimePull *p, bool release) {
         p->ended = true;
         cd_tracker_stats(p->tracker, &p->stats);
         p->tracker = cd_tracker_free(p->tracker);
-        if (release && !p->lease_failed) {
-                if (!p->lease_ready && p->lease_call) {
-                        /* Create still in flight: deleting now could race it */
-                        p->release_after_create = true;
-                        return;
-                }
-                if (lease_delete(p) >= 0)
-                        return;
-        }
+        if (release && cd_lease_release(p->lease) > 0)
+                return;
         pull_finish(p);
 }
 
@@ -247,13 +115,8 @@ static RuntimePull *cd_pull_free(RuntimePull *p) {
                 return NULL;
         cd_tracker_free(p->tracker);
         grpc_call_free(p->pull);
-        grpc_call_free(p->lease_call);
-        for (size_t i = 0; i < p->n_adds; i++)
-                grpc_call_free(p->adds[i]);
-        free(p->adds);
-        pending_clear(p);
+        cd_lease_free(p->lease);
         free(p->socket);
-        free(p->lease_id);
         free(p->message);
         free(p->digest);
         free(p->image_ref);
@@ -273,8 +136,7 @@ static void cd_cancel(RuntimePull *p) {
         p->pull = grpc_call_free(p->pull);
         cd_tracker_stats(p->tracker, &p->stats);
         p->tracker = cd_tracker_free(p->tracker);
-        if (!p->lease_ready)
-                p->lease_call = grpc_call_free(p->lease_call);
+        cd_lease_stop(p->lease);
 }
 
 static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
@@ -306,10 +168,9 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         p->socket = strdup(config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET);
         if (!p->socket)
                 return -ENOMEM;
-        r = containerd_lease_id(CONTAINERD_CRI_NAMESPACE, req->image, &p->lease_id);
-        if (r < 0)
-                return r;
-        r = lease_create(p);
+        r = cd_lease_new(glue, p->socket, CONTAINERD_CRI_NAMESPACE, req->image,
+                         &(CdLeaseCallbacks) { .failed = on_lease_failed, .released = on_lease_released }, p,
+                         &p->lease);
         if (r < 0)
                 return r;
 
@@ -412,24 +273,9 @@ void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {
                 cd_tracker_stats(p ? p->tracker : NULL, ret);
 }
 
-static int release_parse(const char *arg, GrpcReply *reply, char **ret_text) {
-        return cd_reply_result(reply, "Leases.Delete", NULL);
-}
-
 static int cd_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
-        Containerd__Services__Leases__V1__DeleteRequest d = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
-        _cleanup_free_ char *id = NULL;
-        int r;
-
         /* Partial ingests are only worth keeping for a retry that will come; none will. */
-        r = containerd_lease_id(CONTAINERD_CRI_NAMESPACE, req->image, &id);
-        if (r < 0)
-                return r;
-        d.id = id;
-        return runtime_op_grpc(glue, &(GrpcTarget) { .socket = config_socket(config), .namespace = CONTAINERD_CRI_NAMESPACE },
-                               "/containerd.services.leases.v1.Leases/Delete", &d.base,
-                               &containerd__services__leases__v1__empty__descriptor, release_parse, NULL, NULL, NULL,
-                               NULL);
+        return cd_lease_abandon(glue, config_socket(config), CONTAINERD_CRI_NAMESPACE, req->image);
 }
 
 const RuntimeDriver containerd_driver = {

@@ -3,6 +3,8 @@
 #include "probes/docker.h"
 
 #include <stdio.h>
+#include "probes/containerd_lease.h"
+#include "probes/docker_ingest.h"
 #include "probes/docker_store.h"
 #include "probes/docker_stream.h"
 #include "probes/runtime_op.h"
@@ -22,6 +24,8 @@ struct RuntimePull {
         bool finished;
         RuntimeOp *info_op;       /* /info, asked alongside the pull: which image store */
         char *containerd_socket;  /* the containerd this dockerd pulls through (containerd store) */
+        DockerIngests *ingests;   /* ... and the partial downloads held there for the next attempt */
+        char *docker_socket, *image;
 };
 
 char *url_escape(const char *s) {
@@ -70,6 +74,7 @@ static int on_message(json_t *msg, void *userdata) {
                 p->cb.activity(p->userdata, m.status ? m.status : m.error, at);
         switch (m.kind) {
         case DOCKER_MSG_LAYER:
+                docker_ingests_layer(p->ingests, m.id);
                 p->cb.layer(p->userdata, m.id, m.phase, m.current, m.total, at);
                 break;
         case DOCKER_MSG_RETRY:
@@ -115,11 +120,19 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata) {
         return len;
 }
 
+static int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req);
+
 static void finish(RuntimePull *p, ErrorClass error, const char *message) {
         PullOutcome o = { .error = error, .message = message, .digest = p->digest };
         if (p->finished)
                 return;
         p->finished = true;
+        /* keep the partial downloads only for a retry that may come */
+        if (error != ERROR_TRANSIENT && !docker_ingests_started(p->ingests))
+                /* over before /info answered: an earlier attempt's lease may be there all the same */
+                (void) docker_abandon(p->glue, &(Config) { .docker_socket = p->docker_socket },
+                                      &(PullRequest) { .image = p->image });
+        p->ingests = docker_ingests_free(p->ingests, error != ERROR_TRANSIENT);
         p->cb.finished(p->userdata, &o);
 }
 
@@ -150,7 +163,8 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
                 finish(p, ERROR_NONE, NULL);
 }
 
-/* /info's answer as "containerd-socket" when dockerd is on the containerd image store (1), or 0. */
+/* /info's answer as "containerd-socket\nnamespace" when dockerd is on the containerd image store (1),
+ * or 0. */
 static int info_parse(const char *arg, int r, long status, const char *body, char **ret_text) {
         _cleanup_(json_decrefp) json_t *j = NULL;
         DockerStore s = {};
@@ -160,22 +174,26 @@ static int info_parse(const char *arg, int r, long status, const char *body, cha
         r = docker_store_from_info(j, &s);
         if (r < 0)
                 return r;
-        r = s.containerd && s.containerd_address;
-        if (r)
-                *ret_text = TAKE_PTR(s.containerd_address);
+        r = s.containerd && s.containerd_address && s.containerd_namespace;
+        if (r && asprintf(ret_text, "%s\n%s", s.containerd_address, s.containerd_namespace) < 0)
+                r = -ENOMEM;
         docker_store_done(&s);
         return r;
 }
 
 static void on_info(RuntimeOp *op, int r, const char *text, void *userdata) {
         RuntimePull *p = userdata;
+        const char *nl = text ? strchr(text, '\n') : NULL;
 
         p->info_op = NULL; /* freed by its owner, the glue, after this returns */
-        if (r <= 0 || !text || p->finished)
+        if (r <= 0 || !nl || p->finished)
                 return;
         free(p->containerd_socket);
-        p->containerd_socket = strdup(text);
-        if (p->containerd_socket && p->cb.helper_runtime)
+        p->containerd_socket = strndup(text, (size_t) (nl - text));
+        if (!p->containerd_socket)
+                return;
+        (void) docker_ingests_start(p->ingests, p->containerd_socket, nl + 1);
+        if (p->cb.helper_runtime)
                 p->cb.helper_runtime(p->userdata,
                                      &(RuntimeProcess) { .socket = p->containerd_socket,
                                                          .exe_names = runtime_exe_names_containerd,
@@ -208,7 +226,11 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
         p->glue = glue;
         p->cb = *cb;
         p->userdata = userdata;
-        r = docker_stream_new(on_message, p, &p->stream);
+        p->docker_socket = strdup(config->docker_socket);
+        p->image = strdup(req->image);
+        r = p->docker_socket && p->image ? docker_stream_new(on_message, p, &p->stream) : -ENOMEM;
+        if (r >= 0)
+                r = docker_ingests_new(glue, req->image, &p->ingests);
         if (r >= 0)
                 r = curl_glue_make_easy(config->docker_socket, &p->easy);
         if (r < 0) {
@@ -237,9 +259,9 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
                 return r;
         }
         /* On the containerd image store the layers are decompressed by containerd's children: say
-         * which containerd, so liveness watches it too. Asked alongside the pull, never before it. */
-        if (cb->helper_runtime)
-                (void) runtime_op_http(glue, config->docker_socket, "/info", info_parse, NULL, on_info, p, &p->info_op);
+         * which containerd, so liveness watches it too, and hold the partial downloads there. Asked
+         * alongside the pull, never before it. */
+        (void) runtime_op_http(glue, config->docker_socket, "/info", info_parse, NULL, on_info, p, &p->info_op);
         *ret = p;
         return 0;
 }
@@ -251,6 +273,7 @@ static void docker_cancel(RuntimePull *p) {
         curl_easy_cleanup(p->easy); /* closes the connection: dockerd cancels the pull */
         p->easy = NULL;
         p->finished = true;
+        p->ingests = docker_ingests_free(p->ingests, false); /* the retry resumes them */
 }
 
 static RuntimePull *docker_free(RuntimePull *p) {
@@ -258,7 +281,10 @@ static RuntimePull *docker_free(RuntimePull *p) {
                 return NULL;
         docker_cancel(p);
         p->info_op = runtime_op_free(p->info_op);
+        docker_ingests_free(p->ingests, false);
         free(p->containerd_socket);
+        free(p->docker_socket);
+        free(p->image);
         curl_slist_free_all(p->headers);
         docker_stream_free(p->stream);
         free(p->error_body);
@@ -347,8 +373,36 @@ static int docker_ping(const Config *config, char **ret_error) {
         return r;
 }
 
+static int abandon_parse(const char *image, int r, long status, const char *body, char **ret_text) {
+        _cleanup_free_ char *where = NULL;
+        r = info_parse(NULL, r, status, body, &where);
+        if (r > 0 && asprintf(ret_text, "%s\n%s", where, image) < 0)
+                r = -ENOMEM;
+        return r;
+}
+
+static void on_abandon_info(RuntimeOp *op, int r, const char *text, void *userdata) {
+        _cleanup_free_ char *socket = NULL, *ns = NULL;
+        const char *a = text ? strchr(text, '\n') : NULL, *b = a ? strchr(a + 1, '\n') : NULL;
+
+        if (r <= 0 || !b)
+                return; /* the classic store keeps nothing of ours */
+        socket = strndup(text, (size_t) (a - text));
+        ns = strndup(a + 1, (size_t) (b - a - 1));
+        if (socket && ns)
+                (void) cd_lease_abandon(userdata, socket, ns, b + 1);
+}
+
+/* The job gave up: drop the lease holding its partial downloads in the containerd dockerd pulls
+ * through (asked again: the pull that learned it may be gone). */
+static int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
+        return runtime_op_http(glue, config->docker_socket, "/info", abandon_parse, req->image, on_abandon_info, glue,
+                               NULL);
+}
+
 const RuntimeDriver docker_driver = {
         .name = "docker",
+        .abandon = docker_abandon,
         .start = docker_start,
         .cancel = docker_cancel,
         .free = docker_free,

@@ -327,6 +327,13 @@ static void on_finished(void *userdata, const PullOutcome *o) {
         }
         switch (o->error) {
         case ERROR_NONE: {
+                /* The runtime says the image is complete. dockerd on the containerd store stops its
+                 * progress ticker with the pull, so a layer's last message ("Pull complete") may
+                 * never come: every layer seen is done. */
+                for (size_t i = 0; i < j->n_seen; i++)
+                        if (j->seen[i].phase != PHASE_DONE)
+                                on_layer(j, j->seen[i].id, PHASE_DONE, j->seen[i].size, j->seen[i].size,
+                                         now_monotonic());
                 int r = j->driver->confirm ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
                                            : -EOPNOTSUPP;
                 if (r == -EOPNOTSUPP)

@@ -90,6 +90,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_DIAG_RUNTIME_UNVERIFIED, "runtime-unverified", ID("d99fda5f42084337a59a1c9a56b50f2b"),
                 LOG_WARNING, "No process proven to be the container runtime; helpers are not watched or signalled",
         },
+        [ALERT_DIAG_REGISTRY_SCHEME] = {
+                ALERT_DIAG_REGISTRY_SCHEME, "registry-scheme", ID("8bf1c2f1feaa448bb13f123295a38d17"), LOG_WARNING,
+                "The registry answers plain HTTP; the runtime speaks HTTPS to it",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

@@ -21,6 +21,7 @@ static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_DISK_FULL] = "disk-full",
         [DIAG_NOT_FOUND] = "not-found",
         [DIAG_RUNTIME_UNVERIFIED] = "runtime-unverified",
+        [DIAG_REGISTRY_SCHEME] = "registry-scheme",
 };
 
 const char *diagnosis_to_string(Diagnosis d) {
@@ -36,7 +37,7 @@ Diagnosis diagnosis_from_string(const char *s) {
 
 bool diagnosis_is_permanent(Diagnosis d) {
         return d == DIAG_OCTET_STREAM_CONFIG || d == DIAG_SCHEMA1 || d == DIAG_NO_PLATFORM || d == DIAG_AUTH ||
-               d == DIAG_NOT_FOUND;
+               d == DIAG_NOT_FOUND || d == DIAG_REGISTRY_SCHEME;
 }
 
 _printf_(3, 4) static int verdict(Diagnosis d, char **ret_text, const char *fmt, ...) {
@@ -140,6 +141,32 @@ static int diagnose_text_auth(const char *t, char **ret_text) {
                                 "log in (docker login) or put credentials for this registry in config.json");
 }
 
+/* The runtime spoke HTTPS to a registry that answers plain HTTP. dockerd on the containerd image store
+ * (Docker 29's default) resolves through containerd 2.1, which does not fall back to http for a
+ * registry outside 127.0.0.0/8 (measured: HEAD https://... "http: server gave HTTP response to HTTPS
+ * client"; a plain-http proxy gave "tls: first record does not look like a TLS handshake"), and
+ * insecure-registries alone did not help there. */
+static int diagnose_text_scheme(RuntimeKind runtime, const char *t, char **ret_text) {
+        char host[256];
+
+        if (!has(t, "server gave HTTP response to HTTPS client") && !has(t, "does not look like a TLS handshake"))
+                return DIAG_NONE;
+        if (!word_after(t, "https://", "/\" \t\n", host, sizeof(host)))
+                snprintf(host, sizeof(host), "HOST:PORT");
+        if (runtime == RUNTIME_CONTAINERD)
+                return verdict(DIAG_REGISTRY_SCHEME, ret_text,
+                               "the registry %s answers plain HTTP but containerd speaks HTTPS to it: serve it over "
+                               "TLS (its CA in /etc/containerd/certs.d/%s/), or declare it plain http with "
+                               "server = \"http://%s\" in /etc/containerd/certs.d/%s/hosts.toml.",
+                               host, host, host, host);
+        return verdict(DIAG_REGISTRY_SCHEME, ret_text,
+                       "the registry %s answers plain HTTP but dockerd speaks HTTPS to it: serve it over TLS with "
+                       "its CA in /etc/docker/certs.d/%s/ca.crt. On the classic image store, listing it in "
+                       "insecure-registries in /etc/docker/daemon.json also works; on the containerd image store "
+                       "(Docker 29's default) that alone does not: give it a TLS endpoint.",
+                       host, host);
+}
+
 int diagnose_runtime_error(RuntimeKind runtime, const char *t, char **ret_text) {
         char buf[256];
         int r;
@@ -190,6 +217,9 @@ int diagnose_runtime_error(RuntimeKind runtime, const char *t, char **ret_text) 
                                "the registry rate-limited the pull (429 Too Many Requests): authenticate to "
                                "raise the limit, pull through a mirror or cache, or spread pulls out (splay).");
         r = diagnose_text_auth(t, ret_text);
+        if (r != DIAG_NONE)
+                return r;
+        r = diagnose_text_scheme(runtime, t, ret_text);
         if (r != DIAG_NONE)
                 return r;
         if (has(t, "manifest unknown") || has(t, "name unknown") || has(t, "repository name not known") ||

@@ -20,6 +20,7 @@ typedef enum Diagnosis {
         DIAG_DISK_FULL,           /* ENOSPC on the runtime's root */
         DIAG_NOT_FOUND,           /* no such repository, tag or manifest */
         DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime: blind to helpers, signals none */
+        DIAG_REGISTRY_SCHEME,     /* plain-http registry, the runtime speaks HTTPS to it */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
 } Diagnosis;

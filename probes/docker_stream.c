@@ -216,6 +216,11 @@ ErrorClass docker_classify_error(const char *message) {
                 "unsupported media type",
                 "schema 1 manifest not supported",
                 "not implemented: media type",
+                /* the registry's scheme or certificate: wrong until its settings change */
+                "server gave http response to https client",
+                "does not look like a tls handshake",
+                "x509: certificate signed by unknown authority",
+                "tls: failed to verify certificate",
         };
         if (!message)
                 return ERROR_TRANSIENT;

@@ -274,3 +274,21 @@ verdict_latency() { # file layer verdict
 	[ -z "$(events "$f" '.event=="verdict" and (.verdict=="stalled" or .verdict=="hung" or .verdict=="degraded")')" ]
 	jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
 }
+
+@test "a plain-http registry the runtime speaks HTTPS to: permanent at once, diagnosed as registry-scheme" {
+	push_image test/plainscheme v1 256KiB >/dev/null
+	# the node's own non-loopback address: runtimes fall back to http only on loopback
+	ip=$(hostname -I | awk '{print $1}')
+	[ -n "$ip" ]
+	python3 tests/bed/tcpfwd.py "$ip" "$REGISTRY_ADDR" >"$BATS_TEST_TMPDIR/port" 2>/dev/null 3>&- &
+	fwd=$!
+	wait_for 10 test -s "$BATS_TEST_TMPDIR/port"
+	port=$(head -1 "$BATS_TEST_TMPDIR/port")
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime docker "$ip:$port/test/plainscheme:v1"
+	[ "$PW_RC" -eq 1 ]
+	jq -e 'select(.event=="result") | .ok == false and .error == "permanent" and .attempts == 1
+		and .diagnosis == "registry-scheme"' "$f"
+	events "$f" '.event=="diagnosis" and .diagnosis=="registry-scheme"' | grep -q "certs.d/$ip:$port/ca.crt"
+	kill "$fwd"
+}

@@ -39,6 +39,8 @@ static void test_names(void **state) {
         assert_int_equal(diagnosis_from_string("nope"), _DIAGNOSIS_INVALID);
         assert_int_equal(diagnosis_from_string(NULL), _DIAGNOSIS_INVALID);
         assert_true(diagnosis_is_permanent(DIAG_SCHEMA1));
+        assert_true(diagnosis_is_permanent(DIAG_REGISTRY_SCHEME));
+        assert_string_equal(diagnosis_to_string(DIAG_REGISTRY_SCHEME), "registry-scheme");
         assert_false(diagnosis_is_permanent(DIAG_RATE_LIMITED));
         assert_false(diagnosis_is_permanent(DIAG_MIDDLEBOX_TIMEOUT));
 }
@@ -214,6 +216,22 @@ static void test_auth_rate_disk_notfound(void **state) {
                     DIAG_DISK_FULL, "/var/lib/docker");
         expect_text(RUNTIME_DOCKER, "No space left on device", DIAG_DISK_FULL, NULL);
 
+        /* captured from dockerd 28.5.2 on the containerd image store (containerd 2.1.9) */
+        expect_text(RUNTIME_DOCKER,
+                    "failed to resolve reference \"192.0.2.2:45735/test/plainhttp:v1\": failed to do request: Head "
+                    "\"https://192.0.2.2:45735/v2/test/plainhttp/manifests/v1\": http: server gave HTTP response to "
+                    "HTTPS client",
+                    DIAG_REGISTRY_SCHEME, "/etc/docker/certs.d/192.0.2.2:45735/ca.crt");
+        expect_text(RUNTIME_DOCKER,
+                    "failed to resolve reference \"127.0.0.1:40489/test/x:v1\": failed to do request: Head "
+                    "\"https://127.0.0.1:40489/v2/test/x/manifests/v1\": tls: first record does not look like a TLS "
+                    "handshake",
+                    DIAG_REGISTRY_SCHEME, "insecure-registries");
+        expect_text(RUNTIME_CONTAINERD,
+                    "failed to pull and unpack image \"reg.example:5000/app:1\": failed to resolve reference "
+                    "\"reg.example:5000/app:1\": failed to do request: Head "
+                    "\"https://reg.example:5000/v2/app/manifests/1\": http: server gave HTTP response to HTTPS client",
+                    DIAG_REGISTRY_SCHEME, "/etc/containerd/certs.d/reg.example:5000/hosts.toml");
         expect_text(RUNTIME_DOCKER,
                     "Error response from daemon: manifest for busybox:nope not found: manifest unknown: manifest unknown",
                     DIAG_NOT_FOUND, "tag");
@@ -232,6 +250,11 @@ static void test_text_negatives(void **state) {
         expect_text(RUNTIME_CONTAINERD, "rpc error: code = Canceled desc = context canceled", DIAG_NONE, NULL);
         expect_text(RUNTIME_DOCKER, "dial unix /var/run/docker.sock: connect: connection refused", DIAG_NONE, NULL);
         expect_text(RUNTIME_DOCKER, "read tcp 10.0.0.2:51234->10.0.0.1:443: read: connection reset by peer",
+                    DIAG_NONE, NULL);
+        /* an untrusted certificate is not a scheme problem */
+        expect_text(RUNTIME_DOCKER,
+                    "Head \"https://192.0.2.2:40373/v2/x/manifests/v1\": tls: failed to verify certificate: x509: "
+                    "certificate signed by unknown authority",
                     DIAG_NONE, NULL);
         /* without ret_text the verdict alone comes back */
         assert_int_equal(diagnose_runtime_error(RUNTIME_DOCKER, "toomanyrequests", NULL), DIAG_RATE_LIMITED);

@@ -250,6 +250,20 @@ static void test_classify(void **state) {
                 { "unauthorized: authentication required", ERROR_PERMANENT },
                 { "no matching manifest for linux/arm64/v8 in the manifest list entries", ERROR_PERMANENT },
                 { "invalid reference format", ERROR_PERMANENT },
+                /* captured from dockerd 28.5.2 on the containerd image store (containerd 2.1.9) */
+                { "failed to resolve reference \"192.0.2.2:45735/test/plainhttp:v1\": failed to do request: Head "
+                  "\"https://192.0.2.2:45735/v2/test/plainhttp/manifests/v1\": http: server gave HTTP response to "
+                  "HTTPS client",
+                  ERROR_PERMANENT },
+                { "failed to resolve reference \"127.0.0.1:40489/test/x:v1\": failed to do request: Head "
+                  "\"https://127.0.0.1:40489/v2/test/x/manifests/v1\": tls: first record does not look like a TLS "
+                  "handshake",
+                  ERROR_PERMANENT },
+                { "failed to resolve reference \"192.0.2.2:40373/test/plainhttp:v1\": failed to do request: Head "
+                  "\"https://192.0.2.2:40373/v2/test/plainhttp/manifests/v1\": tls: failed to verify certificate: "
+                  "x509: certificate is valid for 127.0.0.1, not 192.0.2.2",
+                  ERROR_PERMANENT },
+                { "Get \"https://reg.example:5000/v2/\": x509: certificate signed by unknown authority", ERROR_PERMANENT },
                 { "unexpected EOF", ERROR_TRANSIENT },
                 { "expected HTTP 206 from byte range request", ERROR_TRANSIENT },
                 { "read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer", ERROR_TRANSIENT },

@@ -242,8 +242,20 @@ static void add_runtime_versions(const Config *config, json_t *runtimes) {
                 if (!json_is_true(json_object_get(v, "up")))
                         continue;
                 if (streq(key, "docker") && docker_version(config->docker_socket, &version, &api) >= 0) {
+                        DockerStore s = {};
                         json_object_set_new(v, "version", json_string(version));
                         json_object_set_new(v, "api_version", json_string(api));
+                        /* the containerd image store pulls through a containerd of its own choosing */
+                        if (docker_store_query(config->docker_socket, &s) < 0)
+                                continue;
+                        json_object_set_new(v, "store", json_string(docker_store_name(&s)));
+                        if (s.driver)
+                                json_object_set_new(v, "storage_driver", json_string(s.driver));
+                        if (s.containerd && s.containerd_address)
+                                json_object_set_new(v, "containerd_address", json_string(s.containerd_address));
+                        if (s.containerd && s.containerd_namespace)
+                                json_object_set_new(v, "containerd_namespace", json_string(s.containerd_namespace));
+                        docker_store_done(&s);
                 } else if (streq(key, "containerd") &&
                            containerd_version(config->containerd_socket, &version, &msg) >= 0) {
                         _cleanup_free_ char *timeout = NULL, *why = NULL;
@@ -277,6 +289,15 @@ static void print_status(json_t *o) {
                        version ? ", version " : "", version ?: "", api ? " (API " : "", api ?: "", api ? ")" : "",
                        json_string_value(json_object_get(v, "error")) ? ": " : "",
                        json_string_value(json_object_get(v, "error")) ?: "");
+                if (json_string_value(json_object_get(v, "store"))) {
+                        const char *drv = json_string_value(json_object_get(v, "storage_driver"));
+                        const char *addr = json_string_value(json_object_get(v, "containerd_address"));
+                        const char *ns = json_string_value(json_object_get(v, "containerd_namespace"));
+                        fprintf_line(stdout, "    image store: %s%s%s%s%s%s%s%s",
+                                     json_string_value(json_object_get(v, "store")), drv ? " (" : "", drv ?: "",
+                                     drv ? ")" : "", addr ? ", through containerd at " : "", addr ?: "",
+                                     ns ? ", namespace " : "", ns ?: "");
+                }
                 if (json_string_value(json_object_get(v, "image_pull_progress_timeout")))
                         fprintf_line(stdout, "    image_pull_progress_timeout %s",
                                json_string_value(json_object_get(v, "image_pull_progress_timeout")));

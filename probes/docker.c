@@ -497,6 +497,12 @@ int docker_info(const char *socket, char **ret_root_dir, char **ret_driver) {
         return r < 0 ? r : dup_field(j, "Driver", ret_driver);
 }
 
+int docker_store_query(const char *socket, DockerStore *ret) {
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        int r = get_json(socket, "/info", &j);
+        return r < 0 ? r : docker_store_from_info(j, ret);
+}
+
 /* GET /images/{name}/json's answer: the image id and the digest for this repository when present. */
 static int inspect_parse(json_t *j, const char *image, char **ret_id, char **ret_repo_digest) {
         _cleanup_free_ char *from = NULL, *tag = NULL;

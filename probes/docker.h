@@ -2,6 +2,8 @@
  * progress stream mapped to phases) and short synchronous queries. Reports facts; decides nothing. */
 #pragma once
 
+#include "probes/docker_store.h"
+
 #include <jansson.h>
 #include "probes/runtime.h"
 
@@ -14,6 +16,8 @@ int http_unix_request(const char *socket, const char *method, const char *path, 
 int docker_version(const char *socket, char **ret_version, char **ret_api);
 /* GET /info: DockerRootDir and Driver. */
 int docker_info(const char *socket, char **ret_root_dir, char **ret_driver);
+/* Which image store the dockerd at socket uses (/info); release with docker_store_done(). */
+int docker_store_query(const char *socket, DockerStore *ret);
 
 /* Split a reference for the Engine API: fromImage keeps the name, tag is the tag or digest
  * ("latest" when neither is given, so dockerd does not pull every tag). */

@@ -341,6 +341,15 @@ setup() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"runtime docker: up, version $BED_DOCKERD_VERSION"*"(API 1."* ]]
 	[[ "$output" =~ "runtime containerd: up, version "v?"$BED_CONTAINERD_VERSION" ]]
+	# and the image store dockerd uses: on the containerd store, the containerd it pulls through
+	if [ "$DOCKER_STORE" = containerd ]; then
+		status_json | jq -e --arg a "$CONTAINERD_SOCK" '.runtimes.docker.store == "containerd"
+			and .runtimes.docker.containerd_address == $a and .runtimes.docker.containerd_namespace == "moby"'
+		[[ "$output" == *"image store: containerd ("*"), through containerd at $CONTAINERD_SOCK, namespace moby"* ]]
+	else
+		status_json | jq -e '.runtimes.docker.store == "classic" and (.runtimes.docker | has("containerd_address") | not)'
+		[[ "$output" == *"image store: classic ("* ]]
+	fi
 	docker_has "$IMG_G"
 	run_timeout 30 cri_status "$IMG_G" | jq -e '.image != null and (.image.repo_digests | length) > 0'
 	# back to docker only: the containerd target is forgotten, the image stays in containerd

@@ -26,6 +26,7 @@ struct RuntimePull {
         char *containerd_socket;  /* the containerd this dockerd pulls through (containerd store) */
         DockerIngests *ingests;   /* ... and the partial downloads held there for the next attempt */
         char *docker_socket, *image;
+        bool info_answered;
 };
 
 char *url_escape(const char *s) {
@@ -128,7 +129,7 @@ static void finish(RuntimePull *p, ErrorClass error, const char *message) {
                 return;
         p->finished = true;
         /* keep the partial downloads only for a retry that may come */
-        if (error != ERROR_TRANSIENT && !docker_ingests_started(p->ingests))
+        if (error != ERROR_TRANSIENT && !p->info_answered)
                 /* over before /info answered: an earlier attempt's lease may be there all the same */
                 (void) docker_abandon(p->glue, &(Config) { .docker_socket = p->docker_socket },
                                       &(PullRequest) { .image = p->image });
@@ -186,6 +187,7 @@ static void on_info(RuntimeOp *op, int r, const char *text, void *userdata) {
         const char *nl = text ? strchr(text, '\n') : NULL;
 
         p->info_op = NULL; /* freed by its owner, the glue, after this returns */
+        p->info_answered = r >= 0;
         if (r <= 0 || !nl || p->finished)
                 return;
         free(p->containerd_socket);

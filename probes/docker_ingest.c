@@ -139,8 +139,6 @@ int docker_ingests_start(DockerIngests *h, const char *socket, const char *names
                                           10 * USEC_PER_MSEC, on_timer, h);
 }
 
-bool docker_ingests_started(const DockerIngests *h) { return h && h->lease; }
-
 DockerIngests *docker_ingests_free(DockerIngests *h, bool release) {
         if (!h)
                 return NULL;

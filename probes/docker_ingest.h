@@ -13,8 +13,6 @@ int docker_ingests_new(CurlGlue *glue, const char *image, DockerIngests **ret);
 void docker_ingests_layer(DockerIngests *h, const char *id);
 /* dockerd pulls through the containerd at socket, in namespace (from /info): lease and watch there. */
 int docker_ingests_start(DockerIngests *h, const char *socket, const char *namespace);
-/* Has docker_ingests_start() run (is there a lease to release)? */
-bool docker_ingests_started(const DockerIngests *h);
 /* The pull is over. release: nothing to resume (success, permanent failure); the Delete is left to
  * the glue. Otherwise the lease stays for the next attempt. */
 DockerIngests *docker_ingests_free(DockerIngests *h, bool release);

@@ -256,4 +256,86 @@ else
 fi
 echo
 
+echo "## Docker on the containerd image store (Docker 29's default)"
+echo
+# The same measurements on dockerd 28.5.2 with features.containerd-snapshotter, pulling through
+# containerd 2.1.9 (the bed's unstable row, BED_DOCKER_STORE=containerd): the store a fresh Docker 29
+# install uses. The peer table above replays timelines through each peer's rule and does not depend
+# on the store; what the store changes is measured here on the real daemons.
+tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true
+if ! tests/bed/rows.sh fetch unstable >"$BED_DIR.rows.log" 2>&1; then
+	echo "(not measured: the unstable row's runtimes could not be fetched; see $BED_DIR.rows.log)"
+else
+	BED_DIR=$(mktemp -d /tmp/pwbench.XXXXXX)
+	export BED_DIR
+	BED_ROW=unstable BED_DOCKER_STORE=containerd tests/bed/bed.sh start >/dev/null 2>"$BED_DIR.log" ||
+		{ cat "$BED_DIR.log" >&2; exit 1; }
+	# shellcheck disable=SC1091
+	source "$BED_DIR/env"
+	printf 'docker:\n  socket: %s\ncredentials: ["%s/none.json"]\n' "$DOCKER_SOCK" "$BED_DIR" >"$BED_DIR/pw.yaml"
+	echo "dockerd $BED_DOCKERD_VERSION, containerd $BED_CONTAINERD_VERSION, $(curl -fsS --unix-socket "$DOCKER_SOCK" \
+		http://x/info | jq -r '[.Driver, (.DriverStatus // [] | map(join("=")) | join(" "))] | join(", ")')."
+	echo
+	push bench/big v1 40MiB,40MiB,20MiB,20MiB
+	ref=$PROXY_ADDR/bench/big:v1
+	pw_times=() direct_times=()
+	for ((i = 0; i < RUNS; i++)); do
+		rmi "$ref"; t0=$(now); direct_docker "$ref"; direct_times+=("$(echo "$(now) - $t0" | bc)")
+		rmi "$ref"; t0=$(now); "$PW" pull --config "$BED_DIR/pw.yaml" --runtime docker --json "$ref" >/dev/null
+		pw_times+=("$(echo "$(now) - $t0" | bc)")
+	done
+	d=$(printf '%s\n' "${direct_times[@]}" | median); p=$(printf '%s\n' "${pw_times[@]}" | median)
+	echo "| pull wall time | direct (median of $RUNS) | through pullwatch | ratio |"
+	echo "|---|---|---|---|"
+	printf '| 4 layers, 120 MiB | %.2fs | %.2fs | **%.2f** |\n' "$d" "$p" "$(echo "$p / $d" | bc -l)"
+	echo
+	cat >"$BED_DIR/fast.yaml" <<YAML
+docker:
+  socket: $DOCKER_SOCK
+credentials: ["$BED_DIR/none.json"]
+watchdog:
+  sample_interval: 1s
+  network_stall: 6s
+  hang_quiet: 6s
+  silent_min: 3s
+retry:
+  attempts: 3
+  backoff: 1s
+  backoff_max: 1s
+YAML
+	# A reset mid-layer fails the whole pull on this store (dockerd retries no layer itself) and dockerd
+	# drops its lease; pullwatch's lease keeps the partial ingest for its retry.
+	img=$(python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/resume --tag v1 --layers 30MiB \
+		--cache "$BED_DIR/cache")
+	layer=$(jq -r '.layers[0].digest' <<<"$img"); size=$(jq -r '.total_bytes' <<<"$img")
+	curl -fsS -X POST "$PROXY_CONTROL/reset" >/dev/null
+	curl -fsS -X POST -d "{\"digest\":\"$layer\",\"reset_at\":15728640,\"first\":1}" "$PROXY_CONTROL/rules" >/dev/null
+	"$PW" pull --config "$BED_DIR/fast.yaml" --runtime docker --json "$PROXY_ADDR/bench/resume:v1" \
+		>"$BED_DIR/resume.json" 2>/dev/null || true
+	served=$(curl -fsS "$PROXY_CONTROL/counters" | jq --arg d "$layer" '.blobs[$d].bytes')
+	curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null
+	echo "| resume after a mid-layer reset | layer size | bytes served | ratio | attempts |"
+	echo "|---|---|---|---|---|"
+	printf '| pullwatch retry, its lease holding the ingest | %d | %d | **%.2f** | %s |\n' "$size" "$served" \
+		"$(echo "$served / $size" | bc -l)" "$(jq -s -r 'map(select(.event=="result")) | first | .attempts' "$BED_DIR/resume.json")"
+	echo
+	echo "| fault (network_stall 6s, hang_quiet 6s, sample 1s) | verdict | seconds after the last sign of life |"
+	echo "|---|---|---|"
+	layer=$(python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/stall --tag v1 --layers 4MiB \
+		--cache "$BED_DIR/cache" | jq -r '.layers[0].digest')
+	curl -fsS -X PUT -d "{\"digest\":\"$layer\",\"stall_at\":1048576,\"stall_for\":\"forever\",\"first\":1}" \
+		"$PROXY_CONTROL/rules" >/dev/null
+	"$PW" pull --config "$BED_DIR/fast.yaml" --runtime docker --json "$PROXY_ADDR/bench/stall:v1" >"$BED_DIR/stall.json" || true
+	curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null
+	printf '| blob stalled forever mid-layer | stalled | %.2f |\n' "$(latency "$BED_DIR/stall.json" stalled)"
+	push bench/asleep v1 2MiB
+	echo sleep >"$UNPIGZ_MODE_FILE"
+	( while ! grep -q '"kill-helper"' "$BED_DIR/asleep.json" 2>/dev/null; do sleep 0.2; done; echo real >"$UNPIGZ_MODE_FILE" ) &
+	fixer=$!
+	"$PW" pull --config "$BED_DIR/fast.yaml" --runtime docker --json "$PROXY_ADDR/bench/asleep:v1" >"$BED_DIR/asleep.json" || true
+	wait "$fixer"
+	printf '| decompressor (containerd'"'"'s child) asleep | hung | %.2f |\n' "$(latency "$BED_DIR/asleep.json" hung)"
+	echo
+fi
+
 mv "$OUT.tmp" "$OUT"

@@ -81,6 +81,7 @@ typedef struct CdLayer {
         CdManifest *m;              /* NULL while unknown (watch mode) */
         uint64_t offset, size;
         bool ingest, ingest_seen, committed, done, leased_ingest, leased_content;
+        bool ingest_idle;           /* no byte written to the ingest since this tracker started */
         bool fresh;                 /* its blob was committed since we started looking: downloaded now */
         uint64_t dl_reported;       /* most bytes reported while downloading */
         char *source_host, *source_repos; /* from the committed blob's labels: how watch mode finds m */

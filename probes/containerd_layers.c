@@ -280,11 +280,12 @@ static void layer_phase(CdTracker *t, CdLayer *l, bool frontier, usec_t at) {
                 report(t, l, PHASE_DOWNLOADING, l->size, l->size, at);
         if (l->done)
                 report(t, l, PHASE_DONE, l->size, l->size, at);
-        else if (l->ingest && t->ingest_before_slot && l->offset == 0 && l->dl_reported == 0)
-                /* 2.x: no byte written yet, maybe behind the node-wide download limit. A connection
-                 * that hangs before containerd's first write looks the same: the pull-wide rule
-                 * (nothing moved for waiting_max) catches that one. */
-                report(t, l, PHASE_WAITING, 0, l->size, at);
+        else if (l->ingest && t->ingest_before_slot && l->ingest_idle)
+                /* 2.x: no byte written in this attempt (at 0, or where the last attempt left it),
+                 * maybe behind the node-wide download limit. A connection that hangs before
+                 * containerd's first write looks the same: the pull-wide rule (nothing moved for
+                 * waiting_max) catches that one. */
+                report(t, l, PHASE_WAITING, l->offset, l->size, at);
         else if (l->ingest)
                 report(t, l, l->size > 0 && l->offset >= l->size ? PHASE_VERIFYING : PHASE_DOWNLOADING, l->offset,
                        l->size, at);

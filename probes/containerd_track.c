@@ -70,6 +70,12 @@ static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
         round_next(t);
 }
 
+static int64_t ts_usec(const Containerd__Services__Content__V1__Timestamp *ts) {
+        if (!ts || ts->seconds < 0 || ts->seconds > INT64_MAX / 1000000 - 1)
+                return 0;
+        return ts->seconds * 1000000 + ts->nanos / 1000;
+}
+
 static void apply_statuses(CdTracker *t) {
         Containerd__Services__Content__V1__ListStatusesResponse *s = t->statuses;
         usec_t at = cd_now(CLOCK_MONOTONIC);
@@ -105,6 +111,9 @@ static void apply_statuses(CdTracker *t) {
                         }
                 } else if (!(l = cd_layer_get(t, digest)))
                         continue;
+                /* the local store's updated_at is the data file's last write (offset is its size): a
+                 * resumed ingest keeps the last attempt's time until its first byte of this one */
+                l->ingest_idle = s->statuses[i]->offset <= 0 || ts_usec(s->statuses[i]->updated_at) < (int64_t) t->since;
                 l->ingest = l->ingest_seen = true;
                 l->missing_rounds = 0;
                 if ((uint64_t) s->statuses[i]->offset != l->offset)

@@ -3,8 +3,10 @@
  * are kept quiet and only the registry's own words (429, a refused Range) are reported. */
 #include "daemon/preflight.h"
 
+#include "daemon/registry_seen.h"
 #include "probes/reference.h"
 #include "probes/registry.h"
+#include "probes/registry_runtime.h"
 
 struct Preflight {
         CurlGlue *glue;
@@ -15,6 +17,10 @@ struct Preflight {
         preflight_diag_t cb;
         void *userdata;
         RegistryOp *resolve, *range;
+        RuntimeRegistryFetch *fetch;  /* the runtime's registry settings, asked before the registry */
+        RuntimeRegistry rt;
+        bool have_rt;
+        RegistryHosts *hosts;         /* what those settings say of this image's registry */
         RegistryManifest *manifest;
         char *range_fallback;
         char *range_digest;
@@ -32,6 +38,7 @@ static void target(const Preflight *p, RegistryTarget *t) {
                 .password = p->password,
                 .identity_token = p->token,
                 .config = &p->config->registry,
+                .runtime = p->have_rt ? &p->rt : NULL,
                 .timeout = 15 * USEC_PER_SEC,
         };
 }
@@ -72,6 +79,9 @@ Preflight *preflight_free(Preflight *p) {
                 return NULL;
         registry_op_free(p->resolve);
         registry_op_free(p->range);
+        runtime_registry_fetch_free(p->fetch);
+        runtime_registry_done(&p->rt);
+        registry_hosts_free(p->hosts);
         registry_manifest_free(p->manifest);
         reference_free(p->ref);
         free(p->user);
@@ -99,7 +109,14 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         int d = DIAG_NONE;
 
         /* e lives in op: use it before the op goes */
-        if (r == -EBUSY) { /* only what the registry itself said; silence on transport trouble */
+        registry_seen_note(p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
+        if (r == -EKEYREJECTED || r == -EPROTO) {
+                /* the probe used the runtime's own trust: the runtime will meet the same certificate */
+                _cleanup_free_ char *detail = e ? registry_error_format(e) : NULL;
+                d = diagnose_tls(p->runtime, p->hosts && p->hosts->n_hops ? p->hosts->hops[p->hosts->n_hops - 1].host :
+                                                                               p->ref->domain,
+                                 preflight_ca_where(p), detail, true, &text);
+        } else if (r == -EBUSY) { /* only what the registry itself said; silence on transport trouble */
                 if (e && e->retry_after)
                         p->retry_not_before = now_monotonic() + e->retry_after * USEC_PER_SEC;
                 d = diagnose_registry_error(r, e, &text);
@@ -107,7 +124,7 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         p->resolve = registry_op_free(op);
         if (r >= 0) {
                 p->manifest = m;
-                d = diagnose_manifest(p->runtime, m, &text);
+                d = diagnose_manifest_version(p->runtime, p->have_rt ? p->rt.version : NULL, m, &text);
                 report(p, d, text);
                 if (p->range_wanted)
                         (void) start_range_probe(p);
@@ -118,10 +135,39 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
 }
 
-int preflight_start(Preflight *p) {
+static int resolve_now(Preflight *p) {
         RegistryTarget t;
         target(p, &t);
         return registry_resolve(p->glue, &t, on_resolved, p, &p->resolve);
+}
+
+static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, void *userdata) {
+        Preflight *p = userdata;
+
+        if (runtime_registry_copy(rt, &p->rt) >= 0) {
+                p->have_rt = true;
+                (void) registry_hosts_for(&p->rt, &p->config->registry, p->ref->domain, &p->hosts);
+        }
+        p->fetch = runtime_registry_fetch_free(p->fetch); /* rt goes with it */
+        if (resolve_now(p) < 0 && p->range_wanted)
+                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+}
+
+int preflight_start(Preflight *p) {
+        if (p->runtime == RUNTIME_DOCKER || p->runtime == RUNTIME_CONTAINERD) {
+                int r = runtime_registry_fetch(p->glue, p->runtime, p->config, on_runtime_registry, p, &p->fetch);
+                if (r >= 0)
+                        return 0;
+        }
+        return resolve_now(p);
+}
+
+const char *preflight_ca_where(const Preflight *p) {
+        return p && p->hosts ? p->hosts->ca_where : NULL;
+}
+
+const char *preflight_host(const Preflight *p) {
+        return p && p->ref ? p->ref->domain : NULL;
 }
 
 static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const RegistryError *e, void *userdata) {
@@ -170,7 +216,7 @@ void preflight_probe_range(Preflight *p, const char *digest, char *fallback) {
         p->range_fallback = fallback;
         free(p->range_digest); /* left by a probe that already came back (dockerd retries again) */
         p->range_digest = digest ? strdup(digest) : NULL;
-        if (p->resolve)
+        if (p->resolve || p->fetch)
                 return; /* on_resolved starts it */
         if (start_range_probe(p) < 0)
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));

@@ -116,6 +116,13 @@ static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char 
 static void diagnose_error_text(PullJob *j, const char *message) {
         char *text = NULL;
         int d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
+        if (d == DIAG_TLS_UNTRUSTED && j->preflight) {
+                /* name the file this runtime reads this registry's CA from */
+                free(text);
+                text = NULL;
+                d = diagnose_tls(job_runtime_kind(j), preflight_host(j->preflight), preflight_ca_where(j->preflight),
+                                 strcasestr(message, "x509: ") ?: message, false, &text);
+        }
         /* A refused Range: ask the registry directly, so the diagnosis can name the hop at fault. */
         if (d == DIAG_RANGE_IGNORED && j->preflight && !j->reported[d]) {
                 preflight_probe_range(j->preflight, NULL, text);

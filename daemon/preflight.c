@@ -15,6 +15,7 @@ struct Preflight {
         ImageRef *ref;
         char *user, *password, *token, *platform;
         preflight_diag_t cb;
+        preflight_idle_t idle;
         void *userdata;
         RegistryOp *resolve, *range;
         RuntimeRegistryFetch *fetch;  /* the runtime's registry settings, asked before the registry */
@@ -95,7 +96,7 @@ Preflight *preflight_free(Preflight *p) {
 }
 
 static void report(Preflight *p, int d, char *text) {
-        if (d > DIAG_NONE && d < _DIAGNOSIS_MAX && text)
+        if (d >= DIAG_NONE && d < _DIAGNOSIS_MAX && text)
                 p->cb(p, d, text, p->userdata);
         else
                 free(text);
@@ -110,6 +111,15 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
 
         /* e lives in op: use it before the op goes */
         registry_seen_note(p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
+        if (r < 0 && r != -EBUSY && r != -EACCES && r != -EPERM && r != -ENOENT) {
+                /* the pull goes on without manifest checks or Range probes: say why, once */
+                _cleanup_free_ char *why = e ? registry_error_format(e) : NULL;
+                _cleanup_free_ char *how = p->hosts ? registry_hosts_describe(p->hosts) : NULL;
+                char *note = NULL;
+                if (asprintf(&note, "registry probe unavailable: %s (%s)", why ?: strerror(-r),
+                             how ?: "the runtime's registry settings are unknown") >= 0)
+                        report(p, DIAG_NONE, note);
+        }
         if (r == -EKEYREJECTED || r == -EPROTO) {
                 /* the probe used the runtime's own trust: the runtime will meet the same certificate */
                 _cleanup_free_ char *detail = e ? registry_error_format(e) : NULL;
@@ -128,11 +138,13 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
                 report(p, d, text);
                 if (p->range_wanted)
                         (void) start_range_probe(p);
-                return;
+        } else {
+                report(p, d, text);
+                if (p->range_wanted)
+                        report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
         }
-        report(p, d, text);
-        if (p->range_wanted)
-                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+        if (p->idle) /* last: the job may end, and free p, from here */
+                p->idle(p, p->userdata);
 }
 
 static int resolve_now(Preflight *p) {
@@ -149,8 +161,12 @@ static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, vo
                 (void) registry_hosts_for(&p->rt, &p->config->registry, p->ref->domain, &p->hosts);
         }
         p->fetch = runtime_registry_fetch_free(p->fetch); /* rt goes with it */
-        if (resolve_now(p) < 0 && p->range_wanted)
+        if (resolve_now(p) >= 0)
+                return;
+        if (p->range_wanted)
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+        if (p->idle)
+                p->idle(p, p->userdata);
 }
 
 int preflight_start(Preflight *p) {
@@ -160,6 +176,14 @@ int preflight_start(Preflight *p) {
                         return 0;
         }
         return resolve_now(p);
+}
+
+bool preflight_busy(const Preflight *p) {
+        return p && (p->fetch || p->resolve);
+}
+
+void preflight_set_idle_callback(Preflight *p, preflight_idle_t cb) {
+        p->idle = cb;
 }
 
 const char *preflight_ca_where(const Preflight *p) {

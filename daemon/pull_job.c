@@ -55,6 +55,10 @@ struct PullJob {
         bool reported[_DIAGNOSIS_MAX];
         char *diagnosis;          /* the last one named, for the result */
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
+        char *probe_note;          /* the registry probe could not reach the registry: why */
+        bool pending_finish;       /* failed, waiting for the registry probe to come back */
+        ErrorClass pending_error;
+        char *pending_reason;
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -136,6 +140,11 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
         usec_t wait = preflight_retry_after(p, now_monotonic()), next = 0;
         int enabled = SD_EVENT_OFF;
 
+        if (d == DIAG_NONE && text) { /* not a diagnosis: what the probe could not do, for the result */
+                free(j->probe_note);
+                j->probe_note = text;
+                return;
+        }
         report_diagnosis(j, d, text, NULL);
         /* The runtime may have failed before the registry's 429 reached us: push a retry already
          * scheduled out to the registry's Retry-After. */
@@ -250,7 +259,28 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diagnosis,
+                               .registry_probe = j->probe_note,
                                .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
+}
+
+/* A failed pull waits for a registry probe still in flight (bounded by its own timeout), so the
+ * result carries what the probe found or why it could not look. */
+static void finish_failed(PullJob *j, ErrorClass error, const char *reason) {
+        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish) {
+                j->pending_finish = true;
+                j->pending_error = error;
+                j->pending_reason = reason ? strdup(reason) : NULL;
+                return;
+        }
+        finish(j, false, error, reason);
+}
+
+static void on_preflight_idle(Preflight *p, void *userdata) {
+        PullJob *j = userdata;
+        if (!j->pending_finish)
+                return;
+        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
+        finish(j, false, j->pending_error, reason);
 }
 
 static int start_attempt(PullJob *j);
@@ -274,7 +304,7 @@ static void schedule_retry(PullJob *j, const char *reason) {
         if (j->attempt >= j->config->retry.attempts) {
                 char buf[512];
                 snprintf(buf, sizeof(buf), "gave up after %u attempts: %s", j->attempt, reason ? reason : "");
-                finish(j, false, ERROR_TRANSIENT, buf);
+                finish_failed(j, ERROR_TRANSIENT, buf);
                 return;
         }
         delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
@@ -312,7 +342,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
         }
         case ERROR_PERMANENT:
                 diagnose_error_text(j, o->message);
-                finish(j, false, ERROR_PERMANENT, o->message);
+                finish_failed(j, ERROR_PERMANENT, o->message);
                 break;
         default: {
                 /* The attempt's cut, timed from the newest layer connection still downloading. */
@@ -467,6 +497,8 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         }
         /* Without a parsable reference there is no registry to ask; the runtime will say why. */
         (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
+        if (j->preflight)
+                preflight_set_idle_callback(j->preflight, on_preflight_idle);
         *ret = j;
         return 0;
 }
@@ -486,6 +518,8 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->last_reason);
         free(j->digest);
         free(j->diagnosis);
+        free(j->probe_note);
+        free(j->pending_reason);
         free(j);
         return NULL;
 }

@@ -257,7 +257,9 @@ static int docker_hops(const RuntimeRegistry *rt, const RegistryConfig *own, con
                         if (asprintf(&h->source, "certs.d %s/", dir) < 0)
                                 return -ENOMEM;
                 }
-                if (!mirror && !h->ca_where && asprintf(&h->ca_where, "%s", ca ?: dir) < 0)
+                /* where dockerd would read it: the file there, else the name its docs give */
+                if (!mirror && !h->ca_where && (ca ? !(h->ca_where = TAKE_PTR(ca)) :
+                                                     asprintf(&h->ca_where, "%s/ca.crt", dir) < 0))
                         return -ENOMEM;
                 /* an insecure registry that does not speak TLS is asked over http next */
                 if (insecure && streq(scheme, "https") && (r = hop_add(h, "http", host, mirror, NULL)) < 0)

@@ -56,6 +56,7 @@ struct PullJob {
         char *diagnosis;          /* the last one named, for the result */
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
         char *probe_note;          /* the registry probe could not reach the registry: why */
+        uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
         bool pending_finish;       /* failed, waiting for the registry probe to come back */
         ErrorClass pending_error;
         char *pending_reason;
@@ -298,6 +299,17 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void schedule_retry(PullJob *j, const char *reason) {
         usec_t delay;
+        uint64_t reached = 0;
+
+        /* An attempt that got no further into its layers than the one before, on a runtime that
+         * resumes with Range (containerd keeps partial ingests): was the Range refused on the way?
+         * Ask through the runtime's own hops; the probe names the hop answering 200. */
+        for (size_t i = 0; i < j->n_seen; i++)
+                reached += j->seen[i].downloaded;
+        if (j->attempt >= 2 && reached > 0 && reached <= j->reached_before && j->preflight &&
+            !j->reported[DIAG_RANGE_IGNORED])
+                preflight_probe_range(j->preflight, NULL, NULL);
+        j->reached_before = MAX(j->reached_before, reached);
 
         free(j->last_reason);
         j->last_reason = strdup(reason ? reason : "");
@@ -350,8 +362,15 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 for (size_t i = 0; i < j->n_seen; i++)
                         if (j->seen[i].phase == PHASE_DOWNLOADING && j->seen[i].download_since)
                                 since = MAX(since, j->seen[i].download_since);
+                AttemptFailure f = attempt_failure_from_text(o->message);
                 diagnose_error_text(j, o->message);
-                record_cut(j, attempt_failure_from_text(o->message), now_monotonic() - since, NULL);
+                record_cut(j, f, now_monotonic() - since, NULL);
+                /* A cut body, or one that came whole but wrong (a pull-through cache whose upstream was
+                 * cut: containerd's "unexpected commit digest"): the resume depends on Range along the
+                 * runtime's hops, so ask them now. */
+                if ((f == ATTEMPT_RESET || f == ATTEMPT_EOF || (o->message && strcasestr(o->message, "unexpected commit digest"))) &&
+                    j->preflight && !j->reported[DIAG_RANGE_IGNORED])
+                        preflight_probe_range(j->preflight, NULL, NULL);
                 schedule_retry(j, o->message);
                 break;
         }

@@ -134,6 +134,7 @@ distrust() {
 # start_cache: docker-registry as a pull-through cache of the fault proxy (report 000's "Mirror
 # Cache"); sets CACHE_ADDR.
 start_cache() {
+	[ -n "${CACHE_ADDR:-}" ] && return 0
 	local d=$BED_DIR/cache port
 	mkdir -p "$d/data"
 	port=$(free_port)
@@ -152,7 +153,7 @@ YAML
 	env $(env | grep -o '^REGISTRY_[A-Z_]*' | sed 's/^/-u /') \
 		docker-registry serve "$d/config.yml" >"$d/registry.log" 2>&1 &
 	echo "$!" >>"$BED_DIR/tls.pids"
-	CACHE_ADDR=127.0.0.1:$port
+	export CACHE_ADDR=127.0.0.1:$port
 	timeout 20 sh -c "until curl -sf -o /dev/null http://$CACHE_ADDR/v2/; do sleep 0.1; done" ||
 		{ cat "$d/registry.log" >&2; return 1; }
 }
@@ -179,4 +180,24 @@ YAML
 	[ "$(proxy_counters | jq --arg d "$layer" '.blobs[$d].aborted')" -ge 1 ]
 	echo '{}' >"$BED_DIR/daemon.json"
 	kill -HUP "$(docker_pid)"
+}
+
+@test "report 000's chain on containerd: hosts.toml mirror -> pull-through cache -> cutting LB -> registry; range-ignored names the cache" {
+	start_cache
+	# the origin under another name (same registry), whose hosts.toml puts the cache first
+	origin=localhost:${REGISTRY_ADDR##*:}
+	mkdir -p "$CONTAINERD_HOSTS_DIR/$origin"
+	printf 'server = "http://%s"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
+		"$REGISTRY_ADDR" "$CACHE_ADDR" >"$CONTAINERD_HOSTS_DIR/$origin/hosts.toml"
+	img=$(push_image test/chain-cd v1 3MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	proxy_rules "[{\"digest\":\"$layer\",\"reset_at\":1048576}]"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime containerd "$origin/test/chain-cd:v1"
+	wait_json "$f" '.event=="diagnosis" and .diagnosis=="range-ignored"' 120
+	kill "$PW_PID" 2>/dev/null || true
+	pw_wait_bg
+	events "$f" '.diagnosis=="range-ignored"' | grep -q "$CACHE_ADDR answered a Range request with HTTP 200"
+	[ "$(proxy_counters | jq --arg d "$layer" '.blobs[$d].aborted')" -ge 1 ]
+	rm -rf "$CONTAINERD_HOSTS_DIR/$origin"
 }

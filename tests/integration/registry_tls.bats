@@ -201,3 +201,35 @@ YAML
 	[ "$(proxy_counters | jq --arg d "$layer" '.blobs[$d].aborted')" -ge 1 ]
 	rm -rf "$CONTAINERD_HOSTS_DIR/$origin"
 }
+
+@test "status: each registry host seen, with the runtime's settings for it and whether the probe reached it" {
+	push_image test/tls-status v1 256KiB >/dev/null
+	cfg=$BED_DIR/pwd.yaml
+	printf '[]\n' >"$BED_DIR/preheat-empty.yaml"
+	sed -e '/^retry:/,$d' "$PW_CONFIG" >"$cfg"
+	cat >>"$cfg" <<YAML
+control_socket: $BED_DIR/pw-control.sock
+state_dir: $BED_DIR/pw-state
+preheat:
+  list: $BED_DIR/preheat-empty.yaml
+YAML
+	timeout 300 "$PULLWATCH" daemon --config "$cfg" >"$BED_DIR/pwd.log" 2>&1 &
+	dpid=$!
+	timeout 20 sh -c "until '$PULLWATCH' status --json --config '$cfg' >/dev/null 2>&1; do sleep 0.1; done"
+	# containerd trusts it through hosts.toml: reached; dockerd has no certs.d for it: not reached
+	timeout 120 "$PULLWATCH" pull --config "$cfg" --runtime containerd "$TLS_REG/test/tls-status:v1" >/dev/null
+	rm -rf "/etc/docker/certs.d/$TLS_REG"
+	run timeout 120 "$PULLWATCH" pull --config "$cfg" --runtime docker "$TLS_REG/test/tls-status:v1"
+	[ "$status" -eq 1 ]
+	s=$(timeout 20 "$PULLWATCH" status --json --config "$cfg")
+	text=$(timeout 20 "$PULLWATCH" status --config "$cfg")
+	kill -TERM "$dpid"
+	wait "$dpid" || true
+	jq -e --arg h "$TLS_REG" --arg f "$CONTAINERD_HOSTS_DIR/$TLS_REG/hosts.toml" '.registries[] |
+		select(.host == $h and .runtime == "containerd") | .reached and (.source | contains($f)) and (.ca == "'"$TLS_CA"'")' <<<"$s"
+	jq -e --arg h "$TLS_REG" '.registries[] | select(.host == $h and .runtime == "docker") |
+		(.reached | not) and (.error | test("TLS: ")) and (.ca | endswith("/etc/docker/certs.d/" + $h + "/ca.crt"))' <<<"$s"
+	# and the human form says the same
+	grep -q "probe reached it via $TLS_REG" <<<"$text"
+	grep -q "registry probe unavailable: .*TLS: " <<<"$text"
+}

@@ -95,14 +95,22 @@ distrust() {
 	events "$f" '.event=="diagnosis" and .diagnosis=="no-platform"' | grep -q 'it has: linux/arm64/v8'
 }
 
-@test "TLS hop that ignores Range (a TLS load balancer before the fault proxy): range-ignored names that hop" {
+# start_front: tests/bed/tlsfront.py on this node's address, the CA's certificate, in front of the
+# fault proxy (a TLS load balancer); sets TLS_FRONT and trusts it in both runtimes.
+start_front() {
 	local d=$BED_DIR/tls
-	python3 tests/bed/tlsfront.py --listen "$NODE_IP:0" --upstream "$PROXY_ADDR" --cert "$d/srv.crt" \
-		--key "$d/srv.key" --port-file "$d/front.port" >"$d/front.log" 2>&1 &
-	echo "$!" >>"$BED_DIR/tls.pids"
-	timeout 20 sh -c "until [ -s '$d/front.port' ]; do sleep 0.1; done"
-	TLS_FRONT=$(cat "$d/front.port")
+	if [ -z "${TLS_FRONT:-}" ]; then
+		python3 tests/bed/tlsfront.py --listen "$NODE_IP:0" --upstream "$PROXY_ADDR" --cert "$d/srv.crt" \
+			--key "$d/srv.key" --port-file "$d/front.port" >"$d/front.log" 2>&1 &
+		echo "$!" >>"$BED_DIR/tls.pids"
+		timeout 20 sh -c "until [ -s '$d/front.port' ]; do sleep 0.1; done"
+		export TLS_FRONT=$(cat "$d/front.port")
+	fi
 	trust "$TLS_FRONT"
+}
+
+@test "TLS hop that ignores Range (a TLS load balancer before the fault proxy): range-ignored names that hop" {
+	start_front
 	img=$(push_image test/tls-norange v1 2MiB)
 	layer=$(jq -r '.layers[0].digest' <<<"$img")
 	proxy_rules "[{\"digest\":\"$layer\",\"reset_at\":1048576,\"first\":1},{\"digest\":\"*\",\"ignore_range\":true}]"
@@ -110,7 +118,19 @@ distrust() {
 	pw_pull "$f" --runtime docker "$TLS_FRONT/test/tls-norange:v1"
 	[ "$PW_RC" -eq 0 ]
 	events "$f" '.event=="diagnosis" and .diagnosis=="range-ignored"' | grep -q "$TLS_FRONT answered a Range request with HTTP 200"
-	rm -rf "/etc/docker/certs.d/$TLS_FRONT"
+}
+
+@test "TLS: a 429 with Retry-After is named from the probe's own answer, and the next attempt waits as asked" {
+	start_front
+	push_image test/tls-busy v1 256KiB >/dev/null
+	proxy_rule '{"path":"/manifests/","methods":["GET","HEAD"],"status":429,"retry_after":4,"first":3}'
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime docker "$TLS_FRONT/test/tls-busy:v1"
+	[ "$PW_RC" -eq 0 ]
+	# "retry after 4s" is the probe's reading of the header; dockerd's error text has no Retry-After
+	events "$f" '.event=="diagnosis" and .diagnosis=="rate-limited"' | grep -q 'retry after 4s'
+	jq -s -e '(map(select(.event=="diagnosis" and .diagnosis=="rate-limited")) | first | .t) as $d
+	          | (map(select(.event=="attempt" and .attempt==2)) | first | .t) - $d >= 3.5' "$f"
 }
 
 @test "CA removed: the probe says it cannot verify the registry, and the runtime's x509 failure is tls-untrusted" {

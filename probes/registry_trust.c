@@ -353,8 +353,9 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
                         return 0;
                 }
 defaults:
-        if (!h->ca_where && asprintf(&h->ca_where, "%s/%s/hosts.toml", rt->certs_dir ?: "/etc/containerd/certs.d",
-                                     domain) < 0)
+        /* where an operator would add one: the first config_path root */
+        if (!h->ca_where && asprintf(&h->ca_where, "%.*s/%s/hosts.toml", (int) strcspn(rt->certs_dir ?: "/etc/containerd/certs.d", ":"),
+                                     rt->certs_dir ?: "/etc/containerd/certs.d", domain) < 0)
                 return -ENOMEM;
         /* 1.7+ tries https first on localhost and falls back to http (HTTPFallback); 1.6 speaks http */
         if ((r = hop_add(h, startswith(server, "http:") ? "http" : "https", hub ? "registry-1.docker.io" : domain, false,

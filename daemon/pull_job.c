@@ -58,6 +58,8 @@ struct PullJob {
         char *probe_note;          /* the registry probe could not reach the registry: why */
         uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
         bool pending_finish;       /* failed, waiting for the registry probe to come back */
+        bool pending_diagnose;     /* ... and then reading the runtime's error text */
+        sd_event_source *pending_timer;
         ErrorClass pending_error;
         char *pending_reason;
 };
@@ -264,24 +266,44 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
                                .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
 }
 
-/* A failed pull waits for a registry probe still in flight (bounded by its own timeout), so the
- * result carries what the probe found or why it could not look. */
-static void finish_failed(PullJob *j, ErrorClass error, const char *reason) {
-        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish) {
+static void finish_pending(PullJob *j) {
+        if (!j->pending_finish)
+                return;
+        j->pending_finish = false;
+        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
+        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
+        if (j->pending_diagnose)
+                diagnose_error_text(j, reason);
+        finish(j, false, j->pending_error, reason);
+}
+
+static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        finish_pending(userdata);
+        return 0;
+}
+
+/* A failed pull waits a little for a registry probe still in flight, so the result carries what
+ * the probe found or why it could not look, and the registry's own answer (an index's platforms,
+ * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
+ * probe that hangs does not hold the failure back. */
+#define PENDING_MAX (5 * USEC_PER_SEC)
+static void finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
+        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
+            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PENDING_MAX, 10 * USEC_PER_MSEC,
+                                       on_pending_timeout, j) >= 0) {
                 j->pending_finish = true;
                 j->pending_error = error;
                 j->pending_reason = reason ? strdup(reason) : NULL;
+                j->pending_diagnose = diagnose;
                 return;
         }
+        if (diagnose)
+                diagnose_error_text(j, reason);
         finish(j, false, error, reason);
 }
 
 static void on_preflight_idle(Preflight *p, void *userdata) {
-        PullJob *j = userdata;
-        if (!j->pending_finish)
-                return;
-        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
-        finish(j, false, j->pending_error, reason);
+        finish_pending(userdata);
 }
 
 static int start_attempt(PullJob *j);
@@ -316,7 +338,7 @@ static void schedule_retry(PullJob *j, const char *reason) {
         if (j->attempt >= j->config->retry.attempts) {
                 char buf[512];
                 snprintf(buf, sizeof(buf), "gave up after %u attempts: %s", j->attempt, reason ? reason : "");
-                finish_failed(j, ERROR_TRANSIENT, buf);
+                finish_failed(j, ERROR_TRANSIENT, buf, false);
                 return;
         }
         delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
@@ -353,8 +375,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 break;
         }
         case ERROR_PERMANENT:
-                diagnose_error_text(j, o->message);
-                finish_failed(j, ERROR_PERMANENT, o->message);
+                finish_failed(j, ERROR_PERMANENT, o->message, true);
                 break;
         default: {
                 /* The attempt's cut, timed from the newest layer connection still downloading. */
@@ -539,6 +560,7 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->diagnosis);
         free(j->probe_note);
         free(j->pending_reason);
+        sd_event_source_disable_unref(j->pending_timer);
         free(j);
         return NULL;
 }

@@ -51,9 +51,11 @@ typedef struct Config {
         RuntimeKind runtime;
         char *docker_socket;
         char *docker_pidfile;
+        char *docker_certs_dir;   /* dockerd's certs.d root */
         char *containerd_socket;
         char *containerd_namespace;
         char *containerd_pidfile;
+        char *containerd_hosts_dir; /* CRI registry config_path when containerd does not say */
         char **credentials;       /* docker config.json files, first match wins */
         char *platform;           /* default platform, NULL = runtime's own */
         PreheatConfig preheat;

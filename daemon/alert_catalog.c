@@ -90,6 +90,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_DIAG_RUNTIME_UNVERIFIED, "runtime-unverified", ID("d99fda5f42084337a59a1c9a56b50f2b"),
                 LOG_WARNING, "No process proven to be the container runtime; helpers are not watched or signalled",
         },
+        [ALERT_DIAG_TLS_UNTRUSTED] = {
+                ALERT_DIAG_TLS_UNTRUSTED, "tls-untrusted", ID("6d26c73914ce4065bddef962dab889ea"), LOG_WARNING,
+                "The registry's TLS certificate is not trusted by the container runtime",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

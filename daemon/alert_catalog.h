@@ -26,6 +26,7 @@ typedef enum AlertKind {
         ALERT_DIAG_RATE_LIMITED,
         ALERT_DIAG_DISK_FULL,
         ALERT_DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime */
+        ALERT_DIAG_TLS_UNTRUSTED,       /* x509: the registry's certificate is not trusted */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,
 } AlertKind;

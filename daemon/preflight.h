@@ -24,5 +24,14 @@ int preflight_start(Preflight *p);
 void preflight_probe_range(Preflight *p, const char *digest, char *fallback);
 /* The registry asked us to wait (429 with Retry-After): how long, from when it said so; 0 = no. */
 usec_t preflight_retry_after(const Preflight *p, usec_t now);
+/* Resolving (the runtime's settings, then the manifest) is still under way. */
+bool preflight_busy(const Preflight *p);
+/* Called once resolving is over, whatever it found (after any diagnosis it reported). */
+typedef void (*preflight_idle_t)(Preflight *p, void *userdata);
+void preflight_set_idle_callback(Preflight *p, preflight_idle_t cb);
+/* Where the runtime reads the registry's CA from (file or dir), once its settings are known; or NULL. */
+const char *preflight_ca_where(const Preflight *p);
+/* The registry host[:port] of the image. */
+const char *preflight_host(const Preflight *p);
 /* The manifest's layer digest whose short form (12 hex) is short_id, or NULL. */
 const char *preflight_layer_digest(const Preflight *p, const char *short_id);

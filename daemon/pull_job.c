@@ -57,6 +57,13 @@ struct PullJob {
         char *diagnosis;          /* the last one named, for the result */
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
         RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
+        char *probe_note;          /* the registry probe could not reach the registry: why */
+        uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
+        bool pending_finish;       /* failed, waiting for the registry probe to come back */
+        bool pending_diagnose;     /* ... and then reading the runtime's error text */
+        sd_event_source *pending_timer;
+        ErrorClass pending_error;
+        char *pending_reason;
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -118,6 +125,13 @@ static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char 
 static void diagnose_error_text(PullJob *j, const char *message) {
         char *text = NULL;
         int d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
+        if (d == DIAG_TLS_UNTRUSTED && j->preflight) {
+                /* name the file this runtime reads this registry's CA from */
+                free(text);
+                text = NULL;
+                d = diagnose_tls(job_runtime_kind(j), preflight_host(j->preflight), preflight_ca_where(j->preflight),
+                                 strcasestr(message, "x509: ") ?: message, false, &text);
+        }
         /* A refused Range: ask the registry directly, so the diagnosis can name the hop at fault. */
         if (d == DIAG_RANGE_IGNORED && j->preflight && !j->reported[d]) {
                 preflight_probe_range(j->preflight, NULL, text);
@@ -131,6 +145,11 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
         usec_t wait = preflight_retry_after(p, now_monotonic()), next = 0;
         int enabled = SD_EVENT_OFF;
 
+        if (d == DIAG_NONE && text) { /* not a diagnosis: what the probe could not do, for the result */
+                free(j->probe_note);
+                j->probe_note = text;
+                return;
+        }
         report_diagnosis(j, d, text, NULL);
         /* The runtime may have failed before the registry's 429 reached us: push a retry already
          * scheduled out to the registry's Retry-After. */
@@ -257,7 +276,48 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diagnosis,
+                               .registry_probe = j->probe_note,
                                .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
+}
+
+static void finish_pending(PullJob *j) {
+        if (!j->pending_finish)
+                return;
+        j->pending_finish = false;
+        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
+        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
+        if (j->pending_diagnose)
+                diagnose_error_text(j, reason);
+        finish(j, false, j->pending_error, reason);
+}
+
+static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        finish_pending(userdata);
+        return 0;
+}
+
+/* A failed pull waits a little for a registry probe still in flight, so the result carries what
+ * the probe found or why it could not look, and the registry's own answer (an index's platforms,
+ * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
+ * probe that hangs does not hold the failure back. */
+#define PENDING_MAX (5 * USEC_PER_SEC)
+static void finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
+        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
+            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PENDING_MAX, 10 * USEC_PER_MSEC,
+                                       on_pending_timeout, j) >= 0) {
+                j->pending_finish = true;
+                j->pending_error = error;
+                j->pending_reason = reason ? strdup(reason) : NULL;
+                j->pending_diagnose = diagnose;
+                return;
+        }
+        if (diagnose)
+                diagnose_error_text(j, reason);
+        finish(j, false, error, reason);
+}
+
+static void on_preflight_idle(Preflight *p, void *userdata) {
+        finish_pending(userdata);
 }
 
 static int start_attempt(PullJob *j);
@@ -275,13 +335,24 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void schedule_retry(PullJob *j, const char *reason) {
         usec_t delay;
+        uint64_t reached = 0;
+
+        /* An attempt that got no further into its layers than the one before, on a runtime that
+         * resumes with Range (containerd keeps partial ingests): was the Range refused on the way?
+         * Ask through the runtime's own hops; the probe names the hop answering 200. */
+        for (size_t i = 0; i < j->n_seen; i++)
+                reached += j->seen[i].downloaded;
+        if (j->attempt >= 2 && reached > 0 && reached <= j->reached_before && j->preflight &&
+            !j->reported[DIAG_RANGE_IGNORED])
+                preflight_probe_range(j->preflight, NULL, NULL);
+        j->reached_before = MAX(j->reached_before, reached);
 
         free(j->last_reason);
         j->last_reason = strdup(reason ? reason : "");
         if (j->attempt >= j->config->retry.attempts) {
                 char buf[512];
                 snprintf(buf, sizeof(buf), "gave up after %u attempts: %s", j->attempt, reason ? reason : "");
-                finish(j, false, ERROR_TRANSIENT, buf);
+                finish_failed(j, ERROR_TRANSIENT, buf, false);
                 return;
         }
         delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
@@ -328,8 +399,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 break;
         }
         case ERROR_PERMANENT:
-                diagnose_error_text(j, o->message);
-                finish(j, false, ERROR_PERMANENT, o->message);
+                finish_failed(j, ERROR_PERMANENT, o->message, true);
                 break;
         default: {
                 /* The attempt's cut, timed from the newest layer connection still downloading. */
@@ -337,8 +407,15 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 for (size_t i = 0; i < j->n_seen; i++)
                         if (j->seen[i].phase == PHASE_DOWNLOADING && j->seen[i].download_since)
                                 since = MAX(since, j->seen[i].download_since);
+                AttemptFailure f = attempt_failure_from_text(o->message);
                 diagnose_error_text(j, o->message);
-                record_cut(j, attempt_failure_from_text(o->message), now_monotonic() - since, NULL);
+                record_cut(j, f, now_monotonic() - since, NULL);
+                /* A cut body, or one that came whole but wrong (a pull-through cache whose upstream was
+                 * cut: containerd's "unexpected commit digest"): the resume depends on Range along the
+                 * runtime's hops, so ask them now. */
+                if ((f == ATTEMPT_RESET || f == ATTEMPT_EOF || (o->message && strcasestr(o->message, "unexpected commit digest"))) &&
+                    j->preflight && !j->reported[DIAG_RANGE_IGNORED])
+                        preflight_probe_range(j->preflight, NULL, NULL);
                 schedule_retry(j, o->message);
                 break;
         }
@@ -485,6 +562,8 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         }
         /* Without a parsable reference there is no registry to ask; the runtime will say why. */
         (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
+        if (j->preflight)
+                preflight_set_idle_callback(j->preflight, on_preflight_idle);
         *ret = j;
         return 0;
 }
@@ -505,6 +584,9 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->last_reason);
         free(j->digest);
         free(j->diagnosis);
+        free(j->probe_note);
+        free(j->pending_reason);
+        sd_event_source_disable_unref(j->pending_timer);
         free(j);
         return NULL;
 }

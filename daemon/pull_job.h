@@ -45,6 +45,7 @@ typedef struct PullEvent {
         const char *digest;
         double elapsed_s;
         uint64_t bytes;         /* bytes downloaded over all attempts (as the runtime reported) */
+        const char *registry_probe; /* result: why pullwatch's registry probe could not help, or NULL */
 } PullEvent;
 
 typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata);

@@ -69,6 +69,7 @@ json_t *pull_event_to_json(const PullEvent *e, double t) {
                         set_str(o, "reason", e->reason);
                 }
                 set_str(o, "diagnosis", e->diagnosis);
+                set_str(o, "registry_probe", e->registry_probe);
                 break;
         default:
                 break;

@@ -16,6 +16,7 @@ static const char *const permanent_words[] = {
         "requested access to the resource is denied", "insufficient_scope", "403 forbidden",
         "no match for platform", "does not support platform", "invalid reference format",
         "repository name must",
+        "x509: ",                     /* an untrusted registry certificate stays untrusted */
 };
 
 ErrorClass containerd_classify_message(GrpcStatus status, const char *message) {

@@ -216,6 +216,7 @@ ErrorClass docker_classify_error(const char *message) {
                 "unsupported media type",
                 "schema 1 manifest not supported",
                 "not implemented: media type",
+                "x509: ", /* the registry's certificate is not trusted: fixed by trust, not time */
         };
         if (!message)
                 return ERROR_TRANSIENT;

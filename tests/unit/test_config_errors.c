@@ -47,7 +47,7 @@ static void test_error_unknown_key(void **state) {
                   "unknown key; known keys here: runtime, docker, containerd, credentials, platform, preheat, "
                   "state_dir, control_socket, metrics, alerts, watchdog, retry, registry" },
                 { "docker:\n  sockett: /x\n", -EINVAL, 2, 3, "docker.sockett",
-                  "unknown key; known keys here: socket, pidfile" },
+                  "unknown key; known keys here: socket, pidfile, certs_dir" },
                 { "watchdog:\n  sample_interval: 1s\n  hang: 2m\n", -EINVAL, 3, 3, "watchdog.hang",
                   "unknown key; known keys here: sample_interval, network_stall, silent_min, silent_min_rate, "
                   "hang_quiet, livelock_window, trickle_rate, trickle_window, waiting_max" },

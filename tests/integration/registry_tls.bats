@@ -49,7 +49,8 @@ YAML
 
 teardown_file() {
 	[ -n "${TLS_REG:-}" ] && rm -rf "/etc/docker/certs.d/$TLS_REG"
-	[ -n "${TLS_FRONT:-}" ] && rm -rf "/etc/docker/certs.d/$TLS_FRONT"
+	# a test's variables do not reach here: the front's address is in its port file
+	[ -s "$BED_DIR/tls/front.port" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/tls/front.port")"
 	rmdir /etc/docker/certs.d 2>/dev/null || true
 	[ -s "$BED_DIR/tls.pids" ] && kill $(cat "$BED_DIR/tls.pids") 2>/dev/null
 	bed_stop

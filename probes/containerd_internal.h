@@ -57,6 +57,9 @@ void cd_tracker_final_round(CdTracker *t, void (*done)(void *userdata), void *us
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret);
 /* The manifest digest of the image being pulled (pull mode), once sure of it. */
 const char *cd_tracker_manifest(const CdTracker *t);
+/* Pull mode: the image manifest the reference resolves to now (from the registry). From then on only
+ * that manifest is followed, whatever else of the repository the store holds or fetches. */
+int cd_tracker_expect(CdTracker *t, const char *manifest_digest);
 
 /* ---- between containerd_track.c (the poll loop) and containerd_layers.c (the model and phases) ---- */
 
@@ -88,6 +91,7 @@ enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_SNAPSHOTS, STEP_EMIT };
 struct CdTracker {
         CurlGlue *glue;
         char *socket, *namespace, *source_host, *source_repo, *snapshotter;
+        char *expect;             /* pull mode: the manifest digest the reference resolves to, once known */
         usec_t since;
         CdTrackerCallbacks cb;
         void *userdata;

@@ -300,7 +300,9 @@ void cd_emit(CdTracker *t) {
         }
         for (size_t i = 0; i < t->n_layers && !t->source_repo;) {
                 CdLayer *l = t->layers[i];
-                if (l->m) {
+                /* a layer new this round is reported once its image was looked for (next round), so
+                 * that its first event already names the image */
+                if (l->m || l->searches == 0) {
                         i++;
                         continue;
                 }

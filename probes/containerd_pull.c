@@ -377,8 +377,14 @@ static void cd_abandon(const Config *config, const PullRequest *req) {
         (void) containerd_lease_release(config->containerd_socket, CONTAINERD_CRI_NAMESPACE, req->image, &msg);
 }
 
+static void cd_expect(RuntimePull *p, const char *manifest_digest) {
+        if (p && p->tracker)
+                (void) cd_tracker_expect(p->tracker, manifest_digest);
+}
+
 const RuntimeDriver containerd_driver = {
         .name = "containerd",
+        .expect = cd_expect,
         .abandon = cd_abandon,
         .start = cd_start,
         .cancel = cd_cancel,

@@ -29,7 +29,7 @@ teardown() {
 verdict_latency() { # file layer verdict
 	jq -s -r --arg l "$2" --arg v "$3" '
 		(map(select(.event=="verdict" and .layer==$l and .verdict==$v)) | first | .t) as $tv
-		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | .t) as $tl
+		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | (.observed_t // .t)) as $tl
 		| ($tv - $tl)' "$1"
 }
 

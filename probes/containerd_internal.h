@@ -18,6 +18,8 @@
 #define CD_INTERVAL_MIN (500 * USEC_PER_MSEC)
 #define CD_INTERVAL_MAX (2 * USEC_PER_SEC)
 #define CD_CALL_TIMEOUT (10 * USEC_PER_SEC)
+/* How long a pull waits for the registry's word on its manifest before it follows a guess. */
+#define CD_EXPECT_GRACE (3 * USEC_PER_SEC)
 
 usec_t cd_now(clockid_t clock);
 

@@ -207,7 +207,10 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
         if (expected)
                 mine_switch(t, expected, true);
         else if (active || fresh || newest)
-                mine_switch(t, active ?: fresh ?: newest, active || (fresh && n_fresh == 1));
+                /* a guess is reported only once the registry had time to answer (it usually does within
+                 * milliseconds): a wrong one would leave layers of another image in the pull's view */
+                mine_switch(t, active ?: fresh ?: newest,
+                            (active || (fresh && n_fresh == 1)) && cd_now(CLOCK_REALTIME) >= t->since + CD_EXPECT_GRACE);
         call_finished(t); /* frees reply */
         t->step = STEP_CONTENT;
         round_next(t);

@@ -62,6 +62,8 @@ const char *cd_tracker_manifest(const CdTracker *t);
 /* Pull mode: the image manifest the reference resolves to now (from the registry). From then on only
  * that manifest is followed, whatever else of the repository the store holds or fetches. */
 int cd_tracker_expect(CdTracker *t, const char *manifest_digest);
+/* Pull mode, the pull is over: CRI named the image's config; its manifest is the one labelled with it. */
+int cd_tracker_expect_config(CdTracker *t, const char *config_digest);
 
 /* ---- between containerd_track.c (the poll loop) and containerd_layers.c (the model and phases) ---- */
 
@@ -94,6 +96,7 @@ struct CdTracker {
         CurlGlue *glue;
         char *socket, *namespace, *source_host, *source_repo, *snapshotter;
         char *expect;             /* pull mode: the manifest digest the reference resolves to, once known */
+        char *expect_config;      /* pull mode, after PullImage: the config digest CRI answered */
         usec_t since;
         CdTrackerCallbacks cb;
         void *userdata;

@@ -328,6 +328,9 @@ void cd_tracker_all_done(CdTracker *t) {
         usec_t at = cd_now(CLOCK_MONOTONIC);
         if (!t || !t->mine)
                 return;
+        /* a guess that is not the image CRI ended with is no one's to report */
+        if (!t->mine_confirmed && t->expect_config && !streq_ptr(t->mine->config, t->expect_config))
+                return;
         t->mine_confirmed = true;
         for (size_t i = 0; i < t->mine->n_layers; i++) {
                 CdLayer *l = cd_layer_find(t, t->mine->layers[i]);

@@ -212,7 +212,10 @@ static void on_pull_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 free(p->image_ref);
                 p->image_ref = r->image_ref ? strdup(r->image_ref) : NULL;
                 if (p->tracker && !cd_tracker_manifest(p->tracker)) {
-                        /* over before a poll found it: one last look so its layers are reported */
+                        /* over before a poll was sure of it: one last look, for the manifest of the
+                         * config CRI named, so its layers (not another tag's) are reported */
+                        if (p->image_ref)
+                                (void) cd_tracker_expect_config(p->tracker, p->image_ref);
                         cd_tracker_final_round(p->tracker, on_final_round, p);
                         return;
                 }

@@ -166,9 +166,12 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 Containerd__Services__Content__V1__ListContentResponse *r = (void *) reply->messages[k];
                 for (size_t i = 0; i < r->n_info; i++) {
                         Containerd__Services__Content__V1__Info *info = r->info[i];
-                        if (t->source_repo && t->expect) {
-                                /* the registry said which; its layers are known once the labels landed */
-                                if (streq_ptr(info->digest, t->expect) && cd_label_get(info, CD_LABEL_CONFIG))
+                        if (t->source_repo && (t->expect || t->expect_config)) {
+                                /* the registry said which (or CRI, by the config it ended with); its layers
+                                 * are known once the labels landed */
+                                const char *config = cd_label_get(info, CD_LABEL_CONFIG);
+                                if (config && (t->expect ? streq_ptr(info->digest, t->expect)
+                                                         : streq(config, t->expect_config)))
                                         expected = info;
                                 continue;
                         }
@@ -227,7 +230,8 @@ static int issue_manifests(CdTracker *t) {
                 if (t->mine_confirmed)
                         return 0;
                 if (t->expect ? asprintf(&f, "digest==%s", t->expect) < 0
-                              : cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
+                    : t->expect_config ? asprintf(&f, "labels.\"%s\"==%s", CD_LABEL_CONFIG, t->expect_config) < 0
+                                       : cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
                         return 0; /* f is undefined after a failed asprintf: not pushed */
                 if (cd_strv_push(&filters, &n, f) < 0)
                         return -ENOMEM;
@@ -525,6 +529,7 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         free(t->source_repo);
         free(t->snapshotter);
         free(t->expect);
+        free(t->expect_config);
         free(t);
         return NULL;
 }
@@ -548,4 +553,13 @@ int cd_tracker_expect(CdTracker *t, const char *manifest_digest) {
         if (t->mine && !streq(t->mine->digest, d))
                 t->mine_confirmed = false;
         return 0;
+}
+
+int cd_tracker_expect_config(CdTracker *t, const char *config_digest) {
+        if (!t || !t->source_repo || !config_digest || !startswith(config_digest, "sha256:") ||
+            strpbrk(config_digest, "\"\\,"))
+                return -EINVAL;
+        free(t->expect_config);
+        t->expect_config = strdup(config_digest);
+        return t->expect_config ? 0 : -ENOMEM;
 }

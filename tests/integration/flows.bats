@@ -277,7 +277,9 @@ control_socket: $d/control.sock"
 	st() { timeout 20 "$PULLWATCH" status --json --config "$d/pw.yaml"; }
 	ok=0
 	for ((i = 0; i < 1200; i++)); do
-		if st 2>/dev/null | jq -e '(.preheat | length) == 2 and all(.preheat[]; .state == "ready")' >/dev/null; then
+		out=$(st 2>/dev/null) || out=
+		# (jq 1.6 -e exits 0 on empty input: ask only once the daemon answered)
+		if [ -n "$out" ] && jq -e '(.preheat | length) == 2 and all(.preheat[]; .state == "ready")' <<<"$out" >/dev/null; then
 			ok=1
 			break
 		fi
@@ -286,7 +288,8 @@ control_socket: $d/control.sock"
 	st >"$d/status.json" || true
 	kill -TERM "$dpid"
 	wait "$dpid" || true
-	[ "$ok" -eq 1 ] || { jq . "$d/status.json" >&2; tail -n 30 "$d/log" >&2; false; }
+	jq -c '.preheat[]' "$d/status.json" >&2 || true # shown on failure
+	[ "$ok" -eq 1 ] || { tail -n 30 "$d/log" >&2; false; }
 	jq -e --arg i "$PROXY_ADDR/test/daemon-two:v1" --arg d "$(jq -r .manifest_digest "$BATS_TEST_TMPDIR/v1.json")" \
 		'.preheat[] | select(.image == $i) | .attempts == 1 and .digest == $d' "$d/status.json"
 	jq -e --arg i "$PROXY_ADDR/test/daemon-two:v2" --arg d "$(jq -r .manifest_digest <<<"$v2")" \

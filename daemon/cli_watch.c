@@ -80,7 +80,8 @@ static void on_layer(void *userdata, const char *image, const char *layer, Phase
         if (li->phase != phase) {
                 li->phase = phase;
                 print_event(w, &(PullEvent) { .kind = PULL_EVENT_PHASE, .image = li->image, .runtime = "containerd",
-                                              .layer = layer, .phase = phase, .current = current, .total = total });
+                                              .layer = layer, .phase = phase, .current = current, .total = total,
+                                              .observed = at });
         }
 }
 

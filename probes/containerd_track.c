@@ -157,10 +157,41 @@ static void mine_switch(CdTracker *t, Containerd__Services__Content__V1__Info *i
                 announce(t, "content", t->mine->config);
 }
 
+static int newest_first(const void *a, const void *b) {
+        int64_t x = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) a),
+                y = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) b);
+        return x > y ? -1 : x < y;
+}
+
+/* Watch mode: each layer not yet placed goes to the newest manifest listing it (the pull in flight
+ * fetched its manifest last; an older image may share the layer). The manifest's own source label
+ * names the image while the layer still downloads (a layer's blob is labelled only once committed). */
+static void attribute(CdTracker *t, Containerd__Services__Content__V1__Info **infos, size_t n) {
+        if (n > 1)
+                qsort(infos, n, sizeof(*infos), newest_first);
+        for (size_t i = 0; i < n; i++) {
+                Containerd__Services__Content__V1__Info *info = infos[i];
+                const char *src = NULL, *src_host = NULL;
+                for (size_t q = 0; q < info->n_labels; q++)
+                        if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX)) {
+                                src = info->labels[q]->value;
+                                src_host = info->labels[q]->key + strlen(CD_LABEL_SOURCE_PREFIX);
+                        }
+                for (size_t j = 0; j < t->n_layers; j++) {
+                        CdLayer *l = t->layers[j];
+                        if (l->m || !(l->source_host ?: src_host) || !cd_manifest_lists(info, l->digest))
+                                continue;
+                        _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
+                        cd_manifest_add(t, info, l->source_host ?: src_host, repo ?: "?");
+                }
+        }
+}
+
 static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
         CdTracker *t = userdata;
         Containerd__Services__Content__V1__Info *newest = NULL, *fresh = NULL, *active = NULL, *expected = NULL;
-        size_t n_fresh = 0;
+        _cleanup_free_ Containerd__Services__Content__V1__Info **seen = NULL;
+        size_t n_fresh = 0, n_seen = 0;
 
         for (size_t k = 0; reply->error == 0 && reply->status == GRPC_OK && k < reply->n_messages; k++) {
                 Containerd__Services__Content__V1__ListContentResponse *r = (void *) reply->messages[k];
@@ -190,23 +221,14 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                                         active = info;
                                 continue;
                         }
-                        /* the manifest's own source label names the image while its layer is still
-                         * downloading (a layer's blob is labelled only once committed) */
-                        const char *src = NULL, *src_host = NULL;
-                        for (size_t q = 0; q < info->n_labels; q++)
-                                if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX)) {
-                                        src = info->labels[q]->value;
-                                        src_host = info->labels[q]->key + strlen(CD_LABEL_SOURCE_PREFIX);
-                                }
-                        for (size_t j = 0; j < t->n_layers; j++) {
-                                CdLayer *l = t->layers[j];
-                                if (l->m || !(l->source_host ?: src_host) || !cd_manifest_lists(info, l->digest))
-                                        continue;
-                                _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
-                                cd_manifest_add(t, info, l->source_host ?: src_host, repo ?: "?");
-                        }
+                        Containerd__Services__Content__V1__Info **a = realloc(seen, (n_seen + 1) * sizeof(*a));
+                        if (!a)
+                                break; /* out of memory: attribute what we have */
+                        seen = a;
+                        seen[n_seen++] = info;
                 }
         }
+        attribute(t, seen, n_seen);
         if (expected)
                 mine_switch(t, expected, true);
         else if (active || fresh || newest)

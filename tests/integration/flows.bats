@@ -46,6 +46,9 @@ shared_layers_done() { # file v1-json
 	new=$(jq -r '.layers[2].digest' <<<"$v2")
 	cri_pull "$PROXY_ADDR/test/up-cd:v1" >/dev/null
 	proxy_rule "{\"digest\":\"$new\",\"stall_at\":1048576,\"stall_for\":\"forever\",\"first\":1}"
+	# v2's tag resolves 2 s late (for containerd and pullwatch alike): until then v1 is the only
+	# manifest of the repository in the store, the one a tracker choosing by repository follows
+	proxy_rule '{"path":"/manifests/v2$","methods":["HEAD","GET"],"delay":2}' 
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime containerd "$PROXY_ADDR/test/up-cd:v2"
 	[ "$PW_RC" -eq 0 ]

@@ -455,9 +455,9 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 LayerSeen *seen = seen_get(j, l->id);
                 if (seen && seen->verdict != l->verdict) {
                         seen->verdict = l->verdict;
-                        /* bytes that came after the last (rate-limited) progress event: said before the
-                         * verdict, with the time they were seen, so the stream shows where it stopped */
-                        if (seen->observed != seen->emitted && seen->phase == l->phase) {
+                        /* bytes that came after the last (rate-limited) progress event: said before a
+                         * fault verdict, with the time they were seen, so the stream shows where it stopped */
+                        if (verdict_is_fault(l->verdict) && seen->observed != seen->emitted && seen->phase == l->phase) {
                                 seen->emitted = seen->observed;
                                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = l->id, .phase = seen->phase,
                                                        .current = seen->observed, .total = l->total,

@@ -13,7 +13,7 @@ typedef enum PullEventKind {
         PULL_EVENT_ATTEMPT,     /* an attempt starts */
         PULL_EVENT_PHASE,       /* a layer entered a phase */
         PULL_EVENT_PROGRESS,    /* a layer's bytes moved (at most once a second per layer, and once more
-                                 * before a verdict on it when bytes came since the last) */
+                                 * before a fault verdict on it when bytes came since the last) */
         PULL_EVENT_VERDICT,     /* a layer's or the pull's verdict changed */
         PULL_EVENT_ACTION,      /* pullwatch acted: cancelled an attempt, ended a hung helper */
         PULL_EVENT_RETRY,       /* a retry is scheduled */

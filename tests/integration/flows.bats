@@ -94,6 +94,7 @@ shared_layers_done() { # file v1-json
 	[ -z "$(jq -c --arg l "$layer" 'select(.layer==$l and .image == null)' "$f")" ]
 	wait "$cpid"
 	kill "$wpid"; wait "$wpid" || true
+	! grep -E 'Sanitizer|runtime error' "$f.err" # a sanitizer build reports at exit
 	# the journal entry carries it as PULLWATCH_IMAGE
 	for ((i = 0; i < 50; i++)); do
 		timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch \
@@ -291,6 +292,7 @@ control_socket: $d/control.sock"
 	st >"$d/status.json" || true
 	kill -TERM "$dpid"
 	wait "$dpid" || true
+	! grep -E 'Sanitizer|runtime error' "$d/log"
 	jq -c '.preheat[]' "$d/status.json" >&2 || true # shown on failure
 	[ "$ok" -eq 1 ] || { tail -n 30 "$d/log" >&2; false; }
 	jq -e --arg i "$PROXY_ADDR/test/daemon-two:v1" --arg d "$(jq -r .manifest_digest "$BATS_TEST_TMPDIR/v1.json")" \

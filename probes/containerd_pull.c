@@ -8,6 +8,7 @@
 #include "containerd_leases.pb-c.h"
 #include "cri_api.pb-c.h"
 #include "probes/reference.h"
+#include "probes/registry.h"
 
 #define PATH_LEASE_CREATE "/containerd.services.leases.v1.Leases/Create"
 #define PATH_LEASE_DELETE "/containerd.services.leases.v1.Leases/Delete"
@@ -30,12 +31,21 @@ struct RuntimePull {
         size_t n_pending;
         CdTracker *tracker;
         bool lease_ready, lease_failed, ended, finished, release_after_create;
+        bool foreign_platform;    /* asked for another platform than CRI pulls (the host's) */
         char *image_ref;          /* CRI's answer (the config digest), kept for a deferred success */
         ContainerdPollStats stats;
         ErrorClass error;
         char *message;
         char *digest;
 };
+
+static bool platform_is_host(const char *platform) {
+        _cleanup_free_ char *want = NULL, *host = NULL;
+        if (!platform)
+                return true;
+        return registry_platform_normalize(platform, &want) >= 0 && registry_host_platform(&host) >= 0 &&
+               streq(want, host);
+}
 
 static void pull_finish(RuntimePull *p) {
         PullOutcome o = { .error = p->error, .message = p->message, .digest = p->digest };
@@ -304,6 +314,7 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         p->glue = glue;
         p->cb = *cb;
         p->userdata = userdata;
+        p->foreign_platform = !platform_is_host(req->platform);
         p->socket = strdup(config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET);
         if (!p->socket)
                 return -ENOMEM;
@@ -381,7 +392,8 @@ static void cd_abandon(const Config *config, const PullRequest *req) {
 }
 
 static void cd_expect(RuntimePull *p, const char *manifest_digest) {
-        if (p && p->tracker)
+        /* the registry resolved the platform asked for, which CRI does not pull: not this pull's manifest */
+        if (p && p->tracker && !p->foreign_platform)
                 (void) cd_tracker_expect(p->tracker, manifest_digest);
 }
 

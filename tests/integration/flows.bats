@@ -127,7 +127,7 @@ shared_layers_done() { # file v1-json
 	jq -e --arg d "$(jq -r .manifest_digest <<<"$v2")" 'select(.event=="result") | .ok and .attempts == 2 and .digest == $d' "$f2"
 }
 
-@test "the same image pulled at once by pullwatch and by the docker CLI, and by pullwatch and ctr" {
+@test "the same image pulled at once by pullwatch and by the docker CLI, by ctr, by a CRI client" {
 	img=$(push_image test/same-dk v1 6MiB,1MiB)
 	big=$(biggest_layer "$img")
 	proxy_rule "{\"digest\":\"$big\",\"throttle\":2097152}"
@@ -148,6 +148,20 @@ shared_layers_done() { # file v1-json
 	ctr_pull "$PROXY_ADDR/test/same-cd:v1" >"$BATS_TEST_TMPDIR/ctr.out" 2>&1 &
 	other=$!
 	pw_pull "$f" --runtime containerd "$PROXY_ADDR/test/same-cd:v1"
+	wait "$other"
+	[ "$PW_RC" -eq 0 ]
+	jq -e --arg d "$(jq -r .manifest_digest <<<"$img")" 'select(.event=="result") | .ok and .attempts == 1 and .digest == $d' "$f"
+	[ -z "$(events "$f" '.event=="action" or .event=="retry"')" ]
+	all_layers_done "$f"
+
+	# kubelet's part, played by the bed's CRI client
+	img=$(push_image test/same-cri v1 6MiB,1MiB)
+	big=$(biggest_layer "$img")
+	proxy_rule "{\"digest\":\"$big\",\"throttle\":2097152}"
+	f="$BATS_TEST_TMPDIR/cri"
+	cri_pull "$PROXY_ADDR/test/same-cri:v1" >"$BATS_TEST_TMPDIR/cri.out" 2>&1 &
+	other=$!
+	pw_pull "$f" --runtime containerd "$PROXY_ADDR/test/same-cri:v1"
 	wait "$other"
 	[ "$PW_RC" -eq 0 ]
 	jq -e --arg d "$(jq -r .manifest_digest <<<"$img")" 'select(.event=="result") | .ok and .attempts == 1 and .digest == $d' "$f"

@@ -335,8 +335,9 @@ static bool is_cut(AttemptFailure f) {
         return f == ATTEMPT_RESET || f == ATTEMPT_EOF;
 }
 
-int diagnose_attempts(const DiagAttempt *a, size_t n, char **ret_text) {
-        /* From the newest attempt backwards: the longest run of consecutive cuts that agree. */
+/* From the newest attempt backwards: the longest run of consecutive cuts that agree, its size (0 when
+ * none), median and bounds. */
+static size_t agreeing_cuts(const DiagAttempt *a, size_t n, usec_t *ret_median, usec_t *ret_lo, usec_t *ret_hi) {
         for (size_t end = n; end >= 2; end--) {
                 usec_t lo = USEC_INFINITY, hi = 0;
                 size_t start = end;
@@ -360,14 +361,49 @@ int diagnose_attempts(const DiagAttempt *a, size_t n, char **ret_text) {
                 usec_t median = k % 2 ? sorted[k / 2] : (sorted[k / 2 - 1] + sorted[k / 2]) / 2;
                 if (median < DIAG_MIDDLEBOX_MIN)
                         continue;
-                uint64_t secs = (median + USEC_PER_SEC / 2) / USEC_PER_SEC;
-                return verdict(DIAG_MIDDLEBOX_TIMEOUT, ret_text,
-                               "connections cut after ~%" PRIu64 "s on %zu consecutive attempts (%" PRIu64 "-%" PRIu64
-                               "s): look for proxy_read_timeout or an LB idle timeout between this node and the "
-                               "registry, raise it above the time a large layer needs, or bypass that hop.",
-                               secs, k, (uint64_t) (lo / USEC_PER_SEC), (uint64_t) ((hi + USEC_PER_SEC - 1) / USEC_PER_SEC));
+                *ret_median = median, *ret_lo = lo, *ret_hi = hi;
+                return k;
         }
-        return nothing(ret_text);
+        return 0;
+}
+
+int diagnose_attempts(const DiagAttempt *a, size_t n, char **ret_text) {
+        usec_t median, lo, hi;
+        size_t k = agreeing_cuts(a, n, &median, &lo, &hi);
+
+        if (k == 0)
+                return nothing(ret_text);
+        uint64_t secs = (median + USEC_PER_SEC / 2) / USEC_PER_SEC;
+        return verdict(DIAG_MIDDLEBOX_TIMEOUT, ret_text,
+                       "connections cut after ~%" PRIu64 "s on %zu consecutive attempts (%" PRIu64 "-%" PRIu64
+                       "s): look for proxy_read_timeout or an LB idle timeout between this node and the "
+                       "registry, raise it above the time a large layer needs, or bypass that hop.",
+                       secs, k, (uint64_t) (lo / USEC_PER_SEC), (uint64_t) ((hi + USEC_PER_SEC - 1) / USEC_PER_SEC));
+}
+
+usec_t diagnose_attempts_cut(const DiagAttempt *a, size_t n) {
+        usec_t median = 0, lo, hi;
+        return agreeing_cuts(a, n, &median, &lo, &hi) > 0 ? median : 0;
+}
+
+int diagnose_unpassable_hop(usec_t cut, const char *hop, const char *layer, uint64_t size, uint64_t bytes_at_cut,
+                            char **ret_text) {
+        uint64_t secs = (cut + USEC_PER_SEC / 2) / USEC_PER_SEC;
+        char need[160] = "";
+
+        if (cut == 0)
+                return nothing(ret_text);
+        /* at the rate seen before the cut, how long the whole layer needs in one connection */
+        if (layer && size > bytes_at_cut && bytes_at_cut > 0)
+                snprintf(need, sizeof(need), " (layer %s needs ~%" PRIu64 "s for its %" PRIu64 " MB at the rate seen)",
+                         layer, (uint64_t) ((double) size / (double) bytes_at_cut * (double) cut / USEC_PER_SEC + 0.5),
+                         size / 1000000);
+        return verdict(DIAG_MIDDLEBOX_TIMEOUT, ret_text,
+                       "this pull cannot finish through %s: it cuts every connection after ~%" PRIu64 "s and answers "
+                       "Range with HTTP 200, so each retry restarts the layer from zero and is cut again. Raise the "
+                       "proxy/LB read or idle timeout on %s above the layer's transfer time%s, or bypass that hop; "
+                       "retrying through it only burns time.",
+                       hop ?: "a hop between this node and the registry", secs, hop ?: "that hop", need);
 }
 
 int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,

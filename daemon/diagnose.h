@@ -80,6 +80,13 @@ AttemptFailure attempt_failure_from_text(const char *text);
  * name a middlebox timeout, with their median. History is oldest first; the newest match wins. */
 #define DIAG_MIDDLEBOX_MIN (2 * USEC_PER_SEC) /* cuts sooner than this are not idle timeouts */
 int diagnose_attempts(const DiagAttempt *attempts, size_t n, char **ret_text);
+/* The median of that run, or 0 when the cuts do not agree. */
+usec_t diagnose_attempts_cut(const DiagAttempt *attempts, size_t n);
+/* Both at once: connections cut after cut and Range ignored by hop (NULL: not named). No transfer
+ * that needs longer than cut can finish through it: DIAG_MIDDLEBOX_TIMEOUT with that sentence and
+ * the remedy. layer, size and bytes_at_cut (0: unknown) estimate what the layer needs. */
+int diagnose_unpassable_hop(usec_t cut, const char *hop, const char *layer, uint64_t size, uint64_t bytes_at_cut,
+                            char **ret_text);
 
 /* A decompression helper (comm, pid) that slept, or spun (burned CPU) without output, for quiet. */
 int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,

@@ -16,6 +16,7 @@ struct Preflight {
         char *user, *password, *token, *platform;
         preflight_diag_t cb;
         preflight_idle_t idle;
+        preflight_resolved_t resolved;
         void *userdata;
         RegistryOp *resolve, *range;
         RuntimeRegistryFetch *fetch;  /* the runtime's registry settings, asked before the registry */
@@ -25,6 +26,7 @@ struct Preflight {
         RegistryManifest *manifest;
         char *range_fallback;
         char *range_digest;
+        char *range_hop;          /* the hop the probe found answering Range with 200 */
         bool range_wanted;
         usec_t retry_not_before;  /* CLOCK_MONOTONIC; from a 429's Retry-After */
 };
@@ -91,6 +93,7 @@ Preflight *preflight_free(Preflight *p) {
         free(p->platform);
         free(p->range_fallback);
         free(p->range_digest);
+        free(p->range_hop);
         free(p);
         return NULL;
 }
@@ -134,6 +137,8 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         p->resolve = registry_op_free(op);
         if (r >= 0) {
                 p->manifest = m;
+                if (p->resolved)
+                        p->resolved(p, p->userdata);
                 d = diagnose_manifest(p->runtime, p->have_rt ? p->rt.version : NULL, m, &text);
                 report(p, d, text);
                 if (p->range_wanted)
@@ -201,6 +206,10 @@ static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const Reg
 
         /* probe lives in op: read it before the op goes */
         d = r >= 0 ? diagnose_range_probe(probe, &text) : DIAG_NONE;
+        if (d == DIAG_RANGE_IGNORED && (probe->host || probe->via)) {
+                free(p->range_hop);
+                p->range_hop = strdup(probe->host ?: probe->via);
+        }
         p->range = registry_op_free(op);
         p->range_wanted = false;
         if (d > DIAG_NONE) {
@@ -259,4 +268,17 @@ const char *preflight_layer_digest(const Preflight *p, const char *short_id) {
                         return d;
         }
         return NULL;
+}
+
+const char *preflight_manifest_digest(const Preflight *p) {
+        return p && p->manifest && !p->manifest->platform_missing ? p->manifest->manifest_digest : NULL;
+}
+
+void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved) {
+        if (p)
+                p->resolved = resolved;
+}
+
+const char *preflight_range_hop(const Preflight *p) {
+        return p ? p->range_hop : NULL;
 }

@@ -16,12 +16,21 @@ int preflight_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, con
                   preflight_diag_t cb, void *userdata, Preflight **ret);
 Preflight *preflight_free(Preflight *p);
 
+/* The image manifest the reference resolves to now (an index's platform manifest), once the registry
+ * answered; NULL before or when it could not be asked. */
+const char *preflight_manifest_digest(const Preflight *p);
+/* Called once when the registry resolved the reference (preflight_manifest_digest() then answers). */
+typedef void (*preflight_resolved_t)(Preflight *p, void *userdata);
+void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved);
+
 /* Resolve the manifest now; diagnoses arrive through cb. */
 int preflight_start(Preflight *p);
 /* A download was (or may have been) refused its Range: probe a layer blob (digest, or the biggest
  * known when NULL) and name the hop that ignores Range. fallback (handed over, may be NULL) is
  * reported when the probe cannot tell; nothing is reported when Range is honoured and no fallback. */
 void preflight_probe_range(Preflight *p, const char *digest, char *fallback);
+/* The hop the Range probe caught answering 200 (host[:port]), or NULL. */
+const char *preflight_range_hop(const Preflight *p);
 /* The registry asked us to wait (429 with Retry-After): how long, from when it said so; 0 = no. */
 usec_t preflight_retry_after(const Preflight *p, usec_t now);
 /* Resolving (the runtime's settings, then the manifest) is still under way. */

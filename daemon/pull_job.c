@@ -15,6 +15,7 @@ typedef struct LayerSeen {
         char *id;
         Phase phase;
         uint64_t downloaded;      /* this attempt: bytes the runtime reported for this layer */
+        uint64_t current;         /* the last byte count reported (of this connection, after a restart) */
         uint64_t size;
         usec_t download_since;    /* this layer's current connection started (for cut timing) */
         bool in_runtime_retry;    /* inside a "Retrying in N seconds" countdown */
@@ -23,7 +24,9 @@ typedef struct LayerSeen {
         unsigned countdown;       /* seconds in the last "Retrying in N seconds" */
         Verdict verdict;
         usec_t last_progress_event;
-        uint64_t last_progress_bytes; /* current of the last phase/progress event */
+        uint64_t emitted;         /* bytes in the last phase/progress event */
+        uint64_t observed;        /* bytes in the last report from the runtime, and when it came */
+        usec_t observed_at;
 } LayerSeen;
 
 struct PullJob {
@@ -55,6 +58,10 @@ struct PullJob {
         size_t n_history;
         bool reported[_DIAGNOSIS_MAX];
         char *diagnosis;          /* the last one named, for the result */
+        bool running;             /* an attempt is in flight (its runtime pull not finished or cut) */
+        char *unpassable;         /* cut at a fixed time by a hop that ignores Range: why we stop */
+        char *cut_layer;          /* the newest cut's layer, its size and bytes when cut */
+        uint64_t cut_size, cut_bytes;
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
         RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
         char *probe_note;          /* the registry probe could not reach the registry: why */
@@ -108,11 +115,43 @@ static void report_diagnosis(PullJob *j, int d, char *text, const char *layer) {
                                .layer = layer });
 }
 
+static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason);
+
+/* A hop that cuts every connection at a fixed time and answers Range with 200 restarts a long layer
+ * from zero on every retry, forever: once both are known, say so and stop instead of retrying. */
+static void check_unpassable(PullJob *j) {
+        char *text = NULL;
+        if (j->finished || j->unpassable || !j->reported[DIAG_MIDDLEBOX_TIMEOUT] || !j->reported[DIAG_RANGE_IGNORED])
+                return;
+        if (diagnose_unpassable_hop(diagnose_attempts_cut(j->history, j->n_history), preflight_range_hop(j->preflight),
+                                    j->cut_layer, j->cut_size, j->cut_bytes, &text) != DIAG_MIDDLEBOX_TIMEOUT || !text)
+                return;
+        j->unpassable = text;
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
+                               .remedy = text, .layer = j->cut_layer });
+        if (j->running) {
+                /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
+                sd_event_source_set_time_relative(j->sample_timer, 0);
+                sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
+        } else
+                finish(j, false, ERROR_PERMANENT, text);
+}
+
 static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char *layer) {
         char *text = NULL;
         int d;
         if (f != ATTEMPT_RESET && f != ATTEMPT_EOF && f != ATTEMPT_TRANSIENT)
                 return;
+        if (layer) {
+                LayerSeen *s = NULL;
+                for (size_t i = 0; i < j->n_seen && !s; i++)
+                        if (streq(j->seen[i].id, layer))
+                                s = &j->seen[i];
+                free(j->cut_layer);
+                j->cut_layer = strdup(layer);
+                j->cut_size = s ? s->size : 0;
+                j->cut_bytes = s ? s->current : 0;
+        }
         if (j->n_history == ELEMENTSOF(j->history)) {
                 memmove(j->history, j->history + 1, sizeof(j->history) - sizeof(j->history[0]));
                 j->n_history--;
@@ -120,6 +159,7 @@ static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char 
         j->history[j->n_history++] = (DiagAttempt) { .failure = f, .elapsed = elapsed };
         d = diagnose_attempts(j->history, j->n_history, &text);
         report_diagnosis(j, d, text, layer);
+        check_unpassable(j);
 }
 
 static void diagnose_error_text(PullJob *j, const char *message) {
@@ -151,6 +191,7 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
                 return;
         }
         report_diagnosis(j, d, text, NULL);
+        check_unpassable(j);
         /* The runtime may have failed before the registry's 429 reached us: push a retry already
          * scheduled out to the registry's Retry-After. */
         if (wait > 0 && sd_event_source_get_enabled(j->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
@@ -159,6 +200,18 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
                                        .delay = wait });
         }
+}
+
+/* The pull follows the manifest its reference resolves to now, not whatever of the repository the
+ * runtime's store already holds (an upgrade's v1) or another client fetches beside it. */
+static void tell_expected(PullJob *j) {
+        const char *d = preflight_manifest_digest(j->preflight);
+        if (d && j->pull && j->driver->expect)
+                j->driver->expect(j->pull, d);
+}
+
+static void on_resolved(Preflight *p, void *userdata) {
+        tell_expected(userdata);
 }
 
 static LayerSeen *seen_get(PullJob *j, const char *id) {
@@ -199,24 +252,26 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
                 if (s->phase != PHASE_DOWNLOADING || s->in_runtime_retry)
                         s->download_since = at;
                 s->in_runtime_retry = false;
+                s->current = current;
                 s->downloaded = MAX(s->downloaded, current);
                 s->size = MAX(s->size, total);
         } else if (s->phase == PHASE_DOWNLOADING && phase != PHASE_DONE)
                 s->downloaded = MAX(s->downloaded, s->size); /* the last progress message lags */
+        s->observed = current;
+        s->observed_at = at;
         if (s->phase != phase) {
                 s->phase = phase;
                 s->last_progress_event = at;
-                s->last_progress_bytes = current;
+                s->emitted = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
-                                       .current = current, .total = total });
-        } else if (current > 0 && current != s->last_progress_bytes &&
-                   at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
+                                       .current = current, .total = total, .observed = at });
+        } else if (current > 0 && current != s->emitted && at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
                 /* Only bytes that moved: dockerd on the containerd store repeats the same count
                  * every second, which says nothing new. */
                 s->last_progress_event = at;
-                s->last_progress_bytes = current;
+                s->emitted = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
-                                       .current = current, .total = total });
+                                       .current = current, .total = total, .observed = at });
         }
 }
 
@@ -251,8 +306,11 @@ static void on_runtime_retry(void *userdata, const char *layer, const char *text
                 s->phase = PHASE_WAITING;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_RUNTIME_RETRY, .layer = layer, .reason = text,
                                        .phase = PHASE_WAITING });
+                /* a cut is timed from the connection's first byte; a retry refused before any byte
+                 * (dockerd's "expected HTTP 206") is no timed cut */
                 if (s->download_since)
                         record_cut(j, ATTEMPT_RESET, at - s->download_since, layer);
+                s->download_since = 0;
                 /* A resume that brought no byte before failing again: was the Range refused? Ask the
                  * registry through the same hops now rather than after dockerd's last try. */
                 if (s->runtime_retries > 0 && s->downloaded <= s->bytes_at_retry && j->preflight &&
@@ -383,6 +441,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
 static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
+        j->running = false;
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (o->digest) {
                 free(j->digest);
@@ -416,7 +475,10 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 if ((f == ATTEMPT_RESET || f == ATTEMPT_EOF || (o->message && strcasestr(o->message, "unexpected commit digest"))) &&
                     j->preflight && !j->reported[DIAG_RANGE_IGNORED])
                         preflight_probe_range(j->preflight, NULL, NULL);
-                schedule_retry(j, o->message);
+                if (j->unpassable)
+                        finish(j, false, ERROR_PERMANENT, j->unpassable);
+                else
+                        schedule_retry(j, o->message);
                 break;
         }
         }
@@ -449,6 +511,7 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
                                        .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
+        j->running = false;
         emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                .evidence = evidence });
         snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
@@ -461,6 +524,16 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = now_monotonic();
         const char *layer = NULL, *evidence = NULL;
         Verdict v;
+
+        if (j->unpassable) {
+                /* the runtime would go on retrying through a hop that cannot pass the layer */
+                j->driver->cancel(j->pull);
+                j->running = false;
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->cut_layer,
+                                       .evidence = j->unpassable });
+                finish(j, false, ERROR_PERMANENT, j->unpassable);
+                return 0;
+        }
 
         if (j->have_liveness) {
                 LivenessDelta lv = {};
@@ -479,6 +552,14 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 LayerSeen *seen = seen_get(j, l->id);
                 if (seen && seen->verdict != l->verdict) {
                         seen->verdict = l->verdict;
+                        /* bytes that came after the last (rate-limited) progress event: said before a
+                         * fault verdict, with the time they were seen, so the stream shows where it stopped */
+                        if (verdict_is_fault(l->verdict) && seen->observed != seen->emitted && seen->phase == l->phase) {
+                                seen->emitted = seen->observed;
+                                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = l->id, .phase = seen->phase,
+                                                       .current = seen->observed, .total = l->total,
+                                                       .observed = seen->observed_at });
+                        }
                         emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .layer = l->id, .phase = l->phase,
                                                .verdict = l->verdict, .evidence = l->evidence,
                                                .current = l->current, .total = l->total });
@@ -525,6 +606,8 @@ static int start_attempt(PullJob *j) {
         r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
         if (r < 0)
                 return r;
+        j->running = true;
+        tell_expected(j);
         sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
 }
@@ -562,8 +645,10 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         }
         /* Without a parsable reference there is no registry to ask; the runtime will say why. */
         (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
-        if (j->preflight)
+        if (j->preflight) {
                 preflight_set_idle_callback(j->preflight, on_preflight_idle);
+                preflight_on_resolved(j->preflight, on_resolved);
+        }
         *ret = j;
         return 0;
 }
@@ -587,6 +672,8 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->probe_note);
         free(j->pending_reason);
         sd_event_source_disable_unref(j->pending_timer);
+        free(j->unpassable);
+        free(j->cut_layer);
         free(j);
         return NULL;
 }

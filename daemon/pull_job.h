@@ -12,7 +12,8 @@ typedef struct PullJob PullJob;
 typedef enum PullEventKind {
         PULL_EVENT_ATTEMPT,     /* an attempt starts */
         PULL_EVENT_PHASE,       /* a layer entered a phase */
-        PULL_EVENT_PROGRESS,    /* a layer's bytes moved (at most once a second per layer) */
+        PULL_EVENT_PROGRESS,    /* a layer's bytes moved (at most once a second per layer, and once more
+                                 * before a fault verdict on it when bytes came since the last) */
         PULL_EVENT_VERDICT,     /* a layer's or the pull's verdict changed */
         PULL_EVENT_ACTION,      /* pullwatch acted: cancelled an attempt, ended a hung helper */
         PULL_EVENT_RETRY,       /* a retry is scheduled */
@@ -32,6 +33,7 @@ typedef struct PullEvent {
         const char *layer;      /* NULL for pull-wide */
         Phase phase;
         uint64_t current, total;
+        usec_t observed;        /* phase, progress: when the runtime reported current (CLOCK_MONOTONIC) */
         Verdict verdict;
         const char *evidence;
         const char *action;     /* "cancel", "kill-helper" */

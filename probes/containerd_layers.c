@@ -343,7 +343,9 @@ void cd_emit(CdTracker *t) {
         }
         for (size_t i = 0; i < t->n_layers && !t->source_repo;) {
                 CdLayer *l = t->layers[i];
-                if (l->m) {
+                /* a layer new this round is reported once its image was looked for (next round), so
+                 * that its first event already names the image */
+                if (l->m || l->searches == 0) {
                         i++;
                         continue;
                 }
@@ -368,6 +370,9 @@ void cd_emit(CdTracker *t) {
 void cd_tracker_all_done(CdTracker *t) {
         usec_t at = cd_now(CLOCK_MONOTONIC);
         if (!t || !t->mine)
+                return;
+        /* a guess that is not the image CRI ended with is no one's to report */
+        if (!t->mine_confirmed && t->expect_config && !streq_ptr(t->mine->config, t->expect_config))
                 return;
         t->mine_confirmed = true;
         for (size_t i = 0; i < t->mine->n_layers; i++) {

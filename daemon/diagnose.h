@@ -20,6 +20,7 @@ typedef enum Diagnosis {
         DIAG_DISK_FULL,           /* ENOSPC on the runtime's root */
         DIAG_NOT_FOUND,           /* no such repository, tag or manifest */
         DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime: blind to helpers, signals none */
+        DIAG_DISK_PRESSURE,       /* the image does not fit, or would pass kubelet's image GC high threshold */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
 } Diagnosis;

@@ -13,6 +13,7 @@ struct Preflight {
         ImageRef *ref;
         char *user, *password, *token, *platform;
         preflight_diag_t cb;
+        preflight_manifest_t manifest_cb;
         void *userdata;
         RegistryOp *resolve, *range;
         RegistryManifest *manifest;
@@ -105,6 +106,8 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
                 d = diagnose_registry_error(r, e, &text);
         }
         p->resolve = registry_op_free(op);
+        if (p->manifest_cb)
+                p->manifest_cb(p, r >= 0 ? m : NULL, p->userdata);
         if (r >= 0) {
                 p->manifest = m;
                 d = diagnose_manifest(p->runtime, m, &text);
@@ -116,6 +119,10 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         report(p, d, text);
         if (p->range_wanted)
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+}
+
+void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb) {
+        p->manifest_cb = cb;
 }
 
 int preflight_start(Preflight *p) {

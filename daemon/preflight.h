@@ -16,6 +16,10 @@ int preflight_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, con
                   preflight_diag_t cb, void *userdata, Preflight **ret);
 Preflight *preflight_free(Preflight *p);
 
+/* Called once the manifest look-up ends: m is NULL when the registry did not give one. */
+typedef void (*preflight_manifest_t)(Preflight *p, const RegistryManifest *m, void *userdata);
+void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb);
+
 /* Resolve the manifest now; diagnoses arrive through cb. */
 int preflight_start(Preflight *p);
 /* A download was (or may have been) refused its Range: probe a layer blob (digest, or the biggest

@@ -48,6 +48,8 @@ static void set_state(Target *t, PreheatState s, const char *error) {
         free(t->error);
         t->error = e;
         t->state = s;
+        if (s == PREHEAT_READY && !t->pinned)
+                (void) preheat_pin(t, true);
         if (changed)
                 notify_changed(t->preheat);
 }
@@ -199,12 +201,22 @@ static void target_recheck(Target *t) {
                 arm(t, NEXT_RECHECK, recheck_interval(t));
                 return;
         }
-        if (t->state == PREHEAT_FAILED) {
+        if (t->state == PREHEAT_FAILED || (t->state == PREHEAT_EVICTED && preheat_evict_retry(t))) {
                 queue(t);
+                return;
+        }
+        if (t->state == PREHEAT_EVICTED) {
+                arm(t, NEXT_RECHECK, recheck_interval(t));
                 return;
         }
         r = confirm(t);
         if (r == -ENOENT) {
+                _cleanup_free_ char *why = NULL;
+                if (preheat_evicted(t, &why)) { /* churn with kubelet's image GC: stop feeding it */
+                        set_state(t, PREHEAT_EVICTED, why);
+                        arm(t, NEXT_RECHECK, recheck_interval(t));
+                        return;
+                }
                 queue(t); /* evicted (kubelet's image GC, docker rmi): pull it again */
                 return;
         }
@@ -418,8 +430,10 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
                 for (size_t k = 0; k < p->n_targets; k++)
                         shared = shared || (p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
                                             streq(p->targets[k]->image, t->image));
-                if (!shared)
+                if (!shared) {
                         state_remove(p->state, t->image, preheat_runtime_name(t));
+                        (void) preheat_pin(t, false); /* left the list: kubelet's GC may have it */
+                }
         }
         removed = calloc(MAX(p->n_targets, (size_t) 1), sizeof(*removed));
         if (!removed)

@@ -103,8 +103,12 @@ $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libpullwatch.a $(BUILD)/gen/ver
 
 # bench: measured side by side in one run on the bed, written to bench/results.md.
 bench: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes
+	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes $(BUILD)/bench_fleet
 	@BUILD=$(BUILD) tests/bench/run.sh
+
+# bench-fleet: only the fleet model (seconds, no bed), its section of bench/results.md replaced in place.
+bench-fleet: $(BUILD)/bench_fleet
+	@BUILD=$(BUILD) tests/bench/fleet.sh --update
 
 # demo: a throwaway bed and pullwatch on it; see scripts/demo.sh.
 demo: deps
@@ -151,7 +155,7 @@ valgrind:
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit bench demo clean FORCE fuzz fuzz-build valgrind
+.PHONY: all unit deps check check-unit bench bench-fleet demo clean FORCE fuzz fuzz-build valgrind
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(FUZZ_OBJS:.o=.d)
 

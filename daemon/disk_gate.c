@@ -1,4 +1,4 @@
-/* disk_gate.c: the arithmetic behind disk-pressure. Usage is counted as df counts it (blocks not free),
+/* disk_gate.c: the arithmetic behind disk-pressure, and the measuring it needs. Usage is counted as df counts it (blocks not free),
  * so the percentages match what kubelet's image GC sees on the same filesystem. */
 #include "daemon/disk_gate.h"
 
@@ -53,4 +53,27 @@ DiskFit disk_gate_judge(const ImageFs *fs, uint64_t need, unsigned high_pct, con
         if (r < 0)
                 *ret_text = NULL;
         return f;
+}
+
+DiskFit disk_gate_check(const Config *config, RuntimeKind runtime, char **fs_path, uint64_t need, const char *image,
+                        char **ret_text) {
+        ImageFs fs = {};
+        DiskFit f;
+        int r;
+
+        if (ret_text)
+                *ret_text = NULL;
+        r = *fs_path ? imagefs_stat(*fs_path, &fs) : imagefs_query(config, runtime, &fs, NULL);
+        if (r < 0)
+                return _DISK_FIT_MAX;
+        if (!*fs_path)
+                *fs_path = strdup(fs.path);
+        f = disk_gate_judge(&fs, need, config->kubelet.image_gc_high_threshold, image, ret_text);
+        imagefs_done(&fs);
+        return f;
+}
+
+uint64_t disk_gate_remaining(RuntimeKind runtime, uint64_t image_size, uint64_t reported, uint64_t stored) {
+        uint64_t size = image_size > 0 ? image_size : reported;
+        return runtime == RUNTIME_CONTAINERD && stored < size ? size - stored : size;
 }

@@ -3,7 +3,7 @@
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull_job.h"
 #include "daemon/diagnose.h"
-#include "daemon/disk_gate.h"
+#include "daemon/disk_wait.h"
 #include "daemon/preflight.h"
 
 #include <math.h>
@@ -13,12 +13,6 @@
 #define PROGRESS_EVENT_INTERVAL USEC_PER_SEC
 /* The first attempt waits this long at most for the manifest, to measure the image against the disk. */
 #define DISK_GATE_TIMEOUT (10 * USEC_PER_SEC)
-
-typedef enum DiskState {
-        DISK_IDLE,
-        DISK_GATE,                /* attempt 1 waits for the manifest's size */
-        DISK_WAIT_SPACE,          /* after ENOSPC: the retry waits until the space is there */
-} DiskState;
 
 typedef struct LayerSeen {
         char *id;
@@ -64,12 +58,8 @@ struct PullJob {
         bool reported[_DIAGNOSIS_MAX];
         char *diagnosis;          /* the last one named, for the result */
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
-        sd_event_source *disk_timer; /* the gate's deadline, then the free-space polls after ENOSPC */
-        DiskState disk_state;
-        uint64_t image_size;      /* layers + config from the manifest; 0 = unknown */
-        uint64_t space_need;      /* what the waiting retry still has to store */
-        usec_t space_wait_since;
-        char *fs_path;            /* the image filesystem measured, polled while waiting */
+        DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
+        bool disk_gating;
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -256,8 +246,7 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
                 j->driver->abandon(j->config, &j->req);
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
-        sd_event_source_set_enabled(j->disk_timer, SD_EVENT_OFF);
-        j->disk_state = DISK_IDLE;
+        disk_wait_stop(j->disk);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diagnosis,
                                .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
@@ -342,90 +331,32 @@ static void on_finished(void *userdata, const PullOutcome *o) {
 
 /* ---- disk: the gate before attempt 1 and the wait for space after ENOSPC ---- */
 
-static DiskFit disk_measure(PullJob *j, uint64_t need, char **ret_text) {
-        ImageFs fs = {};
-        DiskFit f;
-        int r;
+static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
+        PullJob *j = userdata;
+        _cleanup_free_ char *t = text, *reason = NULL;
+        bool gate = j->disk_gating;
 
-        /* While waiting only the filesystem is polled: statvfs, no runtime round trip */
-        r = j->fs_path ? imagefs_stat(j->fs_path, &fs) : imagefs_query(j->config, job_runtime_kind(j), &fs, NULL);
-        if (r < 0) {
-                if (ret_text)
-                        *ret_text = NULL;
-                return _DISK_FIT_MAX; /* not measured */
-        }
-        if (!j->fs_path)
-                j->fs_path = strdup(fs.path);
-        f = disk_gate_judge(&fs, need, j->config->kubelet.image_gc_high_threshold, j->image, ret_text);
-        imagefs_done(&fs);
-        return f;
-}
-
-static void disk_gate(PullJob *j) {
-        _cleanup_free_ char *text = NULL;
-        DiskFit f = j->image_size > 0 ? disk_measure(j, j->image_size, &text) : DISK_FITS;
-        int r;
-
-        if (f == DISK_NO_ROOM || f == DISK_OVER_HIGH) {
-                char *reason = NULL;
-                if (asprintf(&reason, "not started: %s", text ?: "no room on the image filesystem") < 0)
+        j->disk_gating = false;
+        if (fit == DISK_NO_ROOM || fit == DISK_OVER_HIGH) {
+                if (asprintf(&reason, "%s%s", gate ? "not started: " : "", t ?: "no room on the image filesystem") < 0)
                         reason = NULL;
-                report_diagnosis(j, DIAG_DISK_PRESSURE, TAKE_PTR(text), NULL);
-                finish(j, false, ERROR_TRANSIENT, reason ?: "not started: no room on the image filesystem");
-                free(reason);
+                if (gate)
+                        report_diagnosis(j, DIAG_DISK_PRESSURE, TAKE_PTR(t), NULL);
+                finish(j, false, ERROR_TRANSIENT, reason ?: "no room on the image filesystem");
                 return;
         }
-        r = start_attempt(j);
-        if (r < 0) {
-                char buf[128];
-                snprintf(buf, sizeof(buf), "could not start attempt %u: %s", j->attempt, strerror(-r));
-                finish(j, false, ERROR_TRANSIENT, buf);
-        }
-}
-
-static int on_disk_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        PullJob *j = userdata;
-        DiskState st = j->disk_state;
-
-        if (j->finished)
-                return 0;
-        j->disk_state = DISK_IDLE;
-        if (st == DISK_GATE) {
-                disk_gate(j);
-                return 0;
-        }
-        if (st != DISK_WAIT_SPACE)
-                return 0;
-        DiskFit f = disk_measure(j, j->space_need, NULL);
-        if (f == DISK_FITS || f == _DISK_FIT_MAX) {
-                on_retry_timer(NULL, 0, j);
-                return 0;
-        }
-        /* As long as retries would have taken, at most: a disk that stays full fails the pull */
-        if (now_monotonic() - j->space_wait_since > j->config->retry.backoff_max * j->config->retry.attempts) {
-                finish(j, false, ERROR_TRANSIENT, "gave up waiting for space on the image filesystem");
-                return 0;
-        }
-        j->disk_state = DISK_WAIT_SPACE;
-        sd_event_source_set_time_relative(s, j->config->watchdog.sample_interval);
-        return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        on_retry_timer(NULL, 0, j); /* the attempt the gate held, or the retry that waited for space */
 }
 
 static void on_manifest(Preflight *p, const RegistryManifest *m, void *userdata) {
         PullJob *j = userdata;
-
-        j->image_size = disk_gate_image_size(m);
-        if (j->disk_state == DISK_GATE) {
-                /* decide from the loop, not inside the registry op's callback */
-                sd_event_source_set_time_relative(j->disk_timer, 0);
-                sd_event_source_set_enabled(j->disk_timer, SD_EVENT_ONESHOT);
-        }
+        disk_wait_set_size(j->disk, disk_gate_image_size(m));
 }
 
 /* ENOSPC: a retry now would download again and fail again. Wait until statvfs shows the room the rest
- * of the image needs (containerd keeps the partial download, so only the rest counts there). */
+ * of the image needs, as long as the retries would have taken at most. */
 static bool wait_for_space(PullJob *j, const char *message) {
-        uint64_t size = j->image_size, stored = 0;
+        uint64_t stored = 0, reported = 0, need;
         char b_need[32], reason[384];
 
         if (diagnose_runtime_error(job_runtime_kind(j), message, NULL) != DIAG_DISK_FULL ||
@@ -433,20 +364,17 @@ static bool wait_for_space(PullJob *j, const char *message) {
                 return false;
         for (size_t i = 0; i < j->n_seen; i++) {
                 stored += j->seen[i].downloaded;
-                if (j->image_size == 0) /* no manifest: the sizes the runtime reported */
-                        size += j->seen[i].size;
+                reported += j->seen[i].size;
         }
-        j->space_need = job_runtime_kind(j) == RUNTIME_CONTAINERD && stored < size ? size - stored : size;
-        j->space_wait_since = now_monotonic();
-        j->disk_state = DISK_WAIT_SPACE;
+        need = disk_gate_remaining(job_runtime_kind(j), disk_wait_size(j->disk), reported, stored);
         free(j->last_reason);
         j->last_reason = strdup(message ?: "");
-        format_bytes_human(j->space_need, b_need, sizeof(b_need));
+        format_bytes_human(need, b_need, sizeof(b_need));
         snprintf(reason, sizeof(reason), "waiting for disk space: %s more needed on %s (no space left on device)",
-                 b_need, j->fs_path ?: "the image filesystem");
+                 b_need, disk_wait_path(j->disk) ?: "the image filesystem");
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = 0 });
-        sd_event_source_set_time_relative(j->disk_timer, j->config->watchdog.sample_interval);
-        sd_event_source_set_enabled(j->disk_timer, SD_EVENT_ONESHOT);
+        disk_wait_space(j->disk, need, j->config->watchdog.sample_interval,
+                        j->config->retry.backoff_max * j->config->retry.attempts);
         return true;
 }
 
@@ -584,10 +512,7 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, &j->disk_timer, CLOCK_MONOTONIC, DISK_GATE_TIMEOUT,
-                                               10 * USEC_PER_MSEC, on_disk_timer, j);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(j->disk_timer, SD_EVENT_OFF);
+                r = disk_wait_new(event, config, job_runtime_kind(j), j->image, on_disk, j, &j->disk);
         if (r < 0) {
                 pull_job_free(j);
                 return r;
@@ -607,8 +532,7 @@ PullJob *pull_job_free(PullJob *j) {
         preflight_free(j->preflight);
         sd_event_source_disable_unref(j->sample_timer);
         sd_event_source_disable_unref(j->retry_timer);
-        sd_event_source_disable_unref(j->disk_timer);
-        free(j->fs_path);
+        disk_wait_free(j->disk);
         detector_free(j->detector);
         seen_clear(j);
         sd_event_unref(j->event);
@@ -631,14 +555,13 @@ int pull_job_start(PullJob *j) {
         /* Attempt 1 waits for the manifest (DISK_GATE_TIMEOUT at most): an image that cannot fit, or
          * that would trigger kubelet's image GC, is not pulled at all. Only when the image filesystem
          * can be measured: a runtime that cannot say where it keeps images is not held up. */
-        if (j->preflight && disk_measure(j, 0, NULL) != _DISK_FIT_MAX) {
-                j->disk_state = DISK_GATE;
-                sd_event_source_set_time_relative(j->disk_timer, DISK_GATE_TIMEOUT);
-                sd_event_source_set_enabled(j->disk_timer, SD_EVENT_ONESHOT);
+        if (j->preflight && disk_wait_measurable(j->disk)) {
+                j->disk_gating = true;
+                disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
                 if (preflight_start(j->preflight) >= 0)
                         return 0;
-                j->disk_state = DISK_IDLE;
-                sd_event_source_set_enabled(j->disk_timer, SD_EVENT_OFF);
+                j->disk_gating = false;
+                disk_wait_stop(j->disk);
         }
         return start_attempt(j);
 }

@@ -22,6 +22,7 @@ static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_NOT_FOUND] = "not-found",
         [DIAG_RUNTIME_UNVERIFIED] = "runtime-unverified",
         [DIAG_TLS_UNTRUSTED] = "tls-untrusted",
+        [DIAG_DISK_PRESSURE] = "disk-pressure",
 };
 
 const char *diagnosis_to_string(Diagnosis d) {

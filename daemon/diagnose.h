@@ -21,6 +21,7 @@ typedef enum Diagnosis {
         DIAG_NOT_FOUND,           /* no such repository, tag or manifest */
         DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime: blind to helpers, signals none */
         DIAG_TLS_UNTRUSTED,       /* x509/TLS: the registry's certificate is not trusted by the runtime */
+        DIAG_DISK_PRESSURE,       /* the image does not fit, or would pass kubelet's image GC high threshold */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
 } Diagnosis;

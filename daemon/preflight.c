@@ -17,6 +17,7 @@ struct Preflight {
         preflight_diag_t cb;
         preflight_idle_t idle;
         preflight_resolved_t resolved;
+        preflight_manifest_t manifest_cb;
         void *userdata;
         RegistryOp *resolve, *range;
         RuntimeRegistryFetch *fetch;  /* the runtime's registry settings, asked before the registry */
@@ -135,6 +136,8 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
                 d = diagnose_registry_error(r, e, &text);
         }
         p->resolve = registry_op_free(op);
+        if (p->manifest_cb)
+                p->manifest_cb(p, r >= 0 ? m : NULL, p->userdata);
         if (r >= 0) {
                 p->manifest = m;
                 if (p->resolved)
@@ -150,6 +153,10 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         }
         if (p->idle) /* last: the job may end, and free p, from here */
                 p->idle(p, p->userdata);
+}
+
+void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb) {
+        p->manifest_cb = cb;
 }
 
 static int resolve_now(Preflight *p) {

@@ -22,6 +22,9 @@ const char *preflight_manifest_digest(const Preflight *p);
 /* Called once when the registry resolved the reference (preflight_manifest_digest() then answers). */
 typedef void (*preflight_resolved_t)(Preflight *p, void *userdata);
 void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved);
+/* Called once the manifest look-up ends: m is NULL when the registry did not give one. */
+typedef void (*preflight_manifest_t)(Preflight *p, const RegistryManifest *m, void *userdata);
+void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb);
 
 /* Resolve the manifest now; diagnoses arrive through cb. */
 int preflight_start(Preflight *p);

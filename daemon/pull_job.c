@@ -3,6 +3,7 @@
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull_job.h"
 #include "daemon/diagnose.h"
+#include "daemon/disk_wait.h"
 #include "daemon/preflight.h"
 
 #include <math.h>
@@ -10,6 +11,8 @@
 #include <stdlib.h>
 
 #define PROGRESS_EVENT_INTERVAL USEC_PER_SEC
+/* The first attempt waits this long at most for the manifest, to measure the image against the disk. */
+#define DISK_GATE_TIMEOUT (10 * USEC_PER_SEC)
 
 typedef struct LayerSeen {
         char *id;
@@ -71,6 +74,8 @@ struct PullJob {
         sd_event_source *pending_timer;
         ErrorClass pending_error;
         char *pending_reason;
+        DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
+        bool disk_gating;
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -332,6 +337,7 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
                 (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        disk_wait_stop(j->disk);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diagnosis,
                                .registry_probe = j->probe_note,
@@ -379,6 +385,7 @@ static void on_preflight_idle(Preflight *p, void *userdata) {
 }
 
 static int start_attempt(PullJob *j);
+static bool wait_for_space(PullJob *j, const char *message);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         PullJob *j = userdata;
@@ -477,11 +484,60 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                         preflight_probe_range(j->preflight, NULL, NULL);
                 if (j->unpassable)
                         finish(j, false, ERROR_PERMANENT, j->unpassable);
-                else
+                else if (!wait_for_space(j, o->message))
                         schedule_retry(j, o->message);
                 break;
         }
         }
+}
+
+/* ---- disk: the gate before attempt 1 and the wait for space after ENOSPC ---- */
+
+static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
+        PullJob *j = userdata;
+        _cleanup_free_ char *t = text, *reason = NULL;
+        bool gate = j->disk_gating;
+
+        j->disk_gating = false;
+        if (fit == DISK_NO_ROOM || fit == DISK_OVER_HIGH) {
+                if (asprintf(&reason, "%s%s", gate ? "not started: " : "", t ?: "no room on the image filesystem") < 0)
+                        reason = NULL;
+                if (gate)
+                        report_diagnosis(j, DIAG_DISK_PRESSURE, TAKE_PTR(t), NULL);
+                finish(j, false, ERROR_TRANSIENT, reason ?: "no room on the image filesystem");
+                return;
+        }
+        on_retry_timer(NULL, 0, j); /* the attempt the gate held, or the retry that waited for space */
+}
+
+static void on_manifest(Preflight *p, const RegistryManifest *m, void *userdata) {
+        PullJob *j = userdata;
+        disk_wait_set_size(j->disk, disk_gate_image_size(m));
+}
+
+/* ENOSPC: a retry now would download again and fail again. Wait until statvfs shows the room the rest
+ * of the image needs, as long as the retries would have taken at most. */
+static bool wait_for_space(PullJob *j, const char *message) {
+        uint64_t stored = 0, reported = 0, need;
+        char b_need[32], reason[384];
+
+        if (diagnose_runtime_error(job_runtime_kind(j), message, NULL) != DIAG_DISK_FULL ||
+            j->attempt >= j->config->retry.attempts)
+                return false;
+        for (size_t i = 0; i < j->n_seen; i++) {
+                stored += j->seen[i].downloaded;
+                reported += j->seen[i].size;
+        }
+        need = disk_gate_remaining(job_runtime_kind(j), disk_wait_size(j->disk), reported, stored);
+        free(j->last_reason);
+        j->last_reason = strdup(message ?: "");
+        format_bytes_human(need, b_need, sizeof(b_need));
+        snprintf(reason, sizeof(reason), "waiting for disk space: %s more needed on %s (no space left on device)",
+                 b_need, disk_wait_path(j->disk) ?: "the image filesystem");
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = 0 });
+        disk_wait_space(j->disk, need, j->config->watchdog.sample_interval,
+                        j->config->retry.backoff_max * j->config->retry.attempts);
+        return true;
 }
 
 static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *evidence) {
@@ -639,6 +695,8 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                                                on_retry_timer, j);
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = disk_wait_new(event, config, job_runtime_kind(j), j->image, on_disk, j, &j->disk);
         if (r < 0) {
                 pull_job_free(j);
                 return r;
@@ -648,6 +706,7 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         if (j->preflight) {
                 preflight_set_idle_callback(j->preflight, on_preflight_idle);
                 preflight_on_resolved(j->preflight, on_resolved);
+                preflight_set_manifest_cb(j->preflight, on_manifest);
         }
         *ret = j;
         return 0;
@@ -662,6 +721,7 @@ PullJob *pull_job_free(PullJob *j) {
         preflight_free(j->preflight);
         sd_event_source_disable_unref(j->sample_timer);
         sd_event_source_disable_unref(j->retry_timer);
+        disk_wait_free(j->disk);
         detector_free(j->detector);
         seen_clear(j);
         sd_event_unref(j->event);
@@ -686,8 +746,17 @@ void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
 
 int pull_job_start(PullJob *j) {
         j->started = now_monotonic();
-        if (j->preflight)
-                (void) preflight_start(j->preflight);
+        /* Attempt 1 waits for the manifest (DISK_GATE_TIMEOUT at most): an image that cannot fit, or
+         * that would trigger kubelet's image GC, is not pulled at all. Only when the image filesystem
+         * can be measured: a runtime that cannot say where it keeps images is not held up. */
+        if (j->preflight && disk_wait_measurable(j->disk)) {
+                j->disk_gating = true;
+                disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
+                if (preflight_start(j->preflight) >= 0)
+                        return 0;
+                j->disk_gating = false;
+                disk_wait_stop(j->disk);
+        }
         return start_attempt(j);
 }
 

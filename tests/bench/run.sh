@@ -256,4 +256,6 @@ else
 fi
 echo
 
+BUILD=$BUILD tests/bench/fleet.sh
+
 mv "$OUT.tmp" "$OUT"

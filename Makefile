@@ -103,8 +103,19 @@ $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libpullwatch.a $(BUILD)/gen/ver
 
 # bench: measured side by side in one run on the bed, written to bench/results.md.
 bench: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes
+	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes $(BUILD)/bench_fleet
 	@BUILD=$(BUILD) tests/bench/run.sh
+
+# image: an OCI image of pullwatch FROM scratch (the binary and the shared objects ldd names), tagged
+# with the version, as a tarball that `docker load` and `ctr images import` accept.
+IMAGE_NAME ?= pullwatch
+image: all
+	@python3 scripts/image.py $(BUILD)/pullwatch $(BUILD)/pullwatch-image.tar $(IMAGE_NAME):$(VERSION) \
+		| jq -r '"\(.tarball): \(.ref) (manifest \(.manifest), \(.files | length) files)"'
+
+# bench-fleet: only the fleet model (seconds, no bed), its section of bench/results.md replaced in place.
+bench-fleet: $(BUILD)/bench_fleet
+	@BUILD=$(BUILD) tests/bench/fleet.sh --update
 
 # demo: a throwaway bed and pullwatch on it; see scripts/demo.sh.
 demo: deps
@@ -151,7 +162,7 @@ valgrind:
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit bench demo clean FORCE fuzz fuzz-build valgrind
+.PHONY: all unit deps check check-unit bench bench-fleet image demo clean FORCE fuzz fuzz-build valgrind
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(FUZZ_OBJS:.o=.d)
 

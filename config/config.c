@@ -279,17 +279,18 @@ static int load_mapping(Loader *l, yaml_node_t *map, const char *prefix) {
         return 0;
 }
 
-static usec_t option_usec(const Config *c, const ConfigOption *o) {
-        return *(const usec_t *) ((const char *) c + o->offset);
+static uint64_t option_value(const Config *c, const ConfigOption *o) {
+        const char *p = (const char *) c + o->offset;
+        return o->type == CONFIG_TYPE_UNSIGNED ? *(const unsigned *) p : *(const uint64_t *) p;
 }
 
-/* lo must not exceed hi. Blame whichever of the two the file set last; both are durations. */
+/* lo must not exceed hi. Blame whichever of the two the file set last; both are of one type. */
 static int check_order(Loader *l, const ConfigOption *lo, const ConfigOption *hi) {
         const yaml_node_t *wl = l->where[lo - config_options], *wh = l->where[hi - config_options];
         _cleanup_free_ char *vl = NULL, *vh = NULL;
         bool blame_lo;
 
-        if (option_usec(l->config, lo) <= option_usec(l->config, hi))
+        if (option_value(l->config, lo) <= option_value(l->config, hi))
                 return 0;
 
         vl = config_option_to_string(l->config, lo);
@@ -319,6 +320,10 @@ static int check_relations(Loader *l) {
                                 return r;
                 }
 
+        r = check_order(l, config_option_find("kubelet.image_gc_low_threshold"),
+                        config_option_find("kubelet.image_gc_high_threshold"));
+        if (r < 0)
+                return r;
         return check_order(l, config_option_find("retry.backoff"), config_option_find("retry.backoff_max"));
 }
 

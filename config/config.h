@@ -39,7 +39,15 @@ typedef struct PreheatConfig {
         unsigned concurrency;
         usec_t splay;
         usec_t recheck;
+        usec_t evict_window;      /* a second eviction within this stops re-pulls (churn with image GC) */
+        bool pin;                 /* containerd: label preheated images io.cri-containerd.pinned */
 } PreheatConfig;
+
+/* kubelet's image garbage collection, mirrored so pullwatch does not fight it. */
+typedef struct KubeletConfig {
+        unsigned image_gc_high_threshold; /* % of the image filesystem; a pull may not push usage past it */
+        unsigned image_gc_low_threshold;  /* % kubelet frees down to; held-back images retry below it */
+} KubeletConfig;
 
 typedef struct RegistryConfig {
         char **insecure;          /* host[:port] spoken to over plain HTTP; loopback always is */
@@ -51,12 +59,15 @@ typedef struct Config {
         RuntimeKind runtime;
         char *docker_socket;
         char *docker_pidfile;
+        char *docker_certs_dir;   /* dockerd's certs.d root */
         char *containerd_socket;
         char *containerd_namespace;
         char *containerd_pidfile;
+        char *containerd_hosts_dir; /* CRI registry config_path when containerd does not say */
         char **credentials;       /* docker config.json files, first match wins */
         char *platform;           /* default platform, NULL = runtime's own */
         PreheatConfig preheat;
+        KubeletConfig kubelet;
         char *state_dir;
         char *control_socket;
         char *metrics_textfile;   /* NULL = metrics off */

@@ -31,12 +31,16 @@ const ConfigOption config_options[] = {
             "Docker Engine API socket"),
         OPT("docker.pidfile", STRING_OPT, docker_pidfile, "/var/run/docker.pid", 0, ABSOLUTE_PATH,
             "dockerd's pid file, to find the process the liveness probes watch"),
+        OPT("docker.certs_dir", STRING, docker_certs_dir, "/etc/docker/certs.d", 0, ABSOLUTE_PATH,
+            "where dockerd reads each registry's CA and client certificates (<host:port>/ca.crt)"),
         OPT("containerd.socket", STRING, containerd_socket, "/run/containerd/containerd.sock", 0, ABSOLUTE_PATH,
             "containerd's gRPC socket"),
         OPT("containerd.namespace", STRING, containerd_namespace, "k8s.io", 0, NAMESPACE,
             "namespace pulls go to; k8s.io is the one kubelet sees"),
         OPT("containerd.pidfile", STRING_OPT, containerd_pidfile, NULL, 0, ABSOLUTE_PATH,
             "containerd's pid file; null = find the process by its socket"),
+        OPT("containerd.hosts_dir", STRING, containerd_hosts_dir, "/etc/containerd/certs.d", 0, ABSOLUTE_PATH,
+            "containerd's registry config_path (hosts.toml per host), used when the CRI plugin does not say"),
         LIST("credentials", credentials, default_credentials, ABSOLUTE_PATH,
              "docker config.json files with registry credentials, the first with an entry wins"),
         OPT("platform", STRING_OPT, platform, NULL, 0, PLATFORM,
@@ -49,6 +53,15 @@ const ConfigOption config_options[] = {
             "random delay up to this before each preheat round, so a fleet does not pull at once"),
         OPT("preheat.recheck", DURATION, preheat.recheck, "30m", 0, NONE,
             "how often preheated images are checked for eviction or a moved tag; 0s = never"),
+        OPT("preheat.evict_window", DURATION, preheat.evict_window, "1h", CONFIG_NONZERO, NONE,
+            "an image evicted twice within this stops being re-pulled until disk usage falls below the low threshold"),
+        OPT("preheat.pin", BOOL, preheat.pin, "false", 0, NONE,
+            "containerd: label preheated images io.cri-containerd.pinned=pinned so kubelet's image GC keeps them"),
+        OPT("kubelet.image_gc_high_threshold", UNSIGNED, kubelet.image_gc_high_threshold, "85",
+            CONFIG_NONZERO | CONFIG_PERCENT, NONE,
+            "kubelet's imageGCHighThresholdPercent: a pull that would push the image filesystem past it is not started"),
+        OPT("kubelet.image_gc_low_threshold", UNSIGNED, kubelet.image_gc_low_threshold, "80", CONFIG_PERCENT, NONE,
+            "kubelet's imageGCLowThresholdPercent: evicted images are tried again once usage is below it"),
         OPT("state_dir", STRING, state_dir, "/var/lib/pullwatch", 0, ABSOLUTE_PATH,
             "where state survives restarts"),
         OPT("control_socket", STRING, control_socket, "/run/pullwatch/control.sock", 0, ABSOLUTE_PATH,
@@ -137,6 +150,8 @@ const char *config_option_expected(const ConfigOption *o) {
                 return "a whole number like 2";
         case CONFIG_TYPE_RUNTIME:
                 return "one of auto, docker, containerd";
+        case CONFIG_TYPE_BOOL:
+                return "true or false";
         case CONFIG_TYPE_STRV:
                 switch (o->check) {
                 case CONFIG_CHECK_ABSOLUTE_PATH:
@@ -265,9 +280,14 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
                 if (r < 0)
                         return bad_value(ret_message, r, config_option_expected(o), s, NULL);
                 if (v == 0 && (o->flags & CONFIG_NONZERO)) {
-                        nonzero = "a number greater than 0";
+                        nonzero = (o->flags & CONFIG_PERCENT) ? "a percentage from 1 to 100" : "a number greater than 0";
                         break;
                 }
+                if (v > 100 && (o->flags & CONFIG_PERCENT))
+                        return bad_value(ret_message, -ERANGE,
+                                         (o->flags & CONFIG_NONZERO) ? "a percentage from 1 to 100"
+                                                                     : "a percentage from 0 to 100",
+                                         s, NULL);
                 *FIELD(c, o, unsigned) = (unsigned) v;
                 return 0;
         }
@@ -279,6 +299,14 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
                 *FIELD(c, o, RuntimeKind) = k;
                 return 0;
         }
+        case CONFIG_TYPE_BOOL:
+                if (streq(s, "true"))
+                        *FIELD(c, o, bool) = true;
+                else if (streq(s, "false"))
+                        *FIELD(c, o, bool) = false;
+                else
+                        return bad_value(ret_message, -EINVAL, config_option_expected(o), s, NULL);
+                return 0;
         case CONFIG_TYPE_STRV:
         default:
                 return -EINVAL; /* lists go through config_option_set_strv() */
@@ -331,6 +359,8 @@ bool config_option_equal(const Config *a, const Config *b, const ConfigOption *o
                 return *CFIELD(a, o, unsigned) == *CFIELD(b, o, unsigned);
         case CONFIG_TYPE_RUNTIME:
                 return *CFIELD(a, o, RuntimeKind) == *CFIELD(b, o, RuntimeKind);
+        case CONFIG_TYPE_BOOL:
+                return *CFIELD(a, o, bool) == *CFIELD(b, o, bool);
         }
         return false;
 }
@@ -378,6 +408,8 @@ char *config_option_to_string(const Config *c, const ConfigOption *o) {
                 return asprintf(&s, "%u", *CFIELD(c, o, unsigned)) < 0 ? NULL : s;
         case CONFIG_TYPE_RUNTIME:
                 return strdup(runtime_kind_to_string(*CFIELD(c, o, RuntimeKind)) ?: "invalid");
+        case CONFIG_TYPE_BOOL:
+                return strdup(*CFIELD(c, o, bool) ? "true" : "false");
         default:
                 return strdup(*CFIELD(c, o, char *) ?: "null");
         }

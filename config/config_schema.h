@@ -12,6 +12,7 @@ typedef enum ConfigType {
         CONFIG_TYPE_SIZE,        /* uint64_t bytes */
         CONFIG_TYPE_UNSIGNED,    /* unsigned */
         CONFIG_TYPE_RUNTIME,     /* RuntimeKind */
+        CONFIG_TYPE_BOOL,        /* bool: true or false */
 } ConfigType;
 
 typedef enum ConfigCheck {
@@ -26,6 +27,7 @@ typedef enum ConfigCheck {
 enum {
         CONFIG_NONZERO = 1U << 0,         /* 0 is refused */
         CONFIG_AT_LEAST_SAMPLE = 1U << 1, /* a window shorter than watchdog.sample_interval is never seen */
+        CONFIG_PERCENT = 1U << 2,         /* an unsigned at most 100 */
 };
 
 typedef struct ConfigOption {

@@ -146,6 +146,13 @@ void agent_observe_pull_event(Agent *a, const PullEvent *e) {
 static void on_preheat_event(void *userdata, const PullEvent *e) { agent_observe_pull_event(userdata, e); }
 static void on_preheat_changed(void *userdata) { agent_schedule_flush(userdata); }
 
+static void on_preheat_evicted(void *userdata, const char *image, const char *runtime, const char *why) {
+        Agent *a = userdata;
+        agent_log(LOG_WARNING, "%s (%s): %s", image, runtime, why);
+        (void) alerts_send(a->alerts, ALERT_PREHEAT_EVICTED,
+                           &(AlertFields) { .image = image, .runtime = runtime, .evidence = why }, why, now_monotonic());
+}
+
 /* ---- the preheat list ---- */
 
 static void reload_list(Agent *a) {
@@ -334,6 +341,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 .pull_event = on_preheat_event,
                 .changed = on_preheat_changed,
                 .runtime_trouble = agent_runtime_trouble,
+                .evicted = on_preheat_evicted,
         };
         sigset_t mask;
         int r;

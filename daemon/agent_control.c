@@ -2,6 +2,7 @@
  * "pull" runs a WatchedPull and streams the same JSON lines as `pullwatch pull --json` until the result.
  * A client that leaves takes its pull with it, as Ctrl-C does to a standalone pull. */
 #include "daemon/agent_internal.h"
+#include "daemon/registry_seen.h"
 #include "daemon/render.h"
 #include "probes/reference.h"
 
@@ -32,7 +33,7 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
 
         agent_observe_pull_event(a, e);
         if (cp->conn) {
-                json_t *o = pull_event_to_json(e, (double) (pull_event_time(e, now_monotonic()) - cp->started) / USEC_PER_SEC);
+                json_t *o = pull_event_to_json(e, (double) (now_monotonic() - cp->started) / USEC_PER_SEC);
                 int r = o ? control_conn_send(cp->conn, o) : -ENOMEM;
                 json_decref(o);
                 if (r == -ENOBUFS && e->kind != PULL_EVENT_RESULT) {
@@ -213,6 +214,7 @@ json_t *agent_status_json(Agent *a) {
         json_object_set_new(o, "runtimes", runtimes);
         json_object_set_new(o, "preheat", preheat);
         json_object_set_new(o, "pulls", pulls);
+        json_object_set_new(o, "registries", registry_seen_json());
         json_object_set_new(o, "state_file", json_string(a->state->path));
         if (a->config->config->metrics_textfile)
                 json_object_set_new(o, "metrics_textfile", json_string(a->config->config->metrics_textfile));

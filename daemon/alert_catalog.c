@@ -50,6 +50,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_RUNTIME_RECOVERED, "runtime-recovered", ID("ce532b56ba40440484e837effba1c719"), LOG_INFO,
                 "Container runtime reachable again",
         },
+        [ALERT_PREHEAT_EVICTED] = {
+                ALERT_PREHEAT_EVICTED, "preheat-evicted", ID("fb7ea850e43a4c29b9b032aec2c82654"), LOG_WARNING,
+                "Preheated image evicted again by the image garbage collection; re-pulls stopped",
+        },
         [ALERT_DIAG_DECOMPRESSOR_HANG] = {
                 ALERT_DIAG_DECOMPRESSOR_HANG, "decompressor-hang", ID("68b0cfb7102247809926089a597b07b1"),
                 LOG_WARNING, "Layer decompressor (unpigz) hung during extraction",
@@ -89,6 +93,14 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
         [ALERT_DIAG_RUNTIME_UNVERIFIED] = {
                 ALERT_DIAG_RUNTIME_UNVERIFIED, "runtime-unverified", ID("d99fda5f42084337a59a1c9a56b50f2b"),
                 LOG_WARNING, "No process proven to be the container runtime; helpers are not watched or signalled",
+        },
+        [ALERT_DIAG_TLS_UNTRUSTED] = {
+                ALERT_DIAG_TLS_UNTRUSTED, "tls-untrusted", ID("6d26c73914ce4065bddef962dab889ea"), LOG_WARNING,
+                "The registry's TLS certificate is not trusted by the container runtime",
+        },
+        [ALERT_DIAG_DISK_PRESSURE] = {
+                ALERT_DIAG_DISK_PRESSURE, "disk-pressure", ID("60df0400a05f4e298945d5f6f563cc45"), LOG_WARNING,
+                "Image pull not started: it would not fit on the image filesystem or would pass the image GC threshold",
         },
         [ALERT_DIAG_REGISTRY_SCHEME] = {
                 ALERT_DIAG_REGISTRY_SCHEME, "registry-scheme", ID("8bf1c2f1feaa448bb13f123295a38d17"), LOG_WARNING,

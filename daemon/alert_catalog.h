@@ -16,6 +16,7 @@ typedef enum AlertKind {
         ALERT_LIST_INVALID,             /* preheat list rejected; last good list kept */
         ALERT_RUNTIME_UNREACHABLE,
         ALERT_RUNTIME_RECOVERED,
+        ALERT_PREHEAT_EVICTED,          /* evicted twice within preheat.evict_window: re-pulls stopped */
         ALERT_DIAG_DECOMPRESSOR_HANG,   /* report 002 */
         ALERT_DIAG_MIDDLEBOX_TIMEOUT,   /* report 000 */
         ALERT_DIAG_RANGE_IGNORED,
@@ -26,6 +27,8 @@ typedef enum AlertKind {
         ALERT_DIAG_RATE_LIMITED,
         ALERT_DIAG_DISK_FULL,
         ALERT_DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime */
+        ALERT_DIAG_TLS_UNTRUSTED,       /* x509: the registry's certificate is not trusted */
+        ALERT_DIAG_DISK_PRESSURE,       /* a pull not started: it would not fit or would trigger image GC */
         ALERT_DIAG_REGISTRY_SCHEME,     /* plain-http registry spoken to with HTTPS */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,

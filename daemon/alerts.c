@@ -220,9 +220,15 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                 f.phase = phase_to_string(e->phase);
                 f.verdict = verdict_to_string(e->verdict);
                 f.evidence = e->evidence;
-                r = asprintf(&m, "Pull of %s %s%s%s%s%s (%s); pullwatch cancels attempt %u and retries.", e->image,
-                             verdict_to_string(e->verdict), e->layer ? " at layer " : "", e->layer ? e->layer : "",
-                             f.phase ? " while " : "", f.phase ? f.phase : "", or_dash(e->evidence), e->attempt);
+                /* attempt 0: a pull someone else started (`pullwatch watch`), reported and left alone */
+                r = e->attempt == 0
+                        ? asprintf(&m, "Pull of %s %s%s%s%s%s (%s); another client's pull: pullwatch watch cancels nothing.",
+                                   e->image ? e->image : "(image not known yet)", verdict_to_string(e->verdict),
+                                   e->layer ? " at layer " : "", e->layer ? e->layer : "", f.phase ? " while " : "",
+                                   f.phase ? f.phase : "", or_dash(e->evidence))
+                        : asprintf(&m, "Pull of %s %s%s%s%s%s (%s); pullwatch cancels attempt %u and retries.", e->image,
+                                   verdict_to_string(e->verdict), e->layer ? " at layer " : "", e->layer ? e->layer : "",
+                                   f.phase ? " while " : "", f.phase ? f.phase : "", or_dash(e->evidence), e->attempt);
                 break;
         default:
                 if (alert_kind_is_diagnosis(k)) {

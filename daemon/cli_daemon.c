@@ -338,6 +338,22 @@ static void print_status(json_t *o) {
                         print_layers(v);
                 }
         }
+        if (json_array_size(json_object_get(o, "registries")) > 0) {
+                printf("\nREGISTRIES (as the runtime sees them)\n");
+                json_array_foreach(json_object_get(o, "registries"), i, v) {
+                        const char *err = json_string_value(json_object_get(v, "error"));
+                        const char *serr = json_string_value(json_object_get(v, "settings_error"));
+                        printf("%-30s %-10s %s\n", json_string_value(json_object_get(v, "host")) ?: "-",
+                               json_string_value(json_object_get(v, "runtime")) ?: "-",
+                               json_string_value(json_object_get(v, "settings")) ?: "-");
+                        if (serr)
+                                printf("    settings unreadable: %s\n", serr);
+                        if (json_is_true(json_object_get(v, "reached")))
+                                printf("    probe reached it via %s\n", json_string_value(json_object_get(v, "via")) ?: "?");
+                        else
+                                printf("    registry probe unavailable: %s\n", err ?: "no answer");
+                }
+        }
 }
 
 int cli_status(int argc, char **argv) {

@@ -50,7 +50,7 @@ static void on_event(PullJob *j, const PullEvent *e, void *userdata) {
         usec_t now = now_monotonic();
 
         if (c->json) {
-                json_t *o = pull_event_to_json(e, (double) (pull_event_time(e, now) - c->started) / USEC_PER_SEC);
+                json_t *o = pull_event_to_json(e, (double) (now - c->started) / USEC_PER_SEC);
                 char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
                 if (s) {
                         fputs(s, stdout);

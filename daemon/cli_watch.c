@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <systemd/sd-event.h>
 
+#include "daemon/alerts.h"
 #include "daemon/cli.h"
 #include "daemon/detector.h"
 #include "daemon/escape.h"
@@ -23,6 +24,7 @@ typedef struct Watch {
         const Config *config;
         Detector *detector;
         RuntimeLiveness *liveness;
+        Alerts *alerts;           /* verdicts to journald, PULLWATCH_IMAGE included */
         LayerImage *layers;
         size_t n_layers;
         bool json;
@@ -47,8 +49,10 @@ static LayerImage *layer_get(Watch *w, const char *layer) {
 }
 
 static void print_event(Watch *w, const PullEvent *e) {
+        if (w->alerts && e->kind == PULL_EVENT_VERDICT)
+                (void) alerts_pull_event(w->alerts, e, now_monotonic());
         if (w->json) {
-                json_t *o = pull_event_to_json(e, (double) (pull_event_time(e, now_monotonic()) - w->started) / USEC_PER_SEC);
+                json_t *o = pull_event_to_json(e, (double) (now_monotonic() - w->started) / USEC_PER_SEC);
                 char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(6)) : NULL;
                 if (s)
                         printf("%s\n", s);
@@ -77,7 +81,8 @@ static void on_layer(void *userdata, const char *image, const char *layer, Phase
         if (li->phase != phase) {
                 li->phase = phase;
                 print_event(w, &(PullEvent) { .kind = PULL_EVENT_PHASE, .image = li->image, .runtime = "containerd",
-                                              .layer = layer, .phase = phase, .current = current, .total = total });
+                                              .layer = layer, .phase = phase, .current = current, .total = total,
+                                              .observed = at });
         }
 }
 
@@ -195,6 +200,7 @@ int cli_watch(int argc, char **argv) {
                 return EXIT_PULL_FAILED;
         }
         (void) runtime_liveness_new_for(&containerd_driver, config, &w.liveness);
+        (void) alerts_new(config->alert_rate_limit, &w.alerts);
 
         sigset_t mask;
         sigemptyset(&mask);
@@ -208,6 +214,7 @@ int cli_watch(int argc, char **argv) {
         cw = containerd_watch_free(cw);
         detector_free(w.detector);
         runtime_liveness_free(w.liveness);
+        alerts_free(w.alerts);
         for (size_t i = 0; i < w.n_layers; i++) {
                 free(w.layers[i].layer);
                 free(w.layers[i].image);

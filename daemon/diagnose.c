@@ -21,6 +21,8 @@ static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_DISK_FULL] = "disk-full",
         [DIAG_NOT_FOUND] = "not-found",
         [DIAG_RUNTIME_UNVERIFIED] = "runtime-unverified",
+        [DIAG_TLS_UNTRUSTED] = "tls-untrusted",
+        [DIAG_DISK_PRESSURE] = "disk-pressure",
         [DIAG_REGISTRY_SCHEME] = "registry-scheme",
 };
 
@@ -37,7 +39,7 @@ Diagnosis diagnosis_from_string(const char *s) {
 
 bool diagnosis_is_permanent(Diagnosis d) {
         return d == DIAG_OCTET_STREAM_CONFIG || d == DIAG_SCHEMA1 || d == DIAG_NO_PLATFORM || d == DIAG_AUTH ||
-               d == DIAG_NOT_FOUND || d == DIAG_REGISTRY_SCHEME;
+               d == DIAG_NOT_FOUND || d == DIAG_TLS_UNTRUSTED || d == DIAG_REGISTRY_SCHEME;
 }
 
 _printf_(3, 4) static int verdict(Diagnosis d, char **ret_text, const char *fmt, ...) {
@@ -108,13 +110,13 @@ static int diagnose_text_octet(RuntimeKind runtime, const char *t, char **ret_te
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "content %s was never fetched because the image's config has mediaType "
                                "application/octet-stream (built by docker < 1.11), which containerd >= 1.4 "
-                               "skips: %s.", digest, octet_remedy(runtime));
+                               "1.4 to 2.0 skips: %s.", digest, octet_remedy(runtime));
         }
         if ((has(t, "unknown type: application/octet-stream") ||
              has(t, "unexpected media type application/octet-stream")))
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "the image's config has mediaType application/octet-stream (built by docker "
-                               "< 1.11), which containerd >= 1.4 cannot unpack: %s.", octet_remedy(runtime));
+                               "< 1.11), which containerd 1.4 to 2.0 cannot unpack: %s.", octet_remedy(runtime));
         return DIAG_NONE;
 }
 
@@ -193,6 +195,9 @@ int diagnose_runtime_error(RuntimeKind runtime, const char *t, char **ret_text) 
         r = diagnose_text_octet(runtime, t, ret_text);
         if (r != DIAG_NONE)
                 return r;
+        if (has(t, "x509: ") || has(t, "certificate signed by unknown authority") ||
+            has(t, "tls: failed to verify certificate") || has(t, "certificate is not valid for"))
+                return diagnose_tls(runtime, NULL, NULL, strcasestr(t, "x509: ") ?: t, false, ret_text);
         if (has(t, "v1+prettyjws") || has(t, "schema 1 support") || has(t, "schema 1 has been removed") ||
             has(t, "schema 1 not supported") || has(t, "manifest version 2, schema 1"))
                 return verdict(DIAG_SCHEMA1, ret_text,
@@ -231,13 +236,34 @@ int diagnose_runtime_error(RuntimeKind runtime, const char *t, char **ret_text) 
         return nothing(ret_text);
 }
 
-/* containerd 2.x unpacks an image whose config is application/octet-stream (measured: 2.1.9 pulls it
- * through CRI; 1.6.20 and 1.7.24 fail with "content digest ... not found"). Unknown: assume it refuses. */
-static bool refuses_octet_config(RuntimeKind runtime, const char *runtime_version) {
-        return runtime == RUNTIME_CONTAINERD && containerd_version_major(runtime_version) < 2;
+bool diagnose_octet_applies(const char *v) {
+        /* 1.4 stopped fetching configs of unknown type (#4756, "reference for unknown type"); 2.1.0's
+         * unpacker takes the platform's config types (containerd #11744), and 2.1.x pulls such images. */
+        return runtime_version_cmp(v, 1, 4, 0) < 0 ? v == NULL || runtime_version_cmp(v, 1, 4, 0) == -EINVAL :
+                                                     runtime_version_cmp(v, 2, 1, 0) < 0;
 }
 
-int diagnose_manifest(RuntimeKind runtime, const char *runtime_version, const RegistryManifest *m, char **ret_text) {
+int diagnose_tls(RuntimeKind runtime, const char *host, const char *ca_where, const char *detail, bool probe,
+                 char **ret_text) {
+        bool docker = runtime != RUNTIME_CONTAINERD;
+        _cleanup_free_ char *def = NULL;
+        if (!ca_where) {
+                if (asprintf(&def, docker ? "/etc/docker/certs.d/%s/ca.crt" : "/etc/containerd/certs.d/%s/hosts.toml (ca = ...)",
+                             host ?: "<host:port>") < 0)
+                        return -ENOMEM;
+                ca_where = def;
+        }
+        size_t dl = detail ? strcspn(detail, "\n") : 0;
+        return verdict(DIAG_TLS_UNTRUSTED, ret_text,
+                       "%s%s%.*s%s: %s reads the CA for %s from %s; put the registry's CA there%s, or fix the "
+                       "registry's certificate (name, chain, expiry).",
+                       probe ? "registry probe unavailable: " : "the registry's TLS certificate is not trusted",
+                       probe ? "" : " (", (int) MIN(dl, 300), detail ?: "", probe ? "" : ")",
+                       docker ? "dockerd" : "containerd", host ?: "this registry", ca_where,
+                       docker ? " (no restart needed)" : " (hosts.toml ca = \"...\"; no restart needed)");
+}
+
+int diagnose_manifest(RuntimeKind runtime, const char *version, const RegistryManifest *m, char **ret_text) {
         if (!m)
                 return nothing(ret_text);
         if (m->platform_missing) {
@@ -264,11 +290,13 @@ int diagnose_manifest(RuntimeKind runtime, const char *runtime_version, const Re
                 return verdict(DIAG_SCHEMA1, ret_text,
                                "the image is a Docker schema 1 manifest (%s), which current runtimes refuse: %s.",
                                m->manifest_media_type ?: REGISTRY_MT_SCHEMA1_SIGNED, schema1_remedy);
-        if (refuses_octet_config(runtime, runtime_version) && streq_ptr(m->config_media_type, REGISTRY_MT_OCTET_STREAM))
+        if (runtime == RUNTIME_CONTAINERD && streq_ptr(m->config_media_type, REGISTRY_MT_OCTET_STREAM) &&
+            diagnose_octet_applies(version))
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "the image's config %s has mediaType application/octet-stream (built by docker "
-                               "< 1.11), which containerd >= 1.4 cannot unpack: %s.",
-                               m->config_digest ?: "blob", octet_remedy(runtime));
+                               "< 1.11), which containerd 1.4 to 2.0 cannot unpack (this is %s): %s.",
+                               m->config_digest ?: "blob", version ? version : "containerd, version unknown",
+                               octet_remedy(runtime));
         return nothing(ret_text);
 }
 
@@ -338,8 +366,9 @@ static bool is_cut(AttemptFailure f) {
         return f == ATTEMPT_RESET || f == ATTEMPT_EOF;
 }
 
-int diagnose_attempts(const DiagAttempt *a, size_t n, char **ret_text) {
-        /* From the newest attempt backwards: the longest run of consecutive cuts that agree. */
+/* From the newest attempt backwards: the longest run of consecutive cuts that agree, its size (0 when
+ * none), median and bounds. */
+static size_t agreeing_cuts(const DiagAttempt *a, size_t n, usec_t *ret_median, usec_t *ret_lo, usec_t *ret_hi) {
         for (size_t end = n; end >= 2; end--) {
                 usec_t lo = USEC_INFINITY, hi = 0;
                 size_t start = end;
@@ -363,14 +392,49 @@ int diagnose_attempts(const DiagAttempt *a, size_t n, char **ret_text) {
                 usec_t median = k % 2 ? sorted[k / 2] : (sorted[k / 2 - 1] + sorted[k / 2]) / 2;
                 if (median < DIAG_MIDDLEBOX_MIN)
                         continue;
-                uint64_t secs = (median + USEC_PER_SEC / 2) / USEC_PER_SEC;
-                return verdict(DIAG_MIDDLEBOX_TIMEOUT, ret_text,
-                               "connections cut after ~%" PRIu64 "s on %zu consecutive attempts (%" PRIu64 "-%" PRIu64
-                               "s): look for proxy_read_timeout or an LB idle timeout between this node and the "
-                               "registry, raise it above the time a large layer needs, or bypass that hop.",
-                               secs, k, (uint64_t) (lo / USEC_PER_SEC), (uint64_t) ((hi + USEC_PER_SEC - 1) / USEC_PER_SEC));
+                *ret_median = median, *ret_lo = lo, *ret_hi = hi;
+                return k;
         }
-        return nothing(ret_text);
+        return 0;
+}
+
+int diagnose_attempts(const DiagAttempt *a, size_t n, char **ret_text) {
+        usec_t median, lo, hi;
+        size_t k = agreeing_cuts(a, n, &median, &lo, &hi);
+
+        if (k == 0)
+                return nothing(ret_text);
+        uint64_t secs = (median + USEC_PER_SEC / 2) / USEC_PER_SEC;
+        return verdict(DIAG_MIDDLEBOX_TIMEOUT, ret_text,
+                       "connections cut after ~%" PRIu64 "s on %zu consecutive attempts (%" PRIu64 "-%" PRIu64
+                       "s): look for proxy_read_timeout or an LB idle timeout between this node and the "
+                       "registry, raise it above the time a large layer needs, or bypass that hop.",
+                       secs, k, (uint64_t) (lo / USEC_PER_SEC), (uint64_t) ((hi + USEC_PER_SEC - 1) / USEC_PER_SEC));
+}
+
+usec_t diagnose_attempts_cut(const DiagAttempt *a, size_t n) {
+        usec_t median = 0, lo, hi;
+        return agreeing_cuts(a, n, &median, &lo, &hi) > 0 ? median : 0;
+}
+
+int diagnose_unpassable_hop(usec_t cut, const char *hop, const char *layer, uint64_t size, uint64_t bytes_at_cut,
+                            char **ret_text) {
+        uint64_t secs = (cut + USEC_PER_SEC / 2) / USEC_PER_SEC;
+        char need[160] = "";
+
+        if (cut == 0)
+                return nothing(ret_text);
+        /* at the rate seen before the cut, how long the whole layer needs in one connection */
+        if (layer && size > bytes_at_cut && bytes_at_cut > 0)
+                snprintf(need, sizeof(need), " (layer %s needs ~%" PRIu64 "s for its %" PRIu64 " MB at the rate seen)",
+                         layer, (uint64_t) ((double) size / (double) bytes_at_cut * (double) cut / USEC_PER_SEC + 0.5),
+                         size / 1000000);
+        return verdict(DIAG_MIDDLEBOX_TIMEOUT, ret_text,
+                       "this pull cannot finish through %s: it cuts every connection after ~%" PRIu64 "s and answers "
+                       "Range with HTTP 200, so each retry restarts the layer from zero and is cut again. Raise the "
+                       "proxy/LB read or idle timeout on %s above the layer's transfer time%s, or bypass that hop; "
+                       "retrying through it only burns time.",
+                       hop ?: "a hop between this node and the registry", secs, hop ?: "that hop", need);
 }
 
 int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,

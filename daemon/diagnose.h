@@ -20,6 +20,8 @@ typedef enum Diagnosis {
         DIAG_DISK_FULL,           /* ENOSPC on the runtime's root */
         DIAG_NOT_FOUND,           /* no such repository, tag or manifest */
         DIAG_RUNTIME_UNVERIFIED,  /* no process proven to be the runtime: blind to helpers, signals none */
+        DIAG_TLS_UNTRUSTED,       /* x509/TLS: the registry's certificate is not trusted by the runtime */
+        DIAG_DISK_PRESSURE,       /* the image does not fit, or would pass kubelet's image GC high threshold */
         DIAG_REGISTRY_SCHEME,     /* plain-http registry, the runtime speaks HTTPS to it */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
@@ -38,9 +40,18 @@ bool diagnosis_is_permanent(Diagnosis d);
  * containerd image store speaks containerd's); the kind shapes the remedy. */
 int diagnose_runtime_error(RuntimeKind runtime, const char *error_text, char **ret_text);
 
-/* Before the pull: octet-stream config (containerd before 2.0; runtime_version is what containerd's
- * Version service says, NULL when unknown), schema 1, missing platform. */
-int diagnose_manifest(RuntimeKind runtime, const char *runtime_version, const RegistryManifest *m, char **ret_text);
+/* Before the pull: octet-stream config, schema 1, missing platform, checked against the runtime's
+ * version ("1.6.20~ds1", "v2.1.9"; NULL = unknown, assume it applies): octet-stream-config only where
+ * containerd refuses it (1.4.0 up to, not including, 2.1.0). */
+int diagnose_manifest(RuntimeKind runtime, const char *version, const RegistryManifest *m, char **ret_text);
+/* containerd releases that refuse an application/octet-stream config: [1.4.0, 2.1.0). */
+bool diagnose_octet_applies(const char *containerd_version);
+
+/* The runtime (or the probe with the runtime's trust) met a certificate it does not trust. host is
+ * the registry host[:port], ca_where the file or dir the runtime reads that host's CA from (NULL =
+ * the runtime's default place), detail the TLS error. probe: said of pullwatch's probe, not a pull. */
+int diagnose_tls(RuntimeKind runtime, const char *host, const char *ca_where, const char *detail, bool probe,
+                 char **ret_text);
 
 /* No process could be proven to be the runtime (why: what was tried). */
 int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret_text);
@@ -71,6 +82,13 @@ AttemptFailure attempt_failure_from_text(const char *text);
  * name a middlebox timeout, with their median. History is oldest first; the newest match wins. */
 #define DIAG_MIDDLEBOX_MIN (2 * USEC_PER_SEC) /* cuts sooner than this are not idle timeouts */
 int diagnose_attempts(const DiagAttempt *attempts, size_t n, char **ret_text);
+/* The median of that run, or 0 when the cuts do not agree. */
+usec_t diagnose_attempts_cut(const DiagAttempt *attempts, size_t n);
+/* Both at once: connections cut after cut and Range ignored by hop (NULL: not named). No transfer
+ * that needs longer than cut can finish through it: DIAG_MIDDLEBOX_TIMEOUT with that sentence and
+ * the remedy. layer, size and bytes_at_cut (0: unknown) estimate what the layer needs. */
+int diagnose_unpassable_hop(usec_t cut, const char *hop, const char *layer, uint64_t size, uint64_t bytes_at_cut,
+                            char **ret_text);
 
 /* A decompression helper (comm, pid) that slept, or spun (burned CPU) without output, for quiet. */
 int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,

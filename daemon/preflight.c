@@ -3,9 +3,10 @@
  * are kept quiet and only the registry's own words (429, a refused Range) are reported. */
 #include "daemon/preflight.h"
 
-#include "probes/containerd.h"
+#include "daemon/registry_seen.h"
 #include "probes/reference.h"
 #include "probes/registry.h"
+#include "probes/registry_runtime.h"
 
 struct Preflight {
         CurlGlue *glue;
@@ -14,16 +15,19 @@ struct Preflight {
         ImageRef *ref;
         char *user, *password, *token, *platform;
         preflight_diag_t cb;
+        preflight_idle_t idle;
+        preflight_resolved_t resolved;
+        preflight_manifest_t manifest_cb;
         void *userdata;
         RegistryOp *resolve, *range;
+        RuntimeRegistryFetch *fetch;  /* the runtime's registry settings, asked before the registry */
+        RuntimeRegistry rt;
+        bool have_rt;
+        RegistryHosts *hosts;         /* what those settings say of this image's registry */
         RegistryManifest *manifest;
-        /* containerd's version decides whether an octet-stream config is fatal: the manifest's
-         * diagnosis waits for it (a local call, it usually answers before the registry) */
-        GrpcCall *version_call;
-        char *runtime_version;
-        bool manifest_deferred;
         char *range_fallback;
         char *range_digest;
+        char *range_hop;          /* the hop the probe found answering Range with 200 */
         bool range_wanted;
         usec_t retry_not_before;  /* CLOCK_MONOTONIC; from a 429's Retry-After */
 };
@@ -38,6 +42,7 @@ static void target(const Preflight *p, RegistryTarget *t) {
                 .password = p->password,
                 .identity_token = p->token,
                 .config = &p->config->registry,
+                .runtime = p->have_rt ? &p->rt : NULL,
                 .timeout = 15 * USEC_PER_SEC,
         };
 }
@@ -78,9 +83,10 @@ Preflight *preflight_free(Preflight *p) {
                 return NULL;
         registry_op_free(p->resolve);
         registry_op_free(p->range);
+        runtime_registry_fetch_free(p->fetch);
+        runtime_registry_done(&p->rt);
+        registry_hosts_free(p->hosts);
         registry_manifest_free(p->manifest);
-        grpc_call_free(p->version_call);
-        free(p->runtime_version);
         reference_free(p->ref);
         free(p->user);
         secret_free(p->password);
@@ -88,12 +94,13 @@ Preflight *preflight_free(Preflight *p) {
         free(p->platform);
         free(p->range_fallback);
         free(p->range_digest);
+        free(p->range_hop);
         free(p);
         return NULL;
 }
 
 static void report(Preflight *p, int d, char *text) {
-        if (d > DIAG_NONE && d < _DIAGNOSIS_MAX && text)
+        if (d >= DIAG_NONE && d < _DIAGNOSIS_MAX && text)
                 p->cb(p, d, text, p->userdata);
         else
                 free(text);
@@ -107,50 +114,96 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         int d = DIAG_NONE;
 
         /* e lives in op: use it before the op goes */
-        if (r == -EBUSY) { /* only what the registry itself said; silence on transport trouble */
+        registry_seen_note(p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
+        if (r < 0 && r != -EBUSY && r != -EACCES && r != -EPERM && r != -ENOENT) {
+                /* the pull goes on without manifest checks or Range probes: say why, once */
+                _cleanup_free_ char *why = e ? registry_error_format(e) : NULL;
+                _cleanup_free_ char *how = p->hosts ? registry_hosts_describe(p->hosts) : NULL;
+                char *note = NULL;
+                if (asprintf(&note, "registry probe unavailable: %s (%s)", why ?: strerror(-r),
+                             how ?: "the runtime's registry settings are unknown") >= 0)
+                        report(p, DIAG_NONE, note);
+        }
+        if (r == -EKEYREJECTED || r == -EPROTO) {
+                /* the probe used the runtime's own trust: the runtime will meet the same certificate */
+                _cleanup_free_ char *detail = e ? registry_error_format(e) : NULL;
+                d = diagnose_tls(p->runtime, p->hosts && p->hosts->n_hops ? p->hosts->hops[p->hosts->n_hops - 1].host :
+                                                                               p->ref->domain,
+                                 preflight_ca_where(p), detail, true, &text);
+        } else if (r == -EBUSY) { /* only what the registry itself said; silence on transport trouble */
                 if (e && e->retry_after)
                         p->retry_not_before = now_monotonic() + e->retry_after * USEC_PER_SEC;
                 d = diagnose_registry_error(r, e, &text);
         }
         p->resolve = registry_op_free(op);
+        if (p->manifest_cb)
+                p->manifest_cb(p, r >= 0 ? m : NULL, p->userdata);
         if (r >= 0) {
                 p->manifest = m;
-                if (p->version_call)
-                        p->manifest_deferred = true;
-                else {
-                        d = diagnose_manifest(p->runtime, p->runtime_version, m, &text);
-                        report(p, d, text);
-                }
+                if (p->resolved)
+                        p->resolved(p, p->userdata);
+                d = diagnose_manifest(p->runtime, p->have_rt ? p->rt.version : NULL, m, &text);
+                report(p, d, text);
                 if (p->range_wanted)
                         (void) start_range_probe(p);
-                return;
+        } else {
+                report(p, d, text);
+                if (p->range_wanted)
+                        report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
         }
-        report(p, d, text);
-        if (p->range_wanted)
-                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+        if (p->idle) /* last: the job may end, and free p, from here */
+                p->idle(p, p->userdata);
 }
 
-static void on_version(GrpcCall *call, GrpcReply *reply, void *userdata) {
-        Preflight *p = userdata;
-        const char *v = containerd_reply_version(reply);
-        char *text = NULL;
+void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb) {
+        p->manifest_cb = cb;
+}
 
-        p->runtime_version = v ? strdup(v) : NULL; /* OOM: unknown, diagnosed as before 2.0 */
-        p->version_call = grpc_call_free(call);     /* reply lives in call: read it first */
-        if (p->manifest_deferred) {
-                p->manifest_deferred = false;
-                report(p, diagnose_manifest(p->runtime, p->runtime_version, p->manifest, &text), text);
+static int resolve_now(Preflight *p) {
+        RegistryTarget t;
+        target(p, &t);
+        return registry_resolve(p->glue, &t, on_resolved, p, &p->resolve);
+}
+
+static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, void *userdata) {
+        Preflight *p = userdata;
+
+        if (runtime_registry_copy(rt, &p->rt) >= 0) {
+                p->have_rt = true;
+                (void) registry_hosts_for(&p->rt, &p->config->registry, p->ref->domain, &p->hosts);
         }
+        p->fetch = runtime_registry_fetch_free(p->fetch); /* rt goes with it */
+        if (resolve_now(p) >= 0)
+                return;
+        if (p->range_wanted)
+                report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
+        if (p->idle)
+                p->idle(p, p->userdata);
 }
 
 int preflight_start(Preflight *p) {
-        RegistryTarget t;
-        target(p, &t);
-        if (p->runtime == RUNTIME_CONTAINERD)
-                /* no answer: the version stays unknown and the manifest is diagnosed at once */
-                (void) containerd_version_start(p->glue, p->config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET,
-                                                on_version, p, &p->version_call);
-        return registry_resolve(p->glue, &t, on_resolved, p, &p->resolve);
+        if (p->runtime == RUNTIME_DOCKER || p->runtime == RUNTIME_CONTAINERD) {
+                int r = runtime_registry_fetch(p->glue, p->runtime, p->config, on_runtime_registry, p, &p->fetch);
+                if (r >= 0)
+                        return 0;
+        }
+        return resolve_now(p);
+}
+
+bool preflight_busy(const Preflight *p) {
+        return p && (p->fetch || p->resolve);
+}
+
+void preflight_set_idle_callback(Preflight *p, preflight_idle_t cb) {
+        p->idle = cb;
+}
+
+const char *preflight_ca_where(const Preflight *p) {
+        return p && p->hosts ? p->hosts->ca_where : NULL;
+}
+
+const char *preflight_host(const Preflight *p) {
+        return p && p->ref ? p->ref->domain : NULL;
 }
 
 static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const RegistryError *e, void *userdata) {
@@ -160,6 +213,10 @@ static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const Reg
 
         /* probe lives in op: read it before the op goes */
         d = r >= 0 ? diagnose_range_probe(probe, &text) : DIAG_NONE;
+        if (d == DIAG_RANGE_IGNORED && (probe->host || probe->via)) {
+                free(p->range_hop);
+                p->range_hop = strdup(probe->host ?: probe->via);
+        }
         p->range = registry_op_free(op);
         p->range_wanted = false;
         if (d > DIAG_NONE) {
@@ -199,7 +256,7 @@ void preflight_probe_range(Preflight *p, const char *digest, char *fallback) {
         p->range_fallback = fallback;
         free(p->range_digest); /* left by a probe that already came back (dockerd retries again) */
         p->range_digest = digest ? strdup(digest) : NULL;
-        if (p->resolve)
+        if (p->resolve || p->fetch)
                 return; /* on_resolved starts it */
         if (start_range_probe(p) < 0)
                 report(p, DIAG_RANGE_IGNORED, TAKE_PTR(p->range_fallback));
@@ -218,4 +275,17 @@ const char *preflight_layer_digest(const Preflight *p, const char *short_id) {
                         return d;
         }
         return NULL;
+}
+
+const char *preflight_manifest_digest(const Preflight *p) {
+        return p && p->manifest && !p->manifest->platform_missing ? p->manifest->manifest_digest : NULL;
+}
+
+void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved) {
+        if (p)
+                p->resolved = resolved;
+}
+
+const char *preflight_range_hop(const Preflight *p) {
+        return p ? p->range_hop : NULL;
 }

@@ -16,13 +16,34 @@ int preflight_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, con
                   preflight_diag_t cb, void *userdata, Preflight **ret);
 Preflight *preflight_free(Preflight *p);
 
+/* The image manifest the reference resolves to now (an index's platform manifest), once the registry
+ * answered; NULL before or when it could not be asked. */
+const char *preflight_manifest_digest(const Preflight *p);
+/* Called once when the registry resolved the reference (preflight_manifest_digest() then answers). */
+typedef void (*preflight_resolved_t)(Preflight *p, void *userdata);
+void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved);
+/* Called once the manifest look-up ends: m is NULL when the registry did not give one. */
+typedef void (*preflight_manifest_t)(Preflight *p, const RegistryManifest *m, void *userdata);
+void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb);
+
 /* Resolve the manifest now; diagnoses arrive through cb. */
 int preflight_start(Preflight *p);
 /* A download was (or may have been) refused its Range: probe a layer blob (digest, or the biggest
  * known when NULL) and name the hop that ignores Range. fallback (handed over, may be NULL) is
  * reported when the probe cannot tell; nothing is reported when Range is honoured and no fallback. */
 void preflight_probe_range(Preflight *p, const char *digest, char *fallback);
+/* The hop the Range probe caught answering 200 (host[:port]), or NULL. */
+const char *preflight_range_hop(const Preflight *p);
 /* The registry asked us to wait (429 with Retry-After): how long, from when it said so; 0 = no. */
 usec_t preflight_retry_after(const Preflight *p, usec_t now);
+/* Resolving (the runtime's settings, then the manifest) is still under way. */
+bool preflight_busy(const Preflight *p);
+/* Called once resolving is over, whatever it found (after any diagnosis it reported). */
+typedef void (*preflight_idle_t)(Preflight *p, void *userdata);
+void preflight_set_idle_callback(Preflight *p, preflight_idle_t cb);
+/* Where the runtime reads the registry's CA from (file or dir), once its settings are known; or NULL. */
+const char *preflight_ca_where(const Preflight *p);
+/* The registry host[:port] of the image. */
+const char *preflight_host(const Preflight *p);
 /* The manifest's layer digest whose short form (12 hex) is short_id, or NULL. */
 const char *preflight_layer_digest(const Preflight *p, const char *short_id);

@@ -48,6 +48,8 @@ static void set_state(Target *t, PreheatState s, const char *error) {
         free(t->error);
         t->error = e;
         t->state = s;
+        if (s == PREHEAT_READY && !t->pinned)
+                (void) preheat_pin(t, true);
         if (changed)
                 notify_changed(t->preheat);
 }
@@ -222,8 +224,12 @@ static void target_recheck(Target *t) {
                 arm(t, NEXT_RECHECK, recheck_interval(t));
                 return;
         }
-        if (t->state == PREHEAT_FAILED) {
+        if (t->state == PREHEAT_FAILED || (t->state == PREHEAT_EVICTED && preheat_evict_retry(t))) {
                 queue(t);
+                return;
+        }
+        if (t->state == PREHEAT_EVICTED) {
+                arm(t, NEXT_RECHECK, recheck_interval(t));
                 return;
         }
         confirm(t, true);
@@ -231,6 +237,12 @@ static void target_recheck(Target *t) {
 
 static void recheck_confirmed(Target *t, int r) {
         if (r == -ENOENT) {
+                _cleanup_free_ char *why = NULL;
+                if (preheat_evicted(t, &why)) { /* churn with kubelet's image GC: stop feeding it */
+                        set_state(t, PREHEAT_EVICTED, why);
+                        arm(t, NEXT_RECHECK, recheck_interval(t));
+                        return;
+                }
                 queue(t); /* evicted (kubelet's image GC, docker rmi): pull it again */
                 return;
         }
@@ -445,8 +457,10 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
                 for (size_t k = 0; k < p->n_targets; k++)
                         shared = shared || (p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
                                             streq(p->targets[k]->image, t->image));
-                if (!shared)
+                if (!shared) {
                         state_remove(p->state, t->image, preheat_runtime_name(t));
+                        (void) preheat_pin(t, false); /* left the list: kubelet's GC may have it */
+                }
         }
         removed = calloc(MAX(p->n_targets, (size_t) 1), sizeof(*removed));
         if (!removed)

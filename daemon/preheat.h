@@ -14,6 +14,7 @@ typedef enum PreheatState {
         PREHEAT_PULLING,
         PREHEAT_READY,
         PREHEAT_FAILED,           /* last pull failed; retried at the next recheck */
+        PREHEAT_EVICTED,          /* evicted twice within preheat.evict_window: held until usage < low */
         _PREHEAT_STATE_MAX,
         _PREHEAT_STATE_INVALID = -EINVAL,
 } PreheatState;
@@ -28,6 +29,8 @@ typedef struct PreheatHooks {
         /* The runtime did not answer a presence check (not "absent": no answer). The scheduler treats
          * it as down until preheat_set_runtime_up() says otherwise; the owner should ping it now. */
         void (*runtime_trouble)(void *userdata, RuntimeKind k);
+        /* A target's re-pulls stopped: evicted twice within preheat.evict_window (why: the figures). */
+        void (*evicted)(void *userdata, const char *image, const char *runtime, const char *why);
 } PreheatHooks;
 
 typedef struct Preheat Preheat;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "daemon/preheat.h"
+#include "daemon/preheat_evict.h"
 #include "probes/registry.h"
 
 typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
@@ -26,6 +27,8 @@ typedef struct Target {
         sd_event_source *timer;
         NextAction next;
         usec_t next_at;
+        EvictTrack evict;
+        bool pinned;              /* preheat.pin: its references carry the pinned label */
 } Target;
 
 struct Preheat {
@@ -47,3 +50,11 @@ struct Preheat {
 };
 
 const char *preheat_runtime_name(const Target *t);
+
+/* preheat_evict.c: the image left the runtime on its own. true: re-pulls stop, *ret_why says why
+ * (the hook has been told); false: pull it again. */
+bool preheat_evicted(Target *t, char **ret_why);
+/* preheat_pin.c: preheat.pin on containerd: label (on) or unlabel every reference of t's image. */
+int preheat_pin(Target *t, bool on);
+/* A held target: may it be pulled again now (usage fell below the low threshold)? */
+bool preheat_evict_retry(Target *t);

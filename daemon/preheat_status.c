@@ -9,7 +9,7 @@ static const char *const next_names[] = { "none", "check", "pull", "recheck" };
 
 static const char *const state_names[_PREHEAT_STATE_MAX] = {
         [PREHEAT_WAITING] = "waiting", [PREHEAT_QUEUED] = "queued", [PREHEAT_PULLING] = "pulling",
-        [PREHEAT_READY] = "ready",     [PREHEAT_FAILED] = "failed",
+        [PREHEAT_READY] = "ready",     [PREHEAT_FAILED] = "failed",   [PREHEAT_EVICTED] = "evicted",
 };
 
 const char *preheat_state_to_string(PreheatState s) {
@@ -35,6 +35,8 @@ int preheat_summary(const Preheat *p, char *buf, size_t size) {
         unsigned n = preheat_counts(p, c), waiting = c[PREHEAT_WAITING] + c[PREHEAT_QUEUED];
         int k = snprintf(buf, size, "preheat %u/%u ready, %u pulling, %u failed", c[PREHEAT_READY], n,
                          c[PREHEAT_PULLING], c[PREHEAT_FAILED]);
+        if (k >= 0 && (size_t) k < size && c[PREHEAT_EVICTED] > 0)
+                k += snprintf(buf + k, size - (size_t) k, ", %u evicted", c[PREHEAT_EVICTED]);
         if (k >= 0 && (size_t) k < size && waiting > 0)
                 k += snprintf(buf + k, size - (size_t) k, ", %u waiting", waiting);
         return k < 0 || (size_t) k >= size ? -ENOBUFS : 0;

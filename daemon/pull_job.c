@@ -3,6 +3,7 @@
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull_job.h"
 #include "daemon/diagnose.h"
+#include "daemon/disk_wait.h"
 #include "daemon/preflight.h"
 
 #include <math.h>
@@ -10,11 +11,14 @@
 #include <stdlib.h>
 
 #define PROGRESS_EVENT_INTERVAL USEC_PER_SEC
+/* The first attempt waits this long at most for the manifest, to measure the image against the disk. */
+#define DISK_GATE_TIMEOUT (10 * USEC_PER_SEC)
 
 typedef struct LayerSeen {
         char *id;
         Phase phase;
         uint64_t downloaded;      /* this attempt: bytes the runtime reported for this layer */
+        uint64_t current;         /* the last byte count reported (of this connection, after a restart) */
         uint64_t size;
         usec_t download_since;    /* this layer's current connection started (for cut timing) */
         bool in_runtime_retry;    /* inside a "Retrying in N seconds" countdown */
@@ -23,9 +27,9 @@ typedef struct LayerSeen {
         unsigned countdown;       /* seconds in the last "Retrying in N seconds" */
         Verdict verdict;
         usec_t last_progress_event;
-        uint64_t last_progress_bytes; /* current of the last phase/progress event */
-        uint64_t moved_bytes;         /* the count bytes last moved to, and when */
-        usec_t moved_at;
+        uint64_t emitted;         /* bytes in the last phase/progress event */
+        uint64_t observed;        /* bytes in the last report from the runtime, and when it came */
+        usec_t observed_at;
 } LayerSeen;
 
 struct PullJob {
@@ -57,8 +61,21 @@ struct PullJob {
         size_t n_history;
         bool reported[_DIAGNOSIS_MAX];
         char *diagnosis;          /* the last one named, for the result */
+        bool running;             /* an attempt is in flight (its runtime pull not finished or cut) */
+        char *unpassable;         /* cut at a fixed time by a hop that ignores Range: why we stop */
+        char *cut_layer;          /* the newest cut's layer, its size and bytes when cut */
+        uint64_t cut_size, cut_bytes;
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
         RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
+        char *probe_note;          /* the registry probe could not reach the registry: why */
+        uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
+        bool pending_finish;       /* failed, waiting for the registry probe to come back */
+        bool pending_diagnose;     /* ... and then reading the runtime's error text */
+        sd_event_source *pending_timer;
+        ErrorClass pending_error;
+        char *pending_reason;
+        DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
+        bool disk_gating;
 };
 
 static RuntimeKind job_runtime_kind(const PullJob *j) {
@@ -103,11 +120,43 @@ static void report_diagnosis(PullJob *j, int d, char *text, const char *layer) {
                                .layer = layer });
 }
 
+static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason);
+
+/* A hop that cuts every connection at a fixed time and answers Range with 200 restarts a long layer
+ * from zero on every retry, forever: once both are known, say so and stop instead of retrying. */
+static void check_unpassable(PullJob *j) {
+        char *text = NULL;
+        if (j->finished || j->unpassable || !j->reported[DIAG_MIDDLEBOX_TIMEOUT] || !j->reported[DIAG_RANGE_IGNORED])
+                return;
+        if (diagnose_unpassable_hop(diagnose_attempts_cut(j->history, j->n_history), preflight_range_hop(j->preflight),
+                                    j->cut_layer, j->cut_size, j->cut_bytes, &text) != DIAG_MIDDLEBOX_TIMEOUT || !text)
+                return;
+        j->unpassable = text;
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
+                               .remedy = text, .layer = j->cut_layer });
+        if (j->running) {
+                /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
+                sd_event_source_set_time_relative(j->sample_timer, 0);
+                sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
+        } else
+                finish(j, false, ERROR_PERMANENT, text);
+}
+
 static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char *layer) {
         char *text = NULL;
         int d;
         if (f != ATTEMPT_RESET && f != ATTEMPT_EOF && f != ATTEMPT_TRANSIENT)
                 return;
+        if (layer) {
+                LayerSeen *s = NULL;
+                for (size_t i = 0; i < j->n_seen && !s; i++)
+                        if (streq(j->seen[i].id, layer))
+                                s = &j->seen[i];
+                free(j->cut_layer);
+                j->cut_layer = strdup(layer);
+                j->cut_size = s ? s->size : 0;
+                j->cut_bytes = s ? s->current : 0;
+        }
         if (j->n_history == ELEMENTSOF(j->history)) {
                 memmove(j->history, j->history + 1, sizeof(j->history) - sizeof(j->history[0]));
                 j->n_history--;
@@ -115,11 +164,19 @@ static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char 
         j->history[j->n_history++] = (DiagAttempt) { .failure = f, .elapsed = elapsed };
         d = diagnose_attempts(j->history, j->n_history, &text);
         report_diagnosis(j, d, text, layer);
+        check_unpassable(j);
 }
 
 static void diagnose_error_text(PullJob *j, const char *message) {
         char *text = NULL;
         int d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
+        if (d == DIAG_TLS_UNTRUSTED && j->preflight) {
+                /* name the file this runtime reads this registry's CA from */
+                free(text);
+                text = NULL;
+                d = diagnose_tls(job_runtime_kind(j), preflight_host(j->preflight), preflight_ca_where(j->preflight),
+                                 strcasestr(message, "x509: ") ?: message, false, &text);
+        }
         /* A refused Range: ask the registry directly, so the diagnosis can name the hop at fault. */
         if (d == DIAG_RANGE_IGNORED && j->preflight && !j->reported[d]) {
                 preflight_probe_range(j->preflight, NULL, text);
@@ -133,7 +190,13 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
         usec_t wait = preflight_retry_after(p, now_monotonic()), next = 0;
         int enabled = SD_EVENT_OFF;
 
+        if (d == DIAG_NONE && text) { /* not a diagnosis: what the probe could not do, for the result */
+                free(j->probe_note);
+                j->probe_note = text;
+                return;
+        }
         report_diagnosis(j, d, text, NULL);
+        check_unpassable(j);
         /* The runtime may have failed before the registry's 429 reached us: push a retry already
          * scheduled out to the registry's Retry-After. */
         if (wait > 0 && sd_event_source_get_enabled(j->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
@@ -142,6 +205,18 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
                                        .delay = wait });
         }
+}
+
+/* The pull follows the manifest its reference resolves to now, not whatever of the repository the
+ * runtime's store already holds (an upgrade's v1) or another client fetches beside it. */
+static void tell_expected(PullJob *j) {
+        const char *d = preflight_manifest_digest(j->preflight);
+        if (d && j->pull && j->driver->expect)
+                j->driver->expect(j->pull, d);
+}
+
+static void on_resolved(Preflight *p, void *userdata) {
+        tell_expected(userdata);
 }
 
 static LayerSeen *seen_get(PullJob *j, const char *id) {
@@ -182,30 +257,26 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
                 if (s->phase != PHASE_DOWNLOADING || s->in_runtime_retry)
                         s->download_since = at;
                 s->in_runtime_retry = false;
+                s->current = current;
                 s->downloaded = MAX(s->downloaded, current);
                 s->size = MAX(s->size, total);
         } else if (s->phase == PHASE_DOWNLOADING && phase != PHASE_DONE)
                 s->downloaded = MAX(s->downloaded, s->size); /* the last progress message lags */
+        s->observed = current;
+        s->observed_at = at;
         if (s->phase != phase) {
                 s->phase = phase;
                 s->last_progress_event = at;
-                s->last_progress_bytes = current;
+                s->emitted = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
-                                       .current = current, .total = total });
-        } else if (current > 0 && current != s->last_progress_bytes) {
+                                       .current = current, .total = total, .observed = at });
+        } else if (current > 0 && current != s->emitted && at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
                 /* Only bytes that moved: dockerd on the containerd store repeats the same count
-                 * every second, which says nothing new. A move held back by the rate limit and
-                 * shown by such a repeat is stamped when it happened, not when it was repeated. */
-                if (current != s->moved_bytes) {
-                        s->moved_bytes = current;
-                        s->moved_at = at;
-                }
-                if (at - s->last_progress_event >= PROGRESS_EVENT_INTERVAL) {
-                        s->last_progress_event = at;
-                        s->last_progress_bytes = current;
-                        emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
-                                               .current = current, .total = total, .at = s->moved_at });
-                }
+                 * every second, which says nothing new. */
+                s->last_progress_event = at;
+                s->emitted = current;
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
+                                       .current = current, .total = total, .observed = at });
         }
 }
 
@@ -240,8 +311,11 @@ static void on_runtime_retry(void *userdata, const char *layer, const char *text
                 s->phase = PHASE_WAITING;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_RUNTIME_RETRY, .layer = layer, .reason = text,
                                        .phase = PHASE_WAITING });
+                /* a cut is timed from the connection's first byte; a retry refused before any byte
+                 * (dockerd's "expected HTTP 206") is no timed cut */
                 if (s->download_since)
                         record_cut(j, ATTEMPT_RESET, at - s->download_since, layer);
+                s->download_since = 0;
                 /* A resume that brought no byte before failing again: was the Range refused? Ask the
                  * registry through the same hops now rather than after dockerd's last try. */
                 if (s->runtime_retries > 0 && s->downloaded <= s->bytes_at_retry && j->preflight &&
@@ -263,12 +337,55 @@ static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
                 (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        disk_wait_stop(j->disk);
         emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diagnosis,
+                               .registry_probe = j->probe_note,
                                .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
 }
 
+static void finish_pending(PullJob *j) {
+        if (!j->pending_finish)
+                return;
+        j->pending_finish = false;
+        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
+        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
+        if (j->pending_diagnose)
+                diagnose_error_text(j, reason);
+        finish(j, false, j->pending_error, reason);
+}
+
+static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        finish_pending(userdata);
+        return 0;
+}
+
+/* A failed pull waits a little for a registry probe still in flight, so the result carries what
+ * the probe found or why it could not look, and the registry's own answer (an index's platforms,
+ * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
+ * probe that hangs does not hold the failure back. */
+#define PENDING_MAX (5 * USEC_PER_SEC)
+static void finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
+        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
+            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PENDING_MAX, 10 * USEC_PER_MSEC,
+                                       on_pending_timeout, j) >= 0) {
+                j->pending_finish = true;
+                j->pending_error = error;
+                j->pending_reason = reason ? strdup(reason) : NULL;
+                j->pending_diagnose = diagnose;
+                return;
+        }
+        if (diagnose)
+                diagnose_error_text(j, reason);
+        finish(j, false, error, reason);
+}
+
+static void on_preflight_idle(Preflight *p, void *userdata) {
+        finish_pending(userdata);
+}
+
 static int start_attempt(PullJob *j);
+static bool wait_for_space(PullJob *j, const char *message);
 
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         PullJob *j = userdata;
@@ -283,13 +400,24 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void schedule_retry(PullJob *j, const char *reason) {
         usec_t delay;
+        uint64_t reached = 0;
+
+        /* An attempt that got no further into its layers than the one before, on a runtime that
+         * resumes with Range (containerd keeps partial ingests): was the Range refused on the way?
+         * Ask through the runtime's own hops; the probe names the hop answering 200. */
+        for (size_t i = 0; i < j->n_seen; i++)
+                reached += j->seen[i].downloaded;
+        if (j->attempt >= 2 && reached > 0 && reached <= j->reached_before && j->preflight &&
+            !j->reported[DIAG_RANGE_IGNORED])
+                preflight_probe_range(j->preflight, NULL, NULL);
+        j->reached_before = MAX(j->reached_before, reached);
 
         free(j->last_reason);
         j->last_reason = strdup(reason ? reason : "");
         if (j->attempt >= j->config->retry.attempts) {
                 char buf[512];
                 snprintf(buf, sizeof(buf), "gave up after %u attempts: %s", j->attempt, reason ? reason : "");
-                finish(j, false, ERROR_TRANSIENT, buf);
+                finish_failed(j, ERROR_TRANSIENT, buf, false);
                 return;
         }
         delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
@@ -320,6 +448,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
 static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
+        j->running = false;
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (o->digest) {
                 free(j->digest);
@@ -343,8 +472,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 break;
         }
         case ERROR_PERMANENT:
-                diagnose_error_text(j, o->message);
-                finish(j, false, ERROR_PERMANENT, o->message);
+                finish_failed(j, ERROR_PERMANENT, o->message, true);
                 break;
         default: {
                 /* The attempt's cut, timed from the newest layer connection still downloading. */
@@ -352,12 +480,71 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 for (size_t i = 0; i < j->n_seen; i++)
                         if (j->seen[i].phase == PHASE_DOWNLOADING && j->seen[i].download_since)
                                 since = MAX(since, j->seen[i].download_since);
+                AttemptFailure f = attempt_failure_from_text(o->message);
                 diagnose_error_text(j, o->message);
-                record_cut(j, attempt_failure_from_text(o->message), now_monotonic() - since, NULL);
-                schedule_retry(j, o->message);
+                record_cut(j, f, now_monotonic() - since, NULL);
+                /* A cut body, or one that came whole but wrong (a pull-through cache whose upstream was
+                 * cut: containerd's "unexpected commit digest"): the resume depends on Range along the
+                 * runtime's hops, so ask them now. */
+                if ((f == ATTEMPT_RESET || f == ATTEMPT_EOF || (o->message && strcasestr(o->message, "unexpected commit digest"))) &&
+                    j->preflight && !j->reported[DIAG_RANGE_IGNORED])
+                        preflight_probe_range(j->preflight, NULL, NULL);
+                if (j->unpassable)
+                        finish(j, false, ERROR_PERMANENT, j->unpassable);
+                else if (!wait_for_space(j, o->message))
+                        schedule_retry(j, o->message);
                 break;
         }
         }
+}
+
+/* ---- disk: the gate before attempt 1 and the wait for space after ENOSPC ---- */
+
+static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
+        PullJob *j = userdata;
+        _cleanup_free_ char *t = text, *reason = NULL;
+        bool gate = j->disk_gating;
+
+        j->disk_gating = false;
+        if (fit == DISK_NO_ROOM || fit == DISK_OVER_HIGH) {
+                if (asprintf(&reason, "%s%s", gate ? "not started: " : "", t ?: "no room on the image filesystem") < 0)
+                        reason = NULL;
+                if (gate)
+                        report_diagnosis(j, DIAG_DISK_PRESSURE, TAKE_PTR(t), NULL);
+                finish(j, false, ERROR_TRANSIENT, reason ?: "no room on the image filesystem");
+                return;
+        }
+        on_retry_timer(NULL, 0, j); /* the attempt the gate held, or the retry that waited for space */
+}
+
+static void on_manifest(Preflight *p, const RegistryManifest *m, void *userdata) {
+        PullJob *j = userdata;
+        disk_wait_set_size(j->disk, disk_gate_image_size(m));
+}
+
+/* ENOSPC: a retry now would download again and fail again. Wait until statvfs shows the room the rest
+ * of the image needs, as long as the retries would have taken at most. */
+static bool wait_for_space(PullJob *j, const char *message) {
+        uint64_t stored = 0, reported = 0, need;
+        char b_need[32], reason[384];
+
+        if (diagnose_runtime_error(job_runtime_kind(j), message, NULL) != DIAG_DISK_FULL ||
+            j->attempt >= j->config->retry.attempts)
+                return false;
+        for (size_t i = 0; i < j->n_seen; i++) {
+                stored += j->seen[i].downloaded;
+                reported += j->seen[i].size;
+        }
+        need = disk_gate_remaining(job_runtime_kind(j), disk_wait_size(j->disk), reported, stored);
+        free(j->last_reason);
+        j->last_reason = strdup(message ?: "");
+        format_bytes_human(need, b_need, sizeof(b_need));
+        snprintf(reason, sizeof(reason), "waiting for disk space: %s more needed on %s (no space left on device)",
+                 b_need, disk_wait_path(j->disk) ?: "the image filesystem");
+        emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = 0 });
+        disk_wait_space(j->disk, need, j->config->watchdog.sample_interval,
+                        j->config->retry.backoff_max * j->config->retry.attempts);
+        return true;
 }
 
 static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *evidence) {
@@ -387,6 +574,7 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
                                        .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
+        j->running = false;
         emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                .evidence = evidence });
         snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
@@ -399,6 +587,16 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         usec_t now = now_monotonic();
         const char *layer = NULL, *evidence = NULL;
         Verdict v;
+
+        if (j->unpassable) {
+                /* the runtime would go on retrying through a hop that cannot pass the layer */
+                j->driver->cancel(j->pull);
+                j->running = false;
+                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->cut_layer,
+                                       .evidence = j->unpassable });
+                finish(j, false, ERROR_PERMANENT, j->unpassable);
+                return 0;
+        }
 
         if (j->have_liveness) {
                 LivenessDelta lv = {};
@@ -417,6 +615,14 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 LayerSeen *seen = seen_get(j, l->id);
                 if (seen && seen->verdict != l->verdict) {
                         seen->verdict = l->verdict;
+                        /* bytes that came after the last (rate-limited) progress event: said before a
+                         * fault verdict, with the time they were seen, so the stream shows where it stopped */
+                        if (verdict_is_fault(l->verdict) && seen->observed != seen->emitted && seen->phase == l->phase) {
+                                seen->emitted = seen->observed;
+                                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = l->id, .phase = seen->phase,
+                                                       .current = seen->observed, .total = l->total,
+                                                       .observed = seen->observed_at });
+                        }
                         emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .layer = l->id, .phase = l->phase,
                                                .verdict = l->verdict, .evidence = l->evidence,
                                                .current = l->current, .total = l->total });
@@ -463,6 +669,8 @@ static int start_attempt(PullJob *j) {
         r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
         if (r < 0)
                 return r;
+        j->running = true;
+        tell_expected(j);
         sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
 }
@@ -494,12 +702,19 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                                                on_retry_timer, j);
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        if (r >= 0)
+                r = disk_wait_new(event, config, job_runtime_kind(j), j->image, on_disk, j, &j->disk);
         if (r < 0) {
                 pull_job_free(j);
                 return r;
         }
         /* Without a parsable reference there is no registry to ask; the runtime will say why. */
         (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
+        if (j->preflight) {
+                preflight_set_idle_callback(j->preflight, on_preflight_idle);
+                preflight_on_resolved(j->preflight, on_resolved);
+                preflight_set_manifest_cb(j->preflight, on_manifest);
+        }
         *ret = j;
         return 0;
 }
@@ -513,6 +728,7 @@ PullJob *pull_job_free(PullJob *j) {
         preflight_free(j->preflight);
         sd_event_source_disable_unref(j->sample_timer);
         sd_event_source_disable_unref(j->retry_timer);
+        disk_wait_free(j->disk);
         detector_free(j->detector);
         seen_clear(j);
         sd_event_unref(j->event);
@@ -520,6 +736,11 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->last_reason);
         free(j->digest);
         free(j->diagnosis);
+        free(j->probe_note);
+        free(j->pending_reason);
+        sd_event_source_disable_unref(j->pending_timer);
+        free(j->unpassable);
+        free(j->cut_layer);
         free(j);
         return NULL;
 }
@@ -532,8 +753,17 @@ void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
 
 int pull_job_start(PullJob *j) {
         j->started = now_monotonic();
-        if (j->preflight)
-                (void) preflight_start(j->preflight);
+        /* Attempt 1 waits for the manifest (DISK_GATE_TIMEOUT at most): an image that cannot fit, or
+         * that would trigger kubelet's image GC, is not pulled at all. Only when the image filesystem
+         * can be measured: a runtime that cannot say where it keeps images is not held up. */
+        if (j->preflight && disk_wait_measurable(j->disk)) {
+                j->disk_gating = true;
+                disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
+                if (preflight_start(j->preflight) >= 0)
+                        return 0;
+                j->disk_gating = false;
+                disk_wait_stop(j->disk);
+        }
         return start_attempt(j);
 }
 

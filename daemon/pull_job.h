@@ -12,7 +12,8 @@ typedef struct PullJob PullJob;
 typedef enum PullEventKind {
         PULL_EVENT_ATTEMPT,     /* an attempt starts */
         PULL_EVENT_PHASE,       /* a layer entered a phase */
-        PULL_EVENT_PROGRESS,    /* a layer's bytes moved (at most once a second per layer) */
+        PULL_EVENT_PROGRESS,    /* a layer's bytes moved (at most once a second per layer, and once more
+                                 * before a fault verdict on it when bytes came since the last) */
         PULL_EVENT_VERDICT,     /* a layer's or the pull's verdict changed */
         PULL_EVENT_ACTION,      /* pullwatch acted: cancelled an attempt, ended a hung helper */
         PULL_EVENT_RETRY,       /* a retry is scheduled */
@@ -32,6 +33,7 @@ typedef struct PullEvent {
         const char *layer;      /* NULL for pull-wide */
         Phase phase;
         uint64_t current, total;
+        usec_t observed;        /* phase, progress: when the runtime reported current (CLOCK_MONOTONIC) */
         Verdict verdict;
         const char *evidence;
         const char *action;     /* "cancel", "kill-helper" */
@@ -45,11 +47,8 @@ typedef struct PullEvent {
         const char *digest;
         double elapsed_s;
         uint64_t bytes;         /* bytes downloaded over all attempts (as the runtime reported) */
-        usec_t at;              /* when it happened (CLOCK_MONOTONIC) if not now; 0: now */
+        const char *registry_probe; /* result: why pullwatch's registry probe could not help, or NULL */
 } PullEvent;
-
-/* When the event happened: e->at, or now. */
-static inline usec_t pull_event_time(const PullEvent *e, usec_t now) { return e->at ? e->at : now; }
 
 typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata);
 

@@ -29,6 +29,12 @@ json_t *pull_event_to_json(const PullEvent *e, double t) {
                 set_str(o, "phase", phase_to_string(e->phase));
                 json_object_set_new(o, "current", json_integer((json_int_t) e->current));
                 json_object_set_new(o, "total", json_integer((json_int_t) e->total));
+                if (e->observed > 0) {
+                        /* on t's scale: when those bytes were seen, which may be before this line */
+                        usec_t now = now_monotonic(), ago = now > e->observed ? now - e->observed : 0;
+                        json_object_set_new(o, "observed_t",
+                                            json_real(round((t - (double) ago / USEC_PER_SEC) * 1000.0) / 1000.0));
+                }
                 break;
         case PULL_EVENT_VERDICT:
                 json_object_set_new(o, "layer", e->layer ? json_string(e->layer) : json_null());
@@ -69,6 +75,7 @@ json_t *pull_event_to_json(const PullEvent *e, double t) {
                         set_str(o, "reason", e->reason);
                 }
                 set_str(o, "diagnosis", e->diagnosis);
+                set_str(o, "registry_probe", e->registry_probe);
                 break;
         default:
                 break;

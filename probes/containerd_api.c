@@ -4,6 +4,7 @@
 
 #include <jansson.h>
 #include <strings.h>
+#include "containerd_images.pb-c.h"
 #include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
 #include "cri_api.pb-c.h"
@@ -16,6 +17,7 @@ static const char *const permanent_words[] = {
         "requested access to the resource is denied", "insufficient_scope", "403 forbidden",
         "no match for platform", "does not support platform", "invalid reference format",
         "repository name must",
+        "x509: ",                     /* an untrusted registry certificate stays untrusted */
 };
 
 ErrorClass containerd_classify_message(GrpcStatus status, const char *message) {
@@ -317,6 +319,106 @@ int containerd_image_status(const char *socket, const char *image, char **ret_di
                 *ret_digest = TAKE_PTR(digest);
         if (ret_id)
                 *ret_id = TAKE_PTR(id);
+        return 0;
+}
+
+int containerd_imagefs_info(const char *socket, char **ret_mountpoint, uint64_t *ret_used, char **ret_message) {
+        Runtime__V1__ImageFsInfoRequest req = RUNTIME__V1__IMAGE_FS_INFO_REQUEST__INIT;
+        _cleanup_free_ char *mp = NULL;
+        uint64_t used = 0;
+        GrpcReply reply;
+        int r;
+
+        r = sync_call(socket, CONTAINERD_CRI_NAMESPACE, "ImageFsInfo", "/runtime.v1.ImageService/ImageFsInfo",
+                      &req.base, &runtime__v1__image_fs_info_response__descriptor, false, &reply, ret_message);
+        if (r >= 0) {
+                Runtime__V1__ImageFsInfoResponse *i = (void *) reply.messages[0];
+                /* CRI reports the snapshotter's root first; the content store lives beside it */
+                Runtime__V1__FilesystemUsage *u = i->n_image_filesystems > 0 ? i->image_filesystems[0] : NULL;
+                if (!u || !u->fs_id || !u->fs_id->mountpoint || !*u->fs_id->mountpoint) {
+                        r = -ENODATA;
+                        if (ret_message && asprintf(ret_message, "ImageFsInfo on %s named no filesystem", socket) < 0)
+                                *ret_message = NULL;
+                } else {
+                        mp = strdup(u->fs_id->mountpoint);
+                        used = u->used_bytes ? u->used_bytes->value : 0;
+                        if (!mp)
+                                r = -ENOMEM;
+                }
+        }
+        grpc_reply_done(&reply);
+        if (r < 0)
+                return r;
+        *ret_mountpoint = TAKE_PTR(mp);
+        if (ret_used)
+                *ret_used = used;
+        return 0;
+}
+
+int containerd_image_label(const char *socket, const char *namespace, const char *name, const char *key,
+                           const char *value, char **ret_message) {
+        Containerd__Services__Images__V1__UpdateImageRequest req =
+                CONTAINERD__SERVICES__IMAGES__V1__UPDATE_IMAGE_REQUEST__INIT;
+        Containerd__Services__Images__V1__Image img = CONTAINERD__SERVICES__IMAGES__V1__IMAGE__INIT;
+        Containerd__Services__Images__V1__LabelEntry entry = CONTAINERD__SERVICES__IMAGES__V1__LABEL_ENTRY__INIT;
+        Containerd__Services__Images__V1__LabelEntry *entries[1] = { &entry };
+        Containerd__Services__Images__V1__FieldMask mask = CONTAINERD__SERVICES__IMAGES__V1__FIELD_MASK__INIT;
+        _cleanup_free_ char *path = NULL;
+        char *paths[1];
+        GrpcReply reply;
+        int r;
+
+        if (!name || !key)
+                return -EINVAL;
+        /* The mask names one label: only it changes, and an absent value deletes it. */
+        if (asprintf(&path, "labels.%s", key) < 0)
+                return -ENOMEM;
+        paths[0] = path;
+        mask.n_paths = 1;
+        mask.paths = paths;
+        img.name = (char *) name;
+        if (value) {
+                entry.key = (char *) key;
+                entry.value = (char *) value;
+                img.n_labels = 1;
+                img.labels = entries;
+        }
+        req.image = &img;
+        req.update_mask = &mask;
+        r = sync_call(socket, namespace, "Images.Update", "/containerd.services.images.v1.Images/Update", &req.base,
+                      &containerd__services__images__v1__update_image_response__descriptor, false, &reply,
+                      ret_message);
+        grpc_reply_done(&reply);
+        return r;
+}
+
+int containerd_image_labels(const char *socket, const char *namespace, const char *name, char ***ret_labels,
+                            char **ret_message) {
+        Containerd__Services__Images__V1__GetImageRequest req = CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
+        _cleanup_strv_free_ char **l = NULL;
+        GrpcReply reply;
+        int r;
+
+        req.name = (char *) name;
+        r = sync_call(socket, namespace, "Images.Get", "/containerd.services.images.v1.Images/Get", &req.base,
+                      &containerd__services__images__v1__get_image_response__descriptor, false, &reply, ret_message);
+        if (r >= 0) {
+                Containerd__Services__Images__V1__Image *i =
+                        ((Containerd__Services__Images__V1__GetImageResponse *) reply.messages[0])->image;
+                size_t n = i ? i->n_labels : 0;
+                l = calloc(n + 1, sizeof(char *));
+                if (!l)
+                        r = -ENOMEM;
+                for (size_t k = 0; r >= 0 && k < n; k++)
+                        if (asprintf(&l[k], "%s=%s", i->labels[k]->key, i->labels[k]->value) < 0) {
+                                l[k] = NULL;
+                                r = -ENOMEM;
+                        }
+        }
+        grpc_reply_done(&reply);
+        if (r < 0)
+                return r;
+        *ret_labels = TAKE_PTR(l);
         return 0;
 }
 

@@ -18,6 +18,8 @@
 #define CD_INTERVAL_MIN (500 * USEC_PER_MSEC)
 #define CD_INTERVAL_MAX (2 * USEC_PER_SEC)
 #define CD_CALL_TIMEOUT (10 * USEC_PER_SEC)
+/* How long a pull waits for the registry's word on its manifest before it follows a guess. */
+#define CD_EXPECT_GRACE (3 * USEC_PER_SEC)
 
 usec_t cd_now(clockid_t clock);
 
@@ -64,6 +66,11 @@ void cd_tracker_final_round(CdTracker *t, void (*done)(void *userdata), void *us
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret);
 /* The manifest digest of the image being pulled (pull mode), once sure of it. */
 const char *cd_tracker_manifest(const CdTracker *t);
+/* Pull mode: the image manifest the reference resolves to now (from the registry). From then on only
+ * that manifest is followed, whatever else of the repository the store holds or fetches. */
+int cd_tracker_expect(CdTracker *t, const char *manifest_digest);
+/* Pull mode, the pull is over: CRI named the image's config; its manifest is the one labelled with it. */
+int cd_tracker_expect_config(CdTracker *t, const char *config_digest);
 
 /* ---- between containerd_track.c (the poll loop) and containerd_layers.c (the model and phases) ---- */
 
@@ -81,6 +88,7 @@ typedef struct CdLayer {
         CdManifest *m;              /* NULL while unknown (watch mode) */
         uint64_t offset, size;
         bool ingest, ingest_seen, committed, done, leased_ingest, leased_content;
+        bool ingest_idle;           /* no byte written to the ingest since this tracker started */
         bool fresh;                 /* its blob was committed since we started looking: downloaded now */
         uint64_t dl_reported;       /* most bytes reported while downloading */
         char *source_host, *source_repos; /* from the committed blob's labels: how watch mode finds m */
@@ -95,6 +103,8 @@ enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_SNAPSHOTS, STEP_EMIT };
 struct CdTracker {
         CurlGlue *glue;
         char *socket, *namespace, *source_host, *source_repo, *snapshotter;
+        char *expect;             /* pull mode: the manifest digest the reference resolves to, once known */
+        char *expect_config;      /* pull mode, after PullImage: the config digest CRI answered */
         usec_t since;
         CdTrackerCallbacks cb;
         void *userdata;

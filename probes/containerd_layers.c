@@ -280,11 +280,12 @@ static void layer_phase(CdTracker *t, CdLayer *l, bool frontier, usec_t at) {
                 report(t, l, PHASE_DOWNLOADING, l->size, l->size, at);
         if (l->done)
                 report(t, l, PHASE_DONE, l->size, l->size, at);
-        else if (l->ingest && t->ingest_before_slot && l->offset == 0 && l->dl_reported == 0)
-                /* 2.x: no byte written yet, maybe behind the node-wide download limit. A connection
-                 * that hangs before containerd's first write looks the same: the pull-wide rule
-                 * (nothing moved for waiting_max) catches that one. */
-                report(t, l, PHASE_WAITING, 0, l->size, at);
+        else if (l->ingest && t->ingest_before_slot && l->ingest_idle)
+                /* 2.x: no byte written in this attempt (at 0, or where the last attempt left it),
+                 * maybe behind the node-wide download limit. A connection that hangs before
+                 * containerd's first write looks the same: the pull-wide rule (nothing moved for
+                 * waiting_max) catches that one. */
+                report(t, l, PHASE_WAITING, l->offset, l->size, at);
         else if (l->ingest)
                 report(t, l, l->size > 0 && l->offset >= l->size ? PHASE_VERIFYING : PHASE_DOWNLOADING, l->offset,
                        l->size, at);
@@ -342,7 +343,9 @@ void cd_emit(CdTracker *t) {
         }
         for (size_t i = 0; i < t->n_layers && !t->source_repo;) {
                 CdLayer *l = t->layers[i];
-                if (l->m) {
+                /* a layer new this round is reported once its image was looked for (next round), so
+                 * that its first event already names the image */
+                if (l->m || l->searches == 0) {
                         i++;
                         continue;
                 }
@@ -367,6 +370,9 @@ void cd_emit(CdTracker *t) {
 void cd_tracker_all_done(CdTracker *t) {
         usec_t at = cd_now(CLOCK_MONOTONIC);
         if (!t || !t->mine)
+                return;
+        /* a guess that is not the image CRI ended with is no one's to report */
+        if (!t->mine_confirmed && t->expect_config && !streq_ptr(t->mine->config, t->expect_config))
                 return;
         t->mine_confirmed = true;
         for (size_t i = 0; i < t->mine->n_layers; i++) {

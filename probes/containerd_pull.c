@@ -9,6 +9,7 @@
 #include "probes/containerd_lease.h"
 #include "probes/reference.h"
 #include "probes/runtime_op.h"
+#include "probes/registry.h"
 
 struct RuntimePull {
         CurlGlue *glue;
@@ -19,12 +20,21 @@ struct RuntimePull {
         CdLease *lease;
         CdTracker *tracker;
         bool ended, finished;
+        bool foreign_platform;    /* asked for another platform than CRI pulls (the host's) */
         char *image_ref;          /* CRI's answer (the config digest), kept for a deferred success */
         ContainerdPollStats stats;
         ErrorClass error;
         char *message;
         char *digest;
 };
+
+static bool platform_is_host(const char *platform) {
+        _cleanup_free_ char *want = NULL, *host = NULL;
+        if (!platform)
+                return true;
+        return registry_platform_normalize(platform, &want) >= 0 && registry_host_platform(&host) >= 0 &&
+               streq(want, host);
+}
 
 static void pull_finish(RuntimePull *p) {
         PullOutcome o = { .error = p->error, .message = p->message, .digest = p->digest };
@@ -82,7 +92,10 @@ static void on_pull_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 free(p->image_ref);
                 p->image_ref = r->image_ref ? strdup(r->image_ref) : NULL;
                 if (p->tracker && !cd_tracker_manifest(p->tracker)) {
-                        /* over before a poll found it: one last look so its layers are reported */
+                        /* over before a poll was sure of it: one last look, for the manifest of the
+                         * config CRI named, so its layers (not another tag's) are reported */
+                        if (p->image_ref)
+                                (void) cd_tracker_expect_config(p->tracker, p->image_ref);
                         cd_tracker_final_round(p->tracker, on_final_round, p);
                         return;
                 }
@@ -165,6 +178,7 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         p->glue = glue;
         p->cb = *cb;
         p->userdata = userdata;
+        p->foreign_platform = !platform_is_host(req->platform);
         p->socket = strdup(config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET);
         if (!p->socket)
                 return -ENOMEM;
@@ -278,8 +292,15 @@ static int cd_abandon(CurlGlue *glue, const Config *config, const PullRequest *r
         return cd_lease_abandon(glue, config_socket(config), CONTAINERD_CRI_NAMESPACE, req->image);
 }
 
+static void cd_expect(RuntimePull *p, const char *manifest_digest) {
+        /* the registry resolved the platform asked for, which CRI does not pull: not this pull's manifest */
+        if (p && p->tracker && !p->foreign_platform)
+                (void) cd_tracker_expect(p->tracker, manifest_digest);
+}
+
 const RuntimeDriver containerd_driver = {
         .name = "containerd",
+        .expect = cd_expect,
         .abandon = cd_abandon,
         .start = cd_start,
         .cancel = cd_cancel,

@@ -70,6 +70,12 @@ static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
         round_next(t);
 }
 
+static int64_t ts_usec(const Containerd__Services__Content__V1__Timestamp *ts) {
+        if (!ts || ts->seconds < 0 || ts->seconds > INT64_MAX / 1000000 - 1)
+                return 0;
+        return ts->seconds * 1000000 + ts->nanos / 1000;
+}
+
 static void apply_statuses(CdTracker *t) {
         Containerd__Services__Content__V1__ListStatusesResponse *s = t->statuses;
         usec_t at = cd_now(CLOCK_MONOTONIC);
@@ -105,6 +111,9 @@ static void apply_statuses(CdTracker *t) {
                         }
                 } else if (!(l = cd_layer_get(t, digest)))
                         continue;
+                /* the local store's updated_at is the data file's last write (offset is its size): a
+                 * resumed ingest keeps the last attempt's time until its first byte of this one */
+                l->ingest_idle = s->statuses[i]->offset <= 0 || ts_usec(s->statuses[i]->updated_at) < (int64_t) t->since;
                 l->ingest = l->ingest_seen = true;
                 l->missing_rounds = 0;
                 if ((uint64_t) s->statuses[i]->offset != l->offset)
@@ -122,6 +131,12 @@ static void apply_statuses(CdTracker *t) {
 }
 
 /* ---- step 2: which manifest ---- */
+
+/* Written by this pull: created since we started looking. Same clock, nanosecond timestamps: no second
+ * of slack, which would count an image pulled just before (an upgrade's v1) as this pull's. */
+static bool created_since(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
+        return cd_info_created(info) + (int64_t) (50 * USEC_PER_MSEC) >= (int64_t) t->since;
+}
 
 /* Is a blob listed by this manifest being downloaded right now (in this round's statuses)? */
 static bool lists_ingesting(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
@@ -155,39 +170,85 @@ static void mine_switch(CdTracker *t, Containerd__Services__Content__V1__Info *i
                 announce(t, "content", t->mine->config);
 }
 
+static int newest_first(const void *a, const void *b) {
+        int64_t x = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) a),
+                y = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) b);
+        return x > y ? -1 : x < y;
+}
+
+/* Watch mode: each layer not yet placed goes to the newest manifest listing it (the pull in flight
+ * fetched its manifest last; an older image may share the layer). The manifest's own source label
+ * names the image while the layer still downloads (a layer's blob is labelled only once committed). */
+static void attribute(CdTracker *t, Containerd__Services__Content__V1__Info **infos, size_t n) {
+        if (n > 1)
+                qsort(infos, n, sizeof(*infos), newest_first);
+        for (size_t i = 0; i < n; i++) {
+                Containerd__Services__Content__V1__Info *info = infos[i];
+                const char *src = NULL, *src_host = NULL;
+                for (size_t q = 0; q < info->n_labels; q++)
+                        if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX)) {
+                                src = info->labels[q]->value;
+                                src_host = info->labels[q]->key + strlen(CD_LABEL_SOURCE_PREFIX);
+                        }
+                for (size_t j = 0; j < t->n_layers; j++) {
+                        CdLayer *l = t->layers[j];
+                        if (l->m || !(l->source_host ?: src_host) || !cd_manifest_lists(info, l->digest))
+                                continue;
+                        _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
+                        cd_manifest_add(t, info, l->source_host ?: src_host, repo ?: "?");
+                }
+        }
+}
+
 static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
         CdTracker *t = userdata;
-        Containerd__Services__Content__V1__Info *newest = NULL, *active = NULL;
-        size_t n = 0;
+        Containerd__Services__Content__V1__Info *newest = NULL, *fresh = NULL, *active = NULL, *expected = NULL;
+        _cleanup_free_ Containerd__Services__Content__V1__Info **seen = NULL;
+        size_t n_fresh = 0, n_seen = 0;
 
         for (size_t k = 0; reply->error == 0 && reply->status == GRPC_OK && k < reply->n_messages; k++) {
                 Containerd__Services__Content__V1__ListContentResponse *r = (void *) reply->messages[k];
                 for (size_t i = 0; i < r->n_info; i++) {
                         Containerd__Services__Content__V1__Info *info = r->info[i];
+                        if (t->source_repo && (t->expect || t->expect_config)) {
+                                /* the registry said which (or CRI, by the config it ended with); its layers
+                                 * are known once the labels landed */
+                                const char *config = cd_label_get(info, CD_LABEL_CONFIG);
+                                if (config && (t->expect ? streq_ptr(info->digest, t->expect)
+                                                         : streq(config, t->expect_config)))
+                                        expected = info;
+                                continue;
+                        }
                         if (t->source_repo) {
-                                /* ours: one listing a layer being downloaded now, else the newest */
-                                n++;
+                                /* Without the registry's word: one listing a layer being downloaded now, else
+                                 * one fetched since we started (an upgrade's new tag), else the newest of the
+                                 * repository, a guess that is never reported until the pull ends. */
                                 if (!newest || cd_info_created(info) > cd_info_created(newest))
                                         newest = info;
+                                if (created_since(t, info)) {
+                                        n_fresh++;
+                                        if (!fresh || cd_info_created(info) > cd_info_created(fresh))
+                                                fresh = info;
+                                }
                                 if (lists_ingesting(t, info) && (!active || cd_info_created(info) > cd_info_created(active)))
                                         active = info;
                                 continue;
                         }
-                        const char *src = NULL;
-                        for (size_t q = 0; q < info->n_labels; q++)
-                                if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX))
-                                        src = info->labels[q]->value;
-                        for (size_t j = 0; j < t->n_layers; j++) {
-                                CdLayer *l = t->layers[j];
-                                if (l->m || !l->source_host || !cd_manifest_lists(info, l->digest))
-                                        continue;
-                                _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
-                                cd_manifest_add(t, info, l->source_host, repo ?: "?");
-                        }
+                        Containerd__Services__Content__V1__Info **a = realloc(seen, (n_seen + 1) * sizeof(*a));
+                        if (!a)
+                                break; /* out of memory: attribute what we have */
+                        seen = a;
+                        seen[n_seen++] = info;
                 }
         }
-        if (active || newest)
-                mine_switch(t, active ?: newest, active || n == 1);
+        attribute(t, seen, n_seen);
+        if (expected)
+                mine_switch(t, expected, true);
+        else if (active || fresh || newest)
+                /* a guess is reported only once the registry had time to answer (it usually does within
+                 * milliseconds): a wrong one would leave layers of another image in the pull's view */
+                mine_switch(t, active ?: fresh ?: newest,
+                            (active || (fresh && n_fresh == 1)) && cd_now(CLOCK_REALTIME) >= t->since + CD_EXPECT_GRACE);
         call_finished(t); /* frees reply */
         t->step = STEP_CONTENT;
         round_next(t);
@@ -197,19 +258,30 @@ static int issue_manifests(CdTracker *t) {
         Containerd__Services__Content__V1__ListContentRequest req = CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
         _cleanup_strv_free_ char **filters = NULL;
         size_t n = 0;
+        bool all_manifests = false;
         char *f;
 
         if (t->source_repo) {
-                if (t->mine_confirmed || cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
+                if (t->mine_confirmed)
                         return 0;
+                if (t->expect ? asprintf(&f, "digest==%s", t->expect) < 0
+                    : t->expect_config ? asprintf(&f, "labels.\"%s\"==%s", CD_LABEL_CONFIG, t->expect_config) < 0
+                                       : cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
+                        return 0; /* f is undefined after a failed asprintf: not pushed */
                 if (cd_strv_push(&filters, &n, f) < 0)
                         return -ENOMEM;
         } else
                 for (size_t i = 0; i < t->n_layers; i++) {
                         CdLayer *l = t->layers[i];
                         /* ask again now and then: the manifest's labels may land after the first layer */
-                        if (l->m || !l->source_host || !l->source_repos || (l->searches++ % 8) != 0)
+                        if (l->m || (l->searches++ % 8) != 0)
                                 continue;
+                        if (!l->source_host || !l->source_repos) {
+                                /* still downloading, so no labels of its own: every image manifest of the
+                                 * namespace, one call (labels only) now and then until one lists it */
+                                all_manifests = true;
+                                continue;
+                        }
                         _cleanup_free_ char *repos = strdup(l->source_repos);
                         char *save = NULL;
                         if (!repos)
@@ -219,6 +291,9 @@ static int issue_manifests(CdTracker *t) {
                                     cd_strv_push(&filters, &n, f) < 0)
                                         return -ENOMEM;
                 }
+        if (all_manifests &&
+            (asprintf(&f, "labels.\"%s\"", CD_LABEL_CONFIG) < 0 || cd_strv_push(&filters, &n, f) < 0))
+                return -ENOMEM;
         if (n == 0)
                 return 0;
         req.n_filters = n;
@@ -253,7 +328,7 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                                         continue;
                                 l->committed = true;
                                 l->missing_rounds = 0;
-                                if (cd_info_created(info) + (int64_t) USEC_PER_SEC >= (int64_t) t->since)
+                                if (created_since(t, info))
                                         l->fresh = true;
                                 if (info->size > 0)
                                         l->size = (uint64_t) info->size;
@@ -498,10 +573,38 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         free(t->source_host);
         free(t->source_repo);
         free(t->snapshotter);
+        free(t->expect);
+        free(t->expect_config);
         free(t);
         return NULL;
 }
 
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret) {
         *ret = t ? t->stats : (ContainerdPollStats) {};
+}
+
+int cd_tracker_expect(CdTracker *t, const char *manifest_digest) {
+        char *d;
+        if (!t || !t->source_repo || !manifest_digest)
+                return -EINVAL;
+        if (streq_ptr(t->expect, manifest_digest))
+                return 0;
+        d = strdup(manifest_digest);
+        if (!d)
+                return -ENOMEM;
+        free(t->expect);
+        t->expect = d;
+        /* a guess (or another tag's manifest) is dropped at the next round's look-up */
+        if (t->mine && !streq(t->mine->digest, d))
+                t->mine_confirmed = false;
+        return 0;
+}
+
+int cd_tracker_expect_config(CdTracker *t, const char *config_digest) {
+        if (!t || !t->source_repo || !config_digest || !startswith(config_digest, "sha256:") ||
+            strpbrk(config_digest, "\"\\,"))
+                return -EINVAL;
+        free(t->expect_config);
+        t->expect_config = strdup(config_digest);
+        return t->expect_config ? 0 : -ENOMEM;
 }

@@ -216,10 +216,10 @@ ErrorClass docker_classify_error(const char *message) {
                 "unsupported media type",
                 "schema 1 manifest not supported",
                 "not implemented: media type",
-                /* the registry's scheme or certificate: wrong until its settings change */
+                "x509: ", /* the registry's certificate is not trusted: fixed by trust, not time */
+                /* a plain-http registry spoken to with HTTPS: wrong until its scheme changes */
                 "server gave http response to https client",
                 "does not look like a tls handshake",
-                "x509: certificate signed by unknown authority",
                 "tls: failed to verify certificate",
         };
         if (!message)

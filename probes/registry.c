@@ -24,8 +24,8 @@ struct RegistryOp {
         char *repository, *reference, *platform, *blob;
         char *username, *password, *identity_token;
         usec_t timeout;
-        char **bases;
-        size_t base_idx;
+        RegistryHosts *hosts;
+        size_t base_idx;            /* the hop in use */
 
         Step step, resume_step;
         char *child_digest;
@@ -84,7 +84,7 @@ RegistryOp *registry_op_free(RegistryOp *op) {
         free(op->username);
         free(op->password);
         free(op->identity_token);
-        strv_free(op->bases);
+        registry_hosts_free(op->hosts);
         free(op->child_digest);
         free(op->token);
         free(op->realm);
@@ -207,7 +207,8 @@ static int token_url(RegistryOp *op, const RegistryChallenge *c, char **ret_url,
 
 static int op_issue(RegistryOp *op, Step step, const RegistryChallenge *challenge) {
         _cleanup_free_ char *url = NULL, *form = NULL;
-        const char *base = op->bases[op->base_idx];
+        const RegistryHop *hop = &op->hosts->hops[op->base_idx];
+        const char *base = hop->root;
         CURL *e = NULL;
         int r;
 
@@ -224,13 +225,13 @@ static int op_issue(RegistryOp *op, Step step, const RegistryChallenge *challeng
         switch (step) {
         case STEP_MANIFEST:
         case STEP_CHILD:
-                r = asprintf(&url, "%s/v2/%s/manifests/%s", base, op->repository,
+                r = asprintf(&url, "%s/%s/manifests/%s", base, op->repository,
                              step == STEP_CHILD ? op->child_digest : op->reference) < 0 ? -ENOMEM : 0;
                 if (r >= 0 && !(op->headers = curl_slist_append(NULL, accept_manifests)))
                         r = -ENOMEM;
                 break;
         case STEP_BLOB:
-                r = asprintf(&url, "%s/v2/%s/blobs/%s", base, op->repository, op->blob) < 0 ? -ENOMEM : 0;
+                r = asprintf(&url, "%s/%s/blobs/%s", base, op->repository, op->blob) < 0 ? -ENOMEM : 0;
                 if (r >= 0 && !(op->headers = curl_slist_append(NULL, "Range: bytes=1-1")))
                         r = -ENOMEM;
                 break;
@@ -255,6 +256,19 @@ static int op_issue(RegistryOp *op, Step step, const RegistryChallenge *challeng
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(e, CURLOPT_WRITEDATA, op);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->errbuf);
+        /* the runtime's trust for this hop: its CA (one bundle per hop), client pair, skip_verify */
+        if (hop->skip_verify) {
+                curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+                curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+        } else if (hop->ca_files) {
+                /* added to the system's roots, as dockerd and containerd do */
+                curl_easy_setopt(e, CURLOPT_CAINFO, hop->ca_files[0]);
+                curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
+        }
+        if (hop->client_cert && step != STEP_TOKEN) {
+                curl_easy_setopt(e, CURLOPT_SSLCERT, hop->client_cert);
+                curl_easy_setopt(e, CURLOPT_SSLKEY, hop->client_key ?: hop->client_cert);
+        }
         if (op->headers)
                 curl_easy_setopt(e, CURLOPT_HTTPHEADER, op->headers);
         /* curl drops these on redirects to other hosts (blob stores, CDNs): keep it that way */
@@ -320,14 +334,29 @@ static int errno_from_curl(CURLcode c) {
         case CURLE_OPERATION_TIMEDOUT:    return -ETIMEDOUT;
         case CURLE_TOO_MANY_REDIRECTS:    return -ELOOP;
         case CURLE_OUT_OF_MEMORY:         return -ENOMEM;
+        case CURLE_PEER_FAILED_VERIFICATION:
+        case CURLE_SSL_CACERT_BADFILE:    return -EKEYREJECTED;
+        case CURLE_SSL_CONNECT_ERROR:
+        case CURLE_SSL_CERTPROBLEM:       return -EPROTO;
         default:                          return -EIO;
         }
 }
 
+/* The first hop from i on that may answer this op (hosts.toml capabilities), or n_hops. */
+static size_t hop_usable(const RegistryOp *op, size_t i) {
+        /* a tag needs "resolve"; blobs and digests need "pull" (containerd's resolver) */
+        bool by_tag = op->kind == OP_RESOLVE && op->reference && !startswith(op->reference, "sha256:");
+        for (; i < op->hosts->n_hops; i++)
+                if (by_tag ? op->hosts->hops[i].resolve : op->hosts->hops[i].pull)
+                        break;
+        return i;
+}
+
 /* This hop failed: try the next one (a mirror falls back to the registry), or give up. */
 static void op_fail(RegistryOp *op, int r) {
-        if (r != -ENOMEM && op->bases[op->base_idx + 1]) {
-                op->base_idx++;
+        size_t next = hop_usable(op, op->base_idx + 1);
+        if (r != -ENOMEM && next < op->hosts->n_hops) {
+                op->base_idx = next;
                 op->m = registry_manifest_free(op->m);
                 op->auth = AUTH_NONE;
                 op->auth_tried = false;
@@ -442,10 +471,15 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         registry_error_done(&op->error); /* a previous hop's error is no longer the story */
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (result != CURLE_OK && !(result == CURLE_WRITE_ERROR && (op->stopped_reading || op->overflow))) {
-                r = op_error(op, errno_from_curl(result), 0, op->errbuf[0] ? op->errbuf : curl_easy_strerror(result));
+                _cleanup_free_ char *m = NULL;
+                const char *why = op->errbuf[0] ? op->errbuf : curl_easy_strerror(result);
+                r = errno_from_curl(result);
+                if ((r == -EKEYREJECTED || r == -EPROTO) && asprintf(&m, "TLS: %s", why) < 0)
+                        m = NULL;
+                r = op_error(op, r, 0, m ?: why);
                 goto fail;
         }
-        if (registry_url_host(op->bases[op->base_idx], &base_host) < 0) {
+        if (!(base_host = strdup(op->hosts->hops[op->base_idx].host))) {
                 r = -ENOMEM;
                 goto fail;
         }
@@ -509,7 +543,9 @@ static int op_new(CurlGlue *g, const RegistryTarget *t, OpKind kind, RegistryOp 
                 registry_op_free(op);
                 return -ENOMEM;
         }
-        r = registry_base_urls(t->config, t->domain, &op->bases);
+        r = registry_hosts_for(t->runtime, t->config, t->domain, &op->hosts);
+        if (r >= 0 && (op->base_idx = hop_usable(op, 0)) == op->hosts->n_hops)
+                r = -ENXIO; /* no hop may answer: containerd would fail the same way */
         if (r < 0) {
                 registry_op_free(op);
                 return r;

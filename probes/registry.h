@@ -6,6 +6,7 @@
 #include "probes/credentials.h"
 #include "probes/reference.h"
 #include "config/config.h"
+#include "probes/registry_trust.h"
 
 #define REGISTRY_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
 #define REGISTRY_MT_DOCKER_LIST     "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -30,6 +31,7 @@ typedef struct RegistryTarget {
         const char *password;       /* into errors. */
         const char *identity_token; /* OAuth2 refresh token (docker login's identitytoken) */
         const RegistryConfig *config; /* insecure hosts, mirrors; NULL = none */
+        const RuntimeRegistry *runtime; /* the runtime's hosts, schemes and trust; NULL = config only */
         usec_t timeout;             /* per HTTP request; 0 = 30 s */
 } RegistryTarget;
 
@@ -95,7 +97,8 @@ char *registry_error_format(const RegistryError *e);
 /* Asynchronous calls on a CurlGlue. done runs once from the event loop, unless registry_op_free()
  * comes first; it may free the op. r is 0 or a negative errno: -ENOENT (not found), -EACCES (401),
  * -EPERM (403), -EBUSY (429), -EBADMSG (bad or mismatching manifest), -EPROTONOSUPPORT (unknown
- * media type), -EHOSTUNREACH/-ECONNREFUSED/-ETIMEDOUT/-EIO (transport). e is valid during the call
+ * media type), -EKEYREJECTED (TLS: the hop's certificate is not trusted), -EPROTO (TLS handshake
+ * failed), -EHOSTUNREACH/-ECONNREFUSED/-ETIMEDOUT/-EIO (transport). e is valid during the call
  * and filled whenever r < 0. */
 typedef struct RegistryOp RegistryOp;
 

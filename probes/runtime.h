@@ -91,6 +91,9 @@ typedef struct RuntimeDriver {
         /* The pull job gave up on this image (last attempt failed, or shutdown): drop whatever the
          * driver kept for a resume. Fire and forget: the request belongs to the glue. Optional. */
         int (*abandon)(CurlGlue *glue, const Config *config, const PullRequest *req);
+        /* The registry says the reference resolves to this image manifest now: follow only it (a
+         * driver that must pick the pull's manifest out of the runtime's store). Optional. */
+        void (*expect)(RuntimePull *p, const char *manifest_digest);
 } RuntimeDriver;
 
 extern const RuntimeDriver docker_driver;

@@ -2,7 +2,7 @@
 # Run every cmocka unit test and every bats integration test; end with "N passed, N failed".
 # Runtime rows (tests/bed/rows.sh): every bats file runs on BED_ROW (default bookworm, the installed
 # runtimes); the runtime-dependent ones run again on each row of BED_ROWS (default "trixie unstable";
-# empty: none). A failure names its row: "FAIL bats containerd [unstable]".
+# empty: none), ROW_JOBS (2) rows at a time. A failure names its row: "FAIL bats containerd [unstable]".
 # Exit non-zero when anything failed. Counts come from TAP output, so a crashed binary counts as a
 # failure rather than vanishing.
 set -u
@@ -57,13 +57,33 @@ run_bats() {
         fi
 }
 
-# The whole suite on the default row; the runtime-dependent files again on every other row.
+# run_row ROW: the runtime-dependent files on one more row; summary lines on stdout, the counts in
+# $log_dir/counts.ROW (it runs in a subshell, possibly beside another row: beds share nothing)
+run_row() { # ROW [reverse]: reverse runs the files last to first (spreads the heavy ones apart)
+        local row=$1 f files=$ROW_FILES
+        passed=0 failed=0 skipped=0
+        [ "${2:-}" = reverse ] && files=$(printf '%s\n' $ROW_FILES | tac)
+        if ! tests/bed/rows.sh fetch "$row" >"$log_dir/rows-$row.log" 2>&1; then
+                failed=1
+                echo "FAIL row $row: cannot fetch its runtimes:"; tail -5 "$log_dir/rows-$row.log"
+        else
+                for f in $files; do
+                        run_bats "tests/integration/$f.bats" "$row"
+                done
+        fi
+        echo "$passed $failed $skipped" >"$log_dir/counts.$row"
+}
+
+# The whole suite on the default row; the runtime-dependent files again on every other row, ROW_JOBS
+# rows at a time (default 2: the two other rows side by side, which keeps make check under 30
+# minutes on 2 cores; ROW_JOBS=1 runs them one after the other).
 DEFAULT_ROW=${BED_ROW:-bookworm}
 OTHER_ROWS=${BED_ROWS-trixie unstable}
 ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip"
 # dockerd on the containerd image store (Docker 29's default), on the rows whose dockerd has it
 STORE_ROWS=${BED_STORE_ROWS-unstable/containerd}
 STORE_FILES="stall_matrix_docker daemon"
+ROW_JOBS=${ROW_JOBS:-2}
 export BED_ROW=$DEFAULT_ROW
 
 if [ "${1:-}" != "--unit-only" ]; then
@@ -71,16 +91,25 @@ if [ "${1:-}" != "--unit-only" ]; then
                 [ -f "$b" ] || continue
                 run_bats "$b" "$DEFAULT_ROW"
         done
+        rows=() jobs_=()
         for row in $OTHER_ROWS; do
                 [ "$row" = "$DEFAULT_ROW" ] && continue
-                if ! tests/bed/rows.sh fetch "$row" >"$log_dir/rows-$row.log" 2>&1; then
-                        failed=$((failed + 1))
-                        echo "FAIL row $row: cannot fetch its runtimes:"; tail -5 "$log_dir/rows-$row.log"
-                        continue
+                rows+=("$row")
+                ( run_row "$row" "$([ $((${#rows[@]} % 2)) -eq 0 ] && echo reverse)" ) >"$log_dir/summary.$row" 2>&1 &
+                jobs_+=($!)
+                if [ ${#jobs_[@]} -ge "$ROW_JOBS" ]; then
+                        wait "${jobs_[0]}"
+                        jobs_=("${jobs_[@]:1}")
                 fi
-                for f in $ROW_FILES; do
-                        run_bats "tests/integration/$f.bats" "$row"
-                done
+        done
+        wait
+        for row in "${rows[@]}"; do
+                cat "$log_dir/summary.$row"
+                if read -r p f s <"$log_dir/counts.$row" 2>/dev/null; then
+                        passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+                else
+                        failed=$((failed + 1)); echo "FAIL row $row: its run ended without counts"
+                fi
         done
         for row in $STORE_ROWS; do
                 for f in $STORE_FILES; do

@@ -396,7 +396,8 @@ start_docker() {
 		if [ "${BED_DOCKER_ACTIVATION:-socket}" = socket ]; then
 			host=(-H fd://)
 			front=(python3 -u "$HERE/sockact.py" --socket "$BED_DIR/docker.sock"
-				--decoy-dir "$BED_DIR/decoys" --decoy-pids "$BED_DIR/decoys.pids" --)
+				--decoy-dir "$BED_DIR/decoys" --decoy-pids "$BED_DIR/decoys.pids"
+				--child-path "$BED_DIR/bin:$PATH" --)
 		fi
 		# shellcheck disable=SC2086
 		launch "$BED_DIR/docker.log" "${front[@]}" dockerd \

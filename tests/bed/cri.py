@@ -78,7 +78,8 @@ def image_obj(raw):
     return {"id": f.get(1, [b""])[0].decode(),
             "repo_tags": [x.decode() for x in f.get(2, [])],
             "repo_digests": [x.decode() for x in f.get(3, [])],
-            "size": f.get(4, [0])[0]}
+            "size": f.get(4, [0])[0],
+            "pinned": bool(f.get(8, [0])[0])}
 
 
 def call(sock, method, msg, timeout):

@@ -40,6 +40,7 @@ RULES = []             # list of dicts (validated), each with a private "_hits" 
 RULE_SEQ = itertools.count(1)
 COUNTERS = {}          # filled by reset_counters()
 HELD = {}              # conn id -> (event, socket) for connections held by a forever stall
+RESUMED = set()        # conn ids whose stall ends by /resume: the body goes on instead of a reset
 CONN_SEQ = itertools.count(1)
 UPSTREAM = None
 
@@ -497,6 +498,12 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 COUNTERS["held"] -= 1
                 HELD.pop(cid, None)
+        with LOCK:
+            resumed = cid in RESUMED
+            RESUMED.discard(cid)
+        if released and resumed:
+            log("resumed after stall")
+            return
         if released:
             self.do_reset(digest, 0, self.cur_sent, "released while stalled")
         if reset_deadline is not None and time.monotonic() >= reset_deadline:
@@ -590,6 +597,14 @@ class ControlHandler(BaseHTTPRequestHandler):
                     reset_counters()
                     COUNTERS["active"], COUNTERS["held"] = active, held
                 return self.reply(200, {"reset": True})
+        if p == "/resume" and m == "POST":  # end every stall, the bodies go on
+            with LOCK:
+                held = list(HELD.items())
+                RESUMED.update(cid for cid, _ in held)
+            for _cid, (ev, _h) in held:
+                ev.set()
+            log("control: resumed %d held connections" % len(held))
+            return self.reply(200, {"resumed": len(held)})
         if p == "/release" and m == "POST":
             with LOCK:
                 held = list(HELD.values())

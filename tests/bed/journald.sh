@@ -3,13 +3,15 @@
 # /run/systemd/journal/socket is where sd_journal_send writes from processes entered into it with
 # `nsenter -t $JPID -m`; journal files bind-mounted out to $JDIR/log (read them with journalctl -D);
 # a catalog database of its own. The host's /run, journal and catalog are untouched.
+# Its socket directory is also a host directory, $JDIR/socket (/run/systemd/journal bind-mounted from
+# it), so a container can be given journald the way a pod gets the node's: a bind mount of that dir.
 #   journald_start DIR REPO   sets JDIR, JPID, JTIMEOUT_PID
 #   journald_stop
 
 journald_start() {
 	JDIR=$1
 	local repo=$2 i
-	mkdir -p "$JDIR/log" "$JDIR/catdb" "$JDIR/catalog"
+	mkdir -p "$JDIR/log" "$JDIR/catdb" "$JDIR/catalog" "$JDIR/socket"
 	cp /usr/lib/systemd/catalog/systemd.catalog "$repo/systemd/pullwatch.catalog" "$JDIR/catalog/"
 	cat >"$JDIR/journald.conf" <<-EOF
 		[Journal]
@@ -25,6 +27,7 @@ journald_start() {
 		mount -t tmpfs -o mode=0755 tmpfs /run
 		mkdir -p /run/systemd/journal /run/log
 		mount --bind "$JDIR/log" /run/log
+		mount --bind "$JDIR/socket" /run/systemd/journal
 		if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; fi
 		mount -t tmpfs tmpfs /var/lib/systemd
 		mkdir -p /var/lib/systemd/catalog

@@ -3,13 +3,17 @@
 
   pushimg.py --registry 127.0.0.1:5000 --repo test/name --tag v1 --layers 1MiB,200KiB[,...]
              [--seed S] [--config-mediatype application/octet-stream] [--platform linux/amd64]
-             [--index] [--chunked [--chunk-size 1MiB]] [--gzip-level 1] [--cache DIR]
+             [--index [--extra-platforms linux/arm64,...]] [--chunked [--chunk-size 1MiB]]
+             [--gzip-level 1] [--cache DIR] [--layer-dir DIR] [--zstd]
 
 Each layer is a gzip-compressed tar holding one file of about SIZE bytes of pseudo-random
 (incompressible) data. The content is a pure function of (seed, layer index, size): the same
 arguments push the same digests, a different seed pushes different layers. Default seed: REPO:TAG.
 The manifest is Docker v2 schema2; --index also pushes a manifest list (the image manifest is
-pushed by digest, the list under the tag). Prints one JSON object on stdout:
+pushed by digest, the list under the tag); --extra-platforms adds one manifest per platform to that
+list (same layers, a config naming that platform). --layer-dir DIR appends a layer holding the real
+tree under DIR (thousands of small files, links, modes as they are). --zstd compresses every layer
+with zstd(1) instead and pushes an OCI manifest (and OCI index). Prints one JSON object on stdout:
   {"reference", "registry", "repo", "tag", "manifest_digest", "manifest_size", "media_type",
    "index_digest" (with --index), "digest" (what the tag points to), "config": {digest,size},
    "layers": [{digest, size, diff_id, uncompressed_size}], "total_bytes" (sum of layer sizes),
@@ -34,6 +38,10 @@ MT_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MT_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 MT_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+MT_OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+MT_OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
 EPOCH = 1700000000
 
 
@@ -86,10 +94,11 @@ class HashingWriter(io.RawIOBase):
         return self.f.write(b)
 
 
-def make_layer(path, seed, index, size, level):
+def make_layer(path, seed, index, size, level, zstd=False):
     """Write layer `index` to path; return (diff_id, uncompressed_size)."""
     with open(path, "wb") as raw:
-        gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=level, mtime=0)
+        gz = zstd_writer(raw) if zstd else gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                          compresslevel=level, mtime=0)
         hw = HashingWriter(gz)
         with tarfile.open(fileobj=hw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
             d = tarfile.TarInfo("data")
@@ -100,6 +109,51 @@ def make_layer(path, seed, index, size, level):
             tar.addfile(ti, RandomReader("%s/%d/%d" % (seed, index, size), size))
         gz.close()
     return "sha256:" + hw.h.hexdigest(), hw.n
+
+
+def make_dir_layer(path, tree, level, zstd):
+    """Write a layer holding the tree under `tree` (as ./...) to path; return (diff_id, uncompressed_size)."""
+    with open(path, "wb") as raw:
+        comp = zstd_writer(raw) if zstd else gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                                            compresslevel=level, mtime=0)
+        hw = HashingWriter(comp)
+        with tarfile.open(fileobj=hw, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            for root, dirs, files in os.walk(tree):
+                dirs.sort()
+                for name in sorted(dirs) + sorted(files):
+                    full = os.path.join(root, name)
+                    ti = tar.gettarinfo(full, arcname=os.path.relpath(full, os.path.dirname(tree)))
+                    if ti is None:
+                        continue  # sockets and the like
+                    if ti.isreg():
+                        with open(full, "rb") as f:
+                            tar.addfile(ti, f)
+                    else:
+                        tar.addfile(ti)
+        comp.close()
+    return "sha256:" + hw.h.hexdigest(), hw.n
+
+
+class zstd_writer(io.RawIOBase):
+    """A pipe through zstd(1) into raw."""
+
+    def __init__(self, raw):
+        import subprocess
+        self.p = subprocess.Popen(["zstd", "-q", "-3", "-c"], stdin=subprocess.PIPE, stdout=raw)
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self.p.stdin.write(b)
+        return len(b)
+
+    def close(self):
+        if self.p.stdin and not self.p.stdin.closed:
+            self.p.stdin.close()
+            if self.p.wait() != 0:
+                raise SystemExit("pushimg: zstd failed")
+        super().close()
 
 
 def file_digest(path):
@@ -225,6 +279,9 @@ def main():
     ap.add_argument("--cache", default=os.environ.get("PUSHIMG_CACHE"),
                     help="keep generated layers here and reuse them (env PUSHIMG_CACHE)")
     ap.add_argument("--tmpdir", default=None)
+    ap.add_argument("--extra-platforms", default="", help="with --index: more OS/ARCH[/VARIANT], comma-separated")
+    ap.add_argument("--layer-dir", help="append a layer holding this directory tree")
+    ap.add_argument("--zstd", action="store_true", help="zstd layers, OCI manifest")
     a = ap.parse_args()
     sizes = [parse_size(s) for s in a.layers.split(",") if s.strip()]
     seed = a.seed if a.seed is not None else "%s:%s" % (a.repo, a.tag)
@@ -236,7 +293,8 @@ def main():
     try:
         layers = []
         for i, size in enumerate(sizes):
-            name = "%s-%d-%d-%d.tgz" % (hashlib.sha256(seed.encode()).hexdigest()[:16], i, size, a.gzip_level)
+            name = "%s-%d-%d-%d.%s" % (hashlib.sha256(seed.encode()).hexdigest()[:16], i, size, a.gzip_level,
+                                        "tzst" if a.zstd else "tgz")
             path = os.path.join(a.cache or work, name)
             meta_path = path + ".json"
             if a.cache and os.path.exists(meta_path) and os.path.exists(path):
@@ -246,7 +304,7 @@ def main():
                 if a.cache:
                     os.makedirs(a.cache, exist_ok=True)
                 tmp = path + ".tmp%d" % os.getpid()
-                diff_id, usize = make_layer(tmp, seed, i, size, a.gzip_level)
+                diff_id, usize = make_layer(tmp, seed, i, size, a.gzip_level, a.zstd)
                 digest, csize = file_digest(tmp)
                 os.rename(tmp, path)
                 meta = {"digest": digest, "size": csize, "diff_id": diff_id, "uncompressed_size": usize}
@@ -257,47 +315,73 @@ def main():
             reg.push_blob(a.repo, meta["digest"], meta["size"], path=path, chunked=a.chunked,
                           chunk_size=a.chunk_size)
             layers.append(meta)
-        config = {
-            "architecture": plat[1], "os": plat[0],
-            "created": "2023-11-14T22:13:20Z",
-            "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
-                       "Cmd": ["/bin/sh"], "Labels": {"pullwatch.test.seed": seed}},
-            "rootfs": {"type": "layers", "diff_ids": [l["diff_id"] for l in layers]},
-            "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "pushimg layer %d" % i}
-                        for i in range(len(layers))],
-        }
-        if len(plat) > 2:
-            config["variant"] = plat[2]
-        cfg = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
-        cfg_digest = "sha256:" + hashlib.sha256(cfg).hexdigest()
-        reg.push_blob(a.repo, cfg_digest, len(cfg), data=cfg)
-        manifest = {
-            "schemaVersion": 2, "mediaType": MT_MANIFEST,
-            "config": {"mediaType": a.config_mediatype, "size": len(cfg), "digest": cfg_digest},
-            "layers": [{"mediaType": MT_LAYER, "size": l["size"], "digest": l["digest"]} for l in layers],
-        }
-        mbody = json.dumps(manifest, indent=3).encode()
-        mdigest = "sha256:" + hashlib.sha256(mbody).hexdigest()
+        if a.layer_dir:
+            path = os.path.join(work, "dir-layer")
+            diff_id, usize = make_dir_layer(path, os.path.abspath(a.layer_dir), a.gzip_level, a.zstd)
+            digest, csize = file_digest(path)
+            reg.push_blob(a.repo, digest, csize, path=path, chunked=a.chunked, chunk_size=a.chunk_size)
+            layers.append({"digest": digest, "size": csize, "diff_id": diff_id, "uncompressed_size": usize,
+                           "dir": a.layer_dir})
+        mt_manifest = MT_OCI_MANIFEST if a.zstd else MT_MANIFEST
+        mt_list = MT_OCI_INDEX if a.zstd else MT_LIST
+        mt_layer = MT_OCI_ZSTD if a.zstd else MT_LAYER
+        mt_config = MT_OCI_CONFIG if a.zstd and a.config_mediatype == MT_CONFIG else a.config_mediatype
+
+        def image_manifest(plat):
+            """Push plat's config; return (manifest body, digest, config digest, config size)."""
+            config = {
+                "architecture": plat[1], "os": plat[0],
+                "created": "2023-11-14T22:13:20Z",
+                "config": {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+                           "Cmd": ["/bin/sh"], "Labels": {"pullwatch.test.seed": seed}},
+                "rootfs": {"type": "layers", "diff_ids": [l["diff_id"] for l in layers]},
+                "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "pushimg layer %d" % i}
+                            for i in range(len(layers))],
+            }
+            if len(plat) > 2:
+                config["variant"] = plat[2]
+            cfg = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+            cfg_digest = "sha256:" + hashlib.sha256(cfg).hexdigest()
+            reg.push_blob(a.repo, cfg_digest, len(cfg), data=cfg)
+            manifest = {
+                "schemaVersion": 2, "mediaType": mt_manifest,
+                "config": {"mediaType": mt_config, "size": len(cfg), "digest": cfg_digest},
+                "layers": [{"mediaType": mt_layer, "size": l["size"], "digest": l["digest"]} for l in layers],
+            }
+            mbody = json.dumps(manifest, indent=3).encode()
+            return mbody, "sha256:" + hashlib.sha256(mbody).hexdigest(), cfg_digest, len(cfg)
+
+        def plat_obj(plat):
+            o = {"architecture": plat[1], "os": plat[0]}
+            if len(plat) > 2:
+                o["variant"] = plat[2]
+            return o
+
+        mbody, mdigest, cfg_digest, cfg_size = image_manifest(plat)
         out = {"registry": a.registry, "repo": a.repo, "tag": a.tag,
                "reference": "%s/%s:%s" % (a.registry, a.repo, a.tag), "seed": seed,
-               "manifest_digest": mdigest, "manifest_size": len(mbody), "media_type": MT_MANIFEST,
-               "config": {"digest": cfg_digest, "size": len(cfg), "media_type": a.config_mediatype},
+               "manifest_digest": mdigest, "manifest_size": len(mbody), "media_type": mt_manifest,
+               "config": {"digest": cfg_digest, "size": cfg_size, "media_type": mt_config},
                "layers": layers, "total_bytes": sum(l["size"] for l in layers),
-               "total_blob_bytes": sum(l["size"] for l in layers) + len(cfg)}
+               "total_blob_bytes": sum(l["size"] for l in layers) + cfg_size}
         if a.index:
-            got = reg.put_manifest(a.repo, mdigest, mbody, MT_MANIFEST)
-            plat_obj = {"architecture": plat[1], "os": plat[0]}
-            if len(plat) > 2:
-                plat_obj["variant"] = plat[2]
-            idx = {"schemaVersion": 2, "mediaType": MT_LIST,
-                   "manifests": [{"mediaType": MT_MANIFEST, "size": len(mbody), "digest": mdigest,
-                                  "platform": plat_obj}]}
+            got = reg.put_manifest(a.repo, mdigest, mbody, mt_manifest)
+            entries = [{"mediaType": mt_manifest, "size": len(mbody), "digest": mdigest, "platform": plat_obj(plat)}]
+            others = {}
+            for p in [p for p in a.extra_platforms.split(",") if p.strip()]:
+                op = p.strip().split("/")
+                obody, odigest, _, _ = image_manifest(op)
+                reg.put_manifest(a.repo, odigest, obody, mt_manifest)
+                entries.append({"mediaType": mt_manifest, "size": len(obody), "digest": odigest,
+                                "platform": plat_obj(op)})
+                others[p.strip()] = odigest
+            idx = {"schemaVersion": 2, "mediaType": mt_list, "manifests": entries}
             ibody = json.dumps(idx, indent=3).encode()
             idigest = "sha256:" + hashlib.sha256(ibody).hexdigest()
-            got = reg.put_manifest(a.repo, a.tag, ibody, MT_LIST)
-            out.update(index_digest=idigest, digest=idigest)
+            got = reg.put_manifest(a.repo, a.tag, ibody, mt_list)
+            out.update(index_digest=idigest, digest=idigest, other_manifests=others)
         else:
-            got = reg.put_manifest(a.repo, a.tag, mbody, MT_MANIFEST)
+            got = reg.put_manifest(a.repo, a.tag, mbody, mt_manifest)
             out["digest"] = mdigest
         if got and got != out["digest"]:
             raise SystemExit("pushimg: registry says digest %s, expected %s" % (got, out["digest"]))

@@ -25,6 +25,8 @@ def main():
     ap.add_argument("--decoy-dir", required=True)
     ap.add_argument("--decoy-pids", required=True)
     ap.add_argument("--decoy", action="append", default=[])
+    ap.add_argument("--child-path", help="PATH for the daemon (an interpreter wrapper such as pyenv's "
+                    "shim may have changed this process's own)")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
@@ -71,7 +73,9 @@ def main():
         os.closerange(4, 1024)
         env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()),
                    LISTEN_FDNAMES=os.path.basename(a.socket))
-        os.execvpe(cmd[0], cmd, env)
+        if a.child_path:
+            env["PATH"] = a.child_path
+        os.execvpe(cmd[0], cmd, env)  # looked up in env's PATH
 
     def forward(signum, frame):
         try:

@@ -256,6 +256,7 @@ else
 fi
 echo
 
+BUILD=$BUILD tests/bench/fleet.sh
 echo "## Docker on the containerd image store (Docker 29's default)"
 echo
 # The same measurements on dockerd 28.5.2 with features.containerd-snapshotter, pulling through

@@ -22,10 +22,10 @@ setup() {
 
 pw_leases() { ctr -a "$CONTAINERD_SOCK" -n k8s.io leases ls -q | grep '^pullwatch-' || true; }
 
-latency() { # file layer verdict: seconds from the layer's last phase/progress event to the verdict
+latency() { # file layer verdict: seconds from the layer's last bytes seen (a phase/progress event's observed_t) to the verdict
 	jq -s -r --arg l "$2" --arg v "$3" '
 		(map(select(.event=="verdict" and .layer==$l and .verdict==$v)) | first | .t) as $tv
-		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | .t) as $tl
+		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | (.observed_t // .t)) as $tl
 		| ($tv - $tl)' "$1"
 }
 
@@ -56,6 +56,10 @@ latency() { # file layer verdict: seconds from the layer's last phase/progress e
 	events "$f" ".event==\"verdict\" and .layer==\"$big\" and .verdict==\"stalled\"" | grep -q 'no bytes for'
 	lat=$(latency "$f" "$big" stalled)
 	awk -v l="$lat" 'BEGIN { exit !(l >= 6 && l <= 8.5) }'
+	# the stream shows where the layer stopped, stamped when it was seen, before the verdict on it
+	jq -s -e --arg l "$big" '(map(select(.event=="verdict" and .layer==$l and .verdict=="stalled")) | first) as $v
+		| map(select((.event=="progress" or .event=="phase") and .layer==$l and .attempt==1 and .t <= $v.t)) | last
+		| .current == 3145728 and .observed_t != null and .observed_t <= $v.t - 5' "$f"
 	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
 	# resumed with a Range request, not fetched again from zero
 	proxy_counters | jq -e --arg d "$big" '.blobs[$d].range_requests >= 1'

@@ -341,6 +341,13 @@ setup() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"runtime docker: up, version $BED_DOCKERD_VERSION"*"(API 1."* ]]
 	[[ "$output" =~ "runtime containerd: up, version "v?"$BED_CONTAINERD_VERSION" ]]
+	# containerd's own CRI progress timeout: only 1.7 reports it (its default, 5m since 1.7.10)
+	case "$BED_CONTAINERD_VERSION" in
+	1.7.*)
+		status_json | jq -e '.runtimes.containerd.image_pull_progress_timeout == "5m0s" and (.runtimes.containerd | has("warning") | not)'
+		[[ "$output" == *"image_pull_progress_timeout 5m0s"* ]] ;;
+	*) status_json | jq -e '.runtimes.containerd | has("image_pull_progress_timeout") | not' ;;
+	esac
 	# and the image store dockerd uses: on the containerd store, the containerd it pulls through
 	if [ "$DOCKER_STORE" = containerd ]; then
 		status_json | jq -e --arg a "$CONTAINERD_SOCK" '.runtimes.docker.store == "containerd"

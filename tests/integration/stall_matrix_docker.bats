@@ -29,7 +29,7 @@ teardown() {
 verdict_latency() { # file layer verdict
 	jq -s -r --arg l "$2" --arg v "$3" '
 		(map(select(.event=="verdict" and .layer==$l and .verdict==$v)) | first | .t) as $tv
-		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | .t) as $tl
+		| (map(select((.event=="phase" or .event=="progress") and .layer==$l and .t <= $tv)) | last | (.observed_t // .t)) as $tl
 		| ($tv - $tl)' "$1"
 }
 
@@ -120,7 +120,7 @@ verdict_latency() { # file layer verdict
 	[ -z "$(events "$f" '.event=="action" or .event=="retry"')" ]
 	decoys_untouched
 	# it really was silent longer than the 10 s a kubelet-style "any message" deadline allows here
-	jq -s -e '[.[] | select(.event=="phase" or .event=="progress") | .t] | . as $t
+	jq -s -e '[.[] | select(.event=="phase" or .event=="progress") | (.observed_t // .t)] | . as $t
 	          | [range(1; length) | $t[.] - $t[. - 1]] | max > 10' "$f"
 }
 

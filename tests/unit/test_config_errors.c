@@ -45,9 +45,9 @@ static void test_error_unknown_key(void **state) {
         static const ErrorCase t[] = {
                 { "runtime: docker\nfoo: 1\n", -EINVAL, 2, 1, "foo",
                   "unknown key; known keys here: runtime, docker, containerd, credentials, platform, preheat, "
-                  "state_dir, control_socket, metrics, alerts, watchdog, retry, registry" },
+                  "kubelet, state_dir, control_socket, metrics, alerts, watchdog, retry, registry" },
                 { "docker:\n  sockett: /x\n", -EINVAL, 2, 3, "docker.sockett",
-                  "unknown key; known keys here: socket, pidfile" },
+                  "unknown key; known keys here: socket, pidfile, certs_dir" },
                 { "watchdog:\n  sample_interval: 1s\n  hang: 2m\n", -EINVAL, 3, 3, "watchdog.hang",
                   "unknown key; known keys here: sample_interval, network_stall, silent_min, silent_min_rate, "
                   "hang_quiet, livelock_window, trickle_rate, trickle_window, waiting_max" },
@@ -103,6 +103,11 @@ static void test_error_bad_values(void **state) {
                   "expected a whole number like 2, got \"-1\"" },
                 { "retry:\n  attempts: 99999999999\n", -ERANGE, 2, 13, "retry.attempts",
                   "expected a whole number like 2, got \"99999999999\" (too large)" },
+                { "kubelet:\n  image_gc_high_threshold: 101\n", -ERANGE, 2, 28, "kubelet.image_gc_high_threshold",
+                  "expected a percentage from 1 to 100, got \"101\"" },
+                { "kubelet:\n  image_gc_high_threshold: 0\n", -EINVAL, 2, 28, "kubelet.image_gc_high_threshold",
+                  "expected a percentage from 1 to 100, got \"0\"" },
+                { "preheat:\n  pin: yes\n", -EINVAL, 2, 8, "preheat.pin", "expected true or false, got \"yes\"" },
                 { "runtime: podman\n", -EINVAL, 1, 10, "runtime",
                   "expected one of auto, docker, containerd, got \"podman\"" },
                 { "state_dir: var/lib/pullwatch\n", -EINVAL, 1, 12, "state_dir",
@@ -145,6 +150,8 @@ static void test_error_relations(void **state) {
                   "expected at most retry.backoff_max (1m), got 2m" },
                 { "retry:\n  backoff: 2m\n  backoff_max: 1m\n", -EINVAL, 3, 16, "retry.backoff_max",
                   "expected at least retry.backoff (2m), got 1m" },
+                { "kubelet:\n  image_gc_low_threshold: 90\n", -EINVAL, 2, 27, "kubelet.image_gc_low_threshold",
+                  "expected at most kubelet.image_gc_high_threshold (85), got 90" },
                 { "watchdog:\n  network_stall: 1s\n", -EINVAL, 2, 18, "watchdog.network_stall",
                   "expected at least watchdog.sample_interval (2s), got 1s" },
                 { "watchdog:\n  sample_interval: 3m\n", -EINVAL, 2, 20, "watchdog.sample_interval",

@@ -251,11 +251,11 @@ static void test_text_negatives(void **state) {
         expect_text(RUNTIME_DOCKER, "dial unix /var/run/docker.sock: connect: connection refused", DIAG_NONE, NULL);
         expect_text(RUNTIME_DOCKER, "read tcp 10.0.0.2:51234->10.0.0.1:443: read: connection reset by peer",
                     DIAG_NONE, NULL);
-        /* an untrusted certificate is not a scheme problem */
+        /* an untrusted certificate is tls-untrusted, not a scheme problem */
         expect_text(RUNTIME_DOCKER,
                     "Head \"https://192.0.2.2:40373/v2/x/manifests/v1\": tls: failed to verify certificate: x509: "
                     "certificate signed by unknown authority",
-                    DIAG_NONE, NULL);
+                    DIAG_TLS_UNTRUSTED, NULL);
         /* without ret_text the verdict alone comes back */
         assert_int_equal(diagnose_runtime_error(RUNTIME_DOCKER, "toomanyrequests", NULL), DIAG_RATE_LIMITED);
 }
@@ -421,8 +421,37 @@ static void test_middlebox(void **state) {
         free(t);
 }
 
+static void test_seed000_as_it_happened(void **state) {
+        char *t = NULL;
+
+        /* dockerd's own retries: cut at ~60 s, a Range retry refused with no byte (not timed), cut again */
+        DiagAttempt lb[] = { { ATTEMPT_RESET, S(60.4) }, { ATTEMPT_RESET, S(59.8) } };
+        assert_true(diagnose_attempts_cut(lb, 2) >= S(59.8) && diagnose_attempts_cut(lb, 2) <= S(60.4));
+        DiagAttempt apart[] = { { ATTEMPT_RESET, S(20) }, { ATTEMPT_RESET, S(60) } };
+        assert_int_equal(diagnose_attempts_cut(apart, 2), 0);
+        assert_int_equal(diagnose_attempts_cut(NULL, 0), 0);
+
+        /* the 1.4 GB layer of the report: 70 % in 60 s */
+        assert_int_equal(diagnose_unpassable_hop(S(60), "lb.example:443", "2a57ddc33014", 1378000000, 964600000, &t),
+                         DIAG_MIDDLEBOX_TIMEOUT);
+        assert_non_null(strstr(t, "cannot finish through lb.example:443"));
+        assert_non_null(strstr(t, "after ~60s and answers Range with HTTP 200"));
+        assert_non_null(strstr(t, "read or idle timeout on lb.example:443 above the layer's transfer time"));
+        assert_non_null(strstr(t, "layer 2a57ddc33014 needs ~86s for its 1378 MB"));
+        assert_non_null(strstr(t, "bypass that hop"));
+        free(t);
+        /* hop and sizes unknown: still the finding and the remedy */
+        assert_int_equal(diagnose_unpassable_hop(S(3), NULL, NULL, 0, 0, &t), DIAG_MIDDLEBOX_TIMEOUT);
+        assert_non_null(strstr(t, "through a hop between this node and the registry"));
+        assert_null(strstr(t, "needs ~"));
+        free(t);
+        assert_int_equal(diagnose_unpassable_hop(0, "h", NULL, 0, 0, &t), DIAG_NONE);
+        assert_null(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_seed000_as_it_happened),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_seed000_range),
                 cmocka_unit_test(test_seed004_octet_stream),

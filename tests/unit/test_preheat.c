@@ -123,7 +123,8 @@ typedef struct World {
         SharedConfig *config;
         State *state;
         Preheat *preheat;
-        unsigned results, changed, trouble;
+        unsigned results, changed, trouble, evicted;
+        char *evicted_why;
 } World;
 
 static char tmpdir[] = "/tmp/test_preheat.XXXXXX";
@@ -139,8 +140,16 @@ static void on_trouble(void *userdata, RuntimeKind k) {
         ((World *) userdata)->trouble++;
 }
 
+static void on_evicted(void *userdata, const char *image, const char *runtime, const char *why) {
+        World *w = userdata;
+        w->evicted++;
+        free(w->evicted_why);
+        w->evicted_why = strdup(why);
+}
+
 static void world_start(World *w, unsigned concurrency) {
-        static const PreheatHooks hooks = { .pull_event = on_event, .changed = on_changed, .runtime_trouble = on_trouble };
+        static const PreheatHooks hooks = { .pull_event = on_event, .changed = on_changed, .runtime_trouble = on_trouble,
+                                            .evicted = on_evicted };
         const RuntimeDriver *drivers[_RUNTIME_KIND_MAX] = { [RUNTIME_DOCKER] = &fake_driver };
         Config *c;
 
@@ -153,6 +162,10 @@ static void world_start(World *w, unsigned concurrency) {
         c->preheat.concurrency = concurrency;
         c->preheat.splay = 0;
         c->preheat.recheck = 0;
+        c->preheat.evict_window = 2 * USEC_PER_SEC;
+        /* no runtime to measure the image filesystem: a held image comes back after the window */
+        free(c->docker_socket);
+        c->docker_socket = strdup("/nonexistent/docker.sock");
         assert_int_equal(shared_config_new(c, &w->config), 0);
         assert_int_equal(state_new(tmpdir, &w->state), 0);
         assert_int_equal(preheat_new(w->event, w->glue, w->config, w->state, drivers, "0123456789abcdef", &hooks, w,
@@ -164,6 +177,7 @@ static void world_stop(World *w) {
         w->preheat = preheat_free(w->preheat);
         shared_config_unref(w->config);
         state_free(w->state);
+        free(w->evicted_why);
         curl_glue_free(w->glue);
         sd_event_unref(w->event);
 }
@@ -383,6 +397,7 @@ static bool settled_or_two_pulling(World *w) { return count(w, PREHEAT_PULLING) 
 
 static bool one_started(World *w) { return fake.n_started >= 1 && all_ready(w); }
 static bool two_started(World *w) { return fake.n_started >= 2 && all_ready(w); }
+static bool one_evicted(World *w) { return w->evicted >= 1; }
 
 static void test_evicted_image_repulled_at_recheck(void **s) {
         World w;
@@ -401,9 +416,22 @@ static void test_evicted_image_repulled_at_recheck(void **s) {
         assert_string_equal(fake.started[0], "reg.local/a:v1");
         run_for(&w, 400 * USEC_PER_MSEC);
         assert_int_equal(fake.n_started, 1); /* present again: rechecks find it, nothing more is pulled */
+        assert_int_equal(w.evicted, 0);
+        /* evicted again within preheat.evict_window: churn with the image GC, re-pulls stop */
         fake_set_present("reg.local/a:v1", false);
+        run_until(&w, one_evicted, 5 * USEC_PER_SEC);
+        assert_string_equal(target_state(&w, "reg.local/a:v1"), "evicted");
+        assert_int_equal(fake.n_started, 1);
+        assert_int_equal(w.evicted, 1);
+        assert_non_null(strstr(w.evicted_why, "evicted twice within"));
+        assert_non_null(strstr(w.evicted_why, "image garbage collection"));
+        char summary[128];
+        assert_int_equal(preheat_summary(w.preheat, summary, sizeof(summary)), 0);
+        assert_non_null(strstr(summary, "1 evicted"));
+        /* the disk cannot be measured here: tried again once the window has passed */
         run_until(&w, two_started, 5 * USEC_PER_SEC);
         assert_string_equal(fake.started[1], "reg.local/a:v1");
+        assert_int_equal(w.evicted, 1);
         world_stop(&w);
 }
 

@@ -1,0 +1,197 @@
+#!/usr/bin/env bats
+# The preheater next to kubelet's image garbage collection, on the bed's real containerd (CRI, k8s.io)
+# with `pullwatch daemon`, a standalone journald and a short recheck, run the way daemon.bats runs it:
+# preheat.pin labels every reference of a preheated image io.cri-containerd.pinned=pinned and removes
+# the label when the image leaves the list; an image deleted twice through CRI (what kubelet's GC does)
+# is re-pulled once, then held back with preheat-evicted, and pulled again once usage is below the low
+# threshold.
+
+load helpers
+load pw_helpers
+
+REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
+source "$REPO/tests/bed/journald.sh"
+
+journal() { timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch "$@"; }
+
+wait_journal() { # SECS JQ-FILTER [journalctl matches...]
+	local secs=$1 filter=$2 i
+	shift 2
+	for ((i = 0; i < secs * 5; i++)); do
+		journal "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q . && return 0
+		sleep 0.2
+	done
+	echo "no journal entry matching $filter within ${secs}s:" >&2
+	journal -o cat >&2 || true
+	return 1
+}
+
+status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
+
+wait_status() { # SECS JQ-CONDITION
+	local secs=$1 cond=$2 i out
+	for ((i = 0; i < secs * 5; i++)); do
+		out=$(status_json 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "status never satisfied $cond within ${secs}s:" >&2
+	status_json | jq -c '.preheat' >&2 || true
+	tail -n 30 "$DLOG" >&2
+	return 1
+}
+
+state_is() { printf '(.preheat | map(select(.image == "%s" and .state == "%s")) | length) == 1' "$1" "$2"; }
+
+write_gc_config() { # LOW-THRESHOLD
+	DOCKER_SOCK=/nonexistent/docker.sock pw_config "runtime: containerd
+preheat:
+  list: $BED_DIR/list/preheat.yaml
+  concurrency: 2
+  splay: 0s
+  recheck: 1s
+  evict_window: 1h
+  pin: true
+kubelet:
+  image_gc_high_threshold: 95
+  image_gc_low_threshold: $1
+state_dir: $BED_DIR/state
+control_socket: $BED_DIR/run/control.sock
+alerts:
+  rate_limit: 0s"
+}
+
+write_list() {
+	local f=$BED_DIR/list/preheat.yaml
+	shift 0
+	printf -- '- %s\n' "$@" >"$f.tmp"
+	mv -f "$f.tmp" "$f"
+}
+
+daemon_start() {
+	DLOG=$BED_DIR/daemon.log
+	(
+		rc=0
+		nsenter -t "$JPID" -m -- env PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" \
+			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
+		echo "$rc" >"$DLOG.rc"
+	) 3>&- &
+	wait_for 20 status_json || { cat "$DLOG" >&2; return 1; }
+	DAEMON_PID=$(status_json | jq -r .pid)
+	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid"
+	export DLOG DAEMON_PID
+}
+
+# every reference CRI made for IMAGE (tag, repo@digest, image id), one per line
+refs_of() {
+	local id
+	id=$(cri_status "$1" | jq -r '.image.id')
+	[ -n "$id" ] && [ "$id" != null ] || return 1
+	# every reference CRI made points at the same manifest as the id's own reference
+	ctr_ images ls | awk -v id="$id" 'NR > 1 { ref[NR] = $1; dig[NR] = $3; if ($1 == id) t = $3 }
+		END { for (i in ref) if (dig[i] == t) print ref[i] }'
+}
+
+labels_of() { ctr_ images ls | awk -v r="$1" '$1 == r { print $NF }'; }
+
+all_refs_pinned() { # IMAGE
+	local r n=0
+	for r in $(refs_of "$1" | sort -u); do
+		labels_of "$r" | grep -q 'io.cri-containerd.pinned=pinned' || return 1
+		n=$((n + 1))
+	done
+	[ "$n" -ge 3 ]
+}
+
+tag_unpinned() { ! labels_of "$1" | grep -q 'io.cri-containerd.pinned'; }
+
+last_success() { status_json | jq -r --arg i "$1" '.preheat[] | select(.image == $i) | .last_success'; }
+
+cd_has() { cri_status "$1" | jq -e '.image != null' >/dev/null; }
+cd_lacks() { cri_status "$1" | jq -e '.image == null' >/dev/null; }
+
+# containerd's CRI reports the label in ImageStatus.pinned from 1.6.22 on the 1.6 branch and 1.7.0
+cri_honours_pin() {
+	local v
+	v=$(ctr -a "$CONTAINERD_SOCK" version | awk '/Server:/ { s = 1 } s && /Version:/ { print $2; exit }')
+	v=${v#v}
+	v=${v%%~*}
+	v=${v%%-*}
+	python3 - "$v" <<-'PY'
+		import sys
+		p = [int(x) for x in sys.argv[1].split(".")[:3]]
+		sys.exit(0 if (p[0], p[1]) > (1, 6) or (p[0], p[1], p[2]) >= (1, 6, 22) else 1)
+	PY
+}
+
+setup_file() {
+	bed_require nsenter journalctl /lib/systemd/systemd-journald python3 jq
+	require_pullwatch
+	bed_start --no-docker
+	echo 0123456789abcdef0123456789abcdef >"$BED_DIR/machine-id"
+	mkdir -p "$BED_DIR/list"
+	push_image test/gc-pin v1 256KiB,64KiB >/dev/null
+	push_image test/gc-evict v1 512KiB >/dev/null
+	IMG_PIN=$PROXY_ADDR/test/gc-pin:v1 IMG_EVICT=$PROXY_ADDR/test/gc-evict:v1
+	export IMG_PIN IMG_EVICT
+	# usage of the bed's disk is above 1 %: an image held back stays held until the threshold moves
+	write_gc_config 1
+	journald_start "$BED_DIR/journal" "$REPO"
+	write_list "$IMG_PIN" "$IMG_EVICT"
+	daemon_start
+}
+
+teardown_file() {
+	local p
+	p=$(cat "$BED_DIR/daemon.pid" 2>/dev/null) || true
+	if [ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "pullwatch daemon"; then
+		kill -TERM "$p"
+		timeout 20 tail --pid="$p" -f /dev/null || true
+	fi
+	journald_stop
+	bed_stop
+}
+
+@test "preheat.pin: every reference of a preheated image is labelled pinned; the label goes when the image leaves the list" {
+	wait_status 60 "$(state_is "$IMG_PIN" ready) and $(state_is "$IMG_EVICT" ready)"
+	wait_for 20 all_refs_pinned "$IMG_PIN"
+	# CRI's own view: pinned in ImageStatus where containerd honours the label; 1.6.20-1.6.21 do not
+	if cri_honours_pin; then
+		cri_status "$IMG_PIN" | jq -e '.image.pinned == true'
+	else
+		cri_status "$IMG_PIN" | jq -e '.image.pinned == false'
+	fi
+	write_list "$IMG_EVICT"
+	wait_for 20 tag_unpinned "$IMG_PIN"
+	for r in $(refs_of "$IMG_PIN" | sort -u); do
+		run labels_of "$r"
+		[[ "$output" != *"io.cri-containerd.pinned"* ]]
+	done
+	# unpinned, not removed: the image stays on the node
+	cd_has "$IMG_PIN"
+}
+
+@test "eviction churn: deleted once it is pulled again; deleted again within evict_window it is held (preheat-evicted, status), and tried again below the low threshold" {
+	wait_status 60 "$(state_is "$IMG_EVICT" ready)"
+	before=$(last_success "$IMG_EVICT")
+	cri_rmi "$IMG_EVICT"
+	# the recheck notices and pulls it again (a new success), without any alert
+	wait_status 60 "(.preheat[] | select(.image == \"$IMG_EVICT\") | .last_success) != \"$before\""
+	wait_status 60 "$(state_is "$IMG_EVICT" ready)"
+	cd_has "$IMG_EVICT"
+	[ -z "$(journal MESSAGE_ID=fb7ea850e43a4c29b9b032aec2c82654 2>/dev/null)" ]
+	cri_rmi "$IMG_EVICT"
+	wait_status 60 "$(state_is "$IMG_EVICT" evicted)"
+	wait_journal 20 '.PULLWATCH_ALERT == "preheat-evicted" and (.MESSAGE | test("image garbage collection")) and (.MESSAGE | test("% used"))' \
+		MESSAGE_ID=fb7ea850e43a4c29b9b032aec2c82654
+	status_json | jq -e --arg i "$IMG_EVICT" '.preheat[] | select(.image == $i) | .error | test("evicted twice within 1h")'
+	run timeout 20 "$PULLWATCH" status --config "$PW_CONFIG"
+	[[ "$output" == *"1 evicted"* ]]
+	# held: not pulled again while usage stays above the low threshold
+	cd_lacks "$IMG_EVICT"
+	[ "$(status_json | jq -r --arg i "$IMG_EVICT" '.preheat[] | select(.image == $i) | .state')" = evicted ]
+	# usage now below the low threshold (it moved): tried again
+	write_gc_config 90
+	kill -HUP "$DAEMON_PID"
+	wait_for 60 cd_has "$IMG_EVICT"
+	wait_status 60 "$(state_is "$IMG_EVICT" ready)"
+}

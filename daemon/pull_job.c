@@ -262,8 +262,11 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
                 s->size = MAX(s->size, total);
         } else if (s->phase == PHASE_DOWNLOADING && phase != PHASE_DONE)
                 s->downloaded = MAX(s->downloaded, s->size); /* the last progress message lags */
-        s->observed = current;
-        s->observed_at = at;
+        /* when the count last changed: dockerd on the containerd store repeats it every second */
+        if (current != s->observed || s->phase != phase) {
+                s->observed = current;
+                s->observed_at = at;
+        }
         if (s->phase != phase) {
                 s->phase = phase;
                 s->last_progress_event = at;
@@ -276,7 +279,7 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
                 s->last_progress_event = at;
                 s->emitted = current;
                 emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
-                                       .current = current, .total = total, .observed = at });
+                                       .current = current, .total = total, .observed = s->observed_at });
         }
 }
 

@@ -80,6 +80,13 @@ distrust() {
 	push_image test/tls-old v1 256KiB --config-mediatype application/octet-stream >/dev/null
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime containerd "$TLS_REG/test/tls-old:v1"
+	if [ "${BED_CONTAINERD_VERSION%%.*}" -ge 2 ]; then
+		# containerd 2.1+ unpacks such an image (the version gate): pulled over TLS, nothing claimed
+		[ "$PW_RC" -eq 0 ]
+		jq -e 'select(.event=="result") | .ok == true and .attempts == 1' "$f"
+		[ -z "$(events "$f" '.event=="diagnosis"')" ]
+		return 0
+	fi
 	[ "$PW_RC" -eq 1 ]
 	# the manifest was read (only the probe says "config ... has mediaType"), and the version checked
 	events "$f" '.event=="diagnosis" and .diagnosis=="octet-stream-config"' | grep -q 'has mediaType application/octet-stream'

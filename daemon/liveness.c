@@ -15,6 +15,10 @@
 #define SYS_pidfd_send_signal 424
 #endif
 
+/* While no runtime can be proven, look again at most this often: finding it reads every process's
+ * executable link, too much for every sample of every pull. */
+#define RESOLVE_RETRY (10 * USEC_PER_SEC)
+
 /* Ancestors walked from a helper up to the runtime before giving up. */
 #define LINEAGE_MAX 64
 
@@ -30,6 +34,7 @@ struct RuntimeLiveness {
         const char *const *exe_names;
         RuntimeIdentity id;
         char *unverified_why;
+        usec_t unverified_at;     /* when the last resolve failed (0: it did not, or never ran) */
         bool inprocess_extract;
         ProcTree *last;
         bool *last_helper;        /* per last->desc entry */
@@ -160,7 +165,7 @@ const RuntimeIdentity *runtime_liveness_identity(const RuntimeLiveness *l, const
 }
 
 /* Keep the verified runtime, or find it again (first sample, restart, exec of a new binary). */
-static int ensure_identity(RuntimeLiveness *l) {
+static int ensure_identity(RuntimeLiveness *l, usec_t now) {
         RuntimeIdentitySpec spec = spec_of(l);
         RuntimeIdentity id;
         char *why = NULL;
@@ -168,7 +173,10 @@ static int ensure_identity(RuntimeLiveness *l) {
 
         if (l->id.pid > 0 && runtime_identity_check(&spec, &l->id) >= 0)
                 return 0;
+        if (l->id.pid <= 0 && l->unverified_at && now < l->unverified_at + RESOLVE_RETRY)
+                return -ESRCH;
         r = runtime_identity_resolve(&spec, &id, &why);
+        l->unverified_at = r < 0 ? MAX(now, (usec_t) 1) : 0;
         if (r < 0 || id.pid != l->id.pid || id.start_ticks != l->id.start_ticks)
                 forget_sample(l);
         free(l->unverified_why);
@@ -254,7 +262,7 @@ static int sample_one(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
         int r;
 
         *ret = (LivenessDelta) { .at = now };
-        if (ensure_identity(l) < 0) {
+        if (ensure_identity(l, now) < 0) {
                 /* Blind, not guessing: the detector falls back to size budgets, nothing is signalled. */
                 ret->unverified = true;
                 snprintf(ret->why, sizeof(ret->why), "%s", l->unverified_why ?: "runtime process not found");

@@ -6,26 +6,13 @@ remote registry: dockerd and containerd fall back to plain http only for 127.0.0
 
     tcpfwd.py LISTEN_HOST UPSTREAM_HOST:PORT
 """
+import os
 import socket
 import sys
 import threading
 
-
-def pump(src, dst):
-    try:
-        while True:
-            data = src.recv(65536)
-            if not data:
-                break
-            dst.sendall(data)
-    except OSError:
-        pass
-    finally:
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from unixfwd import pump  # noqa: E402  (one pump for both forwarders)
 
 
 def main():

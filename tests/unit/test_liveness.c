@@ -220,6 +220,15 @@ static void test_pid1_only_is_unverified(void **state) {
                 (void) runtime_liveness_kill_helper(l, p, NULL, 0);
         assert_int_equal(s.n, 0);
         assert_int_equal(s.opened, 0);
+
+        /* dockerd serves its socket again: not looked for on every sample (a /proc-wide scan), but
+         * found once the retry interval has passed */
+        put(&dockerd);
+        sample(l, 3 * USEC_PER_SEC, &lv);
+        assert_true(lv.unverified);
+        sample(l, 13 * USEC_PER_SEC, &lv);
+        assert_false(lv.unverified);
+        assert_int_equal(runtime_liveness_identity(l, NULL)->pid, 100);
         runtime_liveness_free(l);
 }
 

@@ -7,12 +7,10 @@
 
 #include "daemon/cli.h"
 #include "daemon/escape.h"
-#include "daemon/liveness.h"
-#include "daemon/pull_job.h"
 #include "daemon/render.h"
+#include "daemon/watched_pull.h"
 #include "probes/runtime_op.h"
 #include "probes/docker.h"
-#include "probes/credentials.h"
 #include "probes/reference.h"
 
 int cli_load_config(const char *path, Config **ret) {
@@ -69,8 +67,8 @@ static void on_event(PullJob *j, const PullEvent *e, void *userdata) {
 }
 
 static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        PullJob *j = userdata;
-        pull_job_abort(j, si->ssi_signo == SIGINT ? "interrupted" : "terminated");
+        WatchedPull *p = userdata;
+        watched_pull_abort(p, si->ssi_signo == SIGINT ? "interrupted" : "terminated");
         return 0;
 }
 
@@ -107,13 +105,13 @@ int cli_pull(int argc, char **argv) {
         _cleanup_config_ Config *config = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(curl_glue_freep) CurlGlue *glue = NULL;
-        _cleanup_(pull_job_freep) PullJob *job = NULL;
+        _cleanup_(shared_config_unrefp) SharedConfig *shared = NULL;
+        _cleanup_(watched_pull_freep) WatchedPull *pull = NULL;
         _cleanup_free_ char *error = NULL;
         const char *config_path = NULL, *runtime = NULL, *dsock = NULL, *csock = NULL, *ns = NULL, *platform = NULL;
-        RuntimeLiveness *liveness = NULL;
         PullCli cli = { .exit_code = EXIT_PULL_FAILED };
         const RuntimeDriver *driver;
-        PullRequest req = {};
+        const char *image;
         int c, r;
 
         optind = 0;
@@ -131,7 +129,7 @@ int cli_pull(int argc, char **argv) {
                 }
         if (optind != argc - 1)
                 return pull_usage();
-        req.image = argv[optind];
+        image = argv[optind];
 
         r = cli_load_config(config_path, &config);
         if (r != 0)
@@ -149,39 +147,19 @@ int cli_pull(int argc, char **argv) {
             (ns && cli_set_string(&config->containerd_namespace, ns) < 0) ||
             (platform && cli_set_string(&config->platform, platform) < 0))
                 return EXIT_PULL_FAILED;
-        req.platform = config->platform;
-        req.namespace = config->containerd_namespace;
 
-        /* Credentials for the image's registry; a problem with them is said, then the pull goes
-         * anonymously (public images still work, private ones fail with the registry's own words). */
+        /* The image reference is checked here, before any runtime is asked. */
         _cleanup_(reference_freep) ImageRef *ref = NULL;
-        _cleanup_(credential_freep) Credential *cred = NULL;
-        _cleanup_secret_free_ char *auth_header = NULL;
-        r = reference_parse(req.image, &ref);
+        r = reference_parse(image, &ref);
         if (r < 0) {
-                fprintf_line(stderr, "pullwatch: \"%s\" is not a valid image reference", req.image);
+                fprintf_line(stderr, "pullwatch: \"%s\" is not a valid image reference", image);
                 return EXIT_USAGE;
-        }
-        {
-                _cleanup_free_ char *cred_error = NULL;
-                r = credentials_lookup_full(config->credentials, reference_registry_host(ref), &cred, &cred_error);
-                if (r < 0)
-                        fprintf_line(stderr, "pullwatch: credentials: %s; pulling anonymously",
-                                     cred_error ? cred_error : strerror(-r));
-        }
-        if (cred) {
-                req.auth_user = cred->username;
-                req.auth_password = cred->password;
-                req.identity_token = cred->identity_token;
-                req.auth_server = cred->server;
-                if (credential_to_docker_auth_header(cred, &auth_header) >= 0)
-                        req.auth_header = auth_header;
         }
 
         /* Through the daemon when it answers, so the pull is watched and alerted like its own; a socket
          * given on the command line names a runtime only a standalone pull can honour. */
         if (!dsock && !csock) {
-                r = cli_pull_via_daemon(config, req.image, runtime, platform, ns, cli.json);
+                r = cli_pull_via_daemon(config, image, runtime, platform, ns, cli.json);
                 if (r >= 0)
                         return r;
         }
@@ -199,19 +177,19 @@ int cli_pull(int argc, char **argv) {
                 fprintf(stderr, "pullwatch: cannot set up the event loop: %s\n", strerror(-r));
                 return EXIT_PULL_FAILED;
         }
-        r = pull_job_new(event, glue, config, driver, &req, on_event, &cli, &job);
+        /* The pipeline the daemon's pulls run: credentials, pull job, liveness and disk probes. */
+        r = shared_config_new(TAKE_PTR(config), &shared);
+        if (r >= 0)
+                r = watched_pull_new(event, glue, shared, driver, &(WatchedPullSpec) { .image = image }, on_event, &cli,
+                                     &pull);
         if (r < 0) {
                 fprintf(stderr, "pullwatch: %s\n", strerror(-r));
                 return EXIT_PULL_FAILED;
         }
-        if (runtime_liveness_new_for(driver, config, &liveness) >= 0) {
-                LivenessSource src = runtime_liveness_source(liveness);
-                _cleanup_free_ char *root = NULL, *driver_name = NULL, *dir = NULL;
-                if (driver == &docker_driver && docker_info(config->docker_socket, &root, &driver_name) >= 0 && root &&
-                    streq_ptr(driver_name, "overlay2") && asprintf(&dir, "%s/overlay2", root) >= 0)
-                        (void) runtime_liveness_watch_disk(liveness, dir, "diff");
-                pull_job_set_liveness(job, &src);
-        }
+        /* a problem with the credentials is said, then the pull goes anonymously (public images still
+         * work, private ones fail with the registry's own words) */
+        if (watched_pull_credential_warning(pull))
+                fprintf_line(stderr, "pullwatch: credentials: %s; pulling anonymously", watched_pull_credential_warning(pull));
         if (!cli.json && tty_view_new(stdout, isatty(STDOUT_FILENO), &cli.view) < 0)
                 return EXIT_PULL_FAILED;
 
@@ -220,21 +198,20 @@ int cli_pull(int argc, char **argv) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        sd_event_add_signal(event, NULL, SIGINT, on_signal, job);
-        sd_event_add_signal(event, NULL, SIGTERM, on_signal, job);
+        sd_event_add_signal(event, NULL, SIGINT, on_signal, pull);
+        sd_event_add_signal(event, NULL, SIGTERM, on_signal, pull);
 
         cli.event = event;
         cli.glue = glue;
         cli.started = now_monotonic();
-        r = pull_job_start(job);
+        r = watched_pull_start(pull);
         if (r < 0) {
-                fprintf_line(stderr, "pullwatch: cannot start the pull of %s: %s", req.image, strerror(-r));
+                fprintf_line(stderr, "pullwatch: cannot start the pull of %s: %s", image, strerror(-r));
                 cli.exit_code = r == -EINVAL ? EXIT_USAGE : EXIT_PULL_FAILED;
         } else
                 sd_event_loop(event);
 
-        job = pull_job_free(job);
-        runtime_liveness_free(liveness);
+        pull = watched_pull_free(pull);
         tty_view_free(cli.view);
         return cli.exit_code;
 }

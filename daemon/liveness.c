@@ -42,8 +42,11 @@ struct RuntimeLiveness {
         size_t n_handles;
         ProcessOps ops;
         DiskGrowth *disk;
+        char *disk_dir;
         uint64_t disk_signal;
         bool disk_primed;
+        usec_t disk_grew_at;      /* the end of the last sample that saw growth, 0 = none yet */
+        unsigned disk_grew_n;     /* samples that saw growth */
         RuntimeLiveness *companion; /* another runtime process doing part of the work, or NULL */
 };
 
@@ -125,6 +128,7 @@ RuntimeLiveness *runtime_liveness_free(RuntimeLiveness *l) {
         free(l->pidfile);
         free(l->unverified_why);
         disk_growth_free(l->disk);
+        free(l->disk_dir);
         runtime_liveness_free(l->companion);
         free(l);
         return NULL;
@@ -149,13 +153,28 @@ int runtime_liveness_add_companion(RuntimeLiveness *l, const RuntimeProcess *rp)
 
 int runtime_liveness_watch_disk(RuntimeLiveness *l, const char *dir, const char *subdir) {
         DiskGrowth *d = NULL;
-        int r = disk_growth_new(dir, subdir, &d);
-        if (r < 0)
+        char *copy = strdup(dir);
+        int r = copy ? disk_growth_new(dir, subdir, &d) : -ENOMEM;
+        if (r < 0) {
+                free(copy);
                 return r;
+        }
         disk_growth_free(l->disk);
+        free(l->disk_dir);
         l->disk = d;
+        l->disk_dir = copy;
         l->disk_primed = false;
+        l->disk_grew_at = 0;
+        l->disk_grew_n = 0;
         return 0;
+}
+
+const char *runtime_liveness_disk(const RuntimeLiveness *l, usec_t *ret_grew_at, unsigned *ret_grew_n) {
+        if (ret_grew_at)
+                *ret_grew_at = l->disk ? l->disk_grew_at : 0;
+        if (ret_grew_n)
+                *ret_grew_n = l->disk ? l->disk_grew_n : 0;
+        return l->disk ? l->disk_dir : NULL;
 }
 
 const RuntimeIdentity *runtime_liveness_identity(const RuntimeLiveness *l, const char **ret_why) {
@@ -330,6 +349,10 @@ static int sample_one(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
                 uint64_t sig = 0, cost = 0;
                 if (disk_growth_sample(l->disk, now, &sig, &cost) >= 0) {
                         ret->disk_grew = l->disk_primed && sig != l->disk_signal;
+                        if (ret->disk_grew) {
+                                l->disk_grew_at = now;
+                                l->disk_grew_n++;
+                        }
                         l->disk_signal = sig;
                         l->disk_primed = true;
                 }

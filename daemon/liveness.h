@@ -40,6 +40,9 @@ int runtime_liveness_add_companion(RuntimeLiveness *l, const RuntimeProcess *rp)
 /* Also watch the extraction target: the newest entries of dir that hold subdir (dockerd's
  * <root>/overlay2 + "diff", containerd's overlayfs snapshots + "fs"). Optional. */
 int runtime_liveness_watch_disk(RuntimeLiveness *l, const char *dir, const char *subdir);
+/* The directory the disk probe watches (NULL when none), when a sample last saw it grow (0: never)
+ * and in how many samples. */
+const char *runtime_liveness_disk(const RuntimeLiveness *l, usec_t *ret_grew_at, unsigned *ret_grew_n);
 
 /* Verifies the runtime's identity first (resolving it again after a restart); when none can be
  * verified, ret->available is false, ret->unverified true with the reason, and 0 is returned. */

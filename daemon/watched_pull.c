@@ -3,6 +3,7 @@
 #include "daemon/watched_pull.h"
 #include "daemon/liveness.h"
 #include "probes/credentials.h"
+#include "probes/docker.h"
 #include "probes/reference.h"
 
 #include <math.h>
@@ -47,7 +48,18 @@ static bool is_containerd(const RuntimeDriver *d) {
         return d && d->name && streq(d->name, "containerd");
 }
 
-/* Credentials as the CLI finds them: config.json files, first entry for the registry wins. */
+/* dockerd extracts into <DockerRootDir>/overlay2/<layer>/diff: watch it grow, besides the helpers. */
+static void watch_disk(RuntimeLiveness *l, const RuntimeDriver *driver, const Config *c) {
+        _cleanup_free_ char *root = NULL, *driver_name = NULL, *dir = NULL;
+
+        if (driver != &docker_driver)
+                return;
+        if (docker_info(c->docker_socket, &root, &driver_name) >= 0 && root && streq_ptr(driver_name, "overlay2") &&
+            asprintf(&dir, "%s/overlay2", root) >= 0)
+                (void) runtime_liveness_watch_disk(l, dir, "diff");
+}
+
+/* Credentials from the config.json files: config.json files, first entry for the registry wins. */
 static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *req) {
         _cleanup_reference_ ImageRef *ref = NULL;
         int r;
@@ -56,6 +68,8 @@ static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *r
                 return;
         r = credentials_lookup_full(p->config->config->credentials, reference_registry_host(ref), &p->cred,
                                     &p->cred_warning);
+        if (r < 0 && !p->cred_warning)
+                p->cred_warning = strdup(strerror(-r));
         if (r < 0 || !p->cred)
                 return;
         req->auth_user = p->cred->username;
@@ -97,6 +111,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         }
         if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
+                watch_disk(p->liveness, driver, c);
                 pull_job_set_liveness(p->job, &src);
         }
         *ret = p;
@@ -129,6 +144,23 @@ PullJob *watched_pull_job(const WatchedPull *p) { return p->job; }
 const RuntimeDriver *watched_pull_driver(const WatchedPull *p) { return p->driver; }
 const char *watched_pull_credential_warning(const WatchedPull *p) { return p->cred_warning; }
 
+/* The extraction target's probe: {"dir","grew_samples","grew_s_ago"}, or null when it has none. */
+static json_t *disk_json(const WatchedPull *p) {
+        usec_t at = 0;
+        unsigned n = 0;
+        const char *dir = p->liveness ? runtime_liveness_disk(p->liveness, &at, &n) : NULL;
+        json_t *o;
+
+        if (!dir)
+                return json_null();
+        o = json_pack("{s:s, s:I}", "dir", dir, "grew_samples", (json_int_t) n);
+        if (o)
+                json_object_set_new(o, "grew_s_ago",
+                                    at ? json_real(round((double) (now_monotonic() - at) / USEC_PER_SEC * 10.0) / 10.0)
+                                       : json_null());
+        return o ?: json_null();
+}
+
 json_t *watched_pull_status_json(const WatchedPull *p) {
         const Detector *d = pull_job_detector(p->job);
         json_t *o, *layers = json_array();
@@ -150,5 +182,6 @@ json_t *watched_pull_status_json(const WatchedPull *p) {
                         json_array_append_new(layers, l);
         }
         json_object_set_new(o, "layers", layers);
+        json_object_set_new(o, "disk", disk_json(p));
         return o;
 }

@@ -49,8 +49,11 @@ endif
 PROTOS   := $(wildcard probes/proto/*.proto)
 GEN_C    := $(patsubst probes/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H    := $(GEN_C:.c=.h)
-LIB_SRCS := $(filter-out daemon/main.c,$(wildcard daemon/*.c probes/*.c config/*.c))
+LIB_SRCS := $(filter-out daemon/main.c,$(wildcard basic/*.c config/*.c probes/*.c daemon/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
+# What only tests and the bench use (the replay of recorded pulls, the peer policy model): not shipped.
+TESTLIB_SRCS := tests/bench/replay.c tests/bench/peer_policy.c
+TESTLIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(TESTLIB_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -77,12 +80,15 @@ $(BUILD)/obj/%.o: %.c $(GEN_H) $(BUILD)/gen/version.h
 $(BUILD)/libpullwatch.a: $(LIB_OBJS)
 	$(AR) rcs $@ $^
 
+$(BUILD)/libtest.a: $(TESTLIB_OBJS)
+	$(AR) rcs $@ $^
+
 $(BUILD)/pullwatch: $(BUILD)/obj/daemon/main.o $(BUILD)/libpullwatch.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtest.a $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(BUILD)/libpullwatch.a \
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) -o $@ $< $(BUILD)/libtest.a $(BUILD)/libpullwatch.a \
 		$(LDLIBS) $(shell pkg-config --libs cmocka)
 
 unit: $(UNIT_BINS)
@@ -98,8 +104,8 @@ check: deps
 check-unit: all unit
 	@BUILD=$(BUILD) tests/run-all.sh --unit-only
 
-$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libpullwatch.a $(LDLIBS)
+$(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libtest.a $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libtest.a $(BUILD)/libpullwatch.a $(LDLIBS)
 
 # bench: measured side by side in one run on the bed, written to bench/results.md.
 bench: deps

@@ -1,6 +1,6 @@
 /* atomic_file.c: the temp-fsync-rename dance. The temp name carries the pid and a counter so two
  * writers (a reload racing a save) never share one; a failed write leaves no temp file behind. */
-#include "daemon/atomic_file.h"
+#include "basic/atomic_file.h"
 
 #include <fcntl.h>
 #include <libgen.h>

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 /* Write data to path atomically with mode. The directory must exist. 0 or -errno. */
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);

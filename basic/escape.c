@@ -1,5 +1,5 @@
 /* escape.c: one escaping for every line pullwatch prints or logs that carries text from outside. */
-#include "daemon/escape.h"
+#include "basic/escape.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 /* One line: control characters (C0, DEL, C1) and bytes that are not UTF-8 become \n \r \t \\ or
  * \xNN (C1 as \u00NN), a backslash becomes \\ so the result reads back unambiguously, and a leading

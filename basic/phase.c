@@ -1,5 +1,5 @@
 /* phase.c: names of phases and verdicts, as they appear in --json, journald fields and status. */
-#include "daemon/phase.h"
+#include "basic/phase.h"
 
 static const char *const phase_names[_PHASE_MAX] = {
         [PHASE_RESOLVE] = "resolve",         [PHASE_WAITING] = "waiting",

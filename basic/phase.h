@@ -2,7 +2,7 @@
  * Owns only the vocabulary shared by drivers, detector, alerts and output; no state. */
 #pragma once
 
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef enum Phase {
         PHASE_RESOLVE,      /* manifest/config being fetched, layers not known yet */

@@ -1,7 +1,7 @@
 /* reference.c: docker/distribution's reference grammar (ParseNormalizedNamed + TagNameOnly) by hand:
  *   reference := name [ ":" tag ] [ "@" digest ];  name := [domain "/"] path
  * with the domain split and Docker Hub canonicalization of normalize.go. */
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 #define DEFAULT_DOMAIN "docker.io"
 #define LEGACY_DOMAIN "index.docker.io"

@@ -2,7 +2,7 @@
  * ("busybox" = docker.io/library/busybox:latest). Pure string work: no I/O, no registry lookups. */
 #pragma once
 
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct ImageRef {
         char *domain;  /* "docker.io", "127.0.0.1:5000", "[::1]:5000" */

@@ -1,8 +1,8 @@
-/* config_units.c: durations and sizes, parsed and formatted so that one reads back the other. */
+/* units.c: durations and sizes, parsed and formatted so that one reads back the other. */
 #include <inttypes.h>
 #include <strings.h>
 
-#include "config/config.h"
+#include "basic/units.h"
 
 typedef struct Unit {
         const char *name;

@@ -3,7 +3,8 @@
 #pragma once
 
 #include <stdio.h>
-#include "../daemon/macro.h"
+#include "basic/macro.h"
+#include "basic/units.h"
 
 typedef enum RuntimeKind {
         RUNTIME_AUTO,
@@ -108,17 +109,5 @@ static inline void config_freep(Config **c) { config_free(*c); }
 
 /* Print the effective config as YAML that config_load accepts back. */
 int config_dump(const Config *c, FILE *f);
-
-/* Value parsers shared with the preheat list: "90s", "5m", "1h30m", "250ms", "1.5s", units us ms s m h d,
- * bare number = seconds, "infinity" = USEC_INFINITY (config keys refuse it); "64KiB", "10MB", "1.5GiB",
- * K/M/G/T = 1024s, KB/MB/GB/TB = 1000s, bare number = bytes. Return 0 or -EINVAL/-ERANGE. */
-int parse_duration(const char *s, usec_t *ret);
-int parse_size(const char *s, uint64_t *ret);
-/* Forms that parse back exactly, for dump and messages: "1m30s", "5m", "1h30m", "1s500ms"; "64KiB",
- * "10MB", "1025B". NULL on OOM; caller frees. */
-char *format_duration(usec_t u);
-char *format_size(uint64_t b);
-/* Approximate, for people: "6.3MiB", "512B". Never fails; truncates to n. */
-void format_bytes_human(uint64_t b, char *buf, size_t n);
 
 #define PULLWATCH_DEFAULT_CONFIG "/etc/pullwatch/pullwatch.yaml"

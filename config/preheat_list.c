@@ -4,7 +4,7 @@
 
 #include "config/config_yaml.h"
 #include "config/preheat_list.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 static const char *const preheat_runtime_table[_PREHEAT_RUNTIME_MAX] = {
         [PREHEAT_RUNTIME_DEFAULT] = "default",

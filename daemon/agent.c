@@ -3,8 +3,8 @@
  * reloads that keep the last good list, and one coalesced flush of state, metrics and STATUS= after
  * changes. The runtime monitor lives in agent_runtime.c. */
 #include "daemon/agent_internal.h"
-#include "daemon/atomic_file.h"
-#include "daemon/escape.h"
+#include "basic/atomic_file.h"
+#include "basic/escape.h"
 
 #include <inttypes.h>
 #include <signal.h>

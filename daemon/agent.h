@@ -3,7 +3,7 @@
  * daemon's top layer: it logs and decides; the modules under it only report. */
 #pragma once
 
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct AgentOptions {
         const char *config_path;      /* NULL = /etc/pullwatch/pullwatch.yaml, missing = defaults */

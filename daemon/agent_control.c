@@ -4,7 +4,7 @@
 #include "daemon/agent_internal.h"
 #include "daemon/registry_seen.h"
 #include "daemon/render.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 #include <syslog.h>
 

@@ -2,7 +2,7 @@
  * MESSAGE_IDs, syslog priorities, names and summaries. Pure data and look-ups; it never logs. */
 #pragma once
 
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 /* Order is not an interface: names and MESSAGE_IDs are. Append freely; never renumber an id. */
 typedef enum AlertKind {

@@ -2,7 +2,7 @@
  * (journalctl -x) carries the explanation and remedy, so the sentence stays short. */
 #include "daemon/alerts.h"
 #include "daemon/diagnose.h"
-#include "daemon/escape.h"
+#include "basic/escape.h"
 
 #include <stdio.h>
 #include <systemd/sd-journal.h>

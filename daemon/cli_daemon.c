@@ -10,7 +10,7 @@
 #include "daemon/agent.h"
 #include "daemon/cli.h"
 #include "daemon/control.h"
-#include "daemon/escape.h"
+#include "basic/escape.h"
 #include "daemon/render.h"
 #include "daemon/state.h"
 #include "probes/containerd.h"

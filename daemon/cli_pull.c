@@ -6,12 +6,12 @@
 #include <systemd/sd-event.h>
 
 #include "daemon/cli.h"
-#include "daemon/escape.h"
+#include "basic/escape.h"
 #include "daemon/render.h"
 #include "daemon/watched_pull.h"
 #include "probes/runtime_op.h"
 #include "probes/docker.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 int cli_load_config(const char *path, Config **ret) {
         ConfigError err = {};

@@ -8,7 +8,7 @@
 #include "daemon/alerts.h"
 #include "daemon/cli.h"
 #include "daemon/detector.h"
-#include "daemon/escape.h"
+#include "basic/escape.h"
 #include "daemon/liveness.h"
 #include "daemon/render.h"
 #include "probes/containerd.h"

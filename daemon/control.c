@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "daemon/atomic_file.h"
+#include "basic/atomic_file.h"
 
 struct ControlConn {
         ControlServer *server;

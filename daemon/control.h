@@ -6,7 +6,7 @@
 #include <jansson.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 #define CONTROL_REQUEST_MAX 4096          /* bytes of one request line, newline included */
 #define CONTROL_OUTPUT_MAX (4U * 1024U * 1024U) /* a client that stops reading is dropped past this */

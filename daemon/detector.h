@@ -5,7 +5,7 @@
 
 #include <sys/types.h>
 #include "config/config.h"
-#include "daemon/phase.h"
+#include "basic/phase.h"
 
 #define DETECTOR_EVIDENCE_MAX 192
 #define DETECTOR_TRICKLE_RING 32

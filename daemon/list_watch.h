@@ -4,7 +4,7 @@
 #pragma once
 
 #include <systemd/sd-event.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct ListWatch ListWatch;
 typedef void (*list_watch_changed_t)(ListWatch *w, void *userdata);

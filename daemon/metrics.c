@@ -2,7 +2,7 @@
  * from the first scrape. Label values come from fixed tables, never from images: one series per image
  * would grow without bound on a node whose list changes. */
 #include "daemon/metrics.h"
-#include "daemon/atomic_file.h"
+#include "basic/atomic_file.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #include "daemon/preflight.h"
 
 #include "daemon/registry_seen.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 #include "probes/registry.h"
 #include "probes/registry_runtime.h"
 

@@ -4,7 +4,7 @@
  * from a defer source, never inside their own callback. */
 #include "daemon/preheat_internal.h"
 #include "probes/credentials.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 #include "probes/registry.h"
 
 #include <stdio.h>

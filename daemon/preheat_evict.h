@@ -5,7 +5,7 @@
 #pragma once
 
 #include <stdbool.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct EvictTrack {
         usec_t last;              /* CLOCK_MONOTONIC of the previous eviction; 0 = none */

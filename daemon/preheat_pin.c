@@ -5,7 +5,7 @@
 
 #include "daemon/preheat_internal.h"
 #include "probes/containerd.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 int preheat_pin(Target *t, bool on) {
         const Config *c = t->preheat->config->config;

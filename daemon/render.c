@@ -1,7 +1,7 @@
 /* render.c: event formatting for `pullwatch pull` and `watch`. The terminal view keeps one line per
  * layer and redraws at most ten times a second; on a pipe only state changes are printed. */
 #include "daemon/render.h"
-#include "daemon/escape.h"
+#include "basic/escape.h"
 
 #include <math.h>
 

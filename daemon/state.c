@@ -1,7 +1,7 @@
 /* state.c: state.json. Version 1: {"version":1,"images":[{"image","runtime","digest","last_success",
  * "last_attempt","attempts","last_error"}]}; times are RFC 3339 UTC so an operator can read the file. */
 #include "daemon/state.h"
-#include "daemon/atomic_file.h"
+#include "basic/atomic_file.h"
 
 #include <stdio.h>
 #include <sys/stat.h>

@@ -4,7 +4,7 @@
 #pragma once
 
 #include <jansson.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 #define STATE_FILE_NAME "state.json"
 #define STATE_FILE_MAX (16U * 1024U * 1024U)

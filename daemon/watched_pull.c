@@ -4,7 +4,7 @@
 #include "daemon/liveness.h"
 #include "probes/credentials.h"
 #include "probes/docker.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 #include <math.h>
 

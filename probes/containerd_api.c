@@ -8,7 +8,7 @@
 #include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
 #include "cri_api.pb-c.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 /* Words of containerd 1.6 / the registry that no retry can fix. Matched case-insensitively. */
 static const char *const permanent_words[] = {

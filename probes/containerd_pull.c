@@ -7,7 +7,7 @@
 #include "containerd_version.pb-c.h"
 #include "cri_api.pb-c.h"
 #include "probes/containerd_lease.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 #include "probes/runtime_op.h"
 #include "probes/registry.h"
 

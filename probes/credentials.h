@@ -3,7 +3,7 @@
  * puts a secret in an error message. */
 #pragma once
 
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct Credential {
         char *username;        /* NULL with an identity token only */

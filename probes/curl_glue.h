@@ -4,7 +4,7 @@
 
 #include <curl/curl.h>
 #include <systemd/sd-event.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct CurlGlue CurlGlue;
 

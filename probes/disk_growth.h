@@ -2,7 +2,7 @@
  * or containerd's overlayfs snapshots. Owns its scan state; never walks a whole tree in one sample. */
 #pragma once
 
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 /* What it watches. With a subdir, the candidates are the DISK_GROWTH_CANDIDATES newest entries of dir
  * (by ctime; ones without subdir, like overlay2/l, and dockerd's "<id>-init" layers are skipped),

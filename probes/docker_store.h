@@ -4,7 +4,7 @@
 #pragma once
 
 #include <jansson.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 typedef struct DockerStore {
         bool containerd;              /* DriverStatus driver-type io.containerd.snapshotter.v1 */

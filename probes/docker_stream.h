@@ -4,7 +4,7 @@
 #pragma once
 
 #include <jansson.h>
-#include "daemon/phase.h"
+#include "basic/phase.h"
 #include "probes/runtime.h"
 
 #define DOCKER_STREAM_MAX_MESSAGE (1024 * 1024)

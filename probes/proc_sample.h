@@ -3,7 +3,7 @@
 #pragma once
 
 #include <sys/types.h>
-#include "daemon/macro.h"
+#include "basic/macro.h"
 
 /* Descendants kept per sample, nearest generations first (breadth-first); the rest are dropped and
  * ProcTree.truncated is set. dockerd + unpigz + untar is a handful; this only bounds a fork bomb. */

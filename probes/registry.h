@@ -4,7 +4,7 @@
 
 #include "probes/curl_glue.h"
 #include "probes/credentials.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 #include "config/config.h"
 #include "probes/registry_trust.h"
 

@@ -2,7 +2,7 @@
  * observe and cancel one pull. Drivers report facts (phases, bytes, errors); they never decide. */
 #pragma once
 
-#include "daemon/phase.h"
+#include "basic/phase.h"
 #include "probes/curl_glue.h"
 #include "config/config.h"
 #include "probes/runtime_identity.h"

@@ -2,7 +2,7 @@
  * with budgets scaled down identically (real defaults / 10). Prints one row per fault: who cancelled
  * a healthy pull, who missed a hang, and how long each took to catch one. */
 #include <stdio.h>
-#include "daemon/replay.h"
+#include "tests/bench/replay.h"
 
 int main(void) {
         WatchdogConfig cfg;

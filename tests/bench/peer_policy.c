@@ -1,6 +1,6 @@
 /* peer_policy.c: kubelet dockershim's image-pull-progress-deadline, cri-dockerd's Extracting
  * exemption, containerd CRI's image_pull_progress_timeout and CRI-O's pull_progress_timeout. */
-#include "daemon/peer_policy.h"
+#include "tests/bench/peer_policy.h"
 
 static const char *const peer_names[_PEER_KIND_MAX] = {
         [PEER_KUBELET_DOCKERSHIM] = "kubelet-dockershim",

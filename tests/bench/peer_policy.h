@@ -3,7 +3,7 @@
  * and its tests only, never to decide anything about a real pull. */
 #pragma once
 
-#include "daemon/phase.h"
+#include "basic/phase.h"
 
 typedef enum PeerKind {
         PEER_KUBELET_DOCKERSHIM, /* any message of the whole pull resets one deadline */

@@ -1,6 +1,6 @@
 /* replay.c: each scenario says, for every second, what each layer shows (phase, bytes) and what the
  * liveness probes would see; the same ticks drive the detector and the peer policies. */
-#include "daemon/replay.h"
+#include "tests/bench/replay.h"
 
 #include <stdio.h>
 #include "daemon/detector.h"

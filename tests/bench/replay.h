@@ -3,7 +3,7 @@
 #pragma once
 
 #include "config/config.h"
-#include "daemon/peer_policy.h"
+#include "tests/bench/peer_policy.h"
 
 typedef struct ReplayOutcome {
         bool cancelled;

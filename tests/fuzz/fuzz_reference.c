@@ -2,7 +2,7 @@
  * the duration and size values of the config. A reference that parses prints to one that parses to
  * the same thing; a duration or size formats to a string that parses back to the same value. */
 #include "tests/fuzz/fuzz_util.h"
-#include "probes/reference.h"
+#include "basic/reference.h"
 #include "config/config.h"
 
 static void reference(const char *s) {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/escape.h"
+#include "basic/escape.h"
 
 static void check(const char *in, const char *want) {
         _cleanup_free_ char *got = escape_line(in);

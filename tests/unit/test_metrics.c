@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "daemon/atomic_file.h"
+#include "basic/atomic_file.h"
 #include "daemon/metrics.h"
 
 static bool has_line(const char *text, const char *line) {

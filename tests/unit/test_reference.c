@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "probes/reference.h"
+#include "basic/reference.h"
 
 #define HEX64 "86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa"
 #define HEX32 "86e0e091d0da6bde2456dbb48306f395"

@@ -5,7 +5,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "daemon/replay.h"
+#include "tests/bench/replay.h"
 
 static ReplayRow run(const char *name) {
         WatchdogConfig cfg;

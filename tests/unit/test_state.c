@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "daemon/atomic_file.h"
+#include "basic/atomic_file.h"
 #include "daemon/state.h"
 
 static char tmpdir[] = "/tmp/test_state.XXXXXX";

@@ -18,28 +18,6 @@
 #define LIST_MAX (4U * 1024U * 1024U)
 #define STOP_SETTLE_MAX (2 * USEC_PER_SEC)
 
-void agent_log(int priority, const char *fmt, ...) {
-        static int journal = -1;
-        va_list ap;
-        int r;
-
-        /* Under systemd stderr is a journal stream: "<N>" carries the priority there. */
-        if (journal < 0)
-                journal = getenv("JOURNAL_STREAM") != NULL;
-        if (journal)
-                fprintf(stderr, "<%d>", priority);
-        else
-                fputs(priority <= LOG_ERR ? "pullwatch: error: " : priority <= LOG_WARNING ? "pullwatch: warning: " : "pullwatch: ",
-                      stderr);
-        /* Arguments carry image names and the runtime's and registry's words: one escaped line, so
-         * none can end it early or start a line of its own with a forged "<N>" priority. */
-        va_start(ap, fmt);
-        r = vfprintf_line(stderr, fmt, ap);
-        va_end(ap);
-        if (r < 0)
-                fputs("(out of memory)\n", stderr);
-}
-
 static const Config *config(const Agent *a) { return a->config->config; }
 
 /* ---- flush: state, metrics, STATUS=, preheat-complete ---- */
@@ -69,7 +47,7 @@ static void flush(Agent *a) {
 
         r = state_save(a->state, false);
         if (r < 0 && !a->state_error_logged)
-                agent_log(LOG_ERR, "cannot save %s: %s", a->state->path, strerror(-r));
+                log_line(LOG_ERR, "cannot save %s: %s", a->state->path, strerror(-r));
         a->state_error_logged = r < 0;
 
         n = preheat_counts(a->preheat, counts);
@@ -79,7 +57,7 @@ static void flush(Agent *a) {
         if (config(a)->metrics_textfile) {
                 r = metrics_write(&a->metrics, config(a)->metrics_textfile);
                 if (r < 0)
-                        agent_log(LOG_WARNING, "cannot write metrics to %s: %s", config(a)->metrics_textfile, strerror(-r));
+                        log_line(LOG_WARNING, "cannot write metrics to %s: %s", config(a)->metrics_textfile, strerror(-r));
         }
         if (a->ready)
                 update_status(a);
@@ -88,7 +66,7 @@ static void flush(Agent *a) {
         if (complete && !a->was_complete) {
                 char msg[128];
                 snprintf(msg, sizeof(msg), "All %u images of the preheat list are present.", n);
-                agent_log(LOG_INFO, "%s", msg);
+                log_line(LOG_INFO, "%s", msg);
                 (void) alerts_send(a->alerts, ALERT_PREHEAT_COMPLETE, &(AlertFields) { .rate_key = "preheat" }, msg,
                                    now_monotonic());
         }
@@ -112,26 +90,26 @@ void agent_schedule_flush(Agent *a) {
 void agent_observe_pull_event(Agent *a, const PullEvent *e) {
         int r = alerts_pull_event(a->alerts, e, now_monotonic());
         if (r < 0)
-                agent_log(LOG_WARNING, "cannot send an alert to journald: %s", strerror(-r));
+                log_line(LOG_WARNING, "cannot send an alert to journald: %s", strerror(-r));
         metrics_pull_event(&a->metrics, e);
         switch (e->kind) {
         case PULL_EVENT_RETRY:
-                agent_log(LOG_WARNING, "%s (%s): attempt %u failed (%s); retrying in %.1fs", e->image, e->runtime,
+                log_line(LOG_WARNING, "%s (%s): attempt %u failed (%s); retrying in %.1fs", e->image, e->runtime,
                           e->attempt, e->reason ? e->reason : "-", (double) e->delay / USEC_PER_SEC);
                 break;
         case PULL_EVENT_ACTION:
                 if (startswith(e->action, "kill-helper"))
-                        agent_log(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
+                        log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
                 break;
         case PULL_EVENT_DIAGNOSIS:
-                agent_log(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
+                log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
                 break;
         case PULL_EVENT_RESULT:
                 if (e->ok)
-                        agent_log(LOG_INFO, "%s (%s): pulled in %.1fs, %u attempt%s, %s", e->image, e->runtime, e->elapsed_s,
+                        log_line(LOG_INFO, "%s (%s): pulled in %.1fs, %u attempt%s, %s", e->image, e->runtime, e->elapsed_s,
                                   e->attempt, e->attempt == 1 ? "" : "s", e->digest ? e->digest : "digest unknown");
                 else if (e->error != ERROR_CANCELLED)
-                        agent_log(LOG_ERR, "%s (%s): pull failed (%s): %s", e->image, e->runtime,
+                        log_line(LOG_ERR, "%s (%s): pull failed (%s): %s", e->image, e->runtime,
                                   error_class_to_string(e->error), e->reason ? e->reason : "-");
                 agent_schedule_flush(a);
                 break;
@@ -148,7 +126,7 @@ static void on_preheat_changed(void *userdata) { agent_schedule_flush(userdata);
 
 static void on_preheat_evicted(void *userdata, const char *image, const char *runtime, const char *why) {
         Agent *a = userdata;
-        agent_log(LOG_WARNING, "%s (%s): %s", image, runtime, why);
+        log_line(LOG_WARNING, "%s (%s): %s", image, runtime, why);
         (void) alerts_send(a->alerts, ALERT_PREHEAT_EVICTED,
                            &(AlertFields) { .image = image, .runtime = runtime, .evidence = why }, why, now_monotonic());
 }
@@ -178,8 +156,8 @@ static void reload_list(Agent *a) {
         if (r < 0)
                 goto invalid;
         if (a->list_error)
-                agent_log(LOG_INFO, "preheat list %s is valid again", path);
-        agent_log(LOG_INFO, "preheat list %s: %zu image%s", path, l->n, l->n == 1 ? "" : "s");
+                log_line(LOG_INFO, "preheat list %s is valid again", path);
+        log_line(LOG_INFO, "preheat list %s: %zu image%s", path, l->n, l->n == 1 ? "" : "s");
         a->list_error = mfree(a->list_error);
         free(a->list_text);
         a->list_text = TAKE_PTR(text);
@@ -189,7 +167,7 @@ static void reload_list(Agent *a) {
         agent_resolve_runtimes(a);
         r = agent_auto_undecided(a) ? 0 : preheat_set_list(a->preheat, a->list); /* else once auto is known */
         if (r < 0)
-                agent_log(LOG_ERR, "cannot apply the preheat list: %s", strerror(-r));
+                log_line(LOG_ERR, "cannot apply the preheat list: %s", strerror(-r));
         agent_schedule_flush(a);
         return;
 
@@ -200,7 +178,7 @@ invalid:
                 return;
         if (!streq_ptr(a->list_error, msg)) {
                 char sentence[1024];
-                agent_log(LOG_ERR, "preheat list rejected, %s: %s", a->list_loaded ? "keeping the last good one" : "nothing to preheat", msg);
+                log_line(LOG_ERR, "preheat list rejected, %s: %s", a->list_loaded ? "keeping the last good one" : "nothing to preheat", msg);
                 snprintf(sentence, sizeof(sentence), "Preheat list rejected, the last good list stays in force: %s", msg);
                 (void) alerts_send(a->alerts, ALERT_LIST_INVALID, &(AlertFields) { .evidence = msg, .rate_key = msg },
                                    sentence, now_monotonic());
@@ -229,7 +207,7 @@ static int load_config(Agent *a, SharedConfig **ret) {
         r = config_load(a->config_path, a->config_missing_ok, &c, &err);
         if (r < 0) {
                 _cleanup_free_ char *msg = config_error_format(&err);
-                agent_log(LOG_ERR, "%s", msg ? msg : strerror(-r));
+                log_line(LOG_ERR, "%s", msg ? msg : strerror(-r));
                 config_error_done(&err);
                 return -EINVAL;
         }
@@ -244,9 +222,9 @@ static void reload(Agent *a) {
         int r;
 
         (void) sd_notifyf(false, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading", now_monotonic());
-        agent_log(LOG_INFO, "reloading %s", a->config_path);
+        log_line(LOG_INFO, "reloading %s", a->config_path);
         if (load_config(a, &n) < 0)
-                agent_log(LOG_ERR, "keeping the running configuration");
+                log_line(LOG_ERR, "keeping the running configuration");
         else {
                 bool socket_moved = !streq(config(a)->control_socket, n->config->control_socket);
                 bool state_moved = !streq(config(a)->state_dir, n->config->state_dir);
@@ -255,16 +233,16 @@ static void reload(Agent *a) {
                 preheat_set_config(a->preheat, a->config);
                 alerts_set_rate_limit(a->alerts, config(a)->alert_rate_limit);
                 if (state_moved && state_set_dir(a->state, config(a)->state_dir) >= 0)
-                        agent_log(LOG_INFO, "state now in %s", a->state->path);
+                        log_line(LOG_INFO, "state now in %s", a->state->path);
                 if (socket_moved) {
                         agent_control_stop(a);
                         r = agent_control_start(a);
                         if (r < 0)
-                                agent_log(LOG_ERR, "control socket %s: %s", config(a)->control_socket, strerror(-r));
+                                log_line(LOG_ERR, "control socket %s: %s", config(a)->control_socket, strerror(-r));
                 }
                 r = watch_list(a);
                 if (r < 0)
-                        agent_log(LOG_ERR, "cannot watch %s: %s", config(a)->preheat.list, strerror(-r));
+                        log_line(LOG_ERR, "cannot watch %s: %s", config(a)->preheat.list, strerror(-r));
                 for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
                         a->runtimes[k].known = false; /* sockets may have moved: ask again */
                         a->runtimes[k].ping = runtime_op_free(a->runtimes[k].ping);
@@ -285,7 +263,7 @@ static void stop(Agent *a, const char *why) {
         a->stopping = true;
         a->ready = false; /* no STATUS= after STOPPING=1 */
         (void) sd_notify(false, "STOPPING=1\nSTATUS=Stopping");
-        agent_log(LOG_INFO, "stopping (%s)", why);
+        log_line(LOG_INFO, "stopping (%s)", why);
         preheat_stop(a->preheat, "pullwatch is stopping");
         agent_control_abort_pulls(a, "pullwatch is stopping");
         if (a->control)
@@ -326,12 +304,12 @@ static int load_state(Agent *a) {
                 /* Keep the bad file for a post-mortem, out of the way of the next save. */
                 if (asprintf(&bad, "%s.corrupt", tmp->path) >= 0)
                         (void) rename(tmp->path, bad);
-                agent_log(LOG_WARNING, "%s is not a valid state file (kept as %s); starting afresh", tmp->path,
+                log_line(LOG_WARNING, "%s is not a valid state file (kept as %s); starting afresh", tmp->path,
                           bad ? bad : "-");
                 a->state = tmp;
                 return 0;
         }
-        agent_log(LOG_WARNING, "cannot read state from %s: %s; starting afresh", config(a)->state_dir, strerror(-r));
+        log_line(LOG_WARNING, "cannot read state from %s: %s; starting afresh", config(a)->state_dir, strerror(-r));
         return state_new(config(a)->state_dir, &a->state);
 }
 
@@ -362,7 +340,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
 
         r = read_machine_id(opts->machine_id_path, &a->machine_id);
         if (r < 0) {
-                agent_log(LOG_WARNING, "cannot read the machine id (%s): the splay is the same on every node",
+                log_line(LOG_WARNING, "cannot read the machine id (%s): the splay is the same on every node",
                           strerror(-r));
                 a->machine_id = strdup("");
         }
@@ -398,10 +376,10 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         reload_list(a);
         r = watch_list(a);
         if (r < 0)
-                agent_log(LOG_ERR, "cannot watch %s: %s; changes need SIGHUP", config(a)->preheat.list, strerror(-r));
+                log_line(LOG_ERR, "cannot watch %s: %s; changes need SIGHUP", config(a)->preheat.list, strerror(-r));
         r = agent_control_start(a);
         if (r < 0) {
-                agent_log(LOG_ERR, "control socket %s: %s", config(a)->control_socket,
+                log_line(LOG_ERR, "control socket %s: %s", config(a)->control_socket,
                           r == -EADDRINUSE ? "another pullwatch daemon answers there" : strerror(-r));
                 return r;
         }
@@ -445,7 +423,7 @@ int agent_run(Agent *a) {
 
         a->ready = true;
         flush(a);
-        agent_log(LOG_INFO, "running: %s", a->last_status ? a->last_status : "");
+        log_line(LOG_INFO, "running: %s", a->last_status ? a->last_status : "");
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", a->last_status ? a->last_status : "running");
         r = sd_event_loop(a->event);
         return r < 0 ? r : 0;

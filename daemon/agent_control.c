@@ -38,7 +38,7 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
                 json_decref(o);
                 if (r == -ENOBUFS && e->kind != PULL_EVENT_RESULT) {
                         /* The client stopped reading; the pull goes on without it, like a detached one. */
-                        agent_log(LOG_WARNING, "%s: control client stopped reading; no more events sent to it", e->image);
+                        log_line(LOG_WARNING, "%s: control client stopped reading; no more events sent to it", e->image);
                         control_conn_finish(cp->conn);
                         cp->conn = NULL;
                 }
@@ -87,10 +87,10 @@ static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req
         cp->next = a->pulls;
         a->pulls = cp;
         control_conn_peer(c, &uid, &pid);
-        agent_log(LOG_INFO, "%s (%s): pull requested by pid %d (uid %u)", req->image, driver->name, (int) pid,
+        log_line(LOG_INFO, "%s (%s): pull requested by pid %d (uid %u)", req->image, driver->name, (int) pid,
                   (unsigned) uid);
         if (watched_pull_credential_warning(cp->pull))
-                agent_log(LOG_WARNING, "%s: pulling anonymously: %s", req->image, watched_pull_credential_warning(cp->pull));
+                log_line(LOG_WARNING, "%s: pulling anonymously: %s", req->image, watched_pull_credential_warning(cp->pull));
         r = watched_pull_start(cp->pull);
         if (r < 0) {
                 /* Nothing was streamed yet: the client gets an error object instead. */

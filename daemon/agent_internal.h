@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "config/preheat_list.h"
+#include "basic/log.h"
 #include "daemon/agent.h"
 #include "daemon/alerts.h"
 #include "daemon/control.h"
@@ -79,7 +80,6 @@ struct Agent {
 };
 
 /* agent.c */
-void agent_log(int priority, const char *fmt, ...) _printf_(2, 3);
 void agent_schedule_flush(struct Agent *a);
 /* Alerts, metrics and log lines for one event of any pull the daemon runs. */
 void agent_observe_pull_event(struct Agent *a, const PullEvent *e);

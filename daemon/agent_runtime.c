@@ -16,7 +16,7 @@ static void arm_ping(Agent *a, RuntimeKind k, usec_t delay);
 
 void agent_runtime_trouble(void *userdata, RuntimeKind k) {
         Agent *a = userdata;
-        agent_log(LOG_WARNING, "%s did not answer a presence check; asking it again", runtime_kind_to_string(k));
+        log_line(LOG_WARNING, "%s did not answer a presence check; asking it again", runtime_kind_to_string(k));
         a->runtimes[k].up = false; /* the ping that follows tells the scheduler when it is back */
         arm_ping(a, k, 0);
 }
@@ -50,7 +50,7 @@ static void ping_result(Agent *a, RuntimeKind k, int r, const char *error) {
 
         if (r >= 0) {
                 if (!m->known || !m->up)
-                        agent_log(LOG_INFO, "%s answers", name);
+                        log_line(LOG_INFO, "%s answers", name);
                 if (m->alerted) {
                         char msg[128];
                         snprintf(msg, sizeof(msg), "Container runtime %s is reachable again.", name);
@@ -66,7 +66,7 @@ static void ping_result(Agent *a, RuntimeKind k, int r, const char *error) {
                 arm_ping(a, k, RUNTIME_PING_INTERVAL);
         } else {
                 if (!m->known || m->up)
-                        agent_log(LOG_ERR, "%s", error ? error : "runtime unreachable");
+                        log_line(LOG_ERR, "%s", error ? error : "runtime unreachable");
                 free(m->error);
                 m->error = strdup(error ? error : "runtime unreachable");
                 if (!m->alerted) {
@@ -144,11 +144,11 @@ static void on_auto_probe(RuntimeOp *op, int r, const char *error, void *userdat
         a->auto_runtime = k;
         if (a->stopping || config(a)->runtime != RUNTIME_AUTO || !changed)
                 return;
-        agent_log(LOG_INFO, "runtime auto: %s", runtime_kind_to_string(k));
+        log_line(LOG_INFO, "runtime auto: %s", runtime_kind_to_string(k));
         agent_resolve_runtimes(a);
         /* The list waited for this answer (or its items without a runtime now mean another one). */
         if (a->list_loaded && preheat_set_list(a->preheat, a->list) < 0)
-                agent_log(LOG_ERR, "cannot apply the preheat list");
+                log_line(LOG_ERR, "cannot apply the preheat list");
         agent_schedule_flush(a);
 }
 

@@ -4,7 +4,7 @@
 #pragma once
 
 #include <jansson.h>
-#include "basic/macro.h"
+#include "basic/timestamp.h"
 
 #define STATE_FILE_NAME "state.json"
 #define STATE_FILE_MAX (16U * 1024U * 1024U)
@@ -55,13 +55,3 @@ int state_record_present(State *s, const char *image, const char *runtime, const
 /* The file's JSON and back (exported for tests). */
 json_t *state_to_json(const State *s);
 int state_from_json(const json_t *j, State *s);
-
-/* "2026-11-26T11:16:02Z" <-> CLOCK_REALTIME usec. */
-int format_timestamp(uint64_t usec, char *buf, size_t size);
-int parse_timestamp(const char *s, uint64_t *ret);
-
-static inline uint64_t now_realtime(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
-}

@@ -1,7 +1,8 @@
 /* agent.c: the daemon's lifecycle on one sd-event loop, after systemd-timesyncd's manager: signals
  * (SIGTERM/SIGINT stop, SIGHUP reloads), the sd-event watchdog, READY/STATUS/RELOADING/STOPPING, list
- * reloads that keep the last good list, and one coalesced flush of state, metrics and STATUS= after
- * changes. The runtime monitor lives in agent_runtime.c. */
+ * reloads that keep the last good list. The runtime monitor lives in agent_runtime.c, the pulls on
+ * request in agent_control.c, what is made of events (alerts, metrics, log lines, the flush) in
+ * agent_report.c. */
 #include "daemon/agent_internal.h"
 #include "basic/atomic_file.h"
 #include "basic/escape.h"
@@ -14,112 +15,10 @@
 #include <systemd/sd-daemon.h>
 
 #define LIST_DEBOUNCE (400 * USEC_PER_MSEC)
-#define FLUSH_DELAY (200 * USEC_PER_MSEC)
 #define LIST_MAX (4U * 1024U * 1024U)
 #define STOP_SETTLE_MAX (2 * USEC_PER_SEC)
 
 static const Config *config(const Agent *a) { return a->config->config; }
-
-/* ---- flush: state, metrics, STATUS=, preheat-complete ---- */
-
-static void update_status(Agent *a) {
-        char buf[256], down[96] = "";
-
-        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
-                if (a->runtimes[k].wanted && a->runtimes[k].known && !a->runtimes[k].up)
-                        snprintf(down + strlen(down), sizeof(down) - strlen(down), "; %s unreachable",
-                                 runtime_kind_to_string(k));
-        if (preheat_summary(a->preheat, buf, sizeof(buf)) < 0)
-                return;
-        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", down, a->list_error ? "; list invalid" : "");
-        if (streq_ptr(a->last_status, buf))
-                return;
-        free(a->last_status);
-        a->last_status = strdup(buf);
-        (void) sd_notifyf(false, "STATUS=%s", buf);
-}
-
-static void flush(Agent *a) {
-        unsigned counts[_PREHEAT_STATE_MAX];
-        const char *names[_PREHEAT_STATE_MAX];
-        unsigned n;
-        int r;
-
-        r = state_save(a->state, false);
-        if (r < 0 && !a->state_error_logged)
-                log_line(LOG_ERR, "cannot save %s: %s", a->state->path, strerror(-r));
-        a->state_error_logged = r < 0;
-
-        n = preheat_counts(a->preheat, counts);
-        for (PreheatState s = 0; s < _PREHEAT_STATE_MAX; s++)
-                names[s] = preheat_state_to_string(s);
-        metrics_set_preheat(&a->metrics, names, counts, _PREHEAT_STATE_MAX);
-        if (config(a)->metrics_textfile) {
-                r = metrics_write(&a->metrics, config(a)->metrics_textfile);
-                if (r < 0)
-                        log_line(LOG_WARNING, "cannot write metrics to %s: %s", config(a)->metrics_textfile, strerror(-r));
-        }
-        if (a->ready)
-                update_status(a);
-
-        bool complete = preheat_complete(a->preheat);
-        if (complete && !a->was_complete) {
-                char msg[128];
-                snprintf(msg, sizeof(msg), "All %u images of the preheat list are present.", n);
-                log_line(LOG_INFO, "%s", msg);
-                (void) alerts_send(a->alerts, ALERT_PREHEAT_COMPLETE, &(AlertFields) { .rate_key = "preheat" }, msg,
-                                   now_monotonic());
-        }
-        a->was_complete = complete;
-}
-
-static int on_flush(sd_event_source *s, uint64_t usec, void *userdata) {
-        flush(userdata);
-        return 0;
-}
-
-void agent_schedule_flush(Agent *a) {
-        if (sd_event_source_get_enabled(a->flush_timer, NULL) > 0)
-                return;
-        (void) sd_event_source_set_time_relative(a->flush_timer, FLUSH_DELAY);
-        (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_ONESHOT);
-}
-
-/* ---- pull events: alerts, metrics, log lines ---- */
-
-void agent_observe_pull_event(Agent *a, const PullEvent *e) {
-        int r = alerts_pull_event(a->alerts, e, now_monotonic());
-        if (r < 0)
-                log_line(LOG_WARNING, "cannot send an alert to journald: %s", strerror(-r));
-        metrics_pull_event(&a->metrics, e);
-        switch (e->kind) {
-        case PULL_EVENT_RETRY:
-                log_line(LOG_WARNING, "%s (%s): attempt %u failed (%s); retrying in %.1fs", e->image, e->runtime,
-                          e->attempt, e->reason ? e->reason : "-", (double) e->delay / USEC_PER_SEC);
-                break;
-        case PULL_EVENT_ACTION:
-                if (startswith(e->action, "kill-helper"))
-                        log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
-                break;
-        case PULL_EVENT_DIAGNOSIS:
-                log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
-                break;
-        case PULL_EVENT_RESULT:
-                if (e->ok)
-                        log_line(LOG_INFO, "%s (%s): pulled in %.1fs, %u attempt%s, %s", e->image, e->runtime, e->elapsed_s,
-                                  e->attempt, e->attempt == 1 ? "" : "s", e->digest ? e->digest : "digest unknown");
-                else if (e->error != ERROR_CANCELLED)
-                        log_line(LOG_ERR, "%s (%s): pull failed (%s): %s", e->image, e->runtime,
-                                  error_class_to_string(e->error), e->reason ? e->reason : "-");
-                agent_schedule_flush(a);
-                break;
-        case PULL_EVENT_VERDICT:
-                agent_schedule_flush(a);
-                break;
-        default:
-                break;
-        }
-}
 
 static void on_preheat_event(void *userdata, const PullEvent *e) { agent_observe_pull_event(userdata, e); }
 static void on_preheat_changed(void *userdata) { agent_schedule_flush(userdata); }
@@ -253,7 +152,7 @@ static void reload(Agent *a) {
         free(a->list_text);
         a->list_text = NULL; /* re-read even when unchanged: SIGHUP means "look again" */
         reload_list(a);
-        flush(a);
+        agent_flush(a);
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", a->last_status ? a->last_status : "running");
 }
 
@@ -268,7 +167,7 @@ static void stop(Agent *a, const char *why) {
         agent_control_abort_pulls(a, "pullwatch is stopping");
         if (a->control)
                 control_server_drain(a->control);
-        flush(a);
+        agent_flush(a);
         /* abandoned pulls' lease releases may still be on their way to containerd */
         (void) curl_glue_exit_when_settled(a->glue, 0, STOP_SETTLE_MAX);
 }
@@ -356,7 +255,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
             (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0 ||
             (r = sd_event_set_watchdog(a->event, true)) < 0 ||
             (r = sd_event_add_time(a->event, &a->flush_timer, CLOCK_MONOTONIC, USEC_INFINITY, 50 * USEC_PER_MSEC,
-                                   on_flush, a)) < 0)
+                                   agent_on_flush, a)) < 0)
                 return r;
         (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_OFF);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
@@ -422,7 +321,7 @@ int agent_run(Agent *a) {
         int r;
 
         a->ready = true;
-        flush(a);
+        agent_flush(a);
         log_line(LOG_INFO, "running: %s", a->last_status ? a->last_status : "");
         (void) sd_notifyf(false, "READY=1\nSTATUS=%s", a->last_status ? a->last_status : "running");
         r = sd_event_loop(a->event);

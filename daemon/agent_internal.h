@@ -79,14 +79,18 @@ struct Agent {
         bool ready, stopping;
 };
 
-/* agent.c */
+/* agent_report.c */
+/* Save state, write metrics, update STATUS= now; agent_schedule_flush: soon, coalesced. */
+void agent_flush(struct Agent *a);
 void agent_schedule_flush(struct Agent *a);
+/* The flush timer's callback. */
+int agent_on_flush(sd_event_source *s, uint64_t usec, void *userdata);
 /* Alerts, metrics and log lines for one event of any pull the daemon runs. */
 void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
-/* The driver for a runtime name ("auto", "docker", "containerd", NULL = the config's). */
-int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error);
 
 /* agent_runtime.c */
+/* The driver for a runtime name ("auto", "docker", "containerd", NULL = the config's). */
+int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error);
 /* PreheatHooks.runtime_trouble: the runtime did not answer a presence check; ask it now. */
 void agent_runtime_trouble(void *userdata, RuntimeKind k);
 /* The timer of each RuntimeMonitor. */

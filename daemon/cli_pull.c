@@ -13,27 +13,6 @@
 #include "probes/docker.h"
 #include "basic/reference.h"
 
-int cli_load_config(const char *path, Config **ret) {
-        ConfigError err = {};
-        int r = config_load(path ? path : PULLWATCH_DEFAULT_CONFIG, path == NULL, ret, &err);
-        if (r < 0) {
-                _cleanup_free_ char *msg = config_error_format(&err);
-                fprintf_line(stderr, "pullwatch: %s", msg ? msg : strerror(-r));
-                config_error_done(&err);
-                return EXIT_USAGE;
-        }
-        return 0;
-}
-
-int cli_set_string(char **field, const char *value) {
-        char *s = strdup(value);
-        if (!s)
-                return -ENOMEM;
-        free(*field);
-        *field = s;
-        return 0;
-}
-
 typedef struct PullCli {
         sd_event *event;
         CurlGlue *glue;

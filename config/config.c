@@ -3,57 +3,6 @@
 #include "config/config_schema.h"
 #include "config/config_yaml.h"
 
-static const char *const runtime_kind_table[_RUNTIME_KIND_MAX] = {
-        [RUNTIME_AUTO] = "auto",
-        [RUNTIME_DOCKER] = "docker",
-        [RUNTIME_CONTAINERD] = "containerd",
-};
-
-const char *runtime_kind_to_string(RuntimeKind k) {
-        if (k < 0 || k >= _RUNTIME_KIND_MAX)
-                return NULL;
-        return runtime_kind_table[k];
-}
-
-RuntimeKind runtime_kind_from_string(const char *s) {
-        return string_table_lookup(runtime_kind_table, _RUNTIME_KIND_MAX, s);
-}
-
-void config_error_done(ConfigError *e) {
-        if (!e)
-                return;
-        free(e->file);
-        free(e->key);
-        free(e->message);
-        *e = (ConfigError) {};
-}
-
-char *config_error_format(const ConfigError *e) {
-        char *s = NULL;
-        size_t n = 0;
-        FILE *f;
-
-        if (!e)
-                return NULL;
-        f = open_memstream(&s, &n);
-        if (!f)
-                return NULL;
-        if (e->file)
-                fputs(e->file, f);
-        if (e->line > 0)
-                fprintf(f, e->file ? ":%u:%u" : "%u:%u", e->line, e->column);
-        if (e->file || e->line > 0)
-                fputs(": ", f);
-        if (e->key)
-                fprintf(f, "%s: ", e->key);
-        fputs(e->message ?: "unknown error", f);
-        if (fclose(f) != 0) {
-                free(s);
-                return NULL;
-        }
-        return s;
-}
-
 Config *config_free(Config *c) {
         if (!c)
                 return NULL;

@@ -14,6 +14,7 @@ typedef enum RuntimeKind {
         _RUNTIME_KIND_INVALID = -EINVAL,
 } RuntimeKind;
 
+/* The names, in config_schema.c. */
 const char *runtime_kind_to_string(RuntimeKind k);
 RuntimeKind runtime_kind_from_string(const char *s);
 
@@ -86,6 +87,7 @@ typedef struct ConfigError {
         char *message;
 } ConfigError;
 
+/* config_yaml.c owns these. */
 void config_error_done(ConfigError *e);
 /* "file:line:column: key: message" (parts that are unknown are left out). Caller frees. */
 char *config_error_format(const ConfigError *e);

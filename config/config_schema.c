@@ -1,11 +1,28 @@
 /* config_schema.c: every pullwatch.yaml key once, and the per-type parse, check, free, compare and
- * dump that the loader and config_dump() share. */
+ * dump that the loader and config_dump() share; the runtime-kind names. */
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
 
 #include "config/config_schema.h"
 #include "config/config_yaml.h"
+
+/* The runtime names, as the config, the preheat list and --runtime spell them. */
+static const char *const runtime_kind_table[_RUNTIME_KIND_MAX] = {
+        [RUNTIME_AUTO] = "auto",
+        [RUNTIME_DOCKER] = "docker",
+        [RUNTIME_CONTAINERD] = "containerd",
+};
+
+const char *runtime_kind_to_string(RuntimeKind k) {
+        if (k < 0 || k >= _RUNTIME_KIND_MAX)
+                return NULL;
+        return runtime_kind_table[k];
+}
+
+RuntimeKind runtime_kind_from_string(const char *s) {
+        return string_table_lookup(runtime_kind_table, _RUNTIME_KIND_MAX, s);
+}
 
 #define FIELD(c, o, T) ((T *) ((char *) (c) + (o)->offset))
 #define CFIELD(c, o, T) ((const __typeof__(T) *) ((const char *) (c) + (o)->offset))

@@ -1,11 +1,46 @@
-/* config_yaml.c: file reading, one-document YAML parsing, error positions and small validators shared
- * by the config and preheat list loaders. */
+/* config_yaml.c: the error type (ConfigError: set, format, done), file reading, one-document YAML
+ * parsing, error positions and small validators shared by the config and preheat list loaders. */
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <sys/stat.h>
 
 #include "config/config_yaml.h"
+
+void config_error_done(ConfigError *e) {
+        if (!e)
+                return;
+        free(e->file);
+        free(e->key);
+        free(e->message);
+        *e = (ConfigError) {};
+}
+
+char *config_error_format(const ConfigError *e) {
+        char *s = NULL;
+        size_t n = 0;
+        FILE *f;
+
+        if (!e)
+                return NULL;
+        f = open_memstream(&s, &n);
+        if (!f)
+                return NULL;
+        if (e->file)
+                fputs(e->file, f);
+        if (e->line > 0)
+                fprintf(f, e->file ? ":%u:%u" : "%u:%u", e->line, e->column);
+        if (e->file || e->line > 0)
+                fputs(": ", f);
+        if (e->key)
+                fprintf(f, "%s: ", e->key);
+        fputs(e->message ?: "unknown error", f);
+        if (fclose(f) != 0) {
+                free(s);
+                return NULL;
+        }
+        return s;
+}
 
 int config_error_set(ConfigError *e, int error, const char *file, const yaml_mark_t *mark, const char *key,
                      const char *fmt, ...) {

@@ -71,8 +71,6 @@ static usec_t recheck_interval(const Target *t) {
         return r ? r : USEC_INFINITY;
 }
 
-const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
-
 static PullRequest target_request(const Target *t) {
         const Config *c = cfg(t->preheat);
         return (PullRequest) {

@@ -49,7 +49,7 @@ struct Preheat {
         sd_event_source *reap;
 };
 
-const char *preheat_runtime_name(const Target *t);
+static inline const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
 
 /* preheat_evict.c: the image left the runtime on its own. true: re-pulls stop, *ret_why says why
  * (the hook has been told); false: pull it again. */

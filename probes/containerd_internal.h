@@ -21,7 +21,11 @@
 /* How long a pull waits for the registry's word on its manifest before it follows a guess. */
 #define CD_EXPECT_GRACE (3 * USEC_PER_SEC)
 
-usec_t cd_now(clockid_t clock);
+static inline usec_t cd_now(clockid_t clock) {
+        struct timespec ts;
+        clock_gettime(clock, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
 
 /* A finished call's result: 0, or -ENOENT/-EPROTO/-EEXIST/-EIO for gRPC errors, the transport's -errno
  * otherwise, with one line in *ret_message (if given). */

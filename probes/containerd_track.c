@@ -8,12 +8,6 @@
 #include "containerd_content.pb-c.h"
 #include "containerd_snapshots.pb-c.h"
 
-usec_t cd_now(clockid_t clock) {
-        struct timespec ts;
-        clock_gettime(clock, &ts);
-        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
-}
-
 static void announce(CdTracker *t, const char *type, const char *id) {
         char **a;
         if (!t->cb.resource)

@@ -101,6 +101,10 @@ check: deps
 	@$(MAKE) --no-print-directory all unit SANITIZE=$(SANITIZE)
 	@BUILD=$(BUILD) tests/run-all.sh
 
+# check-deps: basic <- config <- probes <- daemon, no circles between files (also a test in build.bats).
+check-deps: all
+	@python3 scripts/check-deps.py $(BUILD)
+
 check-unit: all unit
 	@BUILD=$(BUILD) tests/run-all.sh --unit-only
 
@@ -168,7 +172,7 @@ valgrind:
 clean:
 	rm -rf build
 
-.PHONY: all unit deps check check-unit bench bench-fleet image demo clean FORCE fuzz fuzz-build valgrind
+.PHONY: all unit deps check check-deps check-unit bench bench-fleet image demo clean FORCE fuzz fuzz-build valgrind
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 -include $(FUZZ_OBJS:.o=.d)
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # The build's promises to a fresh machine: a missing library is named with its Debian package in one
-# line, and `make deps` does nothing at all (no apt-get update) when everything is installed.
+# line, and `make deps` does nothing at all (no apt-get update) when everything is installed; the
+# sources keep their dependency rules (HACKING.md: basic <- config <- probes <- daemon, no circles).
 
 REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 
@@ -24,4 +25,27 @@ REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 	run "${PULLWATCH:-$REPO/build/pullwatch}" --help
 	[ "$status" -eq 0 ]
 	for c in pull watch daemon status check-config; do [[ "$output" == *"  $c"* ]]; done
+}
+
+@test "dependencies run one way (basic <- config <- probes <- daemon) and no two files depend on each other in a circle" {
+	run python3 "$REPO/scripts/check-deps.py" "${BUILD:-build}"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"holds, no circles"* ]]
+	# and calls were checked, not only includes: the objects were there
+	[[ "$output" != *"not checked"* ]]
+}
+
+@test "the dependency check names an upward include with its file and line, and an include circle" {
+	local t=$BATS_TEST_TMPDIR/tree
+	mkdir -p "$t/basic" "$t/config" "$t/probes" "$t/daemon"
+	printf '#pragma once\n' >"$t/daemon/agent.h"
+	printf '#pragma once\n#include <stdio.h>\n#include "daemon/agent.h"\n' >"$t/basic/log.h"
+	printf '#pragma once\n#include "config/b.h"\n' >"$t/config/a.h"
+	printf '#pragma once\n#include "a.h"\n' >"$t/config/b.h"
+	run env CHECK_DEPS_ROOT="$t" python3 "$REPO/scripts/check-deps.py" "$BATS_TEST_TMPDIR/nobuild"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"basic/log.h:3: includes daemon/agent.h: basic/ may include only basic/"* ]]
+	[[ "$output" == *"circle: config/a.h config/b.h"* ]]
 }

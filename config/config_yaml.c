@@ -201,6 +201,26 @@ int config_yaml_parse(const char *file, const char *text, size_t size, yaml_docu
         return 0;
 }
 
+int config_yaml_expected(const char *file, const yaml_node_t *n, const char *key, const char *expected,
+                         ConfigError *err) {
+        _cleanup_free_ char *what = config_yaml_describe(n);
+
+        if (!what)
+                return -ENOMEM;
+        return config_error_set(err, EINVAL, file, &n->start_mark, key, "expected %s, got %s", expected, what);
+}
+
+int config_yaml_scalar(const char *file, const yaml_node_t *n, const char *key, const char *expected,
+                       const char **ret, ConfigError *err) {
+        if (n->type != YAML_SCALAR_NODE || config_yaml_is_null(n))
+                return config_yaml_expected(file, n, key, expected, err);
+        if (strlen((const char *) n->data.scalar.value) != n->data.scalar.length)
+                return config_error_set(err, EINVAL, file, &n->start_mark, key,
+                                        "expected %s, got a value with a NUL character", expected);
+        *ret = (const char *) n->data.scalar.value;
+        return 0;
+}
+
 bool config_yaml_is_null(const yaml_node_t *n) {
         const char *v;
 

@@ -26,6 +26,13 @@ static inline void yaml_document_deletep(yaml_document_t *d) {
                 yaml_document_delete(d);
 }
 
+/* Both loaders' value errors: "expected EXPECTED, got <what n is>" at n, -EINVAL (or -ENOMEM). */
+int config_yaml_expected(const char *file, const yaml_node_t *n, const char *key, const char *expected,
+                         ConfigError *err);
+/* A scalar usable as a C string (neither null nor holding a NUL), or that error at the node. */
+int config_yaml_scalar(const char *file, const yaml_node_t *n, const char *key, const char *expected,
+                       const char **ret, ConfigError *err);
+
 /* Plain "", "~", "null", "Null", "NULL". */
 bool config_yaml_is_null(const yaml_node_t *n);
 /* "a mapping", "a list", "nothing" or the quoted scalar, for "expected X, got Y". Caller frees. */

@@ -51,20 +51,12 @@ typedef struct Loader {
 } Loader;
 
 static int expected_error(Loader *l, const yaml_node_t *n, const char *key, const char *expected) {
-        _cleanup_free_ char *what = config_yaml_describe(n);
-
-        if (!what)
-                return -ENOMEM;
-        return config_error_set(l->err, EINVAL, l->file, &n->start_mark, key, "expected %s, got %s", expected, what);
+        return config_yaml_expected(l->file, n, key, expected, l->err);
 }
 
 static int scalar_value(Loader *l, const yaml_node_t *n, const char *key, const char *expected,
                         const char **ret) {
-        if (n->type != YAML_SCALAR_NODE || config_yaml_is_null(n) ||
-            strlen((const char *) n->data.scalar.value) != n->data.scalar.length)
-                return expected_error(l, n, key, expected);
-        *ret = (const char *) n->data.scalar.value;
-        return 0;
+        return config_yaml_scalar(l->file, n, key, expected, ret, l->err);
 }
 
 static int parse_image(Loader *l, const yaml_node_t *n, const char *key, PreheatItem *item) {

@@ -185,6 +185,10 @@ static void test_error_structure(void **state) {
                   "duplicate key, first set at line 2" },
                 { "- image: [busybox]\n", 1, 10, "[0].image",
                   "expected an image reference like busybox:1.36 or registry.local/app:v2, got a list" },
+                /* the same words as pullwatch.yaml's (one scalar reader, config_yaml_scalar) */
+                { "- \"busy\\0box\"\n", 1, 3, "[0]",
+                  "expected an image reference like busybox:1.36 or registry.local/app:v2, got a value with a NUL "
+                  "character" },
                 { "- a\n- b\n- c: [\n", 4, 1, NULL,
                   "invalid YAML: did not find expected node content (while parsing a flow node at line 4 column 1)" },
         };

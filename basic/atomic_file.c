@@ -81,37 +81,3 @@ int mkdir_p(const char *path, mode_t mode) {
                 return -errno;
         return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
 }
-
-int read_file_full(const char *path, size_t max, char **ret, size_t *ret_size) {
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        _cleanup_free_ char *buf = NULL;
-        size_t n = 0, cap = 0;
-
-        if (fd < 0)
-                return -errno;
-        for (;;) {
-                if (n + 4096 + 1 > cap) {
-                        cap = MAX(cap * 2, (size_t) 8192);
-                        char *b = realloc(buf, cap);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                }
-                ssize_t k = read(fd, buf + n, cap - n - 1);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
-                if (n > max)
-                        return -EFBIG;
-        }
-        buf[n] = 0;
-        *ret = TAKE_PTR(buf);
-        if (ret_size)
-                *ret_size = n;
-        return 0;
-}

@@ -11,5 +11,5 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 /* mkdir -p of path itself with mode for the directories created. 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 
-/* Read a whole file, at most max bytes (-EFBIG beyond). *ret is NUL-terminated. */
-int read_file_full(const char *path, size_t max, char **ret, size_t *ret_size);
+/* The reader is read_file.h's read_file_full(). */
+#include "basic/read_file.h"

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 
+#include "basic/read_file.h"
 #include "config/config_yaml.h"
 
 void config_error_done(ConfigError *e) {
@@ -75,66 +76,25 @@ oom:
 }
 
 int config_file_read(const char *path, bool missing_ok, char **ret_text, size_t *ret_size, ConfigError *err) {
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ char *buf = NULL;
-        size_t size = 0, allocated = 0;
-        struct stat st;
+        const char *step = NULL;
         char ebuf[128];
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                int e = errno;
-                if (e == ENOENT && missing_ok) {
-                        *ret_text = NULL;
-                        *ret_size = 0;
-                        return 0;
-                }
-                return config_error_set(err, e, path, NULL, NULL, "cannot open: %s",
-                                        strerror_r(e, ebuf, sizeof ebuf));
+        r = read_file_full_step(path, CONFIG_FILE_MAX, 0, ret_text, ret_size, &step);
+        if (r == -ENOENT && missing_ok && streq_ptr(step, "open")) {
+                *ret_text = NULL;
+                *ret_size = 0;
+                return 0;
         }
-        if (fstat(fd, &st) < 0) {
-                int e = errno;
-                return config_error_set(err, e, path, NULL, NULL, "cannot stat: %s",
-                                        strerror_r(e, ebuf, sizeof ebuf));
-        }
-        if (S_ISDIR(st.st_mode))
+        if (r == -ENOMEM)
+                return r;
+        if (r == -EISDIR)
                 return config_error_set(err, EISDIR, path, NULL, NULL, "is a directory, expected a YAML file");
-
-        for (;;) {
-                ssize_t n;
-
-                if (allocated - size < 4096) {
-                        size_t want = allocated ? allocated * 2 : 8192;
-                        char *p;
-
-                        if (want > CONFIG_FILE_MAX + 1)
-                                want = CONFIG_FILE_MAX + 1;
-                        if (want <= size + 1)
-                                return config_error_set(err, EFBIG, path, NULL, NULL,
-                                                        "larger than %u bytes", CONFIG_FILE_MAX);
-                        p = realloc(buf, want);
-                        if (!p)
-                                return -ENOMEM;
-                        buf = p;
-                        allocated = want;
-                }
-                n = read(fd, buf + size, allocated - size - 1);
-                if (n < 0) {
-                        int e = errno;
-                        if (e == EINTR)
-                                continue;
-                        return config_error_set(err, e, path, NULL, NULL, "cannot read: %s",
-                                                strerror_r(e, ebuf, sizeof ebuf));
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-        }
-        if (!buf && !(buf = calloc(1, 1)))
-                return -ENOMEM;
-        buf[size] = 0;
-        *ret_text = TAKE_PTR(buf);
-        *ret_size = size;
+        if (r == -EFBIG)
+                return config_error_set(err, EFBIG, path, NULL, NULL, "larger than %u bytes", CONFIG_FILE_MAX);
+        if (r < 0)
+                return config_error_set(err, -r, path, NULL, NULL, "cannot %s: %s", step ?: "read",
+                                        strerror_r(-r, ebuf, sizeof ebuf));
         return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "probes/credentials.h"
+#include "basic/read_file.h"
 
 #define CREDENTIALS_FILE_MAX (4U * 1024U * 1024U)
 
@@ -123,48 +124,23 @@ static int set_error(char **ret_error, int r, const char *fmt, ...) {
 }
 
 static int read_file(const char *path, char **ret, size_t *ret_size, char **ret_error) {
-        _cleanup_close_ int fd = -1;
-        char *buf = NULL, ebuf[128];
-        size_t size = 0, allocated = 0;
-        struct stat st;
+        const char *step = NULL;
+        char ebuf[128];
+        int r;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0) {
-                int e = errno;
-                if (e == ENOENT) {
-                        *ret = NULL;
-                        return 0;
-                }
-                return set_error(ret_error, -e, "%s: cannot open: %s", path, strerror_r(e, ebuf, sizeof ebuf));
+        r = read_file_full_step(path, CREDENTIALS_FILE_MAX, READ_FILE_SECRET, ret, ret_size, &step);
+        if (r == -ENOENT && streq_ptr(step, "open")) {
+                *ret = NULL;
+                return 0;
         }
-        if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        if (r == -ENOMEM)
+                return r;
+        if (r == -EINVAL || r == -EISDIR)
                 return set_error(ret_error, -EINVAL, "%s: not a regular file", path);
-        if ((uint64_t) st.st_size > CREDENTIALS_FILE_MAX)
+        if (r == -EFBIG)
                 return set_error(ret_error, -EFBIG, "%s: larger than %u bytes", path, CREDENTIALS_FILE_MAX);
-
-        allocated = (size_t) st.st_size + 1;
-        buf = malloc(allocated);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                ssize_t n = read(fd, buf + size, allocated - size - 1);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0) {
-                        int e = errno;
-                        explicit_bzero(buf, allocated);
-                        free(buf);
-                        return set_error(ret_error, -e, "%s: cannot read: %s", path, strerror_r(e, ebuf, sizeof ebuf));
-                }
-                if (n == 0)
-                        break;
-                size += (size_t) n;
-                if (size + 1 == allocated)
-                        break; /* grew after fstat: what fits is what we judge */
-        }
-        buf[size] = 0;
-        *ret = buf;
-        *ret_size = size;
+        if (r < 0)
+                return set_error(ret_error, r, "%s: cannot %s: %s", path, step ?: "read", strerror_r(-r, ebuf, sizeof ebuf));
         return 0;
 }
 

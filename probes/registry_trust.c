@@ -3,6 +3,7 @@
  * over https without verification then http, mirrors for docker.io only); containerd's are
  * core/remotes/docker/config/hosts.go (hosts.toml, else the certs in the host's dir, else defaults). */
 #include "probes/registry_trust.h"
+#include "basic/read_file.h"
 #include "probes/registry.h"
 
 #include <arpa/inet.h>
@@ -269,21 +270,7 @@ static int docker_hops(const RuntimeRegistry *rt, const RegistryConfig *own, con
 }
 
 static int read_file(const char *path, char **ret) {
-        _cleanup_fclose_ FILE *f = fopen(path, "re");
-        _cleanup_free_ char *b = NULL;
-        size_t n = 0;
-        if (!f)
-                return -errno;
-        if (!(b = calloc(1, 256 * 1024)))
-                return -ENOMEM;
-        n = fread(b, 1, 256 * 1024 - 1, f);
-        if (ferror(f))
-                return -EIO;
-        if (!feof(f))
-                return -EFBIG;
-        b[n] = 0;
-        *ret = TAKE_PTR(b);
-        return 0;
+        return read_file_full(path, 256 * 1024 - 1, ret, NULL);
 }
 
 static int containerd_hops(const RuntimeRegistry *rt, const char *domain, RegistryHosts *h) {

@@ -2,7 +2,7 @@
  * error and the connection closed, so a client cannot make the daemon allocate without bound. One
  * request per connection: status answers and closes, pull streams until its result. */
 #include "daemon/control.h"
-#include "probes/runtime.h"
+#include "basic/unix_socket.h"
 
 #include <fcntl.h>
 #include <libgen.h>
@@ -332,7 +332,7 @@ int control_connect(const char *path, int *ret_fd) {
 }
 
 static int bind_socket(const char *path, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct sockaddr_un sa;
         _cleanup_free_ char *dir = strdup(path);
         _cleanup_close_ int fd = -1;
         mode_t old;
@@ -340,9 +340,9 @@ static int bind_socket(const char *path, int *ret_fd) {
 
         if (!dir)
                 return -ENOMEM;
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
+        r = unix_sockaddr(path, &sa);
+        if (r < 0)
+                return r;
         r = mkdir_p(dirname(dir), 0755);
         if (r < 0)
                 return r;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "basic/phase.h"
+#include "basic/unix_socket.h"
 #include "probes/curl_glue.h"
 #include "config/config.h"
 #include "probes/runtime_identity.h"
@@ -99,8 +100,3 @@ typedef struct RuntimeDriver {
 extern const RuntimeDriver docker_driver;
 extern const RuntimeDriver containerd_driver;
 
-/* Pid of the process that listens on a unix socket (SO_PEERCRED); never blocks (-EAGAIN when its
- * backlog is full). */
-int socket_peer_pid(const char *path, pid_t *ret);
-/* A connected SOCK_STREAM unix socket (close-on-exec). -ENAMETOOLONG for a path that does not fit. */
-int unix_connect(const char *path, int *ret_fd);

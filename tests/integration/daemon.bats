@@ -11,27 +11,8 @@ load pw_helpers
 
 REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 
-# ---------------------------------------------------------------- journald, notify socket, daemon
-
-# journald_start DIR REPO / journald_stop
-source "$REPO/tests/bed/journald.sh"
-
-# journal entries of pullwatch as JSON lines; extra journalctl matches as arguments
-journal() {
-	timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch "$@"
-}
-
-wait_journal() { # SECS JQ-FILTER [journalctl matches...]
-	local secs=$1 filter=$2 i
-	shift 2
-	for ((i = 0; i < secs * 5; i++)); do
-		journal "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q . && return 0
-		sleep 0.2
-	done
-	echo "no journal entry matching $filter ($*) within ${secs}s; pullwatch's entries:" >&2
-	journal -o cat >&2 || true
-	return 1
-}
+# ---------------------------------------------------------------- notify socket, daemon
+# journald, journal, wait_journal, status_json, wait_status, daemon_start: pw_helpers.bash
 
 notify_start() {
 	cat >"$BED_DIR/notify.py" <<-'EOF'
@@ -66,28 +47,6 @@ wait_notify() { # SECS LINE-REGEX [MIN-COUNT]
 	return 1
 }
 
-# The daemon runs under timeout as a safety net; its exit status lands in $DLOG.rc. Signals go to the
-# daemon itself (its pid from status), not to timeout, which would forward them to its whole group.
-# With DAEMON_STDERR=journal its stderr is a journal stream, as under systemd (JOURNAL_STREAM set,
-# "<N>" prefixes parsed), instead of $DLOG.
-daemon_start() {
-	local wrap=()
-	[ "${DAEMON_STDERR:-}" = journal ] && wrap=(systemd-cat -t pullwatch --level-prefix=true env JOURNAL_STREAM=0:0)
-	DLOG=$BED_DIR/daemon.$((++DAEMON_RUNS)).log
-	(
-		rc=0
-		nsenter -t "$JPID" -m -- env NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000 \
-			PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" "${wrap[@]}" \
-			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
-		echo "$rc" >"$DLOG.rc"
-	) 3>&- &
-	wait_for 20 status_json
-	DAEMON_PID=$(status_json | jq -r .pid)
-	[ -n "$DAEMON_PID" ] && [ "$(cat "/proc/$DAEMON_PID/comm")" = pullwatch ]
-	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid" # for teardown_file, which does not see a test's variables
-	export DLOG DAEMON_PID DAEMON_RUNS
-}
-
 daemon_stop() { # SIGTERM, wait for the exit; status in DAEMON_RC
 	DAEMON_RC=0
 	[ -n "${DAEMON_PID:-}" ] || return 0
@@ -105,20 +64,6 @@ daemon_stop_any() {
 	timeout 30 tail --pid="$p" -f /dev/null
 }
 
-status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
-
-wait_status() { # SECS JQ-CONDITION
-	local secs=$1 cond=$2 i out
-	for ((i = 0; i < secs * 5; i++)); do
-		out=$(status_json 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	echo "status never satisfied $cond within ${secs}s; last status:" >&2
-	status_json | jq . >&2 || true
-	echo "daemon log:" >&2
-	tail -n 30 "$DLOG" >&2
-	return 1
-}
 
 # image ready in the daemon's status
 ready() { printf '(.preheat | map(select(.image == "%s" and .state == "ready")) | length) == 1' "$1"; }
@@ -203,10 +148,8 @@ setup_file() {
 	bed_require nsenter unshare journalctl /lib/systemd/systemd-journald python3 jq
 	require_pullwatch
 	bed_start
-	DAEMON_RUNS=0
 	CM_SEQ=0
-	export DAEMON_RUNS CM_SEQ
-	echo 0123456789abcdef0123456789abcdef >"$BED_DIR/machine-id"
+	export CM_SEQ
 	mkdir -p "$BED_DIR/list" "$BED_DIR/metrics"
 	LIST=$BED_DIR/list/preheat.yaml
 	CM_DIR=$BED_DIR/cm
@@ -224,29 +167,18 @@ setup_file() {
 	IMG_SLOW=$PROXY_ADDR/test/slowunpigz:v1
 	export IMG_SLOW IMG_A IMG_B IMG_C IMG_D IMG_E IMG_F IMG_G IMG_VIA IMG_STALL IMG_HOLD
 	write_config "$LIST"
-	journald_start "$BED_DIR/journal" "$REPO"
+	daemon_bed_start
 	notify_start
 	write_list "$LIST" "$IMG_A" "$IMG_B"
 	daemon_start
 }
 
-# pid from FILE if it is still the process named by PATTERN (in its command line), never a reused pid
-live_pid() { # FILE PATTERN
-	local p
-	p=$(cat "$1" 2>/dev/null) || return 1
-	[ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$2" && echo "$p"
-}
-
 teardown_file() {
 	local p
-	if p=$(live_pid "$BED_DIR/daemon.pid" "pullwatch daemon"); then
-		kill -TERM "$p"
-		timeout 20 tail --pid="$p" -f /dev/null || true
-	fi
 	[ -n "${NOTIFY_PID:-}" ] && kill "$NOTIFY_PID" 2>/dev/null
 	if p=$(live_pid "$BED_DIR/relay.pid" relay.py); then kill "$p"; fi
 	if p=$(live_pid "$BED_DIR/hang.pid" hang.py); then kill "$p"; fi
-	journald_stop
+	daemon_bed_stop
 	bed_stop
 }
 

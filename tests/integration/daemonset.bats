@@ -14,22 +14,8 @@ load pw_helpers
 REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 MANIFEST=$REPO/deploy/kubernetes/pullwatch-daemonset.yaml
 DS=$REPO/tests/bed/daemonset.py
-source "$REPO/tests/bed/journald.sh"
 
-journal() { timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch "$@"; }
-
-wait_journal() { # SECS JQ-FILTER [journalctl matches...]
-	local secs=$1 filter=$2 i
-	shift 2
-	for ((i = 0; i < secs * 5; i++)); do
-		journal "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q . && return 0
-		sleep 0.2
-	done
-	echo "no journal entry matching $filter within ${secs}s:" >&2
-	journal -o cat >&2 || true
-	return 1
-}
-
+# journald_start, journal, wait_journal: pw_helpers.bash
 dk() { docker -H "unix://$DOCKER_SOCK" "$@"; }
 
 # `kubectl exec ds/pullwatch -- pullwatch status`

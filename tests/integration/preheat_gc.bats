@@ -10,35 +10,6 @@ load helpers
 load pw_helpers
 
 REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
-source "$REPO/tests/bed/journald.sh"
-
-journal() { timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch "$@"; }
-
-wait_journal() { # SECS JQ-FILTER [journalctl matches...]
-	local secs=$1 filter=$2 i
-	shift 2
-	for ((i = 0; i < secs * 5; i++)); do
-		journal "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q . && return 0
-		sleep 0.2
-	done
-	echo "no journal entry matching $filter within ${secs}s:" >&2
-	journal -o cat >&2 || true
-	return 1
-}
-
-status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
-
-wait_status() { # SECS JQ-CONDITION
-	local secs=$1 cond=$2 i out
-	for ((i = 0; i < secs * 5; i++)); do
-		out=$(status_json 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	echo "status never satisfied $cond within ${secs}s:" >&2
-	status_json | jq -c '.preheat' >&2 || true
-	tail -n 30 "$DLOG" >&2
-	return 1
-}
 
 state_is() { printf '(.preheat | map(select(.image == "%s" and .state == "%s")) | length) == 1' "$1" "$2"; }
 
@@ -65,20 +36,6 @@ write_list() {
 	shift 0
 	printf -- '- %s\n' "$@" >"$f.tmp"
 	mv -f "$f.tmp" "$f"
-}
-
-daemon_start() {
-	DLOG=$BED_DIR/daemon.log
-	(
-		rc=0
-		nsenter -t "$JPID" -m -- env PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" \
-			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
-		echo "$rc" >"$DLOG.rc"
-	) 3>&- &
-	wait_for 20 status_json || { cat "$DLOG" >&2; return 1; }
-	DAEMON_PID=$(status_json | jq -r .pid)
-	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid"
-	export DLOG DAEMON_PID
 }
 
 # every reference CRI made for IMAGE (tag, repo@digest, image id), one per line
@@ -127,7 +84,6 @@ setup_file() {
 	bed_require nsenter journalctl /lib/systemd/systemd-journald python3 jq
 	require_pullwatch
 	bed_start --no-docker
-	echo 0123456789abcdef0123456789abcdef >"$BED_DIR/machine-id"
 	mkdir -p "$BED_DIR/list"
 	push_image test/gc-pin v1 256KiB,64KiB >/dev/null
 	push_image test/gc-evict v1 512KiB >/dev/null
@@ -135,19 +91,13 @@ setup_file() {
 	export IMG_PIN IMG_EVICT
 	# usage of the bed's disk is above 1 %: an image held back stays held until the threshold moves
 	write_gc_config 1
-	journald_start "$BED_DIR/journal" "$REPO"
+	daemon_bed_start
 	write_list "$IMG_PIN" "$IMG_EVICT"
 	daemon_start
 }
 
 teardown_file() {
-	local p
-	p=$(cat "$BED_DIR/daemon.pid" 2>/dev/null) || true
-	if [ -n "$p" ] && tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q "pullwatch daemon"; then
-		kill -TERM "$p"
-		timeout 20 tail --pid="$p" -f /dev/null || true
-	fi
-	journald_stop
+	daemon_bed_stop
 	bed_stop
 }
 

@@ -159,3 +159,90 @@ killed_the_real_helper() { # file
 	grep -q "pid=$pid ppid=" "$UNPIGZ_LOG" || { echo "pid $pid is not a wrapper the runtime ran" >&2; return 1; }
 	events "$1" '.event=="action" and .action=="kill-helper"' | grep -q 'killed by pidfd'
 }
+
+# ---------------------------------------------------------------- the daemon beside a journald
+# `pullwatch daemon` on the bed next to a standalone systemd-journald (tests/bed/journald.sh: a
+# private mount namespace whose /run/systemd/journal is the one sd_journal_send writes to), as
+# daemon.bats and preheat_gc.bats run it; daemonset.bats uses the journal half for its container.
+#   setup_file:    ... daemon_bed_start; daemon_start
+#   teardown_file: daemon_bed_stop; bed_stop
+source "$(dirname "${BASH_SOURCE[0]}")/../bed/journald.sh"
+
+# journal entries of pullwatch as JSON lines; extra journalctl matches as arguments
+journal() {
+	timeout 20 journalctl -D "$JDIR/log/journal" -o json --no-pager SYSLOG_IDENTIFIER=pullwatch "$@"
+}
+
+wait_journal() { # SECS JQ-FILTER [journalctl matches...]
+	local secs=$1 filter=$2 i
+	shift 2
+	for ((i = 0; i < secs * 5; i++)); do
+		journal "$@" 2>/dev/null | jq -e -c "select($filter)" 2>/dev/null | grep -q . && return 0
+		sleep 0.2
+	done
+	echo "no journal entry matching $filter ($*) within ${secs}s; pullwatch's entries:" >&2
+	journal -o cat >&2 || true
+	return 1
+}
+
+status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
+
+wait_status() { # SECS JQ-CONDITION
+	local secs=$1 cond=$2 i out
+	for ((i = 0; i < secs * 5; i++)); do
+		out=$(status_json 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	echo "status never satisfied $cond within ${secs}s; last status:" >&2
+	status_json | jq -c . >&2 || true
+	echo "daemon log:" >&2
+	tail -n 30 "$DLOG" >&2
+	return 1
+}
+
+# pid from FILE if it is still the process named by PATTERN (in its command line), never a reused pid
+live_pid() { # FILE PATTERN
+	local p
+	p=$(cat "$1" 2>/dev/null) || return 1
+	[ -n "$p" ] && tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline" | grep -q -- "$2" && echo "$p"
+}
+
+# The journald for the whole file (setup_file), and its end with the daemon a test left (teardown_file).
+daemon_bed_start() {
+	DAEMON_RUNS=${DAEMON_RUNS:-0}
+	echo 0123456789abcdef0123456789abcdef >"$BED_DIR/machine-id"
+	export DAEMON_RUNS
+	journald_start "$BED_DIR/journal" "$REPO"
+}
+
+daemon_bed_stop() {
+	local p
+	if p=$(live_pid "$BED_DIR/daemon.pid" "pullwatch daemon"); then
+		kill -TERM "$p"
+		timeout 20 tail --pid="$p" -f /dev/null || true
+	fi
+	journald_stop
+}
+
+# `pullwatch daemon --config $PW_CONFIG` in journald's namespace, under timeout as a safety net; its
+# exit status lands in $DLOG.rc. Signals go to the daemon itself (its pid from status), not to timeout,
+# which would forward them to its whole group. With NOTIFY_SOCK set it gets that notify socket and a
+# watchdog; with DAEMON_STDERR=journal its stderr is a journal stream, as under systemd (JOURNAL_STREAM
+# set, "<N>" prefixes parsed), instead of $DLOG.
+daemon_start() {
+	local wrap=() notify=()
+	[ "${DAEMON_STDERR:-}" = journal ] && wrap=(systemd-cat -t pullwatch --level-prefix=true env JOURNAL_STREAM=0:0)
+	[ -n "${NOTIFY_SOCK:-}" ] && notify=(NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000)
+	DLOG=$BED_DIR/daemon.$((++DAEMON_RUNS)).log
+	(
+		rc=0
+		nsenter -t "$JPID" -m -- env "${notify[@]}" PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" "${wrap[@]}" \
+			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
+		echo "$rc" >"$DLOG.rc"
+	) 3>&- &
+	wait_for 20 status_json || { cat "$DLOG" >&2; return 1; }
+	DAEMON_PID=$(status_json | jq -r .pid)
+	[ -n "$DAEMON_PID" ] && [ "$(cat "/proc/$DAEMON_PID/comm")" = pullwatch ]
+	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid" # for teardown_file, which does not see a test's variables
+	export DLOG DAEMON_PID DAEMON_RUNS
+}

@@ -35,6 +35,11 @@
         })
 
 static inline void freep(void *p) { free(*(void **) p); }
+/* free(p), then NULL for the assignment: x = mfree(x). */
+static inline void *mfree(void *p) {
+        free(p);
+        return NULL;
+}
 #define _cleanup_free_ _cleanup_(freep)
 
 static inline void closep(int *fd) {

@@ -16,11 +16,6 @@
 #include "daemon/state.h"
 #include "daemon/watched_pull.h"
 
-static inline void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 typedef struct RuntimeMonitor {
         struct Agent *agent;
         RuntimeKind kind;

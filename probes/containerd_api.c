@@ -74,11 +74,6 @@ int containerd_lease_id(const char *namespace, const char *image, char **ret) {
         return asprintf(ret, CONTAINERD_LEASE_PREFIX "%016llx", (unsigned long long) h) < 0 ? -ENOMEM : 0;
 }
 
-static void *mfree(void *p) {
-        free(p);
-        return NULL;
-}
-
 int cd_reply_result(const GrpcReply *reply, const char *method, char **ret_message) {
         int r = reply->error;
 

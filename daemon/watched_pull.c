@@ -4,6 +4,7 @@
 #include "daemon/liveness.h"
 #include "probes/credentials.h"
 #include "probes/docker.h"
+#include "probes/docker_info.h"
 #include "basic/reference.h"
 
 #include <math.h>
@@ -13,6 +14,7 @@ struct WatchedPull {
         const RuntimeDriver *driver;
         PullJob *job;
         RuntimeLiveness *liveness;
+        RuntimeOp *disk_op;       /* asking dockerd where it extracts, until it answers */
         char *platform, *namespace;
         Credential *cred;
         char *auth_header;
@@ -48,15 +50,22 @@ static bool is_containerd(const RuntimeDriver *d) {
         return d && d->name && streq(d->name, "containerd");
 }
 
-/* dockerd extracts into <DockerRootDir>/overlay2/<layer>/diff: watch it grow, besides the helpers. */
-static void watch_disk(RuntimeLiveness *l, const RuntimeDriver *driver, const Config *c) {
-        _cleanup_free_ char *root = NULL, *driver_name = NULL, *dir = NULL;
+/* dockerd extracts into <DockerRootDir>/overlay2/<layer>/diff: watch it grow, besides the helpers.
+ * Asked on the loop, never blocking it (a hung dockerd must not stall the daemon): the probe joins
+ * the pull's liveness when dockerd answers, a few milliseconds into the pull. */
+static void on_extraction_dir(RuntimeOp *op, int r, const char *text, void *userdata) {
+        WatchedPull *p = userdata;
 
-        if (driver != &docker_driver)
+        p->disk_op = NULL;
+        if (r >= 0 && text && p->liveness)
+                (void) runtime_liveness_watch_disk(p->liveness, text, "diff");
+}
+
+static void watch_disk(WatchedPull *p, CurlGlue *glue, const RuntimeDriver *driver, const Config *c) {
+        if (driver != &docker_driver || !glue)
                 return;
-        if (docker_info(c->docker_socket, &root, &driver_name) >= 0 && root && streq_ptr(driver_name, "overlay2") &&
-            asprintf(&dir, "%s/overlay2", root) >= 0)
-                (void) runtime_liveness_watch_disk(l, dir, "diff");
+        (void) docker_extraction_dir(glue, c->docker_socket ?: "/var/run/docker.sock", on_extraction_dir, p,
+                                     &p->disk_op);
 }
 
 /* Credentials from the config.json files: config.json files, first entry for the registry wins. */
@@ -111,7 +120,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         }
         if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
-                watch_disk(p->liveness, driver, c);
+                watch_disk(p, glue, driver, c);
                 pull_job_set_liveness(p->job, &src);
         }
         *ret = p;
@@ -121,6 +130,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
 WatchedPull *watched_pull_free(WatchedPull *p) {
         if (!p)
                 return NULL;
+        runtime_op_free(p->disk_op);
         pull_job_free(p->job);
         runtime_liveness_free(p->liveness);
         credential_free(p->cred);

@@ -363,6 +363,7 @@ int containerd_image_label(const char *socket, const char *namespace, const char
         Containerd__Services__Images__V1__LabelEntry entry = CONTAINERD__SERVICES__IMAGES__V1__LABEL_ENTRY__INIT;
         Containerd__Services__Images__V1__LabelEntry *entries[1] = { &entry };
         Containerd__Services__Images__V1__FieldMask mask = CONTAINERD__SERVICES__IMAGES__V1__FIELD_MASK__INIT;
+        Containerd__Services__Images__V1__Descriptor target = CONTAINERD__SERVICES__IMAGES__V1__DESCRIPTOR__INIT;
         _cleanup_free_ char *path = NULL;
         char *paths[1];
         GrpcReply reply;
@@ -377,6 +378,9 @@ int containerd_image_label(const char *socket, const char *namespace, const char
         mask.n_paths = 1;
         mask.paths = paths;
         img.name = (char *) name;
+        /* An empty target, never none: containerd 1.7/2.x convert it before applying the mask and
+         * dereference a missing one (2.1.9 panics and exits); the mask keeps the image's own target. */
+        img.target = &target;
         if (value) {
                 entry.key = (char *) key;
                 entry.value = (char *) value;

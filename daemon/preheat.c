@@ -358,6 +358,7 @@ static Target *target_free(Target *t) {
         }
         registry_op_free(t->check);
         runtime_op_free(t->confirm);
+        preheat_pin_stop(t);
         sd_event_source_disable_unref(t->timer);
         free(t->image);
         free(t->platform);

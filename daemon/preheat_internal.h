@@ -7,6 +7,7 @@
 #include "probes/registry.h"
 
 typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
+typedef struct PinJob PinJob;
 
 typedef struct Target {
         Preheat *preheat;
@@ -29,6 +30,7 @@ typedef struct Target {
         usec_t next_at;
         EvictTrack evict;
         bool pinned;              /* preheat.pin: its references carry the pinned label */
+        PinJob *pin;              /* labelling them, in flight */
 } Target;
 
 struct Preheat {
@@ -54,7 +56,11 @@ const char *preheat_runtime_name(const Target *t);
 /* preheat_evict.c: the image left the runtime on its own. true: re-pulls stop, *ret_why says why
  * (the hook has been told); false: pull it again. */
 bool preheat_evicted(Target *t, char **ret_why);
-/* preheat_pin.c: preheat.pin on containerd: label (on) or unlabel every reference of t's image. */
+/* preheat_pin.c: preheat.pin on containerd: label (on) or unlabel every reference of t's image, on the
+ * curl glue. A pin in flight belongs to t (t->pinned is set when every label is there); an unpin goes on
+ * after t is freed. */
 int preheat_pin(Target *t, bool on);
+/* Cancel t's pin in flight (before t is freed). */
+void preheat_pin_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */
 bool preheat_evict_retry(Target *t);

@@ -33,6 +33,14 @@ typedef struct Target {
         PinJob *pin;              /* labelling them, in flight */
 } Target;
 
+/* Where one runtime keeps its images, asked once (a RuntimeOp) and then measured with statvfs. */
+typedef struct PreheatImageFs {
+        Preheat *preheat;
+        RuntimeKind kind;
+        char *path;               /* NULL until the runtime said */
+        RuntimeOp *op;            /* asking, in flight */
+} PreheatImageFs;
+
 struct Preheat {
         sd_event *event;
         CurlGlue *glue;
@@ -49,6 +57,7 @@ struct Preheat {
         Target **targets;
         size_t n_targets;
         sd_event_source *reap;
+        PreheatImageFs imagefs[_RUNTIME_KIND_MAX];
 };
 
 const char *preheat_runtime_name(const Target *t);
@@ -64,3 +73,8 @@ int preheat_pin(Target *t, bool on);
 void preheat_pin_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */
 bool preheat_evict_retry(Target *t);
+/* Ask t's runtime where its images are, unless known or being asked (the figures preheat-evicted and
+ * the retry below the low threshold need; called when a target becomes ready). */
+void preheat_imagefs_locate(Preheat *p, RuntimeKind k);
+/* Forget every location (config reload, shutdown): cancels the questions in flight. */
+void preheat_imagefs_forget(Preheat *p);

@@ -89,8 +89,8 @@ int containerd_image_label_start(CurlGlue *glue, const char *socket, const char 
         mask.n_paths = 1;
         mask.paths = paths;
         img.name = (char *) name;
-        /* An empty target, never none: containerd 1.7/2.x convert it before applying the mask and
-         * dereference a missing one (2.1.9 panics and exits); the mask keeps the image's own target. */
+        /* An empty target, never none: containerd 2.1.9 converts the image before applying the mask and
+         * dereferences a missing target (a panic: containerd exits); the mask keeps the image's own. */
         img.target = &target;
         if (value) {
                 entry.key = (char *) key;

@@ -50,9 +50,12 @@ static void on_located(RuntimeOp *op, int r, const char *text, void *userdata) {
 }
 
 void preheat_imagefs_locate(Preheat *p, RuntimeKind k) {
-        PreheatImageFs *l = &p->imagefs[k];
+        PreheatImageFs *l;
 
-        if (k < 0 || k >= _RUNTIME_KIND_MAX || l->path || l->op || p->stopped)
+        if (k < 0 || k >= _RUNTIME_KIND_MAX || p->stopped)
+                return;
+        l = &p->imagefs[k];
+        if (l->path || l->op)
                 return;
         l->preheat = p;
         l->kind = k;

@@ -82,8 +82,9 @@ static int info_parse(const char *socket, int r, long status, const char *body, 
         if (r >= 0 && (!root || root[0] != '/'))
                 r = -ENODATA;
         if (r < 0) {
-                if (asprintf(ret_text, "GET /info on %s: %s", socket,
-                             status && status != 200 ? "not 200" : strerror(-r)) < 0)
+                int k = status && status != 200 ? asprintf(ret_text, "GET /info on %s: HTTP %ld", socket, status)
+                                                 : asprintf(ret_text, "GET /info on %s: %s", socket, strerror(-r));
+                if (k < 0)
                         *ret_text = NULL;
                 return r;
         }

@@ -2,7 +2,8 @@
 # The preheater next to kubelet's image garbage collection, on the bed's real containerd (CRI, k8s.io)
 # with `pullwatch daemon`, a standalone journald and a short recheck, run the way daemon.bats runs it:
 # preheat.pin labels every reference of a preheated image io.cri-containerd.pinned=pinned and removes
-# the label when the image leaves the list; an image deleted twice through CRI (what kubelet's GC does)
+# the label when the image leaves the list, and CRI ImageStatus says pinned true, then false, on the
+# containerds that report it (1.6.22+, 1.7+: the trixie and unstable rows); an image deleted twice through CRI (what kubelet's GC does)
 # is re-pulled once, then held back with preheat-evicted, and pulled again once usage is below the low
 # threshold.
 
@@ -120,7 +121,7 @@ cri_honours_pin() {
 		return 2
 	fi
 	local major=${BASH_REMATCH[1]} minor=${BASH_REMATCH[2]} patch=${BASH_REMATCH[3]}
-	((major > 1 || minor > 6 || patch >= 22))
+	((major > 1 || (major == 1 && (minor > 6 || (minor == 6 && patch >= 22)))))
 }
 
 cri_pinned_is() { cri_status "$1" | jq -e --argjson want "$2" '.image.pinned == $want' >/dev/null; }
@@ -149,7 +150,7 @@ teardown_file() {
 		kill -TERM "$p"
 		timeout 20 tail --pid="$p" -f /dev/null || true
 	fi
-	cp "$BED_DIR/containerd.log" /tmp/fleet14-cd.log 2>/dev/null; cp "$BED_DIR/daemon.log" /tmp/fleet14-daemon.log; journald_stop
+	journald_stop
 	bed_stop
 }
 

@@ -55,19 +55,15 @@ DiskFit disk_gate_judge(const ImageFs *fs, uint64_t need, unsigned high_pct, con
         return f;
 }
 
-DiskFit disk_gate_check(const Config *config, RuntimeKind runtime, char **fs_path, uint64_t need, const char *image,
+DiskFit disk_gate_check(const Config *config, const char *fs_path, uint64_t need, const char *image,
                         char **ret_text) {
         ImageFs fs = {};
         DiskFit f;
-        int r;
 
         if (ret_text)
                 *ret_text = NULL;
-        r = *fs_path ? imagefs_stat(*fs_path, &fs) : imagefs_query(config, runtime, &fs, NULL);
-        if (r < 0)
+        if (!fs_path || imagefs_stat(fs_path, &fs) < 0)
                 return _DISK_FIT_MAX;
-        if (!*fs_path)
-                *fs_path = strdup(fs.path);
         f = disk_gate_judge(&fs, need, config->kubelet.image_gc_high_threshold, image, ret_text);
         imagefs_done(&fs);
         return f;

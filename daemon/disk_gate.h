@@ -17,10 +17,9 @@ typedef enum DiskFit {
  * store holds; unpacked layers take more, which the threshold's headroom absorbs). 0 when unknown. */
 uint64_t disk_gate_image_size(const RegistryManifest *m);
 
-/* Measure the image filesystem and judge need bytes against it with config's high threshold. *fs_path
- * caches where it is: NULL asks the runtime (CRI ImageFsInfo, dockerd's /info) and fills it, then only
- * statvfs runs. _DISK_FIT_MAX when it cannot be measured. */
-DiskFit disk_gate_check(const Config *config, RuntimeKind runtime, char **fs_path, uint64_t need, const char *image,
+/* statvfs fs_path (the image filesystem, located by imagefs_locate()) and judge need bytes against it
+ * with config's high threshold. _DISK_FIT_MAX when it cannot be measured. */
+DiskFit disk_gate_check(const Config *config, const char *fs_path, uint64_t need, const char *image,
                         char **ret_text);
 
 /* What a retry after ENOSPC still has to store: the image (image_size, or the sizes the runtime

@@ -50,6 +50,8 @@ static void set_state(Target *t, PreheatState s, const char *error) {
         t->state = s;
         if (s == PREHEAT_READY && !t->pinned)
                 (void) preheat_pin(t, true);
+        if (s == PREHEAT_READY)
+                preheat_imagefs_locate(t->preheat, t->runtime);
         if (changed)
                 notify_changed(t->preheat);
 }
@@ -356,6 +358,7 @@ static Target *target_free(Target *t) {
         }
         registry_op_free(t->check);
         runtime_op_free(t->confirm);
+        preheat_pin_stop(t);
         sd_event_source_disable_unref(t->timer);
         free(t->image);
         free(t->platform);
@@ -521,6 +524,7 @@ Preheat *preheat_free(Preheat *p) {
         for (size_t i = 0; i < p->n_targets; i++)
                 target_free(p->targets[i]);
         free(p->targets);
+        preheat_imagefs_forget(p);
         sd_event_source_disable_unref(p->reap);
         shared_config_unref(p->config);
         sd_event_unref(p->event);
@@ -532,6 +536,7 @@ Preheat *preheat_free(Preheat *p) {
 void preheat_set_config(Preheat *p, SharedConfig *config) {
         shared_config_unref(p->config);
         p->config = shared_config_ref(config);
+        preheat_imagefs_forget(p); /* the sockets may have moved */
         schedule_reap(p);
 }
 

@@ -7,6 +7,7 @@
 #include "probes/registry.h"
 
 typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
+typedef struct PinJob PinJob;
 
 typedef struct Target {
         Preheat *preheat;
@@ -29,7 +30,16 @@ typedef struct Target {
         usec_t next_at;
         EvictTrack evict;
         bool pinned;              /* preheat.pin: its references carry the pinned label */
+        PinJob *pin;              /* labelling them, in flight */
 } Target;
+
+/* Where one runtime keeps its images, asked once (a RuntimeOp) and then measured with statvfs. */
+typedef struct PreheatImageFs {
+        Preheat *preheat;
+        RuntimeKind kind;
+        char *path;               /* NULL until the runtime said */
+        RuntimeOp *op;            /* asking, in flight */
+} PreheatImageFs;
 
 struct Preheat {
         sd_event *event;
@@ -47,6 +57,7 @@ struct Preheat {
         Target **targets;
         size_t n_targets;
         sd_event_source *reap;
+        PreheatImageFs imagefs[_RUNTIME_KIND_MAX];
 };
 
 static inline const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
@@ -54,7 +65,16 @@ static inline const char *preheat_runtime_name(const Target *t) { return runtime
 /* preheat_evict.c: the image left the runtime on its own. true: re-pulls stop, *ret_why says why
  * (the hook has been told); false: pull it again. */
 bool preheat_evicted(Target *t, char **ret_why);
-/* preheat_pin.c: preheat.pin on containerd: label (on) or unlabel every reference of t's image. */
+/* preheat_pin.c: preheat.pin on containerd: label (on) or unlabel every reference of t's image, on the
+ * curl glue. A pin in flight belongs to t (t->pinned is set when every label is there); an unpin goes on
+ * after t is freed. */
 int preheat_pin(Target *t, bool on);
+/* Cancel t's pin in flight (before t is freed). */
+void preheat_pin_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */
 bool preheat_evict_retry(Target *t);
+/* Ask t's runtime where its images are, unless known or being asked (the figures preheat-evicted and
+ * the retry below the low threshold need; called when a target becomes ready). */
+void preheat_imagefs_locate(Preheat *p, RuntimeKind k);
+/* Forget every location (config reload, shutdown): cancels the questions in flight. */
+void preheat_imagefs_forget(Preheat *p);

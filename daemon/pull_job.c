@@ -706,7 +706,7 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         if (r >= 0)
-                r = disk_wait_new(event, config, job_runtime_kind(j), j->image, on_disk, j, &j->disk);
+                r = disk_wait_new(glue, config, job_runtime_kind(j), imagefs_locate, j->image, on_disk, j, &j->disk);
         if (r < 0) {
                 pull_job_free(j);
                 return r;
@@ -756,10 +756,11 @@ void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
 
 int pull_job_start(PullJob *j) {
         j->started = now_monotonic();
-        /* Attempt 1 waits for the manifest (DISK_GATE_TIMEOUT at most): an image that cannot fit, or
-         * that would trigger kubelet's image GC, is not pulled at all. Only when the image filesystem
-         * can be measured: a runtime that cannot say where it keeps images is not held up. */
-        if (j->preflight && disk_wait_measurable(j->disk)) {
+        /* Attempt 1 waits for the manifest and for where the runtime keeps images (DISK_GATE_TIMEOUT at
+         * most): an image that cannot fit, or that would trigger kubelet's image GC, is not pulled at
+         * all. A runtime that cannot say where it keeps images is not held up (the gate answers "go on"
+         * as soon as it says so). */
+        if (j->preflight) {
                 j->disk_gating = true;
                 disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
                 if (preflight_start(j->preflight) >= 0)

@@ -57,17 +57,11 @@ int containerd_version_major(const char *version);
  * ("sha256:...", from repo_digests) when known, else the image id (config digest). */
 int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,
                             char **ret_message);
-/* CRI ImageFsInfo: the image filesystem's mountpoint (the snapshotter root) and the bytes the images
- * use on it; free space is the caller's statvfs of that mountpoint (CRI does not report it). */
-int containerd_imagefs_info(const char *socket, char **ret_mountpoint, uint64_t *ret_used, char **ret_message);
-/* Images.Update of one label of image name in namespace: set to value, or removed when value is NULL.
- * -ENOENT when there is no such image. */
-int containerd_image_label(const char *socket, const char *namespace, const char *name, const char *key,
-                           const char *value, char **ret_message);
 /* Images.Get: the image's labels as "key=value" strings (for tests and status). */
 int containerd_image_labels(const char *socket, const char *namespace, const char *name, char ***ret_labels,
                             char **ret_message);
-/* The label containerd's CRI plugin reads to report an image as pinned (1.6.22+, 1.7.0+). */
+/* The label containerd's CRI plugin reads to report an image as pinned (1.6.22+, 1.7.0+); set and
+ * removed with containerd_image_label_start() (containerd_label.h). */
 #define CONTAINERD_PINNED_LABEL "io.cri-containerd.pinned"
 #define CONTAINERD_PINNED_VALUE "pinned"
 /* Drop pullwatch's lease for image (after the last attempt failed, so partial data may be collected). */

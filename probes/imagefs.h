@@ -4,6 +4,7 @@
 #pragma once
 
 #include "config/config.h"
+#include "probes/runtime.h"
 
 typedef struct ImageFs {
         char *path;               /* the directory measured: DockerRootDir or the CRI mountpoint */
@@ -17,9 +18,13 @@ void imagefs_done(ImageFs *fs);
 /* statvfs(path) into the byte figures; path is copied. */
 int imagefs_stat(const char *path, ImageFs *ret);
 
-/* Ask the runtime where its images live, then measure it. On failure *ret_message (if given) gets one
- * line naming the runtime's socket. */
-int imagefs_query(const Config *config, RuntimeKind runtime, ImageFs *ret, char **ret_message);
+/* Ask the runtime where its images live (CRI ImageFsInfo on config's containerd socket, GET /info on
+ * dockerd's), on the curl glue: done gets 0 with the directory as text, or -errno with one line naming
+ * the socket. The caller measures it with imagefs_stat(). */
+int imagefs_locate(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
+                   void *userdata, RuntimeOp **ret);
+typedef int (*imagefs_locate_t)(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
+                                void *userdata, RuntimeOp **ret);
 
 /* Percent of capacity used, rounded up (0 when capacity is 0). */
 unsigned imagefs_percent(uint64_t used, uint64_t capacity);

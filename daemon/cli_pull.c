@@ -1,5 +1,6 @@
-/* cli_pull.c: `pullwatch pull` and `check-config`: options over the config file, one PullJob on an
- * sd-event loop, events rendered as JSON lines or a live terminal view. */
+/* cli_pull.c: `pullwatch pull` and `check-config`: options over the config file, then the pull through
+ * the daemon when one answers, else one watched_pull (the daemon's pipeline) on an sd-event loop;
+ * events rendered as JSON lines or a live terminal view. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>

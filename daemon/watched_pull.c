@@ -68,7 +68,8 @@ static void watch_disk(WatchedPull *p, CurlGlue *glue, const RuntimeDriver *driv
                                      &p->disk_op);
 }
 
-/* Credentials from the config.json files: config.json files, first entry for the registry wins. */
+/* Credentials from the config.json files, the first entry for the registry wins; a problem with them
+ * is kept for the caller to say, and the pull goes anonymous. */
 static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *req) {
         _cleanup_reference_ ImageRef *ref = NULL;
         int r;

@@ -406,6 +406,52 @@ static void test_companion_runtime(void **state) {
         runtime_liveness_free(l);
 }
 
+/* The extraction target's probe as status reports it: none until watched, then the directory, and a
+ * count and time of the samples that saw it grow (a file written into the newest layer's diff). */
+static void test_disk_probe_reported(void **state) {
+        Signals s = {};
+        LivenessDelta lv;
+        char ovl[128], diff[192], file[256];
+        usec_t at = 1;
+        unsigned n = 7;
+        FILE *f;
+
+        node();
+        RuntimeLiveness *l = new_liveness(NULL, &s);
+        assert_null(runtime_liveness_disk(l, &at, &n));
+        assert_int_equal(at, 0);
+        assert_int_equal(n, 0);
+
+        snprintf(ovl, sizeof(ovl), "%s/overlay2", root);
+        snprintf(diff, sizeof(diff), "%s/layer1", ovl);
+        assert_int_equal(mkdir(ovl, 0755), 0);
+        assert_int_equal(mkdir(diff, 0755), 0);
+        strcat(diff, "/diff");
+        assert_int_equal(mkdir(diff, 0755), 0);
+        assert_int_equal(runtime_liveness_watch_disk(l, ovl, "diff"), 0);
+        assert_string_equal(runtime_liveness_disk(l, &at, &n), ovl);
+        assert_int_equal(n, 0);
+
+        sample(l, 1 * USEC_PER_SEC, &lv); /* the baseline */
+        assert_false(lv.disk_grew);
+        snprintf(file, sizeof(file), "%s/usr-bin-tool", diff);
+        f = fopen(file, "we");
+        assert_non_null(f);
+        fputs("extracted bytes\n", f);
+        fclose(f);
+        sample(l, 2 * USEC_PER_SEC, &lv);
+        assert_true(lv.disk_grew);
+        assert_string_equal(runtime_liveness_disk(l, &at, &n), ovl);
+        assert_int_equal(at, 2 * USEC_PER_SEC);
+        assert_int_equal(n, 1);
+        sample(l, 3 * USEC_PER_SEC, &lv); /* nothing written since */
+        assert_false(lv.disk_grew);
+        runtime_liveness_disk(l, &at, &n);
+        assert_int_equal(at, 2 * USEC_PER_SEC);
+        assert_int_equal(n, 1);
+        runtime_liveness_free(l);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_socket_activated_runtime_and_decoys, setup, teardown),
@@ -416,6 +462,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_pidfiles, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_no_pidfd_reverifies, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_companion_runtime, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_disk_probe_reported, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,9 +7,11 @@
 #include "probes/containerd_config.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/macro.h"
@@ -233,8 +235,6 @@ static bool is_config_path(const Path *k) {
         return false;
 }
 
-static int parse_value(File *f, Path *k, unsigned depth);
-
 /* Any value, skipped unless k is one of the keys read. */
 static int parse_value(File *f, Path *k, unsigned depth) {
         size_t base = k->n;
@@ -415,12 +415,21 @@ static int read_text(const char *root_prefix, const char *name, char **ret) {
 
         if (asprintf(&full, "%s%s", root_prefix ?: "", name) < 0)
                 return -ENOMEM;
-        fp = fopen(full, "re");
+        /* non-blocking open and regular files only: a FIFO or device never stalls the loop */
+        int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
         /* no access to the runtime's root (not root, no hostPID): the same path in ours */
-        if (!fp && root_prefix && (errno == EACCES || errno == EPERM))
-                fp = fopen(name, "re");
-        if (!fp)
+        if (fd < 0 && root_prefix && (errno == EACCES || errno == EPERM))
+                fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
                 return -errno;
+        struct stat st;
+        int e = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EBADMSG : 0;
+        if (e == 0 && !(fp = fdopen(fd, "re")))
+                e = -errno;
+        if (e < 0) {
+                close(fd);
+                return e;
+        }
         if (!(b = malloc(MAX_FILE + 1)))
                 return -ENOMEM;
         n = fread(b, 1, MAX_FILE, fp);
@@ -488,7 +497,7 @@ static int walk(Walk *w, const char *name, unsigned depth) {
         if (r == -ENOENT && depth == 0)
                 return r;
         if (r < 0)
-                return asprintf(&w->error, "%s: %s", name, r == -EBADMSG ? "not a text file" : strerror(-r)) < 0 ? -ENOMEM : -EINVAL;
+                return asprintf(&w->error, "%s: %s", name, r == -EBADMSG ? "not a regular text file" : strerror(-r)) < 0 ? -ENOMEM : -EINVAL;
         r = parse_file(&f, text);
         if (r == -EINVAL) {
                 w->error = TAKE_PTR(f.error);
@@ -603,7 +612,6 @@ int containerd_config_file_of(const char *proc_root, pid_t pid, char **ret) {
                 return (*ret = strdup("/etc/containerd/config.toml")) ? 0 : -ENOMEM;
         if (config[0] == '/')
                 return (*ret = strdup(config)) ? 0 : -ENOMEM;
-        _cleanup_free_ char *cwd = NULL;
         char buf[PATH_MAX];
         ssize_t l;
         if (asprintf(&cwd_link, "%s/%d/cwd", proc_root ?: "/proc", (int) pid) < 0)

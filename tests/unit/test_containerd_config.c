@@ -104,6 +104,13 @@ static void test_imports(void **state) {
         assert_int_equal(lookup("main.toml"), -EINVAL);
         assert_string_equal(err_buf, "conf.d/30-bad.toml:2: plugins.\"io.containerd.cri.v1.images\".registry: "
                                      "expected ']' to close the table header");
+        /* a FIFO (or any non-regular file) is refused, never waited on */
+        char fifo[4200];
+        snprintf(fifo, sizeof fifo, "%s/fifo.toml", tmpdir);
+        assert_int_equal(mkfifo(fifo, 0600), 0);
+        assert_int_equal(lookup("fifo.toml"), -EINVAL);
+        assert_string_equal(err_buf, "fifo.toml: not a regular text file");
+        unlink(fifo);
         /* a file importing itself is read once */
         write_file("self.toml", "version = 3\nimports = ['self.toml']\nplugins.'io.containerd.cri.v1.images'.registry.config_path = '/s'\n");
         assert_int_equal(lookup("self.toml"), 0);

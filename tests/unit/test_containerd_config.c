@@ -56,6 +56,10 @@ static void test_versions(void **state) {
         write_file("none.toml", "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = ''\n");
         assert_int_equal(lookup("none.toml"), 0);
         assert_string_equal(cp_buf, "");
+        /* a key below the one read is not it */
+        write_file("deeper.toml", "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry.config_path]\n  x = '/deeper'\n");
+        assert_int_equal(lookup("deeper.toml"), 0);
+        assert_string_equal(cp_buf, "");
         write_file("empty.toml", "");
         assert_int_equal(lookup("empty.toml"), 0);
         assert_string_equal(cp_buf, "");

@@ -7,12 +7,11 @@
 
 #include <jansson.h>
 
-#include "probes/runtime_identity.h"
-
 #include "cri_api.pb-c.h"
 #include "containerd_version.pb-c.h"
 #include "probes/containerd_config.h"
 #include "probes/grpc.h"
+#include "probes/runtime_identity.h"
 
 #define FETCH_TIMEOUT (3 * USEC_PER_SEC)
 

@@ -351,7 +351,7 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 }
         }
         call_finished(t); /* frees reply */
-        t->step = STEP_SNAPSHOTS;
+        t->step = STEP_CONFIG;
         round_next(t);
 }
 
@@ -377,7 +377,74 @@ static int issue_content(CdTracker *t) {
                        : 1;
 }
 
-/* ---- step 4: is an unpack snapshot open? ---- */
+/* ---- step 4: the image config's diff_ids, the names of its layers' unpack snapshots ---- */
+
+/* A layer of m committed and not unpacked yet, its chain ID known: 2.2 may be unpacking it out of order. */
+static bool unpack_possible(CdTracker *t, CdManifest *m) {
+        if (!m->n_chain_ids)
+                return false;
+        for (size_t i = 0; i < m->n_layers; i++) {
+                CdLayer *l = cd_layer_find(t, m->layers[i]);
+                if (l && l->m == m && l->committed && !l->done)
+                        return true;
+        }
+        return false;
+}
+
+static void on_config(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+        CdManifest *m = NULL;
+        char *buf = NULL;
+        size_t len = 0;
+
+        for (size_t i = 0; i < t->n_manifests && !m; i++)
+                if (t->manifests[i]->config && !t->manifests[i]->config_read)
+                        m = t->manifests[i];
+        if (m && reply->error == 0 && reply->status == GRPC_OK) {
+                FILE *f = open_memstream(&buf, &len);
+                for (size_t k = 0; f && k < reply->n_messages; k++) {
+                        Containerd__Services__Content__V1__ReadContentResponse *r = (void *) reply->messages[k];
+                        fwrite(r->data.data, 1, r->data.len, f);
+                }
+                if (f && fclose(f) == 0)
+                        (void) cd_manifest_set_config(m, buf, len); /* no diff_ids: stay with the inference */
+                free(buf);
+        }
+        if (m)
+                m->config_read = true;
+        call_finished(t); /* frees reply */
+        t->step = STEP_SNAPSHOTS;
+        round_next(t);
+}
+
+static int issue_config(CdTracker *t) {
+        Containerd__Services__Content__V1__ReadContentRequest req =
+                CONTAINERD__SERVICES__CONTENT__V1__READ_CONTENT_REQUEST__INIT;
+
+        if (t->snapshots_broken)
+                return 0;
+        for (size_t i = 0; i < t->n_manifests; i++) {
+                CdManifest *m = t->manifests[i];
+                bool committed = false;
+                if (!m->config || m->config_read)
+                        continue;
+                for (size_t k = 0; k < m->n_layers && !committed; k++) {
+                        CdLayer *l = cd_layer_find(t, m->layers[k]);
+                        committed = l && l->m == m && l->committed && !l->done;
+                }
+                if (!committed) /* nothing of it can unpack yet: ask when something can */
+                        continue;
+                req.digest = m->config;
+                req.size = CD_CONFIG_MAX;
+                return issue(t, CD_PATH_CONTENT_READ, &req.base,
+                             &containerd__services__content__v1__read_content_response__descriptor, true, on_config) < 0
+                               ? -EIO
+                               : 1;
+        }
+        return 0;
+}
+
+/* ---- step 5: is an unpack snapshot open? ---- */
 
 static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
         CdTracker *t = userdata;
@@ -385,18 +452,7 @@ static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
         if (reply->error < 0 || reply->status != GRPC_OK)
                 t->snapshots_broken = true; /* another snapshotter, or none: stay with the inference */
         else {
-                t->extract_active = false;
-                for (size_t k = 0; k < reply->n_messages; k++) {
-                        Containerd__Services__Snapshots__V1__ListSnapshotsResponse *r = (void *) reply->messages[k];
-                        for (size_t i = 0; i < r->n_info; i++) {
-                                Containerd__Services__Snapshots__V1__Info *info = r->info[i];
-                                /* a pull killed with containerd leaves its extract snapshot for a day (its
-                                 * lease expires then): count only those opened since we started looking */
-                                if (info->name && startswith(info->name, "extract-") && info->created_at &&
-                                    (usec_t) MAX(info->created_at->seconds, 0) * USEC_PER_SEC + USEC_PER_SEC >= t->since)
-                                        t->extract_active = true;
-                        }
-                }
+                cd_snapshots_reply(t, (void *) reply->messages, reply->n_messages);
                 /* only a snapshotter that was seen unpacking is trusted to say that nothing unpacks */
                 if (t->extract_active)
                         t->snapshots_trusted = true;
@@ -417,7 +473,7 @@ static int issue_snapshots(CdTracker *t) {
         if (t->snapshots_broken)
                 return 0;
         for (size_t i = 0; i < t->n_manifests && !frontier; i++)
-                frontier = cd_manifest_frontier(t, t->manifests[i]) != NULL;
+                frontier = cd_manifest_frontier(t, t->manifests[i]) != NULL || unpack_possible(t, t->manifests[i]);
         if (!frontier)
                 return 0;
         req.snapshotter = t->snapshotter;
@@ -451,6 +507,9 @@ static void round_next(CdTracker *t) {
                         /* ingests first: a layer whose ingest is gone must be looked up as a blob now */
                         apply_statuses(t);
                         r = issue_content(t);
+                        break;
+                case STEP_CONFIG:
+                        r = issue_config(t);
                         break;
                 case STEP_SNAPSHOTS:
                         r = issue_snapshots(t);

@@ -180,6 +180,16 @@ int cd_strv_push(char ***l, size_t *n, char *s);
 /* Derive every layer's phase from the round's facts and report what changed. */
 void cd_emit(CdTracker *t);
 
+/* the poll round (containerd_track.c): one call at a time; its callback calls cd_call_finished, then
+ * sets t->step and calls cd_round_next */
+int cd_issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
+             bool streaming, grpc_done_t done);
+void cd_call_finished(CdTracker *t);
+void cd_round_next(CdTracker *t);
+/* the unpack steps (containerd_unpack.c): 1 when a call went out, 0 when there was nothing to ask */
+int cd_issue_config(CdTracker *t);
+int cd_issue_snapshots(CdTracker *t);
+
 /* The chain ID an unpack snapshot will be committed as: its containerd.io/snapshot.ref label, else
  * the part of an "extract-<unique> <chainID>" key after the space; NULL for any other snapshot. */
 const char *cd_snapshot_chain_id(const char *key, const char *label_ref);

@@ -255,12 +255,6 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
         curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
         curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
-        /* The pull's stream has a connection of its own, never one another request used or will use:
-         * measured with libcurl 7.88, the /info asked alongside a retry and the retry's pull went out
-         * on one connection and got each other's answers (the pull "succeeded" with /info's body, the
-         * image absent). Closing that connection is also how a pull is cancelled. */
-        curl_easy_setopt(p->easy, CURLOPT_FRESH_CONNECT, 1L);
-        curl_easy_setopt(p->easy, CURLOPT_FORBID_REUSE, 1L);
         r = curl_glue_add(glue, p->easy, on_done, p);
         if (r < 0) {
                 docker_driver.free(p);

@@ -113,7 +113,7 @@ $(BUILD)/bench_%: tests/bench/bench_%.c $(BUILD)/libtest.a $(BUILD)/libpullwatch
 
 # bench: measured side by side in one run on the bed, written to bench/results.md.
 bench: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes $(BUILD)/bench_fleet
+	@$(MAKE) --no-print-directory all $(BUILD)/bench_policies $(BUILD)/bench_probes $(BUILD)/bench_fleet $(BUILD)/bench_peers
 	@BUILD=$(BUILD) tests/bench/run.sh
 
 # image: an OCI image of pullwatch FROM scratch (the binary and the shared objects ldd names), tagged

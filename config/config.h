@@ -65,7 +65,7 @@ typedef struct Config {
         char *containerd_socket;
         char *containerd_namespace;
         char *containerd_pidfile;
-        char *containerd_hosts_dir; /* CRI registry config_path when containerd does not say */
+        char *containerd_hosts_dir; /* registry config_path when neither CRI Status nor containerd's config file names one */
         char **credentials;       /* docker config.json files, first match wins */
         char *platform;           /* default platform, NULL = runtime's own */
         PreheatConfig preheat;

@@ -57,7 +57,7 @@ const ConfigOption config_options[] = {
         OPT("containerd.pidfile", STRING_OPT, containerd_pidfile, NULL, 0, ABSOLUTE_PATH,
             "containerd's pid file; null = find the process by its socket"),
         OPT("containerd.hosts_dir", STRING, containerd_hosts_dir, "/etc/containerd/certs.d", 0, ABSOLUTE_PATH,
-            "containerd's registry config_path (hosts.toml per host), used when the CRI plugin does not say"),
+            "containerd's registry config_path (hosts.toml per host), used when neither CRI Status (1.x) nor containerd's own config file (2.x) names one"),
         LIST("credentials", credentials, default_credentials, ABSOLUTE_PATH,
              "docker config.json files with registry credentials, the first with an entry wins"),
         OPT("platform", STRING_OPT, platform, NULL, 0, PLATFORM,

@@ -106,6 +106,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_DIAG_REGISTRY_SCHEME, "registry-scheme", ID("8bf1c2f1feaa448bb13f123295a38d17"), LOG_WARNING,
                 "The registry answers plain HTTP; the runtime speaks HTTPS to it",
         },
+        [ALERT_DIAG_CRI_PROGRESS_TIMEOUT] = {
+                ALERT_DIAG_CRI_PROGRESS_TIMEOUT, "cri-progress-timeout", ID("02adab8595d248e29efa25f04f420bd5"), LOG_WARNING,
+                "containerd's image_pull_progress_timeout cancelled a pull pullwatch saw alive",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

@@ -30,6 +30,7 @@ typedef enum AlertKind {
         ALERT_DIAG_TLS_UNTRUSTED,       /* x509: the registry's certificate is not trusted */
         ALERT_DIAG_DISK_PRESSURE,       /* a pull not started: it would not fit or would trigger image GC */
         ALERT_DIAG_REGISTRY_SCHEME,     /* plain-http registry spoken to with HTTPS */
+        ALERT_DIAG_CRI_PROGRESS_TIMEOUT, /* containerd's own progress timeout cancelled a live pull */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,
 } AlertKind;

@@ -24,6 +24,7 @@ static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_TLS_UNTRUSTED] = "tls-untrusted",
         [DIAG_DISK_PRESSURE] = "disk-pressure",
         [DIAG_REGISTRY_SCHEME] = "registry-scheme",
+        [DIAG_CRI_PROGRESS_TIMEOUT] = "cri-progress-timeout",
 };
 
 const char *diagnosis_to_string(Diagnosis d) {
@@ -474,4 +475,34 @@ int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret
                        "alone and no helper will be signalled. Set %s.pidfile to the runtime's pid file, or run "
                        "pullwatch in the host's pid namespace with access to /proc.",
                        docker ? "dockerd" : "containerd", why && *why ? why : "nothing found", docker ? "docker" : "containerd");
+}
+
+/* containerd's CRI plugin cancels its own pull when image_pull_progress_timeout passes with no new
+ * bytes on an open request (internal/cri/server/images/image_pull.go: "cancel pulling image %s because
+ * of no progress in %v" in its log). PullImage then fails with "failed to pull and unpack image
+ * \"REF\": context canceled" (measured on 2.1.9, grpc-status 1 Canceled), or, when the cancel lands
+ * during unpack, "... failed to extract layer (MEDIATYPE DIGEST) to overlayfs as \"extract-... \":
+ * context canceled" (#13909: in 2.2's transfer service the progress reporter can miss a layer's
+ * "complete" event, so its request stays open through a long unpack). The same text follows a
+ * cancel by the CRI client; pullwatch is that client here and did not cancel, and its own evidence
+ * said the pull was alive: the setting is what ended it. */
+int diagnose_cri_cancel(const char *t, const char *alive, const char *progress_timeout, char **ret_text) {
+        bool unpack;
+
+        if (!t || !alive || !has(t, "context canceled") ||
+            (!has(t, "failed to pull and unpack image") && !has(t, "failed to extract layer")))
+                return DIAG_NONE;
+        unpack = has(t, "failed to extract layer");
+        return verdict(DIAG_CRI_PROGRESS_TIMEOUT, ret_text,
+                       "containerd cancelled the pull itself%s: CRI's image_pull_progress_timeout%s%s%s saw no new "
+                       "bytes, while pullwatch saw the pull alive (%s). Raise image_pull_progress_timeout (containerd "
+                       "2.x: [plugins.\"io.containerd.cri.v1.images\"], 1.7: [plugins.\"io.containerd.grpc.v1.cri\"] "
+                       "in /etc/containerd/config.toml, e.g. \"30m\") and leave stalls to pullwatch; not \"0s\" on "
+                       "2.x, which hangs every pull (containerd #14158).%s",
+                       unpack ? " during unpack" : "", progress_timeout ? " (" : "", progress_timeout ?: "",
+                       progress_timeout ? ")" : "", alive,
+                       unpack ? " During unpack this is containerd #13909 (2.2's transfer service loses a layer's "
+                                "\"complete\" progress event): use_local_image_pull = true in the same section "
+                                "avoids it."
+                              : "");
 }

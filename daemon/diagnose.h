@@ -23,6 +23,7 @@ typedef enum Diagnosis {
         DIAG_TLS_UNTRUSTED,       /* x509/TLS: the registry's certificate is not trusted by the runtime */
         DIAG_DISK_PRESSURE,       /* the image does not fit, or would pass kubelet's image GC high threshold */
         DIAG_REGISTRY_SCHEME,     /* plain-http registry, the runtime speaks HTTPS to it */
+        DIAG_CRI_PROGRESS_TIMEOUT, /* containerd's own image_pull_progress_timeout cancelled a live pull */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
 } Diagnosis;
@@ -89,6 +90,13 @@ usec_t diagnose_attempts_cut(const DiagAttempt *attempts, size_t n);
  * the remedy. layer, size and bytes_at_cut (0: unknown) estimate what the layer needs. */
 int diagnose_unpassable_hop(usec_t cut, const char *hop, const char *layer, uint64_t size, uint64_t bytes_at_cut,
                             char **ret_text);
+
+/* A CRI pull that containerd cancelled itself (error_text: PullImage's grpc-message, "failed to pull
+ * and unpack image ...: context canceled", or #13909's "failed to extract layer ... context canceled")
+ * while pullwatch, which did not cancel it, saw it alive (alive: what it saw, e.g. "layer X extracting,
+ * unpigz busy"; NULL = no such evidence: DIAG_NONE). progress_timeout: the effective setting when
+ * known (NULL: not known). Names image_pull_progress_timeout and its remedy. */
+int diagnose_cri_cancel(const char *error_text, const char *alive, const char *progress_timeout, char **ret_text);
 
 /* A decompression helper (comm, pid) that slept, or spun (burned CPU) without output, for quiet. */
 int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,

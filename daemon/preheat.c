@@ -186,15 +186,18 @@ static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, con
         registry_manifest_free(m);
 }
 
-static void start_registry_check(Target *t) {
+/* The check goes to the registry the way the runtime does (its mirrors, certs.d / hosts.toml CAs):
+ * with our own settings only, a registry behind a private CA never answers it, and a moved tag is
+ * never noticed. rt NULL: the runtime did not say; our settings only. */
+static void registry_check_with(Target *t, const RuntimeRegistry *runtime) {
         Preheat *p = t->preheat;
         _cleanup_reference_ ImageRef *ref = NULL;
         _cleanup_credential_ Credential *cred = NULL;
         PullRequest req = target_request(t);
         RegistryTarget rt;
 
-        if (!p->registry_check || t->check || reference_parse(t->image, &ref) < 0 || ref->digest || !ref->tag)
-                return; /* pinned by digest: it cannot move */
+        if (t->check || reference_parse(t->image, &ref) < 0)
+                return;
         if (cfg(p)->credentials)
                 (void) credentials_lookup(cfg(p)->credentials, reference_registry_host(ref), &cred);
         rt = (RegistryTarget) {
@@ -206,9 +209,28 @@ static void start_registry_check(Target *t) {
                 .password = cred ? cred->password : NULL,
                 .identity_token = cred ? cred->identity_token : NULL,
                 .config = &cfg(p)->registry,
+                .runtime = runtime,
                 .timeout = PREHEAT_REGISTRY_TIMEOUT,
         };
         (void) registry_resolve(p->glue, &rt, on_registry_resolved, t, &t->check);
+}
+
+static void on_check_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *runtime, void *userdata) {
+        Target *t = userdata;
+
+        registry_check_with(t, runtime); /* runtime is valid during this call; the check copies it */
+        t->check_rt = runtime_registry_fetch_free(t->check_rt);
+}
+
+static void start_registry_check(Target *t) {
+        Preheat *p = t->preheat;
+        _cleanup_reference_ ImageRef *ref = NULL;
+
+        if (!p->registry_check || t->check || t->check_rt || reference_parse(t->image, &ref) < 0 || ref->digest ||
+            !ref->tag)
+                return; /* pinned by digest: it cannot move */
+        if (runtime_registry_fetch(p->glue, t->runtime, cfg(p), on_check_runtime_registry, t, &t->check_rt) < 0)
+                registry_check_with(t, NULL);
 }
 
 static void target_recheck(Target *t) {
@@ -357,6 +379,7 @@ static Target *target_free(Target *t) {
                 watched_pull_free(t->pull);
         }
         registry_op_free(t->check);
+        runtime_registry_fetch_free(t->check_rt);
         runtime_op_free(t->confirm);
         preheat_pin_stop(t);
         sd_event_source_disable_unref(t->timer);
@@ -567,6 +590,7 @@ void preheat_stop(Preheat *p, const char *why) {
                         t->pull_done = false;
                 }
                 t->check = registry_op_free(t->check);
+                t->check_rt = runtime_registry_fetch_free(t->check_rt);
                 t->confirm = runtime_op_free(t->confirm);
                 arm(t, NEXT_NONE, USEC_INFINITY);
         }

@@ -5,6 +5,7 @@
 #include "daemon/preheat.h"
 #include "daemon/preheat_evict.h"
 #include "probes/registry.h"
+#include "probes/registry_runtime.h"
 
 typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
 typedef struct PinJob PinJob;
@@ -23,6 +24,7 @@ typedef struct Target {
         bool seen, splayed, pull_done;
         WatchedPull *pull;
         RegistryOp *check;
+        RuntimeRegistryFetch *check_rt; /* the runtime's registry settings, asked before the check */
         RuntimeOp *confirm;       /* a presence check in flight; its answer continues begin or recheck */
         bool confirm_recheck;
         sd_event_source *timer;

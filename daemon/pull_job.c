@@ -167,9 +167,39 @@ static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char 
         check_unpassable(j);
 }
 
+/* What this attempt's last sample said of a pull that looked alive: a layer extracting with its
+ * helper at work first, else one still moving. NULL when a layer was judged faulted, or nothing was
+ * judged yet. */
+static const char *alive_evidence(PullJob *j, char *buf, size_t size) {
+        const LayerTrack *best = NULL;
+
+        for (size_t i = 0; i < detector_n_layers(j->detector); i++) {
+                const LayerTrack *l = detector_layer_at(j->detector, i);
+                if (verdict_is_fault(l->verdict))
+                        return NULL;
+                if (l->verdict != VERDICT_PROGRESSING && l->verdict != VERDICT_SILENT_ALIVE)
+                        continue;
+                if (!best || (l->phase == PHASE_EXTRACTING && best->phase != PHASE_EXTRACTING))
+                        best = l;
+        }
+        if (!best)
+                return NULL;
+        snprintf(buf, size, "layer %.19s %s, %s: %s", best->id, phase_to_string(best->phase),
+                 verdict_to_string(best->verdict), best->evidence);
+        return buf;
+}
+
 static void diagnose_error_text(PullJob *j, const char *message) {
-        char *text = NULL;
-        int d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
+        char *text = NULL, alive[256];
+        int d;
+
+        /* containerd ended a pull pullwatch did not cancel (no callback follows pullwatch's own cancel) */
+        if (job_runtime_kind(j) == RUNTIME_CONTAINERD &&
+            (d = diagnose_cri_cancel(message, alive_evidence(j, alive, sizeof(alive)), NULL, &text)) != DIAG_NONE) {
+                report_diagnosis(j, d, text, NULL);
+                return;
+        }
+        d = diagnose_runtime_error(job_runtime_kind(j), message, &text);
         if (d == DIAG_TLS_UNTRUSTED && j->preflight) {
                 /* name the file this runtime reads this registry's CA from */
                 free(text);

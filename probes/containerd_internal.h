@@ -10,10 +10,15 @@
 #define CD_LABEL_CONFIG        "containerd.io/gc.ref.content.config"
 #define CD_LABEL_LAYER_PREFIX  "containerd.io/gc.ref.content.l."
 #define CD_LABEL_UNCOMPRESSED  "containerd.io/uncompressed"
+/* on the snapshot an unpacker prepares for a layer: the chain ID it will be committed as (1.6 to 2.2) */
+#define CD_LABEL_SNAPSHOT_REF  "containerd.io/snapshot.ref"
+#define CD_UNPACK_KEY_PREFIX   "extract-" /* snapshots.UnpackKeyFormat: "extract-<unique> <chainID>" */
+#define CD_CONFIG_MAX          (1024 * 1024) /* an image config read for its diff_ids, at most */
 
 #define CD_PATH_LIST_STATUSES "/containerd.services.content.v1.Content/ListStatuses"
 #define CD_PATH_CONTENT_LIST  "/containerd.services.content.v1.Content/List"
 #define CD_PATH_SNAPSHOTS     "/containerd.services.snapshots.v1.Snapshots/List"
+#define CD_PATH_CONTENT_READ  "/containerd.services.content.v1.Content/Read"
 
 #define CD_INTERVAL_MIN (500 * USEC_PER_MSEC)
 #define CD_INTERVAL_MAX (2 * USEC_PER_SEC)
@@ -85,6 +90,11 @@ typedef struct CdManifest {
         char **layers;            /* in manifest order */
         size_t n_layers;
         unsigned idle_rounds;
+        /* the chain IDs of its layers (identity.ChainIDs of the config's rootfs.diff_ids), the names an
+         * unpacker gives their snapshots: NULL until the config was read */
+        char **chain_ids;
+        size_t n_chain_ids;
+        bool config_read;         /* tried once: a config that cannot be read is not asked for again */
 } CdManifest;
 
 typedef struct CdLayer {
@@ -100,9 +110,10 @@ typedef struct CdLayer {
         Phase phase;
         uint64_t rep_current, rep_total;
         bool reported;
+        bool extracting;            /* an unpack snapshot named by its chain ID is active (last round) */
 } CdLayer;
 
-enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_SNAPSHOTS, STEP_EMIT };
+enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_CONFIG, STEP_SNAPSHOTS, STEP_EMIT };
 
 struct CdTracker {
         CurlGlue *glue;
@@ -172,6 +183,33 @@ bool cd_ref_split(const char *ref, const char **kind_end, const char **digest);
 int cd_strv_push(char ***l, size_t *n, char *s);
 /* Derive every layer's phase from the round's facts and report what changed. */
 void cd_emit(CdTracker *t);
+
+/* the poll round (containerd_track.c): one call at a time; its callback calls cd_call_finished, then
+ * sets t->step and calls cd_round_next */
+int cd_issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
+             bool streaming, grpc_done_t done);
+void cd_call_finished(CdTracker *t);
+void cd_round_next(CdTracker *t);
+/* the unpack steps (containerd_unpack.c): 1 when a call went out, 0 when there was nothing to ask */
+int cd_issue_config(CdTracker *t);
+int cd_issue_snapshots(CdTracker *t);
+
+/* The chain ID an unpack snapshot will be committed as: its containerd.io/snapshot.ref label, else
+ * the part of an "extract-<unique> <chainID>" key after the space; NULL for any other snapshot. */
+const char *cd_snapshot_chain_id(const char *key, const char *label_ref);
+/* identity.ChainIDs: chain[0] = diff[0], chain[i] = sha256(chain[i-1] + " " + diff[i]). */
+int cd_chain_ids(char *const *diff_ids, size_t n, char ***ret);
+/* An image config's rootfs.diff_ids, as chain IDs into m (when they are as many as its layers). */
+int cd_manifest_set_config(CdManifest *m, const char *json, size_t len);
+/* One round's active snapshots (key, snapshot.ref label or NULL, each): flags the layers whose own
+ * unpack snapshot is among them (containerd 2.2 unpacks several layers at once, with no parent until
+ * commit: a snapshot is matched by name, never through its parent chain). Returns how many matched. */
+size_t cd_snapshots_match(CdTracker *t, char *const *keys, char *const *refs, size_t n);
+/* A Snapshots.List reply (kind==active): sets t->extract_active when an unpack snapshot opened since
+ * the tracker started is among them (a pull killed with containerd leaves its own for a day), and
+ * matches those to layers. */
+typedef struct Containerd__Services__Snapshots__V1__ListSnapshotsResponse CdSnapshotsReply;
+void cd_snapshots_reply(CdTracker *t, CdSnapshotsReply *const *replies, size_t n);
 
 /* "127.0.0.1:5000" -> "127.0.0.1", "[::1]:5000" -> "::1": the host part containerd puts in its
  * distribution source label key (Go's url.Hostname()). */

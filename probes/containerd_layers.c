@@ -1,10 +1,18 @@
 /* containerd_layers.c: what the tracker knows about images and layers, and the phases it derives from
  * that. containerd 1.6's unpacker applies layers strictly in manifest order, so the first layer whose
  * blob is committed but not yet unpacked (no containerd.io/uncompressed label) is the one extracting;
- * later committed layers wait for it. */
+ * later committed layers wait for it. containerd 2.2 can unpack several layers at once
+ * (max_concurrent_unpacks), each in a snapshot prepared without a parent until its commit: once the
+ * image config's diff_ids are known, a layer is extracting when the unpack snapshot named by its own
+ * chain ID (label containerd.io/snapshot.ref, key "extract-<unique> <chainID>") is active. */
 #include "probes/containerd_internal.h"
 
+#include <jansson.h>
+
+#include "probes/registry.h"
+
 #include "containerd_content.pb-c.h"
+#include "containerd_snapshots.pb-c.h"
 
 CdManifest *cd_manifest_free(CdManifest *m) {
         if (!m)
@@ -15,6 +23,7 @@ CdManifest *cd_manifest_free(CdManifest *m) {
         for (size_t i = 0; i < m->n_layers; i++)
                 free(m->layers[i]);
         free(m->layers);
+        strv_free(m->chain_ids);
         free(m);
         return NULL;
 }
@@ -259,6 +268,16 @@ CdLayer *cd_manifest_frontier(CdTracker *t, CdManifest *m) {
         return NULL;
 }
 
+/* Another layer of l's image has its unpack snapshot open. */
+static bool cd_manifest_other_extracting(CdTracker *t, CdLayer *l) {
+        for (size_t i = 0; i < l->m->n_layers; i++) {
+                CdLayer *o = cd_layer_find(t, l->m->layers[i]);
+                if (o && o != l && o->extracting)
+                        return true;
+        }
+        return false;
+}
+
 static void report(CdTracker *t, CdLayer *l, Phase p, uint64_t current, uint64_t total, usec_t at) {
         if (l->reported && l->phase == p && l->rep_current == current && l->rep_total == total)
                 return;
@@ -289,6 +308,13 @@ static void layer_phase(CdTracker *t, CdLayer *l, bool frontier, usec_t at) {
         else if (l->ingest)
                 report(t, l, l->size > 0 && l->offset >= l->size ? PHASE_VERIFYING : PHASE_DOWNLOADING, l->offset,
                        l->size, at);
+        else if (l->committed && l->extracting && t->extract_known)
+                /* its own unpack snapshot is open: extracting, in order or beside others (2.2) */
+                report(t, l, PHASE_EXTRACTING, 0, l->size, at);
+        else if (l->committed && frontier && t->extract_known && l->m && l->m->n_chain_ids && t->extract_active &&
+                 cd_manifest_other_extracting(t, l))
+                /* 2.2: other layers of its image unpack, its own snapshot is not open yet (an unpack slot) */
+                report(t, l, PHASE_WAITING, 0, l->size, at);
         else if (l->committed && frontier)
                 report(t, l,
                        t->extract_known && t->snapshots_trusted && !t->extract_active ? PHASE_REGISTERING
@@ -387,4 +413,119 @@ void cd_tracker_all_done(CdTracker *t) {
 
 const char *cd_tracker_manifest(const CdTracker *t) {
         return t && t->mine && t->mine_confirmed ? t->mine->digest : NULL;
+}
+
+/* ---- unpack snapshots named by chain ID (containerd 2.2's parallel unpack) ---- */
+
+const char *cd_snapshot_chain_id(const char *key, const char *label_ref) {
+        const char *sp;
+        if (!key || !startswith(key, CD_UNPACK_KEY_PREFIX))
+                return NULL;
+        if (label_ref && startswith(label_ref, "sha256:"))
+                return label_ref;
+        sp = strrchr(key, ' ');
+        return sp && startswith(sp + 1, "sha256:") ? sp + 1 : NULL;
+}
+
+int cd_chain_ids(char *const *diff_ids, size_t n, char ***ret) {
+        _cleanup_strv_free_ char **c = NULL;
+        size_t k = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                char *id = NULL;
+                if (!diff_ids[i] || !startswith(diff_ids[i], "sha256:"))
+                        return -EBADMSG;
+                if (i == 0)
+                        id = strdup(diff_ids[0]);
+                else {
+                        _cleanup_free_ char *s = NULL;
+                        int r = asprintf(&s, "%s %s", c[i - 1], diff_ids[i]);
+                        if (r < 0)
+                                return -ENOMEM;
+                        r = registry_sha256_digest(s, (size_t) r, &id);
+                        if (r < 0)
+                                return r;
+                }
+                if (cd_strv_push(&c, &k, id) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+int cd_manifest_set_config(CdManifest *m, const char *json, size_t len) {
+        _cleanup_strv_free_ char **diffs = NULL, **chains = NULL;
+        json_t *root, *ids;
+        size_t n = 0;
+        int r = 0;
+
+        m->config_read = true;
+        root = json_loadb(json, len, 0, NULL);
+        ids = json_object_get(json_object_get(root, "rootfs"), "diff_ids");
+        if (!json_is_array(ids) || json_array_size(ids) != m->n_layers)
+                r = -EBADMSG; /* not an image config, or not this manifest's */
+        for (size_t i = 0; r == 0 && i < json_array_size(ids); i++) {
+                const char *d = json_string_value(json_array_get(ids, i));
+                if (!d)
+                        r = -EBADMSG;
+                else if (cd_strv_push(&diffs, &n, strdup(d)) < 0)
+                        r = -ENOMEM;
+        }
+        json_decref(root);
+        if (r < 0)
+                return r;
+        r = cd_chain_ids(diffs, n, &chains);
+        if (r < 0)
+                return r;
+        strv_free(m->chain_ids);
+        m->chain_ids = TAKE_PTR(chains);
+        m->n_chain_ids = n;
+        return 0;
+}
+
+size_t cd_snapshots_match(CdTracker *t, char *const *keys, char *const *refs, size_t n) {
+        size_t matched = 0;
+
+        for (size_t i = 0; i < t->n_layers; i++)
+                t->layers[i]->extracting = false;
+        for (size_t s = 0; s < n; s++) {
+                const char *chain = cd_snapshot_chain_id(keys[s], refs[s]);
+                if (!chain)
+                        continue;
+                for (size_t k = 0; k < t->n_manifests; k++) {
+                        CdManifest *m = t->manifests[k];
+                        for (size_t i = 0; i < m->n_chain_ids && i < m->n_layers; i++) {
+                                CdLayer *l;
+                                if (!streq(m->chain_ids[i], chain) || !(l = cd_layer_find(t, m->layers[i])))
+                                        continue;
+                                l->extracting = true;
+                                matched++;
+                        }
+                }
+        }
+        return matched;
+}
+
+void cd_snapshots_reply(CdTracker *t, CdSnapshotsReply *const *replies, size_t n_replies) {
+        char *keys[64], *refs[64];
+        size_t n = 0;
+
+        t->extract_active = false;
+        for (size_t k = 0; k < n_replies; k++)
+                for (size_t i = 0; i < replies[k]->n_info; i++) {
+                        Containerd__Services__Snapshots__V1__Info *info = replies[k]->info[i];
+                        if (!info->name || !startswith(info->name, CD_UNPACK_KEY_PREFIX) || !info->created_at ||
+                            (usec_t) MAX(info->created_at->seconds, 0) * USEC_PER_SEC + USEC_PER_SEC < t->since)
+                                continue;
+                        t->extract_active = true;
+                        if (n == ELEMENTSOF(keys))
+                                continue;
+                        keys[n] = info->name;
+                        refs[n] = NULL;
+                        for (size_t q = 0; q < info->n_labels; q++)
+                                if (streq(info->labels[q]->key, CD_LABEL_SNAPSHOT_REF))
+                                        refs[n] = info->labels[q]->value;
+                        n++;
+                }
+        (void) cd_snapshots_match(t, keys, refs, n);
 }

@@ -1,7 +1,8 @@
 /* containerd_track.c: the poll loop. One round: ListStatuses (in-flight ingests: bytes), Content.List for
  * the image's manifest while unknown (its gc.ref.content.l.N labels list the layers in order),
- * Content.List for layers not downloading (committed? unpacked?), Snapshots.List only while a layer is
- * being unpacked. One call at a time; fast while anything moves, backing off when nothing does. */
+ * Content.List for layers not downloading (committed? unpacked?), then the unpack steps of
+ * containerd_unpack.c (the image config once, Snapshots.List only while a layer can be unpacking). One
+ * call at a time; fast while anything moves, backing off when nothing does. */
 #include "probes/containerd_internal.h"
 
 #include <time.h>
@@ -26,15 +27,14 @@ static void announce(CdTracker *t, const char *type, const char *id) {
                 t->cb.resource(t->userdata, type, id);
 }
 
-static void round_next(CdTracker *t);
 
-static void call_finished(CdTracker *t) {
+void cd_call_finished(CdTracker *t) {
         t->stats.calls++;
         t->stats.busy += cd_now(CLOCK_MONOTONIC) - t->call_started;
         t->call = grpc_call_free(t->call);
 }
 
-static int issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
+int cd_issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
                  bool streaming, grpc_done_t done) {
         GrpcTarget target = { .socket = t->socket, .namespace = t->namespace, .timeout = CD_CALL_TIMEOUT };
         t->call_started = cd_now(CLOCK_MONOTONIC);
@@ -60,8 +60,8 @@ static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 t->statuses = (void *) TAKE_PTR(reply->messages[0]);
                 t->step = STEP_MANIFESTS;
         }
-        call_finished(t); /* frees reply */
-        round_next(t);
+        cd_call_finished(t); /* frees reply */
+        cd_round_next(t);
 }
 
 static int64_t ts_usec(const Containerd__Services__Content__V1__Timestamp *ts) {
@@ -243,9 +243,9 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                  * milliseconds): a wrong one would leave layers of another image in the pull's view */
                 mine_switch(t, active ?: fresh ?: newest,
                             (active || (fresh && n_fresh == 1)) && cd_now(CLOCK_REALTIME) >= t->since + CD_EXPECT_GRACE);
-        call_finished(t); /* frees reply */
+        cd_call_finished(t); /* frees reply */
         t->step = STEP_CONTENT;
-        round_next(t);
+        cd_round_next(t);
 }
 
 static int issue_manifests(CdTracker *t) {
@@ -292,7 +292,7 @@ static int issue_manifests(CdTracker *t) {
                 return 0;
         req.n_filters = n;
         req.filters = filters;
-        return issue(t, CD_PATH_CONTENT_LIST, &req.base,
+        return cd_issue(t, CD_PATH_CONTENT_LIST, &req.base,
                      &containerd__services__content__v1__list_content_response__descriptor, true, on_manifests) < 0
                        ? -EIO
                        : 1;
@@ -344,9 +344,9 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                         }
                 }
         }
-        call_finished(t); /* frees reply */
-        t->step = STEP_SNAPSHOTS;
-        round_next(t);
+        cd_call_finished(t); /* frees reply */
+        t->step = STEP_CONFIG;
+        cd_round_next(t);
 }
 
 static int issue_content(CdTracker *t) {
@@ -365,65 +365,13 @@ static int issue_content(CdTracker *t) {
                 return 0;
         req.n_filters = n;
         req.filters = filters;
-        return issue(t, CD_PATH_CONTENT_LIST, &req.base,
+        return cd_issue(t, CD_PATH_CONTENT_LIST, &req.base,
                      &containerd__services__content__v1__list_content_response__descriptor, true, on_content) < 0
                        ? -EIO
                        : 1;
 }
 
-/* ---- step 4: is an unpack snapshot open? ---- */
-
-static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
-        CdTracker *t = userdata;
-
-        if (reply->error < 0 || reply->status != GRPC_OK)
-                t->snapshots_broken = true; /* another snapshotter, or none: stay with the inference */
-        else {
-                t->extract_active = false;
-                for (size_t k = 0; k < reply->n_messages; k++) {
-                        Containerd__Services__Snapshots__V1__ListSnapshotsResponse *r = (void *) reply->messages[k];
-                        for (size_t i = 0; i < r->n_info; i++) {
-                                Containerd__Services__Snapshots__V1__Info *info = r->info[i];
-                                /* a pull killed with containerd leaves its extract snapshot for a day (its
-                                 * lease expires then): count only those opened since we started looking */
-                                if (info->name && startswith(info->name, "extract-") && info->created_at &&
-                                    (usec_t) MAX(info->created_at->seconds, 0) * USEC_PER_SEC + USEC_PER_SEC >= t->since)
-                                        t->extract_active = true;
-                        }
-                }
-                /* only a snapshotter that was seen unpacking is trusted to say that nothing unpacks */
-                if (t->extract_active)
-                        t->snapshots_trusted = true;
-                t->extract_known = true;
-        }
-        call_finished(t); /* frees reply */
-        t->step = STEP_EMIT;
-        round_next(t);
-}
-
-static int issue_snapshots(CdTracker *t) {
-        Containerd__Services__Snapshots__V1__ListSnapshotsRequest req =
-                CONTAINERD__SERVICES__SNAPSHOTS__V1__LIST_SNAPSHOTS_REQUEST__INIT;
-        char *filters[] = { (char *) "kind==active" };
-        bool frontier = false;
-
-        t->extract_known = false;
-        if (t->snapshots_broken)
-                return 0;
-        for (size_t i = 0; i < t->n_manifests && !frontier; i++)
-                frontier = cd_manifest_frontier(t, t->manifests[i]) != NULL;
-        if (!frontier)
-                return 0;
-        req.snapshotter = t->snapshotter;
-        req.n_filters = 1;
-        req.filters = filters;
-        return issue(t, CD_PATH_SNAPSHOTS, &req.base,
-                     &containerd__services__snapshots__v1__list_snapshots_response__descriptor, true, on_snapshots) < 0
-                       ? -EIO
-                       : 1;
-}
-
-static void round_next(CdTracker *t) {
+void cd_round_next(CdTracker *t) {
         int r = 0;
 
         for (;;) {
@@ -433,7 +381,7 @@ static void round_next(CdTracker *t) {
                                 CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
                         t->moved = false;
                         t->stats.polls++;
-                        r = issue(t, CD_PATH_LIST_STATUSES, &req.base,
+                        r = cd_issue(t, CD_PATH_LIST_STATUSES, &req.base,
                                   &containerd__services__content__v1__list_statuses_response__descriptor, false,
                                   on_statuses) < 0 ? -EIO : 1;
                         break;
@@ -446,8 +394,11 @@ static void round_next(CdTracker *t) {
                         apply_statuses(t);
                         r = issue_content(t);
                         break;
+                case STEP_CONFIG:
+                        r = cd_issue_config(t);
+                        break;
                 case STEP_SNAPSHOTS:
-                        r = issue_snapshots(t);
+                        r = cd_issue_snapshots(t);
                         break;
                 case STEP_EMIT:
                         cd_emit(t);
@@ -469,7 +420,7 @@ static void round_next(CdTracker *t) {
                         /* the round that was in flight when the end came; now the final one */
                         t->final_started = true;
                         t->step = STEP_STATUSES;
-                        round_next(t);
+                        cd_round_next(t);
                         return;
                 }
                 void (*done)(void *) = t->final_done;
@@ -494,7 +445,7 @@ void cd_tracker_final_round(CdTracker *t, void (*done)(void *userdata), void *us
                 return; /* round_next starts the final round when this one ends */
         t->final_started = true;
         t->step = STEP_STATUSES;
-        round_next(t);
+        cd_round_next(t);
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -502,7 +453,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (t->call)
                 return 0;
         t->step = STEP_STATUSES;
-        round_next(t);
+        cd_round_next(t);
         return 0;
 }
 

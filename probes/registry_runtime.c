@@ -1,12 +1,17 @@
 /* registry_runtime.c: the runtime's registry settings and version, fetched without blocking the
- * loop: two Engine API GETs for dockerd, two gRPC calls for containerd, one after the other. */
+ * loop: two Engine API GETs for dockerd, two gRPC calls for containerd, one after the other. When
+ * containerd's CRI Status names no registry config_path (2.x reports its runtime config only), the
+ * config file of the proven containerd process (its --config, else /etc/containerd/config.toml, read
+ * through /proc/PID/root) names it; failing both, containerd.hosts_dir. */
 #include "probes/registry_runtime.h"
 
 #include <jansson.h>
 
 #include "cri_api.pb-c.h"
 #include "containerd_version.pb-c.h"
+#include "probes/containerd_config.h"
 #include "probes/grpc.h"
+#include "probes/runtime_identity.h"
 
 #define FETCH_TIMEOUT (3 * USEC_PER_SEC)
 
@@ -14,6 +19,7 @@ struct RuntimeRegistryFetch {
         CurlGlue *glue;
         RuntimeRegistry rt;
         char *socket;
+        char *pidfile;            /* containerd.pidfile, to prove which process is containerd */
         unsigned step;
         CURL *easy;
         char *buf;
@@ -35,6 +41,7 @@ RuntimeRegistryFetch *runtime_registry_fetch_free(RuntimeRegistryFetch *f) {
         sd_event_source_disable_unref(f->defer);
         runtime_registry_done(&f->rt);
         free(f->socket);
+        free(f->pidfile);
         free(f->buf);
         free(f);
         return NULL;
@@ -108,6 +115,21 @@ static int docker_next(RuntimeRegistryFetch *f) {
 
 static int containerd_next(RuntimeRegistryFetch *f);
 
+/* containerd did not say where its hosts.toml live: ask its config file. Only the proven
+ * containerd's file counts: a socket forwarded from elsewhere keeps containerd.hosts_dir. */
+static void containerd_config_path(RuntimeRegistryFetch *f) {
+        RuntimeIdentitySpec spec = { .pidfile = f->pidfile, .socket = f->socket,
+                                     .exe_names = runtime_exe_names_containerd };
+        _cleanup_free_ char *why = NULL, *path = NULL, *root = NULL;
+        RuntimeIdentity id;
+
+        if (f->rt.certs_dir_from || runtime_identity_resolve(&spec, &id, &why) < 0)
+                return;
+        if (containerd_config_file_of(NULL, id.pid, &path) < 0 || asprintf(&root, "/proc/%d/root", (int) id.pid) < 0)
+                return;
+        (void) runtime_registry_read_containerd_config(&f->rt, root, path);
+}
+
 static void on_grpc_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
         RuntimeRegistryFetch *f = userdata;
 
@@ -127,6 +149,7 @@ static void on_grpc_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
         f->step++;
         if (f->step < 2 && containerd_next(f) >= 0)
                 return;
+        containerd_config_path(f);
         finish(f);
 }
 
@@ -166,6 +189,8 @@ int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runti
         f->userdata = userdata;
         r = runtime_registry_defaults(&f->rt, kind, c);
         if (r >= 0 && socket && !(f->socket = strdup(socket)))
+                r = -ENOMEM;
+        if (r >= 0 && kind == RUNTIME_CONTAINERD && c->containerd_pidfile && !(f->pidfile = strdup(c->containerd_pidfile)))
                 r = -ENOMEM;
         if (r >= 0)
                 r = !f->socket ? -ENOENT : kind == RUNTIME_DOCKER ? docker_next(f) : containerd_next(f);

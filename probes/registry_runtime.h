@@ -1,5 +1,6 @@
 /* registry_runtime.h: asks the runtime, on the event loop, for its version and registry settings
- * (dockerd: GET /version and /info; containerd: Version and CRI Status verbose). Reports facts only;
+ * (dockerd: GET /version and /info; containerd: Version and CRI Status verbose, and on 2.x, whose
+ * Status has no registry config_path, the proven containerd's own config file). Reports facts only;
  * a runtime that does not answer leaves its defaults in place, never an error. */
 #pragma once
 

@@ -4,6 +4,7 @@
  * core/remotes/docker/config/hosts.go (hosts.toml, else the certs in the host's dir, else defaults). */
 #include "probes/registry_trust.h"
 #include "basic/read_file.h"
+#include "probes/containerd_config.h"
 #include "probes/registry.h"
 
 #include <arpa/inet.h>
@@ -17,6 +18,8 @@ void runtime_registry_done(RuntimeRegistry *rt) {
                 return;
         free(rt->version);
         free(rt->certs_dir);
+        free(rt->certs_dir_from);
+        free(rt->error);
         strv_free(rt->mirrors);
         strv_free(rt->insecure);
         *rt = (RuntimeRegistry) {};
@@ -33,7 +36,9 @@ static int strv_copy(char *const *from, char ***to) {
 int runtime_registry_copy(const RuntimeRegistry *from, RuntimeRegistry *to) {
         *to = (RuntimeRegistry) { .kind = from->kind, .from_runtime = from->from_runtime };
         if ((from->version && !(to->version = strdup(from->version))) ||
-            (from->certs_dir && !(to->certs_dir = strdup(from->certs_dir))) || strv_copy(from->mirrors, &to->mirrors) < 0 ||
+            (from->certs_dir && !(to->certs_dir = strdup(from->certs_dir))) ||
+            (from->certs_dir_from && !(to->certs_dir_from = strdup(from->certs_dir_from))) ||
+            (from->error && !(to->error = strdup(from->error))) || strv_copy(from->mirrors, &to->mirrors) < 0 ||
             strv_copy(from->insecure, &to->insecure) < 0) {
                 runtime_registry_done(to);
                 return -ENOMEM;
@@ -96,10 +101,32 @@ int runtime_registry_parse_cri_config(RuntimeRegistry *rt, const char *text) {
         rt->from_runtime = true;
         if (p && *p) {
                 free(rt->certs_dir);
-                r = (rt->certs_dir = strdup(p)) ? 0 : -ENOMEM;
+                free(rt->certs_dir_from);
+                rt->certs_dir_from = NULL;
+                r = (rt->certs_dir = strdup(p)) && (rt->certs_dir_from = strdup("CRI Status")) ? 0 : -ENOMEM;
         }
         json_decref(root);
         return r;
+}
+
+int runtime_registry_read_containerd_config(RuntimeRegistry *rt, const char *root_prefix, const char *path) {
+        _cleanup_free_ char *cp = NULL, *from = NULL, *error = NULL;
+        int r = containerd_config_registry_path(root_prefix, path, &cp, &from, &error);
+
+        if (r == -EINVAL) {
+                free(rt->error);
+                rt->error = TAKE_PTR(error);
+                return r;
+        }
+        if (r < 0)
+                return r;
+        if (!cp)
+                return -ENOENT;
+        free(rt->certs_dir);
+        free(rt->certs_dir_from);
+        rt->certs_dir = TAKE_PTR(cp);
+        rt->certs_dir_from = TAKE_PTR(from);
+        return 0;
 }
 
 int runtime_version_cmp(const char *version, unsigned major, unsigned minor, unsigned patch) {
@@ -303,7 +330,9 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
                                                  false, &hop)) < 0)
                                         return r;
                                 (void) read_certs_dir(dir, hop, &ca);
-                                if (asprintf(&h->source, "certs dir %s/", dir) < 0 || !(h->ca_where = ca ?: strdup(dir)))
+                                if (asprintf(&h->source, "certs dir %s/%s%s%s", dir, rt->certs_dir_from ? " (config_path from " : "",
+                                             rt->certs_dir_from ?: "", rt->certs_dir_from ? ")" : "") < 0 ||
+                                    !(h->ca_where = ca ?: strdup(dir)))
                                         return -ENOMEM;
                                 ca = NULL;
                                 return 0;
@@ -313,7 +342,8 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
                                         return -ENOMEM;
                                 goto defaults;
                         }
-                        if (asprintf(&h->source, "hosts.toml %s", file) < 0)
+                        if (asprintf(&h->source, "hosts.toml %s%s%s%s", file, rt->certs_dir_from ? " (config_path from " : "",
+                                     rt->certs_dir_from ?: "", rt->certs_dir_from ? ")" : "") < 0)
                                 return -ENOMEM;
                         r = hosts_toml_parse(file, text, h, server, &error);
                         if (r == -EINVAL) {
@@ -391,6 +421,11 @@ int registry_hosts_for(const RuntimeRegistry *rt, const RegistryConfig *own, con
         if (r < 0 || h->n_hops == 0) {
                 registry_hosts_free(h);
                 return r < 0 ? r : -ENOENT;
+        }
+        /* the runtime's own config file could not be read: its hosts dir is a guess, say so */
+        if (!h->error && rt && rt->error && !(h->error = strdup(rt->error))) {
+                registry_hosts_free(h);
+                return -ENOMEM;
         }
         *ret = h;
         return 0;

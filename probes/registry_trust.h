@@ -9,6 +9,9 @@ typedef struct RuntimeRegistry {
         RuntimeKind kind;         /* RUNTIME_DOCKER or RUNTIME_CONTAINERD */
         char *version;            /* "20.10.24+dfsg1", "1.6.20~ds1", "v2.1.9"; NULL = unknown */
         char *certs_dir;          /* dockerd: certs.d root; containerd: config_path (':'-separated) */
+        char *certs_dir_from;     /* containerd: where config_path was found ("CRI Status",
+                                   * "/etc/containerd/config.toml:52"); NULL = pullwatch's containerd.hosts_dir */
+        char *error;              /* containerd: its config file unreadable, "FILE:LINE: FIELD: what" */
         char **mirrors;           /* dockerd's registry-mirrors (docker.io only) */
         char **insecure;          /* dockerd's insecure registries: host[:port] names and CIDRs */
         bool from_runtime;        /* the runtime answered; else these are its defaults */
@@ -20,8 +23,13 @@ int runtime_registry_copy(const RuntimeRegistry *from, RuntimeRegistry *to);
 int runtime_registry_defaults(RuntimeRegistry *rt, RuntimeKind kind, const Config *c);
 /* Engine GET /info body: RegistryConfig's Mirrors, InsecureRegistryCIDRs, IndexConfigs[].Secure=false. */
 int runtime_registry_parse_docker_info(RuntimeRegistry *rt, const char *json);
-/* CRI Status verbose info["config"]: registry.configPath. -ENOENT when it names none. */
+/* CRI Status verbose info["config"]: registry.configPath (containerd 1.x). -ENOENT when it names none
+ * (2.x reports the runtime config only). */
 int runtime_registry_parse_cri_config(RuntimeRegistry *rt, const char *json);
+/* containerd's config file (containerd_config.c), read below root_prefix (NULL or "/proc/PID/root"):
+ * its registry config_path replaces certs_dir. -ENOENT when the file or the key is missing (certs_dir
+ * kept); -EINVAL with rt->error set when the file cannot be read. */
+int runtime_registry_read_containerd_config(RuntimeRegistry *rt, const char *root_prefix, const char *path);
 
 /* Version ordering on "1.7.24", "v2.1.9", "20.10.24+dfsg1", "1.6.20~ds1": -1, 0, 1 against
  * major.minor.patch; -EINVAL when version is unknown or has no number. */

@@ -13,7 +13,8 @@
 # BED_STORAGE_DRIVER (overlay2, falls back to vfs), BED_TIMEOUT (per-daemon start timeout, 60 s),
 # BED_LOG_LEVEL (info), BED_DOCKERD_ARGS (extra dockerd flags, word-split), BED_ROW (the runtime
 # row: bookworm (default), trixie or unstable; see tests/bed/rows.sh), BED_IGZIP=1 (the unpigz
-# wrapper also as $BED_DIR/bin/igzip, which containerd 2.0+ prefers). The caller's own
+# wrapper also as $BED_DIR/bin/igzip, which containerd 2.0+ prefers), BED_CRI_PROGRESS_TIMEOUT (CRI's
+# image_pull_progress_timeout, e.g. 5s; unset: containerd's default). The caller's own
 # environment is passed to the daemons, so e.g. MOBY_DISABLE_PIGZ / CONTAINERD_DISABLE_PIGZ set by
 # the caller reach them. See tests/bed/README.md.
 set -euo pipefail
@@ -490,6 +491,7 @@ EOF
   [plugins."io.containerd.cri.v1.images"]
     snapshotter = "overlayfs"
     max_concurrent_downloads = ${BED_CRI_MAX_DOWNLOADS:-3}
+$( [ -z "${BED_CRI_PROGRESS_TIMEOUT:-}" ] || printf '    image_pull_progress_timeout = "%s"\n' "$BED_CRI_PROGRESS_TIMEOUT")
     [plugins."io.containerd.cri.v1.images".pinned_images]
       sandbox = "registry.k8s.io/pause:3.10"
     [plugins."io.containerd.cri.v1.images".registry]
@@ -519,6 +521,7 @@ EOF
     stream_server_port = "0"
     sandbox_image = "registry.k8s.io/pause:3.6"
     max_concurrent_downloads = ${BED_CRI_MAX_DOWNLOADS:-3}
+$( [ -z "${BED_CRI_PROGRESS_TIMEOUT:-}" ] || printf '    image_pull_progress_timeout = "%s"\n' "$BED_CRI_PROGRESS_TIMEOUT")
     [plugins."io.containerd.grpc.v1.cri".containerd]
       snapshotter = "overlayfs"
       default_runtime_name = "runc"

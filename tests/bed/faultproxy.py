@@ -31,7 +31,7 @@ BLOB_RE = re.compile(r"^/v2/(?P<name>.+)/blobs/(?P<digest>[A-Za-z0-9_+.-]+:[A-Fa
 MANIFEST_RE = re.compile(r"^/v2/(?P<name>.+)/manifests/(?P<ref>[^/]+)$")
 HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
        "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect"}
-RULE_KEYS = {"id", "digest", "path", "methods", "nth", "first", "times", "stall_at", "stall_for",
+RULE_KEYS = {"id", "digest", "path", "methods", "nth", "first", "times", "cuts", "stall_at", "stall_for",
              "reset_after", "reset_at", "throttle", "ignore_range", "status", "message", "delay", "retry_after"}
 
 LOG = sys.stderr
@@ -100,7 +100,7 @@ def validate_rule(r):
     if "times" in r and "first" not in r:
         r["first"] = r.pop("times")
     r.pop("times", None)
-    for k in ("nth", "first", "stall_at", "reset_at", "status"):
+    for k in ("nth", "first", "cuts", "stall_at", "reset_at", "status"):
         if k in r and r[k] is not None:
             if not isinstance(r[k], int) or r[k] < 0:
                 raise ValueError("%s: expected a non-negative integer" % k)
@@ -119,6 +119,7 @@ def validate_rule(r):
     r["id"] = str(r["id"])
     r["_hits"] = 0
     r["_applied"] = 0
+    r["_cuts"] = 0
     return r
 
 
@@ -126,6 +127,7 @@ def public_rule(r):
     d = {k: v for k, v in r.items() if not k.startswith("_")}
     d["hits"] = r["_hits"]
     d["applied"] = r["_applied"]
+    d["cut"] = r["_cuts"]
     return d
 
 
@@ -149,6 +151,8 @@ def pick_rule(method, path, digest):
             if "nth" in r and n != r["nth"]:
                 continue
             if "first" in r and n > r["first"]:
+                continue
+            if "cuts" in r and r["_cuts"] >= r["cuts"]:
                 continue
             if chosen is None:
                 chosen = r
@@ -279,6 +283,7 @@ class Handler(BaseHTTPRequestHandler):
                 mc = COUNTERS["manifests"].setdefault(key, {"requests": 0})
                 mc["requests"] += 1
         rule = pick_rule(method, upath, digest)
+        self.cur_rule = rule
         outcome = "?"
         self.cur_status = self.cur_sent = 0
         try:
@@ -458,6 +463,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_reset(self, digest, status, sent, why):
         with LOCK:
+            if getattr(self, "cur_rule", None):
+                self.cur_rule["_cuts"] += 1
             COUNTERS["resets"] += 1
             if digest:
                 blob_counter(digest)["resets"] += 1

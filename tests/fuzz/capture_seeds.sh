@@ -3,6 +3,10 @@
 # (root; starts and stops its own bed). gRPC bodies are stored as the harness reads them: one byte for
 # the reply type (index into types[] of fuzz_grpc_frames.c), one split seed, then the HTTP/2 DATA bytes
 # exactly as containerd sent them. Re-run after a containerd upgrade; review before committing.
+#
+# On another runtime row (BED_ROW=trixie|unstable, BED_DOCKER_STORE=containerd) only dockerd's streams
+# are captured, named after that dockerd: dockerd<VERSION>[-cstore]-*.jsonl (tests/unit/
+# test_docker_stream_seeds.c maps every message of those files to a phase).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=tests/fuzz/corpus
@@ -11,6 +15,11 @@ tests/bed/bed.sh start >/dev/null
 trap 'tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true' EXIT
 # shellcheck disable=SC1091
 source "$BED_DIR/env"
+prefix=dockerd
+if [ "${BED_ROW:-bookworm}" != bookworm ] || [ "${BED_DOCKER_STORE:-classic}" != classic ]; then
+	prefix=dockerd$BED_DOCKERD_VERSION
+	[ "${BED_DOCKER_STORE:-classic}" = classic ] || prefix=$prefix-cstore
+fi
 
 proxy() { curl -sS --fail-with-body -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} "$PROXY_CONTROL$2" >/dev/null; }
 img=$(python3 "$BED_PUSHIMG" --registry "$REGISTRY_ADDR" --repo fz/seed --tag v1 --layers 2MiB,1MiB,256KiB)
@@ -19,15 +28,27 @@ big=$(jq -r '.layers[0].digest' <<<"$img")
 # --- dockerd: a throttled pull (progress lines), a reset one (dockerd retries), a missing tag
 dpull() { curl -sS --max-time 120 --unix-socket "$DOCKER_SOCK" -X POST "http://localhost/images/create?fromImage=$1&tag=$2"; }
 proxy POST /rules "{\"digest\":\"$big\",\"throttle\":400000}"
-dpull "$PROXY_ADDR/fz/seed" v1 >"$out/fuzz_docker_stream/dockerd-throttled-pull.jsonl"
+dpull "$PROXY_ADDR/fz/seed" v1 >"$out/fuzz_docker_stream/$prefix-throttled-pull.jsonl"
 proxy DELETE /rules
 curl -sS --unix-socket "$DOCKER_SOCK" -X DELETE "http://localhost/images/$PROXY_ADDR/fz/seed:v1?force=1" >/dev/null
 proxy POST /rules "{\"digest\":\"$big\",\"reset_at\":524288,\"first\":1}"
-dpull "$PROXY_ADDR/fz/seed" v1 >"$out/fuzz_docker_stream/dockerd-reset-retry.jsonl"
+dpull "$PROXY_ADDR/fz/seed" v1 >"$out/fuzz_docker_stream/$prefix-reset-retry.jsonl" || true
 proxy DELETE /rules
-dpull "$PROXY_ADDR/fz/seed" nope >"$out/fuzz_docker_stream/dockerd-not-found.jsonl" || true
+# the same pull again: up to date, except on the containerd store, where the reset failed the pull
+again=up-to-date
+[ "${BED_DOCKER_STORE:-classic}" = classic ] || again=after-failed-pull
+dpull "$PROXY_ADDR/fz/seed" nope >"$out/fuzz_docker_stream/$prefix-not-found.jsonl" || true
 curl -sS --unix-socket "$DOCKER_SOCK" -X POST "http://localhost/images/create?fromImage=$PROXY_ADDR/fz/seed&tag=v1" \
-	-H 'X-Registry-Auth: e30=' >"$out/fuzz_docker_stream/dockerd-up-to-date.jsonl"
+	-H 'X-Registry-Auth: e30=' >"$out/fuzz_docker_stream/$prefix-$again.jsonl"
+if [ "$prefix" != dockerd ]; then
+	# a layer whose decompression takes 4 s (the unpigz wrapper's slow mode): the Extracting messages
+	curl -sS --unix-socket "$DOCKER_SOCK" -X DELETE "http://localhost/images/$PROXY_ADDR/fz/seed:v1?force=1" >/dev/null
+	echo slow:4 >"$UNPIGZ_MODE_FILE"
+	dpull "$PROXY_ADDR/fz/seed" v1 >"$out/fuzz_docker_stream/$prefix-slow-extract.jsonl"
+	echo real >"$UNPIGZ_MODE_FILE"
+	ls -l "$out/fuzz_docker_stream/$prefix"-*
+	exit 0
+fi
 
 # --- containerd: raw gRPC replies, some taken while a CRI pull is under way
 b() { python3 -c 'import sys

@@ -527,7 +527,14 @@ hang_start() { # SOCKET...
 	local forged=FORGED-PULLWATCH-LINE img=$PROXY_ADDR/test/esc:v1
 	# an image no test pulls; the registry answers its manifest with an error whose text tries to
 	# start a line of priority 0
-	proxy_rule "{\"path\":\"^/v2/test/esc/manifests/\",\"methods\":[\"GET\",\"HEAD\"],\"status\":400,
+	local methods='["GET","HEAD"]'
+	if [ "$DOCKER_STORE" = containerd ]; then
+		# containerd resolves a tag with HEAD, whose answer has no body to carry a text: the tag
+		# resolves, and the GET of its manifest gets the error
+		push_image test/esc v1 64KiB >/dev/null
+		methods='["GET"]'
+	fi
+	proxy_rule "{\"path\":\"^/v2/test/esc/manifests/\",\"methods\":$methods,\"status\":400,
 		\"message\":\"denied\\n<0>$forged \\u001b[31mred\"}" >/dev/null
 	printf -- '- %s\n' "$img" >"$BED_DIR/esc-list.yaml"
 	sed -e "s|list: .*|list: $BED_DIR/esc-list.yaml|" "$PW_CONFIG" >"$BED_DIR/pw-esc.yaml"

@@ -230,11 +230,12 @@ YAML
 	rm -rf "$CONTAINERD_HOSTS_DIR/$origin"
 }
 
-@test "status: each registry host seen, with the runtime's settings for it and whether the probe reached it" {
-	push_image test/tls-status v1 256KiB >/dev/null
+# pwd_start IMAGE: pullwatch daemon on the bed (control socket in BED_DIR, IMAGE its one preheat
+# item on containerd); sets cfg and dpid. pwd_stop ends it.
+pwd_start() {
 	cfg=$BED_DIR/pwd.yaml
-	# one item (the image below, on containerd): an empty list trips a UBSan report fixed on another branch
-	printf -- '- image: %s/test/tls-status:v1\n  runtime: containerd\n' "$TLS_REG" >"$BED_DIR/preheat-one.yaml"
+	# one item: an empty list trips a UBSan report fixed on another branch
+	printf -- '- image: %s\n  runtime: containerd\n' "$1" >"$BED_DIR/preheat-one.yaml"
 	sed -e '/^retry:/,$d' "$PW_CONFIG" >"$cfg"
 	cat >>"$cfg" <<YAML
 control_socket: $BED_DIR/pw-control.sock
@@ -246,6 +247,26 @@ YAML
 	dpid=$!
 	timeout 30 sh -c "until '$PULLWATCH' status --json --config '$cfg' >/dev/null 2>&1; do sleep 0.1; done" ||
 		{ cat "$BED_DIR/pwd.log" >&2; false; }
+}
+
+pwd_stop() {
+	kill -TERM "$dpid"
+	wait "$dpid" || true
+}
+
+# where containerd's registry config_path comes from on this row: CRI Status reports it up to 1.7;
+# 2.x reports its runtime config only, so it is the bed's config file (version 3 key), by line
+config_path_from() {
+	if [ "${BED_CONTAINERD_VERSION%%.*}" -ge 2 ]; then
+		echo "$CONTAINERD_CONFIG:$(grep -n "^ *config_path = \"$CONTAINERD_HOSTS_DIR\"" "$CONTAINERD_CONFIG" | head -n1 | cut -d: -f1)"
+	else
+		echo "CRI Status"
+	fi
+}
+
+@test "status: each registry host seen, with the runtime's settings for it and whether the probe reached it" {
+	push_image test/tls-status v1 256KiB >/dev/null
+	pwd_start "$TLS_REG/test/tls-status:v1"
 	# containerd trusts it through hosts.toml: reached; dockerd has no certs.d for it: not reached
 	timeout 120 "$PULLWATCH" pull --config "$cfg" --runtime containerd "$TLS_REG/test/tls-status:v1" >/dev/null
 	rm -rf "/etc/docker/certs.d/$TLS_REG"
@@ -253,13 +274,42 @@ YAML
 	[ "$status" -eq 1 ]
 	s=$(timeout 20 "$PULLWATCH" status --json --config "$cfg")
 	text=$(timeout 20 "$PULLWATCH" status --config "$cfg")
-	kill -TERM "$dpid"
-	wait "$dpid" || true
-	jq -e --arg h "$TLS_REG" --arg f "$CONTAINERD_HOSTS_DIR/$TLS_REG/hosts.toml" '.registries[] |
-		select(.host == $h and .runtime == "containerd") | .reached and (.source | contains($f)) and (.ca == "'"$TLS_CA"'")' <<<"$s"
+	pwd_stop
+	# the hosts.toml is the one in containerd's own config_path (pw.yaml sets no containerd.hosts_dir),
+	# and the source says where that config_path was found
+	jq -e --arg h "$TLS_REG" --arg f "$CONTAINERD_HOSTS_DIR/$TLS_REG/hosts.toml" --arg from "$(config_path_from)" '.registries[] |
+		select(.host == $h and .runtime == "containerd") | .reached and (.source | contains($f)) and (.ca == "'"$TLS_CA"'")
+		and (.source | contains("(config_path from " + $from + ")")) and .settings_error == null' <<<"$s"
 	jq -e --arg h "$TLS_REG" '.registries[] | select(.host == $h and .runtime == "docker") |
 		(.reached | not) and (.error | test("TLS: ")) and (.ca | endswith("/etc/docker/certs.d/" + $h + "/ca.crt"))' <<<"$s"
 	# and the human form says the same
 	grep -q "probe reached it via $TLS_REG" <<<"$text"
 	grep -q "registry probe unavailable: .*TLS: " <<<"$text"
+}
+
+@test "containerd's config file: read for config_path where CRI Status has none (2.x); one pullwatch cannot read is named by file:line:field" {
+	push_image test/tls-cfg v1 256KiB >/dev/null
+	# containerd read its config at start; a broken table header appended now changes only what
+	# pullwatch reads (restored below, before the assertions)
+	cp "$CONTAINERD_CONFIG" "$BED_DIR/config.toml.orig"
+	printf "\n[plugins.'io.containerd.cri.v1.images'.registry\n" >>"$CONTAINERD_CONFIG"
+	line=$(wc -l <"$CONTAINERD_CONFIG")
+	pwd_start "$TLS_REG/test/tls-cfg:v1"
+	rc=0
+	timeout 120 "$PULLWATCH" pull --config "$cfg" --runtime containerd "$TLS_REG/test/tls-cfg:v1" >/dev/null || rc=$?
+	s=$(timeout 20 "$PULLWATCH" status --json --config "$cfg")
+	pwd_stop
+	cp "$BED_DIR/config.toml.orig" "$CONTAINERD_CONFIG"
+	# containerd itself trusts the registry: the pull succeeds on every row
+	[ "$rc" -eq 0 ]
+	if [ "${BED_CONTAINERD_VERSION%%.*}" -ge 2 ]; then
+		# the file is where 2.x's config_path is: the error names it, and the probe, left with the
+		# default hosts dir (no CA there), could not verify the registry
+		jq -e --arg h "$TLS_REG" --arg e "$CONTAINERD_CONFIG:$line: plugins.\"io.containerd.cri.v1.images\".registry: expected ']' to close the table header" \
+			'.registries[] | select(.host == $h and .runtime == "containerd") | .settings_error == $e and (.reached | not)' <<<"$s"
+	else
+		# 1.x: CRI Status names config_path; the file is not read
+		jq -e --arg h "$TLS_REG" '.registries[] | select(.host == $h and .runtime == "containerd") |
+			.settings_error == null and .reached and (.source | contains("(config_path from CRI Status)"))' <<<"$s"
+	fi
 }

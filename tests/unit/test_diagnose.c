@@ -449,8 +449,59 @@ static void test_seed000_as_it_happened(void **state) {
         assert_null(t);
 }
 
+/* containerd's own image_pull_progress_timeout. The first text is PullImage's grpc-message as
+ * containerd 2.1.9 sent it on the bed (image_pull_progress_timeout = "5s", a layer paused 15 s at the
+ * proxy: its log said "cancel pulling image ... because of no progress in 5s"); the second is the
+ * unpack form of containerd #13909 (2.2's transfer service), from unpacker.go's "failed to extract
+ * layer (%s %s) to %s as %q: %w" under CRI's "failed to pull and unpack image %q: %w". */
+static void test_cri_progress_timeout(void **state) {
+        static const char measured[] = "failed to pull and unpack image \"127.0.0.1:33627/t/pause:v1\": context canceled";
+        static const char unpack[] =
+                "rpc error: code = Canceled desc = failed to pull and unpack image \"docker.io/library/big:1\": "
+                "failed to extract layer (application/vnd.oci.image.layer.v1.tar+gzip "
+                "sha256:1cf715c5f043c568d13710c8f9644db47901c639a2e50675dc8f27f5f56a3bde) to overlayfs as "
+                "\"extract-613909505-4YQc sha256:b647400ed936631c6d66a2acc5b0f4a2dcaf86b690342053c46f2c6c9249043c\": "
+                "context canceled";
+        const char *alive = "layer sha256:1cf715c5f043 extracting, silent-alive: unpigz pid 4242 busy";
+        char *t = NULL;
+
+        assert_string_equal(diagnosis_to_string(DIAG_CRI_PROGRESS_TIMEOUT), "cri-progress-timeout");
+        assert_false(diagnosis_is_permanent(DIAG_CRI_PROGRESS_TIMEOUT));
+
+        assert_int_equal(diagnose_cri_cancel(measured, "layer 1cf715c5f043 downloading, progressing: 1.0MiB of 8.0MiB",
+                                             "5s", &t), DIAG_CRI_PROGRESS_TIMEOUT);
+        assert_non_null(strstr(t, "image_pull_progress_timeout (5s)"));
+        assert_non_null(strstr(t, "io.containerd.cri.v1.images"));
+        assert_non_null(strstr(t, "#14158"));          /* not 0s on 2.x */
+        assert_non_null(strstr(t, "1.0MiB of 8.0MiB")); /* what pullwatch saw */
+        assert_null(strstr(t, "#13909"));
+        free(t);
+
+        assert_int_equal(diagnose_cri_cancel(unpack, alive, NULL, &t), DIAG_CRI_PROGRESS_TIMEOUT);
+        assert_non_null(strstr(t, "during unpack"));
+        assert_non_null(strstr(t, "#13909"));
+        assert_non_null(strstr(t, "use_local_image_pull = true"));
+        assert_non_null(strstr(t, "unpigz pid 4242 busy"));
+        assert_non_null(strstr(t, "image_pull_progress_timeout saw")); /* value unknown: none invented */
+        free(t);
+
+        /* no evidence that the pull was alive (or pullwatch judged it faulted): not this diagnosis */
+        t = NULL;
+        assert_int_equal(diagnose_cri_cancel(unpack, NULL, "5m0s", &t), DIAG_NONE);
+        assert_null(t);
+        /* other cancels: dockerd's, or another failure of CRI's */
+        assert_int_equal(diagnose_cri_cancel("Not continuing with pull after error: context canceled", alive, NULL, &t),
+                         DIAG_NONE);
+        assert_int_equal(diagnose_cri_cancel("failed to pull and unpack image \"x\": unexpected EOF", alive, NULL, &t),
+                         DIAG_NONE);
+        assert_int_equal(diagnose_cri_cancel(NULL, alive, NULL, &t), DIAG_NONE);
+        /* the plain text diagnosis does not claim it: only with pullwatch's evidence */
+        assert_int_equal(diagnose_runtime_error(RUNTIME_CONTAINERD, measured, NULL), DIAG_NONE);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_cri_progress_timeout),
                 cmocka_unit_test(test_seed000_as_it_happened),
                 cmocka_unit_test(test_names),
                 cmocka_unit_test(test_seed000_range),

@@ -117,6 +117,7 @@ enum { STEP_STATUSES, STEP_MANIFESTS, STEP_CONTENT, STEP_CONFIG, STEP_SNAPSHOTS,
 
 struct CdTracker {
         CurlGlue *glue;
+        void (*round_next)(CdTracker *t); /* cd_round_next */
         char *socket, *namespace, *source_host, *source_repo, *snapshotter;
         char *expect;             /* pull mode: the manifest digest the reference resolves to, once known */
         char *expect_config;      /* pull mode, after PullImage: the config digest CRI answered */
@@ -185,10 +186,19 @@ int cd_strv_push(char ***l, size_t *n, char *s);
 void cd_emit(CdTracker *t);
 
 /* the poll round (containerd_track.c): one call at a time; its callback calls cd_call_finished, then
- * sets t->step and calls cd_round_next */
-int cd_issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
-             bool streaming, grpc_done_t done);
-void cd_call_finished(CdTracker *t);
+ * sets t->step and calls t->round_next (cd_round_next: a callback, so the steps in other files do not
+ * call back into containerd_track.c) */
+static inline int cd_issue(CdTracker *t, const char *path, const ProtobufCMessage *req,
+                           const ProtobufCMessageDescriptor *type, bool streaming, grpc_done_t done) {
+        GrpcTarget target = { .socket = t->socket, .namespace = t->namespace, .timeout = CD_CALL_TIMEOUT };
+        t->call_started = cd_now(CLOCK_MONOTONIC);
+        return grpc_call_start(t->glue, &target, path, req, type, streaming, done, t, &t->call);
+}
+static inline void cd_call_finished(CdTracker *t) {
+        t->stats.calls++;
+        t->stats.busy += cd_now(CLOCK_MONOTONIC) - t->call_started;
+        t->call = grpc_call_free(t->call);
+}
 void cd_round_next(CdTracker *t);
 /* the unpack steps (containerd_unpack.c): 1 when a call went out, 0 when there was nothing to ask */
 int cd_issue_config(CdTracker *t);

@@ -28,19 +28,6 @@ static void announce(CdTracker *t, const char *type, const char *id) {
 }
 
 
-void cd_call_finished(CdTracker *t) {
-        t->stats.calls++;
-        t->stats.busy += cd_now(CLOCK_MONOTONIC) - t->call_started;
-        t->call = grpc_call_free(t->call);
-}
-
-int cd_issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
-                 bool streaming, grpc_done_t done) {
-        GrpcTarget target = { .socket = t->socket, .namespace = t->namespace, .timeout = CD_CALL_TIMEOUT };
-        t->call_started = cd_now(CLOCK_MONOTONIC);
-        return grpc_call_start(t->glue, &target, path, req, type, streaming, done, t, &t->call);
-}
-
 /* ---- step 1: ingests ---- */
 
 static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
@@ -478,6 +465,7 @@ int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCal
         t->cb = *cb;
         t->userdata = userdata;
         t->since = o->since ?: cd_now(CLOCK_REALTIME);
+        t->round_next = cd_round_next;
         t->interval = CD_INTERVAL_MIN;
         t->socket = strdup(o->socket);
         t->namespace = strdup(o->namespace);

@@ -42,7 +42,7 @@ static void on_config(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 m->config_read = true;
         cd_call_finished(t); /* frees reply */
         t->step = STEP_SNAPSHOTS;
-        cd_round_next(t);
+        t->round_next(t);
 }
 
 int cd_issue_config(CdTracker *t) {
@@ -88,7 +88,7 @@ static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
         }
         cd_call_finished(t); /* frees reply */
         t->step = STEP_EMIT;
-        cd_round_next(t);
+        t->round_next(t);
 }
 
 int cd_issue_snapshots(CdTracker *t) {

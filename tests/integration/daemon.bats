@@ -160,7 +160,6 @@ setup_file() {
 	push_image test/via v1 1MiB >"$BED_DIR/via.json"
 	push_image test/stall v1 2MiB,64KiB >"$BED_DIR/stall.json"
 	push_image test/hold v1 1MiB >"$BED_DIR/hold.json"
-	push_image test/slowunpigz v1 1MiB >/dev/null
 	IMG_A=$PROXY_ADDR/test/pa:v1 IMG_B=$PROXY_ADDR/test/pb:v1 IMG_C=$PROXY_ADDR/test/pc:v1
 	IMG_D=$PROXY_ADDR/test/pd:v1 IMG_E=$PROXY_ADDR/test/pe:v1 IMG_F=$PROXY_ADDR/test/pf:v1 IMG_G=$PROXY_ADDR/test/pg:v1
 	IMG_VIA=$PROXY_ADDR/test/via:v1 IMG_STALL=$PROXY_ADDR/test/stall:v1 IMG_HOLD=$PROXY_ADDR/test/hold:v1
@@ -377,29 +376,6 @@ setup() {
 	status_json >/dev/null
 }
 
-@test "a daemon pull runs the standalone pull's probes: a slow decompressor's pull shows the disk-growth probe on dockerd's overlay2" {
-	# one pipeline (watched_pull) for `pullwatch pull` and the daemon: helpers, the runtime and the
-	# extraction target's disk-growth probe. The slow wrapper writes its output only at its end, so
-	# during the silence the probe watches and has seen no growth; helper I/O keeps it silent-alive.
-	local root out=$BED_DIR/slow.out
-	root=$(docker_api GET /info | jq -r .DockerRootDir)
-	unpigz_mode slow:8
-	timeout 120 "$PULLWATCH" pull --config "$PW_CONFIG" --json "$IMG_SLOW" >"$out" 2>"$out.err" 3>&- &
-	local pid=$!
-	wait_status 60 '.pulls | map(select(.layers | map(select(.verdict == "silent-alive")) | length > 0)) | length == 1'
-	if [ "$DOCKER_STORE" = containerd ]; then
-		# dockerd on the containerd image store extracts into containerd's snapshots: no overlay2 to
-		# watch, and the pull says so rather than watching the wrong directory
-		status_json | jq -e '.pulls[0].disk == null'
-	else
-		status_json | jq -e --arg d "$root/overlay2" '.pulls[0].disk | .dir == $d and (.grew_samples | type) == "number"'
-	fi
-	wait "$pid"
-	unpigz_mode real
-	jq -e 'select(.event == "result") | .ok and .attempts == 1' "$out"
-	[ -z "$(jq -c 'select(.event == "action" or .event == "retry")' "$out")" ]
-}
-
 @test "SIGTERM during a pull: STOPPING=1, exit 0 within a few seconds, state saved, socket gone" {
 	local layer
 	layer=$(jq -r '.layers[0].digest' "$BED_DIR/hold.json")
@@ -556,6 +532,35 @@ hang_start() { # SOCKET...
 	[ -z "$(jq -c 'select(.PRIORITY == "0")' <<<"$output")" ]
 	[ -z "$(jq -c --arg f "$forged" 'select(.MESSAGE | strings | startswith($f))' <<<"$output")" ]
 	[ -z "$(jq -c 'select(.MESSAGE | type != "string")' <<<"$output")" ]
+	daemon_stop
+	[ "$DAEMON_RC" -eq 0 ]
+}
+
+@test "a daemon pull runs the standalone pull's probes: a slow decompressor's pull shows the disk-growth probe on dockerd's overlay2" {
+	# one pipeline (watched_pull) for `pullwatch pull` and the daemon: helpers, the runtime and the
+	# extraction target's disk-growth probe. The slow wrapper writes its output only at its end, so
+	# during the silence the probe watches and has seen no growth; helper I/O keeps it silent-alive.
+	local root out=$BED_DIR/slow.out
+	push_image test/slowunpigz v1 1MiB >/dev/null
+	# last in the file, on a daemon of its own with the file's config (the previous test stopped its)
+	daemon_stop_any
+	daemon_start
+	root=$(docker_api GET /info | jq -r .DockerRootDir)
+	unpigz_mode slow:8
+	timeout 120 "$PULLWATCH" pull --config "$PW_CONFIG" --json "$IMG_SLOW" >"$out" 2>"$out.err" 3>&- &
+	local pid=$!
+	wait_status 60 '.pulls | map(select(.layers | map(select(.verdict == "silent-alive")) | length > 0)) | length == 1'
+	if [ "$DOCKER_STORE" = containerd ]; then
+		# dockerd on the containerd image store extracts into containerd's snapshots: no overlay2 to
+		# watch, and the pull says so rather than watching the wrong directory
+		status_json | jq -e '.pulls[0].disk == null'
+	else
+		status_json | jq -e --arg d "$root/overlay2" '.pulls[0].disk | .dir == $d and (.grew_samples | type) == "number"'
+	fi
+	wait "$pid"
+	unpigz_mode real
+	jq -e 'select(.event == "result") | .ok and .attempts == 1' "$out"
+	[ -z "$(jq -c 'select(.event == "action" or .event == "retry")' "$out")" ]
 	daemon_stop
 	[ "$DAEMON_RC" -eq 0 ]
 }

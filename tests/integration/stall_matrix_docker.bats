@@ -78,12 +78,12 @@ verdict_latency() { # file layer verdict
 	fi
 }
 
-@test "containerd store, a reset in the layer's first bytes: the retry still resumes (under 1.25x the image)" {
-	[ "$DOCKER_STORE" = containerd ] || skip "dockerd on the containerd image store only (classic dockerd retries the layer itself)"
+@test "a reset in the layer's first bytes: the retry still resumes (under 1.25x the image)" {
 	img=$(push_image test/earlyreset v1 4MiB)
 	layer=$(jq -r '.layers[0].digest' <<<"$img")
 	size=$(jq -r .total_bytes <<<"$img")
 	proxy_reset
+	# classic dockerd retries the layer itself with Range. On the containerd store:
 	# cut after 1.5 MiB at 6 MB/s: the attempt fails ~0.25 s into the layer, before a poll of
 	# containerd's ingests could have put it into pullwatch's lease; only refs held from the
 	# registry's manifest before the ingest exists keep it for the retry (a full re-download is
@@ -95,7 +95,9 @@ verdict_latency() { # file layer verdict
 	served=$(proxy_counters | jq '.blob_bytes')
 	echo "served $served of $size" >&2
 	awk -v s="$served" -v t="$size" 'BEGIN { exit !(s <= 1.25 * t) }'
-	[ -z "$(ctr -a "$CONTAINERD_SOCK" -n moby leases ls -q | grep '^pullwatch-')" ]
+	if [ "$DOCKER_STORE" = containerd ]; then
+		[ -z "$(ctr -a "$CONTAINERD_SOCK" -n moby leases ls -q | grep '^pullwatch-')" ]
+	fi
 }
 
 @test "one layer stalled while the others download: that layer is flagged, not the others" {

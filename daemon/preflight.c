@@ -25,6 +25,7 @@ struct Preflight {
         bool have_rt;
         RegistryHosts *hosts;         /* what those settings say of this image's registry */
         RegistryManifest *manifest;
+        const char **layer_digests;   /* into manifest's layers */
         char *range_fallback;
         char *range_digest;
         char *range_hop;          /* the hop the probe found answering Range with 200 */
@@ -86,6 +87,7 @@ Preflight *preflight_free(Preflight *p) {
         runtime_registry_fetch_free(p->fetch);
         runtime_registry_done(&p->rt);
         registry_hosts_free(p->hosts);
+        free(p->layer_digests);
         registry_manifest_free(p->manifest);
         reference_free(p->ref);
         free(p->user);
@@ -140,6 +142,9 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
                 p->manifest_cb(p, r >= 0 ? m : NULL, p->userdata);
         if (r >= 0) {
                 p->manifest = m;
+                p->layer_digests = calloc(m->n_layers ?: 1, sizeof(*p->layer_digests));
+                for (size_t i = 0; p->layer_digests && i < m->n_layers; i++)
+                        p->layer_digests[i] = m->layers[i].digest;
                 if (p->resolved)
                         p->resolved(p, p->userdata);
                 d = diagnose_manifest(p->runtime, p->have_rt ? p->rt.version : NULL, m, &text);
@@ -275,6 +280,13 @@ const char *preflight_layer_digest(const Preflight *p, const char *short_id) {
                         return d;
         }
         return NULL;
+}
+
+const char *const *preflight_layer_digests(const Preflight *p, size_t *ret_n) {
+        if (!preflight_manifest_digest(p) || !p->layer_digests)
+                return NULL;
+        *ret_n = p->manifest->n_layers;
+        return p->layer_digests;
 }
 
 const char *preflight_manifest_digest(const Preflight *p) {

@@ -19,6 +19,9 @@ Preflight *preflight_free(Preflight *p);
 /* The image manifest the reference resolves to now (an index's platform manifest), once the registry
  * answered; NULL before or when it could not be asked. */
 const char *preflight_manifest_digest(const Preflight *p);
+/* That manifest's layer digests (n of them), in manifest order; NULL while preflight_manifest_digest()
+ * is. */
+const char *const *preflight_layer_digests(const Preflight *p, size_t *ret_n);
 /* Called once when the registry resolved the reference (preflight_manifest_digest() then answers). */
 typedef void (*preflight_resolved_t)(Preflight *p, void *userdata);
 void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved);

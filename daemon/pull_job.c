@@ -241,8 +241,15 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
  * runtime's store already holds (an upgrade's v1) or another client fetches beside it. */
 static void tell_expected(PullJob *j) {
         const char *d = preflight_manifest_digest(j->preflight);
+        const char *const *layers;
+        size_t n = 0;
+
         if (d && j->pull && j->driver->expect)
                 j->driver->expect(j->pull, d);
+        /* and its layers, so that a driver keeping partial downloads holds them from their first byte */
+        layers = j->pull && j->driver->expect_layers ? preflight_layer_digests(j->preflight, &n) : NULL;
+        if (layers && n > 0)
+                j->driver->expect_layers(j->pull, layers, n);
 }
 
 static void on_resolved(Preflight *p, void *userdata) {

@@ -268,6 +268,11 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
         return 0;
 }
 
+static void docker_expect_layers(RuntimePull *p, const char *const *digests, size_t n) {
+        for (size_t i = 0; p && i < n; i++)
+                docker_ingests_expect(p->ingests, digests[i]);
+}
+
 static void docker_cancel(RuntimePull *p) {
         if (!p || !p->easy)
                 return;
@@ -405,6 +410,7 @@ static int docker_abandon(CurlGlue *glue, const Config *config, const PullReques
 const RuntimeDriver docker_driver = {
         .name = "docker",
         .abandon = docker_abandon,
+        .expect_layers = docker_expect_layers,
         .start = docker_start,
         .cancel = docker_cancel,
         .free = docker_free,

@@ -1,5 +1,9 @@
 /* docker_ingest.c: see docker_ingest.h. containerd names an ingest "layer-sha256:<hex>" (or
- * "<kind>-<name>@sha256:<hex>"); dockerd's stream names the layer by the first 12 hex. */
+ * "<kind>-<name>@sha256:<hex>"); dockerd's stream names the layer by the first 12 hex.
+ * A reset in the first second of a layer fails dockerd's attempt before a poll has seen the ingest;
+ * with the layer digests from the registry's manifest the expected refs go into the lease before
+ * the ingests exist (containerd's AddResource does not ask whether the ref exists, and its GC keeps
+ * an ingest whose ref a lease lists), so the ingest is held from its first byte. */
 #include "probes/docker_ingest.h"
 
 #include "containerd_content.pb-c.h"
@@ -19,6 +23,8 @@ struct DockerIngests {
         size_t n_ids;
         char **held;                 /* ingest refs already in the lease */
         size_t n_held;
+        char **expected;             /* full layer digests from the registry's manifest */
+        size_t n_expected;
 };
 
 int docker_ingests_new(CurlGlue *glue, const char *image, DockerIngests **ret) {
@@ -104,6 +110,40 @@ static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
         (void) sd_event_source_set_enabled(h->timer, SD_EVENT_ONESHOT);
 }
 
+/* containerd's remotes.MakeRefKey for a layer, as dockerd's containerd-store pull names the ingest */
+static void hold_expected(DockerIngests *h, const char *digest) {
+        _cleanup_free_ char *ref = NULL;
+
+        if (asprintf(&ref, "layer-%s", digest) < 0 || held(h, ref))
+                return;
+        hold(h, ref, digest);
+}
+
+void docker_ingests_expect(DockerIngests *h, const char *digest) {
+        char **a;
+
+        if (!h || !digest || !startswith(digest, "sha256:") || strlen(digest) < 7 + SHORT_ID)
+                return;
+        for (size_t i = 0; i < h->n_expected; i++)
+                if (streq(h->expected[i], digest))
+                        return;
+        a = realloc(h->expected, (h->n_expected + 1) * sizeof(*a));
+        if (!a)
+                return;
+        h->expected = a;
+        if (!(a[h->n_expected] = strdup(digest)))
+                return;
+        h->n_expected++;
+        {
+                char id[SHORT_ID + 1];
+                memcpy(id, digest + 7, SHORT_ID);
+                id[SHORT_ID] = 0;
+                docker_ingests_layer(h, id);
+        }
+        if (h->lease)
+                hold_expected(h, digest);
+}
+
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         DockerIngests *h = userdata;
         Containerd__Services__Content__V1__ListStatusesRequest req =
@@ -135,6 +175,8 @@ int docker_ingests_start(DockerIngests *h, const char *socket, const char *names
         r = cd_lease_new(h->glue, socket, namespace, h->image, NULL, NULL, &h->lease);
         if (r < 0)
                 return r;
+        for (size_t i = 0; i < h->n_expected; i++) /* queued until Leases.Create answers */
+                hold_expected(h, h->expected[i]);
         return sd_event_add_time_relative(curl_glue_event(h->glue), &h->timer, CLOCK_MONOTONIC, 0,
                                           10 * USEC_PER_MSEC, on_timer, h);
 }
@@ -151,6 +193,9 @@ DockerIngests *docker_ingests_free(DockerIngests *h, bool release) {
         for (size_t i = 0; i < h->n_held; i++)
                 free(h->held[i]);
         free(h->held);
+        for (size_t i = 0; i < h->n_expected; i++)
+                free(h->expected[i]);
+        free(h->expected);
         free(h->ids);
         free(h->image);
         free(h->socket);

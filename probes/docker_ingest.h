@@ -11,6 +11,8 @@ typedef struct DockerIngests DockerIngests;
 int docker_ingests_new(CurlGlue *glue, const char *image, DockerIngests **ret);
 /* A layer id of this pull as dockerd's stream names it: the first 12 hex of the compressed digest. */
 void docker_ingests_layer(DockerIngests *h, const char *id);
+/* A layer of this pull by its full digest (the registry's manifest): held before its ingest exists. */
+void docker_ingests_expect(DockerIngests *h, const char *digest);
 /* dockerd pulls through the containerd at socket, in namespace (from /info): lease and watch there. */
 int docker_ingests_start(DockerIngests *h, const char *socket, const char *namespace);
 /* The pull is over. release: nothing to resume (success, permanent failure); the Delete is left to

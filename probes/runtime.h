@@ -95,6 +95,9 @@ typedef struct RuntimeDriver {
         /* The registry says the reference resolves to this image manifest now: follow only it (a
          * driver that must pick the pull's manifest out of the runtime's store). Optional. */
         void (*expect)(RuntimePull *p, const char *manifest_digest);
+        /* ... and that manifest's layers (compressed digests, in manifest order), before the runtime
+         * may have started any of them (a driver that keeps partial downloads for a retry). Optional. */
+        void (*expect_layers)(RuntimePull *p, const char *const *digests, size_t n);
 } RuntimeDriver;
 
 extern const RuntimeDriver docker_driver;

@@ -78,6 +78,28 @@ verdict_latency() { # file layer verdict
 	fi
 }
 
+@test "a reset in the layer's first bytes: the retry still resumes (under 1.25x the image)" {
+	img=$(push_image test/earlyreset v1 4MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	size=$(jq -r .total_bytes <<<"$img")
+	proxy_reset
+	# classic dockerd retries the layer itself with Range. On the containerd store:
+	# cut after 1.5 MiB at 6 MB/s: the attempt fails ~0.25 s into the layer, before a poll of
+	# containerd's ingests could have put it into pullwatch's lease; only refs held from the
+	# registry's manifest before the ingest exists keep it for the retry (a full re-download is
+	# 1.37x). Throttled so that containerd has read what was sent: a reset drops unread socket data.
+	proxy_rule "{\"digest\":\"$layer\",\"throttle\":6000000,\"reset_at\":1572864,\"first\":1}"
+	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/earlyreset:v1"
+	[ "$PW_RC" -eq 0 ]
+	proxy_counters | jq -e --arg d "$layer" '.blobs[$d].resets == 1 and .blobs[$d].range_requests >= 1'
+	served=$(proxy_counters | jq '.blob_bytes')
+	echo "served $served of $size" >&2
+	awk -v s="$served" -v t="$size" 'BEGIN { exit !(s <= 1.25 * t) }'
+	if [ "$DOCKER_STORE" = containerd ]; then
+		[ -z "$(ctr -a "$CONTAINERD_SOCK" -n moby leases ls -q | grep '^pullwatch-')" ]
+	fi
+}
+
 @test "one layer stalled while the others download: that layer is flagged, not the others" {
 	# the first layer holds a download slot and stalls; the others keep moving at 150 KB/s
 	if [ "$DOCKER_STORE" = containerd ]; then

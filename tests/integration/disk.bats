@@ -40,35 +40,12 @@ stop_small_containerd() {
 	umount "$SMALL/root" 2>/dev/null || umount -l "$SMALL/root" 2>/dev/null || true
 }
 
-# Budgets as in pw_helpers, but a stall window long enough that the test's own fill of the disk is
-# what ends the stalled attempt, not the stall watchdog.
-disk_config() {
-	cat >"$BED_DIR/disk.yaml" <<YAML
-docker:
-  socket: /nonexistent/docker.sock
-containerd:
-  socket: $SMALL/cd.sock
-credentials: ["$BED_DIR/no-credentials.json"]
-watchdog:
-  sample_interval: 1s
-  network_stall: 120s
-  silent_min: 30s
-  hang_quiet: 60s
-  livelock_window: 60s
-retry:
-  attempts: 2
-  backoff: 1s
-  backoff_max: 60s
-YAML
-	export PW_CONFIG="$BED_DIR/disk.yaml"
-}
-
 setup_file() {
 	bed_require fallocate
 	require_pullwatch
 	bed_start --no-docker
 	start_small_containerd 160m
-	disk_config
+	small_disk_config /nonexistent/docker.sock "$SMALL/cd.sock"
 }
 
 teardown_file() {

@@ -48,33 +48,12 @@ stop_small_dockerd() {
 	rm -f "$SMALL/launch.pid"
 }
 
-disk_config() {
-	cat >"$BED_DIR/disk.yaml" <<YAML
-docker:
-  socket: $SMALL/docker.sock
-containerd:
-  socket: /nonexistent/containerd.sock
-credentials: ["$BED_DIR/no-credentials.json"]
-watchdog:
-  sample_interval: 1s
-  network_stall: 120s
-  silent_min: 30s
-  hang_quiet: 60s
-  livelock_window: 60s
-retry:
-  attempts: 2
-  backoff: 1s
-  backoff_max: 60s
-YAML
-	export PW_CONFIG="$BED_DIR/disk.yaml"
-}
-
 setup_file() {
 	bed_require fallocate
 	require_pullwatch
 	bed_start --no-docker
 	start_small_dockerd 160m
-	disk_config
+	small_disk_config "$SMALL/docker.sock" /nonexistent/containerd.sock
 }
 
 teardown_file() {

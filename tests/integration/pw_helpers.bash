@@ -246,3 +246,27 @@ daemon_start() {
 	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid" # for teardown_file, which does not see a test's variables
 	export DLOG DAEMON_PID DAEMON_RUNS
 }
+
+# small_disk_config DOCKER_SOCK CONTAINERD_SOCK: PW_CONFIG for the runtime on a small filesystem
+# (disk.bats, disk_docker.bats): budgets as in the bed's config, but a stall window long enough that
+# the test's own fill of the disk is what ends the stalled attempt, not the stall watchdog.
+small_disk_config() {
+	cat >"$BED_DIR/disk.yaml" <<YAML
+docker:
+  socket: $1
+containerd:
+  socket: $2
+credentials: ["$BED_DIR/no-credentials.json"]
+watchdog:
+  sample_interval: 1s
+  network_stall: 120s
+  silent_min: 30s
+  hang_quiet: 60s
+  livelock_window: 60s
+retry:
+  attempts: 2
+  backoff: 1s
+  backoff_max: 60s
+YAML
+	export PW_CONFIG="$BED_DIR/disk.yaml"
+}

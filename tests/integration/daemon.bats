@@ -536,26 +536,35 @@ hang_start() { # SOCKET...
 	[ "$DAEMON_RC" -eq 0 ]
 }
 
-@test "a daemon pull runs the standalone pull's probes: a slow decompressor's pull shows the disk-growth probe on dockerd's overlay2" {
+@test "a daemon pull runs the standalone pull's probes: a slow decompressor writing as it goes shows disk growth on dockerd's overlay2" {
 	# one pipeline (watched_pull) for `pullwatch pull` and the daemon: helpers, the runtime and the
-	# extraction target's disk-growth probe. The slow wrapper writes its output only at its end, so
-	# during the silence the probe watches and has seen no growth; helper I/O keeps it silent-alive.
-	local root out=$BED_DIR/slow.out
-	push_image test/slowunpigz v1 1MiB >/dev/null
+	# extraction target's disk-growth probe. The drip wrapper takes the whole layer at once (dockerd's
+	# progress, counted on the compressed input, is done) and then emits it in pieces over 15 s, so
+	# the untar fills the files of the layer in overlay2 gradually while the pull is silent.
+	local root out=$BED_DIR/slow.out tree=$BED_DIR/growtree f
+	mkdir -p "$tree/opt/app" "$tree/usr/lib/app"
+	for f in a b c d; do
+		head -c 2M /dev/urandom >"$tree/opt/app/$f.bin"
+		head -c 2M /dev/urandom >"$tree/usr/lib/app/lib$f.so"
+	done
+	push_image test/slowunpigz v1 '' --layer-dir "$tree" >/dev/null
 	# last in the file, on a daemon of its own with the file's config (the previous test stopped its)
 	daemon_stop_any
 	daemon_start
 	root=$(docker_api GET /info | jq -r .DockerRootDir)
-	unpigz_mode slow:8
+	unpigz_mode drip:15
 	timeout 120 "$PULLWATCH" pull --config "$PW_CONFIG" --json "$IMG_SLOW" >"$out" 2>"$out.err" 3>&- &
 	local pid=$!
-	wait_status 60 '.pulls | map(select(.layers | map(select(.verdict == "silent-alive")) | length > 0)) | length == 1'
+	local silent='.layers | map(select(.verdict == "silent-alive")) | length > 0'
 	if [ "$DOCKER_STORE" = containerd ]; then
+		wait_status 60 ".pulls | map(select($silent)) | length == 1"
 		# dockerd on the containerd image store extracts into containerd's snapshots: no overlay2 to
 		# watch, and the pull says so rather than watching the wrong directory
 		status_json | jq -e '.pulls[0].disk == null'
 	else
-		status_json | jq -e --arg d "$root/overlay2" '.pulls[0].disk | .dir == $d and (.grew_samples | type) == "number"'
+		# while the layer is silent, the probe on overlay2 counts samples that saw it grow
+		wait_status 60 ".pulls | map(select(($silent) and .disk.dir == \"$root/overlay2\" and .disk.grew_samples > 0)) | length == 1"
+		status_json | jq -e '.pulls[0].disk.grew_s_ago | type == "number"'
 	fi
 	wait "$pid"
 	unpigz_mode real

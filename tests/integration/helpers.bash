@@ -23,7 +23,7 @@
 #   proxy_reset              rules cleared, counters zeroed, held connections released
 #   proxy_counters [FILTER]  counters JSON (optionally through jq FILTER)
 #   push_image REPO TAG SIZES [pushimg args]   push straight to REGISTRY_ADDR; prints pushimg's JSON
-#   unpigz_mode MODE         real | slow:SECONDS | sleep | spin | fail (read at every unpigz start)
+#   unpigz_mode MODE         real | slow:SECONDS | drip:SECONDS | sleep | spin | fail (read at every unpigz start)
 #   docker_api METHOD PATH [curl args]        Engine API on DOCKER_SOCK, body on stdout
 #   docker_pull REF          Engine API pull (fromImage=REF); stream on stdout; fails on an error
 #   docker_rmi IMAGE         force-remove, absent is fine
@@ -144,8 +144,8 @@ push_image() { # REPO TAG SIZES [pushimg args...]
 
 unpigz_mode() { # MODE
 	case "$1" in
-	real | sleep | spin | fail | slow:[0-9]*) ;;
-	*) echo "unpigz_mode: unknown mode '$1' (real, slow:SECONDS, sleep, spin, fail)" >&2; return 1 ;;
+	real | sleep | spin | fail | slow:[0-9]* | drip:[0-9]*) ;;
+	*) echo "unpigz_mode: unknown mode '$1' (real, slow:SECONDS, drip:SECONDS, sleep, spin, fail)" >&2; return 1 ;;
 	esac
 	printf '%s\n' "$1" >"$UNPIGZ_MODE_FILE.tmp" && mv -f "$UNPIGZ_MODE_FILE.tmp" "$UNPIGZ_MODE_FILE"
 }

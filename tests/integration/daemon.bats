@@ -51,7 +51,15 @@ daemon_stop() { # SIGTERM, wait for the exit; status in DAEMON_RC
 	DAEMON_RC=0
 	[ -n "${DAEMON_PID:-}" ] || return 0
 	kill -TERM "$DAEMON_PID" 2>/dev/null || true
-	wait_for 30 test -s "$DLOG.rc"
+	if ! wait_for 30 test -s "$DLOG.rc"; then
+		# say where it is stuck rather than failing later on an empty status
+		echo "daemon $DAEMON_PID did not exit within 30 s of SIGTERM:" >&2
+		ps -o pid,stat,wchan:32,etime,args -p "$DAEMON_PID" >&2 || true
+		cat "/proc/$DAEMON_PID/stack" >&2 2>/dev/null || true
+		tail -n 30 "$DLOG" >&2
+		DAEMON_RC=stuck DAEMON_PID=
+		return 1
+	fi
 	DAEMON_RC=$(cat "$DLOG.rc")
 	DAEMON_PID=
 }

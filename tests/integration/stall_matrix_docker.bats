@@ -46,7 +46,8 @@ verdict_latency() { # file layer verdict
 	lat=$(verdict_latency "$f" "$short" stalled)
 	# 6 s budget, 1 s sampling: flagged between 6 and 8 s after its last byte
 	awk -v l="$lat" 'BEGIN { exit !(l >= 6 && l <= 8) }'
-	events "$f" '.event=="action" and .action=="cancel"' | grep -q "$short"
+	events "$f" '.event=="action" and .action=="cancel"' | grep -q "$short" ||
+		{ echo "no cancel naming $short; actions and verdicts:" >&2; events "$f" '.event=="action" or .event=="verdict"' >&2; false; }
 	jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
 	all_layers_done "$f"
 	if [ "$DOCKER_STORE" = containerd ]; then

@@ -50,6 +50,19 @@ static void on_resource(void *userdata, const char *type, const char *id) {
                 cd_lease_add(p->lease, type, id);
 }
 
+/* The manifest's layers, from the registry probe before the attempt starts: held in the pull's lease
+ * before containerd has written a byte of them (a lease may name what does not exist yet), so a
+ * layer committed just before the attempt fails, or an ingest cut before the first poll saw it, is
+ * not collected before the retry. The poll still adds what it finds under other names. */
+static void cd_expect_layers(RuntimePull *p, const char *const *digests, size_t n) {
+        for (size_t i = 0; p && !p->ended && i < n; i++) {
+                _cleanup_free_ char *ref = NULL;
+                if (asprintf(&ref, "layer-%s", digests[i]) >= 0)
+                        cd_lease_add(p->lease, "ingests", ref);
+                cd_lease_add(p->lease, "content", digests[i]);
+        }
+}
+
 static void on_lease_failed(void *userdata, const char *message) {
         RuntimePull *p = userdata;
         if (p->cb.activity)
@@ -301,6 +314,7 @@ static void cd_expect(RuntimePull *p, const char *manifest_digest) {
 const RuntimeDriver containerd_driver = {
         .name = "containerd",
         .expect = cd_expect,
+        .expect_layers = cd_expect_layers,
         .abandon = cd_abandon,
         .start = cd_start,
         .cancel = cd_cancel,

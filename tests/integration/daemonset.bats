@@ -21,16 +21,8 @@ dk() { docker -H "unix://$DOCKER_SOCK" "$@"; }
 # `kubectl exec ds/pullwatch -- pullwatch status`
 ds_status() { timeout 20 docker -H "unix://$DOCKER_SOCK" exec pullwatch-ds pullwatch status --json --config /etc/pullwatch/config/pullwatch.yaml; }
 
-wait_ds_status() { # SECS JQ-CONDITION
-	local secs=$1 cond=$2 i out
-	for ((i = 0; i < secs * 5; i++)); do
-		out=$(ds_status 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
-		sleep 0.2
-	done
-	echo "status never satisfied $cond within ${secs}s:" >&2
-	ds_status | jq -c . >&2 || true
-	dk logs --tail 30 pullwatch-ds >&2 || true
-	return 1
+wait_ds_status() { # SECS JQ-CONDITION: wait_status, asking the container
+	STATUS_FN=ds_status wait_status "$@" || { dk logs --tail 30 pullwatch-ds >&2 || true; return 1; }
 }
 
 ready() { printf '(.preheat | map(select(.image == "%s" and .state == "ready")) | length) == 1' "$1"; }

@@ -187,16 +187,15 @@ wait_journal() { # SECS JQ-FILTER [journalctl matches...]
 
 status_json() { timeout 20 "$PULLWATCH" status --json --config "$PW_CONFIG"; }
 
-wait_status() { # SECS JQ-CONDITION
-	local secs=$1 cond=$2 i out
+wait_status() { # SECS JQ-CONDITION; STATUS_FN (default status_json) asks for the status
+	local secs=$1 cond=$2 i out fn=${STATUS_FN:-status_json}
 	for ((i = 0; i < secs * 5; i++)); do
-		out=$(status_json 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
+		out=$("$fn" 2>/dev/null) && jq -e "$cond" <<<"$out" >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
 	echo "status never satisfied $cond within ${secs}s; last status:" >&2
-	status_json | jq -c . >&2 || true
-	echo "daemon log:" >&2
-	tail -n 30 "$DLOG" >&2
+	"$fn" | jq -c . >&2 || true
+	[ "$fn" != status_json ] || { echo "daemon log:" >&2; tail -n 30 "$DLOG" >&2; }
 	return 1
 }
 

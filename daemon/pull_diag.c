@@ -106,3 +106,18 @@ void pull_diag_error_text(PullDiag *g, Preflight *pf, const Detector *det, const
         }
         pull_diag_report(g, d, text, NULL);
 }
+
+void pull_diag_decompressor(PullDiag *g, const Detector *det, const LivenessDelta *lv, const char *layer, usec_t now) {
+        const LayerTrack *t = layer ? detector_find(det, layer) : NULL;
+        bool spinning = t && t->cpu_busy_since;
+        usec_t quiet = t ? now - (spinning ? t->cpu_busy_since : MAX(MAX(t->phase_since, t->last_progress), t->last_output))
+                         : 0;
+        char *text = NULL;
+        int d = diagnose_decompressor(g->runtime, lv->busiest_comm, lv->busiest_pid, spinning, quiet, &text);
+        pull_diag_report(g, d, text, layer);
+}
+
+void pull_diag_ask_range(PullDiag *g, Preflight *pf, const char *digest) {
+        if (pf && !g->reported[DIAG_RANGE_IGNORED])
+                preflight_probe_range(pf, digest, NULL);
+}

@@ -44,4 +44,10 @@ bool pull_diag_find_unpassable(PullDiag *g, const Preflight *pf);
 /* The runtime's error text: name what it says; a refused Range is first asked of the registry (pf)
  * so the diagnosis can name the hop. det: what the attempt's last sample said (containerd ending a
  * pull that looked alive). */
+/* A hung helper (lv's busiest) about to be ended for layer: name what it is (a decompressor spinning or
+ * stuck, and for how long). */
+void pull_diag_decompressor(PullDiag *g, const Detector *det, const LivenessDelta *lv, const char *layer, usec_t now);
+/* Was a Range refused on the way? Ask the registry (pf, through the runtime's hops) unless that is
+ * known already. digest: the layer to ask for, NULL for any. */
+void pull_diag_ask_range(PullDiag *g, Preflight *pf, const char *digest);
 void pull_diag_error_text(PullDiag *g, Preflight *pf, const Detector *det, const char *message);

@@ -1,12 +1,7 @@
 /* pull_job.c: the attempt loop. Every sample_interval: liveness delta in, detector out, and a fault
  * verdict cuts the attempt (ending a hung helper first, since closing the connection alone leaves a
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
-#include "daemon/pull_job.h"
-#include "daemon/diagnose.h"
-#include "daemon/disk_wait.h"
-#include "daemon/preflight.h"
-#include "daemon/pull_diag.h"
-#include "daemon/pull_layers.h"
+#include "daemon/pull_job_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -15,60 +10,6 @@
 /* The first attempt waits this long at most for the manifest, to measure the image against the disk. */
 #define DISK_GATE_TIMEOUT (10 * USEC_PER_SEC)
 
-struct PullJob {
-        sd_event *event;
-        CurlGlue *glue;
-        const Config *config;
-        const RuntimeDriver *driver;
-        PullRequest req;
-        char *image;
-        pull_job_event_t cb;
-        void *userdata;
-        LivenessSource liveness;
-        bool have_liveness;
-
-        Detector *detector;
-        RuntimePull *pull;
-        sd_event_source *sample_timer;
-        sd_event_source *retry_timer;
-        unsigned attempt;
-        usec_t started, attempt_started;
-        Verdict pull_verdict;
-        PullLayers layers;        /* this attempt's, as the runtime reported them */
-        char *last_reason;
-        char *digest;
-        uint64_t bytes;
-        bool finished, ok;
-        PullDiag diag;            /* cuts so far (dockerd's own retries too), diagnoses named */
-        bool running;             /* an attempt is in flight (its runtime pull not finished or cut) */
-        Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
-        RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
-        char *probe_note;          /* the registry probe could not reach the registry: why */
-        uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
-        bool pending_finish;       /* failed, waiting for the registry probe to come back */
-        bool pending_diagnose;     /* ... and then reading the runtime's error text */
-        sd_event_source *pending_timer;
-        ErrorClass pending_error;
-        char *pending_reason;
-        DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
-        bool disk_gating;
-};
-
-static RuntimeKind job_runtime_kind(const PullJob *j) {
-        return streq(j->driver->name, "containerd") ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
-}
-
-static const char *const event_names[_PULL_EVENT_KIND_MAX] = {
-        [PULL_EVENT_ATTEMPT] = "attempt", [PULL_EVENT_PHASE] = "phase",     [PULL_EVENT_PROGRESS] = "progress",
-        [PULL_EVENT_VERDICT] = "verdict", [PULL_EVENT_ACTION] = "action",   [PULL_EVENT_RETRY] = "retry",
-        [PULL_EVENT_DIAGNOSIS] = "diagnosis", [PULL_EVENT_RUNTIME_RETRY] = "runtime-retry",
-        [PULL_EVENT_RESULT] = "result",
-};
-
-const char *pull_event_kind_to_string(PullEventKind k) {
-        return k >= 0 && k < _PULL_EVENT_KIND_MAX ? event_names[k] : NULL;
-}
-
 usec_t pull_backoff_delay(usec_t base, usec_t max, unsigned attempt, double rnd) {
         double d = (double) base * ldexp(1.0, (int) MIN(attempt > 0 ? attempt - 1 : 0, 40u));
         if (d > (double) max)
@@ -76,35 +17,25 @@ usec_t pull_backoff_delay(usec_t base, usec_t max, unsigned attempt, double rnd)
         return (usec_t) (d / 2.0 + d / 2.0 * rnd);
 }
 
-static void emit(PullJob *j, PullEvent *e) {
-        e->image = j->image;
-        e->runtime = j->driver->name;
-        e->attempt = j->attempt;
-        if (j->cb)
-                j->cb(j, e, j->userdata);
-}
-
 /* pull_diag names a diagnosis (once per pull) */
 static void on_diagnosis(void *userdata, Diagnosis d, const char *remedy, const char *layer) {
-        emit(userdata, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(d),
+        pull_job_emit(userdata, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(d),
                                       .remedy = remedy, .layer = layer });
 }
-
-static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason);
 
 /* A hop that cuts every connection at a fixed time and answers Range with 200 restarts a long layer
  * from zero on every retry, forever: once both are known, say so and stop instead of retrying. */
 static void check_unpassable(PullJob *j) {
         if (j->finished || !pull_diag_find_unpassable(&j->diag, j->preflight))
                 return;
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
                                .remedy = j->diag.unpassable, .layer = j->diag.cut_layer });
         if (j->running) {
                 /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
                 sd_event_source_set_time_relative(j->sample_timer, 0);
                 sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
         } else
-                finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
+                pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
 }
 
 static void record_cut(PullJob *j, AttemptFailure f, usec_t elapsed, const char *layer) {
@@ -133,7 +64,7 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
         if (wait > 0 && sd_event_source_get_enabled(j->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
             sd_event_source_get_time(j->retry_timer, &next) >= 0 && next < now_monotonic() + wait) {
                 sd_event_source_set_time_relative(j->retry_timer, wait);
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
+                pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
                                        .delay = wait });
         }
 }
@@ -167,11 +98,11 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
                 return;
         switch (pull_layers_report(s, phase, current, total, at)) {
         case LAYER_NEWS_PHASE:
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
+                pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
                                        .current = current, .total = total, .observed = at });
                 break;
         case LAYER_NEWS_PROGRESS:
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
+                pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
                                        .current = current, .total = total, .observed = s->observed_at });
                 break;
         default:
@@ -199,72 +130,19 @@ static void on_runtime_retry(void *userdata, const char *layer, const char *text
         detector_runtime_retry(j->detector, layer, at);
         if (!s || !pull_layers_runtime_retry(s, text, at, &timed, &cut, &no_bytes))
                 return;
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_RUNTIME_RETRY, .layer = layer, .reason = text,
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RUNTIME_RETRY, .layer = layer, .reason = text,
                                .phase = PHASE_WAITING });
         if (timed)
                 record_cut(j, ATTEMPT_RESET, cut, layer);
         /* A resume that brought no byte before failing again: was the Range refused? Ask the
          * registry through the same hops now rather than after dockerd's last try. */
-        if (no_bytes && j->preflight && !j->diag.reported[DIAG_RANGE_IGNORED])
-                preflight_probe_range(j->preflight, preflight_layer_digest(j->preflight, layer), NULL);
+        if (no_bytes && j->preflight)
+                pull_diag_ask_range(&j->diag, j->preflight, preflight_layer_digest(j->preflight, layer));
 }
 
-static void finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
-        if (j->finished)
-                return;
-        j->finished = true;
-        j->ok = ok;
-        j->bytes += pull_layers_clear(&j->layers);
-        j->confirm = runtime_op_free(j->confirm);
-        if (!ok && j->driver->abandon)
-                (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
-        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
-        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
-        disk_wait_stop(j->disk);
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
-                               .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,
-                               .registry_probe = j->probe_note,
-                               .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
-}
-
-static void finish_pending(PullJob *j) {
-        if (!j->pending_finish)
-                return;
-        j->pending_finish = false;
-        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
-        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
-        if (j->pending_diagnose)
-                diagnose_error_text(j, reason);
-        finish(j, false, j->pending_error, reason);
-}
-
-static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
-        finish_pending(userdata);
-        return 0;
-}
-
-/* A failed pull waits a little for a registry probe still in flight, so the result carries what
- * the probe found or why it could not look, and the registry's own answer (an index's platforms,
- * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
- * probe that hangs does not hold the failure back. */
-#define PENDING_MAX (5 * USEC_PER_SEC)
-static void finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
-        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
-            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PENDING_MAX, 10 * USEC_PER_MSEC,
-                                       on_pending_timeout, j) >= 0) {
-                j->pending_finish = true;
-                j->pending_error = error;
-                j->pending_reason = reason ? strdup(reason) : NULL;
-                j->pending_diagnose = diagnose;
-                return;
-        }
-        if (diagnose)
-                diagnose_error_text(j, reason);
-        finish(j, false, error, reason);
-}
 
 static void on_preflight_idle(Preflight *p, void *userdata) {
-        finish_pending(userdata);
+        pull_job_finish_pending(userdata);
 }
 
 static int start_attempt(PullJob *j);
@@ -276,7 +154,7 @@ static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         if (r < 0) {
                 char buf[128];
                 snprintf(buf, sizeof(buf), "could not start attempt %u: %s", j->attempt, strerror(-r));
-                finish(j, false, ERROR_TRANSIENT, buf);
+                pull_job_finish(j, false, ERROR_TRANSIENT, buf);
         }
         return 0;
 }
@@ -288,9 +166,8 @@ static void schedule_retry(PullJob *j, const char *reason) {
         /* An attempt that got no further into its layers than the one before, on a runtime that
          * resumes with Range (containerd keeps partial ingests): was the Range refused on the way?
          * Ask through the runtime's own hops; the probe names the hop answering 200. */
-        if (j->attempt >= 2 && reached > 0 && reached <= j->reached_before && j->preflight &&
-            !j->diag.reported[DIAG_RANGE_IGNORED])
-                preflight_probe_range(j->preflight, NULL, NULL);
+        if (j->attempt >= 2 && reached > 0 && reached <= j->reached_before)
+                pull_diag_ask_range(&j->diag, j->preflight, NULL);
         j->reached_before = MAX(j->reached_before, reached);
 
         free(j->last_reason);
@@ -298,14 +175,14 @@ static void schedule_retry(PullJob *j, const char *reason) {
         if (j->attempt >= j->config->retry.attempts) {
                 char buf[512];
                 snprintf(buf, sizeof(buf), "gave up after %u attempts: %s", j->attempt, reason ? reason : "");
-                finish_failed(j, ERROR_TRANSIENT, buf, false);
+                pull_job_finish_failed(j, ERROR_TRANSIENT, buf, false);
                 return;
         }
         delay = pull_backoff_delay(j->config->retry.backoff, j->config->retry.backoff_max, j->attempt,
                                    (double) random() / ((double) RAND_MAX + 1.0));
         /* A registry that said "429, come back in N s" is not asked sooner. */
         delay = MAX(delay, preflight_retry_after(j->preflight, now_monotonic()));
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = delay });
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = delay });
         sd_event_source_set_time_relative(j->retry_timer, delay);
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
 }
@@ -323,7 +200,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
         }
         if (digest && !j->digest)
                 j->digest = strdup(digest);
-        finish(j, true, ERROR_NONE, NULL);
+        pull_job_finish(j, true, ERROR_NONE, NULL);
 }
 
 static void on_finished(void *userdata, const PullOutcome *o) {
@@ -347,13 +224,13 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 int r = j->driver->confirm ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
                                            : -EOPNOTSUPP;
                 if (r == -EOPNOTSUPP)
-                        finish(j, true, ERROR_NONE, NULL);
+                        pull_job_finish(j, true, ERROR_NONE, NULL);
                 else if (r < 0)
                         on_confirmed(NULL, r, NULL, j);
                 break;
         }
         case ERROR_PERMANENT:
-                finish_failed(j, ERROR_PERMANENT, o->message, true);
+                pull_job_finish_failed(j, ERROR_PERMANENT, o->message, true);
                 break;
         default: {
                 /* The attempt's cut, timed from the newest layer connection still downloading. */
@@ -364,11 +241,10 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 /* A cut body, or one that came whole but wrong (a pull-through cache whose upstream was
                  * cut: containerd's "unexpected commit digest"): the resume depends on Range along the
                  * runtime's hops, so ask them now. */
-                if ((f == ATTEMPT_RESET || f == ATTEMPT_EOF || (o->message && strcasestr(o->message, "unexpected commit digest"))) &&
-                    j->preflight && !j->diag.reported[DIAG_RANGE_IGNORED])
-                        preflight_probe_range(j->preflight, NULL, NULL);
+                if (f == ATTEMPT_RESET || f == ATTEMPT_EOF || (o->message && strcasestr(o->message, "unexpected commit digest")))
+                        pull_diag_ask_range(&j->diag, j->preflight, NULL);
                 if (j->diag.unpassable)
-                        finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
+                        pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
                 else if (!wait_for_space(j, o->message))
                         schedule_retry(j, o->message);
                 break;
@@ -389,7 +265,7 @@ static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
                         reason = NULL;
                 if (gate)
                         pull_diag_report(&j->diag, DIAG_DISK_PRESSURE, TAKE_PTR(t), NULL);
-                finish(j, false, ERROR_TRANSIENT, reason ?: "no room on the image filesystem");
+                pull_job_finish(j, false, ERROR_TRANSIENT, reason ?: "no room on the image filesystem");
                 return;
         }
         on_retry_timer(NULL, 0, j); /* the attempt the gate held, or the retry that waited for space */
@@ -416,7 +292,7 @@ static bool wait_for_space(PullJob *j, const char *message) {
         format_bytes_human(need, b_need, sizeof(b_need));
         snprintf(reason, sizeof(reason), "waiting for disk space: %s more needed on %s (no space left on device)",
                  b_need, disk_wait_path(j->disk) ?: "the image filesystem");
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = 0 });
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = 0 });
         disk_wait_space(j->disk, need, j->config->watchdog.sample_interval,
                         j->config->retry.backoff_max * j->config->retry.attempts);
         return true;
@@ -430,27 +306,19 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
          * that layer instead of the next attempt attaching to the same stuck transfer. */
         if (v == VERDICT_HUNG && lv && lv->n_helpers > 0 && lv->busiest_pid > 0 && j->have_liveness &&
             j->liveness.kill_helper) {
-                const LayerTrack *t = layer ? detector_find(j->detector, layer) : NULL;
-                bool spinning = t && t->cpu_busy_since;
-                usec_t quiet = t ? now_monotonic() - (spinning ? t->cpu_busy_since
-                                                                : MAX(MAX(t->phase_since, t->last_progress), t->last_output))
-                                 : 0;
-                char *text = NULL;
-                int d = diagnose_decompressor(job_runtime_kind(j), lv->busiest_comm, lv->busiest_pid, spinning, quiet,
-                                              &text);
-                pull_diag_report(&j->diag, d, text, layer);
                 char cut[384];
+                pull_diag_decompressor(&j->diag, j->detector, lv, layer, now_monotonic());
                 int r = j->liveness.kill_helper(j->liveness.userdata, lv->busiest_pid, cut, sizeof(cut));
                 if (r < 0)
                         snprintf(cut, sizeof(cut), "%s pid %d not signalled: %s", lv->busiest_comm,
                                  (int) lv->busiest_pid,
                                  r == -EPERM ? "not a proven helper of the runtime" : r == -ESRCH ? "gone" : strerror(-r));
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "kill-helper-refused" : "kill-helper",
+                pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "kill-helper-refused" : "kill-helper",
                                        .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
         j->running = false;
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                .evidence = evidence });
         snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
                  verdict_to_string(v), evidence ? evidence : "");
@@ -467,9 +335,9 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 /* the runtime would go on retrying through a hop that cannot pass the layer */
                 j->driver->cancel(j->pull);
                 j->running = false;
-                emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->diag.cut_layer,
+                pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->diag.cut_layer,
                                        .evidence = j->diag.unpassable });
-                finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
+                pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
                 return 0;
         }
 
@@ -493,11 +361,11 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                         /* bytes that came after the last (rate-limited) progress event: said before a
                          * fault verdict, with the time they were seen, so the stream shows where it stopped */
                         if (flush) {
-                                emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = l->id, .phase = seen->phase,
+                                pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = l->id, .phase = seen->phase,
                                                        .current = seen->observed, .total = l->total,
                                                        .observed = seen->observed_at });
                         }
-                        emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .layer = l->id, .phase = l->phase,
+                        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .layer = l->id, .phase = l->phase,
                                                .verdict = l->verdict, .evidence = l->evidence,
                                                .current = l->current, .total = l->total });
                 }
@@ -506,7 +374,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         if (v != j->pull_verdict) {
                 j->pull_verdict = v;
                 if (!layer) /* layer verdicts were reported above */
-                        emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .verdict = v, .evidence = evidence,
+                        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .verdict = v, .evidence = evidence,
                                                .phase = _PHASE_INVALID });
         }
         if (verdict_is_fault(v)) {
@@ -539,7 +407,7 @@ static int start_attempt(PullJob *j) {
                 LivenessDelta lv;
                 (void) j->liveness.sample(j->liveness.userdata, now, &lv); /* baseline */
         }
-        emit(j, &(PullEvent) { .kind = PULL_EVENT_ATTEMPT, .reason = j->last_reason });
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ATTEMPT, .reason = j->last_reason });
         r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
         if (r < 0)
                 return r;
@@ -646,7 +514,7 @@ void pull_job_abort(PullJob *j, const char *why) {
                 return;
         if (j->pull)
                 j->driver->cancel(j->pull);
-        finish(j, false, ERROR_CANCELLED, why);
+        pull_job_finish(j, false, ERROR_CANCELLED, why);
 }
 
 bool pull_job_finished(const PullJob *j) { return j->finished; }

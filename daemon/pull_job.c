@@ -20,7 +20,7 @@ usec_t pull_backoff_delay(usec_t base, usec_t max, unsigned attempt, double rnd)
 /* pull_diag names a diagnosis (once per pull) */
 static void on_diagnosis(void *userdata, Diagnosis d, const char *remedy, const char *layer) {
         pull_job_emit(userdata, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(d),
-                                      .remedy = remedy, .layer = layer });
+                                               .remedy = remedy, .layer = layer });
 }
 
 /* A hop that cuts every connection at a fixed time and answers Range with 200 restarts a long layer
@@ -29,7 +29,7 @@ static void check_unpassable(PullJob *j) {
         if (j->finished || !pull_diag_find_unpassable(&j->diag, j->preflight))
                 return;
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
-                               .remedy = j->diag.unpassable, .layer = j->diag.cut_layer });
+                                        .remedy = j->diag.unpassable, .layer = j->diag.cut_layer });
         if (j->running) {
                 /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
                 sd_event_source_set_time_relative(j->sample_timer, 0);
@@ -65,7 +65,7 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
             sd_event_source_get_time(j->retry_timer, &next) >= 0 && next < now_monotonic() + wait) {
                 sd_event_source_set_time_relative(j->retry_timer, wait);
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
-                                       .delay = wait });
+                                                .delay = wait });
         }
 }
 
@@ -99,11 +99,11 @@ static void on_layer(void *userdata, const char *layer, Phase phase, uint64_t cu
         switch (pull_layers_report(s, phase, current, total, at)) {
         case LAYER_NEWS_PHASE:
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_PHASE, .layer = layer, .phase = phase,
-                                       .current = current, .total = total, .observed = at });
+                                                .current = current, .total = total, .observed = at });
                 break;
         case LAYER_NEWS_PROGRESS:
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = layer, .phase = phase,
-                                       .current = current, .total = total, .observed = s->observed_at });
+                                                .current = current, .total = total, .observed = s->observed_at });
                 break;
         default:
                 break;
@@ -131,7 +131,7 @@ static void on_runtime_retry(void *userdata, const char *layer, const char *text
         if (!s || !pull_layers_runtime_retry(s, text, at, &timed, &cut, &no_bytes))
                 return;
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RUNTIME_RETRY, .layer = layer, .reason = text,
-                               .phase = PHASE_WAITING });
+                                        .phase = PHASE_WAITING });
         if (timed)
                 record_cut(j, ATTEMPT_RESET, cut, layer);
         /* A resume that brought no byte before failing again: was the Range refused? Ask the
@@ -314,12 +314,12 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
                                  (int) lv->busiest_pid,
                                  r == -EPERM ? "not a proven helper of the runtime" : r == -ESRCH ? "gone" : strerror(-r));
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "kill-helper-refused" : "kill-helper",
-                                       .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
+                                                .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
         j->running = false;
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
-                               .evidence = evidence });
+                                        .evidence = evidence });
         snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
                  verdict_to_string(v), evidence ? evidence : "");
         schedule_retry(j, reason);
@@ -336,7 +336,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 j->driver->cancel(j->pull);
                 j->running = false;
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->diag.cut_layer,
-                                       .evidence = j->diag.unpassable });
+                                                .evidence = j->diag.unpassable });
                 pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
                 return 0;
         }
@@ -362,12 +362,12 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                          * fault verdict, with the time they were seen, so the stream shows where it stopped */
                         if (flush) {
                                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_PROGRESS, .layer = l->id, .phase = seen->phase,
-                                                       .current = seen->observed, .total = l->total,
-                                                       .observed = seen->observed_at });
+                                                                .current = seen->observed, .total = l->total,
+                                                                .observed = seen->observed_at });
                         }
                         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .layer = l->id, .phase = l->phase,
-                                               .verdict = l->verdict, .evidence = l->evidence,
-                                               .current = l->current, .total = l->total });
+                                                        .verdict = l->verdict, .evidence = l->evidence,
+                                                        .current = l->current, .total = l->total });
                 }
         }
         detector_pull_verdict(j->detector, &layer, &evidence);
@@ -375,7 +375,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 j->pull_verdict = v;
                 if (!layer) /* layer verdicts were reported above */
                         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .verdict = v, .evidence = evidence,
-                                               .phase = _PHASE_INVALID });
+                                                        .phase = _PHASE_INVALID });
         }
         if (verdict_is_fault(v)) {
                 _cleanup_free_ char *l = layer ? strdup(layer) : NULL, *e = evidence ? strdup(evidence) : NULL;

@@ -37,9 +37,9 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) 
         sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         disk_wait_stop(j->disk);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
-                               .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,
-                               .registry_probe = j->probe_note,
-                               .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
+                                        .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,
+                                        .registry_probe = j->probe_note,
+                                        .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
 }
 
 void pull_job_finish_pending(PullJob *j) {

@@ -16,7 +16,9 @@ setup_file() {
 	[ -n "$NODE_IP" ] || NODE_IP=$(hostname -I | tr ' ' '\n' | grep -v '^127\.' | head -n1)
 	[ -n "$NODE_IP" ] || { echo "no non-loopback IPv4 address on this node" >&2; return 1; }
 	export NODE_IP
-	local d=$BED_DIR/tls
+	# not $BED_DIR/tls: on the containerd-store row that is the bed's own CA, which the bed's
+	# containerd reads for the proxy's TLS (hosts.toml) and must stay as it is
+	local d=$BED_DIR/regtls
 	mkdir -p "$d"
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$d/ca.key" -out "$d/ca.crt" -days 1 \
 		-subj /CN=pullwatch-test-ca >/dev/null 2>&1
@@ -50,7 +52,7 @@ YAML
 teardown_file() {
 	[ -n "${TLS_REG:-}" ] && rm -rf "/etc/docker/certs.d/$TLS_REG"
 	# a test's variables do not reach here: the front's address is in its port file
-	[ -s "$BED_DIR/tls/front.port" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/tls/front.port")"
+	[ -s "$BED_DIR/regtls/front.port" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/regtls/front.port")"
 	rmdir /etc/docker/certs.d 2>/dev/null || true
 	[ -s "$BED_DIR/tls.pids" ] && kill $(cat "$BED_DIR/tls.pids") 2>/dev/null
 	bed_stop
@@ -104,12 +106,14 @@ distrust() {
 }
 
 # start_front: tests/bed/tlsfront.py on this node's address, the CA's certificate, in front of the
-# fault proxy (a TLS load balancer); sets TLS_FRONT and trusts it in both runtimes.
+# fault proxy (a TLS load balancer); sets TLS_FRONT and trusts it in both runtimes. Where the fault
+# proxy speaks TLS itself (the containerd-store row) the front re-encrypts to it, trusting the bed's CA.
 start_front() {
-	local d=$BED_DIR/tls
+	local d=$BED_DIR/regtls up_tls=()
+	[ "${PROXY_SCHEME:-http}" = https ] && up_tls=(--upstream-ca "$BED_CA")
 	if [ -z "${TLS_FRONT:-}" ]; then
 		python3 tests/bed/tlsfront.py --listen "$NODE_IP:0" --upstream "$PROXY_ADDR" --cert "$d/srv.crt" \
-			--key "$d/srv.key" --port-file "$d/front.port" >"$d/front.log" 2>&1 &
+			--key "$d/srv.key" --port-file "$d/front.port" "${up_tls[@]}" >"$d/front.log" 2>&1 &
 		echo "$!" >>"$BED_DIR/tls.pids"
 		timeout 20 sh -c "until [ -s '$d/front.port' ]; do sleep 0.1; done"
 		export TLS_FRONT=$(cat "$d/front.port")
@@ -160,10 +164,13 @@ start_front() {
 }
 
 # start_cache: docker-registry as a pull-through cache of the fault proxy (report 000's "Mirror
-# Cache"); sets CACHE_ADDR.
+# Cache"); sets CACHE_ADDR. Where the fault proxy speaks TLS (the containerd-store row) the cache's
+# remoteurl is https and it trusts the bed's CA (Go's SSL_CERT_FILE), as a cache in front of a TLS
+# registry would.
 start_cache() {
 	[ -n "${CACHE_ADDR:-}" ] && return 0
-	local d=$BED_DIR/cache port
+	local d=$BED_DIR/cache port scheme=${PROXY_SCHEME:-http} ca=()
+	[ "$scheme" = https ] && ca=(SSL_CERT_FILE="$BED_CA")
 	mkdir -p "$d/data"
 	port=$(free_port)
 	cat >"$d/config.yml" <<YAML
@@ -176,9 +183,9 @@ storage:
 http:
   addr: 127.0.0.1:$port
 proxy:
-  remoteurl: http://$PROXY_ADDR
+  remoteurl: $scheme://$PROXY_ADDR
 YAML
-	env $(env | grep -o '^REGISTRY_[A-Z_]*' | sed 's/^/-u /') \
+	env $(env | grep -o '^REGISTRY_[A-Z_]*' | sed 's/^/-u /') "${ca[@]}" \
 		docker-registry serve "$d/config.yml" >"$d/registry.log" 2>&1 &
 	echo "$!" >>"$BED_DIR/tls.pids"
 	export CACHE_ADDR=127.0.0.1:$port

@@ -53,6 +53,8 @@ teardown_file() {
 	[ -n "${TLS_REG:-}" ] && rm -rf "/etc/docker/certs.d/$TLS_REG"
 	# a test's variables do not reach here: the front's address is in its port file
 	[ -s "$BED_DIR/regtls/front.port" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/regtls/front.port")"
+	[ -s "$BED_DIR/regtls/token.addr" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/regtls/token.addr")"
+	stop_token_registry
 	rmdir /etc/docker/certs.d 2>/dev/null || true
 	[ -s "$BED_DIR/tls.pids" ] && kill $(cat "$BED_DIR/tls.pids") 2>/dev/null
 	bed_stop
@@ -139,7 +141,15 @@ start_front() {
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime docker "$TLS_FRONT/test/tls-busy:v1"
 	[ "$PW_RC" -eq 0 ]
-	events "$f" '.event=="diagnosis" and .diagnosis=="rate-limited"' | grep -q '429'
+	events "$f" '.event=="diagnosis" and .diagnosis=="rate-limited"' | grep -q '429 TOOMANYREQUESTS, retry after 4s'
+	if [ "${DOCKER_STORE:-classic}" = containerd ]; then
+		# A runtime difference, measured (as over plain http in diagnoses.bats): dockerd on the
+		# containerd image store resolves through containerd's resolver, which asks again at once
+		# after a 429, not waiting for Retry-After; the other two 429s go to it in attempt 1.
+		jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
+		proxy_counters | jq -e '.rules[0].applied == 3'
+		return 0
+	fi
 	# only the probe reads Retry-After (dockerd's error text has none, and retry.backoff is 1s)
 	jq -s -e '(map(select(.event=="diagnosis" and .diagnosis=="rate-limited")) | first | .t) as $d
 	          | (map(select(.event=="attempt" and .attempt==2)) | first | .t) - $d >= 3.5' "$f"
@@ -161,6 +171,36 @@ start_front() {
 	# each names the file its runtime reads the CA from
 	events "$BATS_TEST_TMPDIR/out-docker" '.diagnosis=="tls-untrusted"' | grep -q "/etc/docker/certs.d/$TLS_REG"
 	events "$BATS_TEST_TMPDIR/out-containerd" '.diagnosis=="tls-untrusted"' | grep -q "$CONTAINERD_HOSTS_DIR/$TLS_REG/hosts.toml"
+}
+
+@test "TLS + token auth: pulls with credentials from config.json on dockerd and containerd; without, the auth diagnosis, as over plain http" {
+	push_image test/tls-private v1 256KiB >/dev/null
+	local d=$BED_DIR/regtls
+	start_token_registry puller 'S3cret-pw' "$NODE_IP" "$d/srv.crt" "$d/srv.key" "$TLS_CA"
+	echo "$TOKEN_REGISTRY" >"$d/token.addr"
+	trust "$TOKEN_REGISTRY"
+	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$TOKEN_REGISTRY" "$(printf puller:S3cret-pw | base64)" \
+		>"$BATS_TEST_TMPDIR/creds.json"
+	printf '{"auths":{}}\n' >"$BATS_TEST_TMPDIR/none.json"
+	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/creds.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/with.yaml"
+	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/none.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/without.yaml"
+	ref="$TOKEN_REGISTRY/test/tls-private:v1"
+
+	for rt in docker containerd; do
+		PW_CONFIG="$BATS_TEST_TMPDIR/with.yaml" pw_pull "$BATS_TEST_TMPDIR/ok-$rt" --runtime $rt "$ref"
+		[ "$PW_RC" -eq 0 ]
+		jq -e 'select(.event=="result") | .ok and .registry_probe == null' "$BATS_TEST_TMPDIR/ok-$rt"
+		[ -z "$(grep -h 'S3cret' "$BATS_TEST_TMPDIR/ok-$rt" "$BATS_TEST_TMPDIR/ok-$rt.err")" ]
+
+		f="$BATS_TEST_TMPDIR/anon-$rt"
+		PW_CONFIG="$BATS_TEST_TMPDIR/without.yaml" pw_pull "$f" --runtime $rt "$ref"
+		[ "$PW_RC" -eq 1 ]
+		jq -e 'select(.event=="result") | .error == "permanent" and .attempts == 1' "$f"
+		events "$f" '.event=="diagnosis" and .diagnosis=="auth"' | grep -q 'credentials'
+		# the probe reached the registry over TLS with the runtime's trust (no "registry probe
+		# unavailable: ... TLS"); the registry's refusal is the runtime's story, as over plain http
+		jq -e 'select(.event=="result") | .registry_probe == null' "$f"
+	done
 }
 
 # start_cache: docker-registry as a pull-through cache of the fault proxy (report 000's "Mirror

@@ -54,6 +54,7 @@ teardown_file() {
 	# a test's variables do not reach here: the front's address is in its port file
 	[ -s "$BED_DIR/regtls/front.port" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/regtls/front.port")"
 	[ -s "$BED_DIR/regtls/token.addr" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/regtls/token.addr")"
+	[ -s "$BED_DIR/regtls/alias.addr" ] && rm -rf "/etc/docker/certs.d/$(cat "$BED_DIR/regtls/alias.addr")"
 	stop_token_registry
 	rmdir /etc/docker/certs.d 2>/dev/null || true
 	[ -s "$BED_DIR/tls.pids" ] && kill $(cat "$BED_DIR/tls.pids") 2>/dev/null
@@ -105,6 +106,29 @@ distrust() {
 	[ "$PW_RC" -eq 1 ]
 	# "it has: ..." comes only from the index the probe read
 	events "$f" '.event=="diagnosis" and .diagnosis=="no-platform"' | grep -q 'it has: linux/arm64/v8'
+}
+
+@test "dockerd's certs.d/HOST/hosts.toml: followed by the containerd image store, and by the probe there; the classic store reads only its certificates" {
+	push_image test/tls-alias v1 256KiB --platform linux/arm64/v8 --index >/dev/null
+	# a name that resolves nowhere, sent to the TLS registry by a hosts.toml in dockerd's certs.d
+	alias=pw-alias.invalid:${TLS_REG##*:}
+	echo "$alias" >"$BED_DIR/regtls/alias.addr"
+	mkdir -p "/etc/docker/certs.d/$alias"
+	printf 'server = "https://%s"\n\n[host."https://%s"]\n  capabilities = ["pull", "resolve"]\n  ca = "%s"\n' \
+		"$TLS_REG" "$TLS_REG" "$TLS_CA" >"/etc/docker/certs.d/$alias/hosts.toml"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime docker "$alias/test/tls-alias:v1"
+	rm -rf "/etc/docker/certs.d/$alias"
+	[ "$PW_RC" -eq 1 ]
+	if [ "${DOCKER_STORE:-classic}" = containerd ]; then
+		# moby resolves with containerd's ConfigureHosts on /etc/docker/certs.d (measured on 28.5.2):
+		# the pull reached the registry, and "it has: ..." comes only from the index the probe read
+		events "$f" '.event=="diagnosis" and .diagnosis=="no-platform"' | grep -q 'it has: linux/arm64/v8'
+	else
+		# the classic store never reads hosts.toml: the name does not resolve, for dockerd nor the probe
+		jq -e 'select(.event=="result") | .reason | test("pw-alias.invalid")' "$f"
+		[ -z "$(events "$f" '.diagnosis=="no-platform"')" ]
+	fi
 }
 
 # start_front: tests/bed/tlsfront.py on this node's address, the CA's certificate, in front of the

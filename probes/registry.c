@@ -46,6 +46,8 @@ struct RegistryOp {
         RegistryManifest *m;
         RegistryRangeProbe probe;
         RegistryError error;
+        RegistryError answered;     /* the first hop's error that came with an HTTP answer */
+        int answered_r;
 
         registry_manifest_done_t manifest_done;
         registry_range_done_t range_done;
@@ -91,6 +93,7 @@ RegistryOp *registry_op_free(RegistryOp *op) {
         registry_manifest_free(op->m);
         registry_range_probe_done(&op->probe);
         registry_error_done(&op->error);
+        registry_error_done(&op->answered);
         free(op);
         return NULL;
 }
@@ -352,9 +355,23 @@ static size_t hop_usable(const RegistryOp *op, size_t i) {
         return i;
 }
 
-/* This hop failed: try the next one (a mirror falls back to the registry), or give up. */
+/* This hop failed: try the next one (a mirror falls back to the registry), or give up. A hop's HTTP
+ * answer (429, 401...) stays the story when a later hop only fails to answer: containerd's resolver
+ * keeps the first such error over later ones, and the http fallback of a loopback registry that
+ * speaks TLS (moby's insecure-registry rule) can only fail on the wire. */
 static void op_fail(RegistryOp *op, int r) {
         size_t next = hop_usable(op, op->base_idx + 1);
+        if (op->error.http_status > 0 && !op->answered.http_status && r != -ENOMEM) {
+                if (registry_error_copy(&op->error, &op->answered) < 0)
+                        r = -ENOMEM;
+                op->answered_r = r;
+        }
+        if (next >= op->hosts->n_hops && r != -ENOMEM && !op->error.http_status && op->answered.http_status) {
+                registry_error_done(&op->error);
+                op->error = op->answered;
+                op->answered = (RegistryError) {};
+                r = op->answered_r;
+        }
         if (r != -ENOMEM && next < op->hosts->n_hops) {
                 op->base_idx = next;
                 op->m = registry_manifest_free(op->m);

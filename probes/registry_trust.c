@@ -34,7 +34,8 @@ static int strv_copy(char *const *from, char ***to) {
 }
 
 int runtime_registry_copy(const RuntimeRegistry *from, RuntimeRegistry *to) {
-        *to = (RuntimeRegistry) { .kind = from->kind, .from_runtime = from->from_runtime };
+        *to = (RuntimeRegistry) { .kind = from->kind, .from_runtime = from->from_runtime,
+                                  .containerd_store = from->containerd_store };
         if ((from->version && !(to->version = strdup(from->version))) ||
             (from->certs_dir && !(to->certs_dir = strdup(from->certs_dir))) ||
             (from->certs_dir_from && !(to->certs_dir_from = strdup(from->certs_dir_from))) ||
@@ -83,6 +84,12 @@ int runtime_registry_parse_docker_info(RuntimeRegistry *rt, const char *text) {
         json_object_foreach(json_object_get(rc, "IndexConfigs"), name, idx)
                 if (json_is_false(json_object_get(idx, "Secure")) && registry_strv_push(&rt->insecure, name) < 0)
                         r = -ENOMEM;
+        /* the containerd image store: "DriverStatus": [["driver-type", "io.containerd.snapshotter.v1"]] */
+        rt->containerd_store = false;
+        json_array_foreach(json_object_get(root, "DriverStatus"), i, v)
+                if (streq_ptr(json_string_value(json_array_get(v, 0)), "driver-type") &&
+                    streq_ptr(json_string_value(json_array_get(v, 1)), "io.containerd.snapshotter.v1"))
+                        rt->containerd_store = true;
         json_decref(root);
         if (r >= 0)
                 rt->from_runtime = true;
@@ -239,11 +246,75 @@ static int read_certs_dir(const char *dir, RegistryHop *hop, char **ret_first_ca
         return 0;
 }
 
+static int read_file(const char *path, char **ret);
+
+/* dockerd on the containerd image store resolves with containerd's ConfigureHosts on its certs.d
+ * root (moby daemon/hosts.go): a certs.d/<host>/hosts.toml there names the hops as containerd's
+ * does. moby merges its legacy settings only into a single-host answer: the insecure rules are
+ * (docker_hops); registry-mirrors for such a docker.io are not yet. 1 when hosts.toml named more
+ * than one hop, 0 when it named one (kept as hops[0]) or there is none. */
+static int docker_store_hosts_toml(const RuntimeRegistry *rt, const char *domain, bool hub, RegistryHosts *h) {
+        _cleanup_free_ char *file = NULL, *text = NULL, *server = NULL, *error = NULL;
+        int r;
+
+        if (asprintf(&file, "%s/%s/hosts.toml", rt->certs_dir ?: "/etc/docker/certs.d", hub ? "docker.io" : domain) < 0 ||
+            asprintf(&server, "https://%s", hub ? "registry-1.docker.io" : domain) < 0)
+                return -ENOMEM;
+        r = read_file(file, &text);
+        if (r == -ENOENT)
+                return 0;
+        if (r >= 0)
+                r = hosts_toml_parse(file, text, h, server, &error);
+        if (r == -EINVAL || (r < 0 && r != -ENOMEM)) {
+                /* containerd's resolver fails on it too; the probe goes the legacy way and says why */
+                if (!h->error && (error ? !(h->error = TAKE_PTR(error)) : asprintf(&h->error, "%s: %s", file, strerror(-r)) < 0))
+                        return -ENOMEM;
+                for (size_t i = 0; i < h->n_hops; i++) {
+                        free(h->hops[i].root);
+                        free(h->hops[i].host);
+                        strv_free(h->hops[i].ca_files);
+                        free(h->hops[i].client_cert);
+                        free(h->hops[i].client_key);
+                }
+                h->n_hops = 0;
+                return 0;
+        }
+        if (r < 0)
+                return r;
+        if (asprintf(&h->source, "hosts.toml %s (dockerd's containerd image store)", file) < 0)
+                return -ENOMEM;
+        for (size_t i = 0; i < h->n_hops; i++) {
+                h->hops[i].mirror = !streq(h->hops[i].host, hub ? "registry-1.docker.io" : domain);
+                if (!h->ca_where && h->hops[i].ca_files && !(h->ca_where = strdup(h->hops[i].ca_files[0])))
+                        return -ENOMEM;
+        }
+        if (!h->ca_where && !(h->ca_where = strdup(file)))
+                return -ENOMEM;
+        return h->n_hops > 1;
+}
+
 static int docker_hops(const RuntimeRegistry *rt, const RegistryConfig *own, const char *domain, RegistryHosts *h) {
         bool hub = streq(domain, "docker.io") || streq(domain, "index.docker.io");
         RegistryConfig merged = { .insecure = rt->insecure };
         _cleanup_strv_free_ char **ins = NULL, **mirrors = NULL;
         int r;
+
+        if (rt->containerd_store && (r = docker_store_hosts_toml(rt, domain, hub, h)) != 0)
+                return r < 0 ? r : 0;
+        if (h->n_hops == 1) {
+                /* one host from hosts.toml: moby merges its insecure rules into it (mergeLegacyConfig) */
+                _cleanup_free_ char *host = strdup(h->hops[0].host);
+                if (!host)
+                        return -ENOMEM;
+                bool insecure = registry_host_is_insecure(&(RegistryConfig) { .insecure = rt->insecure }, host) ||
+                                (is_loopback_host(host) &&
+                                 registry_host_is_insecure(&(RegistryConfig) { .insecure = rt->insecure }, "127.0.0.1"));
+                if (insecure && startswith(h->hops[0].root, "https:")) {
+                        h->hops[0].skip_verify = true;
+                        return hop_add(h, "http", host, h->hops[0].mirror, NULL);
+                }
+                return 0;
+        }
 
         if ((r = strv_copy(rt->insecure, &ins)) < 0 || (r = strv_copy(rt->mirrors, &mirrors)) < 0)
                 return r;

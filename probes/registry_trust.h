@@ -15,6 +15,8 @@ typedef struct RuntimeRegistry {
         char **mirrors;           /* dockerd's registry-mirrors (docker.io only) */
         char **insecure;          /* dockerd's insecure registries: host[:port] names and CIDRs */
         bool from_runtime;        /* the runtime answered; else these are its defaults */
+        bool containerd_store;    /* dockerd on the containerd image store (/info DriverStatus): its
+                                   * resolver also reads certs.d/<host>/hosts.toml */
 } RuntimeRegistry;
 
 void runtime_registry_done(RuntimeRegistry *rt);

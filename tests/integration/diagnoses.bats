@@ -41,10 +41,20 @@ setup() {
 	jq -e 'select(.event=="result") | .error == "permanent" and .attempts == 1 and (.reason | test("not found"))' "$f"
 }
 
-@test "octet-stream config: dockerd pulls it fine, and no diagnosis is made" {
+@test "octet-stream config: dockerd's classic store pulls it fine (no diagnosis); its containerd store refuses it (diagnosed)" {
 	push_image test/old-builder2 v1 256KiB --config-mediatype application/octet-stream >/dev/null
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime docker "$PROXY_ADDR/test/old-builder2:v1"
+	if [ "${DOCKER_STORE:-classic}" = containerd ]; then
+		# A runtime difference, measured: dockerd 28.5 on the containerd image store pulls through
+		# its in-process containerd client, which skips the config as containerd 1.x's CRI does
+		# ("content digest ...: not found"), although the containerd 2.1 it stores into pulls the
+		# same image fine through CRI. So it fails, and the diagnosis is raised.
+		[ "$PW_RC" -eq 1 ]
+		jq -e 'select(.event=="result") | .error == "permanent" and .attempts == 1 and (.reason | test("content digest .*not found"))' "$f"
+		events "$f" '.event=="diagnosis" and .diagnosis=="octet-stream-config"' | grep -q "Docker's containerd image store"
+		return 0
+	fi
 	[ "$PW_RC" -eq 0 ]
 	[ -z "$(events "$f" '.event=="diagnosis"')" ]
 }
@@ -58,6 +68,17 @@ setup() {
 	pw_pull "$f" --runtime docker "$PROXY_ADDR/test/norange:v1"
 	[ "$PW_RC" -eq 0 ]
 	events "$f" '.event=="diagnosis" and .diagnosis=="range-ignored"' | grep -q "$PROXY_ADDR answered a Range request with HTTP 200"
+	if [ "${DOCKER_STORE:-classic}" = containerd ]; then
+		# A runtime difference, measured: on the containerd image store dockerd does not retry a
+		# reset body (containerd's client fails the pull with "connection reset by peer"); pullwatch
+		# retries, and the probe names the hop before that second attempt, which resumes (Range,
+		# answered 200, containerd drops the bytes it has) and completes.
+		jq -s -e 'map(select(.event=="attempt" and .attempt==2)) | first | .reason | test("connection reset by peer")' "$f"
+		jq -s -e '(map(select(.event=="diagnosis")) | first | .t) < (map(select(.event=="attempt" and .attempt==2)) | first | .t)' "$f"
+		jq -e 'select(.event=="result") | .ok and .attempts == 2' "$f"
+		proxy_counters | jq -e '.ranges_ignored >= 1'
+		return 0
+	fi
 	# named during dockerd's own retries (its error text never reaches the client), not at the end
 	jq -s -e '(map(select(.event=="diagnosis")) | first | .t) < (map(select(.event=="result")) | first | .t) - 5' "$f"
 	events "$f" '.event=="runtime-retry"' | grep -q 'Retrying in'
@@ -96,7 +117,15 @@ setup() {
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime docker "$PROXY_ADDR/test/busy:v1"
 	[ "$PW_RC" -eq 0 ]
-	events "$f" '.event=="diagnosis" and .diagnosis=="rate-limited"' | grep -q '4'
+	events "$f" '.event=="diagnosis" and .diagnosis=="rate-limited"' | grep -q 'retry after 4s'
+	if [ "${DOCKER_STORE:-classic}" = containerd ]; then
+		# A runtime difference, measured: on the containerd image store dockerd resolves through
+		# containerd's resolver, which sends a request answered 429 again at once, without waiting
+		# for Retry-After: the rule's two other 429s go to it within attempt 1, which succeeds.
+		jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
+		proxy_counters | jq -e '.rules[0].applied == 3'
+		return 0
+	fi
 	# retry.backoff is 1s here: only Retry-After explains a gap of about 4 s
 	jq -s -e '(map(select(.event=="diagnosis" and .diagnosis=="rate-limited")) | first | .t) as $d
 	          | (map(select(.event=="attempt" and .attempt==2)) | first | .t) - $d >= 3.5' "$f"

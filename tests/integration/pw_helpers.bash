@@ -90,7 +90,13 @@ free_port() {
 # images pushed there are visible), behind token auth served by tests/bed/tokenserver.py. Sets
 # TOKEN_REGISTRY (127.0.0.1:port) and TOKEN_REALM; both processes die with bed_stop (pids noted).
 start_token_registry() {
-	local dir=$BED_DIR/token tport rport
+	local dir=$BED_DIR/token tport rport host=127.0.0.1 scheme=http tls="" curl_ca=()
+	# USER PASSWORD [HOST CERT KEY CA]: the registry on HOST over TLS with that certificate, curl
+	# checking it against CA (the token server stays plain http on loopback: the realm is a URL)
+	if [ $# -ge 6 ]; then
+		host=$3 scheme=https curl_ca=(--cacert "$6")
+		tls=$(printf '\n  tls:\n    certificate: %s\n    key: %s' "$4" "$5")
+	fi
 	mkdir -p "$dir"
 	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$dir/key.pem" -out "$dir/cert.pem" -days 1 \
 		-subj /CN=pullwatch-token >/dev/null 2>&1
@@ -108,7 +114,7 @@ storage:
   filesystem:
     rootdirectory: $REGISTRY_ROOT
 http:
-  addr: 127.0.0.1:$rport
+  addr: $host:$rport$tls
 auth:
   token:
     realm: http://127.0.0.1:$tport/token
@@ -120,12 +126,12 @@ YAML
 	env $(env | grep -o '^REGISTRY_[A-Z_]*' | sed 's/^/-u /') \
 		docker-registry serve "$dir/config.yml" >"$dir/registry.log" 2>&1 &
 	echo "$!" >>"$BED_DIR/token.pids"
-	for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$rport/v2/" && break; sleep 0.1; done
-	curl -s -o /dev/null "http://127.0.0.1:$rport/v2/" || { cat "$dir/registry.log" "$dir/ts.log" >&2; return 1; }
-	TOKEN_REGISTRY=127.0.0.1:$rport
+	for _ in $(seq 100); do curl -s "${curl_ca[@]}" -o /dev/null "$scheme://$host:$rport/v2/" && break; sleep 0.1; done
+	curl -s "${curl_ca[@]}" -o /dev/null "$scheme://$host:$rport/v2/" || { cat "$dir/registry.log" "$dir/ts.log" >&2; return 1; }
+	TOKEN_REGISTRY=$host:$rport
 	TOKEN_REALM=http://127.0.0.1:$tport/token
-	# containerd learns plain-http hosts from its hosts dir
-	if [ -n "${CONTAINERD_HOSTS_DIR:-}" ]; then
+	# containerd learns plain-http hosts from its hosts dir (a TLS one's trust is the caller's)
+	if [ -n "${CONTAINERD_HOSTS_DIR:-}" ] && [ "$scheme" = http ]; then
 		mkdir -p "$CONTAINERD_HOSTS_DIR/$TOKEN_REGISTRY"
 		printf 'server = "http://%s"\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' \
 			"$TOKEN_REGISTRY" "$TOKEN_REGISTRY" >"$CONTAINERD_HOSTS_DIR/$TOKEN_REGISTRY/hosts.toml"

@@ -20,6 +20,7 @@
 
 #include "daemon/diagnose.h"
 #include "probes/registry.h"
+#include "probes/registry_trust.h"
 
 #define USER "puller"
 #define PASS "s3cret-Pa55"
@@ -591,6 +592,38 @@ static void test_rate_limited(void **state) {
         registry_error_done(&e);
 }
 
+/* A hop that answered (429 from a hosts.toml mirror) stays the error when the next hop only fails on
+ * the wire (the server refuses connections): containerd's resolver reports the first such answer, and
+ * the https-then-http fallback of a loopback registry on TLS meets the same case. */
+static void test_answer_outlives_later_hop(void **state) {
+        char hdir[] = "/tmp/pw-regtest.XXXXXX", path[512], domain[64];
+        RuntimeRegistry rt = { .kind = RUNTIME_CONTAINERD, .certs_dir = hdir, .from_runtime = true };
+        RegistryManifest *m = NULL;
+        RegistryError e = {};
+        FILE *f;
+
+        NEED(fake_port > 0);
+        assert_non_null(mkdtemp(hdir));
+        snprintf(domain, sizeof(domain), "127.0.0.1:%d", dead_port);
+        snprintf(path, sizeof(path), "%s/%s", hdir, domain);
+        assert_int_equal(mkdir(path, 0755), 0);
+        snprintf(path, sizeof(path), "%s/%s/hosts.toml", hdir, domain);
+        assert_non_null(f = fopen(path, "w"));
+        fprintf(f, "server = \"http://%s\"\n\n[host.\"http://127.0.0.1:%d\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+                domain, fake_port);
+        fclose(f);
+        RegistryTarget t = { .domain = domain, .repository = "ratelimited/app", .reference = "v1", .runtime = &rt,
+                             .timeout = 10 * USEC_PER_SEC };
+        assert_int_equal(registry_resolve_sync(&t, 0, &m, &e), -EBUSY);
+        assert_int_equal(e.http_status, 429);
+        assert_int_equal(e.retry_after, 7);
+        registry_error_done(&e);
+        unlink(path);
+        snprintf(path, sizeof(path), "%s/%s", hdir, domain);
+        rmdir(path);
+        rmdir(hdir);
+}
+
 static void test_mirrors(void **state) {
         char m1[64], m2[64];
         char *mirrors[] = { m1, m2, NULL };
@@ -785,6 +818,7 @@ int main(void) {
                 cmocka_unit_test(test_range_honoured),
                 cmocka_unit_test(test_range_ignored),
                 cmocka_unit_test(test_rate_limited),
+                cmocka_unit_test(test_answer_outlives_later_hop),
                 cmocka_unit_test(test_mirrors),
                 cmocka_unit_test(test_async_parallel),
                 cmocka_unit_test(test_basic_auth),

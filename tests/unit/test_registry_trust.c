@@ -190,6 +190,36 @@ static void test_docker_hosts(void **state) {
         h = registry_hosts_free(h);
         assert_int_equal(registry_hosts_for(&rt, NULL, "reg.example", &h), 0);
         assert_int_equal(h->n_hops, 1);
+        h = registry_hosts_free(h);
+
+        /* certs.d/<host>/hosts.toml: read only on the containerd image store (measured on 28.5.2: a
+         * name that does not resolve pulled through the server its hosts.toml named) */
+        snprintf(dir, sizeof dir, "%s/alias.lan:5000", tmpdir);
+        assert_int_equal(mkdir(dir, 0755), 0);
+        write_file("alias.lan:5000/hosts.toml", "server = \"https://10.1.2.3:5000\"\n"
+                                               "[host.\"https://10.1.2.3:5000\"]\n  ca = \"/x/ca.crt\"\n");
+        assert_int_equal(registry_hosts_for(&rt, NULL, "alias.lan:5000", &h), 0);
+        assert_string_equal(h->hops[0].root, "https://alias.lan:5000/v2");
+        h = registry_hosts_free(h);
+        assert_int_equal(runtime_registry_parse_docker_info(&rt,
+                "{\"RegistryConfig\":{\"InsecureRegistryCIDRs\":[\"127.0.0.0/8\",\"10.0.0.0/8\"]},"
+                "\"DriverStatus\":[[\"driver-type\",\"io.containerd.snapshotter.v1\"]]}"), 0);
+        assert_true(rt.containerd_store);
+        assert_int_equal(registry_hosts_for(&rt, NULL, "alias.lan:5000", &h), 0);
+        assert_string_equal(h->hops[0].root, "https://10.1.2.3:5000/v2");
+        assert_string_equal(h->hops[0].ca_files[0], "/x/ca.crt");
+        assert_non_null(strstr(h->source, "containerd image store"));
+        /* [host] and server: two hosts, into which moby merges nothing (10.0.0.0/8 is insecure) */
+        assert_int_equal(h->n_hops, 2);
+        assert_false(h->hops[0].skip_verify);
+        h = registry_hosts_free(h);
+        /* the server alone: one host, insecure by moby's rules: verification off, then http */
+        write_file("alias.lan:5000/hosts.toml", "server = \"https://10.1.2.3:5000\"\n");
+        assert_int_equal(registry_hosts_for(&rt, NULL, "alias.lan:5000", &h), 0);
+        assert_int_equal(h->n_hops, 2);
+        assert_string_equal(h->hops[0].root, "https://10.1.2.3:5000/v2");
+        assert_true(h->hops[0].skip_verify);
+        assert_string_equal(h->hops[1].root, "http://10.1.2.3:5000/v2");
         registry_hosts_free(h);
         runtime_registry_done(&rt);
 }

@@ -106,13 +106,13 @@ int main(int argc, char **argv) {
                 return usage();
 
         if (config_path) {
-                ConfigError err = {};
+                ErrorDetail err = {};
                 r = config_load(config_path, false, &config, &err);
                 if (r < 0) {
-                        char *s = config_error_format(&err);
+                        char *s = error_detail_format(&err);
                         fprintf(stderr, "regprobe: %s\n", s ?: strerror(-r));
                         free(s);
-                        config_error_done(&err);
+                        error_detail_done(&err);
                         return 2;
                 }
         } else if (config_new_default(&config) < 0)

@@ -45,7 +45,7 @@ struct RegistryOp {
 
         RegistryManifest *m;
         RegistryRangeProbe probe;
-        RegistryError error;
+        ErrorDetail error;
 
         registry_manifest_done_t manifest_done;
         registry_range_done_t range_done;
@@ -90,7 +90,7 @@ RegistryOp *registry_op_free(RegistryOp *op) {
         free(op->realm);
         registry_manifest_free(op->m);
         registry_range_probe_done(&op->probe);
-        registry_error_done(&op->error);
+        error_detail_done(&op->error);
         free(op);
         return NULL;
 }
@@ -301,10 +301,10 @@ fail:
 
 /* Fill op->error (replacing a previous hop's) from the response at hand. */
 static int op_error(RegistryOp *op, int r, int status, const char *message) {
-        registry_error_done(&op->error);
+        error_detail_done(&op->error);
         op->error.http_status = status;
         if (op->url)
-                op->error.url = strdup(op->url);
+                op->error.source = strdup(op->url);
         if (op->realm && (status == 401 || status == 403 || op->step == STEP_TOKEN))
                 op->error.realm = strdup(op->realm);
         if (status > 0 && op->buf)
@@ -468,7 +468,7 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         int r;
 
         op->easy = NULL;
-        registry_error_done(&op->error); /* a previous hop's error is no longer the story */
+        error_detail_done(&op->error); /* a previous hop's error is no longer the story */
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (result != CURLE_OK && !(result == CURLE_WRITE_ERROR && (op->stopped_reading || op->overflow))) {
                 _cleanup_free_ char *m = NULL;

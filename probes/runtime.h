@@ -2,6 +2,7 @@
  * observe and cancel one pull. Drivers report facts (phases, bytes, errors); they never decide. */
 #pragma once
 
+#include "basic/error_detail.h"
 #include "basic/phase.h"
 #include "basic/unix_socket.h"
 #include "probes/curl_glue.h"
@@ -87,8 +88,9 @@ typedef struct RuntimeDriver {
         /* Does the runtime answer on its socket? done gets 0, or -errno with a one-line reason. */
         int (*ping_async)(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
                           RuntimeOp **ret);
-        /* The same, blocking (the CLI only: the daemon never blocks on a runtime). */
-        int (*ping)(const Config *config, char **ret_error);
+        /* The same, blocking (the CLI only: the daemon never blocks on a runtime); the reason in
+         * ret_error (may be NULL). */
+        int (*ping)(const Config *config, ErrorDetail *ret_error);
         /* The pull job gave up on this image (last attempt failed, or shutdown): drop whatever the
          * driver kept for a resume. Fire and forget: the request belongs to the glue. Optional. */
         int (*abandon)(CurlGlue *glue, const Config *config, const PullRequest *req);

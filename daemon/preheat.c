@@ -301,6 +301,8 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
         t->pull_done = true;
         schedule_reap(p);
         if (e->ok) {
+                const StateEntry *before = state_find(p->state, t->image, preheat_runtime_name(t));
+                preheat_pin_pulled(t, before ? before->digest : NULL, e->digest);
                 (void) state_record_success(p->state, t->image, preheat_runtime_name(t), e->digest, e->attempt, now_realtime());
                 set_state(t, PREHEAT_READY, NULL);
                 arm(t, NEXT_RECHECK, recheck_interval(t));
@@ -386,6 +388,7 @@ static Target *target_free(Target *t) {
         free(t->image);
         free(t->platform);
         free(t->namespace);
+        free(t->pin_moved_from);
         free(t->error);
         free(t);
         return NULL;

@@ -33,6 +33,7 @@ typedef struct Target {
         EvictTrack evict;
         bool pinned;              /* preheat.pin: its references carry the pinned label */
         PinJob *pin;              /* labelling them, in flight */
+        char *pin_moved_from;     /* repo@digest the tag left in the last pull: the next pin unlabels it */
 } Target;
 
 /* Where one runtime keeps its images, asked once (a RuntimeOp) and then measured with statvfs. */
@@ -71,6 +72,9 @@ bool preheat_evicted(Target *t, char **ret_why);
  * curl glue. A pin in flight belongs to t (t->pinned is set when every label is there); an unpin goes on
  * after t is freed. */
 int preheat_pin(Target *t, bool on);
+/* A pull of t succeeded: its references are new, so the ready state pins again; when the tag moved from
+ * digest before to after, that pin first unlabels the old image's references. */
+void preheat_pin_pulled(Target *t, const char *before, const char *after);
 /* Cancel t's pin in flight (before t is freed). */
 void preheat_pin_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */

@@ -74,7 +74,7 @@ ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses
 UNSTABLE_FILES="flows report000"
 # dockerd on the containerd image store (Docker 29's default), on the rows whose dockerd has it
 STORE_ROWS=${BED_STORE_ROWS-unstable/containerd}
-STORE_FILES="stall_matrix_docker daemon"
+STORE_FILES="stall_matrix_docker daemon docker_pull"
 JOBS=${CHECK_JOBS:-${ROW_JOBS:-2}}
 export BED_ROW=$DEFAULT_ROW
 

@@ -55,9 +55,11 @@ setup() {
 }
 
 @test "a throttled pull shows monotonic progress in --json" {
-	img=$(push_image test/slow v1 2MiB)
+	# 5 MiB at 1 MB/s: dockerd on the containerd image store reports a download's progress as
+	# containerd's ingest grows, in 1 MiB steps, so the layer must span several of them
+	img=$(push_image test/slow v1 5MiB)
 	layer=$(jq -r '.layers[0].digest' <<<"$img")
-	proxy_rule "{\"digest\":\"$layer\",\"throttle\":400000}"
+	proxy_rule "{\"digest\":\"$layer\",\"throttle\":1000000}"
 	pw_pull "$BATS_TEST_TMPDIR/out" --runtime docker "$PROXY_ADDR/test/slow:v1"
 	[ "$PW_RC" -eq 0 ]
 	# at least three progress reports while downloading, each at or above the one before

@@ -129,6 +129,25 @@ teardown_file() {
 	cd_has "$IMG_PIN"
 }
 
+@test "preheat.pin: a tag moved to a new digest is pinned again, and the old image's references lose the label" {
+	push_image test/gc-move v1 128KiB >/dev/null
+	local img=$PROXY_ADDR/test/gc-move:v1 old_id old_refs r
+	write_list "$IMG_EVICT" "$img"
+	wait_status 60 "$(state_is "$img" ready)"
+	wait_for 20 all_refs_pinned "$img"
+	old_id=$(cri_status "$img" | jq -r .image.id)
+	old_refs=$(refs_of "$img" | grep -v -x -F "$img")
+	[ "$(wc -w <<<"$old_refs")" -ge 2 ] # repo@digest and the image id
+	push_image test/gc-move v1 192KiB >/dev/null # the tag moves; the recheck pulls the new digest
+	wait_for 60 eval '[ "$(cri_status "$img" | jq -r .image.id)" != "$old_id" ]'
+	wait_for 20 all_refs_pinned "$img"
+	for r in $old_refs; do
+		wait_for 20 tag_unpinned "$r"
+	done
+	# unpinned, not removed: the old image is kubelet's GC's to delete
+	ctr_ images ls | awk '{ print $1 }' | grep -q -x -F "$old_id"
+}
+
 @test "eviction churn: deleted once it is pulled again; deleted again within evict_window it is held (preheat-evicted, status), and tried again below the low threshold" {
 	wait_status 60 "$(state_is "$IMG_EVICT" ready)"
 	before=$(last_success "$IMG_EVICT")
@@ -137,6 +156,8 @@ teardown_file() {
 	wait_status 60 "(.preheat[] | select(.image == \"$IMG_EVICT\") | .last_success) != \"$before\""
 	wait_status 60 "$(state_is "$IMG_EVICT" ready)"
 	cd_has "$IMG_EVICT"
+	# the pull made new references: they are pinned like the first ones
+	wait_for 20 all_refs_pinned "$IMG_EVICT"
 	[ -z "$(journal MESSAGE_ID=fb7ea850e43a4c29b9b032aec2c82654 2>/dev/null)" ]
 	cri_rmi "$IMG_EVICT"
 	wait_status 60 "$(state_is "$IMG_EVICT" evicted)"

@@ -232,12 +232,14 @@ daemon_start() {
 	local wrap=() notify=()
 	[ "${DAEMON_STDERR:-}" = journal ] && wrap=(systemd-cat -t pullwatch --level-prefix=true env JOURNAL_STREAM=0:0)
 	[ -n "${NOTIFY_SOCK:-}" ] && notify=(NOTIFY_SOCKET="$NOTIFY_SOCK" WATCHDOG_USEC=2000000)
-	DLOG=$BED_DIR/daemon.$((++DAEMON_RUNS)).log
+	# a log of its own per start: DAEMON_RUNS does not carry from one test to the next (each is a
+	# subshell), and a reused name would hand daemon_stop the previous daemon's exit status
+	DLOG=$(mktemp "$BED_DIR/daemon.$((++DAEMON_RUNS)).XXXXXX.log")
 	(
 		rc=0
 		nsenter -t "$JPID" -m -- env "${notify[@]}" PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" "${wrap[@]}" \
 			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
-		echo "$rc" >"$DLOG.rc"
+		echo "$rc" >"$DLOG.rc.tmp" && mv "$DLOG.rc.tmp" "$DLOG.rc" # whole or absent, never half-written
 	) 3>&- &
 	wait_for 20 status_json || { cat "$DLOG" >&2; return 1; }
 	DAEMON_PID=$(status_json | jq -r .pid)

@@ -19,6 +19,9 @@ typedef enum ErrorClass {
 
 const char *error_class_to_string(ErrorClass c);
 
+/* error classifies the outcome; it is not an error detail. message stays the runtime's own text rather
+ * than an ErrorDetail (basic/error_detail.h): a runtime's failure arrives as one sentence with no file,
+ * position or status of its own, and pull_job.c reads that sentence for the failure kind and diagnoses. */
 typedef struct PullOutcome {
         ErrorClass error;         /* ERROR_NONE on success */
         const char *message;      /* runtime's words, NULL on success */

@@ -24,13 +24,15 @@ int read_file_full_step(const char *path, size_t max, unsigned flags, char **ret
         size_t n = 0, cap = 0;
         struct stat st;
 
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (flags & READ_FILE_REGULAR ? O_NONBLOCK : 0));
         if (fd < 0)
                 return fail(ret_step, "open", -errno);
         if (fstat(fd, &st) < 0)
                 return fail(ret_step, "stat", -errno);
         if (S_ISDIR(st.st_mode))
                 return fail(ret_step, "stat", -EISDIR);
+        if ((flags & READ_FILE_REGULAR) && !S_ISREG(st.st_mode))
+                return fail(ret_step, "stat", -EINVAL);
         if (secret) {
                 if (!S_ISREG(st.st_mode))
                         return fail(ret_step, "stat", -EINVAL);

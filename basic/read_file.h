@@ -1,5 +1,6 @@
-/* read_file.h: the one whole-file reader: config, preheat list, state, machine id, credentials and
- * hosts.toml files all come in through it. No logging: callers word their own messages. */
+/* read_file.h: the one whole-file reader: config, preheat list, state, machine id, credentials,
+ * hosts.toml and containerd's config.toml files all come in through it. No logging: callers word
+ * their own messages. */
 #pragma once
 
 #include "basic/macro.h"
@@ -9,6 +10,9 @@ enum {
          * and never moved, what it held is zeroed on every failure, and a file that grew meanwhile is
          * judged on what fits. Anything but a regular file is refused with -EINVAL. */
         READ_FILE_SECRET = 1U << 0,
+        /* Regular files only (anything else but a directory gives -EINVAL), opened non-blocking: a
+         * FIFO or device named by someone else's config is refused, never waited on. */
+        READ_FILE_REGULAR = 1U << 1,
 };
 
 /* Read a whole file, at most max bytes (-EFBIG beyond). *ret is NUL-terminated. A directory gives

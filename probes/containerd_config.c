@@ -3,28 +3,26 @@
  * this file is where 2.x's config_path is found. The whole TOML file is walked (tables, dotted keys,
  * inline tables, arrays, every string form) so a key is matched by its full path; values other than
  * version, imports and config_path are skipped. Syntax pullwatch cannot follow is an error naming
- * file, line and field, never a guess. */
+ * file, line and field, never a guess. The file comes in through basic/read_file.c; strings, keys and
+ * comments are read by basic/toml.c (shared with hosts_toml.c); the grammar above them is here. */
 #include "probes/containerd_config.h"
 
 #include <ctype.h>
-#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "basic/macro.h"
+#include "basic/read_file.h"
+#include "basic/toml.h"
 
 #define MAX_FILE (1024 * 1024)
 #define MAX_DEPTH 8
 #define MAX_PATH_SEGS 16
 
 typedef struct File {
-        const char *name;         /* as the runtime names it */
-        const char *p;
-        unsigned line;
-        char *error;
+        TomlScan s;               /* the file's name as the runtime names it, where the scan is */
         long version;             /* 0 = not set (containerd reads it as 1) */
         char *cp[4];              /* config_path under each version's key (index 1..3) */
         unsigned cp_line[4];
@@ -58,157 +56,41 @@ static char *path_string(const Path *k) {
 }
 
 _printf_(3, 4) static int fail(File *f, const Path *k, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL, *field = k && k->n ? path_string(k) : NULL;
+        _cleanup_free_ char *field = k && k->n ? path_string(k) : NULL;
         va_list ap;
         va_start(ap, fmt);
-        int n = vasprintf(&what, fmt, ap);
+        int r = toml_failv(&f->s, field, fmt, ap);
         va_end(ap);
-        if (!f->error && n >= 0 &&
-            asprintf(&f->error, "%s:%u: %s%s%s", f->name, f->line, field ?: "", field ? ": " : "", what) < 0)
-                f->error = NULL;
-        return -EINVAL;
+        return r;
 }
 
-/* Blanks and comments; newlines too when nl. */
-static void skip(File *f, bool nl) {
-        for (;;) {
-                while (*f->p == ' ' || *f->p == '\t' || *f->p == '\r')
-                        f->p++;
-                if (*f->p == '#')
-                        while (*f->p && *f->p != '\n')
-                                f->p++;
-                if (nl && *f->p == '\n') {
-                        f->p++;
-                        f->line++;
-                        continue;
-                }
-                return;
-        }
-}
-
-static void put_utf8(FILE *o, unsigned long c) {
-        if (c < 0x80)
-                fputc((int) c, o);
-        else if (c < 0x800)
-                fprintf(o, "%c%c", (int) (0xC0 | c >> 6), (int) (0x80 | (c & 0x3F)));
-        else if (c < 0x10000)
-                fprintf(o, "%c%c%c", (int) (0xE0 | c >> 12), (int) (0x80 | ((c >> 6) & 0x3F)), (int) (0x80 | (c & 0x3F)));
-        else
-                fprintf(o, "%c%c%c%c", (int) (0xF0 | c >> 18), (int) (0x80 | ((c >> 12) & 0x3F)),
-                        (int) (0x80 | ((c >> 6) & 0x3F)), (int) (0x80 | (c & 0x3F)));
-}
-
-/* Any TOML string at f->p: "basic", 'literal', """multi-line""", '''multi-line'''. */
+/* Any TOML string at f->s.p; errors name the key k. */
 static int parse_string(File *f, const Path *k, char **ret) {
-        char q = *f->p;
-        bool multi = f->p[1] == q && f->p[2] == q;
-        _cleanup_free_ char *s = NULL;
-        size_t len = 0;
-        FILE *o;
-
-        f->p += multi ? 3 : 1;
-        if (multi && *f->p == '\n') /* a newline right after the opening quotes is not content */
-                f->p++, f->line++;
-        if (!(o = open_memstream(&s, &len)))
-                return -ENOMEM;
-        for (;;) {
-                char c = *f->p;
-                if (!c || (c == '\n' && !multi)) {
-                        fclose(o);
-                        return fail(f, k, "unterminated string");
-                }
-                if (c == q && !multi) {
-                        f->p++;
-                        break;
-                }
-                if (c == q && f->p[1] == q && f->p[2] == q) {
-                        /* a run of 4 or 5 quotes ends with 1 or 2 quotes of content ("""a""""") */
-                        size_t run = 3;
-                        while (f->p[run] == q && run < 5)
-                                run++;
-                        for (size_t i = 3; i < run; i++)
-                                fputc(q, o);
-                        f->p += run;
-                        break;
-                }
-                f->p++;
-                if (c == '\n')
-                        f->line++;
-                if (c != '\\' || q == '\'') {
-                        fputc(c, o);
-                        continue;
-                }
-                c = *f->p++;
-                switch (c) {
-                case 'b': fputc('\b', o); break;
-                case 't': fputc('\t', o); break;
-                case 'n': fputc('\n', o); break;
-                case 'f': fputc('\f', o); break;
-                case 'r': fputc('\r', o); break;
-                case '"': case '\\': fputc(c, o); break;
-                case 'u': case 'U': {
-                        unsigned n = c == 'u' ? 4 : 8;
-                        char hex[9] = {};
-                        for (unsigned i = 0; i < n; i++) {
-                                if (!isxdigit((unsigned char) f->p[i])) {
-                                        fclose(o);
-                                        return fail(f, k, "bad \\%c escape", c);
-                                }
-                                hex[i] = f->p[i];
-                        }
-                        f->p += n;
-                        put_utf8(o, strtoul(hex, NULL, 16));
-                        break;
-                }
-                default:
-                        if (multi && (c == '\n' || c == ' ' || c == '\t' || c == '\r')) {
-                                /* line-ending backslash: trim up to the next non-blank */
-                                f->p--;
-                                for (; *f->p == ' ' || *f->p == '\t' || *f->p == '\r' || *f->p == '\n'; f->p++)
-                                        if (*f->p == '\n')
-                                                f->line++;
-                                break;
-                        }
-                        fclose(o);
-                        return fail(f, k, "unsupported escape \\%c", c ? c : '0');
-                }
-        }
-        if (fclose(o) != 0)
-                return -ENOMEM;
-        *ret = TAKE_PTR(s);
-        return 0;
+        _cleanup_free_ char *field = k && k->n ? path_string(k) : NULL;
+        return toml_string(&f->s, field, ret);
 }
 
 /* One key segment: bare or quoted. */
 static int parse_key_seg(File *f, const Path *k, char **ret) {
-        if (*f->p == '"' || *f->p == '\'') {
-                if (f->p[1] == *f->p && f->p[2] == *f->p)
-                        return fail(f, k, "a multi-line string cannot be a key");
-                return parse_string(f, k, ret);
-        }
-        const char *s = f->p;
-        while (isalnum((unsigned char) *f->p) || *f->p == '_' || *f->p == '-')
-                f->p++;
-        if (f->p == s)
-                return fail(f, k, "expected a key");
-        return (*ret = strndup(s, f->p - s)) ? 0 : -ENOMEM;
+        _cleanup_free_ char *field = k && k->n ? path_string(k) : NULL;
+        return toml_key_segment(&f->s, field, ret);
 }
 
 /* A dotted key appended to k. */
 static int parse_key(File *f, Path *k) {
         for (;;) {
                 char *s;
-                skip(f, false);
+                toml_skip(&f->s, false);
                 if (k->n == MAX_PATH_SEGS)
                         return fail(f, k, "key nested too deep");
                 int r = parse_key_seg(f, k, &s);
                 if (r < 0)
                         return r;
                 k->seg[k->n++] = s;
-                skip(f, false);
-                if (*f->p != '.')
+                toml_skip(&f->s, false);
+                if (*f->s.p != '.')
                         return 0;
-                f->p++;
+                f->s.p++;
         }
 }
 
@@ -242,9 +124,9 @@ static int parse_value(File *f, Path *k, unsigned depth) {
 
         if (depth > 16)
                 return fail(f, k, "values nested too deep");
-        if (*f->p == '"' || *f->p == '\'') {
+        if (*f->s.p == '"' || *f->s.p == '\'') {
                 _cleanup_free_ char *s = NULL;
-                unsigned line = f->line;
+                unsigned line = f->s.line;
                 if ((r = parse_string(f, k, &s)) < 0)
                         return r;
                 for (int v = 1; v <= 3; v++)
@@ -258,22 +140,22 @@ static int parse_value(File *f, Path *k, unsigned depth) {
                         return fail(f, k, path_is(k, key_version) ? "expected an integer" : "expected an array of file names");
                 return 0;
         }
-        if ((*f->p == '[' || *f->p == '{') && depth == 0 && (path_is(k, key_version) || is_config_path(k)))
+        if ((*f->s.p == '[' || *f->s.p == '{') && depth == 0 && (path_is(k, key_version) || is_config_path(k)))
                 return fail(f, k, path_is(k, key_version) ? "expected an integer" : "expected a string");
-        if (*f->p == '{' && depth == 0 && path_is(k, key_imports))
+        if (*f->s.p == '{' && depth == 0 && path_is(k, key_imports))
                 return fail(f, k, "expected an array of file names");
-        if (*f->p == '[') {
+        if (*f->s.p == '[') {
                 bool imports = depth == 0 && path_is(k, key_imports);
-                f->p++;
+                f->s.p++;
                 for (;;) {
-                        skip(f, true);
-                        if (*f->p == ']') {
-                                f->p++;
+                        toml_skip(&f->s, true);
+                        if (*f->s.p == ']') {
+                                f->s.p++;
                                 return 0;
                         }
                         if (imports) {
                                 char *s;
-                                if (*f->p != '"' && *f->p != '\'')
+                                if (*f->s.p != '"' && *f->s.p != '\'')
                                         return fail(f, k, "expected an array of file names");
                                 if ((r = parse_string(f, k, &s)) < 0)
                                         return r;
@@ -288,56 +170,56 @@ static int parse_value(File *f, Path *k, unsigned depth) {
                                 t[n + 1] = NULL;
                         } else if ((r = parse_value(f, k, depth + 1)) < 0)
                                 return r;
-                        skip(f, true);
-                        if (*f->p == ',')
-                                f->p++;
-                        else if (*f->p != ']')
+                        toml_skip(&f->s, true);
+                        if (*f->s.p == ',')
+                                f->s.p++;
+                        else if (*f->s.p != ']')
                                 return fail(f, k, "expected ',' or ']' in the array");
                 }
         }
-        if (*f->p == '{') {
+        if (*f->s.p == '{') {
                 /* inline table: its keys continue k */
-                f->p++;
-                skip(f, false);
-                if (*f->p == '}') {
-                        f->p++;
+                f->s.p++;
+                toml_skip(&f->s, false);
+                if (*f->s.p == '}') {
+                        f->s.p++;
                         return 0;
                 }
                 for (;;) {
                         if ((r = parse_key(f, k)) < 0)
                                 return r;
-                        if (*f->p != '=')
+                        if (*f->s.p != '=')
                                 return fail(f, k, "expected '=' after the key");
-                        f->p++;
-                        skip(f, false);
+                        f->s.p++;
+                        toml_skip(&f->s, false);
                         r = parse_value(f, k, depth);
                         path_clear(k, base);
                         if (r < 0)
                                 return r;
-                        skip(f, false);
-                        if (*f->p == '}') {
-                                f->p++;
+                        toml_skip(&f->s, false);
+                        if (*f->s.p == '}') {
+                                f->s.p++;
                                 return 0;
                         }
-                        if (*f->p != ',')
+                        if (*f->s.p != ',')
                                 return fail(f, k, "expected ',' or '}' in the inline table");
-                        f->p++;
+                        f->s.p++;
                 }
         }
         /* a bare scalar: integer, float, boolean, date-time */
-        const char *s = f->p;
-        while (isalnum((unsigned char) *f->p) || strchr("_+-.:", *f->p))
-                f->p++;
+        const char *s = f->s.p;
+        while (isalnum((unsigned char) *f->s.p) || strchr("_+-.:", *f->s.p))
+                f->s.p++;
         /* a date-time may separate date and time by one space */
-        if (f->p - s == 10 && s[4] == '-' && *f->p == ' ' && isdigit((unsigned char) f->p[1]))
-                for (f->p++; isalnum((unsigned char) *f->p) || strchr("_+-.:", *f->p); f->p++)
+        if (f->s.p - s == 10 && s[4] == '-' && *f->s.p == ' ' && isdigit((unsigned char) f->s.p[1]))
+                for (f->s.p++; isalnum((unsigned char) *f->s.p) || strchr("_+-.:", *f->s.p); f->s.p++)
                         ;
-        if (f->p == s)
+        if (f->s.p == s)
                 return fail(f, k, "expected a value");
         if (depth == 0 && path_is(k, key_version)) {
                 char *end;
                 long v = strtol(s, &end, 10);
-                if (end != f->p || v < 0 || v > 3)
+                if (end != f->s.p || v < 0 || v > 3)
                         return fail(f, k, "expected 1, 2 or 3");
                 f->version = v;
         } else if (depth == 0 && (path_is(k, key_imports) || is_config_path(k)))
@@ -347,33 +229,31 @@ static int parse_value(File *f, Path *k, unsigned depth) {
 
 /* The rest of a line after a header or a key's value. */
 static int end_of_line(File *f, const Path *k) {
-        skip(f, false);
-        if (*f->p && *f->p != '\n')
-                return fail(f, k, "unexpected text after the value");
-        return 0;
+        _cleanup_free_ char *field = k && k->n ? path_string(k) : NULL;
+        return toml_end_of_line(&f->s, field);
 }
 
 static int parse_file(File *f, const char *text) {
         Path table = {}, k = {};
         int r = 0;
 
-        f->p = text;
-        f->line = 1;
+        f->s.p = text;
+        f->s.line = 1;
         for (;;) {
-                skip(f, true);
-                if (!*f->p)
+                toml_skip(&f->s, true);
+                if (!*f->s.p)
                         break;
-                if (*f->p == '[') {
-                        bool array = f->p[1] == '[';
-                        f->p += array ? 2 : 1;
+                if (*f->s.p == '[') {
+                        bool array = f->s.p[1] == '[';
+                        f->s.p += array ? 2 : 1;
                         path_clear(&table, 0);
                         if ((r = parse_key(f, &table)) < 0)
                                 break;
-                        if (*f->p != ']' || (array && f->p[1] != ']')) {
+                        if (*f->s.p != ']' || (array && f->s.p[1] != ']')) {
                                 r = fail(f, &table, "expected '%s' to close the table header", array ? "]]" : "]");
                                 break;
                         }
-                        f->p += array ? 2 : 1;
+                        f->s.p += array ? 2 : 1;
                         if ((r = end_of_line(f, &table)) < 0)
                                 break;
                         continue;
@@ -386,12 +266,12 @@ static int parse_file(File *f, const char *text) {
                         }
                 if ((r = parse_key(f, &k)) < 0)
                         break;
-                if (*f->p != '=') {
+                if (*f->s.p != '=') {
                         r = fail(f, &k, "expected '=' after the key");
                         break;
                 }
-                f->p++;
-                skip(f, false);
+                f->s.p++;
+                toml_skip(&f->s, false);
                 if ((r = parse_value(f, &k, 0)) < 0 || (r = end_of_line(f, &k)) < 0)
                         break;
         }
@@ -402,42 +282,28 @@ out:
 }
 
 static void file_done(File *f) {
-        free(f->error);
+        toml_scan_done(&f->s);
         for (size_t i = 0; i < ELEMENTSOF(f->cp); i++)
                 free(f->cp[i]);
         strv_free(f->imports);
 }
 
+/* The file as the runtime sees it: below root_prefix, else (no access to the runtime's root: not root,
+ * no hostPID) the same path in ours. Regular files only, never waited on (a FIFO is refused), no NULs. */
 static int read_text(const char *root_prefix, const char *name, char **ret) {
         _cleanup_free_ char *full = NULL, *b = NULL;
-        _cleanup_fclose_ FILE *fp = NULL;
-        size_t n;
+        size_t n = 0;
+        int r;
 
         if (asprintf(&full, "%s%s", root_prefix ?: "", name) < 0)
                 return -ENOMEM;
-        /* non-blocking open and regular files only: a FIFO or device never stalls the loop */
-        int fd = open(full, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        /* no access to the runtime's root (not root, no hostPID): the same path in ours */
-        if (fd < 0 && root_prefix && (errno == EACCES || errno == EPERM))
-                fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        int e = fstat(fd, &st) < 0 ? -errno : !S_ISREG(st.st_mode) ? -EBADMSG : 0;
-        if (e == 0 && !(fp = fdopen(fd, "re")))
-                e = -errno;
-        if (e < 0) {
-                close(fd);
-                return e;
-        }
-        if (!(b = malloc(MAX_FILE + 1)))
-                return -ENOMEM;
-        n = fread(b, 1, MAX_FILE, fp);
-        if (ferror(fp))
-                return -EIO;
-        if (!feof(fp))
-                return -EFBIG;
-        b[n] = 0;
+        r = read_file_full_step(full, MAX_FILE, READ_FILE_REGULAR, &b, &n, NULL);
+        if (r < 0 && root_prefix && (r == -EACCES || r == -EPERM))
+                r = read_file_full_step(name, MAX_FILE, READ_FILE_REGULAR, &b, &n, NULL);
+        if (r == -EISDIR || r == -EINVAL)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
         if (memchr(b, 0, n))
                 return -EBADMSG;
         *ret = TAKE_PTR(b);
@@ -478,7 +344,7 @@ typedef struct Walk {
 
 static int walk(Walk *w, const char *name, unsigned depth) {
         _cleanup_free_ char *text = NULL;
-        File f = { .name = name };
+        File f = { .s.name = name };
         int r;
 
         for (char **s = w->seen; s && *s; s++)
@@ -500,7 +366,7 @@ static int walk(Walk *w, const char *name, unsigned depth) {
                 return asprintf(&w->error, "%s: %s", name, r == -EBADMSG ? "not a regular text file" : strerror(-r)) < 0 ? -ENOMEM : -EINVAL;
         r = parse_file(&f, text);
         if (r == -EINVAL) {
-                w->error = TAKE_PTR(f.error);
+                w->error = TAKE_PTR(f.s.error);
                 file_done(&f);
                 return r;
         }

@@ -1,10 +1,10 @@
 /* hosts_toml.c: containerd's hosts.toml (docs/hosts.md), read strictly: the subset those files use
  * (strings, booleans, arrays, [host."URL"] tables) and only the fields containerd knows. Anything else
- * is an error naming file, line and field, because a guess would probe a host the runtime does not use. */
+ * is an error naming file, line and field, because a guess would probe a host the runtime does not use.
+ * Strings, keys and comments are read by basic/toml.c, as for containerd's config.toml. */
 #include "probes/registry_trust.h"
 
-#include <ctype.h>
-#include <stdarg.h>
+#include "basic/toml.h"
 
 typedef enum ValueKind { V_STRING, V_BOOL, V_ARRAY } ValueKind;
 
@@ -24,82 +24,12 @@ static void value_done(Value *v) {
         *v = (Value) {};
 }
 
-typedef struct Parser {
-        const char *path, *p;
-        unsigned line;
-        char *error;
-} Parser;
-
-_printf_(3, 4) static int fail(Parser *ps, const char *field, const char *fmt, ...) {
-        _cleanup_free_ char *what = NULL;
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vasprintf(&what, fmt, ap);
-        va_end(ap);
-        if (!ps->error && k >= 0 &&
-            asprintf(&ps->error, "%s:%u: %s%s%s", ps->path, ps->line, field ?: "", field ? ": " : "", what) < 0)
-                ps->error = NULL;
-        return -EINVAL;
-}
-
-/* Blanks and comments; newlines too when multiline (inside an array). */
-static void skip(Parser *ps, bool multiline) {
-        for (;;) {
-                while (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\r')
-                        ps->p++;
-                if (*ps->p == '#')
-                        while (*ps->p && *ps->p != '\n')
-                                ps->p++;
-                if (multiline && *ps->p == '\n') {
-                        ps->p++;
-                        ps->line++;
-                        continue;
-                }
-                return;
-        }
-}
-
-static int parse_string(Parser *ps, const char *field, char **ret) {
-        char q = *ps->p++;
-        size_t cap = 64, n = 0;
-        _cleanup_free_ char *s = malloc(cap);
-        if (!s)
-                return -ENOMEM;
-        for (;; ps->p++) {
-                char c = *ps->p;
-                if (!c || c == '\n')
-                        return fail(ps, field, "unterminated string");
-                if (c == q)
-                        break;
-                if (c == '\\' && q == '"') {
-                        c = *++ps->p;
-                        switch (c) {
-                        case '"': case '\\': break;
-                        case 'n': c = '\n'; break;
-                        case 't': c = '\t'; break;
-                        default: return fail(ps, field, "unsupported escape \\%c", c ? c : '0');
-                        }
-                }
-                if (n + 2 > cap) {
-                        char *t = realloc(s, cap *= 2);
-                        if (!t)
-                                return -ENOMEM;
-                        s = t;
-                }
-                s[n++] = c;
-        }
-        ps->p++;
-        s[n] = 0;
-        *ret = TAKE_PTR(s);
-        return 0;
-}
-
-static int parse_value(Parser *ps, const char *field, Value *v, unsigned depth) {
+static int parse_value(TomlScan *ps, const char *field, Value *v, unsigned depth) {
         int r;
         *v = (Value) {};
         if (*ps->p == '"' || *ps->p == '\'') {
                 v->kind = V_STRING;
-                return parse_string(ps, field, &v->s);
+                return toml_string(ps, field, &v->s);
         }
         if (startswith(ps->p, "true") || startswith(ps->p, "false")) {
                 v->kind = V_BOOL;
@@ -108,13 +38,13 @@ static int parse_value(Parser *ps, const char *field, Value *v, unsigned depth) 
                 return 0;
         }
         if (*ps->p != '[')
-                return fail(ps, field, "expected a string, true/false or an array");
+                return toml_fail(ps, field, "expected a string, true/false or an array");
         if (depth > 2)
-                return fail(ps, field, "arrays nested too deep");
+                return toml_fail(ps, field, "arrays nested too deep");
         v->kind = V_ARRAY;
         ps->p++;
         for (;;) {
-                skip(ps, true);
+                toml_skip(ps, true);
                 if (*ps->p == ']') {
                         ps->p++;
                         return 0;
@@ -127,24 +57,12 @@ static int parse_value(Parser *ps, const char *field, Value *v, unsigned depth) 
                 if (r < 0)
                         return r;
                 v->n++;
-                skip(ps, true);
+                toml_skip(ps, true);
                 if (*ps->p == ',')
                         ps->p++;
                 else if (*ps->p != ']')
-                        return fail(ps, field, "expected ',' or ']' in the array");
+                        return toml_fail(ps, field, "expected ',' or ']' in the array");
         }
-}
-
-/* Bare or quoted key segment. */
-static int parse_key(Parser *ps, char **ret) {
-        if (*ps->p == '"' || *ps->p == '\'')
-                return parse_string(ps, NULL, ret);
-        const char *s = ps->p;
-        while (isalnum((unsigned char) *ps->p) || *ps->p == '_' || *ps->p == '-')
-                ps->p++;
-        if (ps->p == s)
-                return fail(ps, NULL, "expected a key");
-        return (*ret = strndup(s, ps->p - s)) ? 0 : -ENOMEM;
 }
 
 int registry_strv_push(char ***l, const char *s) {
@@ -182,23 +100,23 @@ static void section_done(Section *s) {
         free(s->key);
 }
 
-static int set_field(Parser *ps, const char *dir, Section *s, bool root, const char *key, const Value *v) {
+static int set_field(TomlScan *ps, const char *dir, Section *s, bool root, const char *key, const Value *v) {
         int r;
         if (streq(key, "server") && root) {
                 if (v->kind != V_STRING || !strstr(v->s, "://"))
-                        return fail(ps, key, "expected a URL string like \"https://registry:5000\"");
+                        return toml_fail(ps, key, "expected a URL string like \"https://registry:5000\"");
                 free(s->url);
                 return (s->url = strdup(v->s)) ? 0 : -ENOMEM;
         }
         if (streq(key, "capabilities")) {
                 if (v->kind != V_ARRAY)
-                        return fail(ps, key, "expected an array of \"pull\", \"resolve\", \"push\"");
+                        return toml_fail(ps, key, "expected an array of \"pull\", \"resolve\", \"push\"");
                 s->has_caps = true;
                 s->resolve = s->pull = false;
                 for (size_t i = 0; i < v->n; i++) {
                         const Value *c = &v->items[i];
                         if (c->kind != V_STRING || !(streq(c->s, "pull") || streq(c->s, "resolve") || streq(c->s, "push")))
-                                return fail(ps, key, "expected \"pull\", \"resolve\" or \"push\"");
+                                return toml_fail(ps, key, "expected \"pull\", \"resolve\" or \"push\"");
                         s->pull |= streq(c->s, "pull");
                         s->resolve |= streq(c->s, "resolve");
                 }
@@ -206,19 +124,19 @@ static int set_field(Parser *ps, const char *dir, Section *s, bool root, const c
         }
         if (streq(key, "skip_verify") || streq(key, "override_path")) {
                 if (v->kind != V_BOOL)
-                        return fail(ps, key, "expected true or false");
+                        return toml_fail(ps, key, "expected true or false");
                 *(streq(key, "skip_verify") ? &s->skip_verify : &s->override_path) = v->b;
                 return 0;
         }
         if (streq(key, "ca")) {
                 size_t n = v->kind == V_STRING ? 1 : v->kind == V_ARRAY ? v->n : 0;
                 if (n == 0)
-                        return fail(ps, key, "expected a file name or an array of them");
+                        return toml_fail(ps, key, "expected a file name or an array of them");
                 for (size_t i = 0; i < n; i++) {
                         const Value *e = v->kind == V_STRING ? v : &v->items[i];
                         _cleanup_free_ char *f = NULL;
                         if (e->kind != V_STRING)
-                                return fail(ps, key, "expected a file name or an array of them");
+                                return toml_fail(ps, key, "expected a file name or an array of them");
                         if ((r = file_path(dir, e->s, &f)) < 0 || (r = registry_strv_push(&s->ca, f)) < 0)
                                 return r;
                 }
@@ -231,7 +149,7 @@ static int set_field(Parser *ps, const char *dir, Section *s, bool root, const c
                                    pair->kind == V_ARRAY && pair->n >= 1 && pair->items[0].kind == V_STRING ? pair->items[0].s : NULL;
                 const char *k = pair->kind == V_ARRAY && pair->n == 2 && pair->items[1].kind == V_STRING ? pair->items[1].s : NULL;
                 if (!cert || (pair->kind == V_ARRAY && pair->n > 2))
-                        return fail(ps, key, "expected \"cert\", [\"cert\", \"key\"] or [[\"cert\", \"key\"]]");
+                        return toml_fail(ps, key, "expected \"cert\", [\"cert\", \"key\"] or [[\"cert\", \"key\"]]");
                 free(s->cert);
                 free(s->key);
                 s->cert = s->key = NULL;
@@ -240,8 +158,8 @@ static int set_field(Parser *ps, const char *dir, Section *s, bool root, const c
                 return 0;
         }
         if (streq(key, "dial_timeout")) /* containerd 1.7+: how long to dial, not where */
-                return v->kind == V_STRING ? 0 : fail(ps, key, "expected a duration string");
-        return fail(ps, key, "unknown field (known: %sca, client, skip_verify, override_path, capabilities)",
+                return v->kind == V_STRING ? 0 : toml_fail(ps, key, "expected a duration string");
+        return toml_fail(ps, key, "unknown field (known: %sca, client, skip_verify, override_path, capabilities)",
                     root ? "server, " : "");
 }
 
@@ -282,7 +200,7 @@ static int add_hop(RegistryHosts *h, const Section *s, bool mirror) {
 
 int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const char *default_server,
                      char **ret_error) {
-        Parser ps = { .path = path, .p = text, .line = 1 };
+        TomlScan ps = toml_scan(path, text);
         Section root = {}, *hosts = NULL, *cur = &root;
         size_t n_hosts = 0;
         bool in_header = false;
@@ -290,7 +208,7 @@ int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const
         int r = dir ? 0 : -ENOMEM;
 
         while (r >= 0 && *ps.p) {
-                skip(&ps, false);
+                toml_skip(&ps, false);
                 if (*ps.p == '\n') {
                         ps.p++;
                         ps.line++;
@@ -301,22 +219,22 @@ int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const
                 if (*ps.p == '[') {
                         _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
                         ps.p++;
-                        skip(&ps, false);
-                        if ((r = parse_key(&ps, &a)) < 0)
+                        toml_skip(&ps, false);
+                        if ((r = toml_key_segment(&ps, NULL, &a)) < 0)
                                 break;
-                        if (*ps.p == '.' && (ps.p++, (r = parse_key(&ps, &b)) < 0))
+                        if (*ps.p == '.' && (ps.p++, (r = toml_key_segment(&ps, NULL, &b)) < 0))
                                 break;
-                        if (*ps.p == '.' && (ps.p++, (r = parse_key(&ps, &c)) < 0))
+                        if (*ps.p == '.' && (ps.p++, (r = toml_key_segment(&ps, NULL, &c)) < 0))
                                 break;
-                        skip(&ps, false);
+                        toml_skip(&ps, false);
                         if (*ps.p++ != ']') {
-                                r = fail(&ps, a, "expected ']' closing the table name");
+                                r = toml_fail(&ps, a, "expected ']' closing the table name");
                                 break;
                         }
                         in_header = (streq(a, "header") && !b) || (streq(a, "host") && c && streq(c, "header"));
                         if (streq(a, "host") && b && (!c || in_header)) {
                                 if (!strstr(b, "://")) {
-                                        r = fail(&ps, "host", "table name must be a URL like \"https://mirror:5000\"");
+                                        r = toml_fail(&ps, "host", "table name must be a URL like \"https://mirror:5000\"");
                                         break;
                                 }
                                 if (!c) {
@@ -330,20 +248,20 @@ int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const
                                         *cur = (Section) { .url = TAKE_PTR(b) };
                                 }
                         } else if (!in_header) {
-                                r = fail(&ps, a, "unknown table (known: [host.\"URL\"], [header], [host.\"URL\".header])");
+                                r = toml_fail(&ps, a, "unknown table (known: [host.\"URL\"], [header], [host.\"URL\".header])");
                                 break;
                         }
                 } else {
                         _cleanup_free_ char *key = NULL;
                         Value v = {};
-                        if ((r = parse_key(&ps, &key)) < 0)
+                        if ((r = toml_key_segment(&ps, NULL, &key)) < 0)
                                 break;
-                        skip(&ps, false);
+                        toml_skip(&ps, false);
                         if (*ps.p++ != '=') {
-                                r = fail(&ps, key, "expected '='");
+                                r = toml_fail(&ps, key, "expected '='");
                                 break;
                         }
-                        skip(&ps, false);
+                        toml_skip(&ps, false);
                         r = parse_value(&ps, key, &v, 0);
                         if (r >= 0 && !in_header)
                                 r = set_field(&ps, dir, cur, cur == &root, key, &v);
@@ -351,9 +269,7 @@ int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const
                         if (r < 0)
                                 break;
                 }
-                skip(&ps, false);
-                if (*ps.p && *ps.p != '\n')
-                        r = fail(&ps, NULL, "unexpected text after the value");
+                r = toml_end_of_line(&ps, NULL);
         }
         /* hosts in file order (containerd keeps it), then the server, which can do everything */
         for (size_t i = 0; r >= 0 && i < n_hosts; i++)
@@ -371,6 +287,6 @@ int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const
         free(hosts);
         if (r == -EINVAL && ret_error)
                 *ret_error = TAKE_PTR(ps.error);
-        free(ps.error);
+        toml_scan_done(&ps);
         return r;
 }

@@ -68,6 +68,9 @@ static void test_hosts_toml(void **state) {
                 { "server = \"https://a\n", "hosts.toml:1: server: unterminated string" },
                 { "\n\nca = { file = \"x\" }\n", "hosts.toml:3: ca: expected a string" },
                 { "server = \"https://a\" extra\n", "hosts.toml:1: unexpected text" },
+                /* strings and keys through basic/toml.c, as in containerd's config.toml */
+                { "\n[host.\"https://m\"]\n  ca = \"/etc/\\q.pem\"\n", "hosts.toml:3: ca: unsupported escape \\q" },
+                { "server = \"\"\"https://a\n", "hosts.toml:2: server: unterminated string" },
         };
         for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
                 _cleanup_free_ char *e = NULL;

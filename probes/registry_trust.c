@@ -110,12 +110,13 @@ int runtime_registry_parse_cri_config(RuntimeRegistry *rt, const char *text) {
 }
 
 int runtime_registry_read_containerd_config(RuntimeRegistry *rt, const char *root_prefix, const char *path) {
-        _cleanup_free_ char *cp = NULL, *from = NULL, *error = NULL;
+        _cleanup_free_ char *cp = NULL, *from = NULL;
+        _cleanup_(error_detail_done) ErrorDetail error = {};
         int r = containerd_config_registry_path(root_prefix, path, &cp, &from, &error);
 
         if (r == -EINVAL) {
                 free(rt->error);
-                rt->error = TAKE_PTR(error);
+                rt->error = error.message ? error_detail_format(&error) : NULL;
                 return r;
         }
         if (r < 0)
@@ -315,7 +316,8 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
         const char *names[] = { domain, "_default" };
         for (size_t k = 0; k < ELEMENTSOF(names); k++)
                 for (char *save = NULL, *root = strtok_r(paths, ":", &save); root; root = strtok_r(NULL, ":", &save)) {
-                        _cleanup_free_ char *dir = NULL, *file = NULL, *text = NULL, *error = NULL;
+                        _cleanup_free_ char *dir = NULL, *file = NULL, *text = NULL;
+                        _cleanup_(error_detail_done) ErrorDetail error = {};
                         struct stat st;
                         if (asprintf(&dir, "%s/%s", root, names[k]) < 0 || asprintf(&file, "%s/hosts.toml", dir) < 0)
                                 return -ENOMEM;
@@ -347,7 +349,7 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
                                 return -ENOMEM;
                         r = hosts_toml_parse(file, text, h, server, &error);
                         if (r == -EINVAL) {
-                                h->error = TAKE_PTR(error);
+                                h->error = error.message ? error_detail_format(&error) : NULL;
                                 for (size_t i = 0; i < h->n_hops; i++) {
                                         free(h->hops[i].root);
                                         free(h->hops[i].host);

@@ -20,7 +20,7 @@ typedef struct ErrorDetail {
         char *source;             /* where: a file path, or the request "GET https://h/v2/r/manifests/t"
                                    * (query cut, never credentials); NULL when none */
         unsigned line, column;    /* 1-based position in source; 0 when unknown */
-        char *field;              /* key or field: "watchdog.hang_quiet", "[host].capabilities"; NULL when none */
+        char *field;              /* key or field: "watchdog.hang_quiet", "capabilities"; NULL when none */
         int http_status;          /* 0 when no HTTP answer came */
         char *code;               /* a server's error code: MANIFEST_UNKNOWN, UNAUTHORIZED, ...; NULL when none */
         char *message;            /* what went wrong, in words; NULL only when code or status say it */

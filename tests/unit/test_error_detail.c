@@ -25,8 +25,8 @@ static void test_file_parts(void **state) {
         e.field = NULL;
         check(&e, "/etc/pullwatch/pullwatch.yaml:3:15: expected a duration");
         e.column = 0; /* hosts.toml knows lines only */
-        e.field = (char *) "[host].capabilities";
-        check(&e, "/etc/pullwatch/pullwatch.yaml:3: [host].capabilities: expected a duration");
+        e.field = (char *) "capabilities";
+        check(&e, "/etc/pullwatch/pullwatch.yaml:3: capabilities: expected a duration");
         e.line = 0;
         e.field = NULL;
         check(&e, "/etc/pullwatch/pullwatch.yaml: expected a duration");

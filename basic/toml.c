@@ -5,10 +5,8 @@
 #include <stdio.h>
 
 int toml_failv(TomlScan *t, const char *field, const char *fmt, va_list ap) {
-        _cleanup_free_ char *what = NULL;
-        if (!t->error && vasprintf(&what, fmt, ap) >= 0 &&
-            asprintf(&t->error, "%s:%u: %s%s%s", t->name, t->line, field ?: "", field ? ": " : "", what) < 0)
-                t->error = NULL;
+        if (!t->error.message)
+                (void) error_detail_setv(&t->error, EINVAL, t->name, t->line, 0, field, fmt, ap);
         return -EINVAL;
 }
 

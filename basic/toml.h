@@ -1,27 +1,27 @@
 /* toml.h: the lexical layer of TOML that pullwatch's two TOML readers share (containerd's config.toml:
  * probes/containerd_config.c; hosts.toml: probes/hosts_toml.c): blanks and comments, every string
- * form, key segments, the end of a line, and the error text "FILE:LINE: FIELD: what" with the line
- * the scan has reached. Which tables, keys and values mean something, and the grammar above strings
+ * form, key segments, the end of a line, and the error (an ErrorDetail naming file, line and field,
+ * "FILE:LINE: FIELD: what") with the line the scan has reached. Which tables, keys and values mean something, and the grammar above strings
  * and keys, belong to each reader. No I/O, no logging. */
 #pragma once
 
 #include <stdarg.h>
 
+#include "basic/error_detail.h"
 #include "basic/macro.h"
 
 typedef struct TomlScan {
         const char *name;         /* the file, as errors name it */
         const char *p;            /* where the scan is */
         unsigned line;            /* p's line, from 1 */
-        char *error;              /* the first error: "NAME:LINE: FIELD: what" (FIELD left out when none) */
+        ErrorDetail error;        /* the first error: source NAME, line, field (NULL when none), message */
 } TomlScan;
 
 static inline TomlScan toml_scan(const char *name, const char *text) {
         return (TomlScan) { .name = name, .p = text, .line = 1 };
 }
 static inline void toml_scan_done(TomlScan *t) {
-        free(t->error);
-        t->error = NULL;
+        error_detail_done(&t->error);
 }
 
 /* Record an error at the current line (the first one only; field may be NULL). Returns -EINVAL. */

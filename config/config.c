@@ -67,7 +67,7 @@ typedef struct Loader {
         const char *file;
         yaml_document_t *doc;
         Config *config;
-        ConfigError *err;
+        ErrorDetail *err;
         const yaml_node_t **where; /* per option: its value node when the file sets it */
 } Loader;
 
@@ -265,7 +265,7 @@ static int check_relations(Loader *l) {
         return check_order(l, config_option_find("retry.backoff"), config_option_find("retry.backoff_max"));
 }
 
-int config_parse(const char *name, const char *text, size_t size, Config **ret, ConfigError *err) {
+int config_parse(const char *name, const char *text, size_t size, Config **ret, ErrorDetail *err) {
         _cleanup_(yaml_document_deletep) yaml_document_t doc = {};
         _cleanup_free_ const yaml_node_t **where = NULL;
         _cleanup_config_ Config *c = NULL;
@@ -303,7 +303,7 @@ int config_parse(const char *name, const char *text, size_t size, Config **ret, 
         return 0;
 }
 
-int config_load(const char *path, bool missing_ok, Config **ret, ConfigError *err) {
+int config_load(const char *path, bool missing_ok, Config **ret, ErrorDetail *err) {
         _cleanup_config_ Config *c = NULL;
         _cleanup_free_ char *text = NULL;
         size_t size;

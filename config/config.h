@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdio.h>
+#include "basic/error_detail.h"
 #include "basic/macro.h"
 #include "basic/units.h"
 
@@ -79,28 +80,19 @@ typedef struct Config {
         RegistryConfig registry;
 } Config;
 
-/* Error detail for a bad file: where and which key, for "file:line:column: key: message". */
-typedef struct ConfigError {
-        char *file;
-        unsigned line, column;    /* 1-based; 0 when unknown (e.g. unreadable file) */
-        char *key;                /* dotted path, e.g. "watchdog.hang_quiet"; NULL when none */
-        char *message;
-} ConfigError;
-
-/* config_yaml.c owns these. */
-void config_error_done(ConfigError *e);
-/* "file:line:column: key: message" (parts that are unknown are left out). Caller frees. */
-char *config_error_format(const ConfigError *e);
+/* Bad input comes back as an ErrorDetail (basic/error_detail.h): source is the file, line and
+ * column (1-based; 0 when unknown, e.g. an unreadable file) where, field the dotted key
+ * ("watchdog.hang_quiet"; NULL when none); error_detail_format() gives "file:line:column: key: message". */
 
 /* Built-in defaults. Returns 0 or -ENOMEM. */
 int config_new_default(Config **ret);
 
 /* Load path over the defaults. A missing file is not an error when missing_ok (returns defaults,
  * path unset). Bad input: -EINVAL (or -errno for I/O) with *err filled; nothing leaks. */
-int config_load(const char *path, bool missing_ok, Config **ret, ConfigError *err);
+int config_load(const char *path, bool missing_ok, Config **ret, ErrorDetail *err);
 
 /* The same from memory; name is used in errors only (c->path stays NULL). */
-int config_parse(const char *name, const char *text, size_t size, Config **ret, ConfigError *err);
+int config_parse(const char *name, const char *text, size_t size, Config **ret, ErrorDetail *err);
 
 /* Same settings (path is not compared): lets a reload tell whether anything changed. */
 bool config_equal(const Config *a, const Config *b);

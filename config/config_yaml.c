@@ -1,4 +1,4 @@
-/* config_yaml.c: the error type (ConfigError: set, format, done), file reading, one-document YAML
+/* config_yaml.c: filling an ErrorDetail from a YAML mark, file reading, one-document YAML
  * parsing, error positions and small validators shared by the config and preheat list loaders. */
 #include <fcntl.h>
 #include <limits.h>
@@ -8,74 +8,19 @@
 #include "basic/read_file.h"
 #include "config/config_yaml.h"
 
-void config_error_done(ConfigError *e) {
-        if (!e)
-                return;
-        free(e->file);
-        free(e->key);
-        free(e->message);
-        *e = (ConfigError) {};
-}
-
-char *config_error_format(const ConfigError *e) {
-        char *s = NULL;
-        size_t n = 0;
-        FILE *f;
-
-        if (!e)
-                return NULL;
-        f = open_memstream(&s, &n);
-        if (!f)
-                return NULL;
-        if (e->file)
-                fputs(e->file, f);
-        if (e->line > 0)
-                fprintf(f, e->file ? ":%u:%u" : "%u:%u", e->line, e->column);
-        if (e->file || e->line > 0)
-                fputs(": ", f);
-        if (e->key)
-                fprintf(f, "%s: ", e->key);
-        fputs(e->message ?: "unknown error", f);
-        if (fclose(f) != 0) {
-                free(s);
-                return NULL;
-        }
-        return s;
-}
-
-int config_error_set(ConfigError *e, int error, const char *file, const yaml_mark_t *mark, const char *key,
+int config_error_set(ErrorDetail *e, int error, const char *file, const yaml_mark_t *mark, const char *key,
                      const char *fmt, ...) {
         va_list ap;
         int r;
 
-        error = -abs(error);
-        if (!e)
-                return error;
-
-        config_error_done(e);
-
         va_start(ap, fmt);
-        r = vasprintf(&e->message, fmt, ap);
+        r = error_detail_setv(e, error, file, mark ? (unsigned) mark->line + 1 : 0,
+                              mark ? (unsigned) mark->column + 1 : 0, key, fmt, ap);
         va_end(ap);
-        if (r < 0) {
-                e->message = NULL;
-                return -ENOMEM;
-        }
-        if (file && !(e->file = strdup(file)))
-                goto oom;
-        if (key && !(e->key = strdup(key)))
-                goto oom;
-        if (mark) {
-                e->line = (unsigned) mark->line + 1;
-                e->column = (unsigned) mark->column + 1;
-        }
-        return error;
-oom:
-        config_error_done(e);
-        return -ENOMEM;
+        return r;
 }
 
-int config_file_read(const char *path, bool missing_ok, char **ret_text, size_t *ret_size, ConfigError *err) {
+int config_file_read(const char *path, bool missing_ok, char **ret_text, size_t *ret_size, ErrorDetail *err) {
         const char *step = NULL;
         char ebuf[128];
         int r;
@@ -112,7 +57,7 @@ static yaml_mark_t mark_from_offset(const char *text, size_t size, size_t offset
         return m;
 }
 
-static int parser_error(yaml_parser_t *p, const char *file, const char *text, size_t size, ConfigError *err) {
+static int parser_error(yaml_parser_t *p, const char *file, const char *text, size_t size, ErrorDetail *err) {
         const char *problem = p->problem ?: "malformed input";
 
         switch (p->error) {
@@ -139,7 +84,7 @@ static void yaml_parser_deletep(yaml_parser_t *p) {
         yaml_parser_delete(p);
 }
 
-int config_yaml_parse(const char *file, const char *text, size_t size, yaml_document_t *ret, ConfigError *err) {
+int config_yaml_parse(const char *file, const char *text, size_t size, yaml_document_t *ret, ErrorDetail *err) {
         _cleanup_(yaml_parser_deletep) yaml_parser_t parser = {};
         _cleanup_(yaml_document_deletep) yaml_document_t doc = {};
         _cleanup_(yaml_document_deletep) yaml_document_t extra = {};
@@ -162,7 +107,7 @@ int config_yaml_parse(const char *file, const char *text, size_t size, yaml_docu
 }
 
 int config_yaml_expected(const char *file, const yaml_node_t *n, const char *key, const char *expected,
-                         ConfigError *err) {
+                         ErrorDetail *err) {
         _cleanup_free_ char *what = config_yaml_describe(n);
 
         if (!what)
@@ -171,7 +116,7 @@ int config_yaml_expected(const char *file, const yaml_node_t *n, const char *key
 }
 
 int config_yaml_scalar(const char *file, const yaml_node_t *n, const char *key, const char *expected,
-                       const char **ret, ConfigError *err) {
+                       const char **ret, ErrorDetail *err) {
         if (n->type != YAML_SCALAR_NODE || config_yaml_is_null(n))
                 return config_yaml_expected(file, n, key, expected, err);
         if (strlen((const char *) n->data.scalar.value) != n->data.scalar.length)
@@ -218,7 +163,7 @@ char *config_key_join(const char *prefix, const char *key) {
 }
 
 int config_yaml_check_keys(yaml_document_t *doc, yaml_node_t *map, const char *file, const char *prefix,
-                           ConfigError *err) {
+                           ErrorDetail *err) {
         yaml_node_pair_t *start = map->data.mapping.pairs.start, *top = map->data.mapping.pairs.top;
 
         for (yaml_node_pair_t *i = start; i < top; i++) {

@@ -1,5 +1,5 @@
 /* config_yaml.h: the plumbing shared by the pullwatch.yaml and preheat list loaders: reading a file,
- * parsing one YAML document, filling ConfigError from marks, key checks and value validators.
+ * parsing one YAML document, filling an ErrorDetail from marks, key checks and value validators.
  * Owns no settings and knows no schema; it never logs. */
 #pragma once
 
@@ -11,15 +11,15 @@
 
 /* Fill e (when not NULL) and return -abs(error), or -ENOMEM when the message cannot be built.
  * mark is libyaml's 0-based position (NULL = unknown); key may be NULL. */
-int config_error_set(ConfigError *e, int error, const char *file, const yaml_mark_t *mark, const char *key,
+int config_error_set(ErrorDetail *e, int error, const char *file, const yaml_mark_t *mark, const char *key,
                      const char *fmt, ...) _printf_(6, 7);
 
 /* Whole file into memory (NUL-terminated). A missing file with missing_ok gives 0 and *ret_text NULL. */
-int config_file_read(const char *path, bool missing_ok, char **ret_text, size_t *ret_size, ConfigError *err);
+int config_file_read(const char *path, bool missing_ok, char **ret_text, size_t *ret_size, ErrorDetail *err);
 
 /* Exactly one YAML document; syntax errors come back as -EINVAL with line and column. The document
  * must be released with yaml_document_delete() after success; on failure nothing is held. */
-int config_yaml_parse(const char *file, const char *text, size_t size, yaml_document_t *ret, ConfigError *err);
+int config_yaml_parse(const char *file, const char *text, size_t size, yaml_document_t *ret, ErrorDetail *err);
 
 static inline void yaml_document_deletep(yaml_document_t *d) {
         if (d->nodes.start)
@@ -28,10 +28,10 @@ static inline void yaml_document_deletep(yaml_document_t *d) {
 
 /* Both loaders' value errors: "expected EXPECTED, got <what n is>" at n, -EINVAL (or -ENOMEM). */
 int config_yaml_expected(const char *file, const yaml_node_t *n, const char *key, const char *expected,
-                         ConfigError *err);
+                         ErrorDetail *err);
 /* A scalar usable as a C string (neither null nor holding a NUL), or that error at the node. */
 int config_yaml_scalar(const char *file, const yaml_node_t *n, const char *key, const char *expected,
-                       const char **ret, ConfigError *err);
+                       const char **ret, ErrorDetail *err);
 
 /* Plain "", "~", "null", "Null", "NULL". */
 bool config_yaml_is_null(const yaml_node_t *n);
@@ -39,7 +39,7 @@ bool config_yaml_is_null(const yaml_node_t *n);
 char *config_yaml_describe(const yaml_node_t *n);
 /* Every key of the mapping is a scalar, and none appears twice. */
 int config_yaml_check_keys(yaml_document_t *doc, yaml_node_t *map, const char *file, const char *prefix,
-                           ConfigError *err);
+                           ErrorDetail *err);
 /* "prefix.key", or "key" when prefix is NULL. Caller frees. */
 char *config_key_join(const char *prefix, const char *key);
 

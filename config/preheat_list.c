@@ -46,7 +46,7 @@ PreheatList *preheat_list_free(PreheatList *l) {
 typedef struct Loader {
         const char *file;
         yaml_document_t *doc;
-        ConfigError *err;
+        ErrorDetail *err;
         const yaml_node_t **image_nodes; /* per item, for duplicate messages */
 } Loader;
 
@@ -212,7 +212,7 @@ static int check_duplicate(Loader *l, const PreheatList *list, size_t i, const c
         return 0;
 }
 
-int preheat_list_parse(const char *name, const char *text, size_t size, PreheatList **ret, ConfigError *err) {
+int preheat_list_parse(const char *name, const char *text, size_t size, PreheatList **ret, ErrorDetail *err) {
         _cleanup_(yaml_document_deletep) yaml_document_t doc = {};
         _cleanup_free_ const yaml_node_t **image_nodes = NULL;
         _cleanup_preheat_list_ PreheatList *list = NULL;
@@ -273,7 +273,7 @@ int preheat_list_parse(const char *name, const char *text, size_t size, PreheatL
         return 0;
 }
 
-int preheat_list_load(const char *path, bool missing_ok, PreheatList **ret, ConfigError *err) {
+int preheat_list_load(const char *path, bool missing_ok, PreheatList **ret, ErrorDetail *err) {
         _cleanup_free_ char *text = NULL;
         size_t size;
         int r;

@@ -35,8 +35,8 @@ typedef struct PreheatList {
 /* Load a list: a YAML sequence whose items are an image reference or a mapping with image (required),
  * runtime, platform, namespace, priority and recheck. An empty file is an empty list; a missing one
  * too when missing_ok. Errors as config_load(), keys like "[3].priority" (0-based item index). */
-int preheat_list_load(const char *path, bool missing_ok, PreheatList **ret, ConfigError *err);
-int preheat_list_parse(const char *name, const char *text, size_t size, PreheatList **ret, ConfigError *err);
+int preheat_list_load(const char *path, bool missing_ok, PreheatList **ret, ErrorDetail *err);
+int preheat_list_parse(const char *name, const char *text, size_t size, PreheatList **ret, ErrorDetail *err);
 
 PreheatList *preheat_list_free(PreheatList *l);
 static inline void preheat_list_freep(PreheatList **l) { preheat_list_free(*l); }

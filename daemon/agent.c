@@ -36,7 +36,7 @@ static void reload_list(Agent *a) {
         _cleanup_preheat_list_ PreheatList *l = NULL;
         _cleanup_free_ char *text = NULL, *msg = NULL;
         const char *path = config(a)->preheat.list;
-        ConfigError err = {};
+        ErrorDetail err = {};
         size_t size = 0;
         int r;
 
@@ -46,7 +46,7 @@ static void reload_list(Agent *a) {
                 if (!text)
                         return;
         } else if (r < 0) {
-                err = (ConfigError) { .file = strdup(path), .message = strdup(strerror(-r)) };
+                (void) error_detail_set(&err, r, path, 0, 0, NULL, "%s", strerror(-r));
                 goto invalid;
         }
         if (a->list_loaded && !a->list_error && streq_ptr(a->list_text, text))
@@ -71,8 +71,8 @@ static void reload_list(Agent *a) {
         return;
 
 invalid:
-        msg = config_error_format(&err);
-        config_error_done(&err);
+        msg = error_detail_format(&err);
+        error_detail_done(&err);
         if (!msg)
                 return;
         if (!streq_ptr(a->list_error, msg)) {
@@ -100,14 +100,14 @@ static int watch_list(Agent *a) {
 
 static int load_config(Agent *a, SharedConfig **ret) {
         _cleanup_config_ Config *c = NULL;
-        ConfigError err = {};
+        ErrorDetail err = {};
         int r;
 
         r = config_load(a->config_path, a->config_missing_ok, &c, &err);
         if (r < 0) {
-                _cleanup_free_ char *msg = config_error_format(&err);
+                _cleanup_free_ char *msg = error_detail_format(&err);
                 log_line(LOG_ERR, "%s", msg ? msg : strerror(-r));
-                config_error_done(&err);
+                error_detail_done(&err);
                 return -EINVAL;
         }
         r = shared_config_new(c, ret);

@@ -53,7 +53,7 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
         (void) sd_event_source_set_enabled(a->pull_reap, SD_EVENT_ONESHOT);
 }
 
-static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req, char **ret_error) {
+static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req, ErrorDetail *ret_error) {
         Agent *a = userdata;
         _cleanup_reference_ ImageRef *ref = NULL;
         const RuntimeDriver *driver = NULL;
@@ -64,10 +64,9 @@ static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req
         int r;
 
         if (a->stopping)
-                return asprintf(ret_error, "pullwatch is stopping") < 0 ? -ENOMEM : -ESHUTDOWN;
+                return error_detail_setf(ret_error, ESHUTDOWN, "pullwatch is stopping");
         if (reference_parse_reason(req->image, &ref, &why) < 0)
-                return asprintf(ret_error, "invalid image reference \"%s\": %s", req->image, why ? why : "-") < 0 ? -ENOMEM
-                                                                                                                 : -EINVAL;
+                return error_detail_setf(ret_error, EINVAL, "invalid image reference \"%s\": %s", req->image, why ? why : "-");
         r = agent_pick_driver(a, req->runtime, &driver, ret_error);
         if (r < 0)
                 return r;
@@ -97,7 +96,7 @@ static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req
                 cp->conn = NULL;
                 cp->done = true;
                 (void) sd_event_source_set_enabled(a->pull_reap, SD_EVENT_ONESHOT);
-                return asprintf(ret_error, "cannot start the pull: %s", strerror(-r)) < 0 ? -ENOMEM : r;
+                return error_detail_setf(ret_error, r, "cannot start the pull: %s", strerror(-r));
         }
         return 0;
 }

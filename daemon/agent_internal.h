@@ -85,7 +85,7 @@ void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
 
 /* agent_runtime.c */
 /* The driver for a runtime name ("auto", "docker", "containerd", NULL = the config's). */
-int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error);
+int agent_pick_driver(struct Agent *a, const char *runtime, const RuntimeDriver **ret, ErrorDetail *ret_error);
 /* PreheatHooks.runtime_trouble: the runtime did not answer a presence check; ask it now. */
 void agent_runtime_trouble(void *userdata, RuntimeKind k);
 /* The timer of each RuntimeMonitor. */

@@ -21,20 +21,18 @@ void agent_runtime_trouble(void *userdata, RuntimeKind k) {
         arm_ping(a, k, 0);
 }
 
-int agent_pick_driver(Agent *a, const char *runtime, const RuntimeDriver **ret, char **ret_error) {
+int agent_pick_driver(Agent *a, const char *runtime, const RuntimeDriver **ret, ErrorDetail *ret_error) {
         RuntimeKind k = runtime ? runtime_kind_from_string(runtime) : config(a)->runtime;
 
         if (k < 0)
-                return asprintf(ret_error, "unknown runtime \"%s\"", runtime) < 0 ? -ENOMEM : -EINVAL;
+                return error_detail_setf(ret_error, EINVAL, "unknown runtime \"%s\"", runtime);
         if (k == RUNTIME_AUTO)
                 k = a->auto_runtime != RUNTIME_AUTO ? a->auto_runtime : RUNTIME_DOCKER;
         if (!a->drivers[k])
-                return asprintf(ret_error, "this pullwatch cannot drive %s", runtime_kind_to_string(k)) < 0 ? -ENOMEM
-                                                                                                             : -EOPNOTSUPP;
+                return error_detail_setf(ret_error, EOPNOTSUPP, "this pullwatch cannot drive %s", runtime_kind_to_string(k));
         if (a->runtimes[k].known && !a->runtimes[k].up)
-                return asprintf(ret_error, "%s", a->runtimes[k].error ? a->runtimes[k].error : "runtime unreachable") < 0
-                               ? -ENOMEM
-                               : -EHOSTDOWN;
+                return error_detail_setf(ret_error, EHOSTDOWN, "%s",
+                                         a->runtimes[k].error ? a->runtimes[k].error : "runtime unreachable");
         *ret = a->drivers[k];
         return 0;
 }

@@ -6,12 +6,12 @@
 #include "daemon/cli.h"
 
 int cli_load_config(const char *path, Config **ret) {
-        ConfigError err = {};
+        ErrorDetail err = {};
         int r = config_load(path ? path : PULLWATCH_DEFAULT_CONFIG, path == NULL, ret, &err);
         if (r < 0) {
-                _cleanup_free_ char *msg = config_error_format(&err);
+                _cleanup_free_ char *msg = error_detail_format(&err);
                 fprintf_line(stderr, "pullwatch: %s", msg ? msg : strerror(-r));
-                config_error_done(&err);
+                error_detail_done(&err);
                 return EXIT_USAGE;
         }
         return 0;

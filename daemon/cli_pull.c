@@ -59,7 +59,7 @@ static int pull_usage(void) {
         return EXIT_USAGE;
 }
 
-static const RuntimeDriver *pick_driver(Config *config, char **ret_error) {
+static const RuntimeDriver *pick_driver(Config *config) {
         if (config->runtime == RUNTIME_DOCKER)
                 return &docker_driver;
         if (config->runtime == RUNTIME_CONTAINERD)
@@ -87,7 +87,7 @@ int cli_pull(int argc, char **argv) {
         _cleanup_(curl_glue_freep) CurlGlue *glue = NULL;
         _cleanup_(shared_config_unrefp) SharedConfig *shared = NULL;
         _cleanup_(watched_pull_freep) WatchedPull *pull = NULL;
-        _cleanup_free_ char *error = NULL;
+        _cleanup_(error_detail_done) ErrorDetail error = {};
         const char *config_path = NULL, *runtime = NULL, *dsock = NULL, *csock = NULL, *ns = NULL, *platform = NULL;
         PullCli cli = { .exit_code = EXIT_PULL_FAILED };
         const RuntimeDriver *driver;
@@ -144,9 +144,9 @@ int cli_pull(int argc, char **argv) {
                         return r;
         }
 
-        driver = pick_driver(config, &error);
+        driver = pick_driver(config);
         if (driver->ping && driver->ping(config, &error) < 0) {
-                fprintf_line(stderr, "pullwatch: %s", error ? error : "runtime unreachable");
+                fprintf_line(stderr, "pullwatch: %s", error.message ? error.message : "runtime unreachable");
                 return EXIT_PULL_FAILED;
         }
 

@@ -145,7 +145,7 @@ int cli_watch(int argc, char **argv) {
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
         _cleanup_(curl_glue_freep) CurlGlue *glue = NULL;
         _cleanup_(containerd_watch_freep) ContainerdWatch *cw = NULL;
-        _cleanup_free_ char *error = NULL;
+        _cleanup_(error_detail_done) ErrorDetail error = {};
         const char *path = NULL, *runtime = NULL, *csock = NULL, *ns = NULL;
         Watch w = {};
         int c, r;
@@ -178,7 +178,7 @@ int cli_watch(int argc, char **argv) {
                 return EXIT_USAGE;
         }
         if (containerd_driver.ping(config, &error) < 0) {
-                fprintf_line(stderr, "pullwatch: %s", error ? error : "containerd unreachable");
+                fprintf_line(stderr, "pullwatch: %s", error.message ? error.message : "containerd unreachable");
                 return EXIT_PULL_FAILED;
         }
 

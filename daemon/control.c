@@ -52,68 +52,55 @@ json_t *control_error_json(const char *code, const char *message) {
         return json_pack("{s:s, s:s}", "error", message ? message : "error", "code", code ? code : "error");
 }
 
-static int opt_string(json_t *o, const char *key, char **ret, const char **ret_error, const char *why) {
+static int opt_string(json_t *o, const char *key, char **ret, ErrorDetail *ret_error, const char *why) {
         json_t *v = json_object_get(o, key);
         *ret = NULL;
         if (!v || json_is_null(v))
                 return 0;
         if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 1024 ||
             strlen(json_string_value(v)) != json_string_length(v)) {
-                *ret_error = why;
-                return -EINVAL;
+                return error_detail_setf(ret_error, EINVAL, "%s", why);
         }
         *ret = strdup(json_string_value(v));
         return *ret ? 0 : -ENOMEM;
 }
 
-int control_request_parse(const char *line, size_t size, ControlRequest *ret, const char **ret_error) {
+int control_request_parse(const char *line, size_t size, ControlRequest *ret, ErrorDetail *ret_error) {
         _cleanup_(json_decrefp) json_t *o = NULL;
         ControlRequest req = { .cmd = _CONTROL_COMMAND_INVALID };
-        const char *cmd, *err = NULL;
+        const char *cmd;
         int r;
 
-        *ret_error = NULL;
-        if (size >= CONTROL_REQUEST_MAX) {
-                *ret_error = "request too long";
-                return -EMSGSIZE;
-        }
+        if (size >= CONTROL_REQUEST_MAX)
+                return error_detail_setf(ret_error, -EMSGSIZE, "request too long");
         o = json_loadb(line, size, JSON_REJECT_DUPLICATES, NULL);
-        if (!o || !json_is_object(o)) {
-                *ret_error = "request is not a JSON object";
-                return -EBADMSG;
-        }
+        if (!o || !json_is_object(o))
+                return error_detail_setf(ret_error, -EBADMSG, "request is not a JSON object");
         cmd = json_string_value(json_object_get(o, "cmd"));
-        if (!cmd) {
-                *ret_error = "request has no \"cmd\" string";
-                return -EINVAL;
-        }
+        if (!cmd)
+                return error_detail_setf(ret_error, -EINVAL, "request has no \"cmd\" string");
         if (streq(cmd, "status"))
                 req.cmd = CONTROL_STATUS;
         else if (streq(cmd, "pull"))
                 req.cmd = CONTROL_PULL;
-        else {
-                *ret_error = "unknown cmd (known: status, pull)";
-                return -EOPNOTSUPP;
-        }
+        else
+                return error_detail_setf(ret_error, -EOPNOTSUPP, "unknown cmd (known: status, pull)");
         if (req.cmd == CONTROL_PULL) {
-                if ((r = opt_string(o, "image", &req.image, &err, "\"image\" must be a non-empty string")) < 0 ||
-                    (r = opt_string(o, "runtime", &req.runtime, &err, "\"runtime\" must be a string")) < 0 ||
-                    (r = opt_string(o, "platform", &req.platform, &err, "\"platform\" must be a string")) < 0 ||
-                    (r = opt_string(o, "namespace", &req.namespace, &err, "\"namespace\" must be a string")) < 0) {
+                if ((r = opt_string(o, "image", &req.image, ret_error, "\"image\" must be a non-empty string")) < 0 ||
+                    (r = opt_string(o, "runtime", &req.runtime, ret_error, "\"runtime\" must be a string")) < 0 ||
+                    (r = opt_string(o, "platform", &req.platform, ret_error, "\"platform\" must be a string")) < 0 ||
+                    (r = opt_string(o, "namespace", &req.namespace, ret_error, "\"namespace\" must be a string")) < 0) {
                         control_request_done(&req);
-                        *ret_error = err;
                         return r;
                 }
                 if (!req.image) {
                         control_request_done(&req);
-                        *ret_error = "pull needs \"image\"";
-                        return -EINVAL;
+                        return error_detail_setf(ret_error, -EINVAL, "pull needs \"image\"");
                 }
                 if (req.runtime && !streq(req.runtime, "auto") && !streq(req.runtime, "docker") &&
                     !streq(req.runtime, "containerd")) {
                         control_request_done(&req);
-                        *ret_error = "\"runtime\" must be auto, docker or containerd";
-                        return -EINVAL;
+                        return error_detail_setf(ret_error, -EINVAL, "\"runtime\" must be auto, docker or containerd");
                 }
         }
         *ret = req;
@@ -220,14 +207,14 @@ static void reply_and_finish(ControlConn *c, json_t *o) {
 static void handle_line(ControlConn *c, const char *line, size_t n) {
         ControlServer *s = c->server;
         ControlRequest req;
-        const char *why = NULL;
+        _cleanup_(error_detail_done) ErrorDetail why = {};
         int r;
 
         c->got_request = true;
         r = control_request_parse(line, n, &req, &why);
         if (r < 0) {
                 reply_and_finish(c, control_error_json(r == -EOPNOTSUPP ? "unknown-command" : "bad-request",
-                                                       why ? why : strerror(-r)));
+                                                       why.message ? why.message : strerror(-r)));
                 return;
         }
         if (req.cmd == CONTROL_STATUS) {
@@ -235,12 +222,14 @@ static void handle_line(ControlConn *c, const char *line, size_t n) {
                 r = s->handlers.status ? s->handlers.status(s->userdata, &o) : -EOPNOTSUPP;
                 reply_and_finish(c, r < 0 ? control_error_json("internal", strerror(-r)) : o);
         } else {
-                _cleanup_free_ char *err = NULL;
+                _cleanup_(error_detail_done) ErrorDetail err = {};
+                _cleanup_free_ char *text = NULL;
                 c->busy = true;
                 r = s->handlers.pull ? s->handlers.pull(s->userdata, c, &req, &err) : -EOPNOTSUPP;
                 if (r < 0) {
                         c->busy = false;
-                        reply_and_finish(c, control_error_json("pull-refused", err ? err : strerror(-r)));
+                        text = err.message ? error_detail_format(&err) : NULL;
+                        reply_and_finish(c, control_error_json("pull-refused", text ? text : strerror(-r)));
                 }
         }
         control_request_done(&req);

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
+#include "basic/error_detail.h"
 #include "basic/macro.h"
 
 #define CONTROL_REQUEST_MAX 4096          /* bytes of one request line, newline included */
@@ -30,9 +31,9 @@ typedef struct ControlRequest {
 void control_request_done(ControlRequest *r);
 
 /* Parse one request line (without its newline). -EMSGSIZE when longer than CONTROL_REQUEST_MAX,
- * -EBADMSG not a JSON object, -EOPNOTSUPP unknown cmd, -EINVAL bad or missing arguments; *ret_error
- * is then a static sentence for the error object. Pure. */
-int control_request_parse(const char *line, size_t size, ControlRequest *ret, const char **ret_error);
+ * -EBADMSG not a JSON object, -EOPNOTSUPP unknown cmd, -EINVAL bad or missing arguments; ret_error's
+ * message is then the sentence for the error object. Pure. */
+int control_request_parse(const char *line, size_t size, ControlRequest *ret, ErrorDetail *ret_error);
 /* {"error": message, "code": code}. */
 json_t *control_error_json(const char *code, const char *message);
 
@@ -43,8 +44,8 @@ typedef struct ControlHandlers {
         /* The full status object. */
         int (*status)(void *userdata, json_t **ret);
         /* Start a pull streaming to c; the handler keeps c and ends it with control_conn_finish(). A
-         * negative return sends an error object instead. */
-        int (*pull)(void *userdata, ControlConn *c, const ControlRequest *req, char **ret_error);
+         * negative return sends an error object instead, with ret_error's text when it was filled. */
+        int (*pull)(void *userdata, ControlConn *c, const ControlRequest *req, ErrorDetail *ret_error);
         /* c is going away (client gone, shutdown): forget it, abort what streams to it. */
         void (*closed)(void *userdata, ControlConn *c);
 } ControlHandlers;

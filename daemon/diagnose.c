@@ -314,7 +314,7 @@ int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text) {
                        redirected ? p->via : "", redirected ? ")" : "", p->host ?: "that hop");
 }
 
-int diagnose_registry_error(int r, const RegistryError *e, char **ret_text) {
+int diagnose_registry_error(int r, const ErrorDetail *e, char **ret_text) {
         int status = e ? e->http_status : 0;
         const char *code = e ? e->code : NULL;
         char retry[48] = "";

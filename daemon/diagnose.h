@@ -61,7 +61,7 @@ int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret
 int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text);
 
 /* A failed registry call (r from registry_*): auth, rate limit, not found. */
-int diagnose_registry_error(int r, const RegistryError *e, char **ret_text);
+int diagnose_registry_error(int r, const ErrorDetail *e, char **ret_text);
 
 typedef enum AttemptFailure {
         ATTEMPT_NONE,             /* succeeded, or still running */

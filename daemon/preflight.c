@@ -110,7 +110,7 @@ static void report(Preflight *p, int d, char *text) {
 
 static int start_range_probe(Preflight *p);
 
-static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *userdata) {
+static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *userdata) {
         Preflight *p = userdata;
         char *text = NULL;
         int d = DIAG_NONE;
@@ -119,7 +119,7 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         registry_seen_note(p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
         if (r < 0 && r != -EBUSY && r != -EACCES && r != -EPERM && r != -ENOENT) {
                 /* the pull goes on without manifest checks or Range probes: say why, once */
-                _cleanup_free_ char *why = e ? registry_error_format(e) : NULL;
+                _cleanup_free_ char *why = e ? error_detail_format(e) : NULL;
                 _cleanup_free_ char *how = p->hosts ? registry_hosts_describe(p->hosts) : NULL;
                 char *note = NULL;
                 if (asprintf(&note, "registry probe unavailable: %s (%s)", why ?: strerror(-r),
@@ -128,7 +128,7 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const Regist
         }
         if (r == -EKEYREJECTED || r == -EPROTO) {
                 /* the probe used the runtime's own trust: the runtime will meet the same certificate */
-                _cleanup_free_ char *detail = e ? registry_error_format(e) : NULL;
+                _cleanup_free_ char *detail = e ? error_detail_format(e) : NULL;
                 d = diagnose_tls(p->runtime, p->hosts && p->hosts->n_hops ? p->hosts->hops[p->hosts->n_hops - 1].host :
                                                                                p->ref->domain,
                                  preflight_ca_where(p), detail, true, &text);
@@ -211,7 +211,7 @@ const char *preflight_host(const Preflight *p) {
         return p && p->ref ? p->ref->domain : NULL;
 }
 
-static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const RegistryError *e, void *userdata) {
+static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const ErrorDetail *e, void *userdata) {
         Preflight *p = userdata;
         char *text = NULL;
         int d;

@@ -174,7 +174,7 @@ static void begin_confirmed(Target *t, int r) {
         }
 }
 
-static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *userdata) {
+static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *userdata) {
         Target *t = userdata;
         const StateEntry *s = state_find(t->preheat->state, t->image, preheat_runtime_name(t));
 

@@ -31,8 +31,8 @@ static json_t *hops_json(const RegistryHosts *h) {
 }
 
 void registry_seen_note(const char *domain, RuntimeKind runtime, const RegistryHosts *hosts, const char *reached_hop,
-                        const RegistryError *e) {
-        _cleanup_free_ char *desc = hosts ? registry_hosts_describe(hosts) : NULL, *err = e ? registry_error_format(e) : NULL;
+                        const ErrorDetail *e) {
+        _cleanup_free_ char *desc = hosts ? registry_hosts_describe(hosts) : NULL, *err = e ? error_detail_format(e) : NULL;
         json_t *o;
         size_t i;
 

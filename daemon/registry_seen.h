@@ -8,7 +8,7 @@
 
 /* After a probe of domain: reached_hop is the hop that answered (NULL when none did), e the failure. */
 void registry_seen_note(const char *domain, RuntimeKind runtime, const RegistryHosts *hosts, const char *reached_hop,
-                        const RegistryError *e);
+                        const ErrorDetail *e);
 /* [{"host", "runtime", "settings", "source", "ca", "hops": [...], "reached", "via", "error", "error_file"}] */
 json_t *registry_seen_json(void);
 void registry_seen_clear(void);

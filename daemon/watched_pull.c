@@ -72,14 +72,14 @@ static void watch_disk(WatchedPull *p, CurlGlue *glue, const RuntimeDriver *driv
  * is kept for the caller to say, and the pull goes anonymous. */
 static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *req) {
         _cleanup_reference_ ImageRef *ref = NULL;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
         int r;
 
         if (!p->config->config->credentials || reference_parse(image, &ref) < 0)
                 return;
-        r = credentials_lookup_full(p->config->config->credentials, reference_registry_host(ref), &p->cred,
-                                    &p->cred_warning);
-        if (r < 0 && !p->cred_warning)
-                p->cred_warning = strdup(strerror(-r));
+        r = credentials_lookup_full(p->config->config->credentials, reference_registry_host(ref), &p->cred, &e);
+        if (r < 0)
+                p->cred_warning = e.message ? error_detail_format(&e) : strdup(strerror(-r));
         if (r < 0 || !p->cred)
                 return;
         req->auth_user = p->cred->username;

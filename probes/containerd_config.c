@@ -338,7 +338,7 @@ typedef struct Walk {
         const char *root_prefix;
         char *config_path;
         char *from;
-        char *error;
+        ErrorDetail error;
         char **seen;
 } Walk;
 
@@ -363,10 +363,11 @@ static int walk(Walk *w, const char *name, unsigned depth) {
         if (r == -ENOENT && depth == 0)
                 return r;
         if (r < 0)
-                return asprintf(&w->error, "%s: %s", name, r == -EBADMSG ? "not a regular text file" : strerror(-r)) < 0 ? -ENOMEM : -EINVAL;
+                return error_detail_set(&w->error, EINVAL, name, 0, 0, NULL, "%s",
+                                        r == -EBADMSG ? "not a regular text file" : strerror(-r));
         r = parse_file(&f, text);
         if (r == -EINVAL) {
-                w->error = TAKE_PTR(f.s.error);
+                error_detail_move(&w->error, &f.s.error);
                 file_done(&f);
                 return r;
         }
@@ -392,7 +393,8 @@ static int walk(Walk *w, const char *name, unsigned depth) {
                 _cleanup_free_ char *pattern = NULL;
                 glob_t g = {};
                 if (depth + 1 >= MAX_DEPTH) {
-                        r = asprintf(&w->error, "%s: imports nested deeper than %d files", name, MAX_DEPTH) < 0 ? -ENOMEM : -EINVAL;
+                        r = error_detail_set(&w->error, EINVAL, name, 0, 0, NULL, "imports nested deeper than %d files",
+                                             MAX_DEPTH);
                         break;
                 }
                 if (asprintf(&pattern, "%s%s%s%s", w->root_prefix ?: "", **imp == '/' ? "" : dir, **imp == '/' ? "" : "/",
@@ -419,7 +421,7 @@ static int walk(Walk *w, const char *name, unsigned depth) {
 }
 
 int containerd_config_registry_path(const char *root_prefix, const char *path, char **ret_config_path,
-                                    char **ret_from, char **ret_error) {
+                                    char **ret_from, ErrorDetail *ret_error) {
         Walk w = { .root_prefix = root_prefix };
         int r;
 
@@ -431,10 +433,10 @@ int containerd_config_registry_path(const char *root_prefix, const char *path, c
                 *ret_config_path = TAKE_PTR(w.config_path);
                 *ret_from = TAKE_PTR(w.from);
         } else if (r == -EINVAL && ret_error)
-                *ret_error = TAKE_PTR(w.error);
+                error_detail_move(ret_error, &w.error);
         free(w.config_path);
         free(w.from);
-        free(w.error);
+        error_detail_done(&w.error);
         return r;
 }
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include "basic/error_detail.h"
 
 /* The config file containerd PID runs with: its --config / -c argument (relative to its working
  * directory), else /etc/containerd/config.toml. proc_root NULL = /proc. 0, or -errno when PID's
@@ -16,6 +17,7 @@ int containerd_config_file_of(const char *proc_root, pid_t pid, char **ret);
  * .config_path in a version 3 file, plugins."io.containerd.grpc.v1.cri".registry.config_path in
  * version 2, plugins.cri.registry.config_path in version 1. 0 with *ret_config_path NULL when no file
  * sets one (or sets ''), else with *ret_from "FILE:LINE" of the definition used; -ENOENT when `path`
- * does not exist; -EINVAL with *ret_error "FILE:LINE: FIELD: what" on a file it cannot read. */
+ * does not exist; -EINVAL on a file it cannot read, with ret_error (may be NULL) naming source file,
+ * line and field: "FILE:LINE: FIELD: what". */
 int containerd_config_registry_path(const char *root_prefix, const char *path, char **ret_config_path,
-                                    char **ret_from, char **ret_error);
+                                    char **ret_from, ErrorDetail *ret_error);

@@ -284,12 +284,12 @@ static int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t
                                config_socket(config), done, userdata, ret);
 }
 
-static int cd_ping(const Config *config, char **ret_error) {
+static int cd_ping(const Config *config, ErrorDetail *ret_error) {
         const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
         _cleanup_free_ char *why = NULL;
         int r = containerd_version(socket, NULL, ret_error ? &why : NULL);
-        if (r < 0 && ret_error && asprintf(ret_error, "cannot reach containerd: %s", why ?: strerror(-r)) < 0)
-                *ret_error = NULL;
+        if (r < 0)
+                (void) error_detail_setf(ret_error, r, "cannot reach containerd: %s", why ?: strerror(-r));
         return r;
 }
 

@@ -109,21 +109,10 @@ static bool host_matches(const char *key, const char *want_key) {
         return k && streq(k, want_key);
 }
 
-static int set_error(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
-static int set_error(char **ret_error, int r, const char *fmt, ...) {
-        va_list ap;
+/* An error about one file: source is the file, the message never quotes a secret. */
+#define file_error(ret_error, r, path, fmt, ...) error_detail_set(ret_error, r, path, 0, 0, NULL, fmt, ##__VA_ARGS__)
 
-        if (!ret_error)
-                return r;
-        free(*ret_error);
-        va_start(ap, fmt);
-        if (vasprintf(ret_error, fmt, ap) < 0)
-                *ret_error = NULL;
-        va_end(ap);
-        return r;
-}
-
-static int read_file(const char *path, char **ret, size_t *ret_size, char **ret_error) {
+static int read_file(const char *path, char **ret, size_t *ret_size, ErrorDetail *ret_error) {
         const char *step = NULL;
         char ebuf[128];
         int r;
@@ -136,11 +125,11 @@ static int read_file(const char *path, char **ret, size_t *ret_size, char **ret_
         if (r == -ENOMEM)
                 return r;
         if (r == -EINVAL || r == -EISDIR)
-                return set_error(ret_error, -EINVAL, "%s: not a regular file", path);
+                return file_error(ret_error, -EINVAL, path, "not a regular file");
         if (r == -EFBIG)
-                return set_error(ret_error, -EFBIG, "%s: larger than %u bytes", path, CREDENTIALS_FILE_MAX);
+                return file_error(ret_error, -EFBIG, path, "larger than %u bytes", CREDENTIALS_FILE_MAX);
         if (r < 0)
-                return set_error(ret_error, r, "%s: cannot %s: %s", path, step ?: "read", strerror_r(-r, ebuf, sizeof ebuf));
+                return file_error(ret_error, r, path, "cannot %s: %s", step ?: "read", strerror_r(-r, ebuf, sizeof ebuf));
         return 0;
 }
 
@@ -150,17 +139,17 @@ static const char *string_field(json_t *entry, const char *name) {
 }
 
 /* Check one auths entry the way docker's loader would; fill c only when asked. */
-static int parse_entry(const char *path, const char *key, json_t *entry, Credential *c, char **ret_error) {
+static int parse_entry(const char *path, const char *key, json_t *entry, Credential *c, ErrorDetail *ret_error) {
         static const char *const fields[] = { "auth", "username", "password", "identitytoken", "email",
                                               "serveraddress", "registrytoken" };
         const char *auth;
 
         if (!json_is_object(entry))
-                return set_error(ret_error, -EINVAL, "%s: auths[\"%s\"] is not an object", path, key);
+                return file_error(ret_error, -EINVAL, path, "auths[\"%s\"] is not an object", key);
         for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
                 json_t *v = json_object_get(entry, fields[i]);
                 if (v && !json_is_string(v))
-                        return set_error(ret_error, -EINVAL, "%s: auths[\"%s\"].%s is not a string", path, key,
+                        return file_error(ret_error, -EINVAL, path, "auths[\"%s\"].%s is not a string", key,
                                          fields[i]);
         }
 
@@ -173,12 +162,12 @@ static int parse_entry(const char *path, const char *key, json_t *entry, Credent
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return set_error(ret_error, -EINVAL, "%s: auths[\"%s\"].auth is not valid base64", path, key);
+                        return file_error(ret_error, -EINVAL, path, "auths[\"%s\"].auth is not valid base64", key);
                 colon = strchr(decoded, ':');
                 if (!colon || strlen(decoded) != len) {
                         credential_secret_free(decoded);
-                        return set_error(ret_error, -EINVAL,
-                                         "%s: auths[\"%s\"].auth is not the base64 of user:password", path, key);
+                        return file_error(ret_error, -EINVAL, path, "auths[\"%s\"].auth is not the base64 of user:password",
+                                          key);
                 }
                 if (c) {
                         c->username = strndup(decoded, (size_t) (colon - decoded));
@@ -205,8 +194,8 @@ static bool entry_has_login(json_t *entry) {
 }
 
 /* One file: 0 with *ret set or NULL; *ret_helper names an external helper holding this registry. */
-static int lookup_file(const char *path, const char *host, const char *want, Credential **ret, char **ret_helper,
-                       char **ret_error) {
+static int lookup_file(const char *path, const char *host, const char *want, Credential **ret, ErrorDetail *ret_helper,
+                       ErrorDetail *ret_error) {
         json_auto_t *root = NULL;
         json_t *auths, *helpers, *entry, *match = NULL;
         const char *key, *store, *match_key = host;
@@ -225,14 +214,14 @@ static int lookup_file(const char *path, const char *host, const char *want, Cre
         free(text);
         /* jansson's own message quotes the text near the error, which may be a secret: position only. */
         if (!root)
-                return set_error(ret_error, -EINVAL, "%s: malformed JSON at line %d column %d", path, jerr.line,
+                return file_error(ret_error, -EINVAL, path, "malformed JSON at line %d column %d", jerr.line,
                                  jerr.column);
         if (!json_is_object(root))
-                return set_error(ret_error, -EINVAL, "%s: expected a JSON object at the top level", path);
+                return file_error(ret_error, -EINVAL, path, "expected a JSON object at the top level");
 
         auths = json_object_get(root, "auths");
         if (auths && !json_is_object(auths))
-                return set_error(ret_error, -EINVAL, "%s: \"auths\" is not an object", path);
+                return file_error(ret_error, -EINVAL, path, "\"auths\" is not an object");
         json_object_foreach(auths, key, entry) {
                 r = parse_entry(path, key, entry, NULL, ret_error);
                 if (r < 0)
@@ -265,11 +254,11 @@ static int lookup_file(const char *path, const char *host, const char *want, Cre
 
         helpers = json_object_get(root, "credHelpers");
         if (helpers && !json_is_object(helpers))
-                return set_error(ret_error, -EINVAL, "%s: \"credHelpers\" is not an object", path);
+                return file_error(ret_error, -EINVAL, path, "\"credHelpers\" is not an object");
         store = json_string_value(json_object_get(root, "credsStore"));
         if (json_object_get(root, "credsStore") && !store)
-                return set_error(ret_error, -EINVAL, "%s: \"credsStore\" is not a string", path);
-        if (!*ret_helper) {
+                return file_error(ret_error, -EINVAL, path, "\"credsStore\" is not a string");
+        if (!ret_helper->message) {
                 const char *helper = NULL;
                 json_t *v;
 
@@ -277,24 +266,24 @@ static int lookup_file(const char *path, const char *host, const char *want, Cre
                         if (!helper && json_is_string(v) && host_matches(key, want))
                                 helper = json_string_value(v);
                 if (helper || (store && *store)) {
-                        if (asprintf(ret_helper, "%s: the login for %s is kept by docker-credential-%s (%s), which "
-                                     "pullwatch does not run; add an \"auths\" entry to one of the credentials files",
-                                     path, host, helper ?: store, helper ? "credHelpers" : "credsStore") < 0)
-                                return -ENOMEM;
+                        r = file_error(ret_helper, 0, path, "the login for %s is kept by docker-credential-%s (%s), "
+                                       "which pullwatch does not run; add an \"auths\" entry to one of the credentials "
+                                       "files", host, helper ?: store, helper ? "credHelpers" : "credsStore");
+                        if (r < 0)
+                                return r;
                 }
         }
         *ret = NULL;
         return 0;
 }
 
-int credentials_lookup_full(char *const *files, const char *registry_host, Credential **ret, char **ret_error) {
-        _cleanup_free_ char *want = NULL, *helper = NULL;
+int credentials_lookup_full(char *const *files, const char *registry_host, Credential **ret, ErrorDetail *ret_error) {
+        _cleanup_free_ char *want = NULL;
+        _cleanup_(error_detail_done) ErrorDetail helper = {};
         int r;
 
-        if (ret_error)
-                *ret_error = NULL;
         if (!registry_host || !*registry_host)
-                return set_error(ret_error, -EINVAL, "no registry given");
+                return error_detail_setf(ret_error, -EINVAL, "no registry given");
         want = host_key(registry_host);
         if (!want)
                 return -ENOMEM;
@@ -310,9 +299,9 @@ int credentials_lookup_full(char *const *files, const char *registry_host, Crede
                         return 0;
                 }
         }
-        if (helper) {
+        if (helper.message) {
                 if (ret_error)
-                        *ret_error = TAKE_PTR(helper);
+                        error_detail_move(ret_error, &helper);
                 return -EOPNOTSUPP;
         }
         *ret = NULL;

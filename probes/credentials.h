@@ -3,6 +3,7 @@
  * puts a secret in an error message. */
 #pragma once
 
+#include "basic/error_detail.h"
 #include "basic/macro.h"
 
 typedef struct Credential {
@@ -16,12 +17,13 @@ typedef struct Credential {
  * "host[:port]") up in files, in order; missing files are skipped, the first file with an entry wins.
  * Keys match like docker's: exactly, or after dropping an http(s):// prefix and a /v1/ or /v2/ path, with
  * docker.io, index.docker.io and registry-1.docker.io as one registry.
- * Returns 0 with *ret NULL when nothing matches. Errors, with *ret_error naming the file (never a secret):
+ * Returns 0 with *ret NULL when nothing matches. Errors fill ret_error (may be NULL; caller's, starting
+ * empty, error_detail_done() after) with source the file and a message that never quotes a secret:
  *   -EINVAL      a file is not valid JSON or not a docker config (bad auths entry, bad base64, ...)
  *   -EOPNOTSUPP  no auths entry, but a credsStore/credHelpers helper holds this registry's login;
  *                callers may report it and pull anonymously
  *   -errno       a file exists but cannot be read */
-int credentials_lookup_full(char *const *files, const char *registry_host, Credential **ret, char **ret_error);
+int credentials_lookup_full(char *const *files, const char *registry_host, Credential **ret, ErrorDetail *ret_error);
 int credentials_lookup(char *const *files, const char *registry_host, Credential **ret);
 
 /* Zeroes the secrets (explicit_bzero) before freeing. */

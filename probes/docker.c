@@ -372,11 +372,11 @@ static int docker_ping_async(CurlGlue *glue, const Config *config, runtime_op_do
                                userdata, ret);
 }
 
-static int docker_ping(const Config *config, char **ret_error) {
-        _cleanup_free_ char *version = NULL, *api = NULL;
+static int docker_ping(const Config *config, ErrorDetail *ret_error) {
+        _cleanup_free_ char *version = NULL, *api = NULL, *why = NULL;
         int r = docker_version(config->docker_socket, &version, &api);
-        if (r < 0 && ret_error)
-                *ret_error = ping_error(config->docker_socket, r);
+        if (r < 0 && ret_error && (why = ping_error(config->docker_socket, r)))
+                (void) error_detail_setf(ret_error, r, "%s", why);
         return r;
 }
 

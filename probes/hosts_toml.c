@@ -199,7 +199,7 @@ static int add_hop(RegistryHosts *h, const Section *s, bool mirror) {
 }
 
 int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const char *default_server,
-                     char **ret_error) {
+                     ErrorDetail *ret_error) {
         TomlScan ps = toml_scan(path, text);
         Section root = {}, *hosts = NULL, *cur = &root;
         size_t n_hosts = 0;
@@ -286,7 +286,7 @@ int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const
                 section_done(&hosts[i]);
         free(hosts);
         if (r == -EINVAL && ret_error)
-                *ret_error = TAKE_PTR(ps.error);
+                error_detail_move(ret_error, &ps.error);
         toml_scan_done(&ps);
         return r;
 }

@@ -45,8 +45,8 @@ struct RegistryOp {
 
         RegistryManifest *m;
         RegistryRangeProbe probe;
-        RegistryError error;
-        RegistryError answered;     /* the first hop's error that came with an HTTP answer */
+        ErrorDetail error;
+        ErrorDetail answered;       /* the first hop's error that came with an HTTP answer */
         int answered_r;
 
         registry_manifest_done_t manifest_done;
@@ -92,8 +92,8 @@ RegistryOp *registry_op_free(RegistryOp *op) {
         free(op->realm);
         registry_manifest_free(op->m);
         registry_range_probe_done(&op->probe);
-        registry_error_done(&op->error);
-        registry_error_done(&op->answered);
+        error_detail_done(&op->error);
+        error_detail_done(&op->answered);
         free(op);
         return NULL;
 }
@@ -304,10 +304,10 @@ fail:
 
 /* Fill op->error (replacing a previous hop's) from the response at hand. */
 static int op_error(RegistryOp *op, int r, int status, const char *message) {
-        registry_error_done(&op->error);
+        error_detail_done(&op->error);
         op->error.http_status = status;
         if (op->url)
-                op->error.url = strdup(op->url);
+                op->error.source = strdup(op->url);
         if (op->realm && (status == 401 || status == 403 || op->step == STEP_TOKEN))
                 op->error.realm = strdup(op->realm);
         if (status > 0 && op->buf)
@@ -362,14 +362,12 @@ static size_t hop_usable(const RegistryOp *op, size_t i) {
 static void op_fail(RegistryOp *op, int r) {
         size_t next = hop_usable(op, op->base_idx + 1);
         if (op->error.http_status > 0 && !op->answered.http_status && r != -ENOMEM) {
-                if (registry_error_copy(&op->error, &op->answered) < 0)
+                if (error_detail_copy(&op->error, &op->answered) < 0)
                         r = -ENOMEM;
                 op->answered_r = r;
         }
         if (next >= op->hosts->n_hops && r != -ENOMEM && !op->error.http_status && op->answered.http_status) {
-                registry_error_done(&op->error);
-                op->error = op->answered;
-                op->answered = (RegistryError) {};
+                error_detail_move(&op->error, &op->answered);
                 r = op->answered_r;
         }
         if (r != -ENOMEM && next < op->hosts->n_hops) {
@@ -485,7 +483,7 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         int r;
 
         op->easy = NULL;
-        registry_error_done(&op->error); /* a previous hop's error is no longer the story */
+        error_detail_done(&op->error); /* a previous hop's error is no longer the story */
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
         if (result != CURLE_OK && !(result == CURLE_WRITE_ERROR && (op->stopped_reading || op->overflow))) {
                 _cleanup_free_ char *m = NULL;

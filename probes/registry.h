@@ -79,20 +79,11 @@ typedef struct RegistryRangeProbe {
 
 void registry_range_probe_done(RegistryRangeProbe *p);
 
-typedef struct RegistryError {
-        int http_status;            /* 0 when no HTTP answer came */
-        char *code;                 /* registry's: MANIFEST_UNKNOWN, UNAUTHORIZED, DENIED,
-                                     * TOOMANYREQUESTS, ...; NULL when none */
-        char *message;              /* registry's message, curl's error, or ours */
-        char *url;                  /* request that failed, query cut; no credentials */
-        char *realm;                /* auth realm when a challenge was involved */
-        uint64_t retry_after;       /* seconds from Retry-After (429/503); 0 = none */
-} RegistryError;
-
-void registry_error_done(RegistryError *e);
-int registry_error_copy(const RegistryError *from, RegistryError *to);
-/* "GET https://h/v2/r/manifests/t: 404 MANIFEST_UNKNOWN: manifest unknown". Caller frees. */
-char *registry_error_format(const RegistryError *e);
+/* A failed call's detail is an ErrorDetail (basic/error_detail.h): source is the request's URL (query cut;
+ * no credentials), http_status (0 when no HTTP answer came), code the registry's (MANIFEST_UNKNOWN,
+ * UNAUTHORIZED, DENIED, TOOMANYREQUESTS, ...; NULL when none), message the registry's, curl's or ours,
+ * realm the auth realm when a challenge was involved, retry_after the seconds from Retry-After (429/503).
+ * error_detail_format(): "https://h/v2/r/manifests/t: HTTP 404 MANIFEST_UNKNOWN: manifest unknown". */
 
 /* Asynchronous calls on a CurlGlue. done runs once from the event loop, unless registry_op_free()
  * comes first; it may free the op. r is 0 or a negative errno: -ENOENT (not found), -EACCES (401),
@@ -104,10 +95,10 @@ typedef struct RegistryOp RegistryOp;
 
 /* m is handed over (free with registry_manifest_free) and non-NULL iff r >= 0. */
 typedef void (*registry_manifest_done_t)(RegistryOp *op, int r, RegistryManifest *m,
-                                         const RegistryError *e, void *userdata);
+                                         const ErrorDetail *e, void *userdata);
 /* p is valid during the call (steal its strings if needed) and meaningful iff r >= 0. */
 typedef void (*registry_range_done_t)(RegistryOp *op, int r, RegistryRangeProbe *p,
-                                      const RegistryError *e, void *userdata);
+                                      const ErrorDetail *e, void *userdata);
 
 int registry_resolve(CurlGlue *g, const RegistryTarget *t, registry_manifest_done_t done,
                      void *userdata, RegistryOp **ret);
@@ -120,11 +111,11 @@ RegistryOp *registry_op_free(RegistryOp *op);
 static inline void registry_op_freep(RegistryOp **op) { registry_op_free(*op); }
 
 /* Synchronous wrappers for the CLI: a private sd_event loop until done or timeout (0 = 2 min).
- * ret_error may be NULL; when given it is filled on failure and must be registry_error_done(). */
+ * ret_error may be NULL; when given it is filled on failure and must be error_detail_done(). */
 int registry_resolve_sync(const RegistryTarget *t, usec_t timeout, RegistryManifest **ret,
-                          RegistryError *ret_error);
+                          ErrorDetail *ret_error);
 int registry_probe_range_sync(const RegistryTarget *t, const char *blob_digest, usec_t timeout,
-                              RegistryRangeProbe *ret, RegistryError *ret_error);
+                              RegistryRangeProbe *ret, ErrorDetail *ret_error);
 
 /* --- pure helpers (registry_parse.c, registry_host.c), exported for the tests and for other probes --- */
 

@@ -1,8 +1,6 @@
 /* registry_result.c: the registry probe's request and result types: the target built from a reference,
- * destructors, the error's text and copy. Calls nothing of the probe itself. */
+ * destructors. Calls nothing of the probe itself (the error is an ErrorDetail, basic/error_detail.h). */
 #include "probes/registry.h"
-
-#include <inttypes.h>
 
 void registry_target_init(RegistryTarget *t, const ImageRef *ref, const Credential *cred, const Config *c,
                           const char *platform) {
@@ -47,48 +45,3 @@ void registry_range_probe_done(RegistryRangeProbe *p) {
         free(p->via);
         *p = (RegistryRangeProbe) {};
 }
-
-void registry_error_done(RegistryError *e) {
-        if (!e)
-                return;
-        free(e->code);
-        free(e->message);
-        free(e->url);
-        free(e->realm);
-        *e = (RegistryError) {};
-}
-
-char *registry_error_format(const RegistryError *e) {
-        char *s = NULL, status[32] = "";
-
-        if (!e)
-                return NULL;
-        if (e->http_status > 0)
-                snprintf(status, sizeof(status), "HTTP %d", e->http_status);
-        if (asprintf(&s, "%s%s%s%s%s%s%s%s%s%s", e->url ?: "", e->url ? ": " : "", status,
-                     *status && e->code ? " " : "", e->code ?: "", (*status || e->code) && e->message ? ": " : "",
-                     e->message ?: "", e->realm ? " (auth realm " : "", e->realm ?: "", e->realm ? ")" : "") < 0)
-                return NULL;
-        if (e->retry_after > 0) {
-                char *t = NULL;
-                if (asprintf(&t, "%s (retry after %" PRIu64 "s)", s, e->retry_after) < 0)
-                        t = NULL;
-                free(s);
-                s = t;
-        }
-        return s;
-}
-
-int registry_error_copy(const RegistryError *from, RegistryError *to) {
-        *to = (RegistryError) { .http_status = from->http_status, .retry_after = from->retry_after };
-        if ((from->code && !(to->code = strdup(from->code))) ||
-            (from->message && !(to->message = strdup(from->message))) ||
-            (from->url && !(to->url = strdup(from->url))) ||
-            (from->realm && !(to->realm = strdup(from->realm)))) {
-                registry_error_done(to);
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* ---- synchronous wrappers: a private loop until done ---- */

@@ -10,24 +10,24 @@ typedef struct SyncState {
         int r;
         RegistryManifest *m;
         RegistryRangeProbe probe;
-        RegistryError error;
+        ErrorDetail error;
 } SyncState;
 
-static void sync_finish(SyncState *s, int r, const RegistryError *e) {
+static void sync_finish(SyncState *s, int r, const ErrorDetail *e) {
         s->done = true;
         s->r = r;
-        if (e && registry_error_copy(e, &s->error) < 0 && r >= 0)
+        if (e && error_detail_copy(e, &s->error) < 0 && r >= 0)
                 s->r = -ENOMEM;
         (void) sd_event_exit(s->event, 0);
 }
 
-static void sync_manifest_done(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *userdata) {
+static void sync_manifest_done(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *userdata) {
         SyncState *s = userdata;
         s->m = m;
         sync_finish(s, r, e);
 }
 
-static void sync_range_done(RegistryOp *op, int r, RegistryRangeProbe *p, const RegistryError *e, void *userdata) {
+static void sync_range_done(RegistryOp *op, int r, RegistryRangeProbe *p, const ErrorDetail *e, void *userdata) {
         SyncState *s = userdata;
         if (p) {
                 s->probe = *p;
@@ -72,7 +72,7 @@ static int sync_run(const RegistryTarget *t, const char *blob, usec_t timeout, S
         return s->r;
 }
 
-int registry_resolve_sync(const RegistryTarget *t, usec_t timeout, RegistryManifest **ret, RegistryError *ret_error) {
+int registry_resolve_sync(const RegistryTarget *t, usec_t timeout, RegistryManifest **ret, ErrorDetail *ret_error) {
         SyncState s = { .r = -ECANCELED };
         int r = sync_run(t, NULL, timeout, &s);
 
@@ -84,12 +84,12 @@ int registry_resolve_sync(const RegistryTarget *t, usec_t timeout, RegistryManif
         if (r < 0 && ret_error)
                 *ret_error = s.error;
         else
-                registry_error_done(&s.error);
+                error_detail_done(&s.error);
         return r;
 }
 
 int registry_probe_range_sync(const RegistryTarget *t, const char *blob_digest, usec_t timeout,
-                              RegistryRangeProbe *ret, RegistryError *ret_error) {
+                              RegistryRangeProbe *ret, ErrorDetail *ret_error) {
         SyncState s = { .r = -ECANCELED };
         int r;
 
@@ -103,6 +103,6 @@ int registry_probe_range_sync(const RegistryTarget *t, const char *blob_digest, 
         if (r < 0 && ret_error)
                 *ret_error = s.error;
         else
-                registry_error_done(&s.error);
+                error_detail_done(&s.error);
         return r;
 }

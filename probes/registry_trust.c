@@ -117,12 +117,13 @@ int runtime_registry_parse_cri_config(RuntimeRegistry *rt, const char *text) {
 }
 
 int runtime_registry_read_containerd_config(RuntimeRegistry *rt, const char *root_prefix, const char *path) {
-        _cleanup_free_ char *cp = NULL, *from = NULL, *error = NULL;
+        _cleanup_free_ char *cp = NULL, *from = NULL;
+        _cleanup_(error_detail_done) ErrorDetail error = {};
         int r = containerd_config_registry_path(root_prefix, path, &cp, &from, &error);
 
         if (r == -EINVAL) {
                 free(rt->error);
-                rt->error = TAKE_PTR(error);
+                rt->error = error.message ? error_detail_format(&error) : NULL;
                 return r;
         }
         if (r < 0)
@@ -263,8 +264,13 @@ static int docker_store_hosts_toml(const RuntimeRegistry *rt, const char *domain
         r = read_file(file, &text);
         if (r == -ENOENT)
                 return 0;
-        if (r >= 0)
-                r = hosts_toml_parse(file, text, h, server, &error);
+        if (r >= 0) {
+                ErrorDetail detail = {};
+                r = hosts_toml_parse(file, text, h, server, &detail);
+                if (detail.message && !(error = error_detail_format(&detail)))
+                        r = -ENOMEM;
+                error_detail_done(&detail);
+        }
         if (r == -EINVAL || (r < 0 && r != -ENOMEM)) {
                 /* containerd's resolver fails on it too; the probe goes the legacy way and says why */
                 if (!h->error && (error ? !(h->error = TAKE_PTR(error)) : asprintf(&h->error, "%s: %s", file, strerror(-r)) < 0))
@@ -386,7 +392,8 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
         const char *names[] = { domain, "_default" };
         for (size_t k = 0; k < ELEMENTSOF(names); k++)
                 for (char *save = NULL, *root = strtok_r(paths, ":", &save); root; root = strtok_r(NULL, ":", &save)) {
-                        _cleanup_free_ char *dir = NULL, *file = NULL, *text = NULL, *error = NULL;
+                        _cleanup_free_ char *dir = NULL, *file = NULL, *text = NULL;
+                        _cleanup_(error_detail_done) ErrorDetail error = {};
                         struct stat st;
                         if (asprintf(&dir, "%s/%s", root, names[k]) < 0 || asprintf(&file, "%s/hosts.toml", dir) < 0)
                                 return -ENOMEM;
@@ -418,7 +425,7 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
                                 return -ENOMEM;
                         r = hosts_toml_parse(file, text, h, server, &error);
                         if (r == -EINVAL) {
-                                h->error = TAKE_PTR(error);
+                                h->error = error.message ? error_detail_format(&error) : NULL;
                                 for (size_t i = 0; i < h->n_hops; i++) {
                                         free(h->hops[i].root);
                                         free(h->hops[i].host);

@@ -2,6 +2,7 @@
  * in which order, over which scheme, trusting which CA. Reads certs.d and hosts.toml; no network, no logs. */
 #pragma once
 
+#include "basic/error_detail.h"
 #include "config/config.h"
 
 /* The runtime's registry settings, as it reported them (or its defaults). */
@@ -67,10 +68,10 @@ int registry_hosts_for(const RuntimeRegistry *rt, const RegistryConfig *own, con
                        RegistryHosts **ret);
 
 /* hosts.toml (hosts_toml.c): the strict subset containerd's files use. Appends the [host] hops in
- * file order, then the server (default_server when the file names none). -EINVAL with ret_error
- * "PATH:LINE: FIELD: what" on anything else. */
+ * file order, then the server (default_server when the file names none). -EINVAL on anything else,
+ * with ret_error (may be NULL) naming source path, line and field: "PATH:LINE: FIELD: what". */
 int hosts_toml_parse(const char *path, const char *text, RegistryHosts *h, const char *default_server,
-                     char **ret_error);
+                     ErrorDetail *ret_error);
 /* hosts_toml.c: append a copy of s to a NULL-terminated list. */
 int registry_strv_push(char ***l, const char *s);
 

@@ -2,6 +2,7 @@
  * observe and cancel one pull. Drivers report facts (phases, bytes, errors); they never decide. */
 #pragma once
 
+#include "basic/error_detail.h"
 #include "basic/phase.h"
 #include "basic/unix_socket.h"
 #include "probes/curl_glue.h"
@@ -18,6 +19,9 @@ typedef enum ErrorClass {
 
 const char *error_class_to_string(ErrorClass c);
 
+/* error classifies the outcome; it is not an error detail. message stays the runtime's own text rather
+ * than an ErrorDetail (basic/error_detail.h): a runtime's failure arrives as one sentence with no file,
+ * position or status of its own, and pull_job.c reads that sentence for the failure kind and diagnoses. */
 typedef struct PullOutcome {
         ErrorClass error;         /* ERROR_NONE on success */
         const char *message;      /* runtime's words, NULL on success */
@@ -87,8 +91,9 @@ typedef struct RuntimeDriver {
         /* Does the runtime answer on its socket? done gets 0, or -errno with a one-line reason. */
         int (*ping_async)(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
                           RuntimeOp **ret);
-        /* The same, blocking (the CLI only: the daemon never blocks on a runtime). */
-        int (*ping)(const Config *config, char **ret_error);
+        /* The same, blocking (the CLI only: the daemon never blocks on a runtime); the reason in
+         * ret_error (may be NULL). */
+        int (*ping)(const Config *config, ErrorDetail *ret_error);
         /* The pull job gave up on this image (last attempt failed, or shutdown): drop whatever the
          * driver kept for a resume. Fire and forget: the request belongs to the glue. Optional. */
         int (*abandon)(CurlGlue *glue, const Config *config, const PullRequest *req);

@@ -7,7 +7,7 @@
 
 static void config(const char *text, size_t size) {
         Config *c = NULL, *again = NULL;
-        ConfigError err = {};
+        ErrorDetail err = {};
         char *dump = NULL, *msg;
         size_t dump_size = 0;
         FILE *f;
@@ -16,10 +16,10 @@ static void config(const char *text, size_t size) {
         r = config_parse("fuzz.yaml", text, size, &c, &err);
         if (r < 0) {
                 FUZZ_CHECK(!c);
-                msg = config_error_format(&err);
+                msg = error_detail_format(&err);
                 FUZZ_CHECK(r == -ENOMEM || (msg && err.message));
                 free(msg);
-                config_error_done(&err);
+                error_detail_done(&err);
                 return;
         }
         FUZZ_CHECK(c);
@@ -29,7 +29,7 @@ static void config(const char *text, size_t size) {
         fclose(f);
         r = config_parse("dump.yaml", dump, dump_size, &again, &err);
         if (r < 0) {
-                msg = config_error_format(&err);
+                msg = error_detail_format(&err);
                 fprintf(stderr, "dump does not load back: %s\n---\n%s---\n", msg, dump);
                 abort();
         }
@@ -41,17 +41,17 @@ static void config(const char *text, size_t size) {
 
 static void preheat(const char *text, size_t size) {
         PreheatList *l = NULL;
-        ConfigError err = {};
+        ErrorDetail err = {};
         char *msg;
         int r;
 
         r = preheat_list_parse("preheat.yaml", text, size, &l, &err);
         if (r < 0) {
                 FUZZ_CHECK(!l);
-                msg = config_error_format(&err);
+                msg = error_detail_format(&err);
                 FUZZ_CHECK(r == -ENOMEM || (msg && err.message));
                 free(msg);
-                config_error_done(&err);
+                error_detail_done(&err);
                 return;
         }
         FUZZ_CHECK(l);

@@ -9,7 +9,8 @@
 #include "probes/containerd_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        char path[64], *cp = NULL, *from = NULL, *error = NULL;
+        char path[64], *cp = NULL, *from = NULL;
+        ErrorDetail error = {};
         int fd = memfd_create("config.toml", MFD_CLOEXEC), r;
 
         FUZZ_CHECK(fd >= 0);
@@ -19,12 +20,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r == 0)
                 FUZZ_CHECK(!cp || (*cp && from));
         if (r == -EINVAL)
-                FUZZ_CHECK(error && *error);
+                FUZZ_CHECK(error.message && *error.message && error.source);
         else
-                FUZZ_CHECK(!error);
+                FUZZ_CHECK(!error.message);
         free(cp);
         free(from);
-        free(error);
+        error_detail_done(&error);
         close(fd);
         return 0;
 }

@@ -25,12 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         for (size_t i = 0; i < ELEMENTSOF(hosts); i++) {
                 Credential *c = NULL;
-                char *error = NULL, *header = NULL;
+                ErrorDetail error = {};
+                char *header = NULL;
                 int r = credentials_lookup_full(files, hosts[i], &c, &error);
 
                 if (r < 0) {
                         FUZZ_CHECK(!c);
-                        FUZZ_CHECK(r == -ENOMEM || error);
+                        FUZZ_CHECK(r == -ENOMEM || error.message);
                 } else if (c) {
                         FUZZ_CHECK(c->username || c->identity_token);
                         FUZZ_CHECK(c->server && streq(c->server, hosts[i]));
@@ -39,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
                 credential_secret_free(header);
                 credential_free(c);
-                free(error);
+                error_detail_done(&error);
         }
         close(fd);
         return 0;

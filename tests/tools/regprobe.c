@@ -30,8 +30,8 @@ static void add_diagnosis(json_t *o, int d, char *text) {
         free(text);
 }
 
-static json_t *error_json(int r, const RegistryError *e) {
-        char *text = NULL, *msg = registry_error_format(e);
+static json_t *error_json(int r, const ErrorDetail *e) {
+        char *text = NULL, *msg = error_detail_format(e);
         json_t *o = json_pack("{s:s, s:s?, s:i, s:s?, s:s?, s:I}", "error", strerror(-r), "message", msg,
                               "http_status", e->http_status, "code", e->code, "realm", e->realm,
                               "retry_after", (json_int_t) e->retry_after);
@@ -106,13 +106,13 @@ int main(int argc, char **argv) {
                 return usage();
 
         if (config_path) {
-                ConfigError err = {};
+                ErrorDetail err = {};
                 r = config_load(config_path, false, &config, &err);
                 if (r < 0) {
-                        char *s = config_error_format(&err);
+                        char *s = error_detail_format(&err);
                         fprintf(stderr, "regprobe: %s\n", s ?: strerror(-r));
                         free(s);
-                        config_error_done(&err);
+                        error_detail_done(&err);
                         return 2;
                 }
         } else if (config_new_default(&config) < 0)
@@ -137,7 +137,7 @@ int main(int argc, char **argv) {
 
         RegistryTarget t;
         registry_target_init(&t, ref, cred, config, platform);
-        RegistryError e = {};
+        ErrorDetail e = {};
         json_t *out;
         int rc = 0;
         if (range) {
@@ -162,7 +162,7 @@ int main(int argc, char **argv) {
         }
         if (r < 0) {
                 out = error_json(r, &e);
-                registry_error_done(&e);
+                error_detail_done(&e);
                 rc = 1;
         }
         char *s = json_dumps(out, JSON_COMPACT);

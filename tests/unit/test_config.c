@@ -228,7 +228,7 @@ static void test_empty_file_is_defaults(void **state) {
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
                 const char *path = write_file("empty.yaml", texts[i]);
-                ConfigError e = {};
+                ErrorDetail e = {};
                 Config *c = NULL;
 
                 assert_int_equal(config_load(path, false, &c, &e), 0);
@@ -240,7 +240,7 @@ static void test_empty_file_is_defaults(void **state) {
 
 static void test_missing_file(void **state) {
         char path[4200];
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
 
         snprintf(path, sizeof path, "%s/does-not-exist.yaml", tmpdir);
@@ -252,23 +252,23 @@ static void test_missing_file(void **state) {
 
         assert_int_equal(config_load(path, false, &c, &e), -ENOENT);
         assert_null(c);
-        assert_string_equal(e.file, path);
+        assert_string_equal(e.source, path);
         assert_int_equal(e.line, 0);
-        assert_null(e.key);
+        assert_null(e.field);
         assert_string_equal(e.message, "cannot open: No such file or directory");
-        config_error_done(&e);
+        error_detail_done(&e);
 }
 
 static void test_unreadable_file(void **state) {
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
 
         /* A directory opens but does not read: root can read anything else. */
         assert_int_equal(config_load(tmpdir, false, &c, &e), -EISDIR);
         assert_null(c);
-        assert_string_equal(e.file, tmpdir);
+        assert_string_equal(e.source, tmpdir);
         assert_string_equal(e.message, "is a directory, expected a YAML file");
-        config_error_done(&e);
+        error_detail_done(&e);
 }
 
 static const char full_yaml[] =
@@ -310,7 +310,7 @@ static const char full_yaml[] =
 
 static void test_load_every_key(void **state) {
         const char *path = write_file("full.yaml", full_yaml);
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
 
         assert_int_equal(config_load(path, false, &c, &e), 0);
@@ -352,7 +352,7 @@ static void test_load_every_key(void **state) {
 
 static void test_partial_sections(void **state) {
         const char *path = write_file("partial.yaml", "metrics:\ncredentials: []\nwatchdog:\n  hang_quiet: 5m\n");
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
 
         assert_int_equal(config_load(path, false, &c, &e), 0);
@@ -366,7 +366,7 @@ static void test_partial_sections(void **state) {
 
 static void test_parse_from_memory(void **state) {
         static const char text[] = "runtime: docker\n";
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
 
         assert_int_equal(config_parse("<stdin>", text, strlen(text), &c, &e), 0);
@@ -375,8 +375,8 @@ static void test_parse_from_memory(void **state) {
         config_free(c);
 
         assert_int_equal(config_parse("<stdin>", "foo: 1", 6, &c, &e), -EINVAL);
-        assert_string_equal(e.file, "<stdin>");
-        config_error_done(&e);
+        assert_string_equal(e.source, "<stdin>");
+        error_detail_done(&e);
 }
 
 /* ---- dump and the example ---- */
@@ -385,7 +385,7 @@ static Config *dump_and_reload(const Config *c) {
         char *text = NULL;
         size_t size = 0;
         FILE *f = open_memstream(&text, &size);
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *back = NULL;
         int r;
 
@@ -394,7 +394,7 @@ static Config *dump_and_reload(const Config *c) {
         assert_int_equal(fclose(f), 0);
         r = config_parse("dump", text, size, &back, &e);
         if (r < 0) {
-                char *s = config_error_format(&e);
+                char *s = error_detail_format(&e);
                 fail_msg("dump does not load back: %s\n%s", s, text);
         }
         free(text);
@@ -423,7 +423,7 @@ static void test_dump_round_trip_custom(void **state) {
                 "retry: {backoff: 1h1us, backoff_max: 1d1h}\n"
                 "metrics: {textfile: \"/null\"}\n"
                 "registry: {insecure: [\"[::1]:1\"], mirrors: [\"https://m.example/a?b=c&d\"]}\n";
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL, *back;
 
         assert_int_equal(config_load(write_file("weird.yaml", weird), false, &c, &e), 0);
@@ -449,7 +449,7 @@ static void test_dump_round_trip_custom(void **state) {
  * NEL and the Unicode line and paragraph separators (folded as line breaks), BOM and non-characters. */
 static void test_dump_round_trip_unicode_escapes(void **state) {
         static const char text[] = "docker: {socket: \"/a\\x81b\\x85c\\u2028d\\u2029e\\uFEFFf\\uFFFEg\\uFFFF\\x9F\"}\n";
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL, *back;
 
         assert_int_equal(config_parse("t.yaml", text, strlen(text), &c, &e), 0);
@@ -501,7 +501,7 @@ static void test_example_file(void **state) {
         char path[4200], *text = NULL, *dumped = NULL;
         size_t size = 0, dsize = 0;
         char **ekeys, **dkeys;
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL, *d = NULL;
         FILE *f;
         int r;
@@ -509,7 +509,7 @@ static void test_example_file(void **state) {
         snprintf(path, sizeof path, "%s/config/pullwatch.yaml.example", srcdir_holding("config/pullwatch.yaml.example"));
         r = config_load(path, false, &c, &e);
         if (r < 0) {
-                char *s = config_error_format(&e);
+                char *s = error_detail_format(&e);
                 fail_msg("example does not load: %s", s);
         }
         /* The example documents the defaults: it must equal them. */

@@ -1,5 +1,5 @@
 /* test_config_errors: every class of pullwatch.yaml error, each with its exact file:line:column, dotted
- * key and message; error formatting; ConfigError reuse. Runs under ASan to prove no path leaks. */
+ * key and message; error formatting; ErrorDetail reuse. Runs under ASan to prove no path leaks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,19 +21,19 @@ typedef struct ErrorCase {
 
 static void check_error(const ErrorCase *t) {
         const char *path = write_file("bad.yaml", t->yaml);
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
         int r;
 
         r = config_load(path, false, &c, &e);
-        if (r != t->r || !e.message || !streq_ptr(e.key, t->key) || e.line != t->line || e.column != t->column ||
-            !streq(e.message, t->message) || !streq_ptr(e.file, path)) {
-                char *s = config_error_format(&e);
+        if (r != t->r || !e.message || !streq_ptr(e.field, t->key) || e.line != t->line || e.column != t->column ||
+            !streq(e.message, t->message) || !streq_ptr(e.source, path)) {
+                char *s = error_detail_format(&e);
                 fail_msg("for:\n%s\ngot %d \"%s\"\nexpected %d %u:%u %s: %s", t->yaml, r, s, t->r, t->line, t->column,
                          t->key ?: "(no key)", t->message);
         }
         assert_null(c);
-        config_error_done(&e);
+        error_detail_done(&e);
 }
 
 static void run_errors(const ErrorCase *t, size_t n) {
@@ -195,46 +195,46 @@ static void test_error_yaml_syntax(void **state) {
 }
 
 static void test_error_format(void **state) {
-        ConfigError e = { .file = (char *) "/etc/pullwatch/pullwatch.yaml", .line = 3, .column = 15,
-                          .key = (char *) "watchdog.hang_quiet", .message = (char *) "expected a duration" };
+        ErrorDetail e = { .source = (char *) "/etc/pullwatch/pullwatch.yaml", .line = 3, .column = 15,
+                          .field = (char *) "watchdog.hang_quiet", .message = (char *) "expected a duration" };
         char *s;
 
-        s = config_error_format(&e);
+        s = error_detail_format(&e);
         assert_string_equal(s, "/etc/pullwatch/pullwatch.yaml:3:15: watchdog.hang_quiet: expected a duration");
         free(s);
 
-        e.key = NULL;
-        s = config_error_format(&e);
+        e.field = NULL;
+        s = error_detail_format(&e);
         assert_string_equal(s, "/etc/pullwatch/pullwatch.yaml:3:15: expected a duration");
         free(s);
 
         e.line = e.column = 0;
-        s = config_error_format(&e);
+        s = error_detail_format(&e);
         assert_string_equal(s, "/etc/pullwatch/pullwatch.yaml: expected a duration");
         free(s);
 
-        e.file = NULL;
-        e.key = (char *) "retry";
-        s = config_error_format(&e);
+        e.source = NULL;
+        e.field = (char *) "retry";
+        s = error_detail_format(&e);
         assert_string_equal(s, "retry: expected a duration");
         free(s);
 
-        assert_null(config_error_format(NULL));
-        config_error_done(NULL);
+        assert_null(error_detail_format(NULL));
+        error_detail_done(NULL);
 }
 
 static void test_error_is_replaced(void **state) {
-        ConfigError e = {};
+        ErrorDetail e = {};
         Config *c = NULL;
 
-        /* A second failure with the same ConfigError frees the first one's strings (ASan would tell). */
+        /* A second failure with the same ErrorDetail frees the first one's strings (ASan would tell). */
         assert_int_equal(config_load(write_file("a.yaml", "runtime: x\n"), false, &c, &e), -EINVAL);
         assert_int_equal(config_load(write_file("b.yaml", "foo: 1\n"), false, &c, &e), -EINVAL);
-        assert_string_equal(e.key, "foo");
-        config_error_done(&e);
+        assert_string_equal(e.field, "foo");
+        error_detail_done(&e);
         assert_null(e.message);
 
-        /* And no ConfigError at all is fine. */
+        /* And no ErrorDetail at all is fine. */
         assert_int_equal(config_load(write_file("c.yaml", "runtime: x\n"), false, &c, NULL), -EINVAL);
         assert_int_equal(config_parse("mem", "runtime: [\n", 11, &c, NULL), -EINVAL);
         assert_null(c);

@@ -17,8 +17,14 @@ static char cp_buf[4096], from_buf[4096], err_buf[4096];
 /* containerd_config_registry_path on tmpdir/name; results copied to the buffers ("" = NULL). */
 static int lookup(const char *name) {
         _cleanup_free_ char *path = NULL, *cp = NULL, *from = NULL, *err = NULL;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
         assert_true(asprintf(&path, "%s/%s", tmpdir, name) > 0);
-        int r = containerd_config_registry_path(NULL, path, &cp, &from, &err);
+        int r = containerd_config_registry_path(NULL, path, &cp, &from, &e);
+        if (r == -EINVAL) {
+                assert_non_null(e.source); /* the file it could not read, the top one or an import */
+                err = error_detail_format(&e);
+        } else
+                assert_null(e.message);
         snprintf(cp_buf, sizeof cp_buf, "%s", cp ?: "");
         /* names relative to tmpdir, so the expectations read plainly */
         snprintf(from_buf, sizeof from_buf, "%s", from ? from + strlen(tmpdir) + 1 : "");

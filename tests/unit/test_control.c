@@ -31,8 +31,24 @@ static int teardown(void **s) {
         return rmdir(tmpdir);
 }
 
+/* control_request_parse() with the sentence for the error object (a static copy, NULL when none). */
+static int parse_full(const char *line, size_t size, ControlRequest *r, const char **why) {
+        static char text[256];
+        ErrorDetail e = {};
+        int k = control_request_parse(line, size, r, &e);
+
+        *why = NULL;
+        if (e.message) {
+                assert_null(e.source); /* a request line has no file or URL to name */
+                snprintf(text, sizeof text, "%s", e.message);
+                *why = text;
+        }
+        error_detail_done(&e);
+        return k;
+}
+
 static int parse(const char *line, ControlRequest *r, const char **why) {
-        return control_request_parse(line, strlen(line), r, why);
+        return parse_full(line, strlen(line), r, why);
 }
 
 static void test_parse_good(void **s) {
@@ -97,10 +113,10 @@ static void test_parse_oversized(void **s) {
         memset(big, ' ', CONTROL_REQUEST_MAX + 9);
         memcpy(big, "{\"cmd\":\"status\"}", 16);
         big[CONTROL_REQUEST_MAX + 9] = 0;
-        assert_int_equal(control_request_parse(big, strlen(big), &r, &why), -EMSGSIZE);
+        assert_int_equal(parse_full(big, strlen(big), &r, &why), -EMSGSIZE);
         assert_string_equal(why, "request too long");
         /* just under the limit is fine */
-        assert_int_equal(control_request_parse(big, CONTROL_REQUEST_MAX - 1, &r, &why), 0);
+        assert_int_equal(parse_full(big, CONTROL_REQUEST_MAX - 1, &r, &why), 0);
         control_request_done(&r);
 }
 
@@ -119,13 +135,11 @@ static int h_status(void *userdata, json_t **ret) {
         return 0;
 }
 
-static int h_pull(void *userdata, ControlConn *c, const ControlRequest *req, char **ret_error) {
+static int h_pull(void *userdata, ControlConn *c, const ControlRequest *req, ErrorDetail *ret_error) {
         World *w = userdata;
         json_t *o;
-        if (streq(req->image, "refuse:me")) {
-                *ret_error = strdup("no such runtime here");
-                return -EHOSTDOWN;
-        }
+        if (streq(req->image, "refuse:me"))
+                return error_detail_setf(ret_error, EHOSTDOWN, "no such runtime here");
         free(w->last_image);
         w->last_image = strdup(req->image);
         w->streaming = c;

@@ -43,11 +43,28 @@ static char *write_file(const char *name, const char *text) {
 #define AUTH_NOCOLON "bm9jb2xvbg=="
 #define AUTH_USER_ONLY "dXNlcjo="
 
+/* credentials_lookup_full() with its ErrorDetail as the text callers print (NULL when none); the detail
+ * must name the file it is about. */
+static int lookup_full(char **files, const char *host, Credential **c, char **ret_text) {
+        ErrorDetail e = {};
+        int r = credentials_lookup_full(files, host, c, &e);
+
+        if (e.source) {
+                bool listed = false;
+                for (char **f = files; *f; f++)
+                        listed = listed || streq(*f, e.source);
+                assert_true(listed);
+        }
+        *ret_text = e.message ? error_detail_format(&e) : NULL;
+        error_detail_done(&e);
+        return r;
+}
+
 static Credential *lookup_one(const char *json, const char *host) {
         char *path = write_file("config.json", json), *err = NULL;
         char *files[] = { path, NULL };
         Credential *c = NULL;
-        int r = credentials_lookup_full(files, host, &c, &err);
+        int r = lookup_full(files, host, &c, &err);
 
         if (r < 0)
                 fail_msg("lookup of %s: %d %s", host, r, err ?: "");
@@ -174,7 +191,7 @@ static void test_no_match(void **state) {
         assert_true(asprintf(&missing, "%s/nope.json", tmpdir) > 0);
         {
                 char *files[] = { missing, NULL };
-                assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), 0);
+                assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), 0);
                 assert_null(c);
                 assert_null(err);
         }
@@ -230,7 +247,7 @@ static void check_malformed(const char *json, const char *expected_suffix) {
         char *files[] = { path, NULL };
         Credential *c = NULL;
 
-        assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), -EINVAL);
+        assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), -EINVAL);
         assert_null(c);
         assert_non_null(err);
         assert_true(asprintf(&expected, "%s: %s", path, expected_suffix) > 0);
@@ -277,10 +294,10 @@ static void test_not_a_file(void **state) {
         char *files[] = { tmpdir, NULL };
         Credential *c = NULL;
 
-        assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), -EINVAL);
+        assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), -EINVAL);
         assert_non_null(strstr(err, "not a regular file"));
         free(err);
-        assert_int_equal(credentials_lookup_full(files, "", &c, &err), -EINVAL);
+        assert_int_equal(lookup_full(files, "", &c, &err), -EINVAL);
         free(err);
 }
 
@@ -295,7 +312,7 @@ static void test_helpers(void **state) {
 
         {
                 char *files[] = { store, NULL };
-                assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), -EOPNOTSUPP);
+                assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), -EOPNOTSUPP);
                 assert_null(c);
                 assert_true(asprintf(&expected, "%s: the login for ghcr.io is kept by docker-credential-desktop "
                                      "(credsStore), which pullwatch does not run; add an \"auths\" entry to one of "
@@ -306,25 +323,25 @@ static void test_helpers(void **state) {
         }
         {
                 char *files[] = { helper, NULL };
-                assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), -EOPNOTSUPP);
+                assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), -EOPNOTSUPP);
                 assert_non_null(strstr(err, "docker-credential-gcr (credHelpers)"));
                 free(err);
                 /* a helper for another registry is no concern of this lookup */
-                assert_int_equal(credentials_lookup_full(files, "quay.io", &c, &err), 0);
+                assert_int_equal(lookup_full(files, "quay.io", &c, &err), 0);
                 assert_null(c);
                 assert_null(err);
         }
         {
                 /* an auths entry with a login wins over the store */
                 char *files[] = { both, NULL };
-                assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), 0);
+                assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), 0);
                 assert_string_equal(c->username, "alice");
                 c = credential_free(c);
         }
         {
                 /* a helper in the first file does not hide a login in the second */
                 char *files[] = { store, plain, NULL };
-                assert_int_equal(credentials_lookup_full(files, "ghcr.io", &c, &err), 0);
+                assert_int_equal(lookup_full(files, "ghcr.io", &c, &err), 0);
                 assert_string_equal(c->username, "alice");
                 c = credential_free(c);
                 assert_null(err);

@@ -345,25 +345,25 @@ static void test_range_probe(void **state) {
 
 static void test_registry_error(void **state) {
         char *t = NULL;
-        RegistryError e = { .http_status = 401, .code = "UNAUTHORIZED", .realm = "https://auth.example/token" };
+        ErrorDetail e = { .http_status = 401, .code = "UNAUTHORIZED", .realm = "https://auth.example/token" };
 
         assert_int_equal(diagnose_registry_error(-EACCES, &e, &t), DIAG_AUTH);
         assert_non_null(strstr(t, "realm https://auth.example/token"));
         assert_non_null(strstr(t, "401 UNAUTHORIZED"));
         free(t);
-        e = (RegistryError) { .http_status = 403, .code = "DENIED" };
+        e = (ErrorDetail) { .http_status = 403, .code = "DENIED" };
         assert_int_equal(diagnose_registry_error(-EPERM, &e, &t), DIAG_AUTH);
         assert_non_null(strstr(t, "denied"));
         free(t);
-        e = (RegistryError) { .http_status = 429, .code = "TOOMANYREQUESTS", .retry_after = 30 };
+        e = (ErrorDetail) { .http_status = 429, .code = "TOOMANYREQUESTS", .retry_after = 30 };
         assert_int_equal(diagnose_registry_error(-EBUSY, &e, &t), DIAG_RATE_LIMITED);
         assert_non_null(strstr(t, "retry after 30s"));
         free(t);
-        e = (RegistryError) { .http_status = 404, .code = "MANIFEST_UNKNOWN" };
+        e = (ErrorDetail) { .http_status = 404, .code = "MANIFEST_UNKNOWN" };
         assert_int_equal(diagnose_registry_error(-ENOENT, &e, &t), DIAG_NOT_FOUND);
         assert_non_null(strstr(t, "MANIFEST_UNKNOWN"));
         free(t);
-        e = (RegistryError) { .http_status = 500 };
+        e = (ErrorDetail) { .http_status = 500 };
         assert_int_equal(diagnose_registry_error(-EIO, &e, &t), DIAG_NONE);
         assert_int_equal(diagnose_registry_error(-ETIMEDOUT, NULL, &t), DIAG_NONE);
         assert_null(t);

@@ -184,7 +184,7 @@ static void world_stop(World *w) {
 
 static void set_list(World *w, const char *yaml) {
         _cleanup_preheat_list_ PreheatList *l = NULL;
-        ConfigError err = {};
+        ErrorDetail err = {};
         int r = preheat_list_parse("test.yaml", yaml, strlen(yaml), &l, &err);
         if (r < 0)
                 fail_msg("list: %s", err.message);

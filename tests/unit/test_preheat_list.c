@@ -16,11 +16,11 @@
 
 static PreheatList *load_ok(const char *text) {
         const char *path = write_file("list.yaml", text);
-        ConfigError e = {};
+        ErrorDetail e = {};
         PreheatList *l = NULL;
 
         if (preheat_list_load(path, false, &l, &e) < 0) {
-                char *s = config_error_format(&e);
+                char *s = error_detail_format(&e);
                 fail_msg("%s", s);
         }
         return l;
@@ -39,12 +39,12 @@ static void test_runtime_strings(void **state) {
 
 static void test_example_file(void **state) {
         char path[4200];
-        ConfigError e = {};
+        ErrorDetail e = {};
         PreheatList *l = NULL;
 
         snprintf(path, sizeof path, "%s/config/preheat.yaml.example", srcdir_holding("config/preheat.yaml.example"));
         if (preheat_list_load(path, false, &l, &e) < 0) {
-                char *s = config_error_format(&e);
+                char *s = error_detail_format(&e);
                 fail_msg("example does not load: %s", s);
         }
         assert_int_equal(l->n, 5);
@@ -110,7 +110,7 @@ static void test_items(void **state) {
 static void test_empty_and_missing(void **state) {
         static const char *const texts[] = { "", "# nothing yet\n", "[]\n", "~\n" };
         char path[4200];
-        ConfigError e = {};
+        ErrorDetail e = {};
         PreheatList *l = NULL;
 
         for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
@@ -127,9 +127,9 @@ static void test_empty_and_missing(void **state) {
 
         assert_int_equal(preheat_list_load(path, false, &l, &e), -ENOENT);
         assert_null(l);
-        assert_string_equal(e.file, path);
+        assert_string_equal(e.source, path);
         assert_string_equal(e.message, "cannot open: No such file or directory");
-        config_error_done(&e);
+        error_detail_done(&e);
         assert_null(preheat_list_free(NULL));
 }
 
@@ -155,18 +155,18 @@ typedef struct ErrorCase {
 static void check_errors(const ErrorCase *t, size_t n) {
         for (size_t i = 0; i < n; i++) {
                 const char *path = write_file("bad.yaml", t[i].yaml);
-                ConfigError e = {};
+                ErrorDetail e = {};
                 PreheatList *l = NULL;
                 int r = preheat_list_load(path, false, &l, &e);
 
-                if (r != -EINVAL || !e.message || !streq_ptr(e.key, t[i].key) || e.line != t[i].line ||
-                    e.column != t[i].column || !streq(e.message, t[i].message) || !streq_ptr(e.file, path)) {
-                        char *s = config_error_format(&e);
+                if (r != -EINVAL || !e.message || !streq_ptr(e.field, t[i].key) || e.line != t[i].line ||
+                    e.column != t[i].column || !streq(e.message, t[i].message) || !streq_ptr(e.source, path)) {
+                        char *s = error_detail_format(&e);
                         fail_msg("for:\n%s\ngot %d \"%s\"\nexpected %u:%u %s: %s", t[i].yaml, r, s, t[i].line,
                                  t[i].column, t[i].key ?: "(no key)", t[i].message);
                 }
                 assert_null(l);
-                config_error_done(&e);
+                error_detail_done(&e);
         }
 }
 
@@ -246,7 +246,7 @@ static void test_error_duplicates(void **state) {
 
 static void test_parse_from_memory(void **state) {
         static const char text[] = "- busybox\n";
-        ConfigError e = {};
+        ErrorDetail e = {};
         PreheatList *l = NULL;
 
         assert_int_equal(preheat_list_parse("configmap", text, strlen(text), &l, &e), 0);
@@ -254,9 +254,9 @@ static void test_parse_from_memory(void **state) {
         preheat_list_free(l);
         l = NULL;
         assert_int_equal(preheat_list_parse("configmap", "- Busybox\n", 10, &l, &e), -EINVAL);
-        assert_string_equal(e.file, "configmap");
-        assert_string_equal(e.key, "[0]");
-        config_error_done(&e);
+        assert_string_equal(e.source, "configmap");
+        assert_string_equal(e.field, "[0]");
+        error_detail_done(&e);
         assert_int_equal(preheat_list_parse("configmap", "- Busybox\n", 10, &l, NULL), -EINVAL);
         assert_null(l);
 }

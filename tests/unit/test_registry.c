@@ -287,14 +287,14 @@ static void test_error_and_token_bodies(void **state) {
         assert_int_equal(registry_parse_token("{\"token\":\"a\\r\\nX-Evil: 1\"}", 26, &tok), -EBADMSG);
         assert_int_equal(registry_parse_token("token", 5, &tok), -EBADMSG);
 
-        RegistryError err = { .http_status = 404, .code = "MANIFEST_UNKNOWN", .message = "manifest unknown",
-                              .url = "http://127.0.0.1:5000/v2/x/manifests/t" };
-        char *s = registry_error_format(&err);
+        ErrorDetail err = { .http_status = 404, .code = "MANIFEST_UNKNOWN", .message = "manifest unknown",
+                              .source = "http://127.0.0.1:5000/v2/x/manifests/t" };
+        char *s = error_detail_format(&err);
         assert_string_equal(s, "http://127.0.0.1:5000/v2/x/manifests/t: HTTP 404 MANIFEST_UNKNOWN: manifest unknown");
         free(s);
-        err = (RegistryError) { .http_status = 429, .code = "TOOMANYREQUESTS", .message = "slow down",
+        err = (ErrorDetail) { .http_status = 429, .code = "TOOMANYREQUESTS", .message = "slow down",
                                 .realm = "https://auth.example/token", .retry_after = 30 };
-        s = registry_error_format(&err);
+        s = error_detail_format(&err);
         assert_string_equal(s, "HTTP 429 TOOMANYREQUESTS: slow down (auth realm https://auth.example/token) "
                                "(retry after 30s)");
         free(s);

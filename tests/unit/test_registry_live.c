@@ -438,8 +438,8 @@ static RegistryTarget *tgt(Tgt *x, int port, const char *repo, const char *ref) 
 }
 
 /* Whatever failed, the error text carries no secret. */
-static void no_secret(const RegistryError *e) {
-        char *s = registry_error_format(e);
+static void no_secret(const ErrorDetail *e) {
+        char *s = error_detail_format(e);
         assert_non_null(s);
         assert_null(strstr(s, PASS));
         assert_null(strstr(s, REFRESH));
@@ -448,7 +448,7 @@ static void no_secret(const RegistryError *e) {
 
 static void test_resolve_tag_and_digest(void **state) {
         RegistryManifest *m = NULL;
-        RegistryError e = {};
+        ErrorDetail e = {};
         Tgt x;
 
         NEED(have_registry);
@@ -477,20 +477,20 @@ static void test_resolve_tag_and_digest(void **state) {
         assert_null(m);
         assert_int_equal(e.http_status, 404);
         assert_string_equal(e.code, "MANIFEST_UNKNOWN");
-        assert_non_null(strstr(e.url, "/v2/test/app/manifests/nope"));
+        assert_non_null(strstr(e.source, "/v2/test/app/manifests/nope"));
         assert_int_equal(diagnose_registry_error(-ENOENT, &e, NULL), DIAG_NOT_FOUND);
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         assert_int_equal(registry_resolve_sync(tgt(&x, plain_port, "test/nothere", "v1"), 0, &m, &e), -ENOENT);
         /* registry 2.8 on a filesystem says MANIFEST_UNKNOWN for an unknown repository too */
         assert_true(streq(e.code, "NAME_UNKNOWN") || streq(e.code, "MANIFEST_UNKNOWN"));
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         /* nobody listening */
         assert_int_equal(registry_resolve_sync(tgt(&x, dead_port, "test/app", "v1"), 0, &m, &e), -ECONNREFUSED);
         assert_int_equal(e.http_status, 0);
         assert_non_null(e.message);
-        registry_error_done(&e);
+        error_detail_done(&e);
 }
 
 static void test_octet_stream_before_pull(void **state) {
@@ -577,7 +577,7 @@ static void test_range_ignored(void **state) {
 
 static void test_rate_limited(void **state) {
         RegistryManifest *m = NULL;
-        RegistryError e = {};
+        ErrorDetail e = {};
         char *t = NULL;
         Tgt x;
 
@@ -589,7 +589,7 @@ static void test_rate_limited(void **state) {
         assert_int_equal(diagnose_registry_error(-EBUSY, &e, &t), DIAG_RATE_LIMITED);
         assert_non_null(strstr(t, "retry after 7s"));
         free(t);
-        registry_error_done(&e);
+        error_detail_done(&e);
 }
 
 /* A hop that answered (429 from a hosts.toml mirror) stays the error when the next hop only fails on
@@ -599,7 +599,7 @@ static void test_answer_outlives_later_hop(void **state) {
         char hdir[] = "/tmp/pw-regtest.XXXXXX", path[512], domain[64];
         RuntimeRegistry rt = { .kind = RUNTIME_CONTAINERD, .certs_dir = hdir, .from_runtime = true };
         RegistryManifest *m = NULL;
-        RegistryError e = {};
+        ErrorDetail e = {};
         FILE *f;
 
         NEED(fake_port > 0);
@@ -617,7 +617,7 @@ static void test_answer_outlives_later_hop(void **state) {
         assert_int_equal(registry_resolve_sync(&t, 0, &m, &e), -EBUSY);
         assert_int_equal(e.http_status, 429);
         assert_int_equal(e.retry_after, 7);
-        registry_error_done(&e);
+        error_detail_done(&e);
         unlink(path);
         snprintf(path, sizeof(path), "%s/%s", hdir, domain);
         rmdir(path);
@@ -656,7 +656,7 @@ typedef struct Pending {
         bool honoured;
 } Pending;
 
-static void async_tag_done(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *u) {
+static void async_tag_done(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *u) {
         Pending *p = u;
         p->r_tag = r;
         if (m)
@@ -667,7 +667,7 @@ static void async_tag_done(RegistryOp *op, int r, RegistryManifest *m, const Reg
                 sd_event_exit(p->event, 0);
 }
 
-static void async_multi_done(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *u) {
+static void async_multi_done(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *u) {
         Pending *p = u;
         p->r_multi = r;
         registry_manifest_free(m);
@@ -676,7 +676,7 @@ static void async_multi_done(RegistryOp *op, int r, RegistryManifest *m, const R
                 sd_event_exit(p->event, 0);
 }
 
-static void async_range_done(RegistryOp *op, int r, RegistryRangeProbe *probe, const RegistryError *e, void *u) {
+static void async_range_done(RegistryOp *op, int r, RegistryRangeProbe *probe, const ErrorDetail *e, void *u) {
         Pending *p = u;
         p->r_range = r;
         p->honoured = probe && probe->honoured;
@@ -685,7 +685,7 @@ static void async_range_done(RegistryOp *op, int r, RegistryRangeProbe *probe, c
                 sd_event_exit(p->event, 0);
 }
 
-static void never_called(RegistryOp *op, int r, RegistryManifest *m, const RegistryError *e, void *u) {
+static void never_called(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *u) {
         fail_msg("callback after registry_op_free");
 }
 
@@ -723,7 +723,7 @@ static void test_async_parallel(void **state) {
 
 static void test_basic_auth(void **state) {
         RegistryManifest *m = NULL;
-        RegistryError e = {};
+        ErrorDetail e = {};
         RegistryRangeProbe p = {};
         Tgt x;
 
@@ -732,13 +732,13 @@ static void test_basic_auth(void **state) {
         assert_int_equal(e.http_status, 401);
         assert_string_equal(e.realm, "pullwatch-basic");
         assert_int_equal(diagnose_registry_error(-EACCES, &e, NULL), DIAG_AUTH);
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         x.t.username = USER;
         x.t.password = "wrong-" PASS;
         assert_int_equal(registry_resolve_sync(&x.t, 0, &m, &e), -EACCES);
         no_secret(&e);
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         x.t.password = PASS;
         assert_int_equal(registry_resolve_sync(&x.t, 0, &m, &e), 0);
@@ -751,7 +751,7 @@ static void test_basic_auth(void **state) {
 
 static void test_token_auth(void **state) {
         RegistryManifest *m = NULL;
-        RegistryError e = {};
+        ErrorDetail e = {};
         char realm[128], *t = NULL;
         Tgt x;
 
@@ -766,7 +766,7 @@ static void test_token_auth(void **state) {
         assert_int_equal(diagnose_registry_error(-EACCES, &e, &t), DIAG_AUTH);
         assert_non_null(strstr(t, realm));
         free(t);
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         /* wrong password: the token server refuses */
         x.t.username = USER;
@@ -775,7 +775,7 @@ static void test_token_auth(void **state) {
         assert_int_equal(e.http_status, 401);
         assert_string_equal(e.realm, realm);
         no_secret(&e);
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         /* credentials from config.json: basic auth to the realm, bearer to the registry */
         x.t.password = PASS;
@@ -799,7 +799,7 @@ static void test_token_auth(void **state) {
         x.t.identity_token = "stale-" REFRESH;
         assert_int_equal(registry_resolve_sync(&x.t, 0, &m, &e), -EACCES);
         no_secret(&e);
-        registry_error_done(&e);
+        error_detail_done(&e);
 
         RegistryRangeProbe p = {};
         x.t.identity_token = NULL;

@@ -11,13 +11,25 @@
 #include "probes/registry_trust.h"
 #include "test_files.h"
 
+/* hosts_toml_parse() on text; on failure *ret_error (when given) is the detail's text, and the detail
+ * names the file and a line. */
 static RegistryHosts *parse(const char *text, char **ret_error) {
+        static const char *const path = "/etc/containerd/certs.d/reg:5000/hosts.toml";
         RegistryHosts *h = calloc(1, sizeof(*h));
+        ErrorDetail e = {};
+
         assert_non_null(h);
-        if (hosts_toml_parse("/etc/containerd/certs.d/reg:5000/hosts.toml", text, h, "https://reg:5000", ret_error) < 0) {
+        if (hosts_toml_parse(path, text, h, "https://reg:5000", ret_error ? &e : NULL) < 0) {
                 registry_hosts_free(h);
+                if (ret_error) {
+                        assert_string_equal(e.source, path);
+                        assert_true(e.line > 0);
+                        *ret_error = error_detail_format(&e);
+                }
+                error_detail_done(&e);
                 return NULL;
         }
+        assert_null(e.message);
         return h;
 }
 

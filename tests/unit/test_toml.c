@@ -16,12 +16,21 @@ static char *string_of(const char *text, unsigned *ret_line, const char **ret_re
         char *s = NULL;
         toml_skip(&t, true);
         assert_int_equal(toml_string(&t, "k", &s), 0);
-        assert_null(t.error);
+        assert_null(t.error.message);
         if (ret_line)
                 *ret_line = t.line;
         if (ret_rest)
                 *ret_rest = t.p;
         return s;
+}
+
+/* The scan's error as callers print it; it names the scan's file and a line. */
+static void assert_error(const TomlScan *t, const char *want) {
+        _cleanup_free_ char *got = error_detail_format(&t->error);
+        assert_non_null(t->error.message);
+        assert_string_equal(t->error.source, t->name);
+        assert_true(t->error.line > 0);
+        assert_string_equal(got, want);
 }
 
 /* The error reading a string (or a key segment) at the start of text (after blanks and newlines). */
@@ -31,8 +40,8 @@ static void check_error(const char *text, bool key, const char *field, const cha
         toml_skip(&t, true);
         assert_int_equal(key ? toml_key_segment(&t, field, &s) : toml_string(&t, field, &s), -EINVAL);
         assert_null(s);
-        assert_non_null(t.error);
-        assert_string_equal(t.error, want);
+        assert_non_null(t.error.message);
+        assert_error(&t, want);
         toml_scan_done(&t);
 }
 
@@ -103,7 +112,7 @@ static void test_end_of_line(void **state) {
         toml_skip(&t, true);
         t.p += 4;
         assert_int_equal(toml_end_of_line(&t, "plugins.cri.enabled"), -EINVAL);
-        assert_string_equal(t.error, "f.toml:3: plugins.cri.enabled: unexpected text after the value");
+        assert_error(&t, "f.toml:3: plugins.cri.enabled: unexpected text after the value");
         toml_scan_done(&t);
 }
 
@@ -125,9 +134,9 @@ static void test_first_error_kept(void **state) {
         assert_int_equal(toml_fail(&t, "a", "first %d", 1), -EINVAL);
         t.line = 9;
         assert_int_equal(toml_fail(&t, NULL, "second"), -EINVAL);
-        assert_string_equal(t.error, "f.toml:1: a: first 1");
+        assert_error(&t, "f.toml:1: a: first 1");
         toml_scan_done(&t);
-        assert_null(t.error);
+        assert_null(t.error.message);
 }
 
 int main(void) {

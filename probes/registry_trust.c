@@ -163,9 +163,8 @@ int runtime_version_cmp(const char *version, unsigned major, unsigned minor, uns
 
 /* ---- hops ---- */
 
-RegistryHosts *registry_hosts_free(RegistryHosts *h) {
-        if (!h)
-                return NULL;
+/* Forget the hops (a hosts.toml the runtime fails on too: the legacy hops follow). */
+static void hops_clear(RegistryHosts *h) {
         for (size_t i = 0; i < h->n_hops; i++) {
                 free(h->hops[i].root);
                 free(h->hops[i].host);
@@ -173,6 +172,13 @@ RegistryHosts *registry_hosts_free(RegistryHosts *h) {
                 free(h->hops[i].client_cert);
                 free(h->hops[i].client_key);
         }
+        h->n_hops = 0;
+}
+
+RegistryHosts *registry_hosts_free(RegistryHosts *h) {
+        if (!h)
+                return NULL;
+        hops_clear(h);
         free(h->hops);
         free(h->domain);
         free(h->source);
@@ -275,14 +281,7 @@ static int docker_store_hosts_toml(const RuntimeRegistry *rt, const char *domain
                 /* containerd's resolver fails on it too; the probe goes the legacy way and says why */
                 if (!h->error && (error ? !(h->error = TAKE_PTR(error)) : asprintf(&h->error, "%s: %s", file, strerror(-r)) < 0))
                         return -ENOMEM;
-                for (size_t i = 0; i < h->n_hops; i++) {
-                        free(h->hops[i].root);
-                        free(h->hops[i].host);
-                        strv_free(h->hops[i].ca_files);
-                        free(h->hops[i].client_cert);
-                        free(h->hops[i].client_key);
-                }
-                h->n_hops = 0;
+                hops_clear(h);
                 return 0;
         }
         if (r < 0)
@@ -426,14 +425,7 @@ static int containerd_hops(const RuntimeRegistry *rt, const char *domain, Regist
                         r = hosts_toml_parse(file, text, h, server, &error);
                         if (r == -EINVAL) {
                                 h->error = error.message ? error_detail_format(&error) : NULL;
-                                for (size_t i = 0; i < h->n_hops; i++) {
-                                        free(h->hops[i].root);
-                                        free(h->hops[i].host);
-                                        strv_free(h->hops[i].ca_files);
-                                        free(h->hops[i].client_cert);
-                                        free(h->hops[i].client_key);
-                                }
-                                h->n_hops = 0;
+                                hops_clear(h);
                                 goto defaults;
                         }
                         if (r < 0)

@@ -89,11 +89,7 @@ setup() {
 @test "token auth: pulls with credentials from config.json on dockerd and containerd, fails clearly without" {
 	push_image test/private v1 256KiB >/dev/null
 	start_token_registry puller 'S3cret-pw'
-	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$TOKEN_REGISTRY" "$(printf puller:S3cret-pw | base64)" \
-		>"$BATS_TEST_TMPDIR/creds.json"
-	printf '{"auths":{}}\n' >"$BATS_TEST_TMPDIR/none.json"
-	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/creds.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/with.yaml"
-	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/none.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/without.yaml"
+	credential_configs "$TOKEN_REGISTRY" puller S3cret-pw
 	ref="$TOKEN_REGISTRY/test/private:v1"
 
 	for rt in docker containerd; do

@@ -277,3 +277,12 @@ retry:
 YAML
 	export PW_CONFIG="$BED_DIR/disk.yaml"
 }
+
+# credential_configs REGISTRY USER PASSWORD: $BATS_TEST_TMPDIR/with.yaml (PW_CONFIG reading a config.json
+# with USER's credentials for REGISTRY) and without.yaml (one with no entry), for the auth tests
+credential_configs() {
+	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$1" "$(printf '%s:%s' "$2" "$3" | base64)" >"$BATS_TEST_TMPDIR/creds.json"
+	printf '{"auths":{}}\n' >"$BATS_TEST_TMPDIR/none.json"
+	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/creds.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/with.yaml"
+	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/none.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/without.yaml"
+}

@@ -203,11 +203,7 @@ start_front() {
 	start_token_registry puller 'S3cret-pw' "$NODE_IP" "$d/srv.crt" "$d/srv.key" "$TLS_CA"
 	echo "$TOKEN_REGISTRY" >"$d/token.addr"
 	trust "$TOKEN_REGISTRY"
-	printf '{"auths":{"%s":{"auth":"%s"}}}\n' "$TOKEN_REGISTRY" "$(printf puller:S3cret-pw | base64)" \
-		>"$BATS_TEST_TMPDIR/creds.json"
-	printf '{"auths":{}}\n' >"$BATS_TEST_TMPDIR/none.json"
-	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/creds.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/with.yaml"
-	sed "s|^credentials: .*|credentials: [\"$BATS_TEST_TMPDIR/none.json\"]|" "$PW_CONFIG" >"$BATS_TEST_TMPDIR/without.yaml"
+	credential_configs "$TOKEN_REGISTRY" puller S3cret-pw
 	ref="$TOKEN_REGISTRY/test/tls-private:v1"
 
 	for rt in docker containerd; do

@@ -49,7 +49,7 @@ endif
 PROTOS   := $(wildcard probes/proto/*.proto)
 GEN_C    := $(patsubst probes/proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
 GEN_H    := $(GEN_C:.c=.h)
-LIB_SRCS := $(filter-out daemon/main.c,$(wildcard basic/*.c config/*.c probes/*.c daemon/*.c))
+LIB_SRCS := $(filter-out daemon/cli/main.c,$(wildcard basic/*.c config/*.c probes/*/*.c daemon/*/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS)) $(GEN_C:.c=.o)
 # What only tests and the bench use (the replay of recorded pulls, the peer policy model): not shipped.
 TESTLIB_SRCS := tests/bench/replay.c tests/bench/peer_policy.c
@@ -83,7 +83,7 @@ $(BUILD)/libpullwatch.a: $(LIB_OBJS)
 $(BUILD)/libtest.a: $(TESTLIB_OBJS)
 	$(AR) rcs $@ $^
 
-$(BUILD)/pullwatch: $(BUILD)/obj/daemon/main.o $(BUILD)/libpullwatch.a
+$(BUILD)/pullwatch: $(BUILD)/obj/daemon/cli/main.o $(BUILD)/libpullwatch.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtest.a $(BUILD)/libpullwatch.a $(BUILD)/gen/version.h

@@ -10,7 +10,7 @@
  * The registry's parts (realm, retry_after) stay in the type rather than in an extension: they are two
  * optional fields that print as suffixes, and one type keeps copy, done and format in one place (a
  * registry error is copied across the sync wrappers and into the pull's diagnosis). ErrorClass
- * (probes/runtime.h) is a classification of a pull outcome, not a detail, and stays where it is. */
+ * (probes/runtime/runtime.h) is a classification of a pull outcome, not a detail, and stays where it is. */
 #pragma once
 
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /* toml.h: the lexical layer of TOML that pullwatch's two TOML readers share (containerd's config.toml:
- * probes/containerd_config.c; hosts.toml: probes/hosts_toml.c): blanks and comments, every string
+ * probes/containerd/containerd_config.c; hosts.toml: probes/registry/hosts_toml.c): blanks and comments, every string
  * form, key segments, the end of a line, and the error (an ErrorDetail naming file, line and field,
  * "FILE:LINE: FIELD: what") with the line the scan has reached. Which tables, keys and values mean something, and the grammar above strings
  * and keys, belong to each reader. No I/O, no logging. */

@@ -2,8 +2,10 @@
 """check-deps.py: the source tree's dependency rules, checked (make check runs it via
 tests/integration/build.bats; it also runs alone: scripts/check-deps.py [BUILD]).
 
-1. Direction: basic/ <- config/ <- probes/ <- daemon/. A file may include headers of its own folder
-   and of the folders left of it, never of one to its right (tests/ may include anything).
+1. Direction: the rooms below, left to right; a file may include headers of its own room and of the
+   rooms left of it, never of one to its right (tests/ may include anything). The floors are basic/,
+   config/, probes/, daemon/; inside probes/ and daemon/ each sub-folder is a room of its own, in the
+   order of ROOMS. A source file outside every room (a new sub-folder not listed) is an error too.
 2. No circles between files. A file depends on another when it includes it ("#include"), or, for a
    .c file, when its object calls a function or uses data defined in the other's object (from nm
    on BUILD/obj, when the objects are there). Every circle is printed with the edges that close it.
@@ -17,17 +19,25 @@ import sys
 
 # CHECK_DEPS_ROOT: another tree to check (the tests give it a broken one)
 ROOT = os.environ.get("CHECK_DEPS_ROOT") or os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-LAYERS = ["basic", "config", "probes", "daemon"]
+# Left may not include right. probes/: transport (curl on sd-event, gRPC framing) < host (/proc, disk)
+# < registry (the registry protocol, its hosts and trust) < runtime (the driver interface every runtime
+# implements) < cri (the CRI client) < containerd < docker (dockerd on the containerd store holds
+# leases in containerd) < drivers (the one table of runtime drivers, and what asks it). daemon/: pull
+# (the pull engine) < preheat < agent (the service) < cli.
+ROOMS = ["basic", "config",
+         "probes/transport", "probes/host", "probes/registry", "probes/runtime", "probes/cri",
+         "probes/containerd", "probes/docker", "probes/drivers",
+         "daemon/pull", "daemon/preheat", "daemon/agent", "daemon/cli"]
+LAYERS = ROOMS
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 
 
 def sources():
-    for d in LAYERS:
-        if not os.path.isdir(os.path.join(ROOT, d)):
-            continue
-        for f in sorted(os.listdir(os.path.join(ROOT, d))):
-            if f.endswith((".c", ".h")):
-                yield d + "/" + f
+    for top in ("basic", "config", "probes", "daemon"):
+        for dirpath, _, names in sorted(os.walk(os.path.join(ROOT, top))):
+            for f in sorted(names):
+                if f.endswith((".c", ".h")):
+                    yield os.path.relpath(os.path.join(dirpath, f), ROOT)
 
 
 def resolve(src, name):
@@ -40,8 +50,8 @@ def resolve(src, name):
 
 
 def layer(path):
-    top = path.split("/", 1)[0]
-    return LAYERS.index(top) if top in LAYERS else None
+    d = os.path.dirname(path)
+    return LAYERS.index(d) if d in LAYERS else None
 
 
 def nm_symbols(obj):
@@ -65,6 +75,11 @@ def main():
     bad = 0
     files = list(sources())
     for src in files:
+        if layer(src) is None:
+            print(f"{src}: in no room: put it in one of {', '.join(r + '/' for r in ROOMS)} "
+                  "(or add its folder to ROOMS in scripts/check-deps.py, in its place)")
+            bad += 1
+    for src in files:
         with open(os.path.join(ROOT, src), errors="replace") as f:
             for n, line in enumerate(f, 1):
                 m = INCLUDE.match(line)
@@ -75,7 +90,7 @@ def main():
                     continue  # generated (build/gen) or a system header
                 edges[src].setdefault(dst, "includes")
                 ls, ld = layer(src), layer(dst)
-                if ld is None or (ls is not None and ld > ls):
+                if ls is not None and (ld is None or ld > ls):
                     print(f"{src}:{n}: includes {dst}: {LAYERS[ls]}/ may include only "
                           f"{', '.join(l + '/' for l in LAYERS[:ls + 1])}")
                     bad += 1
@@ -144,7 +159,7 @@ def main():
     if bad:
         print(f"check-deps: {bad} problem(s)")
         return 1
-    print(f"check-deps: {len(files)} files, direction {' <- '.join(LAYERS)} holds, no circles")
+    print(f"check-deps: {len(files)} files in {len(ROOMS)} rooms, direction {' <- '.join(LAYERS)} holds, no circles")
     return 0
 
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "daemon/preheat.h"
+#include "daemon/preheat/preheat.h"
 
 typedef struct Scenario {
         const char *name;

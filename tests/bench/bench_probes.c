@@ -8,8 +8,8 @@
  * Exit: 0 done, 1 a probe failed, 2 usage. */
 #include <time.h>
 
-#include "probes/disk_growth.h"
-#include "probes/proc_sample.h"
+#include "probes/host/disk_growth.h"
+#include "probes/host/proc_sample.h"
 
 static usec_t now_usec(void) {
         struct timespec ts;

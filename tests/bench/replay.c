@@ -3,7 +3,7 @@
 #include "tests/bench/replay.h"
 
 #include <stdio.h>
-#include "daemon/detector.h"
+#include "daemon/pull/detector.h"
 
 #define S(x) ((usec_t) (x) * USEC_PER_SEC)
 #define HORIZON 240

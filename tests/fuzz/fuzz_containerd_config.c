@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "basic/macro.h"
-#include "probes/containerd_config.h"
+#include "probes/containerd/containerd_config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char path[64], *cp = NULL, *from = NULL;

@@ -1,7 +1,7 @@
 /* fuzz_control: one request line on the daemon's control socket (root only, but a confused client or
  * a half-written line is still outside input). A parsed request carries what its command needs. */
 #include "tests/fuzz/fuzz_util.h"
-#include "daemon/control.h"
+#include "daemon/agent/control.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ControlRequest req = {};

@@ -4,7 +4,7 @@
 #include <sys/mman.h>
 
 #include "tests/fuzz/fuzz_util.h"
-#include "probes/credentials.h"
+#include "probes/registry/credentials.h"
 
 static const char *const hosts[] = {
         "https://index.docker.io/v1/", "docker.io", "127.0.0.1:5000", "ghcr.io", "reg.example.com",

@@ -2,7 +2,7 @@
  * every message mapped with docker_message_parse, every error text classified. Cutting must not
  * matter: the chunked feed delivers the same messages with the same result as one whole feed. */
 #include "tests/fuzz/fuzz_util.h"
-#include "probes/docker_stream.h"
+#include "probes/docker/docker_stream.h"
 
 typedef struct Seen {
         uint64_t n;

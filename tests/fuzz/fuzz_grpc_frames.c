@@ -3,8 +3,8 @@
  * run on what came out. Input: byte 0 picks the reply type, byte 1 seeds the split points, the rest
  * is the HTTP/2 DATA payload. Split points must not matter. Also grpc-message percent-decoding. */
 #include "tests/fuzz/fuzz_util.h"
-#include "probes/grpc.h"
-#include "probes/containerd_internal.h"
+#include "probes/transport/grpc.h"
+#include "probes/containerd/containerd_internal.h"
 #include "containerd_content.pb-c.h"
 #include "containerd_leases.pb-c.h"
 #include "containerd_snapshots.pb-c.h"

@@ -2,7 +2,7 @@
  * portal) sends back: manifest and index bodies, WWW-Authenticate, error bodies, token replies,
  * Retry-After, redirect URLs, platform strings from an index. All parsers run on every input. */
 #include "tests/fuzz/fuzz_util.h"
-#include "probes/registry.h"
+#include "probes/registry/registry.h"
 
 static const char *const content_types[] = {
         NULL,

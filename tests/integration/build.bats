@@ -38,14 +38,25 @@ REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 
 @test "the dependency check names an upward include with its file and line, and an include circle" {
 	local t=$BATS_TEST_TMPDIR/tree
-	mkdir -p "$t/basic" "$t/config" "$t/probes" "$t/daemon"
-	printf '#pragma once\n' >"$t/daemon/agent.h"
-	printf '#pragma once\n#include <stdio.h>\n#include "daemon/agent.h"\n' >"$t/basic/log.h"
+	mkdir -p "$t/basic" "$t/config" "$t/probes/registry" "$t/probes/docker" "$t/daemon/agent" "$t/daemon/pull" \
+		"$t/daemon/misc"
+	printf '#pragma once\n' >"$t/daemon/agent/agent.h"
+	printf '#pragma once\n#include <stdio.h>\n#include "daemon/agent/agent.h"\n' >"$t/basic/log.h"
 	printf '#pragma once\n#include "config/b.h"\n' >"$t/config/a.h"
 	printf '#pragma once\n#include "a.h"\n' >"$t/config/b.h"
+	# the wrong way between rooms of one floor: the registry asks a runtime, the pull engine the service
+	printf '#pragma once\n' >"$t/probes/docker/docker.h"
+	printf '#include "probes/docker/docker.h"\n' >"$t/probes/registry/registry.c"
+	printf '#include "daemon/agent/agent.h"\n' >"$t/daemon/pull/pull_job.c"
+	# a sub-folder that is no room
+	printf '#pragma once\n' >"$t/daemon/misc/thing.h"
 	run env CHECK_DEPS_ROOT="$t" python3 "$REPO/scripts/check-deps.py" "$BATS_TEST_TMPDIR/nobuild"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"basic/log.h:3: includes daemon/agent.h: basic/ may include only basic/"* ]]
+	[[ "$output" == *"basic/log.h:3: includes daemon/agent/agent.h: basic/ may include only basic/"* ]]
 	[[ "$output" == *"circle: config/a.h config/b.h"* ]]
+	[[ "$output" == *"probes/registry/registry.c:1: includes probes/docker/docker.h: probes/registry/ may include only"* ]]
+	[[ "$output" == *"daemon/pull/pull_job.c:1: includes daemon/agent/agent.h: daemon/pull/ may include only"* ]]
+	[[ "$output" == *"daemon/misc/thing.h: in no room"* ]]
+	[[ "$output" == *"check-deps: 5 problem(s)"* ]]
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # catalog.bats: systemd/pullwatch.catalog is accepted by journalctl's own importer, which builds the
-# binary database `journalctl -x` reads, and every MESSAGE_ID of daemon/alert_catalog.c is in it.
+# binary database `journalctl -x` reads, and every MESSAGE_ID of daemon/agent/alert_catalog.c is in it.
 # Runs against a throwaway --root, so no journald and no write to the host's catalog are needed.
 
 setup() {
@@ -16,7 +16,7 @@ teardown() {
 }
 
 ids_in_source() {
-        grep -o 'ID("[0-9a-f]\{32\}")' "$REPO/daemon/alert_catalog.c" | cut -d'"' -f2 | sort
+        grep -o 'ID("[0-9a-f]\{32\}")' "$REPO/daemon/agent/alert_catalog.c" | cut -d'"' -f2 | sort
 }
 
 @test "journalctl --update-catalog builds a database from the catalog" {

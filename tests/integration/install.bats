@@ -92,7 +92,7 @@ installed_files() {
         run env MANWIDTH=120 man -l "$DEST/usr/share/man/man8/pullwatch.8"
         [ "$status" -eq 0 ]
         [[ "$output" == *"EXIT STATUS"* ]]
-        for id in $(grep -o 'ID("[0-9a-f]\{32\}")' "$REPO/daemon/alert_catalog.c" | cut -d'"' -f2); do
+        for id in $(grep -o 'ID("[0-9a-f]\{32\}")' "$REPO/daemon/agent/alert_catalog.c" | cut -d'"' -f2); do
                 [[ "$output" == *"$id"* ]] || { echo "pullwatch(8) lacks $id" >&2; return 1; }
         done
         run env MANWIDTH=120 man -l "$DEST/usr/share/man/man5/pullwatch.yaml.5"

@@ -7,7 +7,7 @@
  *   cdpull [-s SOCKET] -v | -i IMAGE | -l                 version / ImageStatus / leases */
 #include <getopt.h>
 #include <inttypes.h>
-#include "probes/containerd.h"
+#include "probes/containerd/containerd.h"
 
 typedef struct Ctx {
         sd_event *event;

@@ -9,8 +9,8 @@
 #include <getopt.h>
 #include <jansson.h>
 
-#include "daemon/diagnose.h"
-#include "probes/registry.h"
+#include "daemon/pull/diagnose.h"
+#include "probes/registry/registry.h"
 
 static int strv_push(char ***l, const char *s) {
         size_t n = strv_length(*l);

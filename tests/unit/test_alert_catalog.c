@@ -9,8 +9,8 @@
 #include <syslog.h>
 #include <cmocka.h>
 
-#include "daemon/alert_catalog.h"
-#include "daemon/diagnose.h"
+#include "daemon/agent/alert_catalog.h"
+#include "daemon/pull/diagnose.h"
 
 #define MAX_ENTRIES 64
 

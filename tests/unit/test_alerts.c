@@ -6,7 +6,7 @@
 #include <syslog.h>
 #include <cmocka.h>
 
-#include "daemon/alerts.h"
+#include "daemon/agent/alerts.h"
 
 typedef struct Capture {
         unsigned n;

@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "probes/containerd_config.h"
-#include "probes/registry_trust.h"
+#include "probes/containerd/containerd_config.h"
+#include "probes/registry/registry_trust.h"
 #include "test_files.h"
 
 static char cp_buf[4096], from_buf[4096], err_buf[4096];

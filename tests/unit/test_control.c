@@ -11,7 +11,7 @@
 #include <sys/un.h>
 #include <cmocka.h>
 
-#include "daemon/control.h"
+#include "daemon/agent/control.h"
 
 static char tmpdir[] = "/tmp/test_control.XXXXXX";
 static char sock_path[256];

@@ -8,7 +8,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "probes/credentials.h"
+#include "probes/registry/credentials.h"
 
 static char tmpdir[] = "/tmp/test_credentials.XXXXXX";
 

@@ -7,7 +7,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 
-#include "daemon/detector.h"
+#include "daemon/pull/detector.h"
 
 #define S(x) ((usec_t) (x) * USEC_PER_SEC)
 #define T0 S(1000)

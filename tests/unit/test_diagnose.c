@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "daemon/diagnose.h"
+#include "daemon/pull/diagnose.h"
 
 static void expect_text(RuntimeKind k, const char *text, Diagnosis want, const char *needle) {
         char *sentence = NULL;

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "daemon/disk_gate.h"
+#include "daemon/pull/disk_gate.h"
 
 #define MiB (1024ULL * 1024ULL)
 

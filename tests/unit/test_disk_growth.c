@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "probes/disk_growth.h"
+#include "probes/host/disk_growth.h"
 
 static char top[64];
 

@@ -11,8 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon/disk_wait.h"
-#include "probes/runtime_op.h"
+#include "daemon/pull/disk_wait.h"
+#include "probes/runtime/runtime_op.h"
 
 static char tmpdir[] = "/tmp/test_disk_wait.XXXXXX";
 

@@ -6,8 +6,8 @@
 #include <cmocka.h>
 #include <stdio.h>
 
-#include "probes/docker_stream.h"
-#include "probes/docker.h"
+#include "probes/docker/docker_stream.h"
+#include "probes/docker/docker.h"
 
 typedef struct Seen {
         unsigned n;

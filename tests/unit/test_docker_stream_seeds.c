@@ -10,8 +10,8 @@
 #include <glob.h>
 #include <stdio.h>
 
-#include "probes/docker_stream.h"
-#include "probes/docker.h"
+#include "probes/docker/docker_stream.h"
+#include "probes/docker/docker.h"
 #include "tests/unit/test_files.h"
 
 #define SEEDS "tests/fuzz/corpus/fuzz_docker_stream"

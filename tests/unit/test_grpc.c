@@ -10,9 +10,9 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
-#include "probes/grpc.h"
-#include "probes/containerd.h"
-#include "probes/containerd_internal.h"
+#include "probes/transport/grpc.h"
+#include "probes/containerd/containerd.h"
+#include "probes/containerd/containerd_internal.h"
 #include "containerd_content.pb-c.h"
 #include "containerd_version.pb-c.h"
 

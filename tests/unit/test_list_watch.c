@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "daemon/list_watch.h"
+#include "daemon/preheat/list_watch.h"
 
 #define DEBOUNCE (60 * USEC_PER_MSEC)
 

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "daemon/liveness.h"
+#include "daemon/pull/liveness.h"
 
 #define SOCK "/run/pullwatch-test/docker.sock"
 #define DOCKERD_INODE 424242UL

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "basic/atomic_file.h"
-#include "daemon/metrics.h"
+#include "daemon/agent/metrics.h"
 
 static bool has_line(const char *text, const char *line) {
         size_t n = strlen(line);

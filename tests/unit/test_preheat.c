@@ -7,8 +7,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "daemon/preheat.h"
-#include "probes/runtime_op.h"
+#include "daemon/preheat/preheat.h"
+#include "probes/runtime/runtime_op.h"
 
 /* ---- the fake runtime ---- */
 

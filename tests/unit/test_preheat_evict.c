@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "daemon/preheat_evict.h"
+#include "daemon/preheat/preheat_evict.h"
 
 #define H (3600 * USEC_PER_SEC)
 

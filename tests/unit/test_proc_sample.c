@@ -13,7 +13,7 @@
 #include <time.h>
 #include <cmocka.h>
 
-#include "probes/proc_sample.h"
+#include "probes/host/proc_sample.h"
 
 typedef struct FakeProc {
         pid_t pid, ppid;

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
-#include "probes/registry.h"
+#include "probes/registry/registry.h"
 
 static void challenge_ok(const char *h, RegistryAuthScheme scheme, const char *realm, const char *service,
                          const char *scope) {

@@ -18,9 +18,9 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "daemon/diagnose.h"
-#include "probes/registry.h"
-#include "probes/registry_trust.h"
+#include "daemon/pull/diagnose.h"
+#include "probes/registry/registry.h"
+#include "probes/registry/registry_trust.h"
 
 #define USER "puller"
 #define PASS "s3cret-Pa55"

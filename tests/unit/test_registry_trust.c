@@ -7,8 +7,8 @@
 #include <sys/stat.h>
 #include <cmocka.h>
 
-#include "daemon/diagnose.h"
-#include "probes/registry_trust.h"
+#include "daemon/pull/diagnose.h"
+#include "probes/registry/registry_trust.h"
 #include "test_files.h"
 
 /* hosts_toml_parse() on text; on failure *ret_error (when given) is the detail's text, and the detail

@@ -9,7 +9,7 @@
 #include <cmocka.h>
 
 #include "basic/atomic_file.h"
-#include "daemon/state.h"
+#include "daemon/preheat/state.h"
 
 static char tmpdir[] = "/tmp/test_state.XXXXXX";
 

@@ -1,0 +1,112 @@
+/* agent_report.c: what the daemon makes of what happens: alerts, metrics and log lines for each event
+ * of any pull it runs, and one coalesced flush of state, metrics and STATUS= after changes. It calls
+ * nothing of agent.c, agent_control.c or agent_runtime.c: they call it. */
+#include "daemon/agent/agent_internal.h"
+
+#include <stdio.h>
+#include <systemd/sd-daemon.h>
+
+#define FLUSH_DELAY (200 * USEC_PER_MSEC)
+
+static const Config *config(const Agent *a) { return a->config->config; }
+
+/* ---- flush: state, metrics, STATUS=, preheat-complete ---- */
+
+static void update_status(Agent *a) {
+        char buf[256], down[96] = "";
+
+        for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++)
+                if (a->runtimes[k].wanted && a->runtimes[k].known && !a->runtimes[k].up)
+                        snprintf(down + strlen(down), sizeof(down) - strlen(down), "; %s unreachable",
+                                 runtime_kind_to_string(k));
+        if (preheat_summary(a->preheat, buf, sizeof(buf)) < 0)
+                return;
+        snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), "%s%s", down, a->list_error ? "; list invalid" : "");
+        if (streq_ptr(a->last_status, buf))
+                return;
+        free(a->last_status);
+        a->last_status = strdup(buf);
+        (void) sd_notifyf(false, "STATUS=%s", buf);
+}
+
+void agent_flush(Agent *a) {
+        unsigned counts[_PREHEAT_STATE_MAX];
+        const char *names[_PREHEAT_STATE_MAX];
+        unsigned n;
+        int r;
+
+        r = state_save(a->state, false);
+        if (r < 0 && !a->state_error_logged)
+                log_line(LOG_ERR, "cannot save %s: %s", a->state->path, strerror(-r));
+        a->state_error_logged = r < 0;
+
+        n = preheat_counts(a->preheat, counts);
+        for (PreheatState s = 0; s < _PREHEAT_STATE_MAX; s++)
+                names[s] = preheat_state_to_string(s);
+        metrics_set_preheat(&a->metrics, names, counts, _PREHEAT_STATE_MAX);
+        if (config(a)->metrics_textfile) {
+                r = metrics_write(&a->metrics, config(a)->metrics_textfile);
+                if (r < 0)
+                        log_line(LOG_WARNING, "cannot write metrics to %s: %s", config(a)->metrics_textfile, strerror(-r));
+        }
+        if (a->ready)
+                update_status(a);
+
+        bool complete = preheat_complete(a->preheat);
+        if (complete && !a->was_complete) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "All %u images of the preheat list are present.", n);
+                log_line(LOG_INFO, "%s", msg);
+                (void) alerts_send(a->alerts, ALERT_PREHEAT_COMPLETE, &(AlertFields) { .rate_key = "preheat" }, msg,
+                                   now_monotonic());
+        }
+        a->was_complete = complete;
+}
+
+int agent_on_flush(sd_event_source *s, uint64_t usec, void *userdata) {
+        agent_flush(userdata);
+        return 0;
+}
+
+void agent_schedule_flush(Agent *a) {
+        if (sd_event_source_get_enabled(a->flush_timer, NULL) > 0)
+                return;
+        (void) sd_event_source_set_time_relative(a->flush_timer, FLUSH_DELAY);
+        (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_ONESHOT);
+}
+
+/* ---- pull events: alerts, metrics, log lines ---- */
+
+void agent_observe_pull_event(Agent *a, const PullEvent *e) {
+        int r = alerts_pull_event(a->alerts, e, now_monotonic());
+        if (r < 0)
+                log_line(LOG_WARNING, "cannot send an alert to journald: %s", strerror(-r));
+        metrics_pull_event(&a->metrics, e);
+        switch (e->kind) {
+        case PULL_EVENT_RETRY:
+                log_line(LOG_WARNING, "%s (%s): attempt %u failed (%s); retrying in %.1fs", e->image, e->runtime,
+                          e->attempt, e->reason ? e->reason : "-", (double) e->delay / USEC_PER_SEC);
+                break;
+        case PULL_EVENT_ACTION:
+                if (startswith(e->action, "kill-helper"))
+                        log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
+                break;
+        case PULL_EVENT_DIAGNOSIS:
+                log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
+                break;
+        case PULL_EVENT_RESULT:
+                if (e->ok)
+                        log_line(LOG_INFO, "%s (%s): pulled in %.1fs, %u attempt%s, %s", e->image, e->runtime, e->elapsed_s,
+                                  e->attempt, e->attempt == 1 ? "" : "s", e->digest ? e->digest : "digest unknown");
+                else if (e->error != ERROR_CANCELLED)
+                        log_line(LOG_ERR, "%s (%s): pull failed (%s): %s", e->image, e->runtime,
+                                  error_class_to_string(e->error), e->reason ? e->reason : "-");
+                agent_schedule_flush(a);
+                break;
+        case PULL_EVENT_VERDICT:
+                agent_schedule_flush(a);
+                break;
+        default:
+                break;
+        }
+}

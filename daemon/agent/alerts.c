@@ -1,0 +1,275 @@
+/* alerts.c: journald records. The message is one sentence an operator can act on; the catalog entry
+ * (journalctl -x) carries the explanation and remedy, so the sentence stays short. */
+#include "daemon/agent/alerts.h"
+#include "daemon/pull/diagnose.h"
+#include "basic/escape.h"
+
+#include <stdio.h>
+#include <systemd/sd-journal.h>
+
+typedef struct RateEntry {
+        AlertKind kind;
+        char *key;
+        usec_t last;
+} RateEntry;
+
+struct Alerts {
+        usec_t rate_limit;
+        RateEntry *rates;
+        size_t n_rates;
+        alerts_sink_t sink;
+        void *userdata;
+};
+
+static int journal_sink(const struct iovec *iov, size_t n, void *userdata) {
+        return sd_journal_sendv(iov, (int) n);
+}
+
+int alerts_new(usec_t rate_limit, Alerts **ret) {
+        Alerts *a = calloc(1, sizeof(*a));
+        if (!a)
+                return -ENOMEM;
+        a->rate_limit = rate_limit;
+        a->sink = journal_sink;
+        *ret = a;
+        return 0;
+}
+
+Alerts *alerts_free(Alerts *a) {
+        if (!a)
+                return NULL;
+        for (size_t i = 0; i < a->n_rates; i++)
+                free(a->rates[i].key);
+        free(a->rates);
+        free(a);
+        return NULL;
+}
+
+void alerts_set_rate_limit(Alerts *a, usec_t rate_limit) { a->rate_limit = rate_limit; }
+
+void alerts_set_sink(Alerts *a, alerts_sink_t sink, void *userdata) {
+        a->sink = sink ? sink : journal_sink;
+        a->userdata = userdata;
+}
+
+bool alerts_rate_ok(Alerts *a, AlertKind kind, const char *key, usec_t now) {
+        RateEntry *e = NULL;
+
+        if (!key)
+                key = "";
+        if (a->rate_limit == 0)
+                return true;
+        /* Expired entries go first: the table stays as small as the set of live incidents. */
+        for (size_t i = 0; i < a->n_rates;) {
+                if (now - a->rates[i].last >= a->rate_limit) {
+                        free(a->rates[i].key);
+                        a->rates[i] = a->rates[--a->n_rates];
+                        continue;
+                }
+                if (a->rates[i].kind == kind && streq(a->rates[i].key, key))
+                        e = &a->rates[i];
+                i++;
+        }
+        if (e)
+                return false;
+        RateEntry *n = realloc(a->rates, (a->n_rates + 1) * sizeof(*n));
+        if (!n)
+                return true; /* better a duplicate alert than a lost one */
+        a->rates = n;
+        n[a->n_rates] = (RateEntry) { .kind = kind, .key = strdup(key), .last = now };
+        if (n[a->n_rates].key)
+                a->n_rates++;
+        return true;
+}
+
+void alert_record_done(AlertRecord *r) {
+        for (size_t i = 0; i < r->n_owned; i++)
+                free(r->owned[i]);
+        *r = (AlertRecord) {};
+}
+
+static int add_static(AlertRecord *r, const char *s) {
+        if (r->n >= ALERT_RECORD_MAX)
+                return -E2BIG;
+        r->iov[r->n++] = (struct iovec) { .iov_base = (void *) s, .iov_len = strlen(s) };
+        return 0;
+}
+
+/* PULLWATCH_* fields keep the raw bytes (sd_journal_sendv sends a value with a newline in the
+ * protocol's binary form); MESSAGE is what journalctl prints as a line: escaped. */
+static int add_field(AlertRecord *r, const char *name, const char *value) {
+        _cleanup_free_ char *escaped = NULL;
+        char *s;
+        if (!value)
+                return 0;
+        if (r->n >= ALERT_RECORD_MAX || r->n_owned >= ALERT_RECORD_MAX)
+                return -E2BIG;
+        if (streq(name, "MESSAGE")) {
+                escaped = escape_line(value);
+                if (!escaped)
+                        return -ENOMEM;
+                value = escaped;
+        }
+        if (asprintf(&s, "%s=%s", name, value) < 0)
+                return -ENOMEM;
+        r->owned[r->n_owned++] = s;
+        r->iov[r->n++] = (struct iovec) { .iov_base = s, .iov_len = strlen(s) };
+        return 0;
+}
+
+int alert_record_build(AlertKind kind, const AlertFields *f, const char *message, AlertRecord *ret) {
+        static const AlertFields none = {};
+        const AlertInfo *info = alert_info(kind);
+        AlertRecord r = {};
+        char attempt[16];
+        int k = 0;
+
+        if (!info)
+                return -EINVAL;
+        if (!f)
+                f = &none;
+        snprintf(attempt, sizeof(attempt), "%u", f->attempt);
+        if ((k = add_static(&r, "SYSLOG_IDENTIFIER=pullwatch")) < 0 || (k = add_static(&r, info->message_id_field)) < 0 ||
+            (k = add_static(&r, alert_kind_priority_field(kind))) < 0 ||
+            (k = add_field(&r, "MESSAGE", message ? message : info->summary)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_ALERT", info->name)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_IMAGE", f->image)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_RUNTIME", f->runtime)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_LAYER", f->layer)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_PHASE", f->phase)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_VERDICT", f->verdict)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_ATTEMPT", f->attempt ? attempt : NULL)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_EVIDENCE", f->evidence)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_DIAGNOSIS", f->diagnosis)) < 0) {
+                alert_record_done(&r);
+                return k;
+        }
+        *ret = r;
+        return 0;
+}
+
+const char *alert_record_get(const AlertRecord *r, const char *field, size_t *ret_len) {
+        size_t n = strlen(field);
+        for (size_t i = 0; i < r->n; i++) {
+                const char *s = r->iov[i].iov_base;
+                if (r->iov[i].iov_len > n && strncmp(s, field, n) == 0 && s[n] == '=') {
+                        if (ret_len)
+                                *ret_len = r->iov[i].iov_len - n - 1;
+                        return s + n + 1;
+                }
+        }
+        return NULL;
+}
+
+int alerts_send(Alerts *a, AlertKind kind, const AlertFields *f, const char *message, usec_t now) {
+        AlertRecord rec;
+        int r;
+
+        if (!alerts_rate_ok(a, kind, f ? (f->rate_key ? f->rate_key : f->image) : NULL, now))
+                return 0;
+        r = alert_record_build(kind, f, message, &rec);
+        if (r < 0)
+                return r;
+        r = a->sink(rec.iov, rec.n, a->userdata);
+        alert_record_done(&rec);
+        return r < 0 ? r : 1;
+}
+
+int alert_kind_for_pull_event(const PullEvent *e) {
+        switch (e->kind) {
+        case PULL_EVENT_VERDICT:
+                switch (e->verdict) {
+                case VERDICT_STALLED: return ALERT_PULL_STALLED;
+                case VERDICT_HUNG: return ALERT_PULL_HUNG;
+                case VERDICT_DEGRADED: return ALERT_PULL_DEGRADED;
+                default: return -ENODATA;
+                }
+        case PULL_EVENT_DIAGNOSIS: {
+                AlertKind k = alert_kind_from_string(e->diagnosis);
+                return k >= 0 && alert_kind_is_diagnosis(k) ? (int) k : -ENODATA;
+        }
+        case PULL_EVENT_RESULT:
+                if (e->ok)
+                        return e->attempt > 1 ? ALERT_PULL_RECOVERED : -ENODATA;
+                if (e->error == ERROR_PERMANENT)
+                        return ALERT_PULL_FAILED_PERMANENT;
+                if (e->error == ERROR_CANCELLED)
+                        return -ENODATA; /* we stopped it (shutdown, removed from the list, client gone) */
+                return ALERT_PULL_FAILED;
+        default:
+                return -ENODATA;
+        }
+}
+
+static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
+
+int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_message) {
+        int k = alert_kind_for_pull_event(e);
+        AlertFields f = {
+                .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt,
+        };
+        char *m = NULL;
+        int r = 0;
+
+        if (k < 0)
+                return k;
+        switch (k) {
+        case ALERT_PULL_STALLED:
+        case ALERT_PULL_HUNG:
+        case ALERT_PULL_DEGRADED:
+                f.phase = phase_to_string(e->phase);
+                f.verdict = verdict_to_string(e->verdict);
+                f.evidence = e->evidence;
+                /* attempt 0: a pull someone else started (`pullwatch watch`), reported and left alone */
+                r = e->attempt == 0
+                        ? asprintf(&m, "Pull of %s %s%s%s%s%s (%s); another client's pull: pullwatch watch cancels nothing.",
+                                   e->image ? e->image : "(image not known yet)", verdict_to_string(e->verdict),
+                                   e->layer ? " at layer " : "", e->layer ? e->layer : "", f.phase ? " while " : "",
+                                   f.phase ? f.phase : "", or_dash(e->evidence))
+                        : asprintf(&m, "Pull of %s %s%s%s%s%s (%s); pullwatch cancels attempt %u and retries.", e->image,
+                                   verdict_to_string(e->verdict), e->layer ? " at layer " : "", e->layer ? e->layer : "",
+                                   f.phase ? " while " : "", f.phase ? f.phase : "", or_dash(e->evidence), e->attempt);
+                break;
+        default:
+                if (alert_kind_is_diagnosis(k)) {
+                        f.diagnosis = e->diagnosis;
+                        f.evidence = e->remedy;
+                        r = asprintf(&m, "Pull of %s: %s", e->image,
+                                     e->remedy ? e->remedy : alert_kind_summary(k));
+                }
+                break;
+        case ALERT_PULL_RECOVERED:
+                f.diagnosis = e->diagnosis;
+                r = asprintf(&m, "Pull of %s succeeded after %u attempts.", e->image, e->attempt);
+                break;
+        case ALERT_PULL_FAILED_PERMANENT:
+                f.diagnosis = e->diagnosis;
+                f.evidence = e->reason;
+                r = asprintf(&m, "Pull of %s failed with a permanent error and is not retried: %s", e->image,
+                             or_dash(e->reason));
+                break;
+        case ALERT_PULL_FAILED:
+                f.diagnosis = e->diagnosis;
+                f.evidence = e->reason;
+                r = asprintf(&m, "Pull of %s failed after %u attempts: %s", e->image, e->attempt, or_dash(e->reason));
+                break;
+        }
+        if (r < 0)
+                return -ENOMEM;
+        *ret_kind = (AlertKind) k;
+        *ret_fields = f;
+        *ret_message = m;
+        return 0;
+}
+
+int alerts_pull_event(Alerts *a, const PullEvent *e, usec_t now) {
+        _cleanup_free_ char *m = NULL;
+        AlertFields f;
+        AlertKind k;
+        int r = alert_for_pull_event(e, &k, &f, &m);
+        if (r == -ENODATA)
+                return 0;
+        if (r < 0)
+                return r;
+        return alerts_send(a, k, &f, m, now);
+}

@@ -1,0 +1,53 @@
+/* alerts.h: the daemon's journald alerts: one sentence plus MESSAGE_ID, PRIORITY and PULLWATCH_* fields
+ * per alert kind, sent with sd_journal_sendv and rate limited per image (or key) and kind. It reports;
+ * the agent decides when something deserves an alert. Field building is pure, for tests. */
+#pragma once
+
+#include <sys/uio.h>
+#include "daemon/agent/alert_catalog.h"
+#include "daemon/pull/pull_job.h"
+
+typedef struct AlertFields {
+        const char *image, *runtime, *layer, *phase, *verdict, *evidence, *diagnosis;
+        unsigned attempt;         /* 0 = not given */
+        const char *rate_key;     /* what the rate limit counts per kind; NULL = image */
+} AlertFields;
+
+#define ALERT_RECORD_MAX 16
+
+/* The iovec for sd_journal_sendv, and the strings it points into. */
+typedef struct AlertRecord {
+        struct iovec iov[ALERT_RECORD_MAX];
+        size_t n;
+        char *owned[ALERT_RECORD_MAX];
+        size_t n_owned;
+} AlertRecord;
+
+/* SYSLOG_IDENTIFIER=pullwatch, MESSAGE_ID, PRIORITY, MESSAGE and every field that is set. */
+int alert_record_build(AlertKind kind, const AlertFields *f, const char *message, AlertRecord *ret);
+void alert_record_done(AlertRecord *r);
+/* "FIELD=value" of a built record, NULL when absent (tests). */
+const char *alert_record_get(const AlertRecord *r, const char *field, size_t *ret_len);
+
+typedef struct Alerts Alerts;
+/* Where records go: sd_journal_sendv unless a test puts a sink of its own. */
+typedef int (*alerts_sink_t)(const struct iovec *iov, size_t n, void *userdata);
+
+int alerts_new(usec_t rate_limit, Alerts **ret);
+Alerts *alerts_free(Alerts *a);
+static inline void alerts_freep(Alerts **a) { alerts_free(*a); }
+void alerts_set_rate_limit(Alerts *a, usec_t rate_limit);
+void alerts_set_sink(Alerts *a, alerts_sink_t sink, void *userdata);
+
+/* Would an alert of kind for key pass at now? Records it when it would (0 = no limit). */
+bool alerts_rate_ok(Alerts *a, AlertKind kind, const char *key, usec_t now);
+/* 1 sent, 0 dropped by the rate limit, <0 the journal refused it. */
+int alerts_send(Alerts *a, AlertKind kind, const AlertFields *f, const char *message, usec_t now);
+
+/* The alert a pull event calls for, or -ENODATA (pure): a fault verdict, a diagnosis with an alert
+ * kind, a result that failed (permanent or exhausted) or succeeded after retries. */
+int alert_kind_for_pull_event(const PullEvent *e);
+/* Fields and sentence of that alert (message: caller frees). */
+int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_message);
+/* alert_for_pull_event + alerts_send; 0 when the event calls for no alert. */
+int alerts_pull_event(Alerts *a, const PullEvent *e, usec_t now);

@@ -1,0 +1,27 @@
+/* cli_common.c: what every subcommand shares: loading --config with a one-line error, and options
+ * laid over the config's strings. */
+#include <stdio.h>
+
+#include "basic/escape.h"
+#include "daemon/cli/cli.h"
+
+int cli_load_config(const char *path, Config **ret) {
+        ErrorDetail err = {};
+        int r = config_load(path ? path : PULLWATCH_DEFAULT_CONFIG, path == NULL, ret, &err);
+        if (r < 0) {
+                _cleanup_free_ char *msg = error_detail_format(&err);
+                fprintf_line(stderr, "pullwatch: %s", msg ? msg : strerror(-r));
+                error_detail_done(&err);
+                return EXIT_USAGE;
+        }
+        return 0;
+}
+
+int cli_set_string(char **field, const char *value) {
+        char *s = strdup(value);
+        if (!s)
+                return -ENOMEM;
+        free(*field);
+        *field = s;
+        return 0;
+}

@@ -1,0 +1,600 @@
+/* preheat.c: each target runs a small cycle on one timer: begin (confirm; present = ready, absent = splay
+ * then queue), queue (dispatch by priority within the concurrency), pull (a WatchedPull; result recorded
+ * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
+ * from a defer source, never inside their own callback. */
+#include "daemon/preheat/preheat_internal.h"
+#include "probes/registry/credentials.h"
+#include "basic/reference.h"
+#include "probes/registry/registry.h"
+
+#include <stdio.h>
+
+#define PREHEAT_CONFIRM_RETRY (10 * USEC_PER_SEC)
+#define PREHEAT_REGISTRY_TIMEOUT (15 * USEC_PER_SEC)
+
+usec_t preheat_splay_delay(const char *machine_id, const char *image, usec_t splay) {
+        uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then splitmix64's finalizer to spread the bits */
+        const char *parts[2] = { machine_id ? machine_id : "", image ? image : "" };
+
+        if (splay == 0)
+                return 0;
+        for (size_t i = 0; i < 2; i++) {
+                for (const unsigned char *c = (const unsigned char *) parts[i]; *c; c++)
+                        h = (h ^ *c) * 0x100000001b3ULL;
+                h = (h ^ 0xff) * 0x100000001b3ULL; /* separator: ("ab","c") != ("a","bc") */
+        }
+        h ^= h >> 30;
+        h *= 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 27;
+        h *= 0x94d049bb133111ebULL;
+        h ^= h >> 31;
+        return h % splay;
+}
+
+static const Config *cfg(const Preheat *p) { return p->config->config; }
+
+static void notify_changed(Preheat *p) {
+        if (p->hooks.changed)
+                p->hooks.changed(p->userdata);
+}
+
+static void schedule_reap(Preheat *p) {
+        (void) sd_event_source_set_enabled(p->reap, SD_EVENT_ONESHOT);
+}
+
+static void set_state(Target *t, PreheatState s, const char *error) {
+        char *e = error ? strdup(error) : NULL;
+        bool changed = t->state != s || !streq_ptr(t->error, e);
+        free(t->error);
+        t->error = e;
+        t->state = s;
+        if (s == PREHEAT_READY && !t->pinned)
+                (void) preheat_pin(t, true);
+        if (s == PREHEAT_READY)
+                preheat_imagefs_locate(t->preheat, t->runtime);
+        if (changed)
+                notify_changed(t->preheat);
+}
+
+static void arm(Target *t, NextAction a, usec_t delay) {
+        t->next = a;
+        if (delay == USEC_INFINITY) {
+                t->next_at = 0;
+                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
+                return;
+        }
+        t->next_at = now_monotonic() + delay;
+        (void) sd_event_source_set_time(t->timer, t->next_at);
+        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+}
+
+static usec_t recheck_interval(const Target *t) {
+        usec_t r = t->recheck ? t->recheck : cfg(t->preheat)->preheat.recheck;
+        return r ? r : USEC_INFINITY;
+}
+
+static PullRequest target_request(const Target *t) {
+        const Config *c = cfg(t->preheat);
+        return (PullRequest) {
+                .image = t->image,
+                .platform = t->platform ? t->platform : c->platform,
+                .namespace = t->namespace ? t->namespace : c->containerd_namespace,
+        };
+}
+
+static void dispatch(Preheat *p);
+static void begin_confirmed(Target *t, int r);
+static void recheck_confirmed(Target *t, int r);
+
+/* The answer: 0 present (digest recorded), -ENOENT absent, other -errno: the runtime could not say. */
+static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdata) {
+        Target *t = userdata;
+        Preheat *p = t->preheat;
+
+        t->confirm = NULL; /* the op frees itself */
+        if (r >= 0)
+                (void) state_record_present(p->state, t->image, preheat_runtime_name(t), digest, now_realtime());
+        else if (r != -ENOENT && p->up[t->runtime]) {
+                /* A hung runtime makes every check wait for its timeout: stop asking until it answers a
+                 * ping again rather than keep a check per target in flight against it. */
+                p->up[t->runtime] = false;
+                if (p->hooks.runtime_trouble)
+                        p->hooks.runtime_trouble(p->userdata, t->runtime);
+        }
+        if (p->stopped)
+                return;
+        if (t->confirm_recheck)
+                recheck_confirmed(t, r);
+        else
+                begin_confirmed(t, r);
+}
+
+/* Ask the runtime whether the image is there; the answer continues begin or recheck. */
+static void confirm(Target *t, bool recheck) {
+        Preheat *p = t->preheat;
+        const RuntimeDriver *d = p->drivers[t->runtime];
+        PullRequest req = target_request(t);
+        int r;
+
+        arm(t, NEXT_NONE, USEC_INFINITY); /* nothing else runs for this target meanwhile */
+        t->confirm_recheck = recheck;
+        r = d->confirm ? d->confirm(p->glue, cfg(p), &req, on_confirmed, t, &t->confirm) : -ENOENT;
+        if (r < 0)
+                on_confirmed(NULL, r, NULL, t);
+}
+
+static void queue(Target *t) {
+        arm(t, NEXT_NONE, USEC_INFINITY);
+        set_state(t, PREHEAT_QUEUED, NULL);
+        schedule_reap(t->preheat);
+}
+
+static void target_begin(Target *t) {
+        Preheat *p = t->preheat;
+        char buf[256];
+
+        if (t->confirm)
+                return; /* its answer decides */
+        if (!p->drivers[t->runtime]) {
+                snprintf(buf, sizeof(buf), "this pullwatch cannot drive %s", preheat_runtime_name(t));
+                set_state(t, PREHEAT_FAILED, buf);
+                return;
+        }
+        if (!p->up[t->runtime]) {
+                arm(t, NEXT_BEGIN, USEC_INFINITY); /* preheat_set_runtime_up() begins it again */
+                snprintf(buf, sizeof(buf), "%s is unreachable", preheat_runtime_name(t));
+                set_state(t, PREHEAT_WAITING, buf);
+                return;
+        }
+        confirm(t, false);
+}
+
+static void begin_confirmed(Target *t, int r) {
+        Preheat *p = t->preheat;
+        char buf[256];
+
+        if (r >= 0) {
+                set_state(t, PREHEAT_READY, NULL);
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        } else if (r == -ENOENT) {
+                usec_t delay = t->splayed ? 0 : preheat_splay_delay(p->machine_id, t->image, cfg(p)->preheat.splay);
+                t->splayed = true;
+                if (delay == 0)
+                        queue(t);
+                else {
+                        set_state(t, PREHEAT_WAITING, "splay before the first pull");
+                        arm(t, NEXT_QUEUE, delay);
+                }
+        } else {
+                snprintf(buf, sizeof(buf), "cannot ask %s whether the image is present: %s", preheat_runtime_name(t),
+                         strerror(-r));
+                set_state(t, PREHEAT_WAITING, buf);
+                /* begun again by preheat_set_runtime_up() once the runtime answers */
+                arm(t, NEXT_BEGIN, p->up[t->runtime] ? PREHEAT_CONFIRM_RETRY : USEC_INFINITY);
+        }
+}
+
+static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *userdata) {
+        Target *t = userdata;
+        const StateEntry *s = state_find(t->preheat->state, t->image, preheat_runtime_name(t));
+
+        registry_op_free(op);
+        t->check = NULL;
+        /* An unreachable registry proves nothing: the image stays ready. */
+        if (r >= 0 && m->digest && s && s->digest && !streq(m->digest, s->digest) && t->state == PREHEAT_READY)
+                queue(t);
+        registry_manifest_free(m);
+}
+
+/* The check goes to the registry the way the runtime does (its mirrors, certs.d / hosts.toml CAs):
+ * with our own settings only, a registry behind a private CA never answers it, and a moved tag is
+ * never noticed. rt NULL: the runtime did not say; our settings only. */
+static void registry_check_with(Target *t, const RuntimeRegistry *runtime) {
+        Preheat *p = t->preheat;
+        _cleanup_reference_ ImageRef *ref = NULL;
+        _cleanup_credential_ Credential *cred = NULL;
+        PullRequest req = target_request(t);
+        RegistryTarget rt;
+
+        if (t->check || reference_parse(t->image, &ref) < 0)
+                return;
+        if (cfg(p)->credentials)
+                (void) credentials_lookup(cfg(p)->credentials, reference_registry_host(ref), &cred);
+        rt = (RegistryTarget) {
+                .domain = ref->domain,
+                .repository = ref->path,
+                .reference = ref->tag,
+                .platform = req.platform,
+                .username = cred ? cred->username : NULL,
+                .password = cred ? cred->password : NULL,
+                .identity_token = cred ? cred->identity_token : NULL,
+                .config = &cfg(p)->registry,
+                .runtime = runtime,
+                .timeout = PREHEAT_REGISTRY_TIMEOUT,
+        };
+        (void) registry_resolve(p->glue, &rt, on_registry_resolved, t, &t->check);
+}
+
+static void on_check_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *runtime, void *userdata) {
+        Target *t = userdata;
+
+        registry_check_with(t, runtime); /* runtime is valid during this call; the check copies it */
+        t->check_rt = runtime_registry_fetch_free(t->check_rt);
+}
+
+static void start_registry_check(Target *t) {
+        Preheat *p = t->preheat;
+        _cleanup_reference_ ImageRef *ref = NULL;
+
+        if (!p->registry_check || t->check || t->check_rt || reference_parse(t->image, &ref) < 0 || ref->digest ||
+            !ref->tag)
+                return; /* pinned by digest: it cannot move */
+        if (runtime_registry_fetch(p->glue, t->runtime, cfg(p), on_check_runtime_registry, t, &t->check_rt) < 0)
+                registry_check_with(t, NULL);
+}
+
+static void target_recheck(Target *t) {
+        if (t->confirm)
+                return; /* its answer decides */
+        if (t->state == PREHEAT_PULLING || t->state == PREHEAT_QUEUED)
+                return; /* the pull's result re-arms the recheck */
+        if (t->state == PREHEAT_WAITING) {
+                target_begin(t);
+                return;
+        }
+        if (!t->preheat->up[t->runtime]) {
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+                return;
+        }
+        if (t->state == PREHEAT_FAILED || (t->state == PREHEAT_EVICTED && preheat_evict_retry(t))) {
+                queue(t);
+                return;
+        }
+        if (t->state == PREHEAT_EVICTED) {
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+                return;
+        }
+        confirm(t, true);
+}
+
+static void recheck_confirmed(Target *t, int r) {
+        if (r == -ENOENT) {
+                _cleanup_free_ char *why = NULL;
+                if (preheat_evicted(t, &why)) { /* churn with kubelet's image GC: stop feeding it */
+                        set_state(t, PREHEAT_EVICTED, why);
+                        arm(t, NEXT_RECHECK, recheck_interval(t));
+                        return;
+                }
+                queue(t); /* evicted (kubelet's image GC, docker rmi): pull it again */
+                return;
+        }
+        if (r >= 0)
+                start_registry_check(t);
+        arm(t, NEXT_RECHECK, recheck_interval(t));
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Target *t = userdata;
+        NextAction a = t->next;
+
+        t->next = NEXT_NONE;
+        t->next_at = 0;
+        if (t->preheat->stopped)
+                return 0;
+        switch (a) {
+        case NEXT_BEGIN: target_begin(t); break;
+        case NEXT_QUEUE: queue(t); break;
+        case NEXT_RECHECK: target_recheck(t); break;
+        default: break;
+        }
+        return 0;
+}
+
+static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
+        Target *t = userdata;
+        Preheat *p = t->preheat;
+
+        if (p->hooks.pull_event)
+                p->hooks.pull_event(p->userdata, e);
+        if (e->kind != PULL_EVENT_RESULT)
+                return;
+        t->pull_done = true;
+        schedule_reap(p);
+        if (e->ok) {
+                const StateEntry *before = state_find(p->state, t->image, preheat_runtime_name(t));
+                preheat_pin_pulled(t, before ? before->digest : NULL, e->digest);
+                (void) state_record_success(p->state, t->image, preheat_runtime_name(t), e->digest, e->attempt, now_realtime());
+                set_state(t, PREHEAT_READY, NULL);
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        } else if (e->error == ERROR_CANCELLED) {
+                set_state(t, PREHEAT_WAITING, e->reason ? e->reason : "cancelled");
+        } else {
+                (void) state_record_failure(p->state, t->image, preheat_runtime_name(t), e->reason, e->attempt, now_realtime());
+                set_state(t, PREHEAT_FAILED, e->reason ? e->reason : "failed");
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        }
+}
+
+static void start_pull(Target *t) {
+        Preheat *p = t->preheat;
+        WatchedPullSpec spec = { .image = t->image, .platform = t->platform, .namespace = t->namespace };
+        char buf[256];
+        int r;
+
+        r = watched_pull_new(p->event, p->glue, p->config, p->drivers[t->runtime], &spec, on_pull_event, t, &t->pull);
+        if (r >= 0) {
+                set_state(t, PREHEAT_PULLING, NULL);
+                r = watched_pull_start(t->pull);
+        }
+        if (r < 0) {
+                t->pull = watched_pull_free(t->pull);
+                snprintf(buf, sizeof(buf), "cannot start the pull: %s", strerror(-r));
+                (void) state_record_failure(p->state, t->image, preheat_runtime_name(t), buf, 0, now_realtime());
+                set_state(t, PREHEAT_FAILED, buf);
+                arm(t, NEXT_RECHECK, recheck_interval(t));
+        }
+}
+
+static void dispatch(Preheat *p) {
+        unsigned running = 0;
+
+        if (p->stopped)
+                return;
+        for (size_t i = 0; i < p->n_targets; i++)
+                running += p->targets[i]->state == PREHEAT_PULLING;
+        while (running < cfg(p)->preheat.concurrency) {
+                Target *best = NULL;
+                for (size_t i = 0; i < p->n_targets; i++) {
+                        Target *t = p->targets[i];
+                        if (t->state != PREHEAT_QUEUED || !p->up[t->runtime] || t->pull)
+                                continue;
+                        if (!best || t->priority > best->priority ||
+                            (t->priority == best->priority && t->order < best->order))
+                                best = t;
+                }
+                if (!best)
+                        break;
+                start_pull(best);
+                running++;
+        }
+}
+
+static int on_reap(sd_event_source *s, void *userdata) {
+        Preheat *p = userdata;
+
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->pull_done) {
+                        t->pull = watched_pull_free(t->pull);
+                        t->pull_done = false;
+                }
+        }
+        dispatch(p);
+        return 0;
+}
+
+static Target *target_free(Target *t) {
+        if (!t)
+                return NULL;
+        if (t->pull) {
+                watched_pull_abort(t->pull, "removed from the preheat list");
+                watched_pull_free(t->pull);
+        }
+        registry_op_free(t->check);
+        runtime_registry_fetch_free(t->check_rt);
+        runtime_op_free(t->confirm);
+        preheat_pin_stop(t);
+        sd_event_source_disable_unref(t->timer);
+        free(t->image);
+        free(t->platform);
+        free(t->namespace);
+        free(t->pin_moved_from);
+        free(t->error);
+        free(t);
+        return NULL;
+}
+
+static int target_new(Preheat *p, const PreheatItem *item, RuntimeKind k, size_t order, Target **ret) {
+        Target *t = calloc(1, sizeof(*t)), **n;
+        int r;
+
+        if (!t)
+                return -ENOMEM;
+        *t = (Target) { .preheat = p, .runtime = k, .priority = item->priority, .recheck = item->recheck,
+                        .order = order, .state = PREHEAT_WAITING, .seen = true };
+        t->image = strdup(item->image);
+        t->platform = item->platform ? strdup(item->platform) : NULL;
+        t->namespace = item->namespace ? strdup(item->namespace) : NULL;
+        if (!t->image || (item->platform && !t->platform) || (item->namespace && !t->namespace)) {
+                target_free(t);
+                return -ENOMEM;
+        }
+        r = sd_event_add_time(p->event, &t->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, t);
+        if (r < 0) {
+                target_free(t);
+                return r;
+        }
+        n = realloc(p->targets, (p->n_targets + 1) * sizeof(*n));
+        if (!n) {
+                target_free(t);
+                return -ENOMEM;
+        }
+        p->targets = n;
+        p->targets[p->n_targets++] = t;
+        arm(t, NEXT_BEGIN, 0); /* from the loop: set_list may run before it does */
+        *ret = t;
+        return 0;
+}
+
+static Target *find_target(Preheat *p, const PreheatItem *item, RuntimeKind k) {
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->runtime == k && streq(t->image, item->image) && streq_ptr(t->platform, item->platform) &&
+                    streq_ptr(t->namespace, item->namespace))
+                        return t;
+        }
+        return NULL;
+}
+
+static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKind ret[2]) {
+        switch (item->runtime) {
+        case PREHEAT_RUNTIME_DOCKER: ret[0] = RUNTIME_DOCKER; return 1;
+        case PREHEAT_RUNTIME_CONTAINERD: ret[0] = RUNTIME_CONTAINERD; return 1;
+        case PREHEAT_RUNTIME_BOTH: ret[0] = RUNTIME_DOCKER; ret[1] = RUNTIME_CONTAINERD; return 2;
+        default:
+                ret[0] = cfg(p)->runtime != RUNTIME_AUTO ? cfg(p)->runtime
+                         : p->auto_runtime != RUNTIME_AUTO ? p->auto_runtime
+                                                           : RUNTIME_DOCKER;
+                return 1;
+        }
+}
+
+int preheat_set_list(Preheat *p, const PreheatList *l) {
+        _cleanup_free_ Target **removed = NULL;
+        size_t kept = 0, n_removed = 0;
+        int r;
+
+        for (size_t i = 0; i < p->n_targets; i++)
+                p->targets[i]->seen = false;
+        for (size_t i = 0; l && i < l->n; i++) {
+                RuntimeKind ks[2];
+                size_t nk = item_runtimes(p, &l->items[i], ks);
+                for (size_t k = 0; k < nk; k++) {
+                        Target *t = find_target(p, &l->items[i], ks[k]);
+                        if (t) {
+                                t->seen = true;
+                                t->priority = l->items[i].priority;
+                                t->order = i;
+                                if (t->recheck != l->items[i].recheck) {
+                                        t->recheck = l->items[i].recheck;
+                                        if (t->next == NEXT_RECHECK)
+                                                arm(t, NEXT_RECHECK, recheck_interval(t));
+                                }
+                        } else if ((r = target_new(p, &l->items[i], ks[k], i, &t)) < 0)
+                                return r;
+                }
+        }
+        /* Forgotten, never deleted: the image stays on the node, only our bookkeeping goes. State entries
+         * go first, while every target is still there to say whether another one shares the entry. */
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                bool shared = false;
+                if (t->seen)
+                        continue;
+                for (size_t k = 0; k < p->n_targets; k++)
+                        shared = shared || (p->targets[k]->seen && p->targets[k]->runtime == t->runtime &&
+                                            streq(p->targets[k]->image, t->image));
+                if (!shared) {
+                        state_remove(p->state, t->image, preheat_runtime_name(t));
+                        (void) preheat_pin(t, false); /* left the list: kubelet's GC may have it */
+                }
+        }
+        removed = calloc(MAX(p->n_targets, (size_t) 1), sizeof(*removed));
+        if (!removed)
+                return -ENOMEM;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                if (p->targets[i]->seen)
+                        p->targets[kept++] = p->targets[i];
+                else
+                        removed[n_removed++] = p->targets[i];
+        }
+        /* Freed after the array is whole again: a cancelled pull's result runs hooks that may look. */
+        p->n_targets = kept;
+        for (size_t i = 0; i < n_removed; i++)
+                target_free(removed[i]);
+        schedule_reap(p);
+        notify_changed(p);
+        return 0;
+}
+
+int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *state,
+                const RuntimeDriver *const drivers[_RUNTIME_KIND_MAX], const char *machine_id,
+                const PreheatHooks *hooks, void *userdata, Preheat **ret) {
+        Preheat *p = calloc(1, sizeof(*p));
+        int r;
+
+        if (!p)
+                return -ENOMEM;
+        p->event = sd_event_ref(event);
+        p->glue = glue;
+        p->config = shared_config_ref(config);
+        p->state = state;
+        for (size_t i = 0; i < _RUNTIME_KIND_MAX; i++) {
+                p->drivers[i] = drivers[i];
+                p->up[i] = true;
+        }
+        p->machine_id = strdup(machine_id ? machine_id : "");
+        if (hooks)
+                p->hooks = *hooks;
+        p->userdata = userdata;
+        p->auto_runtime = RUNTIME_AUTO;
+        p->registry_check = true;
+        r = p->machine_id ? sd_event_add_defer(event, &p->reap, on_reap, p) : -ENOMEM;
+        /* Idle: every begin and recheck due now runs first, so what queued together starts by priority. */
+        if (r >= 0)
+                r = sd_event_source_set_priority(p->reap, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(p->reap, SD_EVENT_OFF);
+        if (r < 0) {
+                preheat_free(p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
+Preheat *preheat_free(Preheat *p) {
+        if (!p)
+                return NULL;
+        p->stopped = true;
+        for (size_t i = 0; i < p->n_targets; i++)
+                target_free(p->targets[i]);
+        free(p->targets);
+        preheat_imagefs_forget(p);
+        sd_event_source_disable_unref(p->reap);
+        shared_config_unref(p->config);
+        sd_event_unref(p->event);
+        free(p->machine_id);
+        free(p);
+        return NULL;
+}
+
+void preheat_set_config(Preheat *p, SharedConfig *config) {
+        shared_config_unref(p->config);
+        p->config = shared_config_ref(config);
+        preheat_imagefs_forget(p); /* the sockets may have moved */
+        schedule_reap(p);
+}
+
+void preheat_set_auto_runtime(Preheat *p, RuntimeKind k) { p->auto_runtime = k; }
+void preheat_set_registry_check(Preheat *p, bool on) { p->registry_check = on; }
+
+void preheat_set_runtime_up(Preheat *p, RuntimeKind k, bool up) {
+        if (k < 0 || k >= _RUNTIME_KIND_MAX || p->up[k] == up)
+                return;
+        p->up[k] = up;
+        if (!up)
+                return;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->runtime == k && t->state == PREHEAT_WAITING && t->next == NEXT_BEGIN && t->next_at == 0)
+                        arm(t, NEXT_BEGIN, 0);
+        }
+        schedule_reap(p);
+}
+
+void preheat_stop(Preheat *p, const char *why) {
+        p->stopped = true;
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if (t->pull) {
+                        watched_pull_abort(t->pull, why ? why : "stopping");
+                        t->pull = watched_pull_free(t->pull);
+                        t->pull_done = false;
+                }
+                t->check = registry_op_free(t->check);
+                t->check_rt = runtime_registry_fetch_free(t->check_rt);
+                t->confirm = runtime_op_free(t->confirm);
+                arm(t, NEXT_NONE, USEC_INFINITY);
+        }
+}

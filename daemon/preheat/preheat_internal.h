@@ -1,0 +1,86 @@
+/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle) and preheat_status.c
+ * (counts, summary, status JSON). Nothing outside the preheat module includes it. */
+#pragma once
+
+#include "daemon/preheat/preheat.h"
+#include "daemon/preheat/preheat_evict.h"
+#include "probes/registry/registry.h"
+#include "probes/drivers/registry_runtime.h"
+
+typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
+typedef struct PinJob PinJob;
+
+typedef struct Target {
+        Preheat *preheat;
+        char *image;
+        RuntimeKind runtime;
+        char *platform;           /* NULL = the config's */
+        char *namespace;          /* NULL = the config's */
+        int priority;
+        usec_t recheck;           /* item override; 0 = the config's */
+        size_t order;             /* position in the list */
+        PreheatState state;
+        char *error;              /* why it waits or failed */
+        bool seen, splayed, pull_done;
+        WatchedPull *pull;
+        RegistryOp *check;
+        RuntimeRegistryFetch *check_rt; /* the runtime's registry settings, asked before the check */
+        RuntimeOp *confirm;       /* a presence check in flight; its answer continues begin or recheck */
+        bool confirm_recheck;
+        sd_event_source *timer;
+        NextAction next;
+        usec_t next_at;
+        EvictTrack evict;
+        bool pinned;              /* preheat.pin: its references carry the pinned label */
+        PinJob *pin;              /* labelling them, in flight */
+        char *pin_moved_from;     /* repo@digest the tag left in the last pull: the next pin unlabels it */
+} Target;
+
+/* Where one runtime keeps its images, asked once (a RuntimeOp) and then measured with statvfs. */
+typedef struct PreheatImageFs {
+        Preheat *preheat;
+        RuntimeKind kind;
+        char *path;               /* NULL until the runtime said */
+        RuntimeOp *op;            /* asking, in flight */
+} PreheatImageFs;
+
+struct Preheat {
+        sd_event *event;
+        CurlGlue *glue;
+        SharedConfig *config;
+        State *state;
+        const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
+        bool up[_RUNTIME_KIND_MAX];
+        char *machine_id;
+        PreheatHooks hooks;
+        void *userdata;
+        RuntimeKind auto_runtime;
+        bool registry_check;
+        bool stopped;
+        Target **targets;
+        size_t n_targets;
+        sd_event_source *reap;
+        PreheatImageFs imagefs[_RUNTIME_KIND_MAX];
+};
+
+static inline const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
+
+/* preheat_evict.c: the image left the runtime on its own. true: re-pulls stop, *ret_why says why
+ * (the hook has been told); false: pull it again. */
+bool preheat_evicted(Target *t, char **ret_why);
+/* preheat_pin.c: preheat.pin on containerd: label (on) or unlabel every reference of t's image, on the
+ * curl glue. A pin in flight belongs to t (t->pinned is set when every label is there); an unpin goes on
+ * after t is freed. */
+int preheat_pin(Target *t, bool on);
+/* A pull of t succeeded: its references are new, so the ready state pins again; when the tag moved from
+ * digest before to after, that pin first unlabels the old image's references. */
+void preheat_pin_pulled(Target *t, const char *before, const char *after);
+/* Cancel t's pin in flight (before t is freed). */
+void preheat_pin_stop(Target *t);
+/* A held target: may it be pulled again now (usage fell below the low threshold)? */
+bool preheat_evict_retry(Target *t);
+/* Ask t's runtime where its images are, unless known or being asked (the figures preheat-evicted and
+ * the retry below the low threshold need; called when a target becomes ready). */
+void preheat_imagefs_locate(Preheat *p, RuntimeKind k);
+/* Forget every location (config reload, shutdown): cancels the questions in flight. */
+void preheat_imagefs_forget(Preheat *p);

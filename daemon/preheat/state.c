@@ -1,0 +1,325 @@
+/* state.c: state.json. Version 1: {"version":1,"images":[{"image","runtime","digest","last_success",
+ * "last_attempt","attempts","last_error"}]}; times are RFC 3339 UTC so an operator can read the file. */
+#include "daemon/preheat/state.h"
+#include "basic/atomic_file.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+#define STATE_VERSION 1
+
+static void entry_done(StateEntry *e) {
+        free(e->image);
+        free(e->runtime);
+        free(e->digest);
+        free(e->last_error);
+        *e = (StateEntry) {};
+}
+
+static void entries_clear(State *s) {
+        for (size_t i = 0; i < s->n; i++)
+                entry_done(&s->entries[i]);
+        free(s->entries);
+        s->entries = NULL;
+        s->n = 0;
+}
+
+State *state_free(State *s) {
+        if (!s)
+                return NULL;
+        entries_clear(s);
+        free(s->path);
+        free(s);
+        return NULL;
+}
+
+int state_set_dir(State *s, const char *dir) {
+        char *p;
+        if (asprintf(&p, "%s/%s", dir, STATE_FILE_NAME) < 0)
+                return -ENOMEM;
+        free(s->path);
+        s->path = p;
+        s->dirty = true;
+        return 0;
+}
+
+int state_new(const char *dir, State **ret) {
+        State *s = calloc(1, sizeof(*s));
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        r = state_set_dir(s, dir);
+        if (r < 0) {
+                state_free(s);
+                return r;
+        }
+        s->dirty = false;
+        *ret = s;
+        return 0;
+}
+
+static int set_time(json_t *o, const char *key, uint64_t usec) {
+        char buf[32];
+        if (usec == 0)
+                return json_object_set_new(o, key, json_null());
+        if (format_timestamp(usec, buf, sizeof(buf)) < 0)
+                return -EINVAL;
+        return json_object_set_new(o, key, json_string(buf));
+}
+
+static json_t *string_or_null(const char *s) {
+        return s ? json_string(s) : json_null();
+}
+
+json_t *state_to_json(const State *s) {
+        json_t *root = json_object(), *arr = json_array();
+
+        if (!root || !arr)
+                goto fail;
+        json_object_set_new(root, "version", json_integer(STATE_VERSION));
+        for (size_t i = 0; i < s->n; i++) {
+                const StateEntry *e = &s->entries[i];
+                json_t *o = json_object();
+                if (!o || json_array_append_new(arr, o) < 0)
+                        goto fail;
+                if (json_object_set_new(o, "image", json_string(e->image)) < 0 ||
+                    json_object_set_new(o, "runtime", json_string(e->runtime)) < 0 ||
+                    json_object_set_new(o, "digest", string_or_null(e->digest)) < 0 ||
+                    set_time(o, "last_success", e->last_success) < 0 ||
+                    set_time(o, "last_attempt", e->last_attempt) < 0 ||
+                    json_object_set_new(o, "attempts", json_integer(e->attempts)) < 0 ||
+                    json_object_set_new(o, "last_error", string_or_null(e->last_error)) < 0)
+                        goto fail;
+        }
+        json_object_set_new(root, "images", arr);
+        return root;
+fail:
+        json_decref(arr);
+        json_decref(root);
+        return NULL;
+}
+
+static int dup_opt(const json_t *o, const char *key, char **ret) {
+        const json_t *v = json_object_get(o, key);
+        *ret = NULL;
+        if (!v || json_is_null(v))
+                return 0;
+        if (!json_is_string(v))
+                return -EBADMSG;
+        *ret = strdup(json_string_value(v));
+        return *ret ? 0 : -ENOMEM;
+}
+
+static int get_time(const json_t *o, const char *key, uint64_t *ret) {
+        const json_t *v = json_object_get(o, key);
+        *ret = 0;
+        if (!v || json_is_null(v))
+                return 0;
+        return json_is_string(v) ? parse_timestamp(json_string_value(v), ret) : -EBADMSG;
+}
+
+/* One entry; -EBADMSG drops it, -ENOMEM fails the load. */
+static int entry_from_json(const json_t *o, StateEntry *e) {
+        const json_t *att = json_object_get(o, "attempts");
+        int r;
+
+        if (!json_is_object(o) || !json_is_string(json_object_get(o, "image")) ||
+            !json_is_string(json_object_get(o, "runtime")))
+                return -EBADMSG;
+        if (att && !(json_is_integer(att) && json_integer_value(att) >= 0 && json_integer_value(att) < 1000000))
+                return -EBADMSG;
+        e->attempts = att ? (unsigned) json_integer_value(att) : 0;
+        if ((r = dup_opt(o, "image", &e->image)) < 0 || (r = dup_opt(o, "runtime", &e->runtime)) < 0 ||
+            (r = dup_opt(o, "digest", &e->digest)) < 0 || (r = dup_opt(o, "last_error", &e->last_error)) < 0)
+                return r;
+        if (get_time(o, "last_success", &e->last_success) < 0 || get_time(o, "last_attempt", &e->last_attempt) < 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int state_from_json(const json_t *j, State *s) {
+        const json_t *images = json_object_get(j, "images"), *v;
+        size_t i;
+
+        if (!json_is_object(j) || !json_is_integer(json_object_get(j, "version")) ||
+            json_integer_value(json_object_get(j, "version")) != STATE_VERSION || !json_is_array(images))
+                return -EBADMSG;
+        entries_clear(s);
+        json_array_foreach(images, i, v) {
+                StateEntry e = {};
+                int r = entry_from_json(v, &e);
+                if (r == -EBADMSG || (r >= 0 && state_find(s, e.image, e.runtime))) {
+                        entry_done(&e);
+                        continue;
+                }
+                if (r < 0) {
+                        entry_done(&e);
+                        return r;
+                }
+                StateEntry *n = realloc(s->entries, (s->n + 1) * sizeof(*n));
+                if (!n) {
+                        entry_done(&e);
+                        return -ENOMEM;
+                }
+                s->entries = n;
+                s->entries[s->n++] = e;
+        }
+        return 0;
+}
+
+int state_load(const char *dir, State **ret) {
+        _cleanup_state_ State *s = NULL;
+        _cleanup_free_ char *text = NULL;
+        json_t *j;
+        size_t size;
+        int r;
+
+        r = state_new(dir, &s);
+        if (r < 0)
+                return r;
+        r = read_file_full(s->path, STATE_FILE_MAX, &text, &size);
+        if (r == -ENOENT) {
+                *ret = TAKE_PTR(s);
+                return 0;
+        }
+        if (r == -EFBIG)
+                return -EBADMSG;
+        if (r < 0)
+                return r;
+        j = json_loadb(text, size, JSON_REJECT_DUPLICATES, NULL);
+        if (!j)
+                return -EBADMSG;
+        r = state_from_json(j, s);
+        json_decref(j);
+        if (r < 0)
+                return r;
+        s->dirty = false;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int state_save(State *s, bool force) {
+        _cleanup_free_ char *text = NULL, *dir = NULL;
+        json_t *j;
+        char *slash;
+        int r;
+
+        if (!s->dirty && !force)
+                return 0;
+        dir = strdup(s->path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = 0;
+                r = mkdir_p(dir, 0700);
+                if (r < 0)
+                        return r;
+        }
+        j = state_to_json(s);
+        if (!j)
+                return -ENOMEM;
+        text = json_dumps(j, JSON_INDENT(2));
+        json_decref(j);
+        if (!text)
+                return -ENOMEM;
+        r = write_file_atomic(s->path, text, strlen(text), 0600);
+        if (r < 0)
+                return r;
+        s->dirty = false;
+        return 0;
+}
+
+StateEntry *state_find(const State *s, const char *image, const char *runtime) {
+        for (size_t i = 0; i < s->n; i++)
+                if (streq(s->entries[i].image, image) && streq(s->entries[i].runtime, runtime))
+                        return &s->entries[i];
+        return NULL;
+}
+
+int state_ensure(State *s, const char *image, const char *runtime, StateEntry **ret) {
+        StateEntry *e = state_find(s, image, runtime), *n;
+
+        if (!e) {
+                n = realloc(s->entries, (s->n + 1) * sizeof(*n));
+                if (!n)
+                        return -ENOMEM;
+                s->entries = n;
+                e = &s->entries[s->n];
+                *e = (StateEntry) { .image = strdup(image), .runtime = strdup(runtime) };
+                if (!e->image || !e->runtime) {
+                        entry_done(e);
+                        return -ENOMEM;
+                }
+                s->n++;
+                s->dirty = true;
+        }
+        *ret = e;
+        return 0;
+}
+
+void state_remove(State *s, const char *image, const char *runtime) {
+        StateEntry *e = state_find(s, image, runtime);
+        if (!e)
+                return;
+        entry_done(e);
+        size_t i = (size_t) (e - s->entries);
+        memmove(e, e + 1, (s->n - i - 1) * sizeof(*e));
+        s->n--;
+        s->dirty = true;
+}
+
+static int replace(char **field, const char *v) {
+        char *c = NULL;
+        if (streq_ptr(*field, v))
+                return 0;
+        if (v && !(c = strdup(v)))
+                return -ENOMEM;
+        free(*field);
+        *field = c;
+        return 0;
+}
+
+int state_record_success(State *s, const char *image, const char *runtime, const char *digest,
+                         unsigned attempts, uint64_t when) {
+        StateEntry *e;
+        int r = state_ensure(s, image, runtime, &e);
+        if (r < 0)
+                return r;
+        if (digest && (r = replace(&e->digest, digest)) < 0)
+                return r;
+        e->last_success = e->last_attempt = when;
+        e->attempts = attempts;
+        s->dirty = true;
+        return replace(&e->last_error, NULL);
+}
+
+int state_record_failure(State *s, const char *image, const char *runtime, const char *error,
+                         unsigned attempts, uint64_t when) {
+        StateEntry *e;
+        int r = state_ensure(s, image, runtime, &e);
+        if (r < 0)
+                return r;
+        e->last_attempt = when;
+        e->attempts = attempts;
+        s->dirty = true;
+        return replace(&e->last_error, error ? error : "failed");
+}
+
+int state_record_present(State *s, const char *image, const char *runtime, const char *digest, uint64_t when) {
+        StateEntry *e;
+        int r = state_ensure(s, image, runtime, &e);
+        if (r < 0)
+                return r;
+        if (digest && !streq_ptr(e->digest, digest)) {
+                r = replace(&e->digest, digest);
+                s->dirty = true;
+        }
+        if (e->last_success == 0) {
+                /* Found present without our pull: as good as a success for "re-pull nothing present". */
+                e->last_success = when;
+                s->dirty = true;
+        }
+        return r;
+}

@@ -1,0 +1,64 @@
+/* pull_job_internal.h: the PullJob record, shared by the modules that make up one watched pull:
+ * pull_job.c (the attempt loop: attempts, cuts, retries with backoff, the disk gate) and
+ * pull_outcome.c (events to the observer and the pull's result). Not for use outside them: everyone
+ * else goes through pull_job.h. */
+#pragma once
+
+#include "daemon/pull/disk_wait.h"
+#include "daemon/pull/preflight.h"
+#include "daemon/pull/pull_diag.h"
+#include "daemon/pull/pull_job.h"
+#include "daemon/pull/pull_layers.h"
+
+struct PullJob {
+        sd_event *event;
+        CurlGlue *glue;
+        const Config *config;
+        const RuntimeDriver *driver;
+        PullRequest req;
+        char *image;
+        pull_job_event_t cb;
+        void *userdata;
+        LivenessSource liveness;
+        bool have_liveness;
+
+        Detector *detector;
+        RuntimePull *pull;
+        sd_event_source *sample_timer;
+        sd_event_source *retry_timer;
+        unsigned attempt;
+        usec_t started, attempt_started;
+        Verdict pull_verdict;
+        PullLayers layers;        /* this attempt's, as the runtime reported them */
+        char *last_reason;
+        char *digest;
+        uint64_t bytes;
+        bool finished, ok;
+        PullDiag diag;            /* cuts so far (dockerd's own retries too), diagnoses named */
+        bool running;             /* an attempt is in flight (its runtime pull not finished or cut) */
+        Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
+        RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
+        char *probe_note;          /* the registry probe could not reach the registry: why */
+        uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
+        bool pending_finish;       /* failed, waiting for the registry probe to come back */
+        bool pending_diagnose;     /* ... and then reading the runtime's error text */
+        sd_event_source *pending_timer;
+        ErrorClass pending_error;
+        char *pending_reason;
+        DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
+        bool disk_gating;
+};
+
+static inline RuntimeKind job_runtime_kind(const PullJob *j) {
+        return streq(j->driver->name, "containerd") ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
+}
+
+/* pull_outcome.c: an event to the observer (image, runtime and attempt filled in). */
+void pull_job_emit(PullJob *j, PullEvent *e);
+/* The pull's end: timers off, the result sent (once). */
+void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason);
+/* A failure: held while a registry probe is still in flight (PULL_JOB_PENDING_MAX at most); diagnose:
+ * read the runtime's error text first. */
+void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose);
+/* The failure held for the probe, now (the probe came back). */
+void pull_job_finish_pending(PullJob *j);

@@ -1,0 +1,79 @@
+/* pull_outcome.c: what one watched pull tells its observer: every event (stamped with image, runtime
+ * and attempt), and its end: the result event with digest, bytes, diagnosis, the registry probe's
+ * note and elapsed time, held back a little for a registry probe still in flight. */
+#include "daemon/pull/pull_job_internal.h"
+
+#include <stdlib.h>
+
+static const char *const event_names[_PULL_EVENT_KIND_MAX] = {
+        [PULL_EVENT_ATTEMPT] = "attempt", [PULL_EVENT_PHASE] = "phase",     [PULL_EVENT_PROGRESS] = "progress",
+        [PULL_EVENT_VERDICT] = "verdict", [PULL_EVENT_ACTION] = "action",   [PULL_EVENT_RETRY] = "retry",
+        [PULL_EVENT_DIAGNOSIS] = "diagnosis", [PULL_EVENT_RUNTIME_RETRY] = "runtime-retry",
+        [PULL_EVENT_RESULT] = "result",
+};
+
+const char *pull_event_kind_to_string(PullEventKind k) {
+        return k >= 0 && k < _PULL_EVENT_KIND_MAX ? event_names[k] : NULL;
+}
+
+void pull_job_emit(PullJob *j, PullEvent *e) {
+        e->image = j->image;
+        e->runtime = j->driver->name;
+        e->attempt = j->attempt;
+        if (j->cb)
+                j->cb(j, e, j->userdata);
+}
+
+void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
+        if (j->finished)
+                return;
+        j->finished = true;
+        j->ok = ok;
+        j->bytes += pull_layers_clear(&j->layers);
+        j->confirm = runtime_op_free(j->confirm);
+        if (!ok && j->driver->abandon)
+                (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
+        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        disk_wait_stop(j->disk);
+        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
+                                        .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,
+                                        .registry_probe = j->probe_note,
+                                        .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
+}
+
+void pull_job_finish_pending(PullJob *j) {
+        if (!j->pending_finish)
+                return;
+        j->pending_finish = false;
+        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
+        _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
+        if (j->pending_diagnose)
+                pull_diag_error_text(&j->diag, j->preflight, j->detector, reason);
+        pull_job_finish(j, false, j->pending_error, reason);
+}
+
+static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        pull_job_finish_pending(userdata);
+        return 0;
+}
+
+/* A failed pull waits a little for a registry probe still in flight, so the result carries what
+ * the probe found or why it could not look, and the registry's own answer (an index's platforms,
+ * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
+ * probe that hangs does not hold the failure back. */
+#define PULL_JOB_PENDING_MAX (5 * USEC_PER_SEC)
+void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
+        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
+            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PULL_JOB_PENDING_MAX, 10 * USEC_PER_MSEC,
+                                       on_pending_timeout, j) >= 0) {
+                j->pending_finish = true;
+                j->pending_error = error;
+                j->pending_reason = reason ? strdup(reason) : NULL;
+                j->pending_diagnose = diagnose;
+                return;
+        }
+        if (diagnose)
+                pull_diag_error_text(&j->diag, j->preflight, j->detector, reason);
+        pull_job_finish(j, false, error, reason);
+}

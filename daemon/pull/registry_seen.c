@@ -1,0 +1,69 @@
+/* registry_seen.c: per registry host and runtime, the last probe's view: the settings the runtime
+ * gave (hosts.toml, certs.d, insecure, mirrors) and whether the probe got through, and where not, why. */
+#include "daemon/pull/registry_seen.h"
+
+#define SEEN_MAX 64
+
+typedef struct Seen {
+        RuntimeKind runtime;
+        json_t *entry;
+} Seen;
+
+static Seen seen[SEEN_MAX];
+static size_t n_seen;
+
+void registry_seen_clear(void) {
+        for (size_t i = 0; i < n_seen; i++)
+                json_decref(seen[i].entry);
+        n_seen = 0;
+}
+
+static json_t *hops_json(const RegistryHosts *h) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && h && i < h->n_hops; i++) {
+                const RegistryHop *hop = &h->hops[i];
+                json_array_append_new(a, json_pack("{s:s, s:b, s:b, s:s?, s:s?}", "url", hop->root, "mirror", hop->mirror,
+                                                   "skip_verify", hop->skip_verify, "ca",
+                                                   hop->ca_files ? hop->ca_files[0] : NULL, "client_cert",
+                                                   hop->client_cert));
+        }
+        return a;
+}
+
+void registry_seen_note(const char *domain, RuntimeKind runtime, const RegistryHosts *hosts, const char *reached_hop,
+                        const ErrorDetail *e) {
+        _cleanup_free_ char *desc = hosts ? registry_hosts_describe(hosts) : NULL, *err = e ? error_detail_format(e) : NULL;
+        json_t *o;
+        size_t i;
+
+        if (!domain)
+                return;
+        o = json_pack("{s:s, s:s, s:s, s:s?, s:s?, s:o, s:b, s:s?, s:s?, s:s?}", "host", domain, "runtime",
+                      runtime_kind_to_string(runtime) ?: "unknown", "settings",
+                      desc ?: "runtime settings unknown (pullwatch's own registry config)", "source",
+                      hosts ? hosts->source : NULL, "ca", hosts ? hosts->ca_where : NULL, "hops", hops_json(hosts),
+                      "reached", reached_hop != NULL, "via", reached_hop, "error", reached_hop ? NULL : err,
+                      "settings_error", hosts ? hosts->error : NULL);
+        if (!o)
+                return;
+        for (i = 0; i < n_seen; i++)
+                if (seen[i].runtime == runtime && streq(json_string_value(json_object_get(seen[i].entry, "host")), domain))
+                        break;
+        if (i == n_seen) {
+                if (n_seen == SEEN_MAX) { /* the oldest goes */
+                        json_decref(seen[0].entry);
+                        memmove(seen, seen + 1, sizeof(Seen) * (SEEN_MAX - 1));
+                        i = --n_seen;
+                }
+                n_seen++;
+        } else
+                json_decref(seen[i].entry);
+        seen[i] = (Seen) { .runtime = runtime, .entry = o };
+}
+
+json_t *registry_seen_json(void) {
+        json_t *a = json_array();
+        for (size_t i = 0; a && i < n_seen; i++)
+                json_array_append(a, seen[i].entry);
+        return a;
+}

@@ -1,0 +1,208 @@
+/* registry_runtime.c: the runtime's registry settings and version, fetched without blocking the
+ * loop: two Engine API GETs for dockerd, two gRPC calls for containerd, one after the other. When
+ * containerd's CRI Status names no registry config_path (2.x reports its runtime config only), the
+ * config file of the proven containerd process (its --config, else /etc/containerd/config.toml, read
+ * through /proc/PID/root) names it; failing both, containerd.hosts_dir. */
+#include "probes/drivers/registry_runtime.h"
+
+#include <jansson.h>
+
+#include "cri_api.pb-c.h"
+#include "containerd_version.pb-c.h"
+#include "probes/containerd/containerd_config.h"
+#include "probes/transport/grpc.h"
+#include "probes/runtime/runtime_identity.h"
+
+#define FETCH_TIMEOUT (3 * USEC_PER_SEC)
+
+struct RuntimeRegistryFetch {
+        CurlGlue *glue;
+        RuntimeRegistry rt;
+        char *socket;
+        char *pidfile;            /* containerd.pidfile, to prove which process is containerd */
+        unsigned step;
+        CURL *easy;
+        char *buf;
+        size_t len;
+        GrpcCall *call;
+        sd_event_source *defer;
+        runtime_registry_done_t done;
+        void *userdata;
+};
+
+RuntimeRegistryFetch *runtime_registry_fetch_free(RuntimeRegistryFetch *f) {
+        if (!f)
+                return NULL;
+        if (f->easy) {
+                curl_glue_remove(f->glue, f->easy);
+                curl_easy_cleanup(f->easy);
+        }
+        grpc_call_free(f->call);
+        sd_event_source_disable_unref(f->defer);
+        runtime_registry_done(&f->rt);
+        free(f->socket);
+        free(f->pidfile);
+        free(f->buf);
+        free(f);
+        return NULL;
+}
+
+static void finish(RuntimeRegistryFetch *f) {
+        f->done(f, &f->rt, f->userdata);
+}
+
+static size_t on_write(char *b, size_t size, size_t n, void *userdata) {
+        RuntimeRegistryFetch *f = userdata;
+        size_t len = size * n;
+        if (f->len + len > 4U * 1024U * 1024U)
+                return 0;
+        char *nb = realloc(f->buf, f->len + len + 1);
+        if (!nb)
+                return 0;
+        memcpy(nb + f->len, b, len);
+        f->buf = nb;
+        f->len += len;
+        f->buf[f->len] = 0;
+        return len;
+}
+
+static int docker_next(RuntimeRegistryFetch *f);
+
+static void on_docker_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
+        RuntimeRegistryFetch *f = userdata;
+        long status = 0;
+
+        f->easy = NULL;
+        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(easy);
+        if (result == CURLE_OK && status == 200 && f->buf) {
+                if (f->step == 0) {
+                        json_error_t err;
+                        json_t *v = json_loads(f->buf, 0, &err);
+                        const char *s = json_string_value(json_object_get(v, "Version"));
+                        if (s && !f->rt.version)
+                                f->rt.version = strdup(s);
+                        json_decref(v);
+                } else
+                        (void) runtime_registry_parse_docker_info(&f->rt, f->buf);
+        }
+        free(f->buf);
+        f->buf = NULL;
+        f->len = 0;
+        f->step++;
+        if (f->step < 2 && docker_next(f) >= 0)
+                return;
+        finish(f);
+}
+
+static int docker_next(RuntimeRegistryFetch *f) {
+        CURL *e;
+        int r = curl_glue_make_easy(f->socket, &e);
+        if (r < 0)
+                return r;
+        curl_easy_setopt(e, CURLOPT_URL, f->step == 0 ? "http://localhost/version" : "http://localhost/info");
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (FETCH_TIMEOUT / USEC_PER_MSEC));
+        r = curl_glue_add(f->glue, e, on_docker_done, f);
+        if (r < 0) {
+                curl_easy_cleanup(e);
+                return r;
+        }
+        f->easy = e;
+        return 0;
+}
+
+static int containerd_next(RuntimeRegistryFetch *f);
+
+/* containerd did not say where its hosts.toml live: ask its config file. Only the proven
+ * containerd's file counts: a socket forwarded from elsewhere keeps containerd.hosts_dir. */
+static void containerd_config_path(RuntimeRegistryFetch *f) {
+        RuntimeIdentitySpec spec = { .pidfile = f->pidfile, .socket = f->socket,
+                                     .exe_names = runtime_exe_names_containerd };
+        _cleanup_free_ char *why = NULL, *path = NULL, *root = NULL;
+        RuntimeIdentity id;
+
+        if (f->rt.certs_dir_from || runtime_identity_resolve(&spec, &id, &why) < 0)
+                return;
+        if (containerd_config_file_of(NULL, id.pid, &path) < 0 || asprintf(&root, "/proc/%d/root", (int) id.pid) < 0)
+                return;
+        (void) runtime_registry_read_containerd_config(&f->rt, root, path);
+}
+
+static void on_grpc_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        RuntimeRegistryFetch *f = userdata;
+
+        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
+                if (f->step == 0) {
+                        Containerd__Services__Version__V1__VersionResponse *v = (void *) reply->messages[0];
+                        if (v->version && *v->version && !f->rt.version)
+                                f->rt.version = strdup(v->version);
+                } else {
+                        Runtime__V1__StatusResponse *s = (void *) reply->messages[0];
+                        for (size_t i = 0; i < s->n_info; i++)
+                                if (s->info[i]->key && streq(s->info[i]->key, "config") && s->info[i]->value)
+                                        (void) runtime_registry_parse_cri_config(&f->rt, s->info[i]->value);
+                }
+        }
+        f->call = grpc_call_free(call);
+        f->step++;
+        if (f->step < 2 && containerd_next(f) >= 0)
+                return;
+        containerd_config_path(f);
+        finish(f);
+}
+
+static int containerd_next(RuntimeRegistryFetch *f) {
+        GrpcTarget t = { .socket = f->socket, .timeout = FETCH_TIMEOUT };
+        if (f->step == 0) {
+                Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
+                return grpc_call_start(f->glue, &t, "/containerd.services.version.v1.Version/Version", &req.base,
+                                       &containerd__services__version__v1__version_response__descriptor, false,
+                                       on_grpc_done, f, &f->call);
+        }
+        Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
+        req.verbose = true;
+        return grpc_call_start(f->glue, &t, "/runtime.v1.RuntimeService/Status", &req.base,
+                               &runtime__v1__status_response__descriptor, false, on_grpc_done, f, &f->call);
+}
+
+static int on_defer(sd_event_source *s, void *userdata) {
+        RuntimeRegistryFetch *f = userdata;
+        f->defer = sd_event_source_disable_unref(f->defer);
+        finish(f);
+        return 0;
+}
+
+int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runtime_registry_done_t done,
+                           void *userdata, RuntimeRegistryFetch **ret) {
+        RuntimeRegistryFetch *f;
+        const char *socket = kind == RUNTIME_CONTAINERD ? c->containerd_socket : c->docker_socket;
+        int r;
+
+        if (!g || !done || !ret || (kind != RUNTIME_DOCKER && kind != RUNTIME_CONTAINERD))
+                return -EINVAL;
+        if (!(f = calloc(1, sizeof(*f))))
+                return -ENOMEM;
+        f->glue = g;
+        f->done = done;
+        f->userdata = userdata;
+        r = runtime_registry_defaults(&f->rt, kind, c);
+        if (r >= 0 && socket && !(f->socket = strdup(socket)))
+                r = -ENOMEM;
+        if (r >= 0 && kind == RUNTIME_CONTAINERD && c->containerd_pidfile && !(f->pidfile = strdup(c->containerd_pidfile)))
+                r = -ENOMEM;
+        if (r >= 0)
+                r = !f->socket ? -ENOENT : kind == RUNTIME_DOCKER ? docker_next(f) : containerd_next(f);
+        if (r == -ENOMEM) {
+                runtime_registry_fetch_free(f);
+                return r;
+        }
+        /* a runtime we cannot ask keeps its defaults; say so from the loop, never from here */
+        if (r < 0 && sd_event_add_defer(curl_glue_event(g), &f->defer, on_defer, f) < 0) {
+                runtime_registry_fetch_free(f);
+                return -ENOMEM;
+        }
+        *ret = f;
+        return 0;
+}

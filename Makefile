@@ -7,13 +7,14 @@ DESTDIR    ?=
 VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.1)
 
 CC      ?= cc
-PKGS    := libcurl jansson libsystemd yaml-0.1 libprotobuf-c
+PKGS    := libcurl jansson libsystemd yaml-0.1 libprotobuf-c libnghttp2
 # pkg-config name -> Debian package, for the one-line error below
 DEB_libcurl       := libcurl4-openssl-dev
 DEB_jansson       := libjansson-dev
 DEB_libsystemd    := libsystemd-dev
 DEB_yaml-0.1      := libyaml-dev
 DEB_libprotobuf-c := libprotobuf-c-dev
+DEB_libnghttp2    := libnghttp2-dev
 DEB_cmocka        := libcmocka-dev
 
 BUILD := build

@@ -3,7 +3,7 @@
 # Idempotent: apt-get update runs only when something is missing; the rows are cached.
 set -eu
 PKGS="build-essential pkg-config git ca-certificates
-libcurl4-openssl-dev libjansson-dev libsystemd-dev libyaml-dev libprotobuf-c-dev protobuf-c-compiler
+libcurl4-openssl-dev libjansson-dev libsystemd-dev libyaml-dev libprotobuf-c-dev protobuf-c-compiler libnghttp2-dev
 libcmocka-dev bats jq curl python3 systemd
 docker.io containerd docker-registry runc pigz zstd e2fsprogs iproute2 procps psmisc
 clang gnuplot-nox valgrind go-md2man man-db perl python3-yaml time openssl bc"

@@ -15,7 +15,7 @@ max_len() {
 	fuzz_control) echo 4200 ;;
 	fuzz_reference) echo 512 ;;
 	fuzz_credentials | fuzz_config) echo 8192 ;;
-	fuzz_registry | fuzz_docker_stream | fuzz_grpc_frames) echo 65536 ;;
+	fuzz_registry | fuzz_docker_stream | fuzz_grpc_frames | fuzz_grpc_server) echo 65536 ;;
 	*) echo 4096 ;;
 	esac
 }

@@ -1,7 +1,12 @@
 /* unix_socket.c: unix stream sockets by path: the address, a connect, and who listens. */
 #include "basic/unix_socket.h"
 
+#include <libgen.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "basic/atomic_file.h"
 
 int unix_sockaddr(const char *path, struct sockaddr_un *ret) {
         if (!path)
@@ -50,5 +55,43 @@ int socket_peer_pid(const char *path, pid_t *ret) {
         if (cred.pid <= 0)
                 return -ESRCH;
         *ret = cred.pid;
+        return 0;
+}
+
+int unix_socket_listen(const char *path, mode_t mode, int *ret_fd) {
+        struct sockaddr_un sa;
+        _cleanup_free_ char *dir = strdup(path ?: "");
+        _cleanup_close_ int fd = -1;
+        mode_t old;
+        int r, probe;
+
+        if (!dir)
+                return -ENOMEM;
+        r = unix_sockaddr(path, &sa);
+        if (r < 0)
+                return r;
+        r = mkdir_p(dirname(dir), 0755);
+        if (r < 0)
+                return r;
+        /* A socket file left by a daemon that died is replaced; one that answers is not ours to take. */
+        if (unix_connect(path, &probe) >= 0) {
+                close(probe);
+                return -EADDRINUSE;
+        }
+        (void) unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        old = umask(0777 & ~mode); /* created with mode: there is no moment it is open to others */
+        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
+        umask(old);
+        if (r < 0)
+                return -errno;
+        if (chmod(path, mode) < 0 || listen(fd, 128) < 0) {
+                r = -errno;
+                (void) unlink(path);
+                return r;
+        }
+        *ret_fd = TAKE_FD(fd);
         return 0;
 }

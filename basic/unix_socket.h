@@ -12,3 +12,7 @@ int unix_connect(const char *path, int *ret_fd);
 /* Pid of the process that listens on a unix socket (SO_PEERCRED); never blocks (-EAGAIN when its
  * backlog is full). */
 int socket_peer_pid(const char *path, pid_t *ret);
+/* A listening SOCK_STREAM socket at path (non-blocking, close-on-exec), created with mode, its directory
+ * made when missing. A socket file left by a process that died is replaced; -EADDRINUSE when something
+ * answers there. */
+int unix_socket_listen(const char *path, mode_t mode, int *ret_fd);

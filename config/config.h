@@ -73,6 +73,7 @@ typedef struct Config {
         KubeletConfig kubelet;
         char *state_dir;
         char *control_socket;
+        char *cri_listen;         /* CRI image service for kubelet; NULL = only a socket-activated one */
         char *metrics_textfile;   /* NULL = metrics off */
         usec_t alert_rate_limit;  /* one alert per image and kind per this interval */
         WatchdogConfig watchdog;

@@ -83,6 +83,8 @@ const ConfigOption config_options[] = {
             "where state survives restarts"),
         OPT("control_socket", STRING, control_socket, "/run/pullwatch/control.sock", 0, ABSOLUTE_PATH,
             "socket that pullwatch status and pullwatch pull talk to (root only)"),
+        OPT("cri.listen", STRING_OPT, cri_listen, "/run/pullwatch/cri.sock", 0, ABSOLUTE_PATH,
+            "socket where pullwatch serves CRI's ImageService to kubelet (its imageServiceEndpoint); null = only when socket-activated"),
         OPT("metrics.textfile", STRING_OPT, metrics_textfile, NULL, 0, ABSOLUTE_PATH,
             "Prometheus file for node_exporter's textfile collector; null = no metrics"),
         OPT("alerts.rate_limit", DURATION, alert_rate_limit, "10m", 0, NONE,

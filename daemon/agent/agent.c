@@ -130,6 +130,7 @@ static void reload(Agent *a) {
                 shared_config_unref(a->config);
                 a->config = TAKE_PTR(n);
                 preheat_set_config(a->preheat, a->config);
+                agent_cri_reload(a);
                 alerts_set_rate_limit(a->alerts, config(a)->alert_rate_limit);
                 if (state_moved && state_set_dir(a->state, config(a)->state_dir) >= 0)
                         log_line(LOG_INFO, "state now in %s", a->state->path);
@@ -165,6 +166,7 @@ static void stop(Agent *a, const char *why) {
         log_line(LOG_INFO, "stopping (%s)", why);
         preheat_stop(a->preheat, "pullwatch is stopping");
         agent_control_abort_pulls(a, "pullwatch is stopping");
+        agent_cri_stop(a); /* kubelet's calls end; its retry reaches the next pullwatch through the socket */
         if (a->control)
                 control_server_drain(a->control);
         agent_flush(a);
@@ -282,6 +284,9 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                           r == -EADDRINUSE ? "another pullwatch daemon answers there" : strerror(-r));
                 return r;
         }
+        r = agent_cri_start(a);
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -290,6 +295,7 @@ Agent *agent_free(Agent *a) {
         if (!a)
                 return NULL;
         a->stopping = true;
+        agent_cri_stop(a);
         agent_control_stop(a);
         agent_control_free_pulls(a);
         preheat_free(a->preheat);

@@ -215,6 +215,8 @@ json_t *agent_status_json(Agent *a) {
         json_object_set_new(o, "pulls", pulls);
         json_object_set_new(o, "registries", registry_seen_json());
         json_object_set_new(o, "state_file", json_string(a->state->path));
+        if (a->cri)
+                json_object_set_new(o, "cri", cri_service_status_json(a->cri));
         if (a->config->config->metrics_textfile)
                 json_object_set_new(o, "metrics_textfile", json_string(a->config->config->metrics_textfile));
         return o;

@@ -8,6 +8,7 @@
 #include "config/preheat_list.h"
 #include "basic/log.h"
 #include "daemon/agent/agent.h"
+#include "daemon/imageservice/cri_service.h"
 #include "daemon/agent/alerts.h"
 #include "daemon/agent/control.h"
 #include "daemon/preheat/list_watch.h"
@@ -54,6 +55,7 @@ struct Agent {
         Preheat *preheat;
         ListWatch *list_watch;
         ControlServer *control;
+        CriService *cri;          /* kubelet's image service; NULL when off */
 
         const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
         RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
@@ -73,6 +75,12 @@ struct Agent {
         bool was_complete;
         bool ready, stopping;
 };
+
+/* agent_cri.c: the CRI image service (cri.listen, or the socket systemd passes as "cri"). Start: 0 when
+ * serving or off; -errno (logged) when the socket cannot be had. */
+int agent_cri_start(struct Agent *a);
+void agent_cri_stop(struct Agent *a);
+void agent_cri_reload(struct Agent *a);
 
 /* agent_report.c */
 /* Save state, write metrics, update STATUS= now; agent_schedule_flush: soon, coalesced. */

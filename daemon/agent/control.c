@@ -320,43 +320,6 @@ int control_connect(const char *path, int *ret_fd) {
         return unix_connect(path, ret_fd);
 }
 
-static int bind_socket(const char *path, int *ret_fd) {
-        struct sockaddr_un sa;
-        _cleanup_free_ char *dir = strdup(path);
-        _cleanup_close_ int fd = -1;
-        mode_t old;
-        int r, probe;
-
-        if (!dir)
-                return -ENOMEM;
-        r = unix_sockaddr(path, &sa);
-        if (r < 0)
-                return r;
-        r = mkdir_p(dirname(dir), 0755);
-        if (r < 0)
-                return r;
-        /* A socket file left by a daemon that died is replaced; one that answers is not ours to take. */
-        if (control_connect(path, &probe) >= 0) {
-                close(probe);
-                return -EADDRINUSE;
-        }
-        (void) unlink(path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        old = umask(0177); /* created 0600: there is no moment it is open to others */
-        r = bind(fd, (struct sockaddr *) &sa, sizeof(sa));
-        umask(old);
-        if (r < 0)
-                return -errno;
-        if (chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
-                r = -errno;
-                (void) unlink(path);
-                return r;
-        }
-        *ret_fd = TAKE_FD(fd);
-        return 0;
-}
 
 int control_server_new(sd_event *event, const char *path, const uid_t *allowed_uids, size_t n_allowed,
                        const ControlHandlers *handlers, void *userdata, ControlServer **ret) {
@@ -381,7 +344,7 @@ int control_server_new(sd_event *event, const char *path, const uid_t *allowed_u
                 r = -ENOMEM;
                 goto fail;
         }
-        r = bind_socket(path, &s->fd);
+        r = unix_socket_listen(path, 0600, &s->fd);
         if (r < 0)
                 goto fail;
         r = sd_event_add_io(event, &s->io, s->fd, EPOLLIN, on_accept, s);

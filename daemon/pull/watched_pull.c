@@ -70,16 +70,22 @@ static void watch_disk(WatchedPull *p, CurlGlue *glue, const RuntimeDriver *driv
 
 /* Credentials from the config.json files, the first entry for the registry wins; a problem with them
  * is kept for the caller to say, and the pull goes anonymous. */
-static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *req) {
+static void lookup_credentials(WatchedPull *p, const char *image, const Credential *given, PullRequest *req) {
         _cleanup_reference_ ImageRef *ref = NULL;
         _cleanup_(error_detail_done) ErrorDetail e = {};
         int r;
 
-        if (!p->config->config->credentials || reference_parse(image, &ref) < 0)
-                return;
-        r = credentials_lookup_full(p->config->config->credentials, reference_registry_host(ref), &p->cred, &e);
-        if (r < 0)
-                p->cred_warning = e.message ? error_detail_format(&e) : strdup(strerror(-r));
+        if (given) {
+                r = credential_copy(given, &p->cred);
+                if (r < 0)
+                        p->cred_warning = strdup(strerror(-r));
+        } else {
+                if (!p->config->config->credentials || reference_parse(image, &ref) < 0)
+                        return;
+                r = credentials_lookup_full(p->config->config->credentials, reference_registry_host(ref), &p->cred, &e);
+                if (r < 0)
+                        p->cred_warning = e.message ? error_detail_format(&e) : strdup(strerror(-r));
+        }
         if (r < 0 || !p->cred)
                 return;
         req->auth_user = p->cred->username;
@@ -113,7 +119,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         req.image = spec->image;
         req.platform = p->platform;
         req.namespace = p->namespace;
-        lookup_credentials(p, spec->image, &req);
+        lookup_credentials(p, spec->image, spec->credential, &req);
         r = pull_job_new(event, glue, c, driver, &req, cb, userdata, &p->job);
         if (r < 0) {
                 watched_pull_free(p);

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include "daemon/pull/pull_job.h"
+#include "probes/registry/credentials.h"
 
 typedef struct SharedConfig {
         Config *config;
@@ -22,6 +23,9 @@ typedef struct WatchedPullSpec {
         const char *image;
         const char *platform;     /* NULL = the config's */
         const char *namespace;    /* NULL = the config's */
+        /* The caller's own credentials (kubelet's AuthConfig through the CRI endpoint), used instead of
+         * the config's files; copied, and never logged. NULL = look them up in the files. */
+        const Credential *credential;
 } WatchedPullSpec;
 
 typedef struct WatchedPull WatchedPull;

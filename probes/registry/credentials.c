@@ -18,6 +18,20 @@ char *credential_secret_free(char *s) {
         return NULL;
 }
 
+int credential_copy(const Credential *c, Credential **ret) {
+        _cleanup_credential_ Credential *n = calloc(1, sizeof(*n));
+
+        if (!n)
+                return -ENOMEM;
+        if ((c->username && !(n->username = strdup(c->username))) ||
+            (c->password && !(n->password = strdup(c->password))) ||
+            (c->identity_token && !(n->identity_token = strdup(c->identity_token))) ||
+            (c->server && !(n->server = strdup(c->server))))
+                return -ENOMEM;
+        *ret = TAKE_PTR(n);
+        return 0;
+}
+
 Credential *credential_free(Credential *c) {
         if (!c)
                 return NULL;
@@ -111,6 +125,42 @@ static bool host_matches(const char *key, const char *want_key) {
 
 /* An error about one file: source is the file, the message never quotes a secret. */
 #define file_error(ret_error, r, path, fmt, ...) error_detail_set(ret_error, r, path, 0, 0, NULL, fmt, ##__VA_ARGS__)
+
+int credential_from_fields(const char *username, const char *password, const char *auth, const char *identity_token,
+                           const char *server, Credential **ret) {
+        _cleanup_credential_ Credential *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        if (auth && *auth) {
+                char *decoded = NULL, *colon;
+                size_t len;
+                int r = base64_decode(auth, &decoded, &len);
+                if (r < 0)
+                        return r == -ENOMEM ? r : -EINVAL;
+                colon = strchr(decoded, ':');
+                if (!colon || strlen(decoded) != len) {
+                        credential_secret_free(decoded);
+                        return -EINVAL;
+                }
+                c->username = strndup(decoded, (size_t) (colon - decoded));
+                c->password = strdup(colon + 1);
+                credential_secret_free(decoded);
+                if (!c->username || !c->password)
+                        return -ENOMEM;
+        } else if ((username && *username && !(c->username = strdup(username))) ||
+                   (password && *password && !(c->password = strdup(password))))
+                return -ENOMEM;
+        if ((identity_token && *identity_token && !(c->identity_token = strdup(identity_token))) ||
+            (server && *server && !(c->server = strdup(server))))
+                return -ENOMEM;
+        if (!c->username && !c->identity_token) {
+                *ret = NULL; /* nothing to log in with: anonymous */
+                return 0;
+        }
+        *ret = TAKE_PTR(c);
+        return 0;
+}
 
 static int read_file(const char *path, char **ret, size_t *ret_size, ErrorDetail *ret_error) {
         const char *step = NULL;

@@ -28,6 +28,13 @@ int credentials_lookup(char *const *files, const char *registry_host, Credential
 
 /* Zeroes the secrets (explicit_bzero) before freeing. */
 Credential *credential_free(Credential *c);
+/* A credential from a client's own fields (CRI's AuthConfig): auth, when set, is base64 of user:password
+ * and wins over username/password. 0 with *ret NULL when nothing logs in (anonymous), -EINVAL on bad
+ * base64, -ENOMEM. */
+int credential_from_fields(const char *username, const char *password, const char *auth, const char *identity_token,
+                           const char *server, Credential **ret);
+/* A deep copy of c (the secrets too). 0 or -ENOMEM. */
+int credential_copy(const Credential *c, Credential **ret);
 static inline void credential_freep(Credential **c) { credential_free(*c); }
 #define _cleanup_credential_ _cleanup_(credential_freep)
 

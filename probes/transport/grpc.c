@@ -155,6 +155,7 @@ char *grpc_percent_decode(const char *s, size_t n) {
 void grpc_reply_done(GrpcReply *r) {
         if (!r)
                 return;
+        free(r->raw);
         for (size_t i = 0; i < r->n_messages; i++)
                 if (r->messages[i])
                         protobuf_c_message_free_unpacked(r->messages[i], NULL);
@@ -261,8 +262,16 @@ static int on_frame(const uint8_t *data, size_t len, void *userdata) {
         GrpcCall *c = userdata;
         ProtobufCMessage *m, **a;
 
-        if (!c->streaming && c->reply.n_messages >= 1)
+        if (!c->streaming && (c->reply.n_messages >= 1 || c->reply.raw))
                 return -EBADMSG;
+        if (!c->reply_type) { /* raw: the caller decodes (or only passes it on) */
+                c->reply.raw = malloc(len ?: 1);
+                if (!c->reply.raw)
+                        return -ENOMEM;
+                memcpy(c->reply.raw, data, len);
+                c->reply.raw_len = len;
+                return 0;
+        }
         m = protobuf_c_message_unpack(c->reply_type, NULL, len, data);
         if (!m)
                 return -EBADMSG;
@@ -367,7 +376,7 @@ static void call_fill_reply(GrpcCall *c, CURLcode result) {
         }
         rp->status = c->grpc_status;
         rp->message = TAKE_PTR(c->grpc_message);
-        if (rp->status == GRPC_OK && !c->streaming && rp->n_messages != 1) {
+        if (rp->status == GRPC_OK && !c->streaming && rp->n_messages + !!rp->raw != 1) {
                 rp->error = -EBADMSG;
                 free(rp->message);
                 if (asprintf(&rp->message, "%s: unary gRPC reply without a message", c->socket) < 0)
@@ -378,6 +387,8 @@ static void call_fill_reply(GrpcCall *c, CURLcode result) {
                 for (size_t i = 0; i < rp->n_messages; i++)
                         protobuf_c_message_free_unpacked(rp->messages[i], NULL);
                 rp->n_messages = 0;
+                rp->raw = mfree(rp->raw);
+                rp->raw_len = 0;
         }
 }
 
@@ -429,15 +440,15 @@ static void format_timeout(usec_t t, char buf[static 32]) {
                 snprintf(buf, 32, "grpc-timeout: %" PRIu64 "S", (uint64_t) MIN(t / USEC_PER_SEC, 99999999ULL));
 }
 
-int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
-                    const ProtobufCMessageDescriptor *reply_type, bool streaming, grpc_done_t done,
-                    void *userdata, GrpcCall **ret) {
+static int call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
+                      const uint8_t *raw, size_t raw_len, const ProtobufCMessageDescriptor *reply_type,
+                      bool streaming, grpc_done_t done, void *userdata, GrpcCall **ret) {
         _cleanup_(grpc_call_freep) GrpcCall *c = NULL;
         _cleanup_free_ char *url = NULL, *ns = NULL;
         char tbuf[32];
         int r;
 
-        if (!glue || !t || !t->socket || !path || path[0] != '/' || !request || !reply_type)
+        if (!glue || !t || !t->socket || !path || path[0] != '/' || (!request && !raw))
                 return -EINVAL;
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -451,9 +462,24 @@ int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const
         c->socket = strdup(t->socket);
         if (!c->socket)
                 return -ENOMEM;
-        r = grpc_frame_encode(request, &c->body, &c->body_len);
-        if (r < 0)
-                return r;
+        if (request) {
+                r = grpc_frame_encode(request, &c->body, &c->body_len);
+                if (r < 0)
+                        return r;
+        } else {
+                if (raw_len > GRPC_MAX_MESSAGE)
+                        return -EMSGSIZE;
+                c->body = malloc(raw_len + 5);
+                if (!c->body)
+                        return -ENOMEM;
+                c->body[0] = 0;
+                c->body[1] = (uint8_t) (raw_len >> 24);
+                c->body[2] = (uint8_t) (raw_len >> 16);
+                c->body[3] = (uint8_t) (raw_len >> 8);
+                c->body[4] = (uint8_t) raw_len;
+                memcpy(c->body + 5, raw, raw_len);
+                c->body_len = raw_len + 5;
+        }
         r = curl_glue_make_easy(t->socket, &c->easy);
         if (r < 0)
                 return r;
@@ -511,6 +537,21 @@ int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const
         else
                 TAKE_PTR(c)->floating = true;
         return 0;
+}
+
+int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
+                    const ProtobufCMessageDescriptor *reply_type, bool streaming, grpc_done_t done,
+                    void *userdata, GrpcCall **ret) {
+        if (!request || !reply_type)
+                return -EINVAL;
+        return call_start(glue, t, path, request, NULL, 0, reply_type, streaming, done, userdata, ret);
+}
+
+int grpc_call_start_raw(CurlGlue *glue, const GrpcTarget *t, const char *path, const uint8_t *message, size_t len,
+                        grpc_done_t done, void *userdata, GrpcCall **ret) {
+        if (!message && len > 0)
+                return -EINVAL;
+        return call_start(glue, t, path, NULL, message ?: (const uint8_t *) "", len, NULL, false, done, userdata, ret);
 }
 
 typedef struct SyncState {

@@ -70,6 +70,8 @@ typedef struct GrpcReply {
         char *message;               /* grpc-message, or one line naming the socket for transport errors */
         ProtobufCMessage **messages; /* replies when status is OK; a callback may steal (and NULL) them */
         size_t n_messages;
+        uint8_t *raw;                /* a raw call's reply message, unframed (grpc_call_start_raw) */
+        size_t raw_len;
 } GrpcReply;
 
 void grpc_reply_done(GrpcReply *r);
@@ -91,6 +93,10 @@ typedef struct GrpcTarget {
 int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
                     const ProtobufCMessageDescriptor *reply_type, bool streaming, grpc_done_t done,
                     void *userdata, GrpcCall **ret);
+/* The same with the request already packed (message, unframed) and the reply kept packed in
+ * reply->raw: a proxy passes both on unchanged, unknown fields and all. Unary only. */
+int grpc_call_start_raw(CurlGlue *glue, const GrpcTarget *t, const char *path, const uint8_t *message, size_t len,
+                        grpc_done_t done, void *userdata, GrpcCall **ret);
 /* Cancels a call in flight (removing the easy handle resets the HTTP/2 stream); done is not called. */
 GrpcCall *grpc_call_free(GrpcCall *c);
 static inline void grpc_call_freep(GrpcCall **c) { grpc_call_free(*c); }

@@ -93,7 +93,8 @@ static void put_msg(Buf *b, uint16_t type, const void *payload, size_t plen) {
         struct nlmsghdr h = { .nlmsg_len = (uint32_t) (sizeof(h) + plen), .nlmsg_type = type, .nlmsg_flags = NLM_F_MULTI };
         assert_true(b->n + NLMSG_ALIGN(h.nlmsg_len) <= sizeof(b->b));
         memcpy(b->b + b->n, &h, sizeof(h));
-        memcpy(b->b + b->n + sizeof(h), payload, plen);
+        if (plen > 0)
+                memcpy(b->b + b->n + sizeof(h), payload, plen);
         b->n += NLMSG_ALIGN(h.nlmsg_len);
 }
 

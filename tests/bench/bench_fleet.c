@@ -135,8 +135,9 @@ static Result simulate(const Model *m, const Scenario *s, FILE *curve) {
                         q->left = m->size;
                 }
         }
-        /* step: a fiftieth of the fastest possible pull, or 1/4000 of the registry's time to serve the seeds */
-        dt = fmax(m->size / m->node_bw / 50.0, serve_time(m, seeds) / 4000.0);
+        /* step: a fiftieth of the fastest possible pull, or 1/4000 of the run's span (the registry's time to
+         * serve the seeds, or the splay when that is longer) */
+        dt = fmax(m->size / m->node_bw / 50.0, fmax(serve_time(m, seeds), (double) s->splay / USEC_PER_SEC) / 4000.0);
         while (sim.finished < total) {
                 unsigned open = 0, open_peers = 0;
                 for (unsigned k = 0; k < m->images; k++)

@@ -5,6 +5,7 @@
   cri.py [--sock SOCK] status IMAGE                    -> {"image": {id, repo_tags, repo_digests, size}} or {"image": null}
   cri.py [--sock SOCK] list                            -> {"images": [...]}
   cri.py [--sock SOCK] rm IMAGE                        -> {}
+  cri.py [--sock SOCK] fsinfo                          -> {"image_filesystems": [{"fs_id": {"mountpoint"}, "used_bytes"}]}
 
 SOCK defaults to $CONTAINERD_SOCK. Calls runtime.v1.ImageService (containerd 1.6 serves v1 and
 v1alpha2). The protobuf messages are encoded by hand; curl (--http2-prior-knowledge over the unix
@@ -118,12 +119,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sock", default=os.environ.get("CONTAINERD_SOCK"))
     ap.add_argument("--timeout", type=float, default=600)
-    ap.add_argument("verb", choices=["pull", "status", "list", "rm"])
+    ap.add_argument("verb", choices=["pull", "status", "list", "rm", "fsinfo"])
     ap.add_argument("image", nargs="?")
     a = ap.parse_args()
     if not a.sock:
         ap.error("no --sock and no $CONTAINERD_SOCK")
-    if a.verb != "list" and not a.image:
+    if a.verb not in ("list", "fsinfo") and not a.image:
         ap.error("%s needs IMAGE" % a.verb)
     spec = field_bytes(1, field_bytes(1, (a.image or "").encode()))
     if a.verb == "pull":
@@ -135,6 +136,15 @@ def main():
     elif a.verb == "list":
         f = decode(call(a.sock, "ListImages", b"", a.timeout))
         out = {"images": [image_obj(x) for x in f.get(1, [])]}
+    elif a.verb == "fsinfo":
+        f = decode(call(a.sock, "ImageFsInfo", b"", a.timeout))
+        fss = []
+        for raw in f.get(1, []):
+            u = decode(raw)
+            ident = decode(u[2][0]) if 2 in u else {}
+            used = decode(u[3][0]).get(1, [0])[0] if 3 in u else None
+            fss.append({"fs_id": {"mountpoint": ident.get(1, [b""])[0].decode()}, "used_bytes": used})
+        out = {"image_filesystems": fss}
     else:
         call(a.sock, "RemoveImage", spec, a.timeout)
         out = {}

@@ -7,12 +7,18 @@ socket as fd 3 and LISTEN_FDS=1 / LISTEN_PID / LISTEN_FDNAMES. It also starts sl
 processes named like a runtime's helpers (tar, gzip, unpigz, ...) as its own children: outside the
 daemon's process tree, exactly where unrelated tools sit on a real node. Their pids go to
 --decoy-pids, one a line. SIGTERM/SIGINT: forwarded to the daemon; when it has exited, the decoys
-are ended and this process exits with the daemon's status.
+are ended and this process exits with the daemon's status. --name sets the socket's
+FileDescriptorName (LISTEN_FDNAMES; default the socket file's name). --respawn: a daemon that dies
+without being told to (kill -9, a crash) is started again when the next connection waits on the
+socket, as systemd re-activates a service from its socket unit; the connections that arrived
+meanwhile queue in the listen backlog. Its pid goes to --pid-file at every start.
 
-    sockact.py --socket PATH --decoy-dir DIR --decoy-pids FILE [--decoy NAME ...] -- CMD ARGS...
+    sockact.py --socket PATH --decoy-dir DIR --decoy-pids FILE [--decoy NAME ...] [--name NAME]
+               [--respawn] [--pid-file FILE] -- CMD ARGS...
 """
 import argparse
 import os
+import select
 import shutil
 import signal
 import socket
@@ -27,6 +33,9 @@ def main():
     ap.add_argument("--decoy", action="append", default=[])
     ap.add_argument("--child-path", help="PATH for the daemon (an interpreter wrapper such as pyenv's "
                     "shim may have changed this process's own)")
+    ap.add_argument("--name")
+    ap.add_argument("--respawn", action="store_true")
+    ap.add_argument("--pid-file")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     a = ap.parse_args()
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
@@ -64,20 +73,31 @@ def main():
         f.write("".join(f"{p}\n" for p in decoys))
     os.rename(a.decoy_pids + ".tmp", a.decoy_pids)
 
-    child = os.fork()
-    if child == 0:
-        fd = s.fileno()
-        if fd != 3:
-            os.dup2(fd, 3)
-        os.set_inheritable(3, True)
-        os.closerange(4, 1024)
-        env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()),
-                   LISTEN_FDNAMES=os.path.basename(a.socket))
-        if a.child_path:
-            env["PATH"] = a.child_path
-        os.execvpe(cmd[0], cmd, env)  # looked up in env's PATH
+    def spawn():
+        pid = os.fork()
+        if pid == 0:
+            fd = s.fileno()
+            if fd != 3:
+                os.dup2(fd, 3)
+            os.set_inheritable(3, True)
+            os.closerange(4, 1024)
+            env = dict(os.environ, LISTEN_FDS="1", LISTEN_PID=str(os.getpid()),
+                       LISTEN_FDNAMES=a.name or os.path.basename(a.socket))
+            if a.child_path:
+                env["PATH"] = a.child_path
+            os.execvpe(cmd[0], cmd, env)  # looked up in env's PATH
+        if a.pid_file:
+            with open(a.pid_file + ".tmp", "w") as f:
+                f.write(f"{pid}\n")
+            os.rename(a.pid_file + ".tmp", a.pid_file)
+        return pid
+
+    child = spawn()
+    stopping = False
 
     def forward(signum, frame):
+        nonlocal stopping
+        stopping = True
         try:
             os.kill(child, signum)
         except ProcessLookupError:
@@ -93,9 +113,22 @@ def main():
             continue
         except ChildProcessError:
             break
-        if pid == child:
-            status = os.waitstatus_to_exitcode(st)
+        if pid != child:
+            continue
+        status = os.waitstatus_to_exitcode(st)
+        if not a.respawn or stopping:
             break
+        # the socket stays open here; the next connection starts the daemon again
+        while not stopping:
+            try:
+                r, _, _ = select.select([s], [], [], 1.0)
+            except InterruptedError:
+                continue
+            if r:
+                break
+        if stopping:
+            break
+        child = spawn()
     for pid in decoys:
         try:
             os.kill(pid, signal.SIGKILL)

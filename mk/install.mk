@@ -46,6 +46,7 @@ install: $(BUILD)/pullwatch $(PW_UNIT) $(PW_MAN_PAGES) $(PW_EXAMPLE_CONFIG) $(PW
 		$(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(PW_CONFDIR)
 	$(INSTALL) -m 0755 $(BUILD)/pullwatch $(DESTDIR)$(BINDIR)/pullwatch
 	$(INSTALL) -m 0644 $(PW_UNIT) $(DESTDIR)$(SYSTEMDUNITDIR)/pullwatch.service
+	$(INSTALL) -m 0644 systemd/pullwatch-cri.socket $(DESTDIR)$(SYSTEMDUNITDIR)/pullwatch-cri.socket
 	$(INSTALL) -m 0644 systemd/pullwatch.catalog $(DESTDIR)$(CATALOGDIR)/pullwatch.catalog
 	$(INSTALL) -m 0644 systemd/pullwatch.tmpfiles $(DESTDIR)$(TMPFILESDIR)/pullwatch.conf
 	$(INSTALL) -m 0644 $(BUILD)/man/pullwatch.8 $(DESTDIR)$(MANDIR)/man8/pullwatch.8
@@ -69,6 +70,7 @@ install: $(BUILD)/pullwatch $(PW_UNIT) $(PW_MAN_PAGES) $(PW_EXAMPLE_CONFIG) $(PW
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pullwatch $(DESTDIR)$(SYSTEMDUNITDIR)/pullwatch.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/pullwatch-cri.socket \
 		$(DESTDIR)$(CATALOGDIR)/pullwatch.catalog $(DESTDIR)$(TMPFILESDIR)/pullwatch.conf \
 		$(DESTDIR)$(MANDIR)/man8/pullwatch.8 $(DESTDIR)$(MANDIR)/man5/pullwatch.yaml.5
 	@for pair in pullwatch.yaml:$(PW_EXAMPLE_CONFIG) preheat.yaml:$(PW_EXAMPLE_PREHEAT); do \
@@ -97,9 +99,10 @@ verify-unit: $(BUILD)/pullwatch $(PW_MAN_PAGES)
 	@cp $(BUILD)/man/pullwatch.8 $(PW_VERIFY_DIR)/man/man8/
 	@cp $(BUILD)/man/pullwatch.yaml.5 $(PW_VERIFY_DIR)/man/man5/
 	@$(call pw_unit_sed,$(abspath $(BUILD))) systemd/pullwatch.service.in > $(PW_VERIFY_DIR)/pullwatch.service
+	@cp systemd/pullwatch-cri.socket $(PW_VERIFY_DIR)/pullwatch-cri.socket
 	@man=--man=no; command -v man >/dev/null && man=--man=yes; \
 	out=$$(MANPATH=$(abspath $(PW_VERIFY_DIR)/man) systemd-analyze verify $$man \
-		$(PW_VERIFY_DIR)/pullwatch.service 2>&1); rc=$$?; \
+		$(PW_VERIFY_DIR)/pullwatch.service $(PW_VERIFY_DIR)/pullwatch-cri.socket 2>&1); rc=$$?; \
 	if [ $$rc -ne 0 ] || echo "$$out" | grep -q pullwatch; then \
 		echo "$$out" >&2; echo "verify-unit: systemd-analyze verify failed (exit $$rc)" >&2; exit 1; fi
 	@systemd-analyze security --offline=true --threshold=$(PW_UNIT_THRESHOLD) \

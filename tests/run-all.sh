@@ -69,7 +69,7 @@ run_bats() {
 DEFAULT_ROW=${BED_ROW:-bookworm}
 OTHER_ROWS=${BED_ROWS-trixie unstable}
 # the runtime-dependent files, run again on every other row
-ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip preheat_gc registry_tls cri_progress_timeout"
+ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip preheat_gc registry_tls cri_progress_timeout cri_service"
 # the flows real nodes pull, and report 000 as it happened, also on the newest runtimes
 UNSTABLE_FILES="flows report000"
 # dockerd on the containerd image store (Docker 29's default), on the rows whose dockerd has it
@@ -83,7 +83,7 @@ weight() {
 	case $1 in
 	flows | stall_matrix_docker) echo 9 ;;
 	daemon | containerd) echo 5 ;;
-	registry_tls | diagnoses | disk | report000 | bed) echo 3 ;;
+	registry_tls | diagnoses | disk | report000 | bed | cri_service) echo 3 ;;
 	*) echo 1 ;;
 	esac
 }

@@ -46,6 +46,13 @@ typedef struct PreheatConfig {
         bool pin;                 /* containerd: label preheated images io.cri-containerd.pinned */
 } PreheatConfig;
 
+/* The node guard: other clients' pulls. */
+typedef struct GuardConfig {
+        bool enabled;
+        bool act;                 /* false: report only */
+        char **namespaces;        /* containerd namespaces watched */
+} GuardConfig;
+
 /* kubelet's image garbage collection, mirrored so pullwatch does not fight it. */
 typedef struct KubeletConfig {
         unsigned image_gc_high_threshold; /* % of the image filesystem; a pull may not push usage past it */
@@ -73,6 +80,7 @@ typedef struct Config {
         KubeletConfig kubelet;
         char *state_dir;
         char *control_socket;
+        GuardConfig guard;
         char *cri_listen;         /* CRI image service for kubelet; NULL = only a socket-activated one */
         char *metrics_textfile;   /* NULL = metrics off */
         usec_t alert_rate_limit;  /* one alert per image and kind per this interval */

@@ -34,6 +34,8 @@ RuntimeKind runtime_kind_from_string(const char *s) {
         { .key = k, .type = CONFIG_TYPE_STRV, .offset = offsetof(Config, field), .def_list = dl, \
           .check = CONFIG_CHECK_##ch, .help = h }
 
+static const char *const default_guard_namespaces[] = { "k8s.io", "moby", "default", NULL };
+
 static const char *const default_credentials[] = {
         "/root/.docker/config.json",
         "/var/lib/kubelet/config.json",
@@ -83,6 +85,12 @@ const ConfigOption config_options[] = {
             "where state survives restarts"),
         OPT("control_socket", STRING, control_socket, "/run/pullwatch/control.sock", 0, ABSOLUTE_PATH,
             "socket that pullwatch status and pullwatch pull talk to (root only)"),
+        OPT("guard.enabled", BOOL, guard.enabled, "true", 0, NONE,
+            "watch every pull on the node, other clients' too (kubelet's, docker pull, ctr)"),
+        OPT("guard.act", BOOL, guard.act, "true", 0, NONE,
+            "on other clients' pulls, end a proven hung helper and cut a stalled registry connection; false = report only"),
+        LIST("guard.namespaces", guard.namespaces, default_guard_namespaces, NAMESPACE,
+             "containerd namespaces whose pulls are watched (kubelet's k8s.io, dockerd's moby, ctr's default)"),
         OPT("cri.listen", STRING_OPT, cri_listen, "/run/pullwatch/cri.sock", 0, ABSOLUTE_PATH,
             "socket where pullwatch serves CRI's ImageService to kubelet (its imageServiceEndpoint); null = only when socket-activated"),
         OPT("metrics.textfile", STRING_OPT, metrics_textfile, NULL, 0, ABSOLUTE_PATH,
@@ -179,6 +187,8 @@ const char *config_option_expected(const ConfigOption *o) {
                         return "a list of registry hosts like registry.local or 10.0.0.5:5000";
                 case CONFIG_CHECK_URL:
                         return "a list of http:// or https:// URLs";
+                case CONFIG_CHECK_NAMESPACE:
+                        return "a list of containerd namespaces like k8s.io";
                 default:
                         return "a string or a list of strings";
                 }

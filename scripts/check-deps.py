@@ -23,11 +23,11 @@ ROOT = os.environ.get("CHECK_DEPS_ROOT") or os.path.normpath(os.path.join(os.pat
 # < registry (the registry protocol, its hosts and trust) < runtime (the driver interface every runtime
 # implements) < cri (the CRI client) < containerd < docker (dockerd on the containerd store holds
 # leases in containerd) < drivers (the one table of runtime drivers, and what asks it). daemon/: pull
-# (the pull engine) < preheat < imageservice (kubelet's CRI image service) < agent (the service) < cli.
+# (the pull engine) < guard (other clients' pulls) < preheat < imageservice (kubelet's CRI image service) < agent (the service) < cli.
 ROOMS = ["basic", "config",
          "probes/transport", "probes/host", "probes/registry", "probes/runtime", "probes/cri",
          "probes/containerd", "probes/docker", "probes/drivers",
-         "daemon/pull", "daemon/preheat", "daemon/imageservice", "daemon/agent", "daemon/cli"]
+         "daemon/pull", "daemon/guard", "daemon/preheat", "daemon/imageservice", "daemon/agent", "daemon/cli"]
 LAYERS = ROOMS
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 

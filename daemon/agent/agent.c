@@ -131,6 +131,7 @@ static void reload(Agent *a) {
                 a->config = TAKE_PTR(n);
                 preheat_set_config(a->preheat, a->config);
                 agent_cri_reload(a);
+                agent_guard_reload(a);
                 alerts_set_rate_limit(a->alerts, config(a)->alert_rate_limit);
                 if (state_moved && state_set_dir(a->state, config(a)->state_dir) >= 0)
                         log_line(LOG_INFO, "state now in %s", a->state->path);
@@ -287,6 +288,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         r = agent_cri_start(a);
         if (r < 0)
                 return r;
+        (void) agent_guard_start(a); /* a node it cannot guard is still worth preheating */
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -295,6 +297,7 @@ Agent *agent_free(Agent *a) {
         if (!a)
                 return NULL;
         a->stopping = true;
+        agent_guard_stop(a);
         agent_cri_stop(a);
         agent_control_stop(a);
         agent_control_free_pulls(a);

@@ -217,6 +217,8 @@ json_t *agent_status_json(Agent *a) {
         json_object_set_new(o, "state_file", json_string(a->state->path));
         if (a->cri)
                 json_object_set_new(o, "cri", cri_service_status_json(a->cri));
+        if (a->guard)
+                json_object_set_new(o, "guard", node_guard_status_json(a->guard));
         if (a->config->config->metrics_textfile)
                 json_object_set_new(o, "metrics_textfile", json_string(a->config->config->metrics_textfile));
         return o;

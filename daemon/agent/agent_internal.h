@@ -9,6 +9,7 @@
 #include "basic/log.h"
 #include "daemon/agent/agent.h"
 #include "daemon/imageservice/cri_service.h"
+#include "daemon/guard/node_guard.h"
 #include "daemon/agent/alerts.h"
 #include "daemon/agent/control.h"
 #include "daemon/preheat/list_watch.h"
@@ -56,6 +57,9 @@ struct Agent {
         ListWatch *list_watch;
         ControlServer *control;
         CriService *cri;          /* kubelet's image service; NULL when off */
+        NodeGuard *guard;         /* other clients' pulls; NULL when off */
+        char **own_repos;         /* repositories of pullwatch's own pulls in flight (one per pull) */
+        size_t n_own_repos;
 
         const RuntimeDriver *drivers[_RUNTIME_KIND_MAX];
         RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
@@ -82,7 +86,14 @@ int agent_cri_start(struct Agent *a);
 void agent_cri_stop(struct Agent *a);
 void agent_cri_reload(struct Agent *a);
 
+/* agent_guard.c: the node guard (guard.enabled) and the repositories pullwatch pulls itself. */
+int agent_guard_start(struct Agent *a);
+void agent_guard_stop(struct Agent *a);
+void agent_guard_reload(struct Agent *a);
+
 /* agent_report.c */
+/* Is image (any spelling, containerd's portless source included) a repository pullwatch pulls now? */
+bool agent_is_own_image(struct Agent *a, const char *image);
 /* Save state, write metrics, update STATUS= now; agent_schedule_flush: soon, coalesced. */
 void agent_flush(struct Agent *a);
 void agent_schedule_flush(struct Agent *a);

@@ -4,6 +4,8 @@
 #include "daemon/agent/agent_internal.h"
 
 #include <stdio.h>
+
+#include "basic/reference.h"
 #include <systemd/sd-daemon.h>
 
 #define FLUSH_DELAY (200 * USEC_PER_MSEC)
@@ -75,9 +77,62 @@ void agent_schedule_flush(Agent *a) {
         (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_ONESHOT);
 }
 
+/* ---- pullwatch's own pulls in flight, by repository (the node guard leaves them alone) ---- */
+
+/* "host/path" with the port dropped: containerd names an image's source without its port. */
+static char *repo_key(const char *image) {
+        _cleanup_reference_ ImageRef *ref = NULL;
+        _cleanup_free_ char *repo = NULL;
+        char *slash, *colon, *k = NULL;
+
+        if (!image || reference_parse(image, &ref) < 0 || reference_repository(ref, &repo) < 0)
+                return NULL;
+        slash = strchr(repo, '/');
+        colon = strchr(repo, ':');
+        if (colon && slash && colon < slash) {
+                if (asprintf(&k, "%.*s%s", (int) (colon - repo), repo, slash) < 0)
+                        return NULL;
+                return k;
+        }
+        return TAKE_PTR(repo);
+}
+
+/* pullwatch's own pulls, as they start and end (every own pull's events pass here) */
+static void own_pulls_follow(Agent *a, const PullEvent *e) {
+        /* an own pull's first attempt adds its repository, its result removes it */
+        if (e->client || !((e->kind == PULL_EVENT_ATTEMPT && e->attempt == 1) || e->kind == PULL_EVENT_RESULT))
+                return;
+        _cleanup_free_ char *k = repo_key(e->image);
+        if (!k)
+                return;
+        if (e->kind == PULL_EVENT_ATTEMPT) {
+                char **v = realloc(a->own_repos, (a->n_own_repos + 1) * sizeof(char *));
+                if (!v)
+                        return;
+                a->own_repos = v;
+                a->own_repos[a->n_own_repos++] = TAKE_PTR(k);
+                return;
+        }
+        for (size_t i = 0; i < a->n_own_repos; i++)
+                if (streq(a->own_repos[i], k)) {
+                        free(a->own_repos[i]);
+                        a->own_repos[i] = a->own_repos[--a->n_own_repos];
+                        return;
+                }
+}
+
+bool agent_is_own_image(Agent *a, const char *image) {
+        _cleanup_free_ char *k = repo_key(image);
+        for (size_t i = 0; k && i < a->n_own_repos; i++)
+                if (streq(a->own_repos[i], k))
+                        return true;
+        return false;
+}
+
 /* ---- pull events: alerts, metrics, log lines ---- */
 
 void agent_observe_pull_event(Agent *a, const PullEvent *e) {
+        own_pulls_follow(a, e);
         int r = alerts_pull_event(a->alerts, e, now_monotonic());
         if (r < 0)
                 log_line(LOG_WARNING, "cannot send an alert to journald: %s", strerror(-r));
@@ -88,7 +143,7 @@ void agent_observe_pull_event(Agent *a, const PullEvent *e) {
                           e->attempt, e->reason ? e->reason : "-", (double) e->delay / USEC_PER_SEC);
                 break;
         case PULL_EVENT_ACTION:
-                if (startswith(e->action, "kill-helper"))
+                if (startswith(e->action, "kill-helper") && !e->client) /* another client's: agent_guard.c says it */
                         log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
                 break;
         case PULL_EVENT_DIAGNOSIS:

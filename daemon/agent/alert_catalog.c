@@ -110,6 +110,14 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_DIAG_CRI_PROGRESS_TIMEOUT, "cri-progress-timeout", ID("02adab8595d248e29efa25f04f420bd5"), LOG_WARNING,
                 "containerd's image_pull_progress_timeout cancelled a pull pullwatch saw alive",
         },
+        [ALERT_GUARD_HELPER_ENDED] = {
+                ALERT_GUARD_HELPER_ENDED, "helper-ended", ID("a4c1f9b27d3e4f6a8b0c5d2e7f193846"), LOG_WARNING,
+                "a hung helper of the runtime was ended in a pull another client started",
+        },
+        [ALERT_GUARD_CONNECTION_CUT] = {
+                ALERT_GUARD_CONNECTION_CUT, "connection-cut", ID("5e8d2c4b9a7f41e3b6d0c8a2f4e17b95"), LOG_WARNING,
+                "the runtime's stalled registry connection was cut in a pull another client started",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

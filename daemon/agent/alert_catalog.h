@@ -31,6 +31,8 @@ typedef enum AlertKind {
         ALERT_DIAG_DISK_PRESSURE,       /* a pull not started: it would not fit or would trigger image GC */
         ALERT_DIAG_REGISTRY_SCHEME,     /* plain-http registry spoken to with HTTPS */
         ALERT_DIAG_CRI_PROGRESS_TIMEOUT, /* containerd's own progress timeout cancelled a live pull */
+        ALERT_GUARD_HELPER_ENDED,  /* another client's pull: a proven hung helper of the runtime ended */
+        ALERT_GUARD_CONNECTION_CUT, /* another client's pull: the runtime's stalled registry connection cut */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,
 } AlertKind;
@@ -65,5 +67,5 @@ const char *alert_kind_summary(AlertKind k);
 
 /* Diagnoses name a cause and its remedy; they go with PULLWATCH_DIAGNOSIS=<name>. */
 static inline bool alert_kind_is_diagnosis(AlertKind k) {
-        return k >= ALERT_DIAG_DECOMPRESSOR_HANG && k < _ALERT_KIND_MAX;
+        return k >= ALERT_DIAG_DECOMPRESSOR_HANG && k <= ALERT_DIAG_CRI_PROGRESS_TIMEOUT;
 }

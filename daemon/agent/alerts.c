@@ -140,7 +140,8 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
             (k = add_field(&r, "PULLWATCH_VERDICT", f->verdict)) < 0 ||
             (k = add_field(&r, "PULLWATCH_ATTEMPT", f->attempt ? attempt : NULL)) < 0 ||
             (k = add_field(&r, "PULLWATCH_EVIDENCE", f->evidence)) < 0 ||
-            (k = add_field(&r, "PULLWATCH_DIAGNOSIS", f->diagnosis)) < 0) {
+            (k = add_field(&r, "PULLWATCH_DIAGNOSIS", f->diagnosis)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_CLIENT", f->client)) < 0) {
                 alert_record_done(&r);
                 return k;
         }
@@ -188,6 +189,16 @@ int alert_kind_for_pull_event(const PullEvent *e) {
                 AlertKind k = alert_kind_from_string(e->diagnosis);
                 return k >= 0 && alert_kind_is_diagnosis(k) ? (int) k : -ENODATA;
         }
+        case PULL_EVENT_ACTION:
+                /* on pullwatch's own pulls a cut attempt shows in its verdict and retry; on another
+                 * client's pull the action itself is the news */
+                if (!e->client)
+                        return -ENODATA;
+                if (streq_ptr(e->action, "kill-helper"))
+                        return ALERT_GUARD_HELPER_ENDED;
+                if (streq_ptr(e->action, "cut-connection"))
+                        return ALERT_GUARD_CONNECTION_CUT;
+                return -ENODATA;
         case PULL_EVENT_RESULT:
                 if (e->ok)
                         return e->attempt > 1 ? ALERT_PULL_RECOVERED : -ENODATA;
@@ -206,7 +217,8 @@ static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
 int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_message) {
         int k = alert_kind_for_pull_event(e);
         AlertFields f = {
-                .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt,
+                .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt, .client = e->client,
+                .rate_key = e->client && !e->image ? e->layer : NULL,
         };
         char *m = NULL;
         int r = 0;
@@ -222,7 +234,7 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                 f.evidence = e->evidence;
                 /* attempt 0: a pull someone else started (`pullwatch watch`), reported and left alone */
                 r = e->attempt == 0
-                        ? asprintf(&m, "Pull of %s %s%s%s%s%s (%s); another client's pull: pullwatch watch cancels nothing.",
+                        ? asprintf(&m, "Pull of %s %s%s%s%s%s (%s); another client's pull: pullwatch cancels nothing of it.",
                                    e->image ? e->image : "(image not known yet)", verdict_to_string(e->verdict),
                                    e->layer ? " at layer " : "", e->layer ? e->layer : "", f.phase ? " while " : "",
                                    f.phase ? f.phase : "", or_dash(e->evidence))
@@ -237,6 +249,18 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                         r = asprintf(&m, "Pull of %s: %s", e->image,
                                      e->remedy ? e->remedy : alert_kind_summary(k));
                 }
+                break;
+        case ALERT_GUARD_HELPER_ENDED:
+        case ALERT_GUARD_CONNECTION_CUT:
+                f.phase = phase_to_string(e->phase);
+                f.verdict = verdict_to_string(e->verdict);
+                f.evidence = e->evidence ?: e->reason;
+                f.diagnosis = e->diagnosis;
+                r = asprintf(&m, "%s's pull of %s: %s %s: %s; %s", or_dash(e->client), e->image ?: "(image not known)",
+                             k == ALERT_GUARD_HELPER_ENDED ? "ended the hung helper" : "cut the stalled registry connection",
+                             or_dash(e->layer), or_dash(f.evidence),
+                             k == ALERT_GUARD_HELPER_ENDED ? "the runtime fails the layer and the client retries"
+                                                           : "the runtime retries and resumes the download");
                 break;
         case ALERT_PULL_RECOVERED:
                 f.diagnosis = e->diagnosis;

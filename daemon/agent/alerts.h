@@ -9,6 +9,7 @@
 
 typedef struct AlertFields {
         const char *image, *runtime, *layer, *phase, *verdict, *evidence, *diagnosis;
+        const char *client;       /* who started the pull, when not pullwatch (kubelet over CRI, ...) */
         unsigned attempt;         /* 0 = not given */
         const char *rate_key;     /* what the rate limit counts per kind; NULL = image */
 } AlertFields;

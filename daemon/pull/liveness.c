@@ -48,6 +48,8 @@ struct RuntimeLiveness {
         usec_t disk_grew_at;      /* the end of the last sample that saw growth, 0 = none yet */
         unsigned disk_grew_n;     /* samples that saw growth */
         RuntimeLiveness *companion; /* another runtime process doing part of the work, or NULL */
+        HelperActivity *helpers;  /* each helper's interval in the last sample */
+        size_t n_helpers;
 };
 
 static int pidfd_open_op(void *userdata, pid_t pid) {
@@ -114,6 +116,8 @@ static void handles_drop(RuntimeLiveness *l) {
 /* Forget the previous sample: a new runtime process has nothing in common with the old one's. */
 static void forget_sample(RuntimeLiveness *l) {
         handles_drop(l);
+        l->helpers = mfree(l->helpers);
+        l->n_helpers = 0;
         l->last = proc_tree_free(l->last);
         free(l->last_helper);
         l->last_helper = NULL;
@@ -309,6 +313,10 @@ static int sample_one(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
 
         ret->available = l->last != NULL && t->root.io_ok;
         ret->interval = l->last ? now - l->last->at : 0;
+        HelperActivity *acts = calloc(n + 1, sizeof(HelperActivity));
+        size_t n_acts = 0;
+        if (!acts)
+                return -ENOMEM;
         for (size_t i = 0; i < n; i++) {
                 const ProcDelta *p = &d[i];
                 /* Entries follow the new tree: root first, then desc in order. */
@@ -326,6 +334,12 @@ static int sample_one(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
                         continue;
                 if (helper[k]) {
                         bool decomp = proc_is_decompressor(p->comm);
+                        acts[n_acts++] = (HelperActivity) {
+                                .pid = p->pid, .start_ticks = t->desc[k].start_ticks, .state = p->state,
+                                .cpu_usec = p->cpu_usec, .io_chars = p->io_chars, .is_new = p->is_new,
+                                .interval = ret->interval, .decompressor = decomp,
+                        };
+                        snprintf(acts[n_acts - 1].comm, sizeof(acts[n_acts - 1].comm), "%s", p->comm);
                         ret->n_helpers++;
                         ret->helper_io += p->io_chars;
                         ret->helper_cpu += p->cpu_usec;
@@ -361,7 +375,15 @@ static int sample_one(RuntimeLiveness *l, usec_t now, LivenessDelta *ret) {
         free(l->last_helper);
         l->last = TAKE_PTR(t);
         l->last_helper = TAKE_PTR(helper);
+        free(l->helpers);
+        l->helpers = acts;
+        l->n_helpers = n_acts;
         return 0;
+}
+
+void runtime_liveness_helpers(const RuntimeLiveness *l, const HelperActivity **ret, size_t *ret_n) {
+        *ret = l ? l->helpers : NULL;
+        *ret_n = l ? l->n_helpers : 0;
 }
 
 static bool tree_has(const ProcTree *t, pid_t pid) {

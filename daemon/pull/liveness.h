@@ -57,5 +57,20 @@ const RuntimeIdentity *runtime_liveness_identity(const RuntimeLiveness *l, const
  * parent, and whether by pidfd. -EPERM when not a proven helper, -ESRCH when it is gone. */
 int runtime_liveness_kill_helper(RuntimeLiveness *l, pid_t pid, char *report, size_t report_size);
 
+/* What each helper of the runtime did in the last sample's interval (the node guard judges them one
+ * by one: one hung decompressor is hung even while another works). Valid until the next sample. */
+typedef struct HelperActivity {
+        pid_t pid;
+        uint64_t start_ticks;
+        char comm[16];
+        char state;
+        uint64_t cpu_usec;        /* in the interval */
+        uint64_t io_chars;        /* read+write syscalls' bytes in the interval (pipes included) */
+        usec_t interval;
+        bool is_new;              /* first seen in this sample: the counters are its whole life */
+        bool decompressor;        /* unpigz, igzip, xz, zstd... (else an untar helper) */
+} HelperActivity;
+void runtime_liveness_helpers(const RuntimeLiveness *l, const HelperActivity **ret, size_t *ret_n);
+
 /* A LivenessSource for pull_job_set_liveness. */
 LivenessSource runtime_liveness_source(RuntimeLiveness *l);

@@ -48,6 +48,8 @@ typedef struct PullEvent {
         double elapsed_s;
         uint64_t bytes;         /* bytes downloaded over all attempts (as the runtime reported) */
         const char *registry_probe; /* result: why pullwatch's registry probe could not help, or NULL */
+        const char *client;     /* who started the pull when not pullwatch ("kubelet (CRI)", "a docker
+                                 * client (Engine API)"...); NULL for pullwatch's own */
 } PullEvent;
 
 typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata);

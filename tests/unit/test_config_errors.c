@@ -45,7 +45,7 @@ static void test_error_unknown_key(void **state) {
         static const ErrorCase t[] = {
                 { "runtime: docker\nfoo: 1\n", -EINVAL, 2, 1, "foo",
                   "unknown key; known keys here: runtime, docker, containerd, credentials, platform, preheat, "
-                  "kubelet, state_dir, control_socket, cri, metrics, alerts, watchdog, retry, registry" },
+                  "kubelet, state_dir, control_socket, guard, cri, metrics, alerts, watchdog, retry, registry" },
                 { "docker:\n  sockett: /x\n", -EINVAL, 2, 3, "docker.sockett",
                   "unknown key; known keys here: socket, pidfile, certs_dir" },
                 { "watchdog:\n  sample_interval: 1s\n  hang: 2m\n", -EINVAL, 3, 3, "watchdog.hang",

@@ -1,0 +1,150 @@
+/* guard_conns.c: a runtime's registry connections, seen from /proc and sock_diag. A download of
+ * another client's pull that stalled gets the runtime's stalled connections cut (pidfd_getfd, then
+ * shutdown: nothing else of the runtime is touched), so its own retry and Range resume run now. A hop
+ * whose connections end mid-transfer at a similar age is a middlebox's read or idle timeout
+ * (report 000), named with the hop and the time even when the pull is another client's. */
+#include "daemon/guard/guard_internal.h"
+
+#include "daemon/pull/diagnose.h"
+
+#include <inttypes.h>
+
+static GuardConn *conn_find(GuardRuntime *rt, uint64_t inode) {
+        for (size_t i = 0; i < rt->n_conns; i++)
+                if (rt->conns[i].c.inode == inode)
+                        return &rt->conns[i];
+        return NULL;
+}
+
+static GuardHop *hop_get(GuardRuntime *rt, const char *addr) {
+        for (size_t i = 0; i < rt->n_hops; i++)
+                if (streq(rt->hops[i].addr, addr))
+                        return &rt->hops[i];
+        GuardHop *v = realloc(rt->hops, (rt->n_hops + 1) * sizeof(*v));
+        if (!v)
+                return NULL;
+        rt->hops = v;
+        GuardHop *h = &rt->hops[rt->n_hops++];
+        *h = (GuardHop) {};
+        snprintf(h->addr, sizeof(h->addr), "%s", addr);
+        return h;
+}
+
+/* A connection that carried data ended while the runtime was still downloading: a cut, unless it
+ * was ours. Cuts at a similar age from one hop name a middlebox timeout once. */
+static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
+        char addr[64];
+        _cleanup_free_ char *text = NULL;
+
+        /* mid-transfer: data in its last interval */
+        if (gc->cut_by_us || gc->c.bytes_received == 0 || gc->c.last_data_recv_ms > 2 * interval / USEC_PER_MSEC ||
+            !guard_downloads_in_flight(rt))
+                return;
+        tcp_addr_format(&gc->c.peer, addr, sizeof(addr));
+        GuardHop *h = hop_get(rt, addr);
+        if (!h)
+                return;
+        if (h->n_history == ELEMENTSOF(h->history)) {
+                memmove(h->history, h->history + 1, sizeof(h->history) - sizeof(h->history[0]));
+                h->n_history--;
+        }
+        h->history[h->n_history++] = (DiagAttempt) { .failure = ATTEMPT_RESET, .elapsed = gc->last_seen - gc->first_seen };
+        if (h->named || diagnose_attempts(h->history, h->n_history, &text) != DIAG_MIDDLEBOX_TIMEOUT || !text)
+                return;
+        h->named = true;
+        _cleanup_free_ char *remedy = NULL;
+        if (asprintf(&remedy, "%s Hop: %s, whose connections from %s ended mid-transfer after ~%llus each.", text, addr,
+                     rt->driver->name, (unsigned long long) (diagnose_attempts_cut(h->history, h->n_history) / USEC_PER_SEC)) < 0)
+                return;
+        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .image = guard_only_image(rt),
+                                      .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT), .remedy = remedy });
+}
+
+static void cut_stalled(GuardRuntime *rt, pid_t pid, const TcpConnList *l, usec_t now) {
+        NodeGuard *g = rt->guard;
+        const LayerTrack *t = NULL;
+        GuardDownload *d = guard_downloads_stalled(rt, &t);
+        _cleanup_free_ size_t *idx = NULL;
+        size_t n;
+
+        if (!d)
+                return;
+        d->acted = true; /* once per stall, whatever comes of it */
+        idx = calloc(l->n + 1, sizeof(size_t));
+        if (!idx)
+                return;
+        n = tcp_conn_select_stalled(l->v, l->n, NULL, 0,
+                                    (uint32_t) (g->config->config->watchdog.network_stall / USEC_PER_MSEC), idx);
+        for (size_t i = 0; i < n; i++) {
+                const TcpConn *c = &l->v[idx[i]];
+                char addr[64];
+                _cleanup_free_ char *evidence = NULL;
+                _cleanup_(error_detail_done) ErrorDetail e = {};
+                int r = 0;
+
+                tcp_addr_format(&c->peer, addr, sizeof(addr));
+                if (g->act) {
+                        r = tcp_conn_cut(NULL, pid, -1, c, &e);
+                        if (r >= 0) {
+                                g->stats.connections_cut++;
+                                GuardConn *gc = conn_find(rt, c->inode);
+                                if (gc)
+                                        gc->cut_by_us = true;
+                        }
+                }
+                if (asprintf(&evidence, "%s; connection to %s (fd %d) silent for %us after %" PRIu64 " bytes%s%s",
+                             t->evidence, addr, c->fd, c->last_data_recv_ms / 1000, c->bytes_received,
+                             r < 0 ? "; not cut: " : "", r < 0 ? (e.message ?: strerror(-r)) : "") < 0)
+                        evidence = NULL;
+                if (!g->act)
+                        continue; /* report only: the verdict already went out */
+                guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "cut-connection-refused" : "cut-connection",
+                                              .image = d->image, .client = d->client, .layer = t->id, .phase = t->phase,
+                                              .verdict = VERDICT_STALLED, .evidence = evidence, .reason = addr });
+        }
+}
+
+void guard_conns_sample(GuardRuntime *rt, usec_t now) {
+        const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
+        _cleanup_(tcp_conn_list_done) TcpConnList l = {};
+        usec_t interval = rt->guard->config->config->watchdog.sample_interval;
+
+        if (!id || id->pid <= 0 || tcp_conn_list(NULL, id->pid, &l, NULL) < 0)
+                return;
+        for (size_t i = 0; i < rt->n_conns; i++)
+                rt->conns[i].seen = false;
+        for (size_t i = 0; i < l.n; i++) {
+                const TcpConn *c = &l.v[i];
+                if (c->state != TCP_CONN_ESTABLISHED)
+                        continue;
+                GuardConn *gc = conn_find(rt, c->inode);
+                if (!gc) {
+                        GuardConn *v = realloc(rt->conns, (rt->n_conns + 1) * sizeof(*v));
+                        if (!v)
+                                continue;
+                        rt->conns = v;
+                        gc = &rt->conns[rt->n_conns++];
+                        *gc = (GuardConn) { .first_seen = now };
+                }
+                gc->c = *c;
+                gc->last_seen = now;
+                gc->seen = true;
+        }
+        for (size_t i = 0; i < rt->n_conns;) {
+                if (rt->conns[i].seen) {
+                        i++;
+                        continue;
+                }
+                conn_ended(rt, &rt->conns[i], interval);
+                rt->conns[i] = rt->conns[--rt->n_conns];
+        }
+        cut_stalled(rt, id->pid, &l, now);
+}
+
+void guard_conns_done(GuardRuntime *rt) {
+        free(rt->conns);
+        free(rt->hops);
+        rt->conns = NULL;
+        rt->hops = NULL;
+        rt->n_conns = rt->n_hops = 0;
+}

@@ -1,0 +1,259 @@
+/* guard_downloads.c: the downloads of other clients' pulls, in one detector per runtime. containerd:
+ * its content ingests, namespace by namespace (guard.namespaces), with the image once containerd
+ * labels it; dockerd on its classic store: the GetImageBlob temp files it holds open, growing as bytes
+ * arrive (the Engine API shows a pull's progress to no one but the client that started it). */
+#include "daemon/guard/guard_internal.h"
+
+#include "probes/host/open_files.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+/* Who starts the pulls that land in a containerd namespace. */
+static const char *namespace_client(const char *ns) {
+        if (streq(ns, "k8s.io"))
+                return "kubelet (CRI)";
+        if (streq(ns, "moby"))
+                return "a docker client (dockerd on the containerd image store)";
+        return "a containerd client (ctr, nerdctl)";
+}
+
+static GuardDownload *dl_find(GuardRuntime *rt, const char *id) {
+        for (size_t i = 0; i < rt->n_dls; i++)
+                if (streq(rt->dls[i].id, id))
+                        return &rt->dls[i];
+        return NULL;
+}
+
+static GuardDownload *dl_get(GuardRuntime *rt, const char *id, const char *client) {
+        GuardDownload *d = dl_find(rt, id);
+        if (d)
+                return d;
+        d = realloc(rt->dls, (rt->n_dls + 1) * sizeof(*d));
+        if (!d)
+                return NULL;
+        rt->dls = d;
+        d = &rt->dls[rt->n_dls];
+        *d = (GuardDownload) { .id = strdup(id), .client = client };
+        if (!d->id)
+                return NULL;
+        rt->n_dls++;
+        rt->guard->stats.pulls_seen++;
+        return d;
+}
+
+static void dl_drop(GuardRuntime *rt, size_t i) {
+        free(rt->dls[i].id);
+        free(rt->dls[i].image);
+        rt->dls[i] = rt->dls[--rt->n_dls];
+}
+
+const char *guard_downloads_image(const GuardRuntime *rt, const char *id) {
+        for (size_t i = 0; i < rt->n_dls; i++)
+                if (streq(rt->dls[i].id, id))
+                        return rt->dls[i].image;
+        return NULL;
+}
+
+/* The one image this runtime is pulling for someone else, when exactly one is in flight. */
+const char *guard_only_image(const GuardRuntime *rt) {
+        const char *img = NULL;
+        for (size_t i = 0; i < detector_n_layers(rt->downloads); i++) {
+                const char *m = guard_downloads_image(rt, detector_layer_at(rt->downloads, i)->id);
+                if (!m)
+                        continue;
+                if (img && !streq(img, m))
+                        return NULL;
+                img = m;
+        }
+        return img;
+}
+
+bool guard_downloads_in_flight(const GuardRuntime *rt) {
+        for (size_t i = 0; i < detector_n_layers(rt->downloads); i++) {
+                const LayerTrack *t = detector_layer_at(rt->downloads, i);
+                if (t->phase == PHASE_DOWNLOADING || t->phase == PHASE_RESOLVE)
+                        return true;
+        }
+        return false;
+}
+
+/* ---- containerd: one namespace watcher each ---- */
+
+typedef struct NsWatch {
+        GuardRuntime *rt;
+        const char *client;
+} NsWatch;
+
+static void on_layer(void *userdata, const char *image, const char *layer, Phase phase, uint64_t current,
+                     uint64_t total, usec_t at) {
+        NsWatch *w = userdata;
+        GuardRuntime *rt = w->rt;
+        GuardDownload *d = dl_get(rt, layer, w->client);
+
+        if (!d)
+                return;
+        if (image && !streq_ptr(d->image, image)) {
+                free(d->image);
+                d->image = strdup(image);
+                d->own = rt->guard->is_own && rt->guard->is_own(rt->guard->userdata, image);
+        }
+        (void) detector_layer(rt->downloads, layer, phase, current, total, at);
+}
+
+static void on_layer_gone(void *userdata, const char *image, const char *layer, bool done, usec_t at) {
+        NsWatch *w = userdata;
+        (void) detector_layer(w->rt->downloads, layer, PHASE_DONE, 0, 0, at);
+}
+
+static void on_error(void *userdata, int error, const char *message) {
+        /* containerd down or restarting: its monitor in the agent says so; polling goes on */
+}
+
+static int containerd_start(GuardRuntime *rt) {
+        const Config *c = rt->guard->config->config;
+        static const ContainerdWatchCallbacks cb = { .layer = on_layer, .layer_gone = on_layer_gone, .error = on_error };
+        size_t n = strv_length(c->guard.namespaces);
+
+        rt->watches = calloc(n + 1, sizeof(ContainerdWatch *));
+        rt->watch_ns = calloc(n + 1, sizeof(char *));
+        if (!rt->watches || !rt->watch_ns)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                NsWatch *w = calloc(1, sizeof(*w));
+                if (!w)
+                        return -ENOMEM;
+                *w = (NsWatch) { .rt = rt, .client = namespace_client(c->guard.namespaces[i]) };
+                rt->watch_ns[i] = (char *) w; /* owned here: freed in guard_downloads_done() */
+                int r = containerd_watch_new(rt->guard->glue, c, c->guard.namespaces[i], &cb, w, &rt->watches[i]);
+                if (r < 0)
+                        return r;
+                rt->n_watches++;
+        }
+        return 0;
+}
+
+/* ---- dockerd: its blob temp files ---- */
+
+/* The file offset of pid's fd: dockerd writes a blob at its end while it downloads, then seeks back
+ * to 0 and hands the file to extraction (pull_v2.go), which reads it from there. */
+static int fd_pos(pid_t pid, int fd, uint64_t *ret) {
+        char path[64], buf[256];
+        snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int) pid, fd);
+        FILE *f = fopen(path, "re");
+        int r = -ENODATA;
+        if (!f)
+                return -errno;
+        while (fgets(buf, sizeof(buf), f))
+                if (sscanf(buf, "pos: %" SCNu64, ret) == 1) {
+                        r = 0;
+                        break;
+                }
+        fclose(f);
+        return r;
+}
+
+static void docker_sample(GuardRuntime *rt, usec_t now) {
+        const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
+        OpenFile *files = NULL;
+        size_t n = 0;
+
+        if (!id || id->pid <= 0 || open_files_under(NULL, id->pid, "/", OPEN_FILES_DOCKER_BLOB_PREFIX, &files, &n) < 0)
+                return;
+        for (size_t i = 0; i < rt->n_dls; i++)
+                rt->dls[i].seen = false;
+        for (size_t i = 0; i < n; i++) {
+                char idbuf[64];
+                const char *base = strrchr(files[i].path, '/');
+                snprintf(idbuf, sizeof(idbuf), "%s", base ? base + 1 : files[i].path);
+                GuardDownload *d = dl_get(rt, idbuf, rt->client);
+                if (!d)
+                        continue;
+                d->seen = true;
+                uint64_t pos = 0;
+                /* written at its end: downloading; read from before it: downloaded, extracting or
+                 * waiting for its turn (the helpers' judge watches that) */
+                bool writing = fd_pos(id->pid, files[i].fd, &pos) < 0 || pos >= files[i].size;
+                (void) detector_layer(rt->downloads, idbuf, writing ? PHASE_DOWNLOADING : PHASE_EXTRACTING,
+                                      writing ? files[i].size : pos, writing ? 0 : files[i].size, now);
+        }
+        for (size_t i = 0; i < rt->n_dls;) {
+                if (rt->dls[i].seen) {
+                        i++;
+                        continue;
+                }
+                /* closed: downloaded (dockerd verifies and registers it) or given up; either way not ours */
+                (void) detector_layer(rt->downloads, rt->dls[i].id, PHASE_DONE, 0, 0, now);
+                dl_drop(rt, i);
+        }
+        open_files_free(files, n);
+}
+
+int guard_downloads_start(GuardRuntime *rt) {
+        RuntimeProcess p = {};
+        rt->driver->process(rt->guard->config->config, &p);
+        /* a runtime that extracts in-process keeps its downloads in a content store it can be asked
+         * about (containerd); the other (dockerd) keeps them in files only /proc shows */
+        if (p.inprocess_extract)
+                return containerd_start(rt);
+        rt->client = "a docker client (Engine API)";
+        return 0;
+}
+
+/* The first stalled download not acted on in this stall, for guard_conns.c. */
+GuardDownload *guard_downloads_stalled(GuardRuntime *rt, const LayerTrack **ret_track) {
+        for (size_t i = 0; i < detector_n_layers(rt->downloads); i++) {
+                const LayerTrack *t = detector_layer_at(rt->downloads, i);
+                GuardDownload *d = dl_find(rt, t->id);
+                if (!d || d->own)
+                        continue;
+                if (t->verdict != VERDICT_STALLED) {
+                        d->acted = false; /* moving again: a later stall is a new one */
+                        continue;
+                }
+                if (d->acted || (t->phase != PHASE_DOWNLOADING && t->phase != PHASE_RESOLVE))
+                        continue;
+                *ret_track = t;
+                return d;
+        }
+        return NULL;
+}
+
+void guard_downloads_sample(GuardRuntime *rt, usec_t now) {
+        if (!rt->n_watches)
+                docker_sample(rt, now);
+        detector_evaluate(rt->downloads, now);
+        for (size_t i = 0; i < detector_n_layers(rt->downloads); i++) {
+                LayerTrack *t = (LayerTrack *) detector_layer_at(rt->downloads, i);
+                GuardDownload *d = dl_find(rt, t->id);
+                if (!t->verdict_changed || !d || d->own)
+                        continue;
+                if ((t->verdict != VERDICT_STALLED && t->verdict != VERDICT_DEGRADED) ||
+                    (t->phase != PHASE_DOWNLOADING && t->phase != PHASE_RESOLVE))
+                        continue; /* silent phases are the helpers' judge's: bytes are not their life */
+                rt->guard->stats.verdicts++;
+                guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .image = d->image, .client = d->client,
+                                              .layer = t->id, .phase = t->phase, .verdict = t->verdict,
+                                              .evidence = t->evidence, .current = t->current, .total = t->total });
+        }
+        /* a containerd ingest that finished is gone from its watch; forget what the detector is done with */
+        for (size_t i = 0; i < rt->n_dls;) {
+                const LayerTrack *t = detector_find(rt->downloads, rt->dls[i].id);
+                if (rt->n_watches && (!t || t->phase == PHASE_DONE))
+                        dl_drop(rt, i);
+                else
+                        i++;
+        }
+}
+
+void guard_downloads_done(GuardRuntime *rt) {
+        for (size_t i = 0; i < rt->n_watches; i++)
+                containerd_watch_free(rt->watches[i]);
+        for (size_t i = 0; rt->watch_ns && rt->watch_ns[i]; i++)
+                free(rt->watch_ns[i]);
+        free(rt->watches);
+        free(rt->watch_ns);
+        while (rt->n_dls)
+                dl_drop(rt, rt->n_dls - 1);
+        free(rt->dls);
+}

@@ -1,0 +1,108 @@
+/* guard_internal.h: the node guard's parts, shared by node_guard.c (helpers, the sample loop, status),
+ * guard_downloads.c (each runtime's downloads in flight) and guard_conns.c (its registry connections:
+ * the cut of a stalled one, the ages at which they end). Calls run one way: node_guard.c ->
+ * guard_conns.c -> guard_downloads.c, never back. */
+#pragma once
+
+#include "daemon/guard/node_guard.h"
+#include "daemon/pull/diagnose.h"
+#include "daemon/pull/liveness.h"
+#include "probes/containerd/containerd.h"
+#include "probes/host/tcp_conn.h"
+
+typedef struct NodeGuard NodeGuard;
+
+typedef struct GuardHelper {
+        pid_t pid;
+        uint64_t start_ticks;
+        char comm[16];
+        Detector *detector;       /* this helper alone, as one extracting layer */
+        Verdict reported;
+        char evidence[DETECTOR_EVIDENCE_MAX];
+        bool seen;                /* in the last sample */
+} GuardHelper;
+
+/* One download of another client's pull (a containerd ingest, a dockerd blob temp file). */
+typedef struct GuardDownload {
+        char *id;                 /* the detector's layer id */
+        char *image;              /* "host/repo@sha256:..." when known */
+        const char *client;       /* static text */
+        bool own;                 /* pullwatch's own pull: watched by its pull job, not here */
+        bool acted;               /* its stalled connection was cut in this stall */
+        bool seen;
+} GuardDownload;
+
+typedef struct GuardConn {
+        TcpConn c;
+        usec_t first_seen, last_seen;
+        uint64_t last_bytes;
+        bool cut_by_us, seen;
+} GuardConn;
+
+/* A hop's connections that ended mid-transfer, for the middlebox diagnosis. */
+typedef struct GuardHop {
+        char addr[64];
+        DiagAttempt history[8];
+        size_t n_history;
+        bool named;
+} GuardHop;
+
+typedef struct GuardRuntime {
+        NodeGuard *guard;
+        const RuntimeDriver *driver;
+        RuntimeKind kind;
+        const char *client;       /* who starts this runtime's pulls, when one kind of client does */
+        RuntimeLiveness *liveness;
+        GuardHelper *helpers;
+        size_t n_helpers;
+        Detector *downloads;
+        GuardDownload *dls;
+        size_t n_dls;
+        ContainerdWatch **watches; /* containerd: one per namespace */
+        char **watch_ns;
+        size_t n_watches;
+        GuardConn *conns;
+        size_t n_conns;
+        GuardHop *hops;
+        size_t n_hops;
+} GuardRuntime;
+
+
+
+struct NodeGuard {
+        sd_event *event;
+        CurlGlue *glue;
+        SharedConfig *config;
+        bool act;
+        GuardRuntime *runtimes;
+        size_t n_runtimes;
+        sd_event_source *timer;
+        void (*cb)(void *userdata, const PullEvent *e);
+        bool (*is_own)(void *userdata, const char *image);
+        void *userdata;
+        NodeGuardStats stats;
+};
+
+/* An event of this runtime's (the runtime and, when the event names none, its client filled in). */
+static inline void guard_emit(GuardRuntime *rt, PullEvent *e) {
+        NodeGuard *g = rt->guard;
+        e->runtime = rt->driver->name;
+        e->client = e->client ?: rt->client;
+        if (g->cb)
+                g->cb(g->userdata, e);
+}
+
+/* guard_downloads.c */
+int guard_downloads_start(GuardRuntime *rt);
+void guard_downloads_sample(GuardRuntime *rt, usec_t now);
+void guard_downloads_done(GuardRuntime *rt);
+const char *guard_downloads_image(const GuardRuntime *rt, const char *id);
+/* The one image this runtime is pulling for someone else, when exactly one is in flight. */
+const char *guard_only_image(const GuardRuntime *rt);
+/* The stalled download the conns part should act on, NULL when none (marked acted). */
+GuardDownload *guard_downloads_stalled(GuardRuntime *rt, const LayerTrack **ret_track);
+bool guard_downloads_in_flight(const GuardRuntime *rt);
+
+/* guard_conns.c */
+void guard_conns_sample(GuardRuntime *rt, usec_t now);
+void guard_conns_done(GuardRuntime *rt);

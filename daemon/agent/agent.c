@@ -271,6 +271,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_OFF);
         }
         if ((r = load_state(a)) < 0 || (r = alerts_new(config(a)->alert_rate_limit, &a->alerts)) < 0 ||
+            (r = alerts_attach_event(a->alerts, a->event)) < 0 ||
             (r = preheat_new(a->event, a->glue, a->config, a->state, a->drivers, a->machine_id, &hooks, a,
                              &a->preheat)) < 0)
                 return r;

@@ -174,12 +174,17 @@ static json_t *runtime_process_json(const RuntimeDriver *d, const Config *c) {
                          runtime_identity_source_to_string(id.source));
 }
 
+/* .preheat[] lists this many targets at most (those not ready first): a 20,000-image list would pass
+ * the control socket's 4 MiB output limit; "preheat_omitted" says how many were left out. */
+#define STATUS_PREHEAT_MAX 1000
+
 json_t *agent_status_json(Agent *a) {
         json_t *o, *runtimes, *pulls, *preheat;
         char summary[256] = "";
+        size_t omitted = 0;
 
         (void) preheat_summary(a->preheat, summary, sizeof(summary));
-        preheat = preheat_status_json(a->preheat);
+        preheat = preheat_status_json_capped(a->preheat, STATUS_PREHEAT_MAX, &omitted);
         runtimes = json_object();
         pulls = json_array();
         o = json_pack("{s:s, s:i, s:s, s:s, s:s, s:{s:s, s:b, s:s?, s:I}}", "version", PULLWATCH_VERSION, "pid",
@@ -212,6 +217,8 @@ json_t *agent_status_json(Agent *a) {
                         json_array_append_new(pulls, watched_pull_status_json(cp->pull));
         json_object_set_new(o, "runtimes", runtimes);
         json_object_set_new(o, "preheat", preheat);
+        if (omitted > 0)
+                json_object_set_new(o, "preheat_omitted", json_integer((json_int_t) omitted));
         json_object_set_new(o, "pulls", pulls);
         json_object_set_new(o, "registries", registry_seen_json());
         json_object_set_new(o, "state_file", json_string(a->state->path));

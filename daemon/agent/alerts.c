@@ -13,10 +13,23 @@ typedef struct RateEntry {
         usec_t last;
 } RateEntry;
 
+/* One cause's minute: the alerts held back in it, for its summary. */
+typedef struct Aggregate {
+        AlertKind kind;
+        char *cause;              /* the diagnosis, "" for none */
+        char *runtime;            /* the first held alert's */
+        usec_t until;             /* the minute's end */
+        unsigned count;
+        char *images[ALERTS_AGGREGATE_NAMES];
+} Aggregate;
+
 struct Alerts {
         usec_t rate_limit;
         RateEntry *rates;
         size_t n_rates;
+        Aggregate *aggs;
+        size_t n_aggs;
+        sd_event_source *timer;
         alerts_sink_t sink;
         void *userdata;
 };
@@ -35,12 +48,27 @@ int alerts_new(usec_t rate_limit, Alerts **ret) {
         return 0;
 }
 
+static bool aggregate_close(Alerts *a, Aggregate *g);
+
+static void aggregate_done(Aggregate *g) {
+        free(g->cause);
+        free(g->runtime);
+        for (size_t i = 0; i < ALERTS_AGGREGATE_NAMES; i++)
+                free(g->images[i]);
+}
+
 Alerts *alerts_free(Alerts *a) {
         if (!a)
                 return NULL;
         for (size_t i = 0; i < a->n_rates; i++)
                 free(a->rates[i].key);
         free(a->rates);
+        for (size_t i = 0; i < a->n_aggs; i++) {
+                (void) aggregate_close(a, &a->aggs[i]); /* what was held is said, even on the way out */
+                aggregate_done(&a->aggs[i]);
+        }
+        free(a->aggs);
+        sd_event_source_disable_unref(a->timer);
         free(a);
         return NULL;
 }
@@ -121,7 +149,7 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
         static const AlertFields none = {};
         const AlertInfo *info = alert_info(kind);
         AlertRecord r = {};
-        char attempt[16];
+        char attempt[16], count[16];
         int k = 0;
 
         if (!info)
@@ -129,6 +157,7 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
         if (!f)
                 f = &none;
         snprintf(attempt, sizeof(attempt), "%u", f->attempt);
+        snprintf(count, sizeof(count), "%u", f->count);
         if ((k = add_static(&r, "SYSLOG_IDENTIFIER=pullwatch")) < 0 || (k = add_static(&r, info->message_id_field)) < 0 ||
             (k = add_static(&r, alert_kind_priority_field(kind))) < 0 ||
             (k = add_field(&r, "MESSAGE", message ? message : info->summary)) < 0 ||
@@ -141,7 +170,9 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
             (k = add_field(&r, "PULLWATCH_ATTEMPT", f->attempt ? attempt : NULL)) < 0 ||
             (k = add_field(&r, "PULLWATCH_EVIDENCE", f->evidence)) < 0 ||
             (k = add_field(&r, "PULLWATCH_DIAGNOSIS", f->diagnosis)) < 0 ||
-            (k = add_field(&r, "PULLWATCH_CLIENT", f->client)) < 0) {
+            (k = add_field(&r, "PULLWATCH_CLIENT", f->client)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_COUNT", f->count ? count : NULL)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_IMAGES", f->images)) < 0) {
                 alert_record_done(&r);
                 return k;
         }
@@ -162,18 +193,128 @@ const char *alert_record_get(const AlertRecord *r, const char *field, size_t *re
         return NULL;
 }
 
-int alerts_send(Alerts *a, AlertKind kind, const AlertFields *f, const char *message, usec_t now) {
+static int send_now(Alerts *a, AlertKind kind, const AlertFields *f, const char *message) {
         AlertRecord rec;
-        int r;
-
-        if (!alerts_rate_ok(a, kind, f ? (f->rate_key ? f->rate_key : f->image) : NULL, now))
-                return 0;
-        r = alert_record_build(kind, f, message, &rec);
+        int r = alert_record_build(kind, f, message, &rec);
         if (r < 0)
                 return r;
         r = a->sink(rec.iov, rec.n, a->userdata);
         alert_record_done(&rec);
         return r < 0 ? r : 1;
+}
+
+static void arm_timer(Alerts *a) {
+        usec_t next = USEC_INFINITY;
+
+        if (!a->timer)
+                return;
+        for (size_t i = 0; i < a->n_aggs; i++)
+                next = MIN(next, a->aggs[i].until);
+        if (next == USEC_INFINITY) {
+                (void) sd_event_source_set_enabled(a->timer, SD_EVENT_OFF);
+                return;
+        }
+        (void) sd_event_source_set_time(a->timer, next);
+        (void) sd_event_source_set_enabled(a->timer, SD_EVENT_ONESHOT);
+}
+
+/* The minute of g is over: its summary when it held anything, and then a new minute (the cause goes
+ * on: one summary a minute); a quiet minute ends the aggregate (0 returned: remove it). */
+static bool aggregate_close(Alerts *a, Aggregate *g) {
+        _cleanup_free_ char *m = NULL, *images = NULL;
+        size_t len = 0, named = 0;
+
+        if (g->count == 0)
+                return false;
+        for (size_t i = 0; i < ALERTS_AGGREGATE_NAMES && g->images[i]; i++)
+                len += strlen(g->images[i]) + 1;
+        images = calloc(len + 1, 1);
+        for (size_t i = 0; images && i < ALERTS_AGGREGATE_NAMES && g->images[i]; i++, named++)
+                strcat(strcat(images, i ? " " : ""), g->images[i]);
+        if (asprintf(&m, "%s%s%s%s: %u more pull%s within %us, among them %s%s; each is in `pullwatch status`.",
+                     alert_kind_summary(g->kind), *g->cause ? " (" : "", g->cause, *g->cause ? ")" : "", g->count,
+                     g->count == 1 ? "" : "s", (unsigned) (ALERTS_AGGREGATE_WINDOW / USEC_PER_SEC),
+                     images ? images : "-", g->count > named ? " ..." : "") < 0)
+                m = NULL;
+        (void) send_now(a, g->kind, &(AlertFields) { .runtime = g->runtime, .diagnosis = *g->cause ? g->cause : NULL,
+                                                     .count = g->count, .images = images },
+                        m);
+        for (size_t i = 0; i < ALERTS_AGGREGATE_NAMES; i++)
+                g->images[i] = mfree(g->images[i]);
+        g->count = 0;
+        g->until += ALERTS_AGGREGATE_WINDOW;
+        return true;
+}
+
+void alerts_flush(Alerts *a, usec_t now) {
+        for (size_t i = 0; i < a->n_aggs;) {
+                Aggregate *g = &a->aggs[i];
+                bool keep = true;
+                while (keep && now >= g->until)
+                        keep = aggregate_close(a, g);
+                if (!keep) {
+                        aggregate_done(g);
+                        a->aggs[i] = a->aggs[--a->n_aggs];
+                        continue;
+                }
+                i++;
+        }
+        arm_timer(a);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        alerts_flush(userdata, now_monotonic());
+        return 0;
+}
+
+int alerts_attach_event(Alerts *a, sd_event *event) {
+        int r;
+
+        a->timer = sd_event_source_disable_unref(a->timer);
+        r = sd_event_add_time(event, &a->timer, CLOCK_MONOTONIC, USEC_INFINITY, USEC_PER_SEC, on_timer, a);
+        if (r < 0)
+                return r;
+        arm_timer(a);
+        return 0;
+}
+
+/* Held for the summary of its cause's minute (true), or the first of its cause: send it (false). */
+static bool aggregate_hold(Alerts *a, AlertKind kind, const AlertFields *f, usec_t now) {
+        const char *cause = f->diagnosis ? f->diagnosis : "";
+        Aggregate *g = NULL, *n;
+
+        alerts_flush(a, now); /* minutes over: their summaries first, in order */
+        for (size_t i = 0; i < a->n_aggs && !g; i++)
+                if (a->aggs[i].kind == kind && streq(a->aggs[i].cause, cause))
+                        g = &a->aggs[i];
+        if (g) {
+                for (size_t i = 0; i < ALERTS_AGGREGATE_NAMES; i++)
+                        if (!g->images[i]) {
+                                g->images[i] = strdup(f->image);
+                                break;
+                        }
+                if (!g->runtime && f->runtime)
+                        g->runtime = strdup(f->runtime);
+                g->count++;
+                return true;
+        }
+        n = realloc(a->aggs, (a->n_aggs + 1) * sizeof(*n));
+        if (!n)
+                return false;
+        a->aggs = n;
+        n[a->n_aggs] = (Aggregate) { .kind = kind, .cause = strdup(cause), .until = now + ALERTS_AGGREGATE_WINDOW };
+        if (n[a->n_aggs].cause)
+                a->n_aggs++;
+        arm_timer(a);
+        return false;
+}
+
+int alerts_send(Alerts *a, AlertKind kind, const AlertFields *f, const char *message, usec_t now) {
+        if (!alerts_rate_ok(a, kind, f ? (f->rate_key ? f->rate_key : f->image) : NULL, now))
+                return 0;
+        if (a->rate_limit > 0 && f && f->image && !f->rate_key && !f->count && aggregate_hold(a, kind, f, now))
+                return 0;
+        return send_now(a, kind, f, message);
 }
 
 int alert_kind_for_pull_event(const PullEvent *e) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <sys/uio.h>
+#include <systemd/sd-event.h>
 #include "daemon/agent/alert_catalog.h"
 #include "daemon/pull/pull_job.h"
 
@@ -12,9 +13,11 @@ typedef struct AlertFields {
         const char *client;       /* who started the pull, when not pullwatch (kubelet over CRI, ...) */
         unsigned attempt;         /* 0 = not given */
         const char *rate_key;     /* what the rate limit counts per kind; NULL = image */
+        unsigned count;           /* a summary: how many alerts of one cause it stands for (0 = not one) */
+        const char *images;       /* a summary: the first few of their images, space-separated */
 } AlertFields;
 
-#define ALERT_RECORD_MAX 16
+#define ALERT_RECORD_MAX 20
 
 /* The iovec for sd_journal_sendv, and the strings it points into. */
 typedef struct AlertRecord {
@@ -42,8 +45,21 @@ void alerts_set_sink(Alerts *a, alerts_sink_t sink, void *userdata);
 
 /* Would an alert of kind for key pass at now? Records it when it would (0 = no limit). */
 bool alerts_rate_ok(Alerts *a, AlertKind kind, const char *key, usec_t now);
-/* 1 sent, 0 dropped by the rate limit, <0 the journal refused it. */
+/* 1 sent, 0 dropped by the rate limit or held for a summary, <0 the journal refused it.
+ *
+ * Per-image alerts (an image, no rate_key) aggregate by cause (kind and diagnosis): the first of a
+ * cause goes out at once, as it is; the others of the same minute are held and counted, and when the
+ * minute ends one summary of the same MESSAGE_ID names the count (PULLWATCH_COUNT) and the first few
+ * images (PULLWATCH_IMAGES); while the cause goes on, one summary a minute. A bad list on 2,000 nodes
+ * then writes two entries per node and minute, not one per image. The per-image detail stays in
+ * `pullwatch status`. rate_limit 0 turns this off too: every alert as it comes. */
 int alerts_send(Alerts *a, AlertKind kind, const AlertFields *f, const char *message, usec_t now);
+#define ALERTS_AGGREGATE_WINDOW (60 * USEC_PER_SEC)
+#define ALERTS_AGGREGATE_NAMES 3
+/* Send the summaries of the minutes over at now (the timer does it when an event is attached). */
+void alerts_flush(Alerts *a, usec_t now);
+/* A timer on this loop (CLOCK_MONOTONIC, as every now given) sends the summaries when their minute ends. */
+int alerts_attach_event(Alerts *a, sd_event *event);
 
 /* The alert a pull event calls for, or -ENODATA (pure): a fault verdict, a diagnosis with an alert
  * kind, a result that failed (permanent or exhausted) or succeeded after retries. */

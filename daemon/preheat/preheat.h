@@ -66,6 +66,9 @@ int preheat_summary(const Preheat *p, char *buf, size_t size);
 /* [{"image","runtime","state","priority","digest","last_success","last_attempt","attempts","last_error",
  *   "next","next_in_s","pull":{...live layers...}}] */
 json_t *preheat_status_json(const Preheat *p);
+/* The same, at most max targets: those not ready first, then ready ones, in list order; *ret_omitted
+ * (may be NULL): how many were left out. */
+json_t *preheat_status_json_capped(const Preheat *p, size_t max, size_t *ret_omitted);
 
 /* Deterministic delay in [0, splay) for image on the node with machine_id. Pure. */
 usec_t preheat_splay_delay(const char *machine_id, const char *image, usec_t splay);

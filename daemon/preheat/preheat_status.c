@@ -52,10 +52,13 @@ static int by_order(const void *a, const void *b) {
         return x->order < y->order ? -1 : x->order > y->order ? 1 : (int) x->runtime - (int) y->runtime;
 }
 
-json_t *preheat_status_json(const Preheat *p) {
+json_t *preheat_status_json(const Preheat *p) { return preheat_status_json_capped(p, SIZE_MAX, NULL); }
+
+json_t *preheat_status_json_capped(const Preheat *p, size_t max, size_t *ret_omitted) {
         _cleanup_free_ Target **sorted = NULL;
         json_t *arr = json_array();
         usec_t now = now_monotonic();
+        size_t not_ready = 0;
 
         if (!arr)
                 return NULL;
@@ -66,8 +69,19 @@ json_t *preheat_status_json(const Preheat *p) {
                 memcpy(sorted, p->targets, p->n_targets * sizeof(*sorted));
         if (p->n_targets > 1) /* qsort(NULL, 0, ...) is undefined (UBSan says so) */
                 qsort(sorted, p->n_targets, sizeof(*sorted), by_order);
+        /* Over max: every target not ready first (up to max), then ready ones fill the rest; the list's
+         * order is kept and the caller says how many were left out. */
+        for (size_t i = 0; i < p->n_targets; i++)
+                not_ready += sorted[i]->state != PREHEAT_READY;
+        if (ret_omitted)
+                *ret_omitted = p->n_targets > max ? p->n_targets - max : 0;
+        size_t ready_room = max > not_ready ? max - not_ready : 0, not_ready_room = max;
         for (size_t i = 0; i < p->n_targets; i++) {
                 const Target *t = sorted[i];
+                size_t *room = t->state == PREHEAT_READY ? &ready_room : &not_ready_room;
+                if (*room == 0)
+                        continue;
+                (*room)--;
                 const StateEntry *s = state_find(p->state, t->image, preheat_runtime_name(t));
                 const char *err = t->error ? t->error : s ? s->last_error : NULL;
                 json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s?, s:o, s:o, s:I, s:s?, s:s?}", "image", t->image, "runtime",

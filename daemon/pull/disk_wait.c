@@ -20,6 +20,7 @@ struct DiskWait {
         sd_event_source *timer;
         WaitState state;
         uint64_t size, need;
+        bool size_said;           /* the size's answer came, even "unknown" (the manifest failed) */
         usec_t interval, give_up_at, gate_deadline;
         char *fs_path;
         RuntimeOp *op;            /* asking the runtime where its images are */
@@ -79,7 +80,7 @@ static void on_gate(DiskWait *w) {
                 /* a runtime that cannot say where it keeps images is not held up */
                 w->state = WAIT_IDLE;
                 w->cb(w, _DISK_FIT_MAX, NULL, w->userdata);
-        } else if (w->fs_path && (w->size > 0 || timed_out)) {
+        } else if (w->fs_path && (w->size > 0 || w->size_said || timed_out)) {
                 w->state = WAIT_IDLE;
                 f = w->size > 0 ? check(w, w->size, &text) : DISK_FITS;
                 w->cb(w, f, text, w->userdata);
@@ -160,6 +161,7 @@ DiskWait *disk_wait_free(DiskWait *w) {
 
 void disk_wait_set_size(DiskWait *w, uint64_t size) {
         w->size = size;
+        w->size_said = true; /* 0 too: no size is coming (a 404 manifest), so do not wait out the gate */
         if (w->state == WAIT_GATE)
                 arm(w, 0);
 }

@@ -173,11 +173,12 @@ static void test_rate_limit(void **s) {
         assert_non_null(strstr(c.last, "MESSAGE=one\n"));
         assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "two", t + USEC_PER_SEC), 0);  /* same image+kind */
         assert_int_equal(alerts_send(a, ALERT_PULL_HUNG, &x, "three", t + USEC_PER_SEC), 1);    /* other kind */
-        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &y, "four", t + USEC_PER_SEC), 1);  /* other image */
+        /* other image, same cause within the minute: held for the cause's summary (test_aggregate) */
+        assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &y, "four", t + USEC_PER_SEC), 0);
         assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &keyed, "five", t + USEC_PER_SEC), 1); /* other key */
         assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "six", t + lim - 1), 0);
         assert_int_equal(alerts_send(a, ALERT_PULL_STALLED, &x, "seven", t + lim), 1);          /* window over */
-        assert_int_equal(c.n, 5);
+        assert_int_equal(c.n, 5); /* one, three, five, the minute's summary (four), seven */
         assert_non_null(strstr(c.last, "MESSAGE=seven\n"));
 
         /* no image at all: one key for the kind */
@@ -209,6 +210,66 @@ static void test_pull_event_through_rate_limit(void **s) {
         assert_int_equal(c.n, 1);
 }
 
+/* A bad list: 200 images fail the same way (not found) within seconds. The journal gets the first
+ * one as it is, then one summary per minute naming the count and the first few images; another cause
+ * keeps its own entry; a quiet minute ends the aggregate, and the next failure is sent at once again. */
+static void test_aggregate(void **s) {
+        _cleanup_(alerts_freep) Alerts *a = NULL;
+        Capture c = {};
+        usec_t t = 1000 * USEC_PER_SEC;
+        char img[64], id[64];
+        PullEvent e = { .kind = PULL_EVENT_RESULT, .runtime = "docker", .attempt = 1, .ok = false,
+                        .error = ERROR_PERMANENT, .reason = "manifest unknown", .diagnosis = "not-found" };
+
+        assert_int_equal(alerts_new(600 * USEC_PER_SEC, &a), 0);
+        alerts_set_sink(a, capture_sink, &c);
+        for (unsigned i = 0; i < 200; i++) {
+                snprintf(img, sizeof img, "reg/missing%u:v1", i);
+                e.image = img;
+                assert_int_equal(alerts_pull_event(a, &e, t + i * 100 * USEC_PER_MSEC), i == 0);
+        }
+        assert_int_equal(c.n, 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_IMAGE=reg/missing0:v1\n"));
+        assert_null(strstr(c.last, "PULLWATCH_COUNT="));
+
+        /* another cause in the same minute: its own first entry */
+        e.image = "reg/private:v1";
+        e.diagnosis = "auth";
+        assert_int_equal(alerts_pull_event(a, &e, t + 30 * USEC_PER_SEC), 1);
+        assert_int_equal(c.n, 2);
+
+        alerts_flush(a, t + ALERTS_AGGREGATE_WINDOW - 1); /* not yet */
+        assert_int_equal(c.n, 2);
+        alerts_flush(a, t + ALERTS_AGGREGATE_WINDOW);
+        assert_int_equal(c.n, 3); /* the not-found summary; the auth minute held nothing */
+        snprintf(id, sizeof id, "MESSAGE_ID=%s\n", alert_kind_message_id(ALERT_PULL_FAILED_PERMANENT));
+        assert_non_null(strstr(c.last, id));
+        assert_non_null(strstr(c.last, "PULLWATCH_COUNT=199\n"));
+        assert_non_null(strstr(c.last, "PULLWATCH_IMAGES=reg/missing1:v1 reg/missing2:v1 reg/missing3:v1\n"));
+        assert_non_null(strstr(c.last, "PULLWATCH_DIAGNOSIS=not-found\n"));
+        assert_null(strstr(c.last, "PULLWATCH_IMAGE="));
+        assert_non_null(strstr(c.last, "199 more pulls"));
+
+        /* the cause goes on into the next minute: held again, one summary at its end */
+        e.diagnosis = "not-found";
+        e.image = "reg/missing200:v1";
+        assert_int_equal(alerts_pull_event(a, &e, t + 70 * USEC_PER_SEC), 0);
+        alerts_flush(a, t + 2 * ALERTS_AGGREGATE_WINDOW);
+        assert_int_equal(c.n, 4);
+        assert_non_null(strstr(c.last, "PULLWATCH_COUNT=1\n"));
+        /* a quiet minute ends it: the next failure is news again */
+        alerts_flush(a, t + 3 * ALERTS_AGGREGATE_WINDOW);
+        assert_int_equal(c.n, 4);
+        e.image = "reg/missing201:v1";
+        assert_int_equal(alerts_pull_event(a, &e, t + 3 * ALERTS_AGGREGATE_WINDOW + 1), 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_IMAGE=reg/missing201:v1\n"));
+
+        /* rate_limit 0: every alert as it comes */
+        alerts_set_rate_limit(a, 0);
+        e.image = "reg/missing202:v1";
+        assert_int_equal(alerts_pull_event(a, &e, t + 3 * ALERTS_AGGREGATE_WINDOW + 2), 1);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_record_fields),
@@ -217,6 +278,7 @@ int main(void) {
                 cmocka_unit_test(test_event_fields),
                 cmocka_unit_test(test_rate_limit),
                 cmocka_unit_test(test_pull_event_through_rate_limit),
+                cmocka_unit_test(test_aggregate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

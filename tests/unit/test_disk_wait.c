@@ -134,6 +134,23 @@ static void test_gate_fits_then_space(void **s) {
         world_stop(&w);
 }
 
+/* The manifest failed (a 404: no size will ever come): the gate goes on as soon as it knows where to
+ * measure, not at its deadline. It used to wait the deadline out (10 s in pull_job.c), holding every
+ * missing image of a preheat list in its slot for those 10 s before the runtime was even asked. */
+static void test_gate_no_size_goes_on(void **s) {
+        World w;
+
+        world_start(&w, fake_locate, RUNTIME_DOCKER);
+        disk_wait_gate(w.wait, 3600 * USEC_PER_SEC);
+        disk_wait_set_size(w.wait, 0);
+        assert_int_equal(w.verdicts, 0);
+        run_until_verdict(&w, 5 * USEC_PER_SEC);
+        assert_int_equal(w.fit, DISK_FITS);
+        assert_null(w.text);
+        assert_string_equal(disk_wait_path(w.wait), tmpdir);
+        world_stop(&w);
+}
+
 /* A runtime that cannot say where its images are does not hold the pull up: go on unmeasured as soon
  * as it has answered, long before the gate's own deadline. */
 static void test_gate_unlocatable_goes_on(void **s) {
@@ -184,6 +201,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_gate_waits_for_location),
                 cmocka_unit_test(test_gate_fits_then_space),
+                cmocka_unit_test(test_gate_no_size_goes_on),
                 cmocka_unit_test(test_gate_unlocatable_goes_on),
                 cmocka_unit_test(test_hung_runtime_does_not_block),
         };

@@ -499,6 +499,34 @@ static void test_unsupported_runtime(void **s) {
         world_stop(&w);
 }
 
+/* A large list's status is capped: those not ready come first, list order kept, the rest counted. */
+static void test_status_capped(void **s) {
+        World w;
+        size_t omitted = 99;
+        json_t *arr;
+
+        world_start(&w, 2);
+        set_list(&w, "- image: reg.local/a:v1\n  runtime: containerd\n- image: reg.local/b:v1\n  runtime: both\n");
+        run_until(&w, settled, 5 * USEC_PER_SEC); /* a/containerd failed, b/docker ready, b/containerd failed */
+        arr = preheat_status_json_capped(w.preheat, 2, &omitted);
+        assert_int_equal(json_array_size(arr), 2);
+        assert_int_equal(omitted, 1);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 0), "image")), "reg.local/a:v1");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "state")), "failed");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "runtime")), "containerd");
+        json_decref(arr);
+        arr = preheat_status_json_capped(w.preheat, 3, &omitted); /* fits: all, in list order */
+        assert_int_equal(json_array_size(arr), 3);
+        assert_int_equal(omitted, 0);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(arr, 1), "state")), "ready");
+        json_decref(arr);
+        arr = preheat_status_json_capped(w.preheat, 0, &omitted);
+        assert_int_equal(json_array_size(arr), 0);
+        assert_int_equal(omitted, 3);
+        json_decref(arr);
+        world_stop(&w);
+}
+
 static int setup(void **s) { return mkdtemp(tmpdir) ? 0 : -1; }
 static int teardown(void **s) { return rmdir(tmpdir); }
 
@@ -516,6 +544,7 @@ int main(void) {
                 cmocka_unit_test(test_runtime_trouble),
                 cmocka_unit_test(test_stop_cancels),
                 cmocka_unit_test(test_unsupported_runtime),
+                cmocka_unit_test(test_status_capped),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

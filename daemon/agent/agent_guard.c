@@ -4,8 +4,8 @@
 
 #include <syslog.h>
 
-static bool is_own(void *userdata, const char *image) {
-        return agent_is_own_image(userdata, image);
+static bool is_own(void *userdata, const char *runtime, const char *image) {
+        return agent_is_own_image(userdata, runtime, image);
 }
 
 static void on_guard_event(void *userdata, const PullEvent *e) {

@@ -92,8 +92,9 @@ void agent_guard_stop(struct Agent *a);
 void agent_guard_reload(struct Agent *a);
 
 /* agent_report.c */
-/* Is image (any spelling, containerd's portless source included) a repository pullwatch pulls now? */
-bool agent_is_own_image(struct Agent *a, const char *image);
+/* Is image (any spelling, containerd's portless source included) a repository pullwatch pulls now, on
+ * any runtime? image NULL: does pullwatch pull anything now? (runtime: the asker's, for the record) */
+bool agent_is_own_image(struct Agent *a, const char *runtime, const char *image);
 /* Save state, write metrics, update STATUS= now; agent_schedule_flush: soon, coalesced. */
 void agent_flush(struct Agent *a);
 void agent_schedule_flush(struct Agent *a);

@@ -80,6 +80,7 @@ void agent_schedule_flush(Agent *a) {
 /* ---- pullwatch's own pulls in flight, by repository (the node guard leaves them alone) ---- */
 
 /* "host/path" with the port dropped: containerd names an image's source without its port. */
+/* "host/path", the port dropped: containerd names an image's source without its port. */
 static char *repo_key(const char *image) {
         _cleanup_reference_ ImageRef *ref = NULL;
         _cleanup_free_ char *repo = NULL;
@@ -89,11 +90,8 @@ static char *repo_key(const char *image) {
                 return NULL;
         slash = strchr(repo, '/');
         colon = strchr(repo, ':');
-        if (colon && slash && colon < slash) {
-                if (asprintf(&k, "%.*s%s", (int) (colon - repo), repo, slash) < 0)
-                        return NULL;
-                return k;
-        }
+        if (colon && slash && colon < slash)
+                return asprintf(&k, "%.*s%s", (int) (colon - repo), repo, slash) < 0 ? NULL : k;
         return TAKE_PTR(repo);
 }
 
@@ -121,8 +119,13 @@ static void own_pulls_follow(Agent *a, const PullEvent *e) {
                 }
 }
 
-bool agent_is_own_image(Agent *a, const char *image) {
-        _cleanup_free_ char *k = repo_key(image);
+bool agent_is_own_image(Agent *a, const char *runtime, const char *image) {
+        /* any runtime: dockerd on the containerd image store pulls through containerd, whose
+         * downloads and helpers then serve pullwatch's docker pull */
+        _cleanup_free_ char *k = image ? repo_key(image) : NULL;
+
+        if (!image)
+                return a->n_own_repos > 0;
         for (size_t i = 0; k && i < a->n_own_repos; i++)
                 if (streq(a->own_repos[i], k))
                         return true;

@@ -96,7 +96,7 @@ static void on_layer(void *userdata, const char *image, const char *layer, Phase
         if (image && !streq_ptr(d->image, image)) {
                 free(d->image);
                 d->image = strdup(image);
-                d->own = rt->guard->is_own && rt->guard->is_own(rt->guard->userdata, image);
+                d->own = guard_is_own(rt, image);
         }
         (void) detector_layer(rt->downloads, layer, phase, current, total, at);
 }
@@ -170,6 +170,7 @@ static void docker_sample(GuardRuntime *rt, usec_t now) {
                 if (!d)
                         continue;
                 d->seen = true;
+                d->own = guard_is_own(rt, NULL); /* a temp file does not say whose it is */
                 uint64_t pos = 0;
                 /* written at its end: downloading; read from before it: downloaded, extracting or
                  * waiting for its turn (the helpers' judge watches that) */

@@ -78,10 +78,14 @@ struct NodeGuard {
         size_t n_runtimes;
         sd_event_source *timer;
         void (*cb)(void *userdata, const PullEvent *e);
-        bool (*is_own)(void *userdata, const char *image);
+        bool (*is_own)(void *userdata, const char *runtime, const char *image);
         void *userdata;
         NodeGuardStats stats;
 };
+
+static inline bool guard_is_own(const GuardRuntime *rt, const char *image) {
+        return rt->guard->is_own && rt->guard->is_own(rt->guard->userdata, rt->driver->name, image);
+}
 
 /* An event of this runtime's (the runtime and, when the event names none, its client filled in). */
 static inline void guard_emit(GuardRuntime *rt, PullEvent *e) {

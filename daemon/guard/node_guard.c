@@ -94,8 +94,11 @@ static void sample_helpers(GuardRuntime *rt, usec_t now) {
         for (size_t i = 0; i < rt->n_helpers; i++)
                 rt->helpers[i].seen = false;
         runtime_liveness_helpers(rt->liveness, &acts, &n);
+        /* a helper does not say whose layer it decompresses: while pullwatch pulls on this runtime, its
+         * pull job judges them */
+        bool own = guard_is_own(rt, NULL);
         for (size_t i = 0; i < n; i++)
-                if (acts[i].decompressor) /* the untar side follows its decompressor */
+                if (acts[i].decompressor && !own) /* the untar side follows its decompressor */
                         judge_helper(rt, &acts[i], now);
         /* helpers that ended (finished, or ended by us) leave */
         for (size_t i = 0; i < rt->n_helpers;) {

@@ -23,9 +23,11 @@ typedef struct NodeGuardHooks {
         /* Every verdict, action and diagnosis, as a PullEvent whose image is known or NULL and whose
          * client names who started the pull. */
         void (*event)(void *userdata, const PullEvent *e);
-        /* Is image ("host/repo@sha256:...") one of pullwatch's own pulls in flight? Those are watched by
-         * their pull job, not here. Optional. */
-        bool (*is_own)(void *userdata, const char *image);
+        /* Is image ("host/repo@sha256:...") one of pullwatch's own pulls in flight on runtime (a driver
+         * name)? With image NULL: is any? Those are watched by their pull job, not here: where the
+         * guard cannot tell whose a download or helper is (dockerd's temp files, a helper), it leaves the
+         * runtime to the pull job while one runs. Optional. */
+        bool (*is_own)(void *userdata, const char *runtime, const char *image);
         void *userdata;
 } NodeGuardHooks;
 

@@ -46,6 +46,11 @@ void agent_flush(Agent *a) {
         for (PreheatState s = 0; s < _PREHEAT_STATE_MAX; s++)
                 names[s] = preheat_state_to_string(s);
         metrics_set_preheat(&a->metrics, names, counts, _PREHEAT_STATE_MAX);
+        if (a->guard) {
+                NodeGuardStats gs;
+                node_guard_stats(a->guard, &gs);
+                metrics_set_other_watched(&a->metrics, gs.pulls_seen + gs.helpers_seen);
+        }
         if (config(a)->metrics_textfile) {
                 r = metrics_write(&a->metrics, config(a)->metrics_textfile);
                 if (r < 0)

@@ -32,6 +32,15 @@ void metrics_pull_event(Metrics *m, const PullEvent *e) {
         int ri = runtime_index(e->runtime);
         MetricsResult res;
 
+        if (e->client) { /* another client's pull: counted apart, it is not pullwatch's */
+                if (e->kind == PULL_EVENT_VERDICT && e->verdict >= 0 && e->verdict < _VERDICT_MAX)
+                        m->other_verdicts[e->verdict]++;
+                else if (e->kind == PULL_EVENT_ACTION && streq_ptr(e->action, "kill-helper"))
+                        m->other_helpers_ended++;
+                else if (e->kind == PULL_EVENT_ACTION && streq_ptr(e->action, "cut-connection"))
+                        m->other_connections_cut++;
+                return;
+        }
         switch (e->kind) {
         case PULL_EVENT_RETRY:
                 m->retries++;
@@ -56,6 +65,10 @@ void metrics_pull_event(Metrics *m, const PullEvent *e) {
         default:
                 break;
         }
+}
+
+void metrics_set_other_watched(Metrics *m, uint64_t n) {
+        m->other_watched = n;
 }
 
 void metrics_set_preheat(Metrics *m, const char *const *names, const unsigned *counts, size_t n) {
@@ -105,6 +118,20 @@ int metrics_format(const Metrics *m, char **ret) {
         fprintf(f, "# HELP pullwatch_pull_bytes_total Bytes the runtimes reported downloading, over all attempts.\n"
                    "# TYPE pullwatch_pull_bytes_total counter\n"
                    "pullwatch_pull_bytes_total %" PRIu64 "\n", m->bytes);
+        fprintf(f, "# HELP pullwatch_other_pulls_watched_total Downloads and helpers of pulls other clients started (kubelet, docker pull, ctr) that pullwatch judged.\n"
+                   "# TYPE pullwatch_other_pulls_watched_total counter\n"
+                   "pullwatch_other_pulls_watched_total %" PRIu64 "\n", m->other_watched);
+        fputs("# HELP pullwatch_other_pull_verdicts_total Verdicts on pulls other clients started, by verdict.\n"
+              "# TYPE pullwatch_other_pull_verdicts_total counter\n", f);
+        for (Verdict v = 0; v < _VERDICT_MAX; v++)
+                if (v == VERDICT_STALLED || v == VERDICT_HUNG || v == VERDICT_DEGRADED)
+                        fprintf(f, "pullwatch_other_pull_verdicts_total{verdict=\"%s\"} %" PRIu64 "\n", verdict_to_string(v),
+                                m->other_verdicts[v]);
+        fprintf(f, "# HELP pullwatch_other_pull_actions_total What pullwatch did on pulls other clients started, by action.\n"
+                   "# TYPE pullwatch_other_pull_actions_total counter\n"
+                   "pullwatch_other_pull_actions_total{action=\"kill-helper\"} %" PRIu64 "\n"
+                   "pullwatch_other_pull_actions_total{action=\"cut-connection\"} %" PRIu64 "\n",
+                m->other_helpers_ended, m->other_connections_cut);
         fputs("# HELP pullwatch_runtime_up Whether the container runtime answered its last ping.\n"
               "# TYPE pullwatch_runtime_up gauge\n", f);
         for (size_t i = 0; i < METRICS_RUNTIMES; i++)

@@ -26,6 +26,10 @@ typedef struct Metrics {
         unsigned preheat[METRICS_PREHEAT_STATES];
         size_t n_preheat_states;
         int runtime_up[METRICS_RUNTIMES]; /* -1 unknown */
+        /* other clients' pulls (the node guard) */
+        uint64_t other_watched;     /* downloads and helpers of other clients' pulls judged */
+        uint64_t other_verdicts[_VERDICT_MAX];
+        uint64_t other_helpers_ended, other_connections_cut;
 } Metrics;
 
 void metrics_init(Metrics *m);
@@ -34,6 +38,8 @@ void metrics_pull_event(Metrics *m, const PullEvent *e);
 /* Gauge of preheat images per state; names must stay valid (static strings). */
 void metrics_set_preheat(Metrics *m, const char *const *names, const unsigned *counts, size_t n);
 void metrics_set_runtime_up(Metrics *m, const char *runtime, bool up);
+/* How many downloads and helpers of other clients' pulls the guard has judged so far. */
+void metrics_set_other_watched(Metrics *m, uint64_t n);
 
 /* The text exposition format (version 0.0.4). Caller frees. */
 int metrics_format(const Metrics *m, char **ret);

@@ -110,7 +110,7 @@ static void test_exposition_format(void **s) {
                         assert_true(startswith(line, family));
                 }
         }
-        assert_int_equal(n_declared, 7);
+        assert_int_equal(n_declared, 10);
         regfree(&sample);
         regfree(&help);
         regfree(&type);

@@ -1,6 +1,7 @@
 /* error_detail.c: ErrorDetail's life cycle (set, copy, move, done) and its one text format. */
 #include "basic/error_detail.h"
 
+#include <assert.h>
 #include <inttypes.h>
 
 #include "basic/escape.h"
@@ -79,6 +80,30 @@ int error_detail_setf(ErrorDetail *e, int error, const char *fmt, ...) {
         r = error_detail_setv(e, error, NULL, 0, 0, NULL, fmt, ap);
         va_end(ap);
         return r;
+}
+
+int error_detail_wrap(ErrorDetail *e, int error, const char *fmt, ...) {
+        _cleanup_free_ char *context = NULL;
+        char *m;
+        va_list ap;
+        int k;
+
+        assert(fmt);
+        error = -abs(error);
+        if (!e)
+                return error;
+        va_start(ap, fmt);
+        k = vasprintf(&context, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        if (!e->message)
+                m = TAKE_PTR(context);
+        else if (asprintf(&m, "%s: %s", context, e->message) < 0)
+                return -ENOMEM;
+        free(e->message);
+        e->message = m;
+        return error;
 }
 
 char *error_detail_format(const ErrorDetail *e) {

@@ -1,7 +1,9 @@
 /* error_detail.h: the one error-detail type every module fills when an operation fails: where it came
  * from (a file or a request), the position and field in it, what a server answered, and the message.
  * Config and preheat list loaders, the registry probe, credentials, hosts.toml, runtime pings and the
- * control socket all return one of these; callers format it once, where they print or log it.
+ * control socket, the gRPC transport, the CRI client and containerd's questions all return one of
+ * these; callers wrap context around it on the way up and format it once, where they print or log it.
+ * It knows no module that fills it and never logs.
  *
  * How to return one: take an `ErrorDetail *ret_error` (may be NULL: then only the errno comes back),
  * fill it with error_detail_set() (or set fields after it) and return its result, -abs(errno). The
@@ -43,6 +45,11 @@ int error_detail_setv(ErrorDetail *e, int error, const char *source, unsigned li
                       const char *field, const char *fmt, va_list ap) _printf_(7, 0);
 /* A message only. */
 int error_detail_setf(ErrorDetail *e, int error, const char *fmt, ...) _printf_(3, 4);
+
+/* Context added as the error travels up (crun_error_wrap): the message becomes "CONTEXT: MESSAGE"
+ * (just "CONTEXT" when there was none); source, position, field and the server's parts stay. Returns
+ * -abs(error), or -ENOMEM with e unchanged when the text cannot be built. e NULL: -abs(error) only. */
+int error_detail_wrap(ErrorDetail *e, int error, const char *fmt, ...) _printf_(3, 4);
 
 /* One text, parts that are unknown left out:
  *   "SOURCE:LINE:COLUMN: FIELD: HTTP STATUS CODE: MESSAGE (auth realm REALM) (retry after Ns)"

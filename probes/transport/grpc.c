@@ -44,8 +44,7 @@ int grpc_reply_error(const GrpcReply *r, const char *method, ErrorDetail *ret_er
                 return 0;
         if (r->error < 0)
                 /* transport errors already name the socket */
-                return r->message ? error_detail_setf(ret_error, r->error, "%s", r->message)
-                                  : error_detail_set(ret_error, r->error, method, 0, 0, NULL, "%s", strerror(-r->error));
+                return error_detail_setf(ret_error, r->error, "%s", r->message ?: strerror(-r->error));
         k = r->status == GRPC_NOT_FOUND         ? -ENOENT
             : r->status == GRPC_UNIMPLEMENTED   ? -EPROTO
             : r->status == GRPC_ALREADY_EXISTS  ? -EEXIST

@@ -260,7 +260,7 @@ static void test_reply_error(void **state) {
                 { { .status = GRPC_UNAVAILABLE, .message = (char *) "x" }, -EIO, "ImageStatus: Unavailable: x" },
                 { { .error = -ENOENT, .message = (char *) "/s.sock: no such socket" }, -ENOENT,
                   "/s.sock: no such socket" },
-                { { .error = -ETIMEDOUT }, -ETIMEDOUT, "ImageStatus: Connection timed out" },
+                { { .error = -ETIMEDOUT }, -ETIMEDOUT, "Connection timed out" },
         };
         for (size_t i = 0; i < ELEMENTSOF(t); i++) {
                 ErrorDetail e = {};

@@ -19,6 +19,8 @@
 #include "basic/macro.h"
 
 typedef struct ErrorDetail {
+        char *context;            /* what the callers were doing, outermost first ("cannot reach containerd: PullImage"),
+                                   * added by error_detail_wrap(); NULL when none */
         char *source;             /* where: a file path, or the request "GET https://h/v2/r/manifests/t"
                                    * (query cut, never credentials); NULL when none */
         unsigned line, column;    /* 1-based position in source; 0 when unknown */
@@ -46,13 +48,14 @@ int error_detail_setv(ErrorDetail *e, int error, const char *source, unsigned li
 /* A message only. */
 int error_detail_setf(ErrorDetail *e, int error, const char *fmt, ...) _printf_(3, 4);
 
-/* Context added as the error travels up (crun_error_wrap): the message becomes "CONTEXT: MESSAGE"
- * (just "CONTEXT" when there was none); source, position, field and the server's parts stay. Returns
- * -abs(error), or -ENOMEM with e unchanged when the text cannot be built. e NULL: -abs(error) only. */
+/* Context added as the error travels up (crun_error_wrap): the text then starts "CONTEXT: " before
+ * everything else, each wrap in front of the last, so it reads like a path through the program; source,
+ * position, field, the server's parts and the message stay as they were. Returns -abs(error), or
+ * -ENOMEM with e unchanged when the text cannot be built. e NULL: -abs(error) only. */
 int error_detail_wrap(ErrorDetail *e, int error, const char *fmt, ...) _printf_(3, 4);
 
 /* One text, parts that are unknown left out:
- *   "SOURCE:LINE:COLUMN: FIELD: HTTP STATUS CODE: MESSAGE (auth realm REALM) (retry after Ns)"
+ *   "CONTEXT: SOURCE:LINE:COLUMN: FIELD: HTTP STATUS CODE: MESSAGE (auth realm REALM) (retry after Ns)"
  *   e.g. "/etc/pullwatch/pullwatch.yaml:3:15: watchdog.hang_quiet: expected a duration",
  *        "GET https://h/v2/r/manifests/t: HTTP 404 MANIFEST_UNKNOWN: manifest unknown".
  * Without a message, status or code the message reads "unknown error". The text is raw (it may carry a

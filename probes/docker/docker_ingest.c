@@ -7,7 +7,7 @@
 #include "probes/docker/docker_ingest.h"
 
 #include "containerd_content.pb-c.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_content.h"
 #include "probes/containerd/containerd_lease.h"
 
 #define POLL_INTERVAL USEC_PER_SEC

@@ -12,7 +12,7 @@
 
 #include "probes/transport/grpc.h"
 #include "probes/containerd/containerd.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_content.h"
 #include "containerd_content.pb-c.h"
 #include "containerd_version.pb-c.h"
 
@@ -352,14 +352,17 @@ static void test_call_silent(void **state) {
 
 static void test_call_missing_socket(void **state) {
         GrpcReply r;
+        ErrorDetail e = {};
         char *m = NULL;
         assert_int_equal(call_version("/nonexistent/containerd.sock", USEC_PER_SEC, &r), -ENOENT);
         assert_string_equal(r.message,
                             "/nonexistent/containerd.sock: no such socket (is containerd running? see containerd.socket)");
         grpc_reply_done(&r);
-        assert_int_equal(containerd_version("/nonexistent/containerd.sock", NULL, &m), -ENOENT);
-        assert_non_null(strstr(m, "/nonexistent/containerd.sock"));
+        assert_int_equal(containerd_version("/nonexistent/containerd.sock", NULL, &e), -ENOENT);
+        m = error_detail_format(&e);
+        assert_string_equal(m, "/nonexistent/containerd.sock: no such socket (is containerd running? see containerd.socket)");
         free(m);
+        error_detail_done(&e);
 }
 
 static void test_classify(void **state) {
@@ -391,9 +394,11 @@ static void test_classify(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(t); i++)
                 assert_int_equal(containerd_classify_message(t[i].status, t[i].message), t[i].want);
 
-        assert_int_equal(containerd_classify(&(GrpcReply) { .error = -EPROTO }), ERROR_PERMANENT);
-        assert_int_equal(containerd_classify(&(GrpcReply) { .error = -ECONNREFUSED }), ERROR_TRANSIENT);
-        assert_int_equal(containerd_classify(&(GrpcReply) { .error = -ECONNRESET }), ERROR_TRANSIENT);
+        assert_int_equal(containerd_classify(-EPROTO, GRPC_OK, NULL), ERROR_PERMANENT);
+        assert_int_equal(containerd_classify(-ECONNREFUSED, GRPC_OK, NULL), ERROR_TRANSIENT);
+        assert_int_equal(containerd_classify(-ECONNRESET, GRPC_OK, NULL), ERROR_TRANSIENT);
+        assert_int_equal(containerd_classify(0, GRPC_NOT_FOUND, "x"), ERROR_PERMANENT);
+        assert_int_equal(containerd_classify(0, GRPC_UNKNOWN, "dial tcp: connection reset"), ERROR_TRANSIENT);
 }
 
 static void test_lease_id_and_filters(void **state) {

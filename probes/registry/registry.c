@@ -322,7 +322,7 @@ static int op_error(RegistryOp *op, int r, int status, const char *message) {
         if (op->realm && (status == 401 || status == 403 || op->step == STEP_TOKEN))
                 op->error.realm = strdup(op->realm);
         if (status > 0 && op->buf)
-                (void) registry_parse_error_body(op->buf, op->len, &op->error.code, &op->error.message);
+                (void) registry_parse_error_body(op->buf, op->len, &op->error); /* not JSON: the status says it */
         if (!op->error.message && message)
                 op->error.message = strdup(message);
         if (status == 429 || status == 503)

@@ -1,13 +1,14 @@
-/* error_detail.h: the one error-detail type every module fills when an operation fails: where it came
- * from (a file or a request), the position and field in it, what a server answered, and the message.
- * Config and preheat list loaders, the registry probe, credentials, hosts.toml, runtime pings and the
- * control socket, the gRPC transport, the CRI client and containerd's questions all return one of
- * these; callers wrap context around it on the way up and format it once, where they print or log it.
- * It knows no module that fills it and never logs.
+/* error_detail.h: owns ErrorDetail, the one error-detail type every module fills: set, wrap, copy, move, done, its text.
+ * Must not know the modules that fill it, and never logs: callers format it once, where they print or log.
+ * It says where the failure came from (a file, a request, a gRPC method or socket), the position and
+ * field in it, what a server answered, the message, and the context callers wrapped around it. The
+ * config and preheat list loaders, the registry probe, credentials, hosts.toml, runtime pings, the
+ * control socket, the gRPC transport, the CRI client and containerd's questions all return one.
  *
  * How to return one: take an `ErrorDetail *ret_error` (may be NULL: then only the errno comes back),
  * fill it with error_detail_set() (or set fields after it) and return its result, -abs(errno). The
- * caller starts from `ErrorDetail e = {}` and calls error_detail_done(&e) whatever happened.
+ * caller starts from `ErrorDetail e = {}` and calls error_detail_done(&e) whatever happened; a module
+ * passing a callee's error on adds what it was doing with error_detail_wrap().
  *
  * The registry's parts (realm, retry_after) stay in the type rather than in an extension: they are two
  * optional fields that print as suffixes, and one type keeps copy, done and format in one place (a

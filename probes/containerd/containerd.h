@@ -1,8 +1,7 @@
-/* containerd.h: pullwatch's containerd probe as the rest of pullwatch sees it: the CRI pull driver
- * (containerd_driver, see runtime.h; it speaks CRI through probes/cri/), a watcher of every pull in a
- * namespace, the error class of an answer, and one-shot questions for the CLI, failing with ErrorDetail.
- * Observes and reports facts; it never decides to cancel or retry (the pull job does) and never logs.
- * Its private parts are containerd_content.h, containerd_track.h, containerd_model.h, containerd_unpack.h. */
+/* containerd.h: owns the containerd probe's face: the CRI pull driver, the namespace watcher, error classes, one-shot questions.
+ * Must not decide to cancel or retry (the pull job does) or log; its private parts stay in containerd_{content,track,model,unpack}.h.
+ * The driver (containerd_driver) speaks CRI through probes/cri/; the one-shot questions fail with
+ * ErrorDetail. It observes and reports facts. */
 #pragma once
 
 #include "probes/transport/grpc.h"

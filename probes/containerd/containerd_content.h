@@ -1,8 +1,8 @@
-/* containerd_content.h: containerd's content and snapshot services as their clients name things (label
- * keys, service paths, ingest refs, the source host, the Content.List filter) and the clock and call
- * deadline containerd's pollers share; implemented in containerd_content.c (pure). Used by the
- * tracker (containerd_track/layers/unpack.c), the lease, and docker_ingest.c (dockerd on the
- * containerd store). No calls and no state here; nothing of CRI (probes/cri/). */
+/* containerd_content.h: owns containerd's content/snapshot vocabulary: label keys, paths, ingest refs, source host, filters.
+ * Must not make calls or keep state (pure, containerd_content.c), nor know CRI (probes/cri/).
+ * Also the clock and the call deadline containerd's pollers share.
+ * Used by the tracker (containerd_track/layers/unpack.c), the lease, and docker_ingest.c (dockerd on
+ * the containerd store). */
 #pragma once
 
 #include <time.h>

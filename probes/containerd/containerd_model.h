@@ -1,8 +1,7 @@
-/* containerd_model.h: the tracker's model, owned by containerd_layers.c: the manifests and layers it
- * knows, struct CdTracker itself, and the phases derived from them (cd_emit). Shared by the poll loop
- * (containerd_track.c) and its unpack steps (containerd_unpack.c), which call into the model and never
- * into the loop; the unit tests and fuzzers drive it directly. Not for use outside those files: the
- * tracker's users have containerd_track.h. No calls to containerd are made from the model. */
+/* containerd_model.h: owns the tracker's model (containerd_layers.c): struct CdTracker, its manifests, layers and phases.
+ * Must not be used outside containerd_{track,unpack,layers}.c and their tests; it makes no calls and never calls the loop.
+ * The poll loop (containerd_track.c) and its unpack steps (containerd_unpack.c) call into the model;
+ * the unit tests and fuzzers drive it directly. */
 #pragma once
 
 #include "probes/containerd/containerd_content.h"

@@ -1,7 +1,6 @@
-/* containerd_track.h: the tracker, containerd_track.c's poll loop that turns a namespace's ingests,
- * content labels and unpack snapshots into layer phases, as its users see it: the CRI driver
- * (containerd_pull.c) and the namespace watcher (containerd_watch.c). It reports facts through
- * callbacks; it never cancels, leases or decides. Its model is containerd_model.h's, not for users. */
+/* containerd_track.h: owns the tracker's interface (containerd_track.c's poll loop) for containerd_pull.c and containerd_watch.c.
+ * Must not cancel, lease, decide or log: it reports facts through callbacks; its model (containerd_model.h) is not for users.
+ * The loop turns a namespace's ingests, content labels and unpack snapshots into layer phases. */
 #pragma once
 
 #include "probes/containerd/containerd.h"

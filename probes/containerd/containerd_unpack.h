@@ -1,7 +1,7 @@
-/* containerd_unpack.h: the tracker's unpack steps, owned by containerd_unpack.c: what to ask containerd
- * (the image config, once, for its diff_ids; the active snapshots while a layer can be unpacking) and
- * what the answers mean for the model. The poll loop (containerd_track.c) issues the calls and hands
- * the replies back; these steps never call the loop, and never talk to containerd themselves. */
+/* containerd_unpack.h: owns the tracker's unpack steps (containerd_unpack.c): what to ask and what the answers mean.
+ * Must not issue calls or call the poll loop: containerd_track.c issues them and hands the replies back.
+ * The image config is read once, for its diff_ids; the active snapshots are listed only while a layer
+ * can be unpacking. */
 #pragma once
 
 #include "probes/containerd/containerd_model.h"

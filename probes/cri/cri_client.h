@@ -1,9 +1,7 @@
-/* cri_client.h: pullwatch's client of the Kubernetes CRI (runtime.v1 ImageService and RuntimeService) on the
- * gRPC transport: requests built in place, replies decoded and typed, failures as ErrorDetail, calls on
- * the caller's event loop, and raw forwarding for a CRI proxy. One socket + namespace per call, no
- * global state.
- * It must not know a runtime's internals (containerd's content, snapshots and leases stay in
- * probes/containerd/), classify errors for a pull, retry or log. */
+/* cri_client.h: owns pullwatch's CRI runtime.v1 client: requests, typed replies, ErrorDetail, async/forwarded/sync calls.
+ * Must not know a runtime's internals (containerd content, snapshots, leases), hold global state, classify, retry or log.
+ * One socket + namespace per call (CriTarget); calls run on the caller's event loop; a CRI proxy
+ * forwards what it does not decode with cri_call_forward(). */
 #pragma once
 
 #include "cri_api.pb-c.h"

@@ -1,6 +1,5 @@
-/* registry.h: the registry v2 probe: manifests (auth, mirrors, platform) and a blob's Range support,
- * failures as ErrorDetail (a registry's error body parsed into its code and message).
- * Reports facts only: never logs, never lets a credential out, never judges (daemon/diagnose does). */
+/* registry.h: owns the registry v2 probe: manifests (auth, mirrors, platform), a blob's Range support, ErrorDetail failures.
+ * Must not log, let a credential out, or judge (daemon/diagnose does); it reports facts only. */
 #pragma once
 
 #include "probes/transport/curl_glue.h"

@@ -1,7 +1,6 @@
-/* grpc.h: unary and server-streaming gRPC calls over HTTP/2 (prior knowledge) on a unix socket, on CurlGlue,
- * with typed or raw (already packed) messages. Owns framing, grpc-status and transport errors (as
- * ErrorDetail); it knows no service (CRI is probes/cri/, containerd's own probes/containerd/), never
- * retries and never logs. */
+/* grpc.h: owns gRPC calls over HTTP/2 on a unix socket (CurlGlue): framing, typed or raw messages, status and transport errors.
+ * Must not know any service (CRI is probes/cri/, containerd's own probes/containerd/), retry or log.
+ * Unary and server-streaming; failures come as ErrorDetail (grpc_reply_error, grpc_transport_error). */
 #pragma once
 
 #include <protobuf-c/protobuf-c.h>

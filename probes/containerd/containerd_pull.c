@@ -295,10 +295,15 @@ static int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t
 }
 
 static int cd_ping(const Config *config, ErrorDetail *ret_error) {
-        int r = containerd_version(config_socket(config), NULL, ret_error);
-        if (r < 0)
-                (void) error_detail_wrap(ret_error, r, "cannot reach containerd");
-        return r;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
+        _cleanup_free_ char *why = NULL;
+        int r = containerd_version(config_socket(config), NULL, ret_error ? &e : NULL);
+
+        if (r >= 0)
+                return r;
+        /* one message, not a wrapped detail: the CLI prints a ping's error.message as the whole line */
+        why = error_detail_format(&e);
+        return error_detail_setf(ret_error, r, "cannot reach containerd: %s", why ?: strerror(-r));
 }
 
 void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {

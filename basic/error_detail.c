@@ -1,6 +1,7 @@
 /* error_detail.c: ErrorDetail's life cycle (set, copy, move, done) and its one text format. */
 #include "basic/error_detail.h"
 
+#include <assert.h>
 #include <inttypes.h>
 
 #include "basic/escape.h"
@@ -8,6 +9,7 @@
 void error_detail_done(ErrorDetail *e) {
         if (!e)
                 return;
+        free(e->context);
         free(e->source);
         free(e->field);
         free(e->code);
@@ -25,7 +27,7 @@ static int dup_part(const char *from, char **to) {
 int error_detail_copy(const ErrorDetail *from, ErrorDetail *to) {
         *to = (ErrorDetail) { .line = from->line, .column = from->column, .http_status = from->http_status,
                               .retry_after = from->retry_after };
-        if (dup_part(from->source, &to->source) < 0 || dup_part(from->field, &to->field) < 0 ||
+        if (dup_part(from->context, &to->context) < 0 || dup_part(from->source, &to->source) < 0 || dup_part(from->field, &to->field) < 0 ||
             dup_part(from->code, &to->code) < 0 || dup_part(from->message, &to->message) < 0 ||
             dup_part(from->realm, &to->realm) < 0) {
                 error_detail_done(to);
@@ -81,6 +83,30 @@ int error_detail_setf(ErrorDetail *e, int error, const char *fmt, ...) {
         return r;
 }
 
+int error_detail_wrap(ErrorDetail *e, int error, const char *fmt, ...) {
+        _cleanup_free_ char *context = NULL;
+        char *m;
+        va_list ap;
+        int k;
+
+        assert(fmt);
+        error = -abs(error);
+        if (!e)
+                return error;
+        va_start(ap, fmt);
+        k = vasprintf(&context, fmt, ap);
+        va_end(ap);
+        if (k < 0)
+                return -ENOMEM;
+        if (!e->context)
+                m = TAKE_PTR(context);
+        else if (asprintf(&m, "%s: %s", context, e->context) < 0)
+                return -ENOMEM;
+        free(e->context);
+        e->context = m;
+        return error;
+}
+
 char *error_detail_format(const ErrorDetail *e) {
         char *s = NULL;
         size_t n = 0;
@@ -91,6 +117,8 @@ char *error_detail_format(const ErrorDetail *e) {
         f = open_memstream(&s, &n);
         if (!f)
                 return NULL;
+        if (e->context)
+                fprintf(f, "%s: ", e->context);
         if (e->source)
                 fputs(e->source, f);
         if (e->line > 0)

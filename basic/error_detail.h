@@ -1,11 +1,14 @@
-/* error_detail.h: the one error-detail type every module fills when an operation fails: where it came
- * from (a file or a request), the position and field in it, what a server answered, and the message.
- * Config and preheat list loaders, the registry probe, credentials, hosts.toml, runtime pings and the
- * control socket all return one of these; callers format it once, where they print or log it.
+/* error_detail.h: owns ErrorDetail, the one error-detail type every module fills: set, wrap, copy, move, done, its text.
+ * Must not know the modules that fill it, and never logs: callers format it once, where they print or log.
+ * It says where the failure came from (a file, a request, a gRPC method or socket), the position and
+ * field in it, what a server answered, the message, and the context callers wrapped around it. The
+ * config and preheat list loaders, the registry probe, credentials, hosts.toml, runtime pings, the
+ * control socket, the gRPC transport, the CRI client and containerd's questions all return one.
  *
  * How to return one: take an `ErrorDetail *ret_error` (may be NULL: then only the errno comes back),
  * fill it with error_detail_set() (or set fields after it) and return its result, -abs(errno). The
- * caller starts from `ErrorDetail e = {}` and calls error_detail_done(&e) whatever happened.
+ * caller starts from `ErrorDetail e = {}` and calls error_detail_done(&e) whatever happened; a module
+ * passing a callee's error on adds what it was doing with error_detail_wrap().
  *
  * The registry's parts (realm, retry_after) stay in the type rather than in an extension: they are two
  * optional fields that print as suffixes, and one type keeps copy, done and format in one place (a
@@ -17,6 +20,8 @@
 #include "basic/macro.h"
 
 typedef struct ErrorDetail {
+        char *context;            /* what the callers were doing, outermost first ("cannot reach containerd: PullImage"),
+                                   * added by error_detail_wrap(); NULL when none */
         char *source;             /* where: a file path, or the request "GET https://h/v2/r/manifests/t"
                                    * (query cut, never credentials); NULL when none */
         unsigned line, column;    /* 1-based position in source; 0 when unknown */
@@ -44,8 +49,14 @@ int error_detail_setv(ErrorDetail *e, int error, const char *source, unsigned li
 /* A message only. */
 int error_detail_setf(ErrorDetail *e, int error, const char *fmt, ...) _printf_(3, 4);
 
+/* Context added as the error travels up (crun_error_wrap): the text then starts "CONTEXT: " before
+ * everything else, each wrap in front of the last, so it reads like a path through the program; source,
+ * position, field, the server's parts and the message stay as they were. Returns -abs(error), or
+ * -ENOMEM with e unchanged when the text cannot be built. e NULL: -abs(error) only. */
+int error_detail_wrap(ErrorDetail *e, int error, const char *fmt, ...) _printf_(3, 4);
+
 /* One text, parts that are unknown left out:
- *   "SOURCE:LINE:COLUMN: FIELD: HTTP STATUS CODE: MESSAGE (auth realm REALM) (retry after Ns)"
+ *   "CONTEXT: SOURCE:LINE:COLUMN: FIELD: HTTP STATUS CODE: MESSAGE (auth realm REALM) (retry after Ns)"
  *   e.g. "/etc/pullwatch/pullwatch.yaml:3:15: watchdog.hang_quiet: expected a duration",
  *        "GET https://h/v2/r/manifests/t: HTTP 404 MANIFEST_UNKNOWN: manifest unknown".
  * Without a message, status or code the message reads "unknown error". The text is raw (it may carry a

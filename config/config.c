@@ -43,8 +43,7 @@ int config_new_default(Config **ret) {
                                 return -ENOMEM;
                         config_option_set_strv(c, o, l);
                 } else if (o->def) {
-                        _cleanup_free_ char *msg = NULL;
-                        int r = config_option_set(c, o, o->def, &msg);
+                        int r = config_option_set(c, o, o->def, NULL);
                         if (r < 0)
                                 return r == -ENOMEM ? r : -EINVAL; /* a bad built-in default: tests catch it */
                 }
@@ -99,7 +98,8 @@ static int load_list(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
         for (size_t i = 0; i < count; i++) {
                 const yaml_node_t *item = n->type == YAML_SEQUENCE_NODE ?
                         yaml_document_get_node(l->doc, n->data.sequence.items.start[i]) : n;
-                _cleanup_free_ char *key = NULL, *msg = NULL;
+                _cleanup_free_ char *key = NULL;
+                _cleanup_(error_detail_done) ErrorDetail e = {};
                 const char *s = NULL;
 
                 if (n->type == YAML_SEQUENCE_NODE) {
@@ -109,11 +109,11 @@ static int load_list(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
                 r = scalar_value(l, item, key ?: o->key, config_option_expected_item(o), &s);
                 if (r < 0)
                         return r;
-                r = config_option_check_item(o, s, &msg);
+                r = config_option_check_item(o, s, &e);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
-                        return config_error_set(l->err, r, l->file, &item->start_mark, key ?: o->key, "%s", msg);
+                        return config_error_set(l->err, r, l->file, &item->start_mark, key ?: o->key, "%s", e.message);
                 list[i] = strdup(s);
                 if (!list[i])
                         return -ENOMEM;
@@ -124,7 +124,7 @@ static int load_list(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
 }
 
 static int load_value(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
-        _cleanup_free_ char *msg = NULL;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
         const char *s = NULL;
         int r;
 
@@ -140,11 +140,11 @@ static int load_value(Loader *l, const ConfigOption *o, const yaml_node_t *n) {
         r = scalar_value(l, n, o->key, config_option_expected(o), &s);
         if (r < 0)
                 return r;
-        r = config_option_set(l->config, o, s, &msg);
+        r = config_option_set(l->config, o, s, &e);
         if (r == -ENOMEM)
                 return r;
         if (r < 0)
-                return config_error_set(l->err, r, l->file, &n->start_mark, o->key, "%s", msg);
+                return config_error_set(l->err, r, l->file, &n->start_mark, o->key, "%s", e.message);
         return 0;
 }
 

@@ -197,14 +197,12 @@ const char *config_option_expected(const ConfigOption *o) {
         }
 }
 
-static int bad_value(char **ret_message, int r, const char *expected, const char *s, const char *why) {
+static int bad_value(ErrorDetail *ret_error, int r, const char *expected, const char *s, const char *why) {
         _cleanup_free_ char *q = config_quote(s);
 
-        if (!q || asprintf(ret_message, "expected %s, got %s%s", expected, q, why ?: "") < 0) {
-                *ret_message = NULL;
+        if (!q)
                 return -ENOMEM;
-        }
-        return r;
+        return error_detail_setf(ret_error, r, "expected %s, got %s%s", expected, q, why ?: "");
 }
 
 static bool url_is_valid(const char *s) {
@@ -241,24 +239,23 @@ static bool check_passes(ConfigCheck c, const char *s) {
         }
 }
 
-int config_option_check_item(const ConfigOption *o, const char *s, char **ret_message) {
+int config_option_check_item(const ConfigOption *o, const char *s, ErrorDetail *ret_error) {
         if (!check_passes(o->check, s))
-                return bad_value(ret_message, -EINVAL, check_expected(o->check), s, NULL);
+                return bad_value(ret_error, -EINVAL, check_expected(o->check), s, NULL);
         return 0;
 }
 
-int config_option_set(Config *c, const ConfigOption *o, const char *s, char **ret_message) {
+int config_option_set(Config *c, const ConfigOption *o, const char *s, ErrorDetail *ret_error) {
         const char *nonzero = NULL;
         int r;
 
-        *ret_message = NULL;
 
         switch (o->type) {
         case CONFIG_TYPE_STRING:
         case CONFIG_TYPE_STRING_OPT: {
                 char *copy;
 
-                r = config_option_check_item(o, s, ret_message);
+                r = config_option_check_item(o, s, ret_error);
                 if (r < 0)
                         return r;
                 copy = strdup(s);
@@ -273,11 +270,11 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
 
                 r = parse_duration(s, &u);
                 if (r == -ERANGE)
-                        return bad_value(ret_message, r, config_option_expected(o), s, " (too large)");
+                        return bad_value(ret_error, r, config_option_expected(o), s, " (too large)");
                 if (r < 0)
-                        return bad_value(ret_message, r, config_option_expected(o), s, NULL);
+                        return bad_value(ret_error, r, config_option_expected(o), s, NULL);
                 if (u == USEC_INFINITY)
-                        return bad_value(ret_message, -EINVAL, "a finite duration", s, NULL);
+                        return bad_value(ret_error, -EINVAL, "a finite duration", s, NULL);
                 if (u == 0 && (o->flags & CONFIG_NONZERO)) {
                         nonzero = "a duration greater than 0";
                         break;
@@ -290,9 +287,9 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
 
                 r = parse_size(s, &b);
                 if (r == -ERANGE)
-                        return bad_value(ret_message, r, config_option_expected(o), s, " (too large)");
+                        return bad_value(ret_error, r, config_option_expected(o), s, " (too large)");
                 if (r < 0)
-                        return bad_value(ret_message, r, config_option_expected(o), s, NULL);
+                        return bad_value(ret_error, r, config_option_expected(o), s, NULL);
                 if (b == 0 && (o->flags & CONFIG_NONZERO)) {
                         nonzero = "a size greater than 0";
                         break;
@@ -305,15 +302,15 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
 
                 r = config_parse_integer(s, 0, UINT_MAX, &v);
                 if (r == -ERANGE)
-                        return bad_value(ret_message, r, config_option_expected(o), s, " (too large)");
+                        return bad_value(ret_error, r, config_option_expected(o), s, " (too large)");
                 if (r < 0)
-                        return bad_value(ret_message, r, config_option_expected(o), s, NULL);
+                        return bad_value(ret_error, r, config_option_expected(o), s, NULL);
                 if (v == 0 && (o->flags & CONFIG_NONZERO)) {
                         nonzero = (o->flags & CONFIG_PERCENT) ? "a percentage from 1 to 100" : "a number greater than 0";
                         break;
                 }
                 if (v > 100 && (o->flags & CONFIG_PERCENT))
-                        return bad_value(ret_message, -ERANGE,
+                        return bad_value(ret_error, -ERANGE,
                                          (o->flags & CONFIG_NONZERO) ? "a percentage from 1 to 100"
                                                                      : "a percentage from 0 to 100",
                                          s, NULL);
@@ -324,7 +321,7 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
                 RuntimeKind k = runtime_kind_from_string(s);
 
                 if (k < 0)
-                        return bad_value(ret_message, -EINVAL, config_option_expected(o), s, NULL);
+                        return bad_value(ret_error, -EINVAL, config_option_expected(o), s, NULL);
                 *FIELD(c, o, RuntimeKind) = k;
                 return 0;
         }
@@ -334,14 +331,14 @@ int config_option_set(Config *c, const ConfigOption *o, const char *s, char **re
                 else if (streq(s, "false"))
                         *FIELD(c, o, bool) = false;
                 else
-                        return bad_value(ret_message, -EINVAL, config_option_expected(o), s, NULL);
+                        return bad_value(ret_error, -EINVAL, config_option_expected(o), s, NULL);
                 return 0;
         case CONFIG_TYPE_STRV:
         default:
                 return -EINVAL; /* lists go through config_option_set_strv() */
         }
 
-        return bad_value(ret_message, -EINVAL, nonzero, s, NULL);
+        return bad_value(ret_error, -EINVAL, nonzero, s, NULL);
 }
 
 void config_option_unset(Config *c, const ConfigOption *o) {

@@ -54,12 +54,13 @@ const char *config_option_expected(const ConfigOption *o);
 const char *config_option_expected_item(const ConfigOption *o);
 
 /* Parse s for a scalar option and store it in c, releasing the old value. A bad value gives -EINVAL or
- * -ERANGE with *ret_message ("expected ..., got ...") allocated; -ENOMEM otherwise. */
-int config_option_set(Config *c, const ConfigOption *o, const char *s, char **ret_message);
+ * -ERANGE with ret_error's message "expected ..., got ..." (the caller adds file, position and key);
+ * -ENOMEM otherwise. */
+int config_option_set(Config *c, const ConfigOption *o, const char *s, ErrorDetail *ret_error);
 /* Unset an optional string (null in the file). */
 void config_option_unset(Config *c, const ConfigOption *o);
 /* Validate one list item; same error contract as config_option_set. */
-int config_option_check_item(const ConfigOption *o, const char *s, char **ret_message);
+int config_option_check_item(const ConfigOption *o, const char *s, ErrorDetail *ret_error);
 /* Store a list, taking ownership of l. */
 void config_option_set_strv(Config *c, const ConfigOption *o, char **l);
 

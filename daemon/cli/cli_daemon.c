@@ -192,7 +192,7 @@ static void add_runtime_versions(const Config *config, json_t *runtimes) {
         const char *key;
 
         json_object_foreach(runtimes, key, v) {
-                _cleanup_free_ char *version = NULL, *api = NULL, *msg = NULL;
+                _cleanup_free_ char *version = NULL, *api = NULL;
                 if (!json_is_true(json_object_get(v, "up")))
                         continue;
                 if (streq(key, "docker") && docker_version(config->docker_socket, &version, &api) >= 0) {
@@ -211,11 +211,11 @@ static void add_runtime_versions(const Config *config, json_t *runtimes) {
                                 json_object_set_new(v, "containerd_namespace", json_string(s.containerd_namespace));
                         docker_store_done(&s);
                 } else if (streq(key, "containerd") &&
-                           containerd_version(config->containerd_socket, &version, &msg) >= 0) {
-                        _cleanup_free_ char *timeout = NULL, *why = NULL;
+                           containerd_version(config->containerd_socket, &version, NULL) >= 0) {
+                        _cleanup_free_ char *timeout = NULL;
                         const char *warning;
                         json_object_set_new(v, "version", json_string(version));
-                        if (containerd_cri_progress_timeout(config->containerd_socket, &timeout, &why) < 0)
+                        if (containerd_cri_progress_timeout(config->containerd_socket, &timeout, NULL) < 0)
                                 continue;
                         json_object_set_new(v, "image_pull_progress_timeout", json_string(timeout));
                         warning = containerd_progress_timeout_warning(timeout, version);

@@ -1,6 +1,7 @@
-/* containerd.h: pullwatch's containerd client: the CRI pull driver (containerd_driver, see runtime.h), a
- * watcher of every pull in a namespace, and one-shot questions for the CLI. Observes and reports facts;
- * it never decides to cancel or retry (the pull job does) and never logs. */
+/* containerd.h: owns the containerd probe's face: the CRI pull driver, the namespace watcher, error classes, one-shot questions.
+ * Must not decide to cancel or retry (the pull job does) or log; its private parts stay in containerd_{content,track,model,unpack}.h.
+ * The driver (containerd_driver) speaks CRI through probes/cri/; the one-shot questions fail with
+ * ErrorDetail. It observes and reports facts. */
 #pragma once
 
 #include "probes/transport/grpc.h"
@@ -21,9 +22,10 @@
 /* How long pullwatch's lease may keep partial downloads if pullwatch dies (containerd.io/gc.expire). */
 #define CONTAINERD_LEASE_TTL (3600 * USEC_PER_SEC)
 
-/* Error class of a finished PullImage (or any call): permanent for not found / unauthorized / no
+/* Error class of a finished PullImage (or any call; transport_error < 0 when no gRPC status came,
+ * else status and the server's message): permanent for not found / unauthorized / no
  * matching platform / bad reference / not a containerd socket, transient otherwise. */
-ErrorClass containerd_classify(const GrpcReply *r);
+ErrorClass containerd_classify(int transport_error, GrpcStatus status, const char *message);
 ErrorClass containerd_classify_message(GrpcStatus status, const char *message);
 
 /* The id of pullwatch's lease for one image: "pullwatch-" + 16 hex of a hash of namespace and the
@@ -31,11 +33,13 @@ ErrorClass containerd_classify_message(GrpcStatus status, const char *message);
  * the partial ingests the last one left. */
 int containerd_lease_id(const char *namespace, const char *image, char **ret);
 
-/* ---- One-shot questions (each runs a private event loop; for the CLI). On failure *ret_message
- * (if given) gets one line naming the socket; callers free it. ---- */
+/* ---- One-shot questions (each runs a private event loop; for the CLI). On failure ret_error (NULL
+ * allowed) says what went wrong: "METHOD: NotFound: msg", or the transport's line naming the socket. */
 
 /* containerd's version; -EPROTO with "... is not a containerd socket" for any other server. */
-int containerd_version(const char *socket, char **ret_version, char **ret_message);
+int containerd_version(const char *socket, char **ret_version, ErrorDetail *ret_error);
+/* A Version reply read as containerd_version() reads it (for the same question asked on a loop). */
+int containerd_version_error(const char *socket, const GrpcReply *reply, ErrorDetail *ret_error);
 
 /* The same question on glue's event loop; done reads the answer with containerd_reply_version().
  * Free *ret (cancels, done not called) with grpc_call_free(). */
@@ -44,7 +48,7 @@ int containerd_version_start(CurlGlue *glue, const char *socket, grpc_done_t don
 const char *containerd_reply_version(const GrpcReply *reply);
 /* CRI's image_pull_progress_timeout as containerd reports it (CRI Status, verbose: "5m0s", "0s"),
  * -ENODATA when the reply does not carry it (1.6 has no such setting; 2.1 does not report it). */
-int containerd_cri_progress_timeout(const char *socket, char **ret_value, char **ret_message);
+int containerd_cri_progress_timeout(const char *socket, char **ret_value, ErrorDetail *ret_error);
 /* The same from the info["config"] JSON of a verbose CRI Status (exposed for tests). */
 int containerd_cri_config_progress_timeout(const char *config_json, char **ret_value);
 /* What is wrong with that setting on this containerd, NULL when nothing known: 0 turns the check
@@ -56,18 +60,18 @@ int containerd_version_major(const char *version);
 /* CRI ImageStatus: -ENOENT when the image is absent. *ret_digest is the repo digest
  * ("sha256:...", from repo_digests) when known, else the image id (config digest). */
 int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,
-                            char **ret_message);
+                            ErrorDetail *ret_error);
 /* Images.Get: the image's labels as "key=value" strings (for tests and status). */
 int containerd_image_labels(const char *socket, const char *namespace, const char *name, char ***ret_labels,
-                            char **ret_message);
+                            ErrorDetail *ret_error);
 /* The label containerd's CRI plugin reads to report an image as pinned (1.6.22+, 1.7.0+); set and
  * removed with containerd_image_label_start() (containerd_label.h). */
 #define CONTAINERD_PINNED_LABEL "io.cri-containerd.pinned"
 #define CONTAINERD_PINNED_VALUE "pinned"
 /* Drop pullwatch's lease for image (after the last attempt failed, so partial data may be collected). */
-int containerd_lease_release(const char *socket, const char *namespace, const char *image, char **ret_message);
+int containerd_lease_release(const char *socket, const char *namespace, const char *image, ErrorDetail *ret_error);
 /* Ids of pullwatch's leases left in namespace (for tests and `status`). */
-int containerd_leases_list(const char *socket, const char *namespace, char ***ret_ids, char **ret_message);
+int containerd_leases_list(const char *socket, const char *namespace, char ***ret_ids, ErrorDetail *ret_error);
 
 /* ---- Watching pulls pullwatch did not start ---- */
 

@@ -1,14 +1,18 @@
 /* containerd_api.c: error classes of containerd's answers, pullwatch's lease naming, the CLI's one-shot
- * questions (version, ImageStatus, lease clean-up). The namespace watcher is in containerd_watch.c. */
-#include "probes/containerd/containerd_internal.h"
+ * questions (version, ImageStatus and CRI's progress timeout through the CRI client, lease clean-up).
+ * The namespace watcher is in containerd_watch.c. */
+#include "probes/containerd/containerd.h"
 
+#include <assert.h>
 #include <jansson.h>
 #include <strings.h>
 #include "containerd_images.pb-c.h"
 #include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
-#include "cri_api.pb-c.h"
 #include "basic/reference.h"
+#include "probes/cri/cri_client.h"
+
+#define CALL_TIMEOUT (10 * USEC_PER_SEC)
 
 /* Words of containerd 1.6 / the registry that no retry can fix. Matched case-insensitively. */
 static const char *const permanent_words[] = {
@@ -46,14 +50,15 @@ ErrorClass containerd_classify_message(GrpcStatus status, const char *message) {
         return ERROR_TRANSIENT;
 }
 
-ErrorClass containerd_classify(const GrpcReply *r) {
-        if (r->error < 0)
+ErrorClass containerd_classify(int transport_error, GrpcStatus status, const char *message) {
+        if (transport_error < 0)
                 /* containerd restarting (socket gone or refused for a moment) is transient; a socket that
                  * is not containerd, or that we may not open, stays that way */
-                return r->error == -EPROTO || r->error == -EACCES || r->error == -EPERM || r->error == -EINVAL
+                return transport_error == -EPROTO || transport_error == -EACCES || transport_error == -EPERM ||
+                                       transport_error == -EINVAL
                                ? ERROR_PERMANENT
                                : ERROR_TRANSIENT;
-        return containerd_classify_message(r->status, r->message);
+        return containerd_classify_message(status, message);
 }
 
 int containerd_lease_id(const char *namespace, const char *image, char **ret) {
@@ -74,79 +79,42 @@ int containerd_lease_id(const char *namespace, const char *image, char **ret) {
         return asprintf(ret, CONTAINERD_LEASE_PREFIX "%016llx", (unsigned long long) h) < 0 ? -ENOMEM : 0;
 }
 
-int cd_reply_result(const GrpcReply *reply, const char *method, char **ret_message) {
-        int r = reply->error;
-
-        if (r >= 0 && reply->status == GRPC_OK)
-                return 0;
-        if (r >= 0)
-                r = reply->status == GRPC_NOT_FOUND ? -ENOENT
-                    : reply->status == GRPC_UNIMPLEMENTED ? -EPROTO
-                    : reply->status == GRPC_ALREADY_EXISTS ? -EEXIST
-                                                             : -EIO;
-        if (ret_message)
-                /* transport errors already name the socket; gRPC errors need the method for context */
-                *ret_message = reply->error < 0 && reply->message ? strdup(reply->message)
-                                                                  : grpc_reply_describe(reply, method);
-        return r;
-}
-
-/* Run one call; on any failure set *ret_message to one line and return a negative errno. */
+/* Run one call of containerd's own services; on failure fill ret_error and return a negative errno. */
 static int sync_call(const char *socket, const char *ns, const char *method, const char *path,
-                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type, bool streaming,
-                     GrpcReply *reply, char **ret_message) {
-        GrpcTarget t = { .socket = socket, .namespace = ns, .timeout = CD_CALL_TIMEOUT };
+                     const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type, GrpcReply *reply,
+                     ErrorDetail *ret_error) {
+        GrpcTarget t = { .socket = socket, .namespace = ns, .timeout = CALL_TIMEOUT };
 
+        *reply = (GrpcReply) {};
         if (!socket)
                 return -EINVAL;
-        (void) grpc_call_sync(&t, path, req, type, streaming, reply);
-        return cd_reply_result(reply, method, ret_message);
+        (void) grpc_call_sync(&t, path, req, type, false, reply);
+        return grpc_reply_error(reply, method, ret_error);
 }
 
-int cd_version_result(const char *socket, const GrpcReply *reply, char **ret_message) {
-        int r = cd_reply_result(reply, "Version", ret_message);
-        if (r == -EPROTO && reply->error == 0 && ret_message) {
+int containerd_version_error(const char *socket, const GrpcReply *reply, ErrorDetail *ret_error) {
+        int r;
+
+        assert(reply);
+        r = grpc_reply_error(reply, "Version", ret_error);
+        if (r == -EPROTO && reply->error == 0)
                 /* a gRPC server, but not containerd */
-                free(*ret_message);
-                if (asprintf(ret_message, "%s is not a containerd socket (no containerd version service)", socket) < 0)
-                        *ret_message = NULL;
-        }
+                return error_detail_setf(ret_error, r, "%s is not a containerd socket (no containerd version service)",
+                                         socket);
         return r;
 }
 
-int cd_image_status_result(const GrpcReply *reply, char **ret_digest, char **ret_id, char **ret_message) {
-        _cleanup_free_ char *digest = NULL, *id = NULL;
-        int r = cd_reply_result(reply, "ImageStatus", ret_message);
-        if (r < 0)
-                return r;
-        Runtime__V1__Image *img = ((Runtime__V1__ImageStatusResponse *) reply->messages[0])->image;
-        if (!img)
-                return -ENOENT; /* CRI answers an empty status for an absent image */
-        const char *at = img->n_repo_digests > 0 ? strrchr(img->repo_digests[0], '@') : NULL;
-        digest = strdup(at ? at + 1 : img->id);
-        id = strdup(img->id);
-        if (!digest || !id)
-                return -ENOMEM;
-        if (ret_digest)
-                *ret_digest = TAKE_PTR(digest);
-        if (ret_id)
-                *ret_id = TAKE_PTR(id);
-        return 0;
-}
-
-int containerd_version(const char *socket, char **ret_version, char **ret_message) {
+int containerd_version(const char *socket, char **ret_version, ErrorDetail *ret_error) {
         Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
+        GrpcTarget t = { .socket = socket, .timeout = CALL_TIMEOUT };
         GrpcReply reply;
         int r;
 
-        r = sync_call(socket, NULL, "Version", "/containerd.services.version.v1.Version/Version", &req.base,
-                      &containerd__services__version__v1__version_response__descriptor, false, &reply, ret_message);
-        if (r == -EPROTO && reply.error == 0 && ret_message) {
-                /* a gRPC server, but not containerd */
-                free(*ret_message);
-                if (asprintf(ret_message, "%s is not a containerd socket (no containerd version service)", socket) < 0)
-                        *ret_message = NULL;
-        }
+        if (!socket)
+                return -EINVAL;
+        (void) grpc_call_sync(&t, "/containerd.services.version.v1.Version/Version", &req.base,
+                              &containerd__services__version__v1__version_response__descriptor, false, &reply);
+        r = containerd_version_error(socket, &reply, ret_error);
         if (r >= 0 && ret_version) {
                 Containerd__Services__Version__V1__VersionResponse *v = (void *) reply.messages[0];
                 *ret_version = strdup(v->version);
@@ -159,7 +127,7 @@ int containerd_version(const char *socket, char **ret_version, char **ret_messag
 
 int containerd_version_start(CurlGlue *glue, const char *socket, grpc_done_t done, void *userdata, GrpcCall **ret) {
         Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
-        GrpcTarget t = { .socket = socket, .timeout = CD_CALL_TIMEOUT };
+        GrpcTarget t = { .socket = socket, .timeout = CALL_TIMEOUT };
 
         if (!glue || !socket || !done)
                 return -EINVAL;
@@ -194,24 +162,24 @@ int containerd_cri_config_progress_timeout(const char *config_json, char **ret_v
         return *ret_value ? 0 : -ENOMEM;
 }
 
-int containerd_cri_progress_timeout(const char *socket, char **ret_value, char **ret_message) {
-        Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
-        GrpcReply reply;
+int containerd_cri_progress_timeout(const char *socket, char **ret_value, ErrorDetail *ret_error) {
+        CriRequest req;
+        CriReply reply;
         int r;
 
-        req.verbose = true;
-        r = sync_call(socket, NULL, "Status", "/runtime.v1.RuntimeService/Status", &req.base,
-                      &runtime__v1__status_response__descriptor, false, &reply, ret_message);
-        if (r < 0)
+        if (!socket)
+                return -EINVAL;
+        cri_request_status(&req, true);
+        r = cri_call_sync(&(CriTarget) { .socket = socket, .timeout = CALL_TIMEOUT }, &req, &reply);
+        if (r < 0) {
+                if (ret_error)
+                        error_detail_move(ret_error, &reply.detail);
+                cri_reply_done(&reply);
                 return r;
-        r = -ENODATA;
-        Runtime__V1__StatusResponse *s = (void *) reply.messages[0];
-        for (size_t i = 0; i < s->n_info; i++)
-                if (s->info[i]->key && streq(s->info[i]->key, "config")) {
-                        r = containerd_cri_config_progress_timeout(s->info[i]->value, ret_value);
-                        break;
-                }
-        grpc_reply_done(&reply);
+        }
+        const char *config = cri_status_info(cri_reply_status(&reply), "config");
+        r = config ? containerd_cri_config_progress_timeout(config, ret_value) : -ENODATA;
+        cri_reply_done(&reply);
         return r;
 }
 
@@ -280,34 +248,31 @@ int containerd_version_major(const char *version) {
 }
 
 int containerd_image_status(const char *socket, const char *image, char **ret_digest, char **ret_id,
-                            char **ret_message) {
-        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
-        Runtime__V1__ImageStatusRequest req = RUNTIME__V1__IMAGE_STATUS_REQUEST__INIT;
-        GrpcReply reply;
+                            ErrorDetail *ret_error) {
         _cleanup_free_ char *digest = NULL, *id = NULL;
+        const Runtime__V1__Image *img;
+        CriRequest req;
+        CriReply reply;
         int r;
 
-        spec.image = (char *) image;
-        req.image = &spec;
-        r = sync_call(socket, CONTAINERD_CRI_NAMESPACE, "ImageStatus", "/runtime.v1.ImageService/ImageStatus",
-                      &req.base, &runtime__v1__image_status_response__descriptor, false, &reply, ret_message);
+        if (!socket || !image)
+                return -EINVAL;
+        cri_request_image_status(&req, image, false);
+        r = cri_call_sync(&(CriTarget) { .socket = socket, .namespace = CONTAINERD_CRI_NAMESPACE, .timeout = CALL_TIMEOUT },
+                          &req, &reply);
+        if (r < 0) {
+                if (ret_error)
+                        error_detail_move(ret_error, &reply.detail);
+        } else
+                r = cri_image_status_image(cri_reply_image_status(&reply), image, CONTAINERD_CRI_NAMESPACE, &img,
+                                           ret_error);
         if (r >= 0) {
-                Runtime__V1__Image *img = ((Runtime__V1__ImageStatusResponse *) reply.messages[0])->image;
-                if (!img) {
-                        /* CRI answers "absent" with an empty status, not NotFound */
-                        r = -ENOENT;
-                        if (ret_message && asprintf(ret_message, "ImageStatus: %s is not in %s", image,
-                                                    CONTAINERD_CRI_NAMESPACE) < 0)
-                                *ret_message = NULL;
-                } else {
-                        const char *at = img->n_repo_digests > 0 ? strrchr(img->repo_digests[0], '@') : NULL;
-                        digest = strdup(at ? at + 1 : img->id);
-                        id = strdup(img->id);
-                        if (!digest || !id)
-                                r = -ENOMEM;
-                }
+                digest = strdup(cri_image_digest(img));
+                id = strdup(img->id);
+                if (!digest || !id)
+                        r = -ENOMEM;
         }
-        grpc_reply_done(&reply);
+        cri_reply_done(&reply);
         if (r < 0)
                 return r;
         if (ret_digest)
@@ -318,7 +283,7 @@ int containerd_image_status(const char *socket, const char *image, char **ret_di
 }
 
 int containerd_image_labels(const char *socket, const char *namespace, const char *name, char ***ret_labels,
-                            char **ret_message) {
+                            ErrorDetail *ret_error) {
         Containerd__Services__Images__V1__GetImageRequest req = CONTAINERD__SERVICES__IMAGES__V1__GET_IMAGE_REQUEST__INIT;
         _cleanup_strv_free_ char **l = NULL;
         GrpcReply reply;
@@ -326,7 +291,7 @@ int containerd_image_labels(const char *socket, const char *namespace, const cha
 
         req.name = (char *) name;
         r = sync_call(socket, namespace, "Images.Get", "/containerd.services.images.v1.Images/Get", &req.base,
-                      &containerd__services__images__v1__get_image_response__descriptor, false, &reply, ret_message);
+                      &containerd__services__images__v1__get_image_response__descriptor, &reply, ret_error);
         if (r >= 0) {
                 Containerd__Services__Images__V1__Image *i =
                         ((Containerd__Services__Images__V1__GetImageResponse *) reply.messages[0])->image;
@@ -347,7 +312,7 @@ int containerd_image_labels(const char *socket, const char *namespace, const cha
         return 0;
 }
 
-int containerd_lease_release(const char *socket, const char *namespace, const char *image, char **ret_message) {
+int containerd_lease_release(const char *socket, const char *namespace, const char *image, ErrorDetail *ret_error) {
         Containerd__Services__Leases__V1__DeleteRequest req = CONTAINERD__SERVICES__LEASES__V1__DELETE_REQUEST__INIT;
         _cleanup_free_ char *id = NULL;
         GrpcReply reply;
@@ -358,14 +323,15 @@ int containerd_lease_release(const char *socket, const char *namespace, const ch
                 return r;
         req.id = id;
         r = sync_call(socket, namespace, "Leases.Delete", "/containerd.services.leases.v1.Leases/Delete", &req.base,
-                      &containerd__services__leases__v1__empty__descriptor, false, &reply, ret_message);
+                      &containerd__services__leases__v1__empty__descriptor, &reply, ret_error);
         grpc_reply_done(&reply);
-        if (r == -ENOENT && ret_message)
-                *ret_message = mfree(*ret_message);
+        if (r == -ENOENT)
+                /* gone already: what was asked for */
+                error_detail_done(ret_error);
         return r == -ENOENT ? 0 : r;
 }
 
-int containerd_leases_list(const char *socket, const char *namespace, char ***ret_ids, char **ret_message) {
+int containerd_leases_list(const char *socket, const char *namespace, char ***ret_ids, ErrorDetail *ret_error) {
         Containerd__Services__Leases__V1__ListRequest req = CONTAINERD__SERVICES__LEASES__V1__LIST_REQUEST__INIT;
         char *filters[] = { (char *) "id~=\"^" CONTAINERD_LEASE_PREFIX "\"" };
         _cleanup_strv_free_ char **ids = NULL;
@@ -375,7 +341,7 @@ int containerd_leases_list(const char *socket, const char *namespace, char ***re
         req.n_filters = 1;
         req.filters = filters;
         r = sync_call(socket, namespace, "Leases.List", "/containerd.services.leases.v1.Leases/List", &req.base,
-                      &containerd__services__leases__v1__list_response__descriptor, false, &reply, ret_message);
+                      &containerd__services__leases__v1__list_response__descriptor, &reply, ret_error);
         if (r >= 0) {
                 Containerd__Services__Leases__V1__ListResponse *l = (void *) reply.messages[0];
                 ids = calloc(l->n_leases + 1, sizeof(char *));

@@ -1,43 +1,48 @@
-/* containerd_label.c: ImageStatus (the references) and Images.Update (one label) on the curl glue; see
- * containerd_label.h. Answers are read with the same helpers as the one-shot questions. */
+/* containerd_label.c: CRI ImageStatus (the references, through the CRI client) and containerd's
+ * Images.Update (one label) on the curl glue; see containerd_label.h. */
 #include "probes/containerd/containerd_label.h"
 
 #include <stdio.h>
 
 #include "containerd_images.pb-c.h"
-#include "cri_api.pb-c.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd.h"
+#include "probes/cri/cri_client.h"
 #include "probes/runtime/runtime_op.h"
 
-static int refs_parse(const char *image, GrpcReply *reply, char **ret_text) {
-        _cleanup_free_ char *msg = NULL, *text = NULL;
-        Runtime__V1__Image *img;
+static int refs_parse(const char *image, GrpcReply *g, char **ret_text) {
+        _cleanup_free_ char *text = NULL;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
+        const Runtime__V1__Image *img = NULL;
+        CriReply reply;
         size_t len = 0;
         FILE *f;
         int r;
 
-        r = cd_reply_result(reply, "ImageStatus", &msg);
-        if (reply->error == -ENOENT)
-                r = -ENXIO; /* no socket: that says nothing about the image */
+        r = cri_reply_read(CRI_IMAGE_STATUS, g, &reply);
+        if (r < 0)
+                return r;
+        r = reply.error;
         if (r < 0) {
-                *ret_text = TAKE_PTR(msg);
+                error_detail_move(&e, &reply.detail);
+                if (reply.transport_error == -ENOENT)
+                        r = -ENXIO; /* no socket: that says nothing about the image */
+        } else
+                /* CRI answers an empty status for an absent image */
+                r = cri_image_status_image(cri_reply_image_status(&reply), image, CONTAINERD_CRI_NAMESPACE, &img, &e);
+        if (r < 0) {
+                cri_reply_done(&reply);
+                *ret_text = error_detail_format(&e);
                 return r;
         }
-        img = ((Runtime__V1__ImageStatusResponse *) reply->messages[0])->image;
-        if (!img || !img->id || !*img->id) {
-                /* CRI answers an empty status for an absent image */
-                if (asprintf(ret_text, "ImageStatus: %s is not in %s", image, CONTAINERD_CRI_NAMESPACE) < 0)
-                        *ret_text = NULL;
-                return -ENOENT;
-        }
         f = open_memstream(&text, &len);
-        if (!f)
-                return -ENOMEM;
-        fputs(img->id, f);
-        for (size_t i = 0; i < img->n_repo_digests; i++)
-                if (img->repo_digests[i] && *img->repo_digests[i] && !strchr(img->repo_digests[i], '\n'))
-                        fprintf(f, "\n%s", img->repo_digests[i]);
-        if (fclose(f) != 0)
+        if (f) {
+                fputs(img->id, f);
+                for (size_t i = 0; i < img->n_repo_digests; i++)
+                        if (img->repo_digests[i] && *img->repo_digests[i] && !strchr(img->repo_digests[i], '\n'))
+                                fprintf(f, "\n%s", img->repo_digests[i]);
+        }
+        cri_reply_done(&reply);
+        if (!f || fclose(f) != 0)
                 return -ENOMEM;
         *ret_text = TAKE_PTR(text);
         return 0;
@@ -45,21 +50,21 @@ static int refs_parse(const char *image, GrpcReply *reply, char **ret_text) {
 
 int containerd_image_refs_start(CurlGlue *glue, const char *socket, const char *image, runtime_op_done_t done,
                                 void *userdata, RuntimeOp **ret) {
-        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
-        Runtime__V1__ImageStatusRequest req = RUNTIME__V1__IMAGE_STATUS_REQUEST__INIT;
+        CriRequest req;
 
         if (!socket || !image)
                 return -EINVAL;
-        spec.image = (char *) image;
-        req.image = &spec;
+        cri_request_image_status(&req, image, false);
         return runtime_op_grpc(glue, &(GrpcTarget) { .socket = socket, .namespace = CONTAINERD_CRI_NAMESPACE },
-                               "/runtime.v1.ImageService/ImageStatus", &req.base,
-                               &runtime__v1__image_status_response__descriptor, refs_parse, image, done, userdata,
-                               ret);
+                               cri_method_path(req.method), &req.base, cri_method_reply_type(req.method), refs_parse,
+                               image, done, userdata, ret);
 }
 
 static int label_parse(const char *name, GrpcReply *reply, char **ret_text) {
-        int r = cd_reply_result(reply, "Images.Update", ret_text);
+        _cleanup_(error_detail_done) ErrorDetail e = {};
+        int r = grpc_reply_error(reply, "Images.Update", &e);
+        if (r < 0)
+                *ret_text = error_detail_format(&e);
         if (r == -ENOENT && reply->error == -ENOENT) {
                 /* no socket is not "no such image" */
                 r = -ENXIO;

@@ -5,7 +5,7 @@
 
 #include <time.h>
 #include "containerd_leases.pb-c.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_content.h"
 #include "probes/runtime/runtime_op.h"
 
 #define PATH_LEASE_CREATE "/containerd.services.leases.v1.Leases/Create"
@@ -223,7 +223,7 @@ CdLease *cd_lease_free(CdLease *l) {
 }
 
 static int release_parse(const char *arg, GrpcReply *reply, char **ret_text) {
-        return cd_reply_result(reply, "Leases.Delete", NULL);
+        return grpc_reply_error(reply, "Leases.Delete", NULL);
 }
 
 int cd_lease_abandon(CurlGlue *glue, const char *socket, const char *namespace, const char *image) {

@@ -2,21 +2,22 @@
  * context in containerd); the tracker polls progress beside it. A lease of pullwatch's own holds the
  * pull's ingests and blobs, so after a cancel or a transient failure the next attempt resumes them with
  * Range requests: containerd 1.6 otherwise deletes its pull lease and collects the partial ingest. */
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_track.h"
 
 #include "containerd_version.pb-c.h"
-#include "cri_api.pb-c.h"
-#include "probes/containerd/containerd_lease.h"
 #include "basic/reference.h"
-#include "probes/runtime/runtime_op.h"
+#include "probes/containerd/containerd_content.h"
+#include "probes/containerd/containerd_lease.h"
+#include "probes/cri/cri_client.h"
 #include "probes/registry/registry.h"
+#include "probes/runtime/runtime_op.h"
 
 struct RuntimePull {
         CurlGlue *glue;
         char *socket;
         PullCallbacks cb;
         void *userdata;
-        GrpcCall *pull;
+        CriCall *pull;
         CdLease *lease;
         CdTracker *tracker;
         bool ended, finished;
@@ -97,13 +98,13 @@ static void on_final_round(void *userdata) {
         succeed(userdata);
 }
 
-static void on_pull_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
+static void on_pull_done(CriCall *call, CriReply *reply, void *userdata) {
         RuntimePull *p = userdata;
+        const Runtime__V1__PullImageResponse *ok = cri_reply_pull_image(reply);
 
-        if (reply->error == 0 && reply->status == GRPC_OK) {
-                Runtime__V1__PullImageResponse *r = (void *) reply->messages[0];
+        if (ok) {
                 free(p->image_ref);
-                p->image_ref = r->image_ref ? strdup(r->image_ref) : NULL;
+                p->image_ref = ok->image_ref ? strdup(ok->image_ref) : NULL;
                 if (p->tracker && !cd_tracker_manifest(p->tracker)) {
                         /* over before a poll was sure of it: one last look, for the manifest of the
                          * config CRI named, so its layers (not another tag's) are reported */
@@ -115,8 +116,11 @@ static void on_pull_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 succeed(p);
                 return;
         }
-        p->error = containerd_classify(reply);
-        p->message = grpc_reply_describe(reply, "PullImage");
+        p->error = containerd_classify(reply->transport_error, reply->status, reply->grpc_message);
+        /* the pull's words name the call, also when the transport failed it (that line names the socket) */
+        if (reply->transport_error < 0)
+                (void) error_detail_wrap(&reply->detail, reply->error, "PullImage");
+        p->message = error_detail_format(&reply->detail);
         /* a transient failure is retried: keep what was downloaded for the next attempt */
         pull_end(p, p->error == ERROR_PERMANENT);
 }
@@ -140,7 +144,7 @@ static RuntimePull *cd_pull_free(RuntimePull *p) {
         if (!p)
                 return NULL;
         cd_tracker_free(p->tracker);
-        grpc_call_free(p->pull);
+        cri_call_free(p->pull);
         cd_lease_free(p->lease);
         free(p->socket);
         free(p->message);
@@ -159,7 +163,7 @@ static void cd_cancel(RuntimePull *p) {
         p->finished = true; /* no callback follows a cancel */
         /* resetting the stream cancels the pull's context in containerd; the lease stays for the retry
          * and AddResource calls in flight are let finish for the same reason */
-        p->pull = grpc_call_free(p->pull);
+        p->pull = cri_call_free(p->pull);
         cd_tracker_stats(p->tracker, &p->stats);
         p->tracker = cd_tracker_free(p->tracker);
         cd_lease_stop(p->lease);
@@ -170,10 +174,8 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         _cleanup_(cd_pull_freep) RuntimePull *p = NULL;
         _cleanup_(reference_freep) ImageRef *ref = NULL;
         _cleanup_free_ char *host = NULL;
-        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
-        Runtime__V1__AuthConfig auth = RUNTIME__V1__AUTH_CONFIG__INIT;
-        Runtime__V1__PullImageRequest preq = RUNTIME__V1__PULL_IMAGE_REQUEST__INIT;
-        GrpcTarget t = { .namespace = CONTAINERD_CRI_NAMESPACE }; /* no deadline: big pulls take long */
+        CriRequest preq;
+        CriTarget t = { .namespace = CONTAINERD_CRI_NAMESPACE }; /* no deadline: big pulls take long */
         CdTrackerCallbacks tcb = { .layer = forward_layer, .resource = on_resource, .activity = forward_activity };
         int r;
 
@@ -201,19 +203,16 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         if (r < 0)
                 return r;
 
-        spec.image = (char *) req->image;
-        preq.image = &spec;
-        if (req->auth_user || req->identity_token) {
-                /* server_address stays empty: CRI compares it with url.Parse(...).Host of the registry it
-                 * dials, which a config.json key ("https://index.docker.io/v1/", "host:port") never matches */
-                auth.username = (char *) (req->auth_user ?: "");
-                auth.password = (char *) (req->auth_password ?: "");
-                auth.identity_token = (char *) (req->identity_token ?: "");
-                preq.auth = &auth;
-        }
+        /* server_address stays empty: CRI compares it with url.Parse(...).Host of the registry it
+         * dials, which a config.json key ("https://index.docker.io/v1/", "host:port") never matches */
+        cri_request_pull_image(&preq, req->image,
+                               req->auth_user || req->identity_token
+                                       ? &(CriAuth) { .username = req->auth_user,
+                                                      .password = req->auth_password,
+                                                      .identity_token = req->identity_token }
+                                       : NULL);
         t.socket = p->socket;
-        r = grpc_call_start(glue, &t, "/runtime.v1.ImageService/PullImage", &preq.base,
-                            &runtime__v1__pull_image_response__descriptor, false, on_pull_done, p, &p->pull);
+        r = cri_call_start(glue, &t, &preq, on_pull_done, p, &p->pull);
         if (r < 0)
                 return r;
         r = cd_tracker_new(glue,
@@ -242,36 +241,47 @@ static const char *config_socket(const Config *config) {
         return config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
 }
 
-static int confirm_parse(const char *image, GrpcReply *reply, char **ret_text) {
-        _cleanup_free_ char *digest = NULL, *msg = NULL;
-        int r = cd_image_status_result(reply, &digest, NULL, &msg);
-        if (reply->error == -ENOENT)
+static int confirm_parse(const char *image, GrpcReply *g, char **ret_text) {
+        _cleanup_(error_detail_done) ErrorDetail e = {};
+        const Runtime__V1__Image *img = NULL;
+        CriReply reply;
+        int r;
+
+        r = cri_reply_read(CRI_IMAGE_STATUS, g, &reply);
+        if (r < 0)
+                return r;
+        r = reply.error;
+        if (r < 0)
+                error_detail_move(&e, &reply.detail);
+        else
+                r = cri_image_status_image(cri_reply_image_status(&reply), image, CONTAINERD_CRI_NAMESPACE, &img, NULL);
+        if (reply.transport_error == -ENOENT)
                 r = -ENXIO; /* no socket: that says nothing about the image */
-        *ret_text = r >= 0 ? TAKE_PTR(digest) : r == -ENOENT ? NULL : TAKE_PTR(msg);
-        return r;
+        *ret_text = r >= 0 ? strdup(cri_image_digest(img)) : r == -ENOENT ? NULL : error_detail_format(&e);
+        cri_reply_done(&reply);
+        return r >= 0 && !*ret_text ? -ENOMEM : r;
 }
 
 static int cd_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
                       void *userdata, RuntimeOp **ret) {
-        Runtime__V1__ImageSpec spec = RUNTIME__V1__IMAGE_SPEC__INIT;
-        Runtime__V1__ImageStatusRequest r = RUNTIME__V1__IMAGE_STATUS_REQUEST__INIT;
+        CriRequest r;
 
         if (!req || !req->image)
                 return -EINVAL;
-        spec.image = (char *) req->image;
-        r.image = &spec;
+        cri_request_image_status(&r, req->image, false);
         return runtime_op_grpc(glue,
                                &(GrpcTarget) { .socket = config_socket(config), .namespace = CONTAINERD_CRI_NAMESPACE },
-                               "/runtime.v1.ImageService/ImageStatus", &r.base,
-                               &runtime__v1__image_status_response__descriptor, confirm_parse, req->image, done,
-                               userdata, ret);
+                               cri_method_path(r.method), &r.base, cri_method_reply_type(r.method), confirm_parse,
+                               req->image, done, userdata, ret);
 }
 
 static int ping_parse(const char *socket, GrpcReply *reply, char **ret_text) {
-        _cleanup_free_ char *why = NULL;
-        int r = cd_version_result(socket, reply, &why);
-        if (r < 0 && asprintf(ret_text, "cannot reach containerd: %s", why ?: strerror(-r)) < 0)
-                *ret_text = NULL;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
+        int r = containerd_version_error(socket, reply, &e);
+        if (r < 0) {
+                (void) error_detail_wrap(&e, r, "cannot reach containerd");
+                *ret_text = error_detail_format(&e);
+        }
         return r;
 }
 
@@ -285,12 +295,15 @@ static int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t
 }
 
 static int cd_ping(const Config *config, ErrorDetail *ret_error) {
-        const char *socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET;
+        _cleanup_(error_detail_done) ErrorDetail e = {};
         _cleanup_free_ char *why = NULL;
-        int r = containerd_version(socket, NULL, ret_error ? &why : NULL);
-        if (r < 0)
-                (void) error_detail_setf(ret_error, r, "cannot reach containerd: %s", why ?: strerror(-r));
-        return r;
+        int r = containerd_version(config_socket(config), NULL, ret_error ? &e : NULL);
+
+        if (r >= 0)
+                return r;
+        /* one message, not a wrapped detail: the CLI prints a ping's error.message as the whole line */
+        why = error_detail_format(&e);
+        return error_detail_setf(ret_error, r, "cannot reach containerd: %s", why ?: strerror(-r));
 }
 
 void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {

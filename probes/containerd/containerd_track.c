@@ -3,11 +3,27 @@
  * Content.List for layers not downloading (committed? unpacked?), then the unpack steps of
  * containerd_unpack.c (the image config once, Snapshots.List only while a layer can be unpacking). One
  * call at a time; fast while anything moves, backing off when nothing does. */
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_unpack.h"
 
 #include <time.h>
 #include "containerd_content.pb-c.h"
 #include "containerd_snapshots.pb-c.h"
+
+static void round_next(CdTracker *t);
+
+/* One call at a time; its callback calls call_finished, sets t->step and calls round_next. */
+static int issue(CdTracker *t, const char *path, const ProtobufCMessage *req, const ProtobufCMessageDescriptor *type,
+                 bool streaming, grpc_done_t done) {
+        GrpcTarget target = { .socket = t->socket, .namespace = t->namespace, .timeout = CD_CALL_TIMEOUT };
+        t->call_started = cd_now(CLOCK_MONOTONIC);
+        return grpc_call_start(t->glue, &target, path, req, type, streaming, done, t, &t->call);
+}
+
+static void call_finished(CdTracker *t) {
+        t->stats.calls++;
+        t->stats.busy += cd_now(CLOCK_MONOTONIC) - t->call_started;
+        t->call = grpc_call_free(t->call);
+}
 
 static void announce(CdTracker *t, const char *type, const char *id) {
         char **a;
@@ -47,14 +63,8 @@ static void on_statuses(GrpcCall *call, GrpcReply *reply, void *userdata) {
                 t->statuses = (void *) TAKE_PTR(reply->messages[0]);
                 t->step = STEP_MANIFESTS;
         }
-        cd_call_finished(t); /* frees reply */
-        cd_round_next(t);
-}
-
-static int64_t ts_usec(const Containerd__Services__Content__V1__Timestamp *ts) {
-        if (!ts || ts->seconds < 0 || ts->seconds > INT64_MAX / 1000000 - 1)
-                return 0;
-        return ts->seconds * 1000000 + ts->nanos / 1000;
+        call_finished(t); /* frees reply */
+        round_next(t);
 }
 
 static void apply_statuses(CdTracker *t) {
@@ -94,7 +104,7 @@ static void apply_statuses(CdTracker *t) {
                         continue;
                 /* the local store's updated_at is the data file's last write (offset is its size): a
                  * resumed ingest keeps the last attempt's time until its first byte of this one */
-                l->ingest_idle = s->statuses[i]->offset <= 0 || ts_usec(s->statuses[i]->updated_at) < (int64_t) t->since;
+                l->ingest_idle = s->statuses[i]->offset <= 0 || cd_timestamp_usec(s->statuses[i]->updated_at) < (int64_t) t->since;
                 l->ingest = l->ingest_seen = true;
                 l->missing_rounds = 0;
                 if ((uint64_t) s->statuses[i]->offset != l->offset)
@@ -230,9 +240,9 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                  * milliseconds): a wrong one would leave layers of another image in the pull's view */
                 mine_switch(t, active ?: fresh ?: newest,
                             (active || (fresh && n_fresh == 1)) && cd_now(CLOCK_REALTIME) >= t->since + CD_EXPECT_GRACE);
-        cd_call_finished(t); /* frees reply */
+        call_finished(t); /* frees reply */
         t->step = STEP_CONTENT;
-        cd_round_next(t);
+        round_next(t);
 }
 
 static int issue_manifests(CdTracker *t) {
@@ -279,7 +289,7 @@ static int issue_manifests(CdTracker *t) {
                 return 0;
         req.n_filters = n;
         req.filters = filters;
-        return cd_issue(t, CD_PATH_CONTENT_LIST, &req.base,
+        return issue(t, CD_PATH_CONTENT_LIST, &req.base,
                      &containerd__services__content__v1__list_content_response__descriptor, true, on_manifests) < 0
                        ? -EIO
                        : 1;
@@ -331,9 +341,9 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                         }
                 }
         }
-        cd_call_finished(t); /* frees reply */
+        call_finished(t); /* frees reply */
         t->step = STEP_CONFIG;
-        cd_round_next(t);
+        round_next(t);
 }
 
 static int issue_content(CdTracker *t) {
@@ -352,13 +362,51 @@ static int issue_content(CdTracker *t) {
                 return 0;
         req.n_filters = n;
         req.filters = filters;
-        return cd_issue(t, CD_PATH_CONTENT_LIST, &req.base,
+        return issue(t, CD_PATH_CONTENT_LIST, &req.base,
                      &containerd__services__content__v1__list_content_response__descriptor, true, on_content) < 0
                        ? -EIO
                        : 1;
 }
 
-void cd_round_next(CdTracker *t) {
+/* ---- steps 4 and 5: containerd_unpack.c says what to ask and what the answer means ---- */
+
+static void on_config(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+        cd_unpack_config_reply(t, reply);
+        call_finished(t); /* frees reply */
+        t->step = STEP_SNAPSHOTS;
+        round_next(t);
+}
+
+static int issue_config(CdTracker *t) {
+        Containerd__Services__Content__V1__ReadContentRequest req;
+        if (cd_unpack_config_request(t, &req) <= 0)
+                return 0;
+        return issue(t, CD_PATH_CONTENT_READ, &req.base,
+                     &containerd__services__content__v1__read_content_response__descriptor, true, on_config) < 0
+                       ? -EIO
+                       : 1;
+}
+
+static void on_snapshots(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+        cd_unpack_snapshots_reply(t, reply);
+        call_finished(t); /* frees reply */
+        t->step = STEP_EMIT;
+        round_next(t);
+}
+
+static int issue_snapshots(CdTracker *t) {
+        CdSnapshotsRequest req;
+        if (cd_unpack_snapshots_request(t, &req) <= 0)
+                return 0;
+        return issue(t, CD_PATH_SNAPSHOTS, &req.req.base,
+                     &containerd__services__snapshots__v1__list_snapshots_response__descriptor, true, on_snapshots) < 0
+                       ? -EIO
+                       : 1;
+}
+
+static void round_next(CdTracker *t) {
         int r = 0;
 
         for (;;) {
@@ -368,7 +416,7 @@ void cd_round_next(CdTracker *t) {
                                 CONTAINERD__SERVICES__CONTENT__V1__LIST_STATUSES_REQUEST__INIT;
                         t->moved = false;
                         t->stats.polls++;
-                        r = cd_issue(t, CD_PATH_LIST_STATUSES, &req.base,
+                        r = issue(t, CD_PATH_LIST_STATUSES, &req.base,
                                   &containerd__services__content__v1__list_statuses_response__descriptor, false,
                                   on_statuses) < 0 ? -EIO : 1;
                         break;
@@ -382,10 +430,10 @@ void cd_round_next(CdTracker *t) {
                         r = issue_content(t);
                         break;
                 case STEP_CONFIG:
-                        r = cd_issue_config(t);
+                        r = issue_config(t);
                         break;
                 case STEP_SNAPSHOTS:
-                        r = cd_issue_snapshots(t);
+                        r = issue_snapshots(t);
                         break;
                 case STEP_EMIT:
                         cd_emit(t);
@@ -407,7 +455,7 @@ void cd_round_next(CdTracker *t) {
                         /* the round that was in flight when the end came; now the final one */
                         t->final_started = true;
                         t->step = STEP_STATUSES;
-                        cd_round_next(t);
+                        round_next(t);
                         return;
                 }
                 void (*done)(void *) = t->final_done;
@@ -432,7 +480,7 @@ void cd_tracker_final_round(CdTracker *t, void (*done)(void *userdata), void *us
                 return; /* round_next starts the final round when this one ends */
         t->final_started = true;
         t->step = STEP_STATUSES;
-        cd_round_next(t);
+        round_next(t);
 }
 
 static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -440,7 +488,7 @@ static int on_tick(sd_event_source *s, uint64_t usec, void *userdata) {
         if (t->call)
                 return 0;
         t->step = STEP_STATUSES;
-        cd_round_next(t);
+        round_next(t);
         return 0;
 }
 
@@ -465,7 +513,6 @@ int cd_tracker_new(CurlGlue *glue, const CdTrackerOptions *o, const CdTrackerCal
         t->cb = *cb;
         t->userdata = userdata;
         t->since = o->since ?: cd_now(CLOCK_REALTIME);
-        t->round_next = cd_round_next;
         t->interval = CD_INTERVAL_MIN;
         t->socket = strdup(o->socket);
         t->namespace = strdup(o->namespace);
@@ -510,6 +557,15 @@ CdTracker *cd_tracker_free(CdTracker *t) {
         free(t->expect_config);
         free(t);
         return NULL;
+}
+
+void cd_tracker_all_done(CdTracker *t) {
+        if (t)
+                cd_layers_all_done(t);
+}
+
+const char *cd_tracker_manifest(const CdTracker *t) {
+        return t && t->mine && t->mine_confirmed ? t->mine->digest : NULL;
 }
 
 void cd_tracker_stats(const CdTracker *t, ContainerdPollStats *ret) {

@@ -1,6 +1,6 @@
 /* containerd_watch.c: the namespace watcher, the tracker (containerd_track.c) as callers outside the
  * containerd probe see it. */
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_track.h"
 
 struct ContainerdWatch {
         CdTracker *tracker;

@@ -248,14 +248,16 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
                 p->headers = curl_slist_append(p->headers, h);
                 explicit_bzero(h, strlen(h));
         }
-        curl_easy_setopt(p->easy, CURLOPT_URL, url);
-        curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
-        curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE, 0L);
-        curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
-        curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
-        r = curl_glue_add(glue, p->easy, on_done, p);
+        if (curl_easy_setopt(p->easy, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(p->easy, CURLOPT_POST, 1L) != CURLE_OK ||
+            curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, "") != CURLE_OK ||
+            curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE, 0L) != CURLE_OK ||
+            curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers) != CURLE_OK ||
+            curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+            curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p) != CURLE_OK)
+                r = -EIO;
+        else
+                r = curl_glue_add(glue, p->easy, on_done, p);
         if (r < 0) {
                 docker_driver.free(p);
                 return r;
@@ -446,11 +448,12 @@ int http_unix_request(const char *socket, const char *method, const char *path, 
                 return r;
         if (asprintf(&url, "http://localhost%s", path) < 0)
                 return -ENOMEM;
-        curl_easy_setopt(c, CURLOPT_URL, url);
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) (timeout / USEC_PER_MSEC));
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-        curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
+        if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) (timeout / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, &body) != CURLE_OK)
+                return -EIO;
         cr = curl_easy_perform(c);
         if (cr == CURLE_COULDNT_CONNECT) {
                 if (access(socket, F_OK) < 0)

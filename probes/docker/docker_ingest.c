@@ -7,7 +7,7 @@
 #include "probes/docker/docker_ingest.h"
 
 #include "containerd_content.pb-c.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_content.h"
 #include "probes/containerd/containerd_lease.h"
 
 #define POLL_INTERVAL USEC_PER_SEC
@@ -27,8 +27,11 @@ struct DockerIngests {
         size_t n_expected;
 };
 
+/* a fresh one holds no lease yet: nothing to release */
+static void ingests_freep(DockerIngests **h) { docker_ingests_free(*h, false); }
+
 int docker_ingests_new(CurlGlue *glue, const char *image, DockerIngests **ret) {
-        DockerIngests *h;
+        _cleanup_(ingests_freep) DockerIngests *h = NULL;
 
         if (!glue || !image || !ret)
                 return -EINVAL;
@@ -37,11 +40,9 @@ int docker_ingests_new(CurlGlue *glue, const char *image, DockerIngests **ret) {
                 return -ENOMEM;
         h->glue = glue;
         h->image = strdup(image);
-        if (!h->image) {
-                free(h);
+        if (!h->image)
                 return -ENOMEM;
-        }
-        *ret = h;
+        *ret = TAKE_PTR(h);
         return 0;
 }
 
@@ -177,8 +178,12 @@ int docker_ingests_start(DockerIngests *h, const char *socket, const char *names
                 return r;
         for (size_t i = 0; i < h->n_expected; i++) /* queued until Leases.Create answers */
                 hold_expected(h, h->expected[i]);
-        return sd_event_add_time_relative(curl_glue_event(h->glue), &h->timer, CLOCK_MONOTONIC, 0,
-                                          10 * USEC_PER_MSEC, on_timer, h);
+        r = sd_event_add_time_relative(curl_glue_event(h->glue), &h->timer, CLOCK_MONOTONIC, 0, 10 * USEC_PER_MSEC,
+                                       on_timer, h);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(h->timer, "docker-ingests-poll");
+        return 0;
 }
 
 DockerIngests *docker_ingests_free(DockerIngests *h, bool release) {

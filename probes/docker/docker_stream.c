@@ -2,6 +2,7 @@
  * (moby distribution/xfer progress strings) onto pullwatch's phases. */
 #include "probes/docker/docker_stream.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <strings.h>
 
@@ -16,12 +17,16 @@ struct DockerStream {
 };
 
 int docker_stream_new(docker_stream_message_t cb, void *userdata, DockerStream **ret) {
-        DockerStream *s = calloc(1, sizeof(*s));
+        _cleanup_free_ DockerStream *s = NULL;
+
+        assert(cb);
+        assert(ret);
+        s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
         s->cb = cb;
         s->userdata = userdata;
-        *ret = s;
+        *ret = TAKE_PTR(s);
         return 0;
 }
 

@@ -9,8 +9,8 @@
 
 #include <jansson.h>
 
-#include "cri_api.pb-c.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd.h"
+#include "probes/cri/cri_client.h"
 #include "probes/runtime/runtime_op.h"
 
 void imagefs_done(ImageFs *fs) {
@@ -48,26 +48,26 @@ unsigned imagefs_percent(uint64_t used, uint64_t capacity) {
 
 /* ---- where: asked on the curl glue ---- */
 
-static int cri_parse(const char *socket, GrpcReply *reply, char **ret_text) {
-        _cleanup_free_ char *msg = NULL;
-        Runtime__V1__ImageFsInfoResponse *i;
-        Runtime__V1__FilesystemUsage *u;
-        int r = cd_reply_result(reply, "ImageFsInfo", &msg);
+static int cri_parse(const char *socket, GrpcReply *g, char **ret_text) {
+        _cleanup_(error_detail_done) ErrorDetail e = {};
+        const char *mountpoint = NULL;
+        CriReply reply;
+        int r = cri_reply_read(CRI_IMAGE_FS_INFO, g, &reply);
 
-        if (r < 0) {
-                *ret_text = TAKE_PTR(msg);
+        if (r < 0)
                 return r;
-        }
-        i = (void *) reply->messages[0];
-        /* CRI reports the snapshotter's root first; the content store lives beside it */
-        u = i->n_image_filesystems > 0 ? i->image_filesystems[0] : NULL;
-        if (!u || !u->fs_id || !u->fs_id->mountpoint || !*u->fs_id->mountpoint) {
+        r = reply.error;
+        if (r < 0) {
+                error_detail_move(&e, &reply.detail);
+                *ret_text = error_detail_format(&e);
+        } else if (cri_image_fs_mountpoint(cri_reply_image_fs_info(&reply), &mountpoint) < 0) {
+                r = -ENODATA;
                 if (asprintf(ret_text, "ImageFsInfo on %s named no filesystem", socket) < 0)
                         *ret_text = NULL;
-                return -ENODATA;
-        }
-        *ret_text = strdup(u->fs_id->mountpoint);
-        return *ret_text ? 0 : -ENOMEM;
+        } else if (!(*ret_text = strdup(mountpoint)))
+                r = -ENOMEM;
+        cri_reply_done(&reply);
+        return r;
 }
 
 static int info_parse(const char *socket, int r, long status, const char *body, char **ret_text) {
@@ -95,12 +95,12 @@ static int info_parse(const char *socket, int r, long status, const char *body, 
 int imagefs_locate(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
                    void *userdata, RuntimeOp **ret) {
         if (runtime == RUNTIME_CONTAINERD) {
-                Runtime__V1__ImageFsInfoRequest req = RUNTIME__V1__IMAGE_FS_INFO_REQUEST__INIT;
                 const char *sock = config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET;
+                CriRequest req;
+                cri_request_image_fs_info(&req);
                 return runtime_op_grpc(glue, &(GrpcTarget) { .socket = sock, .namespace = CONTAINERD_CRI_NAMESPACE },
-                                       "/runtime.v1.ImageService/ImageFsInfo", &req.base,
-                                       &runtime__v1__image_fs_info_response__descriptor, cri_parse, sock, done,
-                                       userdata, ret);
+                                       cri_method_path(req.method), &req.base, cri_method_reply_type(req.method),
+                                       cri_parse, sock, done, userdata, ret);
         }
         const char *sock = config->docker_socket ?: "/var/run/docker.sock";
         return runtime_op_http(glue, sock, "/info", info_parse, sock, done, userdata, ret);

@@ -7,9 +7,9 @@
 
 #include <jansson.h>
 
-#include "cri_api.pb-c.h"
 #include "containerd_version.pb-c.h"
 #include "probes/containerd/containerd_config.h"
+#include "probes/cri/cri_client.h"
 #include "probes/transport/grpc.h"
 #include "probes/runtime/runtime_identity.h"
 
@@ -25,6 +25,7 @@ struct RuntimeRegistryFetch {
         char *buf;
         size_t len;
         GrpcCall *call;
+        CriCall *cri_call;
         sd_event_source *defer;
         runtime_registry_done_t done;
         void *userdata;
@@ -38,6 +39,7 @@ RuntimeRegistryFetch *runtime_registry_fetch_free(RuntimeRegistryFetch *f) {
                 curl_easy_cleanup(f->easy);
         }
         grpc_call_free(f->call);
+        cri_call_free(f->cri_call);
         sd_event_source_disable_unref(f->defer);
         runtime_registry_done(&f->rt);
         free(f->socket);
@@ -130,27 +132,34 @@ static void containerd_config_path(RuntimeRegistryFetch *f) {
         (void) runtime_registry_read_containerd_config(&f->rt, root, path);
 }
 
-static void on_grpc_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
-        RuntimeRegistryFetch *f = userdata;
-
-        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
-                if (f->step == 0) {
-                        Containerd__Services__Version__V1__VersionResponse *v = (void *) reply->messages[0];
-                        if (v->version && *v->version && !f->rt.version)
-                                f->rt.version = strdup(v->version);
-                } else {
-                        Runtime__V1__StatusResponse *s = (void *) reply->messages[0];
-                        for (size_t i = 0; i < s->n_info; i++)
-                                if (s->info[i]->key && streq(s->info[i]->key, "config") && s->info[i]->value)
-                                        (void) runtime_registry_parse_cri_config(&f->rt, s->info[i]->value);
-                }
-        }
-        f->call = grpc_call_free(call);
+static void containerd_step_done(RuntimeRegistryFetch *f) {
         f->step++;
         if (f->step < 2 && containerd_next(f) >= 0)
                 return;
         containerd_config_path(f);
         finish(f);
+}
+
+static void on_grpc_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        RuntimeRegistryFetch *f = userdata;
+
+        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
+                Containerd__Services__Version__V1__VersionResponse *v = (void *) reply->messages[0];
+                if (v->version && *v->version && !f->rt.version)
+                        f->rt.version = strdup(v->version);
+        }
+        f->call = grpc_call_free(call);
+        containerd_step_done(f);
+}
+
+static void on_cri_status(CriCall *call, CriReply *reply, void *userdata) {
+        RuntimeRegistryFetch *f = userdata;
+        const char *config = cri_status_info(cri_reply_status(reply), "config");
+
+        if (config)
+                (void) runtime_registry_parse_cri_config(&f->rt, config);
+        f->cri_call = cri_call_free(call);
+        containerd_step_done(f);
 }
 
 static int containerd_next(RuntimeRegistryFetch *f) {
@@ -161,10 +170,9 @@ static int containerd_next(RuntimeRegistryFetch *f) {
                                        &containerd__services__version__v1__version_response__descriptor, false,
                                        on_grpc_done, f, &f->call);
         }
-        Runtime__V1__StatusRequest req = RUNTIME__V1__STATUS_REQUEST__INIT;
-        req.verbose = true;
-        return grpc_call_start(f->glue, &t, "/runtime.v1.RuntimeService/Status", &req.base,
-                               &runtime__v1__status_response__descriptor, false, on_grpc_done, f, &f->call);
+        CriRequest req;
+        cri_request_status(&req, true);
+        return cri_call_start(f->glue, &t, &req, on_cri_status, f, &f->cri_call);
 }
 
 static int on_defer(sd_event_source *s, void *userdata) {

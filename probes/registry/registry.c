@@ -248,54 +248,65 @@ static int op_issue(RegistryOp *op, Step step, const RegistryChallenge *challeng
         if (registry_url_strip_query(url, &op->url) < 0)
                 op->url = NULL;
 
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-        curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-        curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (op->timeout / USEC_PER_MSEC));
-        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt(e, CURLOPT_HEADERDATA, op);
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, op);
-        curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->errbuf);
+        if (curl_easy_setopt(e, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (op->timeout / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_HEADERDATA, op) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, op) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, op->errbuf) != CURLE_OK)
+                goto setopt_fail;
         /* the runtime's trust for this hop: its CA (one bundle per hop), client pair, skip_verify */
         if (hop->skip_verify) {
-                curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
-                curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+                if (curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L) != CURLE_OK ||
+                    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L) != CURLE_OK)
+                        goto setopt_fail;
         } else if (hop->ca_files) {
                 /* added to the system's roots, as dockerd and containerd do */
-                curl_easy_setopt(e, CURLOPT_CAINFO, hop->ca_files[0]);
-                curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs");
+                if (curl_easy_setopt(e, CURLOPT_CAINFO, hop->ca_files[0]) != CURLE_OK ||
+                    curl_easy_setopt(e, CURLOPT_CAPATH, "/etc/ssl/certs") != CURLE_OK)
+                        goto setopt_fail;
         }
         if (hop->client_cert && step != STEP_TOKEN) {
-                curl_easy_setopt(e, CURLOPT_SSLCERT, hop->client_cert);
-                curl_easy_setopt(e, CURLOPT_SSLKEY, hop->client_key ?: hop->client_cert);
+                if (curl_easy_setopt(e, CURLOPT_SSLCERT, hop->client_cert) != CURLE_OK ||
+                    curl_easy_setopt(e, CURLOPT_SSLKEY, hop->client_key ?: hop->client_cert) != CURLE_OK)
+                        goto setopt_fail;
         }
-        if (op->headers)
-                curl_easy_setopt(e, CURLOPT_HTTPHEADER, op->headers);
+        if (op->headers && curl_easy_setopt(e, CURLOPT_HTTPHEADER, op->headers) != CURLE_OK)
+                goto setopt_fail;
         /* curl drops these on redirects to other hosts (blob stores, CDNs): keep it that way */
-        curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L);
+        if (curl_easy_setopt(e, CURLOPT_UNRESTRICTED_AUTH, 0L) != CURLE_OK)
+                goto setopt_fail;
         if (step == STEP_TOKEN) {
-                if (form)
-                        curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form);
-                else if (op->username && op->password) {
-                        curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-                        curl_easy_setopt(e, CURLOPT_USERNAME, op->username);
-                        curl_easy_setopt(e, CURLOPT_PASSWORD, op->password);
+                if (form) {
+                        if (curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, form) != CURLE_OK)
+                                goto setopt_fail;
+                } else if (op->username && op->password) {
+                        if (curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC) != CURLE_OK ||
+                            curl_easy_setopt(e, CURLOPT_USERNAME, op->username) != CURLE_OK ||
+                            curl_easy_setopt(e, CURLOPT_PASSWORD, op->password) != CURLE_OK)
+                                goto setopt_fail;
                 }
         } else if (op->auth == AUTH_BASIC) {
-                curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
-                curl_easy_setopt(e, CURLOPT_USERNAME, op->username);
-                curl_easy_setopt(e, CURLOPT_PASSWORD, op->password ?: "");
+                if (curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC) != CURLE_OK ||
+                    curl_easy_setopt(e, CURLOPT_USERNAME, op->username) != CURLE_OK ||
+                    curl_easy_setopt(e, CURLOPT_PASSWORD, op->password ?: "") != CURLE_OK)
+                        goto setopt_fail;
         } else if (op->auth == AUTH_BEARER) {
-                curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER);
-                curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, op->token);
+                if (curl_easy_setopt(e, CURLOPT_HTTPAUTH, (long) CURLAUTH_BEARER) != CURLE_OK ||
+                    curl_easy_setopt(e, CURLOPT_XOAUTH2_BEARER, op->token) != CURLE_OK)
+                        goto setopt_fail;
         }
         r = curl_glue_add(op->glue, e, on_done, op);
         if (r < 0)
                 goto fail;
         return 0;
+setopt_fail:
+        r = -EIO; /* an option this libcurl does not take: nothing to send */
 fail:
         curl_easy_cleanup(e);
         op->easy = NULL;
@@ -311,7 +322,7 @@ static int op_error(RegistryOp *op, int r, int status, const char *message) {
         if (op->realm && (status == 401 || status == 403 || op->step == STEP_TOKEN))
                 op->error.realm = strdup(op->realm);
         if (status > 0 && op->buf)
-                (void) registry_parse_error_body(op->buf, op->len, &op->error.code, &op->error.message);
+                (void) registry_parse_error_body(op->buf, op->len, &op->error); /* not JSON: the status says it */
         if (!op->error.message && message)
                 op->error.message = strdup(message);
         if (status == 429 || status == 503)

@@ -1,5 +1,5 @@
-/* registry.h: the registry v2 probe: manifests (auth, mirrors, platform) and a blob's Range support.
- * Reports facts only: never logs, never lets a credential out, never judges (daemon/diagnose does). */
+/* registry.h: owns the registry v2 probe: manifests (auth, mirrors, platform), a blob's Range support, ErrorDetail failures.
+ * Must not log, let a credential out, or judge (daemon/diagnose does); it reports facts only. */
 #pragma once
 
 #include "probes/transport/curl_glue.h"
@@ -156,8 +156,9 @@ int registry_parse_manifest(const char *body, size_t size, const char *content_t
  * -ENXIO when absent (m->chosen_platform is then the normalized want), -EBADMSG on bad JSON. */
 int registry_parse_index(const char *body, size_t size, const char *want, RegistryManifest *m,
                          char **ret_digest, char **ret_media_type);
-/* {"errors":[{"code":..,"message":..}]}: first code and message; -EBADMSG when not that shape. */
-int registry_parse_error_body(const char *body, size_t size, char **ret_code, char **ret_message);
+/* {"errors":[{"code":..,"message":..}]}: the first error's code and message into e (replacing those two
+ * parts only); -EBADMSG, e untouched, when not that shape. */
+int registry_parse_error_body(const char *body, size_t size, ErrorDetail *e);
 /* {"token":..} or {"access_token":..}. */
 int registry_parse_token(const char *body, size_t size, char **ret_token);
 

@@ -2,6 +2,7 @@
  * bodies, tokens. Pure: no I/O. */
 #include "probes/registry/registry.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <jansson.h>
 
@@ -429,10 +430,12 @@ int registry_parse_index(const char *body, size_t size, const char *want, Regist
         return 0;
 }
 
-int registry_parse_error_body(const char *body, size_t size, char **ret_code, char **ret_message) {
+int registry_parse_error_body(const char *body, size_t size, ErrorDetail *e) {
         _cleanup_json_ json_t *root = NULL;
         json_t *first;
 
+        assert(body || size == 0);
+        assert(e);
         if (load_object(body, size, &root) < 0)
                 return -EBADMSG;
         first = json_array_get(json_object_get(root, "errors"), 0);
@@ -442,8 +445,10 @@ int registry_parse_error_body(const char *body, size_t size, char **ret_code, ch
         _cleanup_free_ char *c = code ? strdup(code) : NULL, *mm = msg ? strdup(msg) : NULL;
         if ((code && !c) || (msg && !mm))
                 return -ENOMEM;
-        *ret_code = TAKE_PTR(c);
-        *ret_message = TAKE_PTR(mm);
+        free(e->code);
+        e->code = TAKE_PTR(c);
+        free(e->message);
+        e->message = TAKE_PTR(mm);
         return 0;
 }
 

@@ -62,6 +62,7 @@ static int sync_run(const RegistryTarget *t, const char *blob, usec_t timeout, S
                                        on_sync_timeout, s);
         if (r < 0)
                 return r;
+        (void) sd_event_source_set_description(timer, "registry-sync-timeout");
         r = blob ? registry_probe_range(glue, t, blob, sync_range_done, s, &op) :
                    registry_resolve(glue, t, sync_manifest_done, s, &op);
         if (r < 0)

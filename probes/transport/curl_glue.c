@@ -1,6 +1,7 @@
 /* curl_glue.c: libcurl's multi socket API on sd-event, after systemd's importd curl-util. */
 #include "probes/transport/curl_glue.h"
 
+#include <assert.h>
 #include <stdlib.h>
 
 typedef struct Transfer Transfer;
@@ -55,9 +56,10 @@ static void glue_reap(CurlGlue *g) {
                 CURL *easy = msg->easy_handle;
                 CURLcode result = msg->data.result;
                 Transfer *t = NULL;
-                curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
-                curl_multi_remove_handle(g->multi, easy);
-                curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+                /* a handle of ours always carries its Transfer; clearing it cannot fail */
+                (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
+                (void) curl_multi_remove_handle(g->multi, easy);
+                (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
                 if (t) {
                         curl_glue_done_t done = t->done;
                         void *userdata = t->userdata;
@@ -78,7 +80,7 @@ static void glue_add_pending(CurlGlue *g) {
                         curl_glue_done_t done = t->done;
                         void *userdata = t->userdata;
                         CURL *easy = t->easy;
-                        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+                        (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
                         transfer_unlink(g, t);
                         done(g, easy, CURLE_FAILED_INIT, userdata);
                         return; /* the list may have changed under us; the next defer goes on */
@@ -109,7 +111,8 @@ static int on_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         if (revents & EPOLLERR)
                 action |= CURL_CSELECT_ERR;
         g->in_action++;
-        curl_multi_socket_action(g->multi, fd, action, &running);
+        /* a failure shows in the transfers' results, which the reap reports */
+        (void) curl_multi_socket_action(g->multi, fd, action, &running);
         g->in_action--;
         glue_kick(g);
         return 0;
@@ -124,9 +127,9 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
                 return 0;
         if (what == CURL_POLL_REMOVE) {
                 if (ss) {
-                        sd_event_source_disable_unref(ss->io);
+                        (void) sd_event_source_disable_unref(ss->io);
                         free(ss);
-                        curl_multi_assign(g->multi, fd, NULL);
+                        (void) curl_multi_assign(g->multi, fd, NULL);
                 }
                 return 0;
         }
@@ -150,7 +153,11 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
                 return -1;
         }
         (void) sd_event_source_set_description(ss->io, "curl-io");
-        curl_multi_assign(g->multi, fd, ss);
+        if (curl_multi_assign(g->multi, fd, ss) != CURLM_OK) {
+                (void) sd_event_source_disable_unref(ss->io);
+                free(ss);
+                return -1;
+        }
         return 0;
 }
 
@@ -158,7 +165,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         CurlGlue *g = userdata;
         int running;
         g->in_action++;
-        curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        (void) curl_multi_socket_action(g->multi, CURL_SOCKET_TIMEOUT, 0, &running);
         g->in_action--;
         glue_kick(g);
         return 0;
@@ -178,16 +185,18 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
 }
 
 int curl_glue_new(sd_event *event, CurlGlue **ret) {
-        CurlGlue *g = calloc(1, sizeof(*g));
+        _cleanup_(curl_glue_freep) CurlGlue *g = NULL;
         int r;
+
+        assert(event);
+        assert(ret);
+        g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
         g->event = sd_event_ref(event);
         g->multi = curl_multi_init();
-        if (!g->multi) {
-                curl_glue_free(g);
+        if (!g->multi)
                 return -ENOMEM;
-        }
         /* Accuracy 1 µs: 0 would mean sd-event's default slack of 250 ms on every curl timeout. */
         r = sd_event_add_time(event, &g->timer, CLOCK_MONOTONIC, USEC_INFINITY, 1, on_timer, g);
         if (r >= 0)
@@ -196,17 +205,17 @@ int curl_glue_new(sd_event *event, CurlGlue **ret) {
                 r = sd_event_add_defer(event, &g->defer, on_defer, g);
         if (r >= 0)
                 r = sd_event_source_set_enabled(g->defer, SD_EVENT_OFF);
-        if (r < 0) {
-                curl_glue_free(g);
+        if (r < 0)
                 return r;
-        }
         (void) sd_event_source_set_description(g->timer, "curl-timer");
-        curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-        curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g);
-        curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-        curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g);
-        curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-        *ret = g;
+        (void) sd_event_source_set_description(g->defer, "curl-reap");
+        if (curl_multi_setopt(g->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_SOCKETDATA, g) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_TIMERDATA, g) != CURLM_OK ||
+            curl_multi_setopt(g->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX) != CURLM_OK)
+                return -EIO;
+        *ret = TAKE_PTR(g);
         return 0;
 }
 
@@ -224,8 +233,8 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
         if (g->multi) {
                 /* Transfers still attached: drop them without callbacks; their owners are gone. */
                 while (g->transfers) {
-                        curl_multi_remove_handle(g->multi, g->transfers->easy);
-                        curl_easy_setopt(g->transfers->easy, CURLOPT_PRIVATE, NULL);
+                        (void) curl_multi_remove_handle(g->multi, g->transfers->easy);
+                        (void) curl_easy_setopt(g->transfers->easy, CURLOPT_PRIVATE, NULL);
                         transfer_unlink(g, g->transfers);
                 }
                 curl_multi_cleanup(g->multi);
@@ -239,20 +248,28 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
 }
 
 int curl_glue_add(CurlGlue *g, CURL *easy, curl_glue_done_t done, void *userdata) {
-        Transfer *t = calloc(1, sizeof(*t));
+        Transfer *t;
+
+        assert(g);
+        assert(easy);
+        assert(done);
+        t = calloc(1, sizeof(*t));
         if (!t)
                 return -ENOMEM;
         t->easy = easy;
         t->done = done;
         t->userdata = userdata;
-        curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
+        if (curl_easy_setopt(easy, CURLOPT_PRIVATE, t) != CURLE_OK) {
+                free(t);
+                return -EIO;
+        }
         if (g->in_action) {
                 /* Called from a transfer's callback (a write callback that starts a probe): curl
                  * would answer CURLM_RECURSIVE_API_CALL, so add it from the defer source. */
                 t->pending = true;
                 glue_kick(g);
         } else if (curl_multi_add_handle(g->multi, easy) != CURLM_OK) {
-                curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+                (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
                 free(t);
                 return -EIO;
         }
@@ -267,16 +284,21 @@ void curl_glue_remove(CurlGlue *g, CURL *easy) {
         Transfer *t = NULL;
         if (!g || !easy)
                 return;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
+        (void) curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &t);
         if (!t || !t->pending)
-                curl_multi_remove_handle(g->multi, easy);
-        curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
+                (void) curl_multi_remove_handle(g->multi, easy);
+        (void) curl_easy_setopt(easy, CURLOPT_PRIVATE, NULL);
         if (t)
                 transfer_unlink(g, t);
 }
 
 int curl_glue_adopt(CurlGlue *g, void *obj, void (*free_fn)(void *obj), CurlGlueAdopted **ret) {
-        CurlGlueAdopted *a = calloc(1, sizeof(*a));
+        CurlGlueAdopted *a;
+
+        assert(g);
+        assert(free_fn);
+        assert(ret);
+        a = calloc(1, sizeof(*a));
         if (!a)
                 return -ENOMEM;
         *a = (CurlGlueAdopted) { .obj = obj, .free_fn = free_fn, .next = g->adopted };
@@ -309,39 +331,44 @@ static int on_settle_timeout(sd_event_source *s, uint64_t usec, void *userdata) 
 int curl_glue_exit_when_settled(CurlGlue *g, int code, usec_t timeout) {
         int r;
 
+        assert(g);
         g->exit_code = code;
         if (!g->adopted)
                 return sd_event_exit(g->event, code);
         if (g->settle)
                 return 0;
         r = sd_event_add_time_relative(g->event, &g->settle, CLOCK_MONOTONIC, timeout, 0, on_settle_timeout, g);
-        return r < 0 ? sd_event_exit(g->event, code) : 0;
+        if (r < 0)
+                return sd_event_exit(g->event, code);
+        (void) sd_event_source_set_description(g->settle, "curl-settle");
+        return 0;
 }
 
 sd_event *curl_glue_event(CurlGlue *g) { return g->event; }
 CURLM *curl_glue_multi(CurlGlue *g) { return g->multi; }
 
 int curl_glue_make_easy(const char *unix_socket, CURL **ret) {
-        CURL *c = curl_easy_init();
+        _cleanup_curl_easy_ CURL *c = NULL;
+
+        assert(ret);
+        c = curl_easy_init();
         if (!c)
                 return -ENOMEM;
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_USERAGENT, "pullwatch/" PULLWATCH_VERSION);
-        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-        if (unix_socket && curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, unix_socket) != CURLE_OK) {
-                curl_easy_cleanup(c);
+        if (curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_USERAGENT, "pullwatch/" PULLWATCH_VERSION) != CURLE_OK ||
+            curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 10000L) != CURLE_OK)
+                return -EIO;
+        if (unix_socket && curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, unix_socket) != CURLE_OK)
                 return -EINVAL;
-        }
         /* A runtime's socket: one connection per request, never reused. Measured with libcurl 7.88
          * on dockerd's containerd store: a retry's pull and the /info asked beside it swapped answers
          * (the pull "succeeded" with /info's body, /info got the pull's stream), so two requests had
          * shared one connection. Suspected, not proven: every http://localhost connection lands in
          * one pool whatever its socket, containerd's HTTP/2 calls included. A unix connection costs
          * the runtime well under 1 ms. */
-        if (unix_socket) {
-                curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
-                curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
-        }
-        *ret = c;
+        if (unix_socket && (curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L) != CURLE_OK ||
+                            curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L) != CURLE_OK))
+                return -EIO;
+        *ret = TAKE_PTR(c);
         return 0;
 }

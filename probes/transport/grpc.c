@@ -1,166 +1,21 @@
 /* grpc.c: gRPC's HTTP/2 wire protocol (PROTOCOL-HTTP2.md) with libcurl doing the HTTP/2. */
 #include "probes/transport/grpc.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <strings.h>
 #include <sys/stat.h>
 
-/* Go's codes.Code names: what operators see in containerd's logs and crictl output. */
-static const char *const status_names[_GRPC_STATUS_MAX] = {
-        [GRPC_OK] = "OK",
-        [GRPC_CANCELLED] = "Canceled",
-        [GRPC_UNKNOWN] = "Unknown",
-        [GRPC_INVALID_ARGUMENT] = "InvalidArgument",
-        [GRPC_DEADLINE_EXCEEDED] = "DeadlineExceeded",
-        [GRPC_NOT_FOUND] = "NotFound",
-        [GRPC_ALREADY_EXISTS] = "AlreadyExists",
-        [GRPC_PERMISSION_DENIED] = "PermissionDenied",
-        [GRPC_RESOURCE_EXHAUSTED] = "ResourceExhausted",
-        [GRPC_FAILED_PRECONDITION] = "FailedPrecondition",
-        [GRPC_ABORTED] = "Aborted",
-        [GRPC_OUT_OF_RANGE] = "OutOfRange",
-        [GRPC_UNIMPLEMENTED] = "Unimplemented",
-        [GRPC_INTERNAL] = "Internal",
-        [GRPC_UNAVAILABLE] = "Unavailable",
-        [GRPC_DATA_LOSS] = "DataLoss",
-        [GRPC_UNAUTHENTICATED] = "Unauthenticated",
-};
-
-const char *grpc_status_to_string(GrpcStatus s) {
-        return s >= 0 && s < _GRPC_STATUS_MAX ? status_names[s] : NULL;
-}
-
-GrpcStatus grpc_status_from_string(const char *s) {
-        if (!s)
-                return _GRPC_STATUS_INVALID;
-        for (int i = 0; i < _GRPC_STATUS_MAX; i++)
-                if (strcasecmp(status_names[i], s) == 0)
-                        return i;
-        return _GRPC_STATUS_INVALID;
-}
-
-int grpc_frame_encode(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len) {
-        size_t n = protobuf_c_message_get_packed_size(m);
-        uint8_t *buf;
-
-        if (n > GRPC_MAX_MESSAGE)
-                return -EMSGSIZE;
-        buf = malloc(5 + n);
-        if (!buf)
-                return -ENOMEM;
-        buf[0] = 0;
-        buf[1] = (uint8_t) (n >> 24);
-        buf[2] = (uint8_t) (n >> 16);
-        buf[3] = (uint8_t) (n >> 8);
-        buf[4] = (uint8_t) n;
-        if (protobuf_c_message_pack(m, buf + 5) != n) {
-                free(buf);
-                return -EINVAL;
-        }
-        *ret = buf;
-        *ret_len = 5 + n;
-        return 0;
-}
-
-void grpc_decoder_init(GrpcDecoder *d, size_t max_message) {
-        *d = (GrpcDecoder) { .max_message = max_message ?: GRPC_MAX_MESSAGE };
-}
-
-void grpc_decoder_done(GrpcDecoder *d) {
-        free(d->buf);
-        d->buf = NULL;
-        d->len = d->want = d->header_len = 0;
-}
-
-int grpc_decoder_feed(GrpcDecoder *d, const void *data, size_t n, grpc_frame_cb_t cb, void *userdata) {
-        const uint8_t *p = data;
-        int r;
-
-        if (d->error)
-                return d->error;
-        while (n > 0) {
-                if (d->header_len < 5) {
-                        size_t k = MIN(n, 5 - d->header_len);
-                        memcpy(d->header + d->header_len, p, k);
-                        d->header_len += k;
-                        p += k;
-                        n -= k;
-                        if (d->header_len < 5)
-                                break;
-                        if (d->header[0] == 1)
-                                return (d->error = -EPROTONOSUPPORT);
-                        if (d->header[0] != 0)
-                                return (d->error = -EBADMSG);
-                        d->want = (size_t) d->header[1] << 24 | (size_t) d->header[2] << 16 |
-                                  (size_t) d->header[3] << 8 | d->header[4];
-                        if (d->want > d->max_message)
-                                return (d->error = -EMSGSIZE);
-                        d->len = 0;
-                        free(d->buf);
-                        /* +1 so an empty message still has a non-NULL buffer to hand out */
-                        d->buf = malloc(d->want + 1);
-                        if (!d->buf)
-                                return (d->error = -ENOMEM);
-                }
-                size_t k = MIN(n, d->want - d->len);
-                memcpy(d->buf + d->len, p, k);
-                d->len += k;
-                p += k;
-                n -= k;
-                if (d->len < d->want)
-                        break;
-                r = cb(d->buf, d->len, userdata);
-                free(d->buf);
-                d->buf = NULL;
-                d->header_len = d->len = d->want = 0;
-                if (r < 0)
-                        return (d->error = r);
-        }
-        return 0;
-}
-
-int grpc_decoder_finish(const GrpcDecoder *d) {
-        if (d->error)
-                return d->error;
-        return d->header_len > 0 ? -EBADMSG : 0;
-}
-
-static int unhex(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-char *grpc_percent_decode(const char *s, size_t n) {
-        char *out = malloc(n + 1), *o = out;
-        if (!out)
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                int hi, lo;
-                if (s[i] == '%' && i + 2 < n && (hi = unhex(s[i + 1])) >= 0 && (lo = unhex(s[i + 2])) >= 0) {
-                        *o++ = (char) (hi << 4 | lo);
-                        i += 2;
-                } else
-                        *o++ = s[i];
-        }
-        *o = 0;
-        return out;
-}
-
 void grpc_reply_done(GrpcReply *r) {
         if (!r)
                 return;
-        free(r->raw);
         for (size_t i = 0; i < r->n_messages; i++)
                 if (r->messages[i])
                         protobuf_c_message_free_unpacked(r->messages[i], NULL);
         free(r->messages);
         free(r->message);
+        free(r->raw);
         *r = (GrpcReply) {};
 }
 
@@ -180,10 +35,36 @@ static bool is_socket(const char *path) {
         return stat(path, &st) < 0 || S_ISSOCK(st.st_mode);
 }
 
-int grpc_transport_error(const char *socket, CURLcode code, long os_errno, bool got_headers, char **ret_message) {
+int grpc_reply_error(const GrpcReply *r, const char *method, ErrorDetail *ret_error) {
+        int k;
+
+        assert(r);
+        assert(method);
+        if (r->error >= 0 && r->status == GRPC_OK)
+                return 0;
+        if (r->error < 0)
+                /* transport errors already name the socket */
+                return error_detail_setf(ret_error, r->error, "%s", r->message ?: strerror(-r->error));
+        k = r->status == GRPC_NOT_FOUND         ? -ENOENT
+            : r->status == GRPC_UNIMPLEMENTED   ? -EPROTO
+            : r->status == GRPC_ALREADY_EXISTS  ? -EEXIST
+                                                : -EIO;
+        if (!ret_error)
+                return k;
+        error_detail_done(ret_error);
+        ret_error->source = strdup(method);
+        ret_error->code = strdup(grpc_status_to_string(r->status) ?: "Unknown");
+        ret_error->message = r->message && *r->message ? strdup(r->message) : NULL;
+        if (!ret_error->source || !ret_error->code || (r->message && *r->message && !ret_error->message)) {
+                error_detail_done(ret_error);
+                return -ENOMEM;
+        }
+        return k;
+}
+
+int grpc_transport_error(const char *socket, CURLcode code, long os_errno, bool got_headers, ErrorDetail *ret_error) {
         int r;
         const char *what;
-        char *m = NULL;
 
         switch (code) {
         case CURLE_COULDNT_CONNECT:
@@ -213,27 +94,18 @@ int grpc_transport_error(const char *socket, CURLcode code, long os_errno, bool 
         case CURLE_SEND_ERROR:
                 /* HTTP/1 servers answer the HTTP/2 preface with an error and hang up while we still send */
                 if (!got_headers) {
-                        r = -EPROTO;
-                        what = NULL;
-                        if (asprintf(&m, "%s is not a containerd socket (no gRPC over HTTP/2 answer: %s)", socket,
-                                     curl_easy_strerror(code)) < 0)
-                                return -ENOMEM;
-                        break;
+                        return error_detail_setf(ret_error, -EPROTO,
+                                                 "%s is not a containerd socket (no gRPC over HTTP/2 answer: %s)",
+                                                 socket, curl_easy_strerror(code));
                 }
                 __attribute__((fallthrough));
         default:
                 /* the stream was under way (a PullImage can run for an hour): containerd went away or
                  * restarted; worth another try */
-                r = -ECONNRESET;
-                what = NULL;
-                if (asprintf(&m, "%s: connection lost before the reply was complete (%s)", socket,
-                             curl_easy_strerror(code)) < 0)
-                        return -ENOMEM;
+                return error_detail_set(ret_error, -ECONNRESET, socket, 0, 0, NULL,
+                                        "connection lost before the reply was complete (%s)", curl_easy_strerror(code));
         }
-        if (!m && asprintf(&m, "%s: %s", socket, what) < 0)
-                return -ENOMEM;
-        *ret_message = m;
-        return r;
+        return error_detail_set(ret_error, r, socket, 0, 0, NULL, "%s", what);
 }
 
 struct GrpcCall {
@@ -243,7 +115,7 @@ struct GrpcCall {
         uint8_t *body;
         size_t body_len;
         char *socket;
-        const ProtobufCMessageDescriptor *reply_type;
+        const ProtobufCMessageDescriptor *reply_type; /* NULL: a raw call */
         bool streaming, running, floating, got_headers, content_type_ok, have_status;
         long http_status;
         int grpc_status;
@@ -264,8 +136,8 @@ static int on_frame(const uint8_t *data, size_t len, void *userdata) {
 
         if (!c->streaming && (c->reply.n_messages >= 1 || c->reply.raw))
                 return -EBADMSG;
-        if (!c->reply_type) { /* raw: the caller decodes (or only passes it on) */
-                c->reply.raw = malloc(len ?: 1);
+        if (!c->reply_type) {
+                c->reply.raw = malloc(len + 1); /* +1: an empty message still gets a buffer */
                 if (!c->reply.raw)
                         return -ENOMEM;
                 memcpy(c->reply.raw, data, len);
@@ -346,8 +218,11 @@ static void call_fill_reply(GrpcCall *c, CURLcode result) {
         int r;
 
         if (result != CURLE_OK && c->decoder.error == 0) {
-                curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
-                rp->error = grpc_transport_error(c->socket, result, os_errno, c->got_headers, &rp->message);
+                ErrorDetail e = {};
+                (void) curl_easy_getinfo(c->easy, CURLINFO_OS_ERRNO, &os_errno);
+                rp->error = grpc_transport_error(c->socket, result, os_errno, c->got_headers, &e);
+                rp->message = error_detail_format(&e);
+                error_detail_done(&e);
                 return;
         }
         if (c->got_headers && (c->http_status != 200 || !c->content_type_ok) && !c->have_status) {
@@ -440,46 +315,16 @@ static void format_timeout(usec_t t, char buf[static 32]) {
                 snprintf(buf, 32, "grpc-timeout: %" PRIu64 "S", (uint64_t) MIN(t / USEC_PER_SEC, 99999999ULL));
 }
 
-static int call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
-                      const uint8_t *raw, size_t raw_len, const ProtobufCMessageDescriptor *reply_type,
-                      bool streaming, grpc_done_t done, void *userdata, GrpcCall **ret) {
-        _cleanup_(grpc_call_freep) GrpcCall *c = NULL;
+/* c's body is framed already; the rest of the call is set up and handed to the glue here. */
+static int call_start(GrpcCall *c, const GrpcTarget *t, const char *path) {
         _cleanup_free_ char *url = NULL, *ns = NULL;
         char tbuf[32];
         int r;
 
-        if (!glue || !t || !t->socket || !path || path[0] != '/' || (!request && !raw))
-                return -EINVAL;
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        c->glue = glue;
-        c->reply_type = reply_type;
-        c->streaming = streaming;
-        c->done = done;
-        c->userdata = userdata;
         grpc_decoder_init(&c->decoder, GRPC_MAX_MESSAGE);
         c->socket = strdup(t->socket);
         if (!c->socket)
                 return -ENOMEM;
-        if (request) {
-                r = grpc_frame_encode(request, &c->body, &c->body_len);
-                if (r < 0)
-                        return r;
-        } else {
-                if (raw_len > GRPC_MAX_MESSAGE)
-                        return -EMSGSIZE;
-                c->body = malloc(raw_len + 5);
-                if (!c->body)
-                        return -ENOMEM;
-                c->body[0] = 0;
-                c->body[1] = (uint8_t) (raw_len >> 24);
-                c->body[2] = (uint8_t) (raw_len >> 16);
-                c->body[3] = (uint8_t) (raw_len >> 8);
-                c->body[4] = (uint8_t) raw_len;
-                memcpy(c->body + 5, raw, raw_len);
-                c->body_len = raw_len + 5;
-        }
         r = curl_glue_make_easy(t->socket, &c->easy);
         if (r < 0)
                 return r;
@@ -504,6 +349,7 @@ static int call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, con
         if (r < 0)
                 return r;
 
+        /* CURLE_OK is 0: any failed setter leaves a bit set */
         CURLcode e = CURLE_OK;
         e |= curl_easy_setopt(c->easy, CURLOPT_URL, url);
         e |= curl_easy_setopt(c->easy, CURLOPT_HTTP_VERSION, (long) CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
@@ -528,30 +374,74 @@ static int call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, con
         if (e != CURLE_OK)
                 return -EINVAL;
 
-        r = curl_glue_add(glue, c->easy, on_done, c);
+        r = curl_glue_add(c->glue, c->easy, on_done, c);
         if (r < 0)
                 return r;
         c->running = true;
-        if (ret)
-                *ret = TAKE_PTR(c);
-        else
-                TAKE_PTR(c)->floating = true;
         return 0;
+}
+
+static int call_new(CurlGlue *glue, const ProtobufCMessageDescriptor *reply_type, bool streaming, grpc_done_t done,
+                    void *userdata, GrpcCall **ret) {
+        GrpcCall *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return -ENOMEM;
+        c->glue = glue;
+        c->reply_type = reply_type;
+        c->streaming = streaming;
+        c->done = done;
+        c->userdata = userdata;
+        *ret = c;
+        return 0;
+}
+
+static void call_hand_out(GrpcCall *c, GrpcCall **ret) {
+        if (ret)
+                *ret = c;
+        else
+                c->floating = true;
 }
 
 int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
                     const ProtobufCMessageDescriptor *reply_type, bool streaming, grpc_done_t done,
                     void *userdata, GrpcCall **ret) {
-        if (!request || !reply_type)
+        _cleanup_(grpc_call_freep) GrpcCall *c = NULL;
+        int r;
+
+        if (!glue || !t || !t->socket || !path || path[0] != '/' || !request || !reply_type)
                 return -EINVAL;
-        return call_start(glue, t, path, request, NULL, 0, reply_type, streaming, done, userdata, ret);
+        r = call_new(glue, reply_type, streaming, done, userdata, &c);
+        if (r < 0)
+                return r;
+        r = grpc_frame_encode(request, &c->body, &c->body_len);
+        if (r < 0)
+                return r;
+        r = call_start(c, t, path);
+        if (r < 0)
+                return r;
+        call_hand_out(TAKE_PTR(c), ret);
+        return 0;
 }
 
-int grpc_call_start_raw(CurlGlue *glue, const GrpcTarget *t, const char *path, const uint8_t *message, size_t len,
+int grpc_call_start_raw(CurlGlue *glue, const GrpcTarget *t, const char *path, const uint8_t *request, size_t len,
                         grpc_done_t done, void *userdata, GrpcCall **ret) {
-        if (!message && len > 0)
+        _cleanup_(grpc_call_freep) GrpcCall *c = NULL;
+        int r;
+
+        if (!glue || !t || !t->socket || !path || path[0] != '/' || (!request && len > 0))
                 return -EINVAL;
-        return call_start(glue, t, path, NULL, message ?: (const uint8_t *) "", len, NULL, false, done, userdata, ret);
+        r = call_new(glue, NULL, false, done, userdata, &c);
+        if (r < 0)
+                return r;
+        r = grpc_frame_raw(request, len, &c->body, &c->body_len);
+        if (r < 0)
+                return r;
+        r = call_start(c, t, path);
+        if (r < 0)
+                return r;
+        call_hand_out(TAKE_PTR(c), ret);
+        return 0;
 }
 
 typedef struct SyncState {

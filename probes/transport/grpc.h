@@ -1,8 +1,10 @@
-/* grpc.h: unary and server-streaming gRPC calls over HTTP/2 (prior knowledge) on a unix socket, on CurlGlue.
- * Owns framing, grpc-status and transport errors; it knows no service, never retries and never logs. */
+/* grpc.h: owns gRPC calls over HTTP/2 on a unix socket (CurlGlue): framing, typed or raw messages, status and transport errors.
+ * Must not know any service (CRI is probes/cri/, containerd's own probes/containerd/), retry or log.
+ * Unary and server-streaming; failures come as ErrorDetail (grpc_reply_error, grpc_transport_error). */
 #pragma once
 
 #include <protobuf-c/protobuf-c.h>
+#include "basic/error_detail.h"
 #include "probes/transport/curl_glue.h"
 
 typedef enum GrpcStatus {
@@ -34,10 +36,12 @@ GrpcStatus grpc_status_from_string(const char *s);
 /* Largest single message accepted; containerd's own default receive cap is 16 MiB. */
 #define GRPC_MAX_MESSAGE (16U * 1024U * 1024U)
 
-/* ---- Framing: pure functions, unit-tested on their own ---- */
+/* ---- Framing: pure functions (grpc_frame.c), unit-tested on their own ---- */
 
 /* 1 byte compressed flag (always 0 here) + 4 bytes big-endian length + the packed message. */
 int grpc_frame_encode(const ProtobufCMessage *m, uint8_t **ret, size_t *ret_len);
+/* The same around a message packed already. */
+int grpc_frame_raw(const uint8_t *data, size_t n, uint8_t **ret, size_t *ret_len);
 
 typedef int (*grpc_frame_cb_t)(const uint8_t *data, size_t len, void *userdata);
 
@@ -70,13 +74,18 @@ typedef struct GrpcReply {
         char *message;               /* grpc-message, or one line naming the socket for transport errors */
         ProtobufCMessage **messages; /* replies when status is OK; a callback may steal (and NULL) them */
         size_t n_messages;
-        uint8_t *raw;                /* a raw call's reply message, unframed (grpc_call_start_raw) */
-        size_t raw_len;
+        uint8_t *raw;                /* raw calls (grpc_call_start_raw): the one reply message, packed; */
+        size_t raw_len;              /* a callback may steal (and NULL) it */
 } GrpcReply;
 
 void grpc_reply_done(GrpcReply *r);
 /* "METHOD: NotFound: msg" or the transport line. Caller frees; NULL on OOM. */
 char *grpc_reply_describe(const GrpcReply *r, const char *method);
+/* A finished call's result: 0 for OK; else -ENOENT (NotFound), -EPROTO (Unimplemented), -EEXIST
+ * (AlreadyExists), -EIO (any other status), or the transport's -errno; ret_error (may be NULL) gets
+ * source METHOD, code the status' name ("NotFound") and message the grpc-message, which format as
+ * grpc_reply_describe() does, or for transport errors the transport's line alone (it names the socket). */
+int grpc_reply_error(const GrpcReply *r, const char *method, ErrorDetail *ret_error);
 
 typedef struct GrpcCall GrpcCall;
 typedef void (*grpc_done_t)(GrpcCall *call, GrpcReply *reply, void *userdata);
@@ -93,19 +102,20 @@ typedef struct GrpcTarget {
 int grpc_call_start(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
                     const ProtobufCMessageDescriptor *reply_type, bool streaming, grpc_done_t done,
                     void *userdata, GrpcCall **ret);
-/* The same with the request already packed (message, unframed) and the reply kept packed in
- * reply->raw: a proxy passes both on unchanged, unknown fields and all. Unary only. */
-int grpc_call_start_raw(CurlGlue *glue, const GrpcTarget *t, const char *path, const uint8_t *message, size_t len,
-                        grpc_done_t done, void *userdata, GrpcCall **ret);
 /* Cancels a call in flight (removing the easy handle resets the HTTP/2 stream); done is not called. */
 GrpcCall *grpc_call_free(GrpcCall *c);
 static inline void grpc_call_freep(GrpcCall **c) { grpc_call_free(*c); }
 bool grpc_call_running(const GrpcCall *c);
+/* The same with a request packed already (without the 5-byte frame header): the reply's one message
+ * arrives packed in reply->raw (a unary call only). For forwarding a call that was not decoded. */
+int grpc_call_start_raw(CurlGlue *glue, const GrpcTarget *t, const char *path, const uint8_t *request, size_t len,
+                        grpc_done_t done, void *userdata, GrpcCall **ret);
 
 /* One call on a private event loop, for the CLI's one-shot questions. The reply is always filled
  * (grpc_reply_done it); returns 0 when a reply (of any status) arrived, else reply->error. */
 int grpc_call_sync(const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
                    const ProtobufCMessageDescriptor *reply_type, bool streaming, GrpcReply *reply);
 
-/* Exposed for tests: classify one finished transfer. */
-int grpc_transport_error(const char *socket, CURLcode code, long os_errno, bool got_headers, char **ret_message);
+/* Exposed for tests: classify one finished transfer; ret_error gets the socket as source (when the
+ * message does not start with it) and what went wrong. */
+int grpc_transport_error(const char *socket, CURLcode code, long os_errno, bool got_headers, ErrorDetail *ret_error);

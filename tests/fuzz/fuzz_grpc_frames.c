@@ -4,7 +4,7 @@
  * is the HTTP/2 DATA payload. Split points must not matter. Also grpc-message percent-decoding. */
 #include "tests/fuzz/fuzz_util.h"
 #include "probes/transport/grpc.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_model.h"
 #include "containerd_content.pb-c.h"
 #include "containerd_leases.pb-c.h"
 #include "containerd_snapshots.pb-c.h"

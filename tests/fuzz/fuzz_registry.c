@@ -61,11 +61,11 @@ static void manifests(const char *body, size_t size) {
 }
 
 static void bodies(const char *body, size_t size) {
-        char *code = NULL, *message = NULL, *token = NULL;
-        if (registry_parse_error_body(body, size, &code, &message) == 0)
-                FUZZ_CHECK(code || message);
-        free(code);
-        free(message);
+        char *token = NULL;
+        ErrorDetail e = {};
+        if (registry_parse_error_body(body, size, &e) == 0)
+                FUZZ_CHECK(e.code || e.message);
+        error_detail_done(&e);
         if (registry_parse_token(body, size, &token) == 0)
                 FUZZ_CHECK(token && *token && !strpbrk(token, "\r\n"));
         free(token);

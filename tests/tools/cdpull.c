@@ -138,6 +138,7 @@ int main(int argc, char **argv) {
         Ctx c = { .t0 = now() };
         const char *socket = "/run/containerd/containerd.sock";
         char *msg = NULL, *s1 = NULL, *s2 = NULL;
+        ErrorDetail e = {};
         int opt, r, watch = 0, keep = 0;
         char mode = 'p';
 
@@ -156,16 +157,19 @@ int main(int argc, char **argv) {
                 }
         switch (mode) {
         case 'v':
-                r = containerd_version(socket, &s1, &msg);
+                r = containerd_version(socket, &s1, &e);
+                msg = error_detail_format(&e);
                 printf("%s\n", r < 0 ? msg : s1);
                 goto out;
         case 'i':
-                r = containerd_image_status(socket, c.image, &s1, &s2, &msg);
+                r = containerd_image_status(socket, c.image, &s1, &s2, &e);
+                msg = error_detail_format(&e);
                 printf(r < 0 ? "%s\n" : "digest=%s id=%s\n", r < 0 ? msg : s1, s2);
                 goto out;
         case 'l': {
                 char **ids = NULL;
-                r = containerd_leases_list(socket, CONTAINERD_CRI_NAMESPACE, &ids, &msg);
+                r = containerd_leases_list(socket, CONTAINERD_CRI_NAMESPACE, &ids, &e);
+                msg = error_detail_format(&e);
                 if (r < 0)
                         printf("%s\n", msg);
                 for (char **i = ids; i && *i; i++)
@@ -206,14 +210,17 @@ int main(int argc, char **argv) {
                 containerd_pull_stats(c.pull, &st);
                 printf("polls=%" PRIu64 " calls=%" PRIu64 " busy=%" PRIu64 "us\n", st.polls, st.calls, st.busy);
                 containerd_driver.free(c.pull);
-                if (!keep && containerd_lease_release(socket, CONTAINERD_CRI_NAMESPACE, c.image, &msg) < 0)
+                if (!keep && containerd_lease_release(socket, CONTAINERD_CRI_NAMESPACE, c.image, &e) < 0) {
+                        msg = error_detail_format(&e);
                         printf("release: %s\n", msg);
+                }
         }
         curl_glue_free(c.glue);
         sd_event_unref(c.event);
         return c.result;
 out:
         free(msg);
+        error_detail_done(&e);
         free(s1);
         free(s2);
         return r < 0 ? 1 : 0;

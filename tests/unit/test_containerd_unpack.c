@@ -14,7 +14,7 @@
 #include <cmocka.h>
 #include <stdio.h>
 
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_model.h"
 #include "containerd_snapshots.pb-c.h"
 
 /* captured from containerd 2.1.9: image t/slow2 (two layers), its config's rootfs.diff_ids and the

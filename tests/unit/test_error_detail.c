@@ -130,12 +130,50 @@ static void test_escaped_line(void **state) {
         assert_string_equal(line, "\\x3c3>/tmp/a\\tb.yaml:1:1: k\\x7f: m");
 }
 
+static void test_wrap(void **state) {
+        ErrorDetail e = {};
+        _cleanup_free_ char *text = NULL;
+
+        /* NULL detail: only the errno travels */
+        assert_int_equal(error_detail_wrap(NULL, ENOENT, "reading %s", "x"), -ENOENT);
+
+        /* context goes in front of everything; what a server answered and its message stay as they were */
+        assert_int_equal(error_detail_set(&e, -EIO, "GET https://h/v2/r/manifests/t", 0, 0, NULL, "manifest unknown"), -EIO);
+        e.http_status = 404;
+        assert_int_equal(error_detail_wrap(&e, -EIO, "preflight of %s", "h/r:t"), -EIO);
+        check(&e, "preflight of h/r:t: GET https://h/v2/r/manifests/t: HTTP 404: manifest unknown");
+        assert_string_equal(e.message, "manifest unknown");
+        {
+                ErrorDetail copy;
+                assert_int_equal(error_detail_copy(&e, &copy), 0);
+                check(&copy, "preflight of h/r:t: GET https://h/v2/r/manifests/t: HTTP 404: manifest unknown");
+                error_detail_done(&copy);
+        }
+
+        /* wraps stack, outermost first, like a path through the program */
+        error_detail_done(&e);
+        (void) error_detail_setf(&e, ECONNREFUSED, "/run/containerd/containerd.sock: connection refused");
+        assert_int_equal(error_detail_wrap(&e, ECONNREFUSED, "ImageStatus"), -ECONNREFUSED);
+        assert_int_equal(error_detail_wrap(&e, -ECONNREFUSED, "cannot reach containerd"), -ECONNREFUSED);
+        check(&e, "cannot reach containerd: ImageStatus: /run/containerd/containerd.sock: connection refused");
+
+        /* no message: the server's code still follows the context */
+        error_detail_done(&e);
+        e.code = strdup("NotFound");
+        assert_non_null(e.code);
+        assert_int_equal(error_detail_wrap(&e, ENOENT, "RemoveImage"), -ENOENT);
+        text = error_detail_format(&e);
+        assert_string_equal(text, "RemoveImage: NotFound");
+        error_detail_done(&e);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_file_parts),
                 cmocka_unit_test(test_http_parts),
                 cmocka_unit_test(test_set_copy_move),
                 cmocka_unit_test(test_escaped_line),
+                cmocka_unit_test(test_wrap),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,7 @@
 
 #include "probes/transport/grpc.h"
 #include "probes/containerd/containerd.h"
-#include "probes/containerd/containerd_internal.h"
+#include "probes/containerd/containerd_content.h"
 #include "containerd_content.pb-c.h"
 #include "containerd_version.pb-c.h"
 
@@ -203,33 +203,80 @@ static void test_status_names(void **state) {
         free(s);
 }
 
+/* The transport's detail: the socket as source, what went wrong as message; the text reads as before. */
+static char *transport_text(const char *socket, CURLcode code, long os_errno, bool got_headers, int want) {
+        ErrorDetail e = {};
+        char *m;
+        assert_int_equal(grpc_transport_error(socket, code, os_errno, got_headers, &e), want);
+        m = error_detail_format(&e);
+        assert_non_null(m);
+        error_detail_done(&e);
+        return m;
+}
+
 static void test_transport_errors(void **state) {
         char *m = NULL, file[] = "/tmp/pw-grpc-test-XXXXXX";
         int fd = mkstemp(file);
         assert_true(fd >= 0);
         close(fd);
 
-        assert_int_equal(grpc_transport_error("/nope.sock", CURLE_COULDNT_CONNECT, ENOENT, false, &m), -ENOENT);
-        assert_non_null(strstr(m, "/nope.sock: no such socket"));
+        m = transport_text("/nope.sock", CURLE_COULDNT_CONNECT, ENOENT, false, -ENOENT);
+        assert_string_equal(m, "/nope.sock: no such socket (is containerd running? see containerd.socket)");
         free(m);
-        assert_int_equal(grpc_transport_error(file, CURLE_COULDNT_CONNECT, ECONNREFUSED, false, &m), -ECONNREFUSED);
+        m = transport_text(file, CURLE_COULDNT_CONNECT, ECONNREFUSED, false, -ECONNREFUSED);
         assert_non_null(strstr(m, "not a unix socket"));
         free(m);
-        assert_int_equal(grpc_transport_error("/x.sock", CURLE_HTTP2, 0, false, &m), -EPROTO);
+        m = transport_text("/x.sock", CURLE_HTTP2, 0, false, -EPROTO);
         assert_non_null(strstr(m, "/x.sock is not a containerd socket"));
         free(m);
-        assert_int_equal(grpc_transport_error("/x.sock", CURLE_SEND_ERROR, 0, false, &m), -EPROTO);
+        m = transport_text("/x.sock", CURLE_SEND_ERROR, 0, false, -EPROTO);
         free(m);
-        assert_int_equal(grpc_transport_error("/x.sock", CURLE_RECV_ERROR, 0, true, &m), -ECONNRESET);
+        m = transport_text("/x.sock", CURLE_RECV_ERROR, 0, true, -ECONNRESET);
         free(m);
         /* containerd killed in the middle of a PullImage: no headers yet (unary replies come at the end),
          * but a lost connection, not a wrong socket */
-        assert_int_equal(grpc_transport_error("/x.sock", CURLE_PARTIAL_FILE, 0, false, &m), -ECONNRESET);
-        assert_non_null(strstr(m, "connection lost"));
+        m = transport_text("/x.sock", CURLE_PARTIAL_FILE, 0, false, -ECONNRESET);
+        assert_non_null(strstr(m, "/x.sock: connection lost"));
         free(m);
-        assert_int_equal(grpc_transport_error("/x.sock", CURLE_OPERATION_TIMEDOUT, 0, false, &m), -ETIMEDOUT);
+        m = transport_text("/x.sock", CURLE_OPERATION_TIMEDOUT, 0, false, -ETIMEDOUT);
         free(m);
+        /* a NULL detail: the errno alone */
+        assert_int_equal(grpc_transport_error("/x.sock", CURLE_OUT_OF_MEMORY, 0, false, NULL), -ENOMEM);
         unlink(file);
+}
+
+/* A reply's errno and detail: the detail formats as grpc_reply_describe() does. */
+static void test_reply_error(void **state) {
+        static const struct {
+                GrpcReply reply;
+                int want;
+                const char *text;
+        } t[] = {
+                { { .status = GRPC_OK }, 0, NULL },
+                { { .status = GRPC_NOT_FOUND, .message = (char *) "image not found" }, -ENOENT,
+                  "ImageStatus: NotFound: image not found" },
+                { { .status = GRPC_UNIMPLEMENTED }, -EPROTO, "ImageStatus: Unimplemented" },
+                { { .status = GRPC_ALREADY_EXISTS, .message = (char *) "" }, -EEXIST, "ImageStatus: AlreadyExists" },
+                { { .status = GRPC_UNAVAILABLE, .message = (char *) "x" }, -EIO, "ImageStatus: Unavailable: x" },
+                { { .error = -ENOENT, .message = (char *) "/s.sock: no such socket" }, -ENOENT,
+                  "/s.sock: no such socket" },
+                { { .error = -ETIMEDOUT }, -ETIMEDOUT, "Connection timed out" },
+        };
+        for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+                ErrorDetail e = {};
+                assert_int_equal(grpc_reply_error(&t[i].reply, "ImageStatus", &e), t[i].want);
+                assert_int_equal(grpc_reply_error(&t[i].reply, "ImageStatus", NULL), t[i].want);
+                if (t[i].text) {
+                        _cleanup_free_ char *got = error_detail_format(&e), *old = NULL;
+                        assert_string_equal(got, t[i].text);
+                        if (t[i].reply.error == 0) {
+                                old = grpc_reply_describe(&t[i].reply, "ImageStatus");
+                                assert_string_equal(got, old);
+                        }
+                } else
+                        assert_null(e.message);
+                error_detail_done(&e);
+        }
 }
 
 /* A throwaway unix-socket server: answers every connection with `reply` (NULL: says nothing). */
@@ -305,14 +352,17 @@ static void test_call_silent(void **state) {
 
 static void test_call_missing_socket(void **state) {
         GrpcReply r;
+        ErrorDetail e = {};
         char *m = NULL;
         assert_int_equal(call_version("/nonexistent/containerd.sock", USEC_PER_SEC, &r), -ENOENT);
         assert_string_equal(r.message,
                             "/nonexistent/containerd.sock: no such socket (is containerd running? see containerd.socket)");
         grpc_reply_done(&r);
-        assert_int_equal(containerd_version("/nonexistent/containerd.sock", NULL, &m), -ENOENT);
-        assert_non_null(strstr(m, "/nonexistent/containerd.sock"));
+        assert_int_equal(containerd_version("/nonexistent/containerd.sock", NULL, &e), -ENOENT);
+        m = error_detail_format(&e);
+        assert_string_equal(m, "/nonexistent/containerd.sock: no such socket (is containerd running? see containerd.socket)");
         free(m);
+        error_detail_done(&e);
 }
 
 static void test_classify(void **state) {
@@ -344,9 +394,11 @@ static void test_classify(void **state) {
         for (size_t i = 0; i < ELEMENTSOF(t); i++)
                 assert_int_equal(containerd_classify_message(t[i].status, t[i].message), t[i].want);
 
-        assert_int_equal(containerd_classify(&(GrpcReply) { .error = -EPROTO }), ERROR_PERMANENT);
-        assert_int_equal(containerd_classify(&(GrpcReply) { .error = -ECONNREFUSED }), ERROR_TRANSIENT);
-        assert_int_equal(containerd_classify(&(GrpcReply) { .error = -ECONNRESET }), ERROR_TRANSIENT);
+        assert_int_equal(containerd_classify(-EPROTO, GRPC_OK, NULL), ERROR_PERMANENT);
+        assert_int_equal(containerd_classify(-ECONNREFUSED, GRPC_OK, NULL), ERROR_TRANSIENT);
+        assert_int_equal(containerd_classify(-ECONNRESET, GRPC_OK, NULL), ERROR_TRANSIENT);
+        assert_int_equal(containerd_classify(0, GRPC_NOT_FOUND, "x"), ERROR_PERMANENT);
+        assert_int_equal(containerd_classify(0, GRPC_UNKNOWN, "dial tcp: connection reset"), ERROR_TRANSIENT);
 }
 
 static void test_lease_id_and_filters(void **state) {
@@ -469,6 +521,7 @@ int main(void) {
                 cmocka_unit_test(test_percent_decode),
                 cmocka_unit_test(test_status_names),
                 cmocka_unit_test(test_transport_errors),
+                cmocka_unit_test(test_reply_error),
                 cmocka_unit_test(test_call_not_grpc),
                 cmocka_unit_test(test_call_silent),
                 cmocka_unit_test(test_call_missing_socket),

@@ -268,14 +268,18 @@ static void test_garbage(void **state) {
 static void test_error_and_token_bodies(void **state) {
         static const char e[] = "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\","
                                 "\"detail\":{\"Tag\":\"nope\"}}]}";
-        char *code = NULL, *msg = NULL, *tok = NULL;
+        char *tok = NULL;
+        ErrorDetail d = { .http_status = 404 };
 
-        assert_int_equal(registry_parse_error_body(e, strlen(e), &code, &msg), 0);
-        assert_string_equal(code, "MANIFEST_UNKNOWN");
-        assert_string_equal(msg, "manifest unknown");
-        free(code), free(msg);
-        assert_int_equal(registry_parse_error_body("<html>502</html>", 16, &code, &msg), -EBADMSG);
-        assert_int_equal(registry_parse_error_body("{\"errors\":[]}", 13, &code, &msg), -EBADMSG);
+        assert_int_equal(registry_parse_error_body(e, strlen(e), &d), 0);
+        assert_string_equal(d.code, "MANIFEST_UNKNOWN");
+        assert_string_equal(d.message, "manifest unknown");
+        assert_int_equal(d.http_status, 404);
+        assert_int_equal(registry_parse_error_body("<html>502</html>", 16, &d), -EBADMSG);
+        assert_int_equal(registry_parse_error_body("{\"errors\":[]}", 13, &d), -EBADMSG);
+        /* a body of another shape leaves what was there */
+        assert_string_equal(d.code, "MANIFEST_UNKNOWN");
+        error_detail_done(&d);
 
         assert_int_equal(registry_parse_token("{\"token\":\"abc\"}", 15, &tok), 0);
         assert_string_equal(tok, "abc");

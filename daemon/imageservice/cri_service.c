@@ -9,8 +9,8 @@
 #include <ctype.h>
 
 #include "basic/macro.h"
+#include "probes/cri/cri_client.h"
 #include "probes/transport/grpc_server.h"
-#include "cri_api.pb-c.h"
 
 #define IMAGE_SERVICE "runtime.v1.ImageService"
 
@@ -22,24 +22,25 @@ static inline void protobuf_c_message_free_unpackedp(ProtobufCMessage **m) {
 typedef struct CriPull CriPull;
 
 /* One caller: a call the server holds until its answer. */
-typedef struct CriCall {
+typedef struct CriServiceCall {
         CriService *service;
         GrpcServerCall *call;
         char *path;
+        CriMethod method;
         uint8_t *request;         /* as the caller sent it, passed on unchanged */
         size_t request_len;
         usec_t timeout;           /* the caller's grpc-timeout, passed on; 0 = none (PullImage) */
         CriPull *pull;            /* the watched pull it waits for, NULL when forwarded */
-        GrpcCall *forward;
+        CriCall *forward;
         char *note;               /* appended to a non-OK answer's message: pullwatch's diagnosis */
-        struct CriCall *next;     /* in its pull's callers */
-} CriCall;
+        struct CriServiceCall *next; /* in its pull's callers */
+} CriServiceCall;
 
 struct CriPull {
         CriService *service;
         char *image;
         WatchedPull *pull;
-        CriCall *callers;
+        CriServiceCall *callers;
         unsigned n_callers;
         bool done;
         CriPull *next;
@@ -91,50 +92,50 @@ char *cri_unimplemented_message(const char *path) {
         return asprintf(&s, "unknown service %.*s", (int) (slash - p), p) < 0 ? NULL : s;
 }
 
-static void call_free(CriCall *c) {
+static void call_free(CriServiceCall *c) {
         if (!c)
                 return;
-        grpc_call_free(c->forward);
+        cri_call_free(c->forward);
         free(c->path);
         free(c->request);
         free(c->note);
         free(c);
 }
 
-/* The answer went (or the caller left): the CriCall is done. */
-static void call_finish(CriCall *c) {
+/* The answer went (or the caller left): the caller's record is done. */
+static void call_finish(CriServiceCall *c) {
         c->service->stats.calls++;
         call_free(c);
 }
 
-static void on_forwarded(GrpcCall *gc, GrpcReply *reply, void *userdata) {
-        CriCall *c = userdata;
+static void on_forwarded(CriCall *fc, CriReply *reply, void *userdata) {
+        CriServiceCall *c = userdata;
         GrpcServerCall *call = c->call;
 
-        if (reply->error < 0)
+        if (reply->transport_error)
                 /* containerd did not answer: what kubelet would see from a dead socket */
-                (void) grpc_server_call_fail(call, GRPC_UNAVAILABLE, reply->message ?: "containerd did not answer");
+                (void) grpc_server_call_fail(call, GRPC_UNAVAILABLE, reply->grpc_message ?: "containerd did not answer");
         else if (reply->status == GRPC_OK)
                 (void) grpc_server_call_reply(call, reply->raw, reply->raw_len);
         else {
                 _cleanup_free_ char *m = NULL;
-                if (c->note && asprintf(&m, "%s (pullwatch: %s)", reply->message ?: "", c->note) < 0)
+                if (c->note && asprintf(&m, "%s (pullwatch: %s)", reply->grpc_message ?: "", c->note) < 0)
                         m = NULL;
-                (void) grpc_server_call_fail(call, reply->status, m ?: reply->message ?: "");
+                (void) grpc_server_call_fail(call, reply->status, m ?: reply->grpc_message ?: "");
         }
         call_finish(c);
 }
 
 /* Pass the caller's request to containerd unchanged; its answer goes back unchanged (with c->note on a
  * failure). 0, or -errno with the caller answered already. */
-static int forward(CriCall *c) {
+static int forward(CriServiceCall *c) {
         const Config *cfg = c->service->config->config;
         GrpcTarget t = {
                 .socket = cfg->containerd_socket ?: "/run/containerd/containerd.sock",
                 .timeout = c->timeout,
         };
-        int r = grpc_call_start_raw(c->service->glue, &t, c->path, c->request, c->request_len, on_forwarded, c,
-                                    &c->forward);
+        int r = cri_call_forward(c->service->glue, &t, c->method, c->request, c->request_len, on_forwarded, c,
+                                 &c->forward);
         if (r < 0) {
                 (void) grpc_server_call_fail(c->call, GRPC_UNAVAILABLE, "pullwatch could not reach containerd");
                 call_finish(c);
@@ -170,7 +171,7 @@ static void pull_done(CriPull *p, const PullEvent *e) {
 
         p->done = true;
         while (p->callers) {
-                CriCall *c = p->callers;
+                CriServiceCall *c = p->callers;
                 p->callers = c->next;
                 p->n_callers--;
                 c->pull = NULL;
@@ -222,7 +223,7 @@ static Credential *request_credential(const Runtime__V1__PullImageRequest *req) 
 
 /* 0 when the caller now waits for a watched pull; -errno when pullwatch cannot watch it (the caller
  * is then forwarded unchanged: a failure inside pullwatch must not leave kubelet unable to pull). */
-static int pull_join(CriCall *c) {
+static int pull_join(CriServiceCall *c) {
         CriService *svc = c->service;
         _cleanup_(protobuf_c_message_free_unpackedp) ProtobufCMessage *m = NULL;
         _cleanup_credential_ Credential *cred = NULL;
@@ -267,16 +268,15 @@ static int pull_join(CriCall *c) {
 
 static void on_call(GrpcServerCall *call, const char *path, const uint8_t *message, size_t len, void *userdata) {
         CriService *svc = userdata;
-        CriCall *c;
+        CriServiceCall *c;
+        CriMethod m = cri_method_from_path(path);
 
-        if (!startswith(path, "/" IMAGE_SERVICE "/") ||
-            (!streq(path, "/" IMAGE_SERVICE "/PullImage") && !streq(path, "/" IMAGE_SERVICE "/ListImages") &&
-             !streq(path, "/" IMAGE_SERVICE "/ImageStatus") && !streq(path, "/" IMAGE_SERVICE "/RemoveImage") &&
-             !streq(path, "/" IMAGE_SERVICE "/ImageFsInfo"))) {
-                _cleanup_free_ char *m = cri_unimplemented_message(path);
+        /* the image service only: kubelet sends its runtime calls to containerd's own socket */
+        if (m < 0 || !startswith(path, "/" IMAGE_SERVICE "/")) {
+                _cleanup_free_ char *text = cri_unimplemented_message(path);
                 svc->stats.unimplemented++;
                 svc->stats.calls++;
-                (void) grpc_server_call_fail(call, GRPC_UNIMPLEMENTED, m ?: "unknown method");
+                (void) grpc_server_call_fail(call, GRPC_UNIMPLEMENTED, text ?: "unknown method");
                 return;
         }
         c = calloc(1, sizeof(*c));
@@ -287,11 +287,12 @@ static void on_call(GrpcServerCall *call, const char *path, const uint8_t *messa
         }
         memcpy(c->request, message, len);
         c->request_len = len;
+        c->method = m;
         c->service = svc;
         c->call = call;
         c->timeout = cri_grpc_timeout(grpc_server_call_header(call, "grpc-timeout"));
         grpc_server_call_set_userdata(call, c);
-        if (streq(path, "/" IMAGE_SERVICE "/PullImage")) {
+        if (m == CRI_PULL_IMAGE) {
                 if (pull_join(c) >= 0)
                         return;
                 svc->stats.fallbacks++;
@@ -302,14 +303,14 @@ static void on_call(GrpcServerCall *call, const char *path, const uint8_t *messa
 
 static void on_cancelled(GrpcServerCall *call, void *userdata) {
         CriService *svc = userdata;
-        CriCall *c = grpc_server_call_get_userdata(call);
+        CriServiceCall *c = grpc_server_call_get_userdata(call);
 
         if (!c)
                 return;
         svc->stats.cancelled++;
         if (c->pull) {
                 CriPull *p = c->pull;
-                for (CriCall **i = &p->callers; *i; i = &(*i)->next)
+                for (CriServiceCall **i = &p->callers; *i; i = &(*i)->next)
                         if (*i == c) {
                                 *i = c->next;
                                 p->n_callers--;

@@ -4,6 +4,7 @@
  * request in agent_control.c, what is made of events (alerts, metrics, log lines, the flush) in
  * agent_report.c. */
 #include "daemon/agent/agent_internal.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "basic/atomic_file.h"
 #include "basic/escape.h"
 
@@ -234,8 +235,8 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         if (r < 0)
                 return r;
         metrics_init(&a->metrics);
-        a->drivers[RUNTIME_DOCKER] = &docker_driver;
-        a->drivers[RUNTIME_CONTAINERD] = &containerd_driver;
+        for (const RuntimeDriver *const *d = runtime_drivers; *d; d++)
+                a->drivers[(*d)->kind] = *d;
 
         r = read_machine_id(opts->machine_id_path, &a->machine_id);
         if (r < 0) {

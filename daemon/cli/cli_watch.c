@@ -12,6 +12,7 @@
 #include "daemon/pull/liveness.h"
 #include "daemon/cli/render.h"
 #include "probes/containerd/containerd.h"
+#include "probes/drivers/runtime_drivers.h"
 
 typedef struct LayerImage {
         char *layer, *image;
@@ -171,7 +172,8 @@ int cli_watch(int argc, char **argv) {
         if ((csock && cli_set_string(&config->containerd_socket, csock) < 0) ||
             (ns && cli_set_string(&config->containerd_namespace, ns) < 0))
                 return EXIT_PULL_FAILED;
-        if (runtime && !streq(runtime, "containerd") && !streq(runtime, "auto")) {
+        const RuntimeDriver *asked = runtime ? runtime_driver_by_name(runtime) : NULL;
+        if (runtime && runtime_kind_from_string(runtime) != RUNTIME_AUTO && (!asked || !asked->watchable)) {
                 /* The Engine API streams a pull's progress only to the client that started it. */
                 fprintf(stderr, "pullwatch: watch works on containerd only: dockerd shows a pull's progress to no one but "
                                 "the client that started it; pull through `pullwatch pull` or the daemon instead\n");

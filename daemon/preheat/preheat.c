@@ -3,6 +3,7 @@
  * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
  * from a defer source, never inside their own callback. */
 #include "daemon/preheat/preheat_internal.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "probes/registry/credentials.h"
 #include "basic/reference.h"
 #include "probes/registry/registry.h"
@@ -436,17 +437,8 @@ static Target *find_target(Preheat *p, const PreheatItem *item, RuntimeKind k) {
         return NULL;
 }
 
-static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKind ret[2]) {
-        switch (item->runtime) {
-        case PREHEAT_RUNTIME_DOCKER: ret[0] = RUNTIME_DOCKER; return 1;
-        case PREHEAT_RUNTIME_CONTAINERD: ret[0] = RUNTIME_CONTAINERD; return 1;
-        case PREHEAT_RUNTIME_BOTH: ret[0] = RUNTIME_DOCKER; ret[1] = RUNTIME_CONTAINERD; return 2;
-        default:
-                ret[0] = cfg(p)->runtime != RUNTIME_AUTO ? cfg(p)->runtime
-                         : p->auto_runtime != RUNTIME_AUTO ? p->auto_runtime
-                                                           : RUNTIME_DOCKER;
-                return 1;
-        }
+static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKind ret[static _RUNTIME_KIND_MAX]) {
+        return runtime_kinds_of_preheat(item->runtime, runtime_kind_resolve(cfg(p)->runtime, p->auto_runtime), ret);
 }
 
 int preheat_set_list(Preheat *p, const PreheatList *l) {
@@ -457,7 +449,7 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
         for (size_t i = 0; i < p->n_targets; i++)
                 p->targets[i]->seen = false;
         for (size_t i = 0; l && i < l->n; i++) {
-                RuntimeKind ks[2];
+                RuntimeKind ks[_RUNTIME_KIND_MAX];
                 size_t nk = item_runtimes(p, &l->items[i], ks);
                 for (size_t k = 0; k < nk; k++) {
                         Target *t = find_target(p, &l->items[i], ks[k]);

@@ -34,7 +34,7 @@ void evict_track_release(EvictTrack *e) {
 #include <stdio.h>
 
 #include "daemon/preheat/preheat_internal.h"
-#include "probes/drivers/imagefs.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "probes/runtime/runtime_op.h"
 
 static const Config *target_config(const Target *t) { return t->preheat->config->config; }

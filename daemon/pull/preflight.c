@@ -7,6 +7,7 @@
 #include "basic/reference.h"
 #include "probes/registry/registry.h"
 #include "probes/drivers/registry_runtime.h"
+#include "probes/drivers/runtime_drivers.h"
 
 struct Preflight {
         CurlGlue *glue;
@@ -187,7 +188,7 @@ static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, vo
 }
 
 int preflight_start(Preflight *p) {
-        if (p->runtime == RUNTIME_DOCKER || p->runtime == RUNTIME_CONTAINERD) {
+        if (runtime_driver_get(p->runtime)) {
                 int r = runtime_registry_fetch(p->glue, p->runtime, p->config, on_runtime_registry, p, &p->fetch);
                 if (r >= 0)
                         return 0;

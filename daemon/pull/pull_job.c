@@ -2,6 +2,7 @@
  * verdict cuts the attempt (ending a hung helper first, since closing the connection alone leaves a
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull/pull_job_internal.h"
+#include "probes/drivers/runtime_drivers.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -50,7 +50,7 @@ struct PullJob {
 };
 
 static inline RuntimeKind job_runtime_kind(const PullJob *j) {
-        return streq(j->driver->name, "containerd") ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
+        return j->driver->kind;
 }
 
 /* pull_outcome.c: an event to the observer (image, runtime and attempt filled in). */

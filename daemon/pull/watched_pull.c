@@ -3,8 +3,6 @@
 #include "daemon/pull/watched_pull.h"
 #include "daemon/pull/liveness.h"
 #include "probes/registry/credentials.h"
-#include "probes/docker/docker.h"
-#include "probes/docker/docker_info.h"
 #include "basic/reference.h"
 
 #include <math.h>
@@ -46,26 +44,21 @@ SharedConfig *shared_config_unref(SharedConfig *s) {
         return NULL;
 }
 
-static bool is_containerd(const RuntimeDriver *d) {
-        return d && d->name && streq(d->name, "containerd");
-}
-
-/* dockerd extracts into <DockerRootDir>/overlay2/<layer>/diff: watch it grow, besides the helpers.
- * Asked on the loop, never blocking it (a hung dockerd must not stall the daemon): the probe joins
- * the pull's liveness when dockerd answers, a few milliseconds into the pull. */
+/* The driver's extraction target (dockerd: <DockerRootDir>/overlay2/<layer>/diff): watch it grow,
+ * besides the helpers. Asked on the loop, never blocking it (a hung runtime must not stall the daemon):
+ * the probe joins the pull's liveness when the runtime answers, a few milliseconds into the pull. */
 static void on_extraction_dir(RuntimeOp *op, int r, const char *text, void *userdata) {
         WatchedPull *p = userdata;
 
         p->disk_op = NULL;
         if (r >= 0 && text && p->liveness)
-                (void) runtime_liveness_watch_disk(p->liveness, text, "diff");
+                (void) runtime_liveness_watch_disk(p->liveness, text, p->driver->extract_subdir);
 }
 
 static void watch_disk(WatchedPull *p, CurlGlue *glue, const RuntimeDriver *driver, const Config *c) {
-        if (driver != &docker_driver || !glue)
+        if (!driver->extraction_dir || !glue)
                 return;
-        (void) docker_extraction_dir(glue, c->docker_socket ?: "/var/run/docker.sock", on_extraction_dir, p,
-                                     &p->disk_op);
+        (void) driver->extraction_dir(glue, c, on_extraction_dir, p, &p->disk_op);
 }
 
 /* Credentials from the config.json files, the first entry for the registry wins; a problem with them
@@ -86,7 +79,7 @@ static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *r
         req->auth_password = p->cred->password;
         req->identity_token = p->cred->identity_token;
         req->auth_server = p->cred->server;
-        if (!is_containerd(p->driver) && credential_to_docker_auth_header(p->cred, &p->auth_header) >= 0)
+        if (p->driver->auth_header && credential_to_docker_auth_header(p->cred, &p->auth_header) >= 0)
                 req->auth_header = p->auth_header;
 }
 

@@ -92,16 +92,20 @@ static int info_parse(const char *socket, int r, long status, const char *body, 
         return *ret_text ? 0 : -ENOMEM;
 }
 
-int imagefs_locate(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
-                   void *userdata, RuntimeOp **ret) {
-        if (runtime == RUNTIME_CONTAINERD) {
-                Runtime__V1__ImageFsInfoRequest req = RUNTIME__V1__IMAGE_FS_INFO_REQUEST__INIT;
-                const char *sock = config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET;
-                return runtime_op_grpc(glue, &(GrpcTarget) { .socket = sock, .namespace = CONTAINERD_CRI_NAMESPACE },
-                                       "/runtime.v1.ImageService/ImageFsInfo", &req.base,
-                                       &runtime__v1__image_fs_info_response__descriptor, cri_parse, sock, done,
-                                       userdata, ret);
-        }
+int imagefs_locate_cri(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                       RuntimeOp **ret) {
+        Runtime__V1__ImageFsInfoRequest req = RUNTIME__V1__IMAGE_FS_INFO_REQUEST__INIT;
+        const char *sock = config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET;
+
+        return runtime_op_grpc(glue, &(GrpcTarget) { .socket = sock, .namespace = CONTAINERD_CRI_NAMESPACE },
+                               "/runtime.v1.ImageService/ImageFsInfo", &req.base,
+                               &runtime__v1__image_fs_info_response__descriptor, cri_parse, sock, done,
+                               userdata, ret);
+}
+
+int imagefs_locate_engine(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                          RuntimeOp **ret) {
         const char *sock = config->docker_socket ?: "/var/run/docker.sock";
+
         return runtime_op_http(glue, sock, "/info", info_parse, sock, done, userdata, ret);
 }

@@ -5,6 +5,9 @@
  * through /proc/PID/root) names it; failing both, containerd.hosts_dir. */
 #include "probes/drivers/registry_runtime.h"
 
+#include <assert.h>
+#include "probes/drivers/runtime_drivers.h"
+
 #include <jansson.h>
 
 #include "cri_api.pb-c.h"
@@ -176,18 +179,21 @@ static int on_defer(sd_event_source *s, void *userdata) {
 
 int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runtime_registry_done_t done,
                            void *userdata, RuntimeRegistryFetch **ret) {
+        const RuntimeDriver *d = runtime_driver_get(kind);
         RuntimeRegistryFetch *f;
+        /* how each runtime is asked is this file's business: the Engine API or containerd's gRPC */
         const char *socket = kind == RUNTIME_CONTAINERD ? c->containerd_socket : c->docker_socket;
         int r;
 
-        if (!g || !done || !ret || (kind != RUNTIME_DOCKER && kind != RUNTIME_CONTAINERD))
+        assert(c);
+        if (!g || !done || !ret || !d || !d->registry_defaults)
                 return -EINVAL;
         if (!(f = calloc(1, sizeof(*f))))
                 return -ENOMEM;
         f->glue = g;
         f->done = done;
         f->userdata = userdata;
-        r = runtime_registry_defaults(&f->rt, kind, c);
+        r = d->registry_defaults(&f->rt, c);
         if (r >= 0 && socket && !(f->socket = strdup(socket)))
                 r = -ENOMEM;
         if (r >= 0 && kind == RUNTIME_CONTAINERD && c->containerd_pidfile && !(f->pidfile = strdup(c->containerd_pidfile)))

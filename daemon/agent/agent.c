@@ -269,9 +269,11 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_OFF);
         }
         if ((r = load_state(a)) < 0 || (r = alerts_new(config(a)->alert_rate_limit, &a->alerts)) < 0 ||
+            (r = registry_seen_new(&a->registries)) < 0 ||
             (r = preheat_new(a->event, a->glue, a->config, a->state, a->drivers, a->machine_id, &hooks, a,
                              &a->preheat)) < 0)
                 return r;
+        preheat_set_registry_seen(a->preheat, a->registries);
         agent_resolve_runtimes(a);
         reload_list(a);
         r = watch_list(a);
@@ -294,6 +296,7 @@ Agent *agent_free(Agent *a) {
         agent_control_stop(a);
         agent_control_free_pulls(a);
         preheat_free(a->preheat);
+        registry_seen_free(a->registries); /* after every pull that wrote to it */
         list_watch_free(a->list_watch);
         runtime_op_free(a->auto_probe);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {

@@ -77,7 +77,8 @@ static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req
         cp->conn = c;
         cp->started = now_monotonic();
         r = watched_pull_new(a->event, a->glue, a->config, driver,
-                             &(WatchedPullSpec) { .image = req->image, .platform = req->platform, .namespace = req->namespace },
+                             &(WatchedPullSpec) { .image = req->image, .platform = req->platform, .namespace = req->namespace,
+                                                  .seen = a->registries },
                              on_pull_event, cp, &cp->pull);
         if (r < 0) {
                 free(cp);
@@ -213,7 +214,7 @@ json_t *agent_status_json(Agent *a) {
         json_object_set_new(o, "runtimes", runtimes);
         json_object_set_new(o, "preheat", preheat);
         json_object_set_new(o, "pulls", pulls);
-        json_object_set_new(o, "registries", registry_seen_json());
+        json_object_set_new(o, "registries", registry_seen_json(a->registries));
         json_object_set_new(o, "state_file", json_string(a->state->path));
         if (a->config->config->metrics_textfile)
                 json_object_set_new(o, "metrics_textfile", json_string(a->config->config->metrics_textfile));

@@ -46,6 +46,7 @@ struct Agent {
         bool config_missing_ok;
         SharedConfig *config;
         char *machine_id;
+        RegistrySeen *registries; /* the registry hosts our pulls probed, for status */
 
         State *state;
         bool state_error_logged;

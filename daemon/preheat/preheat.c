@@ -3,6 +3,8 @@
  * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
  * from a defer source, never inside their own callback. */
 #include "daemon/preheat/preheat_internal.h"
+
+#include <assert.h>
 #include "probes/drivers/runtime_drivers.h"
 #include "probes/registry/credentials.h"
 #include "basic/reference.h"
@@ -318,7 +320,8 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
 
 static void start_pull(Target *t) {
         Preheat *p = t->preheat;
-        WatchedPullSpec spec = { .image = t->image, .platform = t->platform, .namespace = t->namespace };
+        WatchedPullSpec spec = { .image = t->image, .platform = t->platform, .namespace = t->namespace,
+                                 .seen = p->seen };
         char buf[256];
         int r;
 
@@ -559,6 +562,11 @@ void preheat_set_config(Preheat *p, SharedConfig *config) {
 }
 
 void preheat_set_auto_runtime(Preheat *p, RuntimeKind k) { p->auto_runtime = k; }
+
+void preheat_set_registry_seen(Preheat *p, RegistrySeen *seen) {
+        assert(p);
+        p->seen = seen;
+}
 void preheat_set_registry_check(Preheat *p, bool on) { p->registry_check = on; }
 
 void preheat_set_runtime_up(Preheat *p, RuntimeKind k, bool up) {

@@ -61,6 +61,7 @@ struct Preheat {
         size_t n_targets;
         sd_event_source *reap;
         PreheatImageFs imagefs[_RUNTIME_KIND_MAX];
+        RegistrySeen *seen;       /* the owner's table our pulls' registry probes go to; NULL = none */
 };
 
 static inline const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }

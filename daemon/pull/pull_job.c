@@ -4,6 +4,7 @@
 #include "daemon/pull/pull_job_internal.h"
 #include "probes/drivers/runtime_drivers.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -491,6 +492,12 @@ void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
         j->have_liveness = src && src->sample;
         if (src)
                 j->liveness = *src;
+}
+
+void pull_job_set_registry_seen(PullJob *j, RegistrySeen *seen) {
+        assert(j);
+        if (j->preflight)
+                preflight_set_registry_seen(j->preflight, seen);
 }
 
 int pull_job_start(PullJob *j) {

@@ -112,6 +112,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
                 watched_pull_free(p);
                 return r;
         }
+        pull_job_set_registry_seen(p->job, spec->seen);
         if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
                 watch_disk(p, glue, driver, c);

@@ -22,6 +22,7 @@ typedef struct WatchedPullSpec {
         const char *image;
         const char *platform;     /* NULL = the config's */
         const char *namespace;    /* NULL = the config's */
+        RegistrySeen *seen;       /* where its registry probe is recorded (the agent's table); NULL = nowhere */
 } WatchedPullSpec;
 
 typedef struct WatchedPull WatchedPull;

@@ -53,8 +53,9 @@ static void set_state(Target *t, PreheatState s, const char *error) {
         t->state = s;
         if (s == PREHEAT_READY && !t->pinned)
                 (void) preheat_pin(t, true);
-        if (s == PREHEAT_READY)
-                preheat_imagefs_locate(t->preheat, t->runtime);
+        /* the figures preheat-evicted and the retry below the low threshold need */
+        if (s == PREHEAT_READY && !t->preheat->stopped)
+                imagefs_cache_locate(&t->preheat->imagefs, t->preheat->glue, cfg(t->preheat), t->runtime);
         if (changed)
                 notify_changed(t->preheat);
 }
@@ -545,7 +546,7 @@ Preheat *preheat_free(Preheat *p) {
         for (size_t i = 0; i < p->n_targets; i++)
                 target_free(p->targets[i]);
         free(p->targets);
-        preheat_imagefs_forget(p);
+        imagefs_cache_forget(&p->imagefs);
         sd_event_source_disable_unref(p->reap);
         shared_config_unref(p->config);
         sd_event_unref(p->event);
@@ -557,7 +558,7 @@ Preheat *preheat_free(Preheat *p) {
 void preheat_set_config(Preheat *p, SharedConfig *config) {
         shared_config_unref(p->config);
         p->config = shared_config_ref(config);
-        preheat_imagefs_forget(p); /* the sockets may have moved */
+        imagefs_cache_forget(&p->imagefs); /* the sockets may have moved */
         schedule_reap(p);
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "daemon/preheat/preheat.h"
+#include "daemon/preheat/imagefs_cache.h"
 #include "daemon/preheat/preheat_evict.h"
 #include "probes/registry/registry.h"
 #include "probes/drivers/registry_runtime.h"
@@ -36,14 +37,6 @@ typedef struct Target {
         char *pin_moved_from;     /* repo@digest the tag left in the last pull: the next pin unlabels it */
 } Target;
 
-/* Where one runtime keeps its images, asked once (a RuntimeOp) and then measured with statvfs. */
-typedef struct PreheatImageFs {
-        Preheat *preheat;
-        RuntimeKind kind;
-        char *path;               /* NULL until the runtime said */
-        RuntimeOp *op;            /* asking, in flight */
-} PreheatImageFs;
-
 struct Preheat {
         sd_event *event;
         CurlGlue *glue;
@@ -60,7 +53,7 @@ struct Preheat {
         Target **targets;
         size_t n_targets;
         sd_event_source *reap;
-        PreheatImageFs imagefs[_RUNTIME_KIND_MAX];
+        ImageFsCache imagefs;     /* where each runtime keeps its images (preheat-evicted's figures) */
         RegistrySeen *seen;       /* the owner's table our pulls' registry probes go to; NULL = none */
 };
 
@@ -80,8 +73,3 @@ void preheat_pin_pulled(Target *t, const char *before, const char *after);
 void preheat_pin_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */
 bool preheat_evict_retry(Target *t);
-/* Ask t's runtime where its images are, unless known or being asked (the figures preheat-evicted and
- * the retry below the low threshold need; called when a target becomes ready). */
-void preheat_imagefs_locate(Preheat *p, RuntimeKind k);
-/* Forget every location (config reload, shutdown): cancels the questions in flight. */
-void preheat_imagefs_forget(Preheat *p);

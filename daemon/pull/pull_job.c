@@ -28,11 +28,11 @@ static void on_diagnosis(void *userdata, Diagnosis d, const char *remedy, const 
 /* A hop that cuts every connection at a fixed time and answers Range with 200 restarts a long layer
  * from zero on every retry, forever: once both are known, say so and stop instead of retrying. */
 static void check_unpassable(PullJob *j) {
-        if (j->finished || !pull_diag_find_unpassable(&j->diag, j->preflight))
+        if (job_finished(j) || !pull_diag_find_unpassable(&j->diag, j->preflight))
                 return;
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
                                         .remedy = j->diag.unpassable, .layer = j->diag.cut_layer });
-        if (j->running) {
+        if (j->state == PULL_JOB_RUNNING) {
                 /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
                 sd_event_source_set_time_relative(j->sample_timer, 0);
                 sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
@@ -208,7 +208,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
 static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
-        j->running = false;
+        job_attempt_over(j);
         sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (o->digest) {
                 free(j->digest);
@@ -259,9 +259,10 @@ static void on_finished(void *userdata, const PullOutcome *o) {
 static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
         PullJob *j = userdata;
         _cleanup_free_ char *t = text, *reason = NULL;
-        bool gate = j->disk_gating;
+        bool gate = j->state == PULL_JOB_GATING;
 
-        j->disk_gating = false;
+        if (gate)
+                j->state = PULL_JOB_IDLE;
         if (fit == DISK_NO_ROOM || fit == DISK_OVER_HIGH) {
                 if (asprintf(&reason, "%s%s", gate ? "not started: " : "", t ?: "no room on the image filesystem") < 0)
                         reason = NULL;
@@ -319,7 +320,7 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
                                                 .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
-        j->running = false;
+        job_attempt_over(j);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                         .evidence = evidence });
         snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
@@ -336,7 +337,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         if (j->diag.unpassable) {
                 /* the runtime would go on retrying through a hop that cannot pass the layer */
                 j->driver->cancel(j->pull);
-                j->running = false;
+                job_attempt_over(j);
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->diag.cut_layer,
                                                 .evidence = j->diag.unpassable });
                 pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
@@ -413,7 +414,7 @@ static int start_attempt(PullJob *j) {
         r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
         if (r < 0)
                 return r;
-        j->running = true;
+        j->state = PULL_JOB_RUNNING;
         tell_expected(j);
         sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
@@ -507,26 +508,26 @@ int pull_job_start(PullJob *j) {
          * all. A runtime that cannot say where it keeps images is not held up (the gate answers "go on"
          * as soon as it says so). */
         if (j->preflight) {
-                j->disk_gating = true;
+                j->state = PULL_JOB_GATING;
                 disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
                 if (preflight_start(j->preflight) >= 0)
                         return 0;
-                j->disk_gating = false;
+                j->state = PULL_JOB_IDLE;
                 disk_wait_stop(j->disk);
         }
         return start_attempt(j);
 }
 
 void pull_job_abort(PullJob *j, const char *why) {
-        if (j->finished)
+        if (job_finished(j))
                 return;
         if (j->pull)
                 j->driver->cancel(j->pull);
         pull_job_finish(j, false, ERROR_CANCELLED, why);
 }
 
-bool pull_job_finished(const PullJob *j) { return j->finished; }
-bool pull_job_ok(const PullJob *j) { return j->ok; }
+bool pull_job_finished(const PullJob *j) { return job_finished(j); }
+bool pull_job_ok(const PullJob *j) { return j->state == PULL_JOB_SUCCEEDED; }
 unsigned pull_job_attempt(const PullJob *j) { return j->attempt; }
 const char *pull_job_image(const PullJob *j) { return j->image; }
 const Detector *pull_job_detector(const PullJob *j) { return j->detector; }

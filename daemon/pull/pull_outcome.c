@@ -25,10 +25,11 @@ void pull_job_emit(PullJob *j, PullEvent *e) {
 }
 
 void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
-        if (j->finished)
+        if (job_finished(j))
                 return;
-        j->finished = true;
-        j->ok = ok;
+        j->state = ok ? PULL_JOB_SUCCEEDED : PULL_JOB_FAILED;
+        /* a failure held for the registry probe and then aborted: nothing is read after the result */
+        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
         j->bytes += pull_layers_clear(&j->layers);
         j->confirm = runtime_op_free(j->confirm);
         if (!ok && j->driver->abandon)
@@ -43,9 +44,9 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) 
 }
 
 void pull_job_finish_pending(PullJob *j) {
-        if (!j->pending_finish)
+        if (j->state != PULL_JOB_PENDING)
                 return;
-        j->pending_finish = false;
+        j->state = PULL_JOB_IDLE;
         j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
         _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
         if (j->pending_diagnose)
@@ -64,10 +65,10 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  * probe that hangs does not hold the failure back. */
 #define PULL_JOB_PENDING_MAX (5 * USEC_PER_SEC)
 void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
-        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
+        if (j->preflight && preflight_busy(j->preflight) && j->state != PULL_JOB_PENDING && !job_finished(j) &&
             sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PULL_JOB_PENDING_MAX, 10 * USEC_PER_MSEC,
                                        on_pending_timeout, j) >= 0) {
-                j->pending_finish = true;
+                j->state = PULL_JOB_PENDING;
                 j->pending_error = error;
                 j->pending_reason = reason ? strdup(reason) : NULL;
                 j->pending_diagnose = diagnose;

@@ -213,6 +213,18 @@ static int load_state(Agent *a) {
         return state_new(config(a)->state_dir, &a->state);
 }
 
+/* For the life of the loop (a floating source), named so a stuck loop can be read. */
+static int add_signal(Agent *a, int sig, const char *description) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *s = NULL;
+        int r;
+
+        r = sd_event_add_signal(a->event, &s, sig, on_signal, a);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s, description);
+        return sd_event_source_set_floating(s, true);
+}
+
 int agent_new(const AgentOptions *opts, Agent **ret) {
         _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(*a));
         static const PreheatHooks hooks = {
@@ -251,13 +263,13 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
         if ((r = sd_event_new(&a->event)) < 0 || (r = curl_glue_new(a->event, &a->glue)) < 0 ||
-            (r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
-            (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0 ||
-            (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0 ||
+            (r = add_signal(a, SIGTERM, "agent-sigterm")) < 0 || (r = add_signal(a, SIGINT, "agent-sigint")) < 0 ||
+            (r = add_signal(a, SIGHUP, "agent-sighup")) < 0 ||
             (r = sd_event_set_watchdog(a->event, true)) < 0 ||
             (r = sd_event_add_time(a->event, &a->flush_timer, CLOCK_MONOTONIC, USEC_INFINITY, 50 * USEC_PER_MSEC,
                                    agent_on_flush, a)) < 0)
                 return r;
+        (void) sd_event_source_set_description(a->flush_timer, "agent-flush");
         (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_OFF);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
                 a->runtimes[k].agent = a;
@@ -266,6 +278,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                                       agent_ping_timer, a);
                 if (r < 0)
                         return r;
+                (void) sd_event_source_set_description(a->runtimes[k].timer, "agent-runtime-ping");
                 (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_OFF);
         }
         if ((r = load_state(a)) < 0 || (r = alerts_new(config(a)->alert_rate_limit, &a->alerts)) < 0 ||

@@ -133,6 +133,7 @@ int agent_control_start(Agent *a) {
                 r = sd_event_add_defer(a->event, &a->pull_reap, on_reap, a);
                 if (r < 0)
                         return r;
+                (void) sd_event_source_set_description(a->pull_reap, "agent-pull-reap");
                 (void) sd_event_source_set_enabled(a->pull_reap, SD_EVENT_OFF);
         }
         return control_server_new(a->event, a->config->config->control_socket, NULL, 0, &handlers, a, &a->control);

@@ -303,6 +303,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 free(c);
                 return 0;
         }
+        (void) sd_event_source_set_description(c->io, "control-conn");
         c->next = s->conns;
         s->conns = c;
         s->n_conns++;
@@ -389,6 +390,7 @@ int control_server_new(sd_event *event, const char *path, const uid_t *allowed_u
                 (void) unlink(path);
                 goto fail;
         }
+        (void) sd_event_source_set_description(s->io, "control-accept");
         *ret = s;
         return 0;
 fail:

@@ -179,8 +179,8 @@ int cli_pull(int argc, char **argv) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        sd_event_add_signal(event, NULL, SIGINT, on_signal, pull);
-        sd_event_add_signal(event, NULL, SIGTERM, on_signal, pull);
+        (void) cli_add_signal(event, SIGINT, "pull-sigint", on_signal, pull);
+        (void) cli_add_signal(event, SIGTERM, "pull-sigterm", on_signal, pull);
 
         cli.event = event;
         cli.glue = glue;

@@ -144,6 +144,7 @@ int cli_watch(int argc, char **argv) {
         };
         _cleanup_config_ Config *config = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        sd_event_source *sample = NULL;
         _cleanup_(curl_glue_freep) CurlGlue *glue = NULL;
         _cleanup_(containerd_watch_freep) ContainerdWatch *cw = NULL;
         _cleanup_(error_detail_done) ErrorDetail error = {};
@@ -194,8 +195,13 @@ int cli_watch(int argc, char **argv) {
         if (r >= 0)
                 r = containerd_watch_new(glue, config, config->containerd_namespace, &callbacks, &w, &cw);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, config->watchdog.sample_interval,
+                r = sd_event_add_time_relative(event, &sample, CLOCK_MONOTONIC, config->watchdog.sample_interval,
                                                10 * USEC_PER_MSEC, on_sample, &w);
+        if (r >= 0) {
+                (void) sd_event_source_set_description(sample, "watch-sample");
+                r = sd_event_source_set_floating(sample, true);
+                sample = sd_event_source_unref(sample);
+        }
         if (r < 0) {
                 fprintf(stderr, "pullwatch: cannot start watching: %s\n", strerror(-r));
                 detector_free(w.detector);
@@ -209,8 +215,8 @@ int cli_watch(int argc, char **argv) {
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
         sigprocmask(SIG_BLOCK, &mask, NULL);
-        sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        (void) cli_add_signal(event, SIGINT, "watch-sigint", NULL, NULL);
+        (void) cli_add_signal(event, SIGTERM, "watch-sigterm", NULL, NULL);
         r = sd_event_loop(event);
 
         cw = containerd_watch_free(cw);

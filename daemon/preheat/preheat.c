@@ -419,6 +419,7 @@ static int target_new(Preheat *p, const PreheatItem *item, RuntimeKind k, size_t
                 target_free(t);
                 return r;
         }
+        (void) sd_event_source_set_description(t->timer, "preheat-target");
         n = realloc(p->targets, (p->n_targets + 1) * sizeof(*n));
         if (!n) {
                 target_free(t);
@@ -527,6 +528,8 @@ int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *st
         p->registry_check = true;
         r = p->machine_id ? sd_event_add_defer(event, &p->reap, on_reap, p) : -ENOMEM;
         /* Idle: every begin and recheck due now runs first, so what queued together starts by priority. */
+        if (r >= 0)
+                (void) sd_event_source_set_description(p->reap, "preheat-reap");
         if (r >= 0)
                 r = sd_event_source_set_priority(p->reap, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)

@@ -138,6 +138,8 @@ int disk_wait_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, ima
                                : sd_event_add_time_relative(curl_glue_event(glue), &w->timer, CLOCK_MONOTONIC,
                                                             USEC_PER_SEC, 10 * USEC_PER_MSEC, on_timer, w);
         if (r >= 0)
+                (void) sd_event_source_set_description(w->timer, "disk-wait");
+        if (r >= 0)
                 r = sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
         if (r < 0) {
                 disk_wait_free(w);

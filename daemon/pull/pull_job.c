@@ -442,10 +442,14 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                 r = sd_event_add_time_relative(event, &j->sample_timer, CLOCK_MONOTONIC, config->watchdog.sample_interval,
                                                10 * USEC_PER_MSEC, on_sample, j);
         if (r >= 0)
+                (void) sd_event_source_set_description(j->sample_timer, "pull-sample");
+        if (r >= 0)
                 r = sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_time_relative(event, &j->retry_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 10 * USEC_PER_MSEC,
                                                on_retry_timer, j);
+        if (r >= 0)
+                (void) sd_event_source_set_description(j->retry_timer, "pull-retry");
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         if (r >= 0)

@@ -68,6 +68,7 @@ void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bo
         if (j->preflight && preflight_busy(j->preflight) && j->state != PULL_JOB_PENDING && !job_finished(j) &&
             sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PULL_JOB_PENDING_MAX, 10 * USEC_PER_MSEC,
                                        on_pending_timeout, j) >= 0) {
+                (void) sd_event_source_set_description(j->pending_timer, "pull-pending");
                 j->state = PULL_JOB_PENDING;
                 j->pending_error = error;
                 j->pending_reason = reason ? strdup(reason) : NULL;

@@ -209,6 +209,8 @@ int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runti
                 runtime_registry_fetch_free(f);
                 return -ENOMEM;
         }
+        if (f->defer)
+                (void) sd_event_source_set_description(f->defer, "runtime-registry-defaults");
         *ret = f;
         return 0;
 }

@@ -220,6 +220,7 @@ int runtime_op_result(CurlGlue *glue, int r, const char *text, runtime_op_done_t
                 op_destroy(op);
                 return k;
         }
+        (void) sd_event_source_set_description(op->defer, "runtime-op-answer");
         if (ret)
                 *ret = op;
         return 0;

@@ -178,7 +178,7 @@ int cli_pull(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) cli_add_signal(event, SIGINT, "pull-sigint", on_signal, pull);
         (void) cli_add_signal(event, SIGTERM, "pull-sigterm", on_signal, pull);
 

@@ -125,7 +125,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                                               .layer = t->id, .phase = t->phase, .verdict = t->verdict,
                                               .evidence = t->evidence, .current = t->current, .total = t->total });
         }
-        sd_event_source_set_time_relative(s, w->config->watchdog.sample_interval);
+        (void) sd_event_source_set_time_relative(s, w->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
@@ -214,7 +214,7 @@ int cli_watch(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) cli_add_signal(event, SIGINT, "watch-sigint", NULL, NULL);
         (void) cli_add_signal(event, SIGTERM, "watch-sigterm", NULL, NULL);
         r = sd_event_loop(event);

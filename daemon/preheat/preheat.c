@@ -507,9 +507,14 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
 int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *state,
                 const RuntimeDriver *const drivers[_RUNTIME_KIND_MAX], const char *machine_id,
                 const PreheatHooks *hooks, void *userdata, Preheat **ret) {
-        Preheat *p = calloc(1, sizeof(*p));
+        _cleanup_(preheat_freep) Preheat *p = NULL;
         int r;
 
+        assert(event);
+        assert(config);
+        assert(drivers);
+        assert(ret);
+        p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
         p->event = sd_event_ref(event);
@@ -534,11 +539,9 @@ int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *st
                 r = sd_event_source_set_priority(p->reap, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->reap, SD_EVENT_OFF);
-        if (r < 0) {
-                preheat_free(p);
+        if (r < 0)
                 return r;
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 

@@ -5,6 +5,8 @@
  * inside one. */
 #include "daemon/pull/disk_wait.h"
 
+#include <assert.h>
+
 #include <stdio.h>
 
 typedef enum WaitState { WAIT_IDLE, WAIT_GATE, WAIT_SPACE } WaitState;
@@ -127,9 +129,12 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int disk_wait_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, imagefs_locate_t locate_fn,
                   const char *image, disk_wait_done_t cb, void *userdata, DiskWait **ret) {
-        DiskWait *w = calloc(1, sizeof(*w));
+        _cleanup_(disk_wait_freep) DiskWait *w = NULL;
         int r;
 
+        assert(glue);
+        assert(ret);
+        w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
         *w = (DiskWait) { .glue = glue, .config = config, .runtime = runtime, .locate = locate_fn, .cb = cb,
@@ -141,11 +146,9 @@ int disk_wait_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, ima
                 (void) sd_event_source_set_description(w->timer, "disk-wait");
         if (r >= 0)
                 r = sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
-        if (r < 0) {
-                disk_wait_free(w);
+        if (r < 0)
                 return r;
-        }
-        *ret = w;
+        *ret = TAKE_PTR(w);
         return 0;
 }
 

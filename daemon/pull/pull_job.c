@@ -34,8 +34,8 @@ static void check_unpassable(PullJob *j) {
                                         .remedy = j->diag.unpassable, .layer = j->diag.cut_layer });
         if (j->state == PULL_JOB_RUNNING) {
                 /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
-                sd_event_source_set_time_relative(j->sample_timer, 0);
-                sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
+                (void) sd_event_source_set_time_relative(j->sample_timer, 0);
+                (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
         } else
                 pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
 }
@@ -65,7 +65,7 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
          * scheduled out to the registry's Retry-After. */
         if (wait > 0 && sd_event_source_get_enabled(j->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
             sd_event_source_get_time(j->retry_timer, &next) >= 0 && next < now_monotonic() + wait) {
-                sd_event_source_set_time_relative(j->retry_timer, wait);
+                (void) sd_event_source_set_time_relative(j->retry_timer, wait);
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
                                                 .delay = wait });
         }
@@ -185,8 +185,8 @@ static void schedule_retry(PullJob *j, const char *reason) {
         /* A registry that said "429, come back in N s" is not asked sooner. */
         delay = MAX(delay, preflight_retry_after(j->preflight, now_monotonic()));
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = delay });
-        sd_event_source_set_time_relative(j->retry_timer, delay);
-        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_time_relative(j->retry_timer, delay);
+        (void) sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
 }
 
 static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdata) {
@@ -209,7 +209,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
         job_attempt_over(j);
-        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (o->digest) {
                 free(j->digest);
                 j->digest = strdup(o->digest);
@@ -385,7 +385,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 cut_attempt(j, v, l, e);
                 return 0;
         }
-        sd_event_source_set_time_relative(s, j->config->watchdog.sample_interval);
+        (void) sd_event_source_set_time_relative(s, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
@@ -416,15 +416,21 @@ static int start_attempt(PullJob *j) {
                 return r;
         j->state = PULL_JOB_RUNNING;
         tell_expected(j);
-        sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
+        (void) sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
 }
 
 int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const RuntimeDriver *driver,
                  const PullRequest *req, pull_job_event_t cb, void *userdata, PullJob **ret) {
-        PullJob *j = calloc(1, sizeof(*j));
+        _cleanup_(pull_job_freep) PullJob *j = NULL;
         int r;
 
+        assert(event);
+        assert(config);
+        assert(driver);
+        assert(req);
+        assert(ret);
+        j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
         j->event = sd_event_ref(event);
@@ -454,10 +460,8 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = disk_wait_new(glue, config, job_runtime_kind(j), imagefs_locate, j->image, on_disk, j, &j->disk);
-        if (r < 0) {
-                pull_job_free(j);
+        if (r < 0)
                 return r;
-        }
         /* Without a parsable reference there is no registry to ask; the runtime will say why. */
         (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
         if (j->preflight) {
@@ -465,7 +469,7 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                 preflight_on_resolved(j->preflight, on_resolved);
                 preflight_set_manifest_cb(j->preflight, on_manifest);
         }
-        *ret = j;
+        *ret = TAKE_PTR(j);
         return 0;
 }
 

@@ -34,8 +34,8 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) 
         j->confirm = runtime_op_free(j->confirm);
         if (!ok && j->driver->abandon)
                 (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
-        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
-        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         disk_wait_stop(j->disk);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                         .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,

@@ -1,6 +1,8 @@
 /* watched_pull.c: the request's strings live here for the job's lifetime (PullJob copies only the
  * image), and so does a reference on the config the job and its detector point into. */
 #include "daemon/pull/watched_pull.h"
+
+#include <assert.h>
 #include "daemon/pull/liveness.h"
 #include "probes/registry/credentials.h"
 #include "basic/reference.h"
@@ -85,11 +87,15 @@ static void lookup_credentials(WatchedPull *p, const char *image, PullRequest *r
 
 int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, const RuntimeDriver *driver,
                      const WatchedPullSpec *spec, pull_job_event_t cb, void *userdata, WatchedPull **ret) {
-        const Config *c = config->config;
-        WatchedPull *p;
+        _cleanup_(watched_pull_freep) WatchedPull *p = NULL;
+        const Config *c;
         PullRequest req = {};
         int r;
 
+        assert(config);
+        assert(spec);
+        assert(ret);
+        c = config->config;
         if (!spec->image || !driver)
                 return -EINVAL;
         p = calloc(1, sizeof(*p));
@@ -99,26 +105,22 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         p->driver = driver;
         p->platform = spec->platform ? strdup(spec->platform) : c->platform ? strdup(c->platform) : NULL;
         p->namespace = spec->namespace ? strdup(spec->namespace) : strdup(c->containerd_namespace);
-        if ((!p->platform && (spec->platform || c->platform)) || !p->namespace) {
-                watched_pull_free(p);
+        if ((!p->platform && (spec->platform || c->platform)) || !p->namespace)
                 return -ENOMEM;
-        }
         req.image = spec->image;
         req.platform = p->platform;
         req.namespace = p->namespace;
         lookup_credentials(p, spec->image, &req);
         r = pull_job_new(event, glue, c, driver, &req, cb, userdata, &p->job);
-        if (r < 0) {
-                watched_pull_free(p);
+        if (r < 0)
                 return r;
-        }
         pull_job_set_registry_seen(p->job, spec->seen);
         if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
                 watch_disk(p, glue, driver, c);
                 pull_job_set_liveness(p->job, &src);
         }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 

@@ -103,11 +103,13 @@ static int docker_next(RuntimeRegistryFetch *f) {
         int r = curl_glue_make_easy(f->socket, &e);
         if (r < 0)
                 return r;
-        curl_easy_setopt(e, CURLOPT_URL, f->step == 0 ? "http://localhost/version" : "http://localhost/info");
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (FETCH_TIMEOUT / USEC_PER_MSEC));
-        r = curl_glue_add(f->glue, e, on_docker_done, f);
+        if (curl_easy_setopt(e, CURLOPT_URL, f->step == 0 ? "http://localhost/version" : "http://localhost/info") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, f) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (FETCH_TIMEOUT / USEC_PER_MSEC)) != CURLE_OK)
+                r = -EINVAL;
+        else
+                r = curl_glue_add(f->glue, e, on_docker_done, f);
         if (r < 0) {
                 curl_easy_cleanup(e);
                 return r;

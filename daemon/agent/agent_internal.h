@@ -1,5 +1,6 @@
-/* agent_internal.h: the Agent's fields, shared by agent.c (lifecycle, reload, runtimes, flush) and
- * agent_control.c (control socket, status, pulls on request). Nothing outside the agent includes it. */
+/* agent_internal.h: the Agent's fields, shared by agent.c (lifecycle, reload, flush), agent_control.c
+ * (control socket, status, pulls on request), agent_runtime.c (runtimes, auto) and agent_report.c (pull
+ * events to alerts and metrics). Nothing outside those four includes it. */
 #pragma once
 
 #include <jansson.h>

@@ -1,5 +1,6 @@
-/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle) and preheat_status.c
- * (counts, summary, status JSON). Nothing outside the preheat module includes it. */
+/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle), preheat_evict.c (the
+ * eviction hold), preheat_pin.c (pin labels) and preheat_status.c (counts, summary, status JSON). Nothing
+ * outside those four includes it; they call into preheat.c's callees only, never back into preheat.c. */
 #pragma once
 
 #include "daemon/preheat/preheat.h"

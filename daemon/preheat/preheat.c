@@ -442,10 +442,6 @@ static Target *find_target(Preheat *p, const PreheatItem *item, RuntimeKind k) {
         return NULL;
 }
 
-static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKind ret[static _RUNTIME_KIND_MAX]) {
-        return runtime_kinds_of_preheat(item->runtime, runtime_kind_resolve(cfg(p)->runtime, p->auto_runtime), ret);
-}
-
 int preheat_set_list(Preheat *p, const PreheatList *l) {
         _cleanup_free_ Target **removed = NULL;
         size_t kept = 0, n_removed = 0;
@@ -455,7 +451,8 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
                 p->targets[i]->seen = false;
         for (size_t i = 0; l && i < l->n; i++) {
                 RuntimeKind ks[_RUNTIME_KIND_MAX];
-                size_t nk = item_runtimes(p, &l->items[i], ks);
+                size_t nk = runtime_kinds_of_preheat(l->items[i].runtime,
+                                                     runtime_kind_resolve(cfg(p)->runtime, p->auto_runtime), ks);
                 for (size_t k = 0; k < nk; k++) {
                         Target *t = find_target(p, &l->items[i], ks[k]);
                         if (t) {
@@ -569,11 +566,7 @@ void preheat_set_config(Preheat *p, SharedConfig *config) {
 }
 
 void preheat_set_auto_runtime(Preheat *p, RuntimeKind k) { p->auto_runtime = k; }
-
-void preheat_set_registry_seen(Preheat *p, RegistrySeen *seen) {
-        assert(p);
-        p->seen = seen;
-}
+void preheat_set_registry_seen(Preheat *p, RegistrySeen *seen) { p->seen = seen; }
 void preheat_set_registry_check(Preheat *p, bool on) { p->registry_check = on; }
 
 void preheat_set_runtime_up(Preheat *p, RuntimeKind k, bool up) {

@@ -67,7 +67,6 @@ const RuntimeDriver containerd_driver = {
         .pin_labels = true,
         .cancels_stalled = true,
         .watchable = true,
-        .hop_style = REGISTRY_HOPS_HOSTS_TOML,
         .registry_defaults = containerd_registry_defaults,
         /* no disk-growth target yet: the snapshotter's fs dirs would be it (HACKING.md, issue 13) */
         .imagefs_dir = imagefs_locate_cri,

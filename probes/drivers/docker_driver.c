@@ -80,7 +80,6 @@ const RuntimeDriver docker_driver = {
         .name = "docker",
         .wording = &docker_wording,
         .auth_header = true,
-        .hop_style = REGISTRY_HOPS_CERTS_D,
         .registry_defaults = docker_registry_defaults,
         .extraction_dir = docker_extract_at,
         .extract_subdir = "diff",

@@ -90,7 +90,7 @@ typedef struct RuntimeWording {
         const char *octet_remedy;       /* and what to do about it */
         bool octet_config_refused;      /* its unpacker refuses such a config on the versions that
                                          * diagnose_octet_applies() names (a manifest shows it early) */
-        const char *scheme_remedy;      /* HTTPS spoken to a plain-HTTP registry: %1$s is host:port */
+        const char *scheme_remedy;      /* HTTPS spoken to a plain-HTTP registry; {host} stands for host:port */
         const char *igzip_remedy;       /* the igzip helper hung */
         const char *pigz_remedy;        /* pigz (or docker-untar) hung */
 } RuntimeWording;
@@ -110,9 +110,8 @@ typedef struct RuntimeDriver {
         bool cancels_stalled;
         /* Shows any client's pull to a watcher (`pullwatch watch`): its content store is readable by all. */
         bool watchable;
-        /* Its registry hosts files (registry_trust.h). */
-        RegistryHopStyle hop_style;
-        /* Its registry settings' defaults before it answered (certs.d dir, insecure ranges). */
+        /* Where its registry settings live, before it answered: which hosts files it reads
+         * (RegistryHopStyle, registry_trust.h), their directory, the ranges it treats as insecure. */
         int (*registry_defaults)(RuntimeRegistry *rt, const Config *config);
         /* Where it extracts a layer, asked on the loop: done gets the directory whose per-layer
          * extract_subdir grows while a layer is unpacked. NULL: no disk-growth target (yet). */

@@ -4,6 +4,7 @@
  * request in agent_control.c, what is made of events (alerts, metrics, log lines, the flush) in
  * agent_report.c. */
 #include "daemon/agent/agent_internal.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "basic/atomic_file.h"
 #include "basic/escape.h"
 
@@ -215,6 +216,18 @@ static int load_state(Agent *a) {
         return state_new(config(a)->state_dir, &a->state);
 }
 
+/* For the life of the loop (a floating source), named so a stuck loop can be read. */
+static int add_signal(Agent *a, int sig, const char *description) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *s = NULL;
+        int r;
+
+        r = sd_event_add_signal(a->event, &s, sig, on_signal, a);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s, description);
+        return sd_event_source_set_floating(s, true);
+}
+
 int agent_new(const AgentOptions *opts, Agent **ret) {
         _cleanup_(agent_freep) Agent *a = calloc(1, sizeof(*a));
         static const PreheatHooks hooks = {
@@ -237,8 +250,8 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         if (r < 0)
                 return r;
         metrics_init(&a->metrics);
-        a->drivers[RUNTIME_DOCKER] = &docker_driver;
-        a->drivers[RUNTIME_CONTAINERD] = &containerd_driver;
+        for (const RuntimeDriver *const *d = runtime_drivers; *d; d++)
+                a->drivers[(*d)->kind] = *d;
 
         r = read_machine_id(opts->machine_id_path, &a->machine_id);
         if (r < 0) {
@@ -253,13 +266,13 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return -errno;
         if ((r = sd_event_new(&a->event)) < 0 || (r = curl_glue_new(a->event, &a->glue)) < 0 ||
-            (r = sd_event_add_signal(a->event, NULL, SIGTERM, on_signal, a)) < 0 ||
-            (r = sd_event_add_signal(a->event, NULL, SIGINT, on_signal, a)) < 0 ||
-            (r = sd_event_add_signal(a->event, NULL, SIGHUP, on_signal, a)) < 0 ||
+            (r = add_signal(a, SIGTERM, "agent-sigterm")) < 0 || (r = add_signal(a, SIGINT, "agent-sigint")) < 0 ||
+            (r = add_signal(a, SIGHUP, "agent-sighup")) < 0 ||
             (r = sd_event_set_watchdog(a->event, true)) < 0 ||
             (r = sd_event_add_time(a->event, &a->flush_timer, CLOCK_MONOTONIC, USEC_INFINITY, 50 * USEC_PER_MSEC,
                                    agent_on_flush, a)) < 0)
                 return r;
+        (void) sd_event_source_set_description(a->flush_timer, "agent-flush");
         (void) sd_event_source_set_enabled(a->flush_timer, SD_EVENT_OFF);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
                 a->runtimes[k].agent = a;
@@ -268,13 +281,16 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                                       agent_ping_timer, a);
                 if (r < 0)
                         return r;
+                (void) sd_event_source_set_description(a->runtimes[k].timer, "agent-runtime-ping");
                 (void) sd_event_source_set_enabled(a->runtimes[k].timer, SD_EVENT_OFF);
         }
         if ((r = load_state(a)) < 0 || (r = alerts_new(config(a)->alert_rate_limit, &a->alerts)) < 0 ||
             (r = alerts_attach_event(a->alerts, a->event)) < 0 ||
+            (r = registry_seen_new(&a->registries)) < 0 ||
             (r = preheat_new(a->event, a->glue, a->config, a->state, a->drivers, a->machine_id, &hooks, a,
                              &a->preheat)) < 0)
                 return r;
+        preheat_set_registry_seen(a->preheat, a->registries);
         agent_resolve_runtimes(a);
         reload_list(a);
         r = watch_list(a);
@@ -303,6 +319,7 @@ Agent *agent_free(Agent *a) {
         agent_control_stop(a);
         agent_control_free_pulls(a);
         preheat_free(a->preheat);
+        registry_seen_free(a->registries); /* after every pull that wrote to it */
         list_watch_free(a->list_watch);
         runtime_op_free(a->auto_probe);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {

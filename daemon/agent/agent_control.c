@@ -77,7 +77,8 @@ static int handle_pull(void *userdata, ControlConn *c, const ControlRequest *req
         cp->conn = c;
         cp->started = now_monotonic();
         r = watched_pull_new(a->event, a->glue, a->config, driver,
-                             &(WatchedPullSpec) { .image = req->image, .platform = req->platform, .namespace = req->namespace },
+                             &(WatchedPullSpec) { .image = req->image, .platform = req->platform, .namespace = req->namespace,
+                                                  .seen = a->registries },
                              on_pull_event, cp, &cp->pull);
         if (r < 0) {
                 free(cp);
@@ -132,6 +133,7 @@ int agent_control_start(Agent *a) {
                 r = sd_event_add_defer(a->event, &a->pull_reap, on_reap, a);
                 if (r < 0)
                         return r;
+                (void) sd_event_source_set_description(a->pull_reap, "agent-pull-reap");
                 (void) sd_event_source_set_enabled(a->pull_reap, SD_EVENT_OFF);
         }
         return control_server_new(a->event, a->config->config->control_socket, NULL, 0, &handlers, a, &a->control);
@@ -220,7 +222,7 @@ json_t *agent_status_json(Agent *a) {
         if (omitted > 0)
                 json_object_set_new(o, "preheat_omitted", json_integer((json_int_t) omitted));
         json_object_set_new(o, "pulls", pulls);
-        json_object_set_new(o, "registries", registry_seen_json());
+        json_object_set_new(o, "registries", registry_seen_json(a->registries));
         json_object_set_new(o, "state_file", json_string(a->state->path));
         if (a->cri)
                 json_object_set_new(o, "cri", cri_service_status_json(a->cri));

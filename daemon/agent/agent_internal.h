@@ -1,5 +1,6 @@
-/* agent_internal.h: the Agent's fields, shared by agent.c (lifecycle, reload, runtimes, flush) and
- * agent_control.c (control socket, status, pulls on request). Nothing outside the agent includes it. */
+/* agent_internal.h: the Agent's fields, shared by agent.c (lifecycle, reload, flush), agent_control.c
+ * (control socket, status, pulls on request), agent_runtime.c (runtimes, auto) and agent_report.c (pull
+ * events to alerts and metrics). Nothing outside those four includes it. */
 #pragma once
 
 #include <jansson.h>
@@ -48,6 +49,7 @@ struct Agent {
         bool config_missing_ok;
         SharedConfig *config;
         char *machine_id;
+        RegistrySeen *registries; /* the registry hosts our pulls probed, for status */
 
         State *state;
         bool state_error_logged;

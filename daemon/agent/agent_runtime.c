@@ -2,6 +2,7 @@
  * runtime: auto means here), an asynchronous ping of each with backoff while it is down, one alert per
  * outage, and the preheat scheduler told when a runtime comes and goes. Never blocks on a runtime. */
 #include "daemon/agent/agent_internal.h"
+#include "probes/drivers/runtime_drivers.h"
 
 #include <stdio.h>
 #include <syslog.h>
@@ -26,8 +27,7 @@ int agent_pick_driver(Agent *a, const char *runtime, const RuntimeDriver **ret, 
 
         if (k < 0)
                 return error_detail_setf(ret_error, EINVAL, "unknown runtime \"%s\"", runtime);
-        if (k == RUNTIME_AUTO)
-                k = a->auto_runtime != RUNTIME_AUTO ? a->auto_runtime : RUNTIME_DOCKER;
+        k = runtime_kind_resolve(k, a->auto_runtime);
         if (!a->drivers[k])
                 return error_detail_setf(ret_error, EOPNOTSUPP, "this pullwatch cannot drive %s", runtime_kind_to_string(k));
         if (a->runtimes[k].known && !a->runtimes[k].up)
@@ -135,7 +135,7 @@ bool agent_auto_undecided(const Agent *a) {
 
 static void on_auto_probe(RuntimeOp *op, int r, const char *error, void *userdata) {
         Agent *a = userdata;
-        RuntimeKind k = r >= 0 ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
+        RuntimeKind k = r >= 0 ? runtime_driver_auto_probe()->kind : runtime_driver_auto_fallback()->kind;
         bool changed = a->auto_runtime != k;
 
         a->auto_probe = NULL; /* the op frees itself */
@@ -153,7 +153,7 @@ static void on_auto_probe(RuntimeOp *op, int r, const char *error, void *userdat
 /* auto: containerd when its socket answers (kubelet's runtime), else Docker, as `pullwatch pull` picks.
  * Asked asynchronously; until the first answer, nothing is wanted on auto's account. */
 void agent_probe_auto_runtime(Agent *a) {
-        const RuntimeDriver *d = a->drivers[RUNTIME_CONTAINERD];
+        const RuntimeDriver *d = a->drivers[runtime_driver_auto_probe()->kind];
         int r;
 
         a->auto_probe = runtime_op_free(a->auto_probe);
@@ -175,11 +175,12 @@ void agent_resolve_runtimes(Agent *a) {
         for (RuntimeKind i = RUNTIME_DOCKER; i < _RUNTIME_KIND_MAX; i++)
                 a->runtimes[i].wanted = i == k;
         for (size_t i = 0; a->list && i < a->list->n; i++) {
-                PreheatRuntime r = a->list->items[i].runtime;
-                if (r == PREHEAT_RUNTIME_DOCKER || r == PREHEAT_RUNTIME_BOTH)
-                        a->runtimes[RUNTIME_DOCKER].wanted = true;
-                if (r == PREHEAT_RUNTIME_CONTAINERD || r == PREHEAT_RUNTIME_BOTH)
-                        a->runtimes[RUNTIME_CONTAINERD].wanted = true;
+                RuntimeKind ks[_RUNTIME_KIND_MAX];
+                /* an item without a runtime follows k, wanted above already */
+                size_t n = runtime_kinds_of_preheat(a->list->items[i].runtime, k, ks);
+                for (size_t j = 0; j < n; j++)
+                        if (ks[j] != RUNTIME_AUTO)
+                                a->runtimes[ks[j]].wanted = true;
         }
         if (a->preheat && a->auto_runtime != RUNTIME_AUTO)
                 preheat_set_auto_runtime(a->preheat, a->auto_runtime);

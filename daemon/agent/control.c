@@ -2,6 +2,7 @@
  * error and the connection closed, so a client cannot make the daemon allocate without bound. One
  * request per connection: status answers and closes, pull streams until its result. */
 #include "daemon/agent/control.h"
+#include "config/config.h"
 #include "basic/unix_socket.h"
 
 #include <fcntl.h>
@@ -97,8 +98,7 @@ int control_request_parse(const char *line, size_t size, ControlRequest *ret, Er
                         control_request_done(&req);
                         return error_detail_setf(ret_error, -EINVAL, "pull needs \"image\"");
                 }
-                if (req.runtime && !streq(req.runtime, "auto") && !streq(req.runtime, "docker") &&
-                    !streq(req.runtime, "containerd")) {
+                if (req.runtime && runtime_kind_from_string(req.runtime) < 0) {
                         control_request_done(&req);
                         return error_detail_setf(ret_error, -EINVAL, "\"runtime\" must be auto, docker or containerd");
                 }
@@ -303,6 +303,7 @@ static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userd
                 free(c);
                 return 0;
         }
+        (void) sd_event_source_set_description(c->io, "control-conn");
         c->next = s->conns;
         s->conns = c;
         s->n_conns++;
@@ -352,6 +353,7 @@ int control_server_new(sd_event *event, const char *path, const uid_t *allowed_u
                 (void) unlink(path);
                 goto fail;
         }
+        (void) sd_event_source_set_description(s->io, "control-accept");
         *ret = s;
         return 0;
 fail:

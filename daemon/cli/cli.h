@@ -2,6 +2,8 @@
  * 0 success, 1 the pull (or the thing asked) failed, 2 usage or config error. */
 #pragma once
 
+#include <systemd/sd-event.h>
+
 #include "config/config.h"
 
 #define EXIT_PULL_FAILED 1
@@ -24,3 +26,7 @@ int cli_pull_via_daemon(const Config *config, const char *image, const char *run
 int cli_load_config(const char *path, Config **ret);
 /* Replace a config string with an option's value: 0 or -ENOMEM. */
 int cli_set_string(char **field, const char *value);
+/* sd_event_add_signal() for the life of event (a floating source), named description so a stuck loop
+ * can be read. 0 or -errno. */
+int cli_add_signal(sd_event *event, int sig, const char *description, sd_event_signal_handler_t handler,
+                   void *userdata);

@@ -2,6 +2,8 @@
  * laid over the config's strings. */
 #include <stdio.h>
 
+#include <assert.h>
+
 #include "basic/escape.h"
 #include "daemon/cli/cli.h"
 
@@ -24,4 +26,18 @@ int cli_set_string(char **field, const char *value) {
         free(*field);
         *field = s;
         return 0;
+}
+
+int cli_add_signal(sd_event *event, int sig, const char *description, sd_event_signal_handler_t handler,
+                   void *userdata) {
+        _cleanup_(sd_event_source_unrefp) sd_event_source *s = NULL;
+        int r;
+
+        assert(event);
+        assert(description);
+        r = sd_event_add_signal(event, &s, sig, handler, userdata);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s, description);
+        return sd_event_source_set_floating(s, true);
 }

@@ -15,6 +15,7 @@
 #include "daemon/preheat/state.h"
 #include "probes/containerd/containerd.h"
 #include "probes/docker/docker.h"
+#include "probes/drivers/runtime_drivers.h"
 
 #define STATUS_TIMEOUT_SEC 15
 
@@ -184,45 +185,19 @@ static void print_layers(json_t *pull) {
         }
 }
 
-/* Each reachable runtime's version, asked by this client (the daemon's monitor only pings): the
- * Engine's /version (and its API version), containerd's Version service; and containerd's own CRI
- * pull progress timeout where it reports it, with a warning when the value is a known-bad one. */
+/* Each reachable runtime's version and settings, asked by this client (the daemon's monitor only
+ * pings): what its driver describes. */
 static void add_runtime_versions(const Config *config, json_t *runtimes) {
         json_t *v;
         const char *key;
 
         json_object_foreach(runtimes, key, v) {
-                _cleanup_free_ char *version = NULL, *api = NULL;
+                const RuntimeDriver *d = runtime_driver_by_name(key);
+
                 if (!json_is_true(json_object_get(v, "up")))
                         continue;
-                if (streq(key, "docker") && docker_version(config->docker_socket, &version, &api) >= 0) {
-                        DockerStore s = {};
-                        json_object_set_new(v, "version", json_string(version));
-                        json_object_set_new(v, "api_version", json_string(api));
-                        /* the containerd image store pulls through a containerd of its own choosing */
-                        if (docker_store_query(config->docker_socket, &s) < 0)
-                                continue;
-                        json_object_set_new(v, "store", json_string(docker_store_name(&s)));
-                        if (s.driver)
-                                json_object_set_new(v, "storage_driver", json_string(s.driver));
-                        if (s.containerd && s.containerd_address)
-                                json_object_set_new(v, "containerd_address", json_string(s.containerd_address));
-                        if (s.containerd && s.containerd_namespace)
-                                json_object_set_new(v, "containerd_namespace", json_string(s.containerd_namespace));
-                        docker_store_done(&s);
-                } else if (streq(key, "containerd") &&
-                           containerd_version(config->containerd_socket, &version, NULL) >= 0) {
-                        _cleanup_free_ char *timeout = NULL;
-                        const char *warning;
-                        json_object_set_new(v, "version", json_string(version));
-                        if (containerd_cri_progress_timeout(config->containerd_socket, &timeout, NULL) < 0)
-                                continue;
-                        json_object_set_new(v, "image_pull_progress_timeout", json_string(timeout));
-                        warning = containerd_progress_timeout_warning(timeout, version);
-                        if (warning)
-                                json_object_set_new(v, "warning", json_sprintf("image_pull_progress_timeout %s: %s",
-                                                                               timeout, warning));
-                }
+                if (d && d->describe)
+                        (void) d->describe(config, v);
         }
 }
 

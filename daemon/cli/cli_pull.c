@@ -12,6 +12,7 @@
 #include "daemon/pull/watched_pull.h"
 #include "probes/runtime/runtime_op.h"
 #include "probes/docker/docker.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "basic/reference.h"
 
 typedef struct PullCli {
@@ -60,14 +61,14 @@ static int pull_usage(void) {
 }
 
 static const RuntimeDriver *pick_driver(Config *config) {
-        if (config->runtime == RUNTIME_DOCKER)
-                return &docker_driver;
-        if (config->runtime == RUNTIME_CONTAINERD)
-                return &containerd_driver;
-        /* auto: containerd when its socket answers (kubelet's runtime), else Docker. */
-        if (containerd_driver.ping && containerd_driver.ping(config, NULL) >= 0)
-                return &containerd_driver;
-        return &docker_driver;
+        const RuntimeDriver *d = runtime_driver_get(config->runtime), *first = runtime_driver_auto_probe();
+
+        if (d)
+                return d;
+        /* auto: the runtime kubelet talks to when its socket answers (containerd), else the fallback */
+        if (first->ping && first->ping(config, NULL) >= 0)
+                return first;
+        return runtime_driver_auto_fallback();
 }
 
 int cli_pull(int argc, char **argv) {
@@ -177,9 +178,9 @@ int cli_pull(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        sd_event_add_signal(event, NULL, SIGINT, on_signal, pull);
-        sd_event_add_signal(event, NULL, SIGTERM, on_signal, pull);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) cli_add_signal(event, SIGINT, "pull-sigint", on_signal, pull);
+        (void) cli_add_signal(event, SIGTERM, "pull-sigterm", on_signal, pull);
 
         cli.event = event;
         cli.glue = glue;

@@ -12,6 +12,7 @@
 #include "daemon/pull/liveness.h"
 #include "daemon/cli/render.h"
 #include "probes/containerd/containerd.h"
+#include "probes/drivers/runtime_drivers.h"
 
 typedef struct LayerImage {
         char *layer, *image;
@@ -124,7 +125,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                                               .layer = t->id, .phase = t->phase, .verdict = t->verdict,
                                               .evidence = t->evidence, .current = t->current, .total = t->total });
         }
-        sd_event_source_set_time_relative(s, w->config->watchdog.sample_interval);
+        (void) sd_event_source_set_time_relative(s, w->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
@@ -143,6 +144,7 @@ int cli_watch(int argc, char **argv) {
         };
         _cleanup_config_ Config *config = NULL;
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
+        sd_event_source *sample = NULL;
         _cleanup_(curl_glue_freep) CurlGlue *glue = NULL;
         _cleanup_(containerd_watch_freep) ContainerdWatch *cw = NULL;
         _cleanup_(error_detail_done) ErrorDetail error = {};
@@ -171,7 +173,8 @@ int cli_watch(int argc, char **argv) {
         if ((csock && cli_set_string(&config->containerd_socket, csock) < 0) ||
             (ns && cli_set_string(&config->containerd_namespace, ns) < 0))
                 return EXIT_PULL_FAILED;
-        if (runtime && !streq(runtime, "containerd") && !streq(runtime, "auto")) {
+        const RuntimeDriver *asked = runtime ? runtime_driver_by_name(runtime) : NULL;
+        if (runtime && runtime_kind_from_string(runtime) != RUNTIME_AUTO && (!asked || !asked->watchable)) {
                 /* The Engine API streams a pull's progress only to the client that started it. */
                 fprintf(stderr, "pullwatch: watch works on containerd only: dockerd shows a pull's progress to no one but "
                                 "the client that started it; pull through `pullwatch pull` or the daemon instead\n");
@@ -192,8 +195,13 @@ int cli_watch(int argc, char **argv) {
         if (r >= 0)
                 r = containerd_watch_new(glue, config, config->containerd_namespace, &callbacks, &w, &cw);
         if (r >= 0)
-                r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, config->watchdog.sample_interval,
+                r = sd_event_add_time_relative(event, &sample, CLOCK_MONOTONIC, config->watchdog.sample_interval,
                                                10 * USEC_PER_MSEC, on_sample, &w);
+        if (r >= 0) {
+                (void) sd_event_source_set_description(sample, "watch-sample");
+                r = sd_event_source_set_floating(sample, true);
+                sample = sd_event_source_unref(sample);
+        }
         if (r < 0) {
                 fprintf(stderr, "pullwatch: cannot start watching: %s\n", strerror(-r));
                 detector_free(w.detector);
@@ -206,9 +214,9 @@ int cli_watch(int argc, char **argv) {
         sigemptyset(&mask);
         sigaddset(&mask, SIGINT);
         sigaddset(&mask, SIGTERM);
-        sigprocmask(SIG_BLOCK, &mask, NULL);
-        sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
-        sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+        (void) sigprocmask(SIG_BLOCK, &mask, NULL);
+        (void) cli_add_signal(event, SIGINT, "watch-sigint", NULL, NULL);
+        (void) cli_add_signal(event, SIGTERM, "watch-sigterm", NULL, NULL);
         r = sd_event_loop(event);
 
         cw = containerd_watch_free(cw);

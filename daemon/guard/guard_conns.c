@@ -54,7 +54,7 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         h->named = true;
         _cleanup_free_ char *remedy = NULL;
         if (asprintf(&remedy, "%s Hop: %s, whose connections from %s ended mid-transfer after ~%llus each.", text, addr,
-                     rt->driver->name, (unsigned long long) (diagnose_attempts_cut(h->history, h->n_history) / USEC_PER_SEC)) < 0)
+                     rt->name, (unsigned long long) (diagnose_attempts_cut(h->history, h->n_history) / USEC_PER_SEC)) < 0)
                 return;
         guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .image = guard_only_image(rt),
                                       .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT), .remedy = remedy });

@@ -191,11 +191,9 @@ static void docker_sample(GuardRuntime *rt, usec_t now) {
 }
 
 int guard_downloads_start(GuardRuntime *rt) {
-        RuntimeProcess p = {};
-        rt->driver->process(rt->guard->config->config, &p);
-        /* a runtime that extracts in-process keeps its downloads in a content store it can be asked
-         * about (containerd); the other (dockerd) keeps them in files only /proc shows */
-        if (p.inprocess_extract)
+        /* a runtime whose pulls its API shows (containerd's content ingests) is asked; the other
+         * (dockerd, which shows a pull to no one but its client) is read from the files it holds */
+        if (rt->driver->watchable)
                 return containerd_start(rt);
         rt->client = "a docker client (Engine API)";
         return 0;

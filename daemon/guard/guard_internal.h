@@ -50,6 +50,7 @@ typedef struct GuardHop {
 typedef struct GuardRuntime {
         NodeGuard *guard;
         const RuntimeDriver *driver;
+        const char *name;         /* the driver's, for events and status */
         RuntimeKind kind;
         const char *client;       /* who starts this runtime's pulls, when one kind of client does */
         RuntimeLiveness *liveness;
@@ -84,13 +85,13 @@ struct NodeGuard {
 };
 
 static inline bool guard_is_own(const GuardRuntime *rt, const char *image) {
-        return rt->guard->is_own && rt->guard->is_own(rt->guard->userdata, rt->driver->name, image);
+        return rt->guard->is_own && rt->guard->is_own(rt->guard->userdata, rt->name, image);
 }
 
 /* An event of this runtime's (the runtime and, when the event names none, its client filled in). */
 static inline void guard_emit(GuardRuntime *rt, PullEvent *e) {
         NodeGuard *g = rt->guard;
-        e->runtime = rt->driver->name;
+        e->runtime = rt->name;
         e->client = e->client ?: rt->client;
         if (g->cb)
                 g->cb(g->userdata, e);

@@ -175,7 +175,7 @@ int node_guard_new(sd_event *event, CurlGlue *glue, SharedConfig *config, const 
                 GuardRuntime *rt = &g->runtimes[g->n_runtimes];
                 if (!d)
                         continue;
-                *rt = (GuardRuntime) { .guard = g, .driver = d, .kind = (RuntimeKind) k };
+                *rt = (GuardRuntime) { .guard = g, .driver = d, .name = d->name, .kind = (RuntimeKind) k };
                 if (runtime_liveness_new_for(d, c, &rt->liveness) < 0 || detector_new(&c->watchdog, now_monotonic(), &rt->downloads) < 0) {
                         runtime_done(rt);
                         continue;
@@ -234,7 +234,7 @@ json_t *node_guard_status_json(const NodeGuard *g) {
                                                                  "comm", rt->helpers[k].comm, "verdict",
                                                                  verdict_to_string(rt->helpers[k].reported), "evidence",
                                                                  rt->helpers[k].evidence));
-                json_object_set_new(rts, rt->driver->name, json_pack("{s:o*, s:o*}", "pulls", pulls, "helpers", helpers));
+                json_object_set_new(rts, rt->name, json_pack("{s:o*, s:o*}", "pulls", pulls, "helpers", helpers));
         }
         return o;
 }

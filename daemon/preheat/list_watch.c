@@ -166,9 +166,11 @@ int list_watch_new(sd_event *event, const char *path, usec_t debounce, list_watc
         r = sd_event_add_io(event, &w->io, w->fd, EPOLLIN, on_inotify, w);
         if (r < 0)
                 goto fail;
+        (void) sd_event_source_set_description(w->io, "list-inotify");
         r = sd_event_add_time(event, &w->timer, CLOCK_MONOTONIC, USEC_INFINITY, 10 * USEC_PER_MSEC, on_timer, w);
         if (r < 0)
                 goto fail;
+        (void) sd_event_source_set_description(w->timer, "list-settle");
         (void) sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
         *ret = w;
         return 0;

@@ -3,6 +3,9 @@
  * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
  * from a defer source, never inside their own callback. */
 #include "daemon/preheat/preheat_internal.h"
+
+#include <assert.h>
+#include "probes/drivers/runtime_drivers.h"
 #include "probes/registry/credentials.h"
 #include "basic/reference.h"
 #include "probes/registry/registry.h"
@@ -50,8 +53,9 @@ static void set_state(Target *t, PreheatState s, const char *error) {
         t->state = s;
         if (s == PREHEAT_READY && !t->pinned)
                 (void) preheat_pin(t, true);
-        if (s == PREHEAT_READY)
-                preheat_imagefs_locate(t->preheat, t->runtime);
+        /* the figures preheat-evicted and the retry below the low threshold need */
+        if (s == PREHEAT_READY && !t->preheat->stopped)
+                imagefs_cache_locate(&t->preheat->imagefs, t->preheat->glue, cfg(t->preheat), t->runtime);
         if (changed)
                 notify_changed(t->preheat);
 }
@@ -317,7 +321,8 @@ static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
 
 static void start_pull(Target *t) {
         Preheat *p = t->preheat;
-        WatchedPullSpec spec = { .image = t->image, .platform = t->platform, .namespace = t->namespace };
+        WatchedPullSpec spec = { .image = t->image, .platform = t->platform, .namespace = t->namespace,
+                                 .seen = p->seen };
         char buf[256];
         int r;
 
@@ -414,6 +419,7 @@ static int target_new(Preheat *p, const PreheatItem *item, RuntimeKind k, size_t
                 target_free(t);
                 return r;
         }
+        (void) sd_event_source_set_description(t->timer, "preheat-target");
         n = realloc(p->targets, (p->n_targets + 1) * sizeof(*n));
         if (!n) {
                 target_free(t);
@@ -436,19 +442,6 @@ static Target *find_target(Preheat *p, const PreheatItem *item, RuntimeKind k) {
         return NULL;
 }
 
-static size_t item_runtimes(const Preheat *p, const PreheatItem *item, RuntimeKind ret[2]) {
-        switch (item->runtime) {
-        case PREHEAT_RUNTIME_DOCKER: ret[0] = RUNTIME_DOCKER; return 1;
-        case PREHEAT_RUNTIME_CONTAINERD: ret[0] = RUNTIME_CONTAINERD; return 1;
-        case PREHEAT_RUNTIME_BOTH: ret[0] = RUNTIME_DOCKER; ret[1] = RUNTIME_CONTAINERD; return 2;
-        default:
-                ret[0] = cfg(p)->runtime != RUNTIME_AUTO ? cfg(p)->runtime
-                         : p->auto_runtime != RUNTIME_AUTO ? p->auto_runtime
-                                                           : RUNTIME_DOCKER;
-                return 1;
-        }
-}
-
 int preheat_set_list(Preheat *p, const PreheatList *l) {
         _cleanup_free_ Target **removed = NULL;
         size_t kept = 0, n_removed = 0;
@@ -457,8 +450,9 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
         for (size_t i = 0; i < p->n_targets; i++)
                 p->targets[i]->seen = false;
         for (size_t i = 0; l && i < l->n; i++) {
-                RuntimeKind ks[2];
-                size_t nk = item_runtimes(p, &l->items[i], ks);
+                RuntimeKind ks[_RUNTIME_KIND_MAX];
+                size_t nk = runtime_kinds_of_preheat(l->items[i].runtime,
+                                                     runtime_kind_resolve(cfg(p)->runtime, p->auto_runtime), ks);
                 for (size_t k = 0; k < nk; k++) {
                         Target *t = find_target(p, &l->items[i], ks[k]);
                         if (t) {
@@ -510,9 +504,14 @@ int preheat_set_list(Preheat *p, const PreheatList *l) {
 int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *state,
                 const RuntimeDriver *const drivers[_RUNTIME_KIND_MAX], const char *machine_id,
                 const PreheatHooks *hooks, void *userdata, Preheat **ret) {
-        Preheat *p = calloc(1, sizeof(*p));
+        _cleanup_(preheat_freep) Preheat *p = NULL;
         int r;
 
+        assert(event);
+        assert(config);
+        assert(drivers);
+        assert(ret);
+        p = calloc(1, sizeof(*p));
         if (!p)
                 return -ENOMEM;
         p->event = sd_event_ref(event);
@@ -532,14 +531,14 @@ int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *st
         r = p->machine_id ? sd_event_add_defer(event, &p->reap, on_reap, p) : -ENOMEM;
         /* Idle: every begin and recheck due now runs first, so what queued together starts by priority. */
         if (r >= 0)
+                (void) sd_event_source_set_description(p->reap, "preheat-reap");
+        if (r >= 0)
                 r = sd_event_source_set_priority(p->reap, SD_EVENT_PRIORITY_IDLE);
         if (r >= 0)
                 r = sd_event_source_set_enabled(p->reap, SD_EVENT_OFF);
-        if (r < 0) {
-                preheat_free(p);
+        if (r < 0)
                 return r;
-        }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 
@@ -550,7 +549,7 @@ Preheat *preheat_free(Preheat *p) {
         for (size_t i = 0; i < p->n_targets; i++)
                 target_free(p->targets[i]);
         free(p->targets);
-        preheat_imagefs_forget(p);
+        imagefs_cache_forget(&p->imagefs);
         sd_event_source_disable_unref(p->reap);
         shared_config_unref(p->config);
         sd_event_unref(p->event);
@@ -562,11 +561,12 @@ Preheat *preheat_free(Preheat *p) {
 void preheat_set_config(Preheat *p, SharedConfig *config) {
         shared_config_unref(p->config);
         p->config = shared_config_ref(config);
-        preheat_imagefs_forget(p); /* the sockets may have moved */
+        imagefs_cache_forget(&p->imagefs); /* the sockets may have moved */
         schedule_reap(p);
 }
 
 void preheat_set_auto_runtime(Preheat *p, RuntimeKind k) { p->auto_runtime = k; }
+void preheat_set_registry_seen(Preheat *p, RegistrySeen *seen) { p->seen = seen; }
 void preheat_set_registry_check(Preheat *p, bool on) { p->registry_check = on; }
 
 void preheat_set_runtime_up(Preheat *p, RuntimeKind k, bool up) {

@@ -47,6 +47,8 @@ static inline void preheat_freep(Preheat **p) { preheat_free(*p); }
 void preheat_set_config(Preheat *p, SharedConfig *config);
 /* What items without a runtime mean while the config says auto. */
 void preheat_set_auto_runtime(Preheat *p, RuntimeKind k);
+/* Where the pulls record their registry probes (the owner's table, which outlives p); NULL = nowhere. */
+void preheat_set_registry_seen(Preheat *p, RegistrySeen *seen);
 /* Ask the registry whether a tag moved at each recheck (on by default). */
 void preheat_set_registry_check(Preheat *p, bool on);
 /* The new list: known targets keep their state, new ones start, missing ones are forgotten (a running

@@ -34,54 +34,18 @@ void evict_track_release(EvictTrack *e) {
 #include <stdio.h>
 
 #include "daemon/preheat/preheat_internal.h"
-#include "probes/drivers/imagefs.h"
-#include "probes/runtime/runtime_op.h"
 
 static const Config *target_config(const Target *t) { return t->preheat->config->config; }
-
-static void on_located(RuntimeOp *op, int r, const char *text, void *userdata) {
-        PreheatImageFs *l = userdata;
-
-        l->op = NULL; /* it frees itself */
-        if (r >= 0 && text) {
-                free(l->path);
-                l->path = strdup(text);
-        }
-}
-
-void preheat_imagefs_locate(Preheat *p, RuntimeKind k) {
-        PreheatImageFs *l;
-
-        if (k < 0 || k >= _RUNTIME_KIND_MAX || p->stopped)
-                return;
-        l = &p->imagefs[k];
-        if (l->path || l->op)
-                return;
-        l->preheat = p;
-        l->kind = k;
-        (void) imagefs_locate(p->glue, p->config->config, k, on_located, l, &l->op);
-}
-
-void preheat_imagefs_forget(Preheat *p) {
-        for (size_t k = 0; k < _RUNTIME_KIND_MAX; k++) {
-                p->imagefs[k].op = runtime_op_free(p->imagefs[k].op);
-                free(p->imagefs[k].path);
-                p->imagefs[k].path = NULL;
-        }
-}
 
 /* Usage of t's image filesystem in percent, -1 when it cannot be measured (not located yet: asked now,
  * for the next time); figures into buf. Only statvfs runs here. */
 static int usage(const Target *t, char *buf, size_t size) {
-        PreheatImageFs *l = &t->preheat->imagefs[t->runtime];
+        Preheat *p = t->preheat;
         ImageFs fs = {};
         char used[32], cap[32];
         int pct;
 
-        if (!l->path || imagefs_stat(l->path, &fs) < 0) {
-                free(l->path);
-                l->path = NULL;
-                preheat_imagefs_locate(t->preheat, t->runtime);
+        if (p->stopped || imagefs_cache_measure(&p->imagefs, p->glue, p->config->config, t->runtime, &fs) < 0) {
                 snprintf(buf, size, "the image filesystem could not be measured");
                 return -1;
         }

@@ -1,8 +1,10 @@
-/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle) and preheat_status.c
- * (counts, summary, status JSON). Nothing outside the preheat module includes it. */
+/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle), preheat_evict.c (the
+ * eviction hold), preheat_pin.c (pin labels) and preheat_status.c (counts, summary, status JSON). Nothing
+ * outside those four includes it; they call into preheat.c's callees only, never back into preheat.c. */
 #pragma once
 
 #include "daemon/preheat/preheat.h"
+#include "daemon/preheat/imagefs_cache.h"
 #include "daemon/preheat/preheat_evict.h"
 #include "probes/registry/registry.h"
 #include "probes/drivers/registry_runtime.h"
@@ -36,14 +38,6 @@ typedef struct Target {
         char *pin_moved_from;     /* repo@digest the tag left in the last pull: the next pin unlabels it */
 } Target;
 
-/* Where one runtime keeps its images, asked once (a RuntimeOp) and then measured with statvfs. */
-typedef struct PreheatImageFs {
-        Preheat *preheat;
-        RuntimeKind kind;
-        char *path;               /* NULL until the runtime said */
-        RuntimeOp *op;            /* asking, in flight */
-} PreheatImageFs;
-
 struct Preheat {
         sd_event *event;
         CurlGlue *glue;
@@ -60,7 +54,8 @@ struct Preheat {
         Target **targets;
         size_t n_targets;
         sd_event_source *reap;
-        PreheatImageFs imagefs[_RUNTIME_KIND_MAX];
+        ImageFsCache imagefs;     /* where each runtime keeps its images (preheat-evicted's figures) */
+        RegistrySeen *seen;       /* the owner's table our pulls' registry probes go to; NULL = none */
 };
 
 static inline const char *preheat_runtime_name(const Target *t) { return runtime_kind_to_string(t->runtime); }
@@ -79,8 +74,3 @@ void preheat_pin_pulled(Target *t, const char *before, const char *after);
 void preheat_pin_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */
 bool preheat_evict_retry(Target *t);
-/* Ask t's runtime where its images are, unless known or being asked (the figures preheat-evicted and
- * the retry below the low threshold need; called when a target becomes ready). */
-void preheat_imagefs_locate(Preheat *p, RuntimeKind k);
-/* Forget every location (config reload, shutdown): cancels the questions in flight. */
-void preheat_imagefs_forget(Preheat *p);

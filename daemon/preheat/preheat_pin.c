@@ -12,6 +12,7 @@
 #include "daemon/preheat/preheat_internal.h"
 #include "probes/containerd/containerd.h"
 #include "probes/containerd/containerd_label.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "basic/reference.h"
 #include "probes/runtime/runtime_op.h"
 
@@ -154,7 +155,9 @@ int preheat_pin(Target *t, bool on) {
         PinJob *j;
         int r;
 
-        if (t->runtime != RUNTIME_CONTAINERD || !c->preheat.pin) {
+        const RuntimeDriver *d = runtime_driver_get(t->runtime);
+
+        if (!d || !d->pin_labels || !c->preheat.pin) {
                 t->pin_moved_from = mfree(t->pin_moved_from);
                 return 0;
         }

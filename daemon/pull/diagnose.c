@@ -7,6 +7,7 @@
 #include <stdarg.h>
 
 #include "probes/containerd/containerd.h"
+#include "probes/drivers/runtime_drivers.h"
 
 static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_NONE] = "none",
@@ -83,17 +84,35 @@ static const char *word_after(const char *text, const char *needle, const char *
         return buf;
 }
 
-static const char *storage_root(RuntimeKind runtime) {
-        return runtime == RUNTIME_CONTAINERD ? "/var/lib/containerd" :
-               runtime == RUNTIME_DOCKER     ? "/var/lib/docker" :
-                                               "the runtime's root (/var/lib/docker or /var/lib/containerd)";
+/* How runtime is worded: its driver's words; a kind without a driver is worded as auto's fallback. */
+static const RuntimeWording *words(RuntimeKind runtime) {
+        const RuntimeDriver *d = runtime_driver_get(runtime) ?: runtime_driver_auto_fallback();
+        return d->wording;
 }
 
-static const char *octet_remedy(RuntimeKind runtime) {
-        return runtime == RUNTIME_DOCKER ?
-                       "rebuild and push the image with a current builder, or pull it with Docker's classic "
-                       "image store (the containerd image store refuses it)" :
-                       "rebuild and push the image with a current builder, or pull it through Docker";
+static const char *storage_root(RuntimeKind runtime) {
+        const RuntimeDriver *d = runtime_driver_get(runtime);
+        return d ? d->wording->storage_root : "the runtime's root (/var/lib/docker or /var/lib/containerd)";
+}
+
+/* A remedy naming the host more than once: {host} in the driver's text stands for it. */
+static char *with_host(const char *text, const char *host) {
+        _cleanup_free_ char *out = NULL;
+        size_t n = 0, hl = strlen(host);
+        const char *p, *q;
+
+        for (p = text; (q = strstr(p, "{host}")); p = q + 6)
+                n++;
+        out = malloc(strlen(text) + n * hl + 1);
+        if (!out)
+                return NULL;
+        char *o = out;
+        for (p = text; (q = strstr(p, "{host}")); p = q + 6) {
+                o = mempcpy(o, p, q - p);
+                o = mempcpy(o, host, hl);
+        }
+        strcpy(o, p);
+        return TAKE_PTR(out);
 }
 
 static const char *const schema1_remedy =
@@ -111,15 +130,13 @@ static int diagnose_text_octet(RuntimeKind runtime, const char *t, char **ret_te
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "content %s was never fetched because the image's config has mediaType "
                                "application/octet-stream (built by docker < 1.11), which %s skips: %s.", digest,
-                               runtime == RUNTIME_DOCKER ? "Docker's containerd image store (measured on 28.5)" :
-                                                           "containerd 1.4 to 2.0",
-                               octet_remedy(runtime));
+                               words(runtime)->octet_skipper, words(runtime)->octet_remedy);
         }
         if ((has(t, "unknown type: application/octet-stream") ||
              has(t, "unexpected media type application/octet-stream")))
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "the image's config has mediaType application/octet-stream (built by docker "
-                               "< 1.11), which containerd 1.4 to 2.0 cannot unpack: %s.", octet_remedy(runtime));
+                               "< 1.11), which containerd 1.4 to 2.0 cannot unpack: %s.", words(runtime)->octet_remedy);
         return DIAG_NONE;
 }
 
@@ -158,18 +175,11 @@ static int diagnose_text_scheme(RuntimeKind runtime, const char *t, char **ret_t
                 return DIAG_NONE;
         if (!word_after(t, "https://", "/\" \t\n", host, sizeof(host)))
                 snprintf(host, sizeof(host), "HOST:PORT");
-        if (runtime == RUNTIME_CONTAINERD)
-                return verdict(DIAG_REGISTRY_SCHEME, ret_text,
-                               "the registry %s answers plain HTTP but containerd speaks HTTPS to it: serve it over "
-                               "TLS (its CA in /etc/containerd/certs.d/%s/), or declare it plain http with "
-                               "server = \"http://%s\" in /etc/containerd/certs.d/%s/hosts.toml.",
-                               host, host, host, host);
-        return verdict(DIAG_REGISTRY_SCHEME, ret_text,
-                       "the registry %s answers plain HTTP but dockerd speaks HTTPS to it: serve it over TLS with "
-                       "its CA in /etc/docker/certs.d/%s/ca.crt. On the classic image store, listing it in "
-                       "insecure-registries in /etc/docker/daemon.json also works; on the containerd image store "
-                       "(Docker 29's default) that alone does not: give it a TLS endpoint.",
-                       host, host);
+        _cleanup_free_ char *remedy = with_host(words(runtime)->scheme_remedy, host);
+        if (!remedy)
+                return -ENOMEM;
+        return verdict(DIAG_REGISTRY_SCHEME, ret_text, "the registry %s answers plain HTTP but %s speaks HTTPS to it: %s",
+                       host, words(runtime)->process, remedy);
 }
 
 int diagnose_runtime_error(RuntimeKind runtime, const char *t, char **ret_text) {
@@ -248,11 +258,10 @@ bool diagnose_octet_applies(const char *v) {
 
 int diagnose_tls(RuntimeKind runtime, const char *host, const char *ca_where, const char *detail, bool probe,
                  char **ret_text) {
-        bool docker = runtime != RUNTIME_CONTAINERD;
+        const RuntimeWording *w = words(runtime);
         _cleanup_free_ char *def = NULL;
         if (!ca_where) {
-                if (asprintf(&def, docker ? "/etc/docker/certs.d/%s/ca.crt" : "/etc/containerd/certs.d/%s/hosts.toml (ca = ...)",
-                             host ?: "<host:port>") < 0)
+                if (asprintf(&def, "%s%s%s", w->ca_dir, host ?: "<host:port>", w->ca_file) < 0)
                         return -ENOMEM;
                 ca_where = def;
         }
@@ -262,8 +271,7 @@ int diagnose_tls(RuntimeKind runtime, const char *host, const char *ca_where, co
                        "registry's certificate (name, chain, expiry).",
                        probe ? "registry probe unavailable: " : "the registry's TLS certificate is not trusted",
                        probe ? "" : " (", (int) MIN(dl, 300), detail ?: "", probe ? "" : ")",
-                       docker ? "dockerd" : "containerd", host ?: "this registry", ca_where,
-                       docker ? " (no restart needed)" : " (hosts.toml ca = \"...\"; no restart needed)");
+                       w->process, host ?: "this registry", ca_where, w->ca_remedy);
 }
 
 int diagnose_manifest(RuntimeKind runtime, const char *version, const RegistryManifest *m, char **ret_text) {
@@ -293,13 +301,13 @@ int diagnose_manifest(RuntimeKind runtime, const char *version, const RegistryMa
                 return verdict(DIAG_SCHEMA1, ret_text,
                                "the image is a Docker schema 1 manifest (%s), which current runtimes refuse: %s.",
                                m->manifest_media_type ?: REGISTRY_MT_SCHEMA1_SIGNED, schema1_remedy);
-        if (runtime == RUNTIME_CONTAINERD && streq_ptr(m->config_media_type, REGISTRY_MT_OCTET_STREAM) &&
+        if (words(runtime)->octet_config_refused && streq_ptr(m->config_media_type, REGISTRY_MT_OCTET_STREAM) &&
             diagnose_octet_applies(version))
                 return verdict(DIAG_OCTET_STREAM_CONFIG, ret_text,
                                "the image's config %s has mediaType application/octet-stream (built by docker "
                                "< 1.11), which containerd 1.4 to 2.0 cannot unpack (this is %s): %s.",
                                m->config_digest ?: "blob", version ? version : "containerd, version unknown",
-                               octet_remedy(runtime));
+                               words(runtime)->octet_remedy);
         return nothing(ret_text);
 }
 
@@ -449,21 +457,9 @@ int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool
          * containerd image store, containerd's children decompress for dockerd. */
         bool igzip = strstr(comm, "igzip");
         bool pigz = strstr(comm, "pigz") || streq(comm, "docker-untar");
-        const char *remedy =
-                igzip ? (runtime == RUNTIME_CONTAINERD ?
-                                 "set CONTAINERD_DISABLE_IGZIP=1 and CONTAINERD_DISABLE_PIGZ=1 in containerd's "
-                                 "environment (systemctl edit containerd) and restart it, so containerd decompresses "
-                                 "in-process" :
-                                 "set CONTAINERD_DISABLE_IGZIP=1 and CONTAINERD_DISABLE_PIGZ=1 in the environment of "
-                                 "the containerd that dockerd pulls through (systemctl edit containerd) and restart "
-                                 "it, so it decompresses in-process") :
-                !pigz ? "kill it to fail the layer (the pull retries), and report the helper's version" :
-                runtime == RUNTIME_CONTAINERD ?
-                        "set CONTAINERD_DISABLE_PIGZ=1 in containerd's environment (and CONTAINERD_DISABLE_IGZIP=1 on "
-                        "containerd 2.0+, which would otherwise switch to igzip where it is installed; systemctl edit "
-                        "containerd) and restart it, so containerd decompresses in-process" :
-                        "set MOBY_DISABLE_PIGZ=true in dockerd's environment (systemctl edit docker) and restart "
-                        "it, so dockerd decompresses in-process";
+        const char *remedy = igzip ? words(runtime)->igzip_remedy :
+                             !pigz ? "kill it to fail the layer (the pull retries), and report the helper's version" :
+                                     words(runtime)->pigz_remedy;
         return verdict(DIAG_DECOMPRESSOR_HANG, ret_text,
                        "the decompressor %s (pid %d) has %s for %" PRIu64 "s while extracting: %s.",
                        comm, (int) pid, spinning ? "spun on the CPU without output" : "slept without output",
@@ -471,12 +467,12 @@ int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool
 }
 
 int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret_text) {
-        bool docker = runtime != RUNTIME_CONTAINERD;
+        const RuntimeWording *w = words(runtime);
         return verdict(DIAG_RUNTIME_UNVERIFIED, ret_text,
                        "No process could be proven to be %s (%s): silent phases are judged by their size budgets "
                        "alone and no helper will be signalled. Set %s.pidfile to the runtime's pid file, or run "
                        "pullwatch in the host's pid namespace with access to /proc.",
-                       docker ? "dockerd" : "containerd", why && *why ? why : "nothing found", docker ? "docker" : "containerd");
+                       w->process, why && *why ? why : "nothing found", w->config_section);
 }
 
 /* containerd's CRI plugin cancels its own pull when image_pull_progress_timeout passes with no new

@@ -1,6 +1,7 @@
 /* disk_gate.c: the arithmetic behind disk-pressure, and the measuring it needs. Usage is counted as df counts it (blocks not free),
  * so the percentages match what kubelet's image GC sees on the same filesystem. */
 #include "daemon/pull/disk_gate.h"
+#include "probes/drivers/runtime_drivers.h"
 
 #include <stdio.h>
 
@@ -71,5 +72,6 @@ DiskFit disk_gate_check(const Config *config, const char *fs_path, uint64_t need
 
 uint64_t disk_gate_remaining(RuntimeKind runtime, uint64_t image_size, uint64_t reported, uint64_t stored) {
         uint64_t size = image_size > 0 ? image_size : reported;
-        return runtime == RUNTIME_CONTAINERD && stored < size ? size - stored : size;
+        const RuntimeDriver *d = runtime_driver_get(runtime);
+        return d && d->keeps_partial && stored < size ? size - stored : size;
 }

@@ -5,6 +5,8 @@
  * inside one. */
 #include "daemon/pull/disk_wait.h"
 
+#include <assert.h>
+
 #include <stdio.h>
 
 typedef enum WaitState { WAIT_IDLE, WAIT_GATE, WAIT_SPACE } WaitState;
@@ -128,9 +130,12 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 int disk_wait_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, imagefs_locate_t locate_fn,
                   const char *image, disk_wait_done_t cb, void *userdata, DiskWait **ret) {
-        DiskWait *w = calloc(1, sizeof(*w));
+        _cleanup_(disk_wait_freep) DiskWait *w = NULL;
         int r;
 
+        assert(glue);
+        assert(ret);
+        w = calloc(1, sizeof(*w));
         if (!w)
                 return -ENOMEM;
         *w = (DiskWait) { .glue = glue, .config = config, .runtime = runtime, .locate = locate_fn, .cb = cb,
@@ -139,12 +144,12 @@ int disk_wait_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, ima
                                : sd_event_add_time_relative(curl_glue_event(glue), &w->timer, CLOCK_MONOTONIC,
                                                             USEC_PER_SEC, 10 * USEC_PER_MSEC, on_timer, w);
         if (r >= 0)
+                (void) sd_event_source_set_description(w->timer, "disk-wait");
+        if (r >= 0)
                 r = sd_event_source_set_enabled(w->timer, SD_EVENT_OFF);
-        if (r < 0) {
-                disk_wait_free(w);
+        if (r < 0)
                 return r;
-        }
-        *ret = w;
+        *ret = TAKE_PTR(w);
         return 0;
 }
 

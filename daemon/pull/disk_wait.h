@@ -17,6 +17,7 @@ typedef void (*disk_wait_done_t)(DiskWait *w, DiskFit fit, char *text, void *use
 int disk_wait_new(CurlGlue *glue, const Config *config, RuntimeKind runtime, imagefs_locate_t locate,
                   const char *image, disk_wait_done_t cb, void *userdata, DiskWait **ret);
 DiskWait *disk_wait_free(DiskWait *w);
+static inline void disk_wait_freep(DiskWait **w) { disk_wait_free(*w); }
 
 /* The image's size is known (0 = not); a gate waiting for it decides now. */
 void disk_wait_set_size(DiskWait *w, uint64_t size);

@@ -3,15 +3,19 @@
  * are kept quiet and only the registry's own words (429, a refused Range) are reported. */
 #include "daemon/pull/preflight.h"
 
+#include <assert.h>
+
 #include "daemon/pull/registry_seen.h"
 #include "basic/reference.h"
 #include "probes/registry/registry.h"
 #include "probes/drivers/registry_runtime.h"
+#include "probes/drivers/runtime_drivers.h"
 
 struct Preflight {
         CurlGlue *glue;
         const Config *config;
         RuntimeKind runtime;
+        RegistrySeen *seen;           /* the owner's table of probed registries; NULL = none */
         ImageRef *ref;
         char *user, *password, *token, *platform;
         preflight_diag_t cb;
@@ -116,7 +120,7 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorD
         int d = DIAG_NONE;
 
         /* e lives in op: use it before the op goes */
-        registry_seen_note(p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
+        registry_seen_note(p->seen, p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
         if (r < 0 && r != -EBUSY && r != -EACCES && r != -EPERM && r != -ENOENT) {
                 /* the pull goes on without manifest checks or Range probes: say why, once */
                 _cleanup_free_ char *why = e ? error_detail_format(e) : NULL;
@@ -186,8 +190,13 @@ static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, vo
                 p->idle(p, p->userdata);
 }
 
+void preflight_set_registry_seen(Preflight *p, RegistrySeen *seen) {
+        assert(p);
+        p->seen = seen;
+}
+
 int preflight_start(Preflight *p) {
-        if (p->runtime == RUNTIME_DOCKER || p->runtime == RUNTIME_CONTAINERD) {
+        if (runtime_driver_get(p->runtime)) {
                 int r = runtime_registry_fetch(p->glue, p->runtime, p->config, on_runtime_registry, p, &p->fetch);
                 if (r >= 0)
                         return 0;

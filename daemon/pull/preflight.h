@@ -4,6 +4,7 @@
 #pragma once
 
 #include "daemon/pull/diagnose.h"
+#include "daemon/pull/registry_seen.h"
 #include "probes/transport/curl_glue.h"
 #include "probes/runtime/runtime.h"
 
@@ -28,6 +29,9 @@ void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved);
 /* Called once the manifest look-up ends: m is NULL when the registry did not give one. */
 typedef void (*preflight_manifest_t)(Preflight *p, const RegistryManifest *m, void *userdata);
 void preflight_set_manifest_cb(Preflight *p, preflight_manifest_t cb);
+
+/* Where the probe of the registry is recorded (its owner's table; NULL: nowhere). Before start. */
+void preflight_set_registry_seen(Preflight *p, RegistrySeen *seen);
 
 /* Resolve the manifest now; diagnoses arrive through cb. */
 int preflight_start(Preflight *p);

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "probes/drivers/runtime_drivers.h"
+
 void pull_diag_init(PullDiag *g, RuntimeKind runtime, pull_diag_say_t say, void *userdata) {
         *g = (PullDiag) { .runtime = runtime, .say = say, .userdata = userdata };
 }
@@ -82,11 +84,12 @@ static const char *alive_evidence(const Detector *det, char *buf, size_t size) {
 }
 
 void pull_diag_error_text(PullDiag *g, Preflight *pf, const Detector *det, const char *message) {
+        const RuntimeDriver *driver = runtime_driver_get(g->runtime);
         char *text = NULL, alive[256];
         int d;
 
-        /* containerd ended a pull pullwatch did not cancel (no callback follows pullwatch's own cancel) */
-        if (g->runtime == RUNTIME_CONTAINERD &&
+        /* the runtime ended a pull pullwatch did not cancel (no callback follows pullwatch's own cancel) */
+        if (driver && driver->cancels_stalled &&
             (d = diagnose_cri_cancel(message, alive_evidence(det, alive, sizeof(alive)), NULL, &text)) != DIAG_NONE) {
                 pull_diag_report(g, d, text, NULL);
                 return;

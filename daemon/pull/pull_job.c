@@ -2,7 +2,9 @@
  * verdict cuts the attempt (ending a hung helper first, since closing the connection alone leaves a
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
 #include "daemon/pull/pull_job_internal.h"
+#include "probes/drivers/runtime_drivers.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +28,14 @@ static void on_diagnosis(void *userdata, Diagnosis d, const char *remedy, const 
 /* A hop that cuts every connection at a fixed time and answers Range with 200 restarts a long layer
  * from zero on every retry, forever: once both are known, say so and stop instead of retrying. */
 static void check_unpassable(PullJob *j) {
-        if (j->finished || !pull_diag_find_unpassable(&j->diag, j->preflight))
+        if (job_finished(j) || !pull_diag_find_unpassable(&j->diag, j->preflight))
                 return;
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT),
                                         .remedy = j->diag.unpassable, .layer = j->diag.cut_layer });
-        if (j->running) {
+        if (j->state == PULL_JOB_RUNNING) {
                 /* out of the runtime's callback: the next sample cuts the attempt and ends the pull */
-                sd_event_source_set_time_relative(j->sample_timer, 0);
-                sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
+                (void) sd_event_source_set_time_relative(j->sample_timer, 0);
+                (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
         } else
                 pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
 }
@@ -63,7 +65,7 @@ static void on_preflight(Preflight *p, Diagnosis d, char *text, void *userdata) 
          * scheduled out to the registry's Retry-After. */
         if (wait > 0 && sd_event_source_get_enabled(j->retry_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF &&
             sd_event_source_get_time(j->retry_timer, &next) >= 0 && next < now_monotonic() + wait) {
-                sd_event_source_set_time_relative(j->retry_timer, wait);
+                (void) sd_event_source_set_time_relative(j->retry_timer, wait);
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = "the registry asked to wait (429 Retry-After)",
                                                 .delay = wait });
         }
@@ -183,8 +185,8 @@ static void schedule_retry(PullJob *j, const char *reason) {
         /* A registry that said "429, come back in N s" is not asked sooner. */
         delay = MAX(delay, preflight_retry_after(j->preflight, now_monotonic()));
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RETRY, .reason = reason, .delay = delay });
-        sd_event_source_set_time_relative(j->retry_timer, delay);
-        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
+        (void) sd_event_source_set_time_relative(j->retry_timer, delay);
+        (void) sd_event_source_set_enabled(j->retry_timer, SD_EVENT_ONESHOT);
 }
 
 static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdata) {
@@ -206,8 +208,8 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
 static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
-        j->running = false;
-        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        job_attempt_over(j);
+        (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (o->digest) {
                 free(j->digest);
                 j->digest = strdup(o->digest);
@@ -257,9 +259,10 @@ static void on_finished(void *userdata, const PullOutcome *o) {
 static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
         PullJob *j = userdata;
         _cleanup_free_ char *t = text, *reason = NULL;
-        bool gate = j->disk_gating;
+        bool gate = j->state == PULL_JOB_GATING;
 
-        j->disk_gating = false;
+        if (gate)
+                j->state = PULL_JOB_IDLE;
         if (fit == DISK_NO_ROOM || fit == DISK_OVER_HIGH) {
                 if (asprintf(&reason, "%s%s", gate ? "not started: " : "", t ?: "no room on the image filesystem") < 0)
                         reason = NULL;
@@ -317,7 +320,7 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
                                                 .layer = layer, .pid = lv->busiest_pid, .verdict = v, .reason = cut });
         }
         j->driver->cancel(j->pull);
-        j->running = false;
+        job_attempt_over(j);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                         .evidence = evidence });
         snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
@@ -334,7 +337,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         if (j->diag.unpassable) {
                 /* the runtime would go on retrying through a hop that cannot pass the layer */
                 j->driver->cancel(j->pull);
-                j->running = false;
+                job_attempt_over(j);
                 pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = j->diag.cut_layer,
                                                 .evidence = j->diag.unpassable });
                 pull_job_finish(j, false, ERROR_PERMANENT, j->diag.unpassable);
@@ -382,7 +385,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 cut_attempt(j, v, l, e);
                 return 0;
         }
-        sd_event_source_set_time_relative(s, j->config->watchdog.sample_interval);
+        (void) sd_event_source_set_time_relative(s, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
 
@@ -411,17 +414,23 @@ static int start_attempt(PullJob *j) {
         r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
         if (r < 0)
                 return r;
-        j->running = true;
+        j->state = PULL_JOB_RUNNING;
         tell_expected(j);
-        sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
+        (void) sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
 }
 
 int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const RuntimeDriver *driver,
                  const PullRequest *req, pull_job_event_t cb, void *userdata, PullJob **ret) {
-        PullJob *j = calloc(1, sizeof(*j));
+        _cleanup_(pull_job_freep) PullJob *j = NULL;
         int r;
 
+        assert(event);
+        assert(config);
+        assert(driver);
+        assert(req);
+        assert(ret);
+        j = calloc(1, sizeof(*j));
         if (!j)
                 return -ENOMEM;
         j->event = sd_event_ref(event);
@@ -439,18 +448,20 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                 r = sd_event_add_time_relative(event, &j->sample_timer, CLOCK_MONOTONIC, config->watchdog.sample_interval,
                                                10 * USEC_PER_MSEC, on_sample, j);
         if (r >= 0)
+                (void) sd_event_source_set_description(j->sample_timer, "pull-sample");
+        if (r >= 0)
                 r = sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = sd_event_add_time_relative(event, &j->retry_timer, CLOCK_MONOTONIC, USEC_PER_SEC, 10 * USEC_PER_MSEC,
                                                on_retry_timer, j);
         if (r >= 0)
+                (void) sd_event_source_set_description(j->retry_timer, "pull-retry");
+        if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         if (r >= 0)
                 r = disk_wait_new(glue, config, job_runtime_kind(j), imagefs_locate, j->image, on_disk, j, &j->disk);
-        if (r < 0) {
-                pull_job_free(j);
+        if (r < 0)
                 return r;
-        }
         /* Without a parsable reference there is no registry to ask; the runtime will say why. */
         (void) preflight_new(glue, config, job_runtime_kind(j), &j->req, on_preflight, j, &j->preflight);
         if (j->preflight) {
@@ -458,7 +469,7 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
                 preflight_on_resolved(j->preflight, on_resolved);
                 preflight_set_manifest_cb(j->preflight, on_manifest);
         }
-        *ret = j;
+        *ret = TAKE_PTR(j);
         return 0;
 }
 
@@ -492,6 +503,12 @@ void pull_job_set_liveness(PullJob *j, const LivenessSource *src) {
                 j->liveness = *src;
 }
 
+void pull_job_set_registry_seen(PullJob *j, RegistrySeen *seen) {
+        assert(j);
+        if (j->preflight)
+                preflight_set_registry_seen(j->preflight, seen);
+}
+
 int pull_job_start(PullJob *j) {
         j->started = now_monotonic();
         /* Attempt 1 waits for the manifest and for where the runtime keeps images (DISK_GATE_TIMEOUT at
@@ -499,26 +516,26 @@ int pull_job_start(PullJob *j) {
          * all. A runtime that cannot say where it keeps images is not held up (the gate answers "go on"
          * as soon as it says so). */
         if (j->preflight) {
-                j->disk_gating = true;
+                j->state = PULL_JOB_GATING;
                 disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
                 if (preflight_start(j->preflight) >= 0)
                         return 0;
-                j->disk_gating = false;
+                j->state = PULL_JOB_IDLE;
                 disk_wait_stop(j->disk);
         }
         return start_attempt(j);
 }
 
 void pull_job_abort(PullJob *j, const char *why) {
-        if (j->finished)
+        if (job_finished(j))
                 return;
         if (j->pull)
                 j->driver->cancel(j->pull);
         pull_job_finish(j, false, ERROR_CANCELLED, why);
 }
 
-bool pull_job_finished(const PullJob *j) { return j->finished; }
-bool pull_job_ok(const PullJob *j) { return j->ok; }
+bool pull_job_finished(const PullJob *j) { return job_finished(j); }
+bool pull_job_ok(const PullJob *j) { return j->state == PULL_JOB_SUCCEEDED; }
 unsigned pull_job_attempt(const PullJob *j) { return j->attempt; }
 const char *pull_job_image(const PullJob *j) { return j->image; }
 const Detector *pull_job_detector(const PullJob *j) { return j->detector; }

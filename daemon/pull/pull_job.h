@@ -5,6 +5,7 @@
 
 #include <systemd/sd-event.h>
 #include "daemon/pull/detector.h"
+#include "daemon/pull/registry_seen.h"
 #include "probes/runtime/runtime.h"
 
 typedef struct PullJob PullJob;
@@ -73,6 +74,8 @@ PullJob *pull_job_free(PullJob *j);
 static inline void pull_job_freep(PullJob **j) { pull_job_free(*j); }
 
 void pull_job_set_liveness(PullJob *j, const LivenessSource *src);
+/* Record the job's registry probe in seen (the owner's table, registry_seen.h; NULL: nowhere). */
+void pull_job_set_registry_seen(PullJob *j, RegistrySeen *seen);
 int pull_job_start(PullJob *j);
 /* Stop now (shutdown): the attempt is cut and a result with ERROR_CANCELLED is sent. */
 void pull_job_abort(PullJob *j, const char *why);

@@ -10,6 +10,18 @@
 #include "daemon/pull/pull_job.h"
 #include "daemon/pull/pull_layers.h"
 
+/* Where a job is: one state, not a set of flags. */
+typedef enum PullJobState {
+        PULL_JOB_IDLE,            /* no attempt in flight: before the first, or between two (retry, disk wait) */
+        PULL_JOB_GATING,          /* attempt 1 held until the disk gate answers */
+        PULL_JOB_RUNNING,         /* an attempt in flight (its runtime pull not finished or cut) */
+        PULL_JOB_PENDING,         /* failed, its result held for the registry probe to come back */
+        PULL_JOB_SUCCEEDED,       /* finished: the result went out */
+        PULL_JOB_FAILED,          /* finished, failed or cancelled */
+        _PULL_JOB_STATE_MAX,
+        _PULL_JOB_STATE_INVALID = -EINVAL,
+} PullJobState;
+
 struct PullJob {
         sd_event *event;
         CurlGlue *glue;
@@ -33,24 +45,31 @@ struct PullJob {
         char *last_reason;
         char *digest;
         uint64_t bytes;
-        bool finished, ok;
+        PullJobState state;
         PullDiag diag;            /* cuts so far (dockerd's own retries too), diagnoses named */
-        bool running;             /* an attempt is in flight (its runtime pull not finished or cut) */
         Preflight *preflight;     /* the registry's view, asked alongside attempt 1 */
         RuntimeOp *confirm;       /* after the runtime said success: is the image there? */
         char *probe_note;          /* the registry probe could not reach the registry: why */
         uint64_t reached_before;   /* the furthest any earlier attempt got, summed over its layers */
-        bool pending_finish;       /* failed, waiting for the registry probe to come back */
-        bool pending_diagnose;     /* ... and then reading the runtime's error text */
+        bool pending_diagnose;     /* PENDING: then read the runtime's error text */
         sd_event_source *pending_timer;
         ErrorClass pending_error;
         char *pending_reason;
         DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
-        bool disk_gating;
 };
 
+static inline bool job_finished(const PullJob *j) {
+        return j->state == PULL_JOB_SUCCEEDED || j->state == PULL_JOB_FAILED;
+}
+
+/* The attempt in flight is over (finished, or cut): the job waits for what comes next. */
+static inline void job_attempt_over(PullJob *j) {
+        if (j->state == PULL_JOB_RUNNING)
+                j->state = PULL_JOB_IDLE;
+}
+
 static inline RuntimeKind job_runtime_kind(const PullJob *j) {
-        return streq(j->driver->name, "containerd") ? RUNTIME_CONTAINERD : RUNTIME_DOCKER;
+        return j->driver->kind;
 }
 
 /* pull_outcome.c: an event to the observer (image, runtime and attempt filled in). */

@@ -25,16 +25,17 @@ void pull_job_emit(PullJob *j, PullEvent *e) {
 }
 
 void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) {
-        if (j->finished)
+        if (job_finished(j))
                 return;
-        j->finished = true;
-        j->ok = ok;
+        j->state = ok ? PULL_JOB_SUCCEEDED : PULL_JOB_FAILED;
+        /* a failure held for the registry probe and then aborted: nothing is read after the result */
+        j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
         j->bytes += pull_layers_clear(&j->layers);
         j->confirm = runtime_op_free(j->confirm);
         if (!ok && j->driver->abandon)
                 (void) j->driver->abandon(j->glue, j->config, &j->req); /* the glue owns it from here */
-        sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
-        sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
+        (void) sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         disk_wait_stop(j->disk);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                         .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,
@@ -43,9 +44,9 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) 
 }
 
 void pull_job_finish_pending(PullJob *j) {
-        if (!j->pending_finish)
+        if (j->state != PULL_JOB_PENDING)
                 return;
-        j->pending_finish = false;
+        j->state = PULL_JOB_IDLE;
         j->pending_timer = sd_event_source_disable_unref(j->pending_timer);
         _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
         if (j->pending_diagnose)
@@ -64,10 +65,11 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  * probe that hangs does not hold the failure back. */
 #define PULL_JOB_PENDING_MAX (5 * USEC_PER_SEC)
 void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
-        if (j->preflight && preflight_busy(j->preflight) && !j->pending_finish && !j->finished &&
+        if (j->preflight && preflight_busy(j->preflight) && j->state != PULL_JOB_PENDING && !job_finished(j) &&
             sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PULL_JOB_PENDING_MAX, 10 * USEC_PER_MSEC,
                                        on_pending_timeout, j) >= 0) {
-                j->pending_finish = true;
+                (void) sd_event_source_set_description(j->pending_timer, "pull-pending");
+                j->state = PULL_JOB_PENDING;
                 j->pending_error = error;
                 j->pending_reason = reason ? strdup(reason) : NULL;
                 j->pending_diagnose = diagnose;

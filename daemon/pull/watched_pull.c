@@ -1,10 +1,10 @@
 /* watched_pull.c: the request's strings live here for the job's lifetime (PullJob copies only the
  * image), and so does a reference on the config the job and its detector point into. */
 #include "daemon/pull/watched_pull.h"
+
+#include <assert.h>
 #include "daemon/pull/liveness.h"
 #include "probes/registry/credentials.h"
-#include "probes/docker/docker.h"
-#include "probes/docker/docker_info.h"
 #include "basic/reference.h"
 
 #include <math.h>
@@ -46,26 +46,21 @@ SharedConfig *shared_config_unref(SharedConfig *s) {
         return NULL;
 }
 
-static bool is_containerd(const RuntimeDriver *d) {
-        return d && d->name && streq(d->name, "containerd");
-}
-
-/* dockerd extracts into <DockerRootDir>/overlay2/<layer>/diff: watch it grow, besides the helpers.
- * Asked on the loop, never blocking it (a hung dockerd must not stall the daemon): the probe joins
- * the pull's liveness when dockerd answers, a few milliseconds into the pull. */
+/* The driver's extraction target (dockerd: <DockerRootDir>/overlay2/<layer>/diff): watch it grow,
+ * besides the helpers. Asked on the loop, never blocking it (a hung runtime must not stall the daemon):
+ * the probe joins the pull's liveness when the runtime answers, a few milliseconds into the pull. */
 static void on_extraction_dir(RuntimeOp *op, int r, const char *text, void *userdata) {
         WatchedPull *p = userdata;
 
         p->disk_op = NULL;
         if (r >= 0 && text && p->liveness)
-                (void) runtime_liveness_watch_disk(p->liveness, text, "diff");
+                (void) runtime_liveness_watch_disk(p->liveness, text, p->driver->extract_subdir);
 }
 
 static void watch_disk(WatchedPull *p, CurlGlue *glue, const RuntimeDriver *driver, const Config *c) {
-        if (driver != &docker_driver || !glue)
+        if (!driver->extraction_dir || !glue)
                 return;
-        (void) docker_extraction_dir(glue, c->docker_socket ?: "/var/run/docker.sock", on_extraction_dir, p,
-                                     &p->disk_op);
+        (void) driver->extraction_dir(glue, c, on_extraction_dir, p, &p->disk_op);
 }
 
 /* Credentials from the config.json files, the first entry for the registry wins; a problem with them
@@ -92,17 +87,21 @@ static void lookup_credentials(WatchedPull *p, const char *image, const Credenti
         req->auth_password = p->cred->password;
         req->identity_token = p->cred->identity_token;
         req->auth_server = p->cred->server;
-        if (!is_containerd(p->driver) && credential_to_docker_auth_header(p->cred, &p->auth_header) >= 0)
+        if (p->driver->auth_header && credential_to_docker_auth_header(p->cred, &p->auth_header) >= 0)
                 req->auth_header = p->auth_header;
 }
 
 int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, const RuntimeDriver *driver,
                      const WatchedPullSpec *spec, pull_job_event_t cb, void *userdata, WatchedPull **ret) {
-        const Config *c = config->config;
-        WatchedPull *p;
+        _cleanup_(watched_pull_freep) WatchedPull *p = NULL;
+        const Config *c;
         PullRequest req = {};
         int r;
 
+        assert(config);
+        assert(spec);
+        assert(ret);
+        c = config->config;
         if (!spec->image || !driver)
                 return -EINVAL;
         p = calloc(1, sizeof(*p));
@@ -112,25 +111,22 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         p->driver = driver;
         p->platform = spec->platform ? strdup(spec->platform) : c->platform ? strdup(c->platform) : NULL;
         p->namespace = spec->namespace ? strdup(spec->namespace) : strdup(c->containerd_namespace);
-        if ((!p->platform && (spec->platform || c->platform)) || !p->namespace) {
-                watched_pull_free(p);
+        if ((!p->platform && (spec->platform || c->platform)) || !p->namespace)
                 return -ENOMEM;
-        }
         req.image = spec->image;
         req.platform = p->platform;
         req.namespace = p->namespace;
         lookup_credentials(p, spec->image, spec->credential, &req);
         r = pull_job_new(event, glue, c, driver, &req, cb, userdata, &p->job);
-        if (r < 0) {
-                watched_pull_free(p);
+        if (r < 0)
                 return r;
-        }
+        pull_job_set_registry_seen(p->job, spec->seen);
         if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
                 watch_disk(p, glue, driver, c);
                 pull_job_set_liveness(p->job, &src);
         }
-        *ret = p;
+        *ret = TAKE_PTR(p);
         return 0;
 }
 

@@ -1,5 +1,5 @@
 /* watched_pull.h: the one pull pipeline, for the daemon's pulls and `pullwatch pull` alike (credentials,
- * pull job, the runtime's liveness probes and dockerd's disk-growth probe), and the refcounted config
+ * pull job, the runtime's liveness probes and the driver's disk-growth probe), and the refcounted config
  * that keeps a reload from pulling the settings out from under running pulls. Owns the request's
  * strings; the attempt loop stays in pull_job. */
 #pragma once
@@ -26,6 +26,7 @@ typedef struct WatchedPullSpec {
         /* The caller's own credentials (kubelet's AuthConfig through the CRI endpoint), used instead of
          * the config's files; copied, and never logged. NULL = look them up in the files. */
         const Credential *credential;
+        RegistrySeen *seen;       /* where its registry probe is recorded (the agent's table); NULL = nowhere */
 } WatchedPullSpec;
 
 typedef struct WatchedPull WatchedPull;

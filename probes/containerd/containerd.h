@@ -103,3 +103,19 @@ typedef struct ContainerdPollStats {
 void containerd_watch_stats(const ContainerdWatch *w, ContainerdPollStats *ret);
 /* Same for a pull started by containerd_driver. */
 void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret);
+
+/* The CRI pull driver's operations (runtime.h); containerd_driver (probes/drivers/containerd_driver.c)
+ * lists them. */
+int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
+             void *userdata, RuntimePull **ret);
+void cd_cancel(RuntimePull *p);
+RuntimePull *cd_pull_free(RuntimePull *p);
+void cd_process(const Config *config, RuntimeProcess *ret);
+int cd_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+               void *userdata, RuntimeOp **ret);
+int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                  RuntimeOp **ret);
+int cd_ping(const Config *config, ErrorDetail *ret_error);
+int cd_abandon(CurlGlue *glue, const Config *config, const PullRequest *req);
+void cd_expect(RuntimePull *p, const char *manifest_digest);
+void cd_expect_layers(RuntimePull *p, const char *const *digests, size_t n);

@@ -55,7 +55,7 @@ static void on_resource(void *userdata, const char *type, const char *id) {
  * before containerd has written a byte of them (a lease may name what does not exist yet), so a
  * layer committed just before the attempt fails, or an ingest cut before the first poll saw it, is
  * not collected before the retry. The poll still adds what it finds under other names. */
-static void cd_expect_layers(RuntimePull *p, const char *const *digests, size_t n) {
+void cd_expect_layers(RuntimePull *p, const char *const *digests, size_t n) {
         for (size_t i = 0; p && !p->ended && i < n; i++) {
                 _cleanup_free_ char *ref = NULL;
                 if (asprintf(&ref, "layer-%s", digests[i]) >= 0)
@@ -140,7 +140,7 @@ static void forward_activity(void *userdata, const char *what, usec_t at) {
                 p->cb.activity(p->userdata, what, at);
 }
 
-static RuntimePull *cd_pull_free(RuntimePull *p) {
+RuntimePull *cd_pull_free(RuntimePull *p) {
         if (!p)
                 return NULL;
         cd_tracker_free(p->tracker);
@@ -156,7 +156,7 @@ static RuntimePull *cd_pull_free(RuntimePull *p) {
 
 static void cd_pull_freep(RuntimePull **p) { cd_pull_free(*p); }
 
-static void cd_cancel(RuntimePull *p) {
+void cd_cancel(RuntimePull *p) {
         if (!p || p->ended)
                 return;
         p->ended = true;
@@ -169,7 +169,7 @@ static void cd_cancel(RuntimePull *p) {
         cd_lease_stop(p->lease);
 }
 
-static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
+int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
                     void *userdata, RuntimePull **ret) {
         _cleanup_(cd_pull_freep) RuntimePull *p = NULL;
         _cleanup_(reference_freep) ImageRef *ref = NULL;
@@ -228,7 +228,7 @@ static int cd_start(CurlGlue *glue, const Config *config, const PullRequest *req
         return 0;
 }
 
-static void cd_process(const Config *config, RuntimeProcess *ret) {
+void cd_process(const Config *config, RuntimeProcess *ret) {
         *ret = (RuntimeProcess) {
                 .socket = config && config->containerd_socket ? config->containerd_socket : CONTAINERD_DEFAULT_SOCKET,
                 .pidfile = config ? config->containerd_pidfile : NULL,
@@ -262,7 +262,7 @@ static int confirm_parse(const char *image, GrpcReply *g, char **ret_text) {
         return r >= 0 && !*ret_text ? -ENOMEM : r;
 }
 
-static int cd_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+int cd_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
                       void *userdata, RuntimeOp **ret) {
         CriRequest r;
 
@@ -285,7 +285,7 @@ static int ping_parse(const char *socket, GrpcReply *reply, char **ret_text) {
         return r;
 }
 
-static int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
                          RuntimeOp **ret) {
         Containerd__Services__Version__V1__Empty req = CONTAINERD__SERVICES__VERSION__V1__EMPTY__INIT;
         return runtime_op_grpc(glue, &(GrpcTarget) { .socket = config_socket(config) },
@@ -294,7 +294,7 @@ static int cd_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t
                                config_socket(config), done, userdata, ret);
 }
 
-static int cd_ping(const Config *config, ErrorDetail *ret_error) {
+int cd_ping(const Config *config, ErrorDetail *ret_error) {
         _cleanup_(error_detail_done) ErrorDetail e = {};
         _cleanup_free_ char *why = NULL;
         int r = containerd_version(config_socket(config), NULL, ret_error ? &e : NULL);
@@ -313,27 +313,14 @@ void containerd_pull_stats(const RuntimePull *p, ContainerdPollStats *ret) {
                 cd_tracker_stats(p ? p->tracker : NULL, ret);
 }
 
-static int cd_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
+int cd_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
         /* Partial ingests are only worth keeping for a retry that will come; none will. */
         return cd_lease_abandon(glue, config_socket(config), CONTAINERD_CRI_NAMESPACE, req->image);
 }
 
-static void cd_expect(RuntimePull *p, const char *manifest_digest) {
+void cd_expect(RuntimePull *p, const char *manifest_digest) {
         /* the registry resolved the platform asked for, which CRI does not pull: not this pull's manifest */
         if (p && p->tracker && !p->foreign_platform)
                 (void) cd_tracker_expect(p->tracker, manifest_digest);
 }
 
-const RuntimeDriver containerd_driver = {
-        .name = "containerd",
-        .expect = cd_expect,
-        .expect_layers = cd_expect_layers,
-        .abandon = cd_abandon,
-        .start = cd_start,
-        .cancel = cd_cancel,
-        .free = cd_pull_free,
-        .process = cd_process,
-        .confirm = cd_confirm,
-        .ping_async = cd_ping_async,
-        .ping = cd_ping,
-};

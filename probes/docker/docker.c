@@ -121,8 +121,6 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata) {
         return len;
 }
 
-static int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req);
-
 static void finish(RuntimePull *p, ErrorClass error, const char *message) {
         PullOutcome o = { .error = error, .message = message, .digest = p->digest };
         if (p->finished)
@@ -203,7 +201,7 @@ static void on_info(RuntimeOp *op, int r, const char *text, void *userdata) {
                                      "containerd");
 }
 
-static int docker_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
+int docker_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
                         void *userdata, RuntimePull **ret) {
         _cleanup_free_ char *from = NULL, *tag = NULL, *efrom = NULL, *etag = NULL, *eplat = NULL, *url = NULL;
         RuntimePull *p;
@@ -236,13 +234,13 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
         if (r >= 0)
                 r = curl_glue_make_easy(config->docker_socket, &p->easy);
         if (r < 0) {
-                docker_driver.free(p);
+                docker_free(p);
                 return r;
         }
         if (req->auth_header) {
                 _cleanup_free_ char *h = NULL;
                 if (asprintf(&h, "X-Registry-Auth: %s", req->auth_header) < 0) {
-                        docker_driver.free(p);
+                        docker_free(p);
                         return -ENOMEM;
                 }
                 p->headers = curl_slist_append(p->headers, h);
@@ -259,7 +257,7 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
         else
                 r = curl_glue_add(glue, p->easy, on_done, p);
         if (r < 0) {
-                docker_driver.free(p);
+                docker_free(p);
                 return r;
         }
         /* On the containerd image store the layers are decompressed by containerd's children: say
@@ -270,12 +268,12 @@ static int docker_start(CurlGlue *glue, const Config *config, const PullRequest 
         return 0;
 }
 
-static void docker_expect_layers(RuntimePull *p, const char *const *digests, size_t n) {
+void docker_expect_layers(RuntimePull *p, const char *const *digests, size_t n) {
         for (size_t i = 0; p && i < n; i++)
                 docker_ingests_expect(p->ingests, digests[i]);
 }
 
-static void docker_cancel(RuntimePull *p) {
+void docker_cancel(RuntimePull *p) {
         if (!p || !p->easy)
                 return;
         curl_glue_remove(p->glue, p->easy);
@@ -285,7 +283,7 @@ static void docker_cancel(RuntimePull *p) {
         p->ingests = docker_ingests_free(p->ingests, false); /* the retry resumes them */
 }
 
-static RuntimePull *docker_free(RuntimePull *p) {
+RuntimePull *docker_free(RuntimePull *p) {
         if (!p)
                 return NULL;
         docker_cancel(p);
@@ -303,7 +301,7 @@ static RuntimePull *docker_free(RuntimePull *p) {
         return NULL;
 }
 
-static void docker_process(const Config *config, RuntimeProcess *ret) {
+void docker_process(const Config *config, RuntimeProcess *ret) {
         *ret = (RuntimeProcess) { .socket = config->docker_socket, .pidfile = config->docker_pidfile,
                                   .exe_names = runtime_exe_names_docker };
 }
@@ -345,7 +343,7 @@ static int confirm_parse(const char *image, int r, long status, const char *body
         return r;
 }
 
-static int docker_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+int docker_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
                           void *userdata, RuntimeOp **ret) {
         _cleanup_free_ char *e = url_escape(req->image), *path = NULL;
         if (!e || asprintf(&path, "/images/%s/json", e) < 0)
@@ -368,13 +366,13 @@ static int ping_parse(const char *socket, int r, long status, const char *body, 
         return r;
 }
 
-static int docker_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+int docker_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
                              RuntimeOp **ret) {
         return runtime_op_http(glue, config->docker_socket, "/version", ping_parse, config->docker_socket, done,
                                userdata, ret);
 }
 
-static int docker_ping(const Config *config, ErrorDetail *ret_error) {
+int docker_ping(const Config *config, ErrorDetail *ret_error) {
         _cleanup_free_ char *version = NULL, *api = NULL, *why = NULL;
         int r = docker_version(config->docker_socket, &version, &api);
         if (r < 0 && ret_error && (why = ping_error(config->docker_socket, r)))
@@ -404,23 +402,10 @@ static void on_abandon_info(RuntimeOp *op, int r, const char *text, void *userda
 
 /* The job gave up: drop the lease holding its partial downloads in the containerd dockerd pulls
  * through (asked again: the pull that learned it may be gone). */
-static int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
+int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
         return runtime_op_http(glue, config->docker_socket, "/info", abandon_parse, req->image, on_abandon_info, glue,
                                NULL);
 }
-
-const RuntimeDriver docker_driver = {
-        .name = "docker",
-        .abandon = docker_abandon,
-        .expect_layers = docker_expect_layers,
-        .start = docker_start,
-        .cancel = docker_cancel,
-        .free = docker_free,
-        .process = docker_process,
-        .confirm = docker_confirm,
-        .ping_async = docker_ping_async,
-        .ping = docker_ping,
-};
 
 static size_t collect(char *data, size_t size, size_t n, void *userdata) {
         char **buf = userdata;

@@ -25,3 +25,17 @@ int docker_split_reference(const char *image, char **ret_from, char **ret_tag);
 
 /* Percent-encode for a query string. */
 char *url_escape(const char *s);
+
+/* The pull driver's operations (runtime.h); docker_driver (probes/drivers/docker_driver.c) lists them. */
+int docker_start(CurlGlue *glue, const Config *config, const PullRequest *req, const PullCallbacks *cb,
+                 void *userdata, RuntimePull **ret);
+void docker_cancel(RuntimePull *p);
+RuntimePull *docker_free(RuntimePull *p);
+void docker_process(const Config *config, RuntimeProcess *ret);
+int docker_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
+                   void *userdata, RuntimeOp **ret);
+int docker_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                      RuntimeOp **ret);
+int docker_ping(const Config *config, ErrorDetail *ret_error);
+int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req);
+void docker_expect_layers(RuntimePull *p, const char *const *digests, size_t n);

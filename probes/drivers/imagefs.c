@@ -92,16 +92,20 @@ static int info_parse(const char *socket, int r, long status, const char *body, 
         return *ret_text ? 0 : -ENOMEM;
 }
 
-int imagefs_locate(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
-                   void *userdata, RuntimeOp **ret) {
-        if (runtime == RUNTIME_CONTAINERD) {
-                const char *sock = config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET;
-                CriRequest req;
-                cri_request_image_fs_info(&req);
-                return runtime_op_grpc(glue, &(GrpcTarget) { .socket = sock, .namespace = CONTAINERD_CRI_NAMESPACE },
-                                       cri_method_path(req.method), &req.base, cri_method_reply_type(req.method),
-                                       cri_parse, sock, done, userdata, ret);
-        }
+int imagefs_locate_cri(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                       RuntimeOp **ret) {
+        const char *sock = config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET;
+        CriRequest req;
+
+        cri_request_image_fs_info(&req);
+        return runtime_op_grpc(glue, &(GrpcTarget) { .socket = sock, .namespace = CONTAINERD_CRI_NAMESPACE },
+                               cri_method_path(req.method), &req.base, cri_method_reply_type(req.method), cri_parse,
+                               sock, done, userdata, ret);
+}
+
+int imagefs_locate_engine(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                          RuntimeOp **ret) {
         const char *sock = config->docker_socket ?: "/var/run/docker.sock";
+
         return runtime_op_http(glue, sock, "/info", info_parse, sock, done, userdata, ret);
 }

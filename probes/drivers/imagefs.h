@@ -18,11 +18,14 @@ void imagefs_done(ImageFs *fs);
 /* statvfs(path) into the byte figures; path is copied. */
 int imagefs_stat(const char *path, ImageFs *ret);
 
-/* Ask the runtime where its images live (CRI ImageFsInfo on config's containerd socket, GET /info on
- * dockerd's), on the curl glue: done gets 0 with the directory as text, or -errno with one line naming
- * the socket. The caller measures it with imagefs_stat(). */
-int imagefs_locate(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
-                   void *userdata, RuntimeOp **ret);
+/* Ask a runtime where its images live, on the curl glue: done gets 0 with the directory as text, or
+ * -errno with one line naming the socket. The caller measures it with imagefs_stat(). _cri asks CRI
+ * ImageFsInfo on config's containerd socket, _engine GET /info on dockerd's; each is a driver's
+ * imagefs_dir (runtime.h), and imagefs_locate() (runtime_drivers.h) picks by kind. */
+int imagefs_locate_cri(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                       RuntimeOp **ret);
+int imagefs_locate_engine(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                          RuntimeOp **ret);
 typedef int (*imagefs_locate_t)(CurlGlue *glue, const Config *config, RuntimeKind runtime, runtime_op_done_t done,
                                 void *userdata, RuntimeOp **ret);
 

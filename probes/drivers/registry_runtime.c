@@ -5,6 +5,9 @@
  * through /proc/PID/root) names it; failing both, containerd.hosts_dir. */
 #include "probes/drivers/registry_runtime.h"
 
+#include <assert.h>
+#include "probes/drivers/runtime_drivers.h"
+
 #include <jansson.h>
 
 #include "containerd_version.pb-c.h"
@@ -102,11 +105,13 @@ static int docker_next(RuntimeRegistryFetch *f) {
         int r = curl_glue_make_easy(f->socket, &e);
         if (r < 0)
                 return r;
-        curl_easy_setopt(e, CURLOPT_URL, f->step == 0 ? "http://localhost/version" : "http://localhost/info");
-        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, f);
-        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (FETCH_TIMEOUT / USEC_PER_MSEC));
-        r = curl_glue_add(f->glue, e, on_docker_done, f);
+        if (curl_easy_setopt(e, CURLOPT_URL, f->step == 0 ? "http://localhost/version" : "http://localhost/info") != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_WRITEDATA, f) != CURLE_OK ||
+            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (FETCH_TIMEOUT / USEC_PER_MSEC)) != CURLE_OK)
+                r = -EINVAL;
+        else
+                r = curl_glue_add(f->glue, e, on_docker_done, f);
         if (r < 0) {
                 curl_easy_cleanup(e);
                 return r;
@@ -184,18 +189,21 @@ static int on_defer(sd_event_source *s, void *userdata) {
 
 int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runtime_registry_done_t done,
                            void *userdata, RuntimeRegistryFetch **ret) {
+        const RuntimeDriver *d = runtime_driver_get(kind);
         RuntimeRegistryFetch *f;
+        /* how each runtime is asked is this file's business: the Engine API or containerd's gRPC */
         const char *socket = kind == RUNTIME_CONTAINERD ? c->containerd_socket : c->docker_socket;
         int r;
 
-        if (!g || !done || !ret || (kind != RUNTIME_DOCKER && kind != RUNTIME_CONTAINERD))
+        assert(c);
+        if (!g || !done || !ret || !d || !d->registry_defaults)
                 return -EINVAL;
         if (!(f = calloc(1, sizeof(*f))))
                 return -ENOMEM;
         f->glue = g;
         f->done = done;
         f->userdata = userdata;
-        r = runtime_registry_defaults(&f->rt, kind, c);
+        r = d->registry_defaults(&f->rt, c);
         if (r >= 0 && socket && !(f->socket = strdup(socket)))
                 r = -ENOMEM;
         if (r >= 0 && kind == RUNTIME_CONTAINERD && c->containerd_pidfile && !(f->pidfile = strdup(c->containerd_pidfile)))
@@ -211,6 +219,8 @@ int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runti
                 runtime_registry_fetch_free(f);
                 return -ENOMEM;
         }
+        if (f->defer)
+                (void) sd_event_source_set_description(f->defer, "runtime-registry-defaults");
         *ret = f;
         return 0;
 }

@@ -12,7 +12,8 @@ typedef struct RuntimeRegistryFetch RuntimeRegistryFetch;
 /* rt is valid during the call: copy or steal what is needed. */
 typedef void (*runtime_registry_done_t)(RuntimeRegistryFetch *f, RuntimeRegistry *rt, void *userdata);
 
-/* kind RUNTIME_DOCKER or RUNTIME_CONTAINERD; sockets and defaults from c. done runs once from the loop. */
+/* kind: a runtime with a driver (runtime_drivers.h), else -EINVAL; its defaults come from the driver,
+ * sockets from c. done runs once from the loop. */
 int runtime_registry_fetch(CurlGlue *g, RuntimeKind kind, const Config *c, runtime_registry_done_t done,
                            void *userdata, RuntimeRegistryFetch **ret);
 RuntimeRegistryFetch *runtime_registry_fetch_free(RuntimeRegistryFetch *f);

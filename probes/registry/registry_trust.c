@@ -3,6 +3,8 @@
  * over https without verification then http, mirrors for docker.io only); containerd's are
  * core/remotes/docker/config/hosts.go (hosts.toml, else the certs in the host's dir, else defaults). */
 #include "probes/registry/registry_trust.h"
+
+#include <assert.h>
 #include "basic/read_file.h"
 #include "probes/registry/registry.h"
 
@@ -33,7 +35,7 @@ static int strv_copy(char *const *from, char ***to) {
 }
 
 int runtime_registry_copy(const RuntimeRegistry *from, RuntimeRegistry *to) {
-        *to = (RuntimeRegistry) { .kind = from->kind, .from_runtime = from->from_runtime,
+        *to = (RuntimeRegistry) { .kind = from->kind, .hop_style = from->hop_style, .from_runtime = from->from_runtime,
                                   .containerd_store = from->containerd_store };
         if ((from->version && !(to->version = strdup(from->version))) ||
             (from->certs_dir && !(to->certs_dir = strdup(from->certs_dir))) ||
@@ -46,14 +48,21 @@ int runtime_registry_copy(const RuntimeRegistry *from, RuntimeRegistry *to) {
         return 0;
 }
 
-int runtime_registry_defaults(RuntimeRegistry *rt, RuntimeKind kind, const Config *c) {
-        const char *dir = kind == RUNTIME_DOCKER ? (c && c->docker_certs_dir ? c->docker_certs_dir : "/etc/docker/certs.d") :
-                          c && c->containerd_hosts_dir ? c->containerd_hosts_dir : "/etc/containerd/certs.d";
-        *rt = (RuntimeRegistry) { .kind = kind };
-        if (!(rt->certs_dir = strdup(dir)) || (kind == RUNTIME_DOCKER && registry_strv_push(&rt->insecure, "127.0.0.0/8") < 0)) {
+int runtime_registry_init(RuntimeRegistry *rt, RuntimeKind kind, RegistryHopStyle style, const char *certs_dir,
+                          const char *const *insecure) {
+        assert(rt);
+        assert(certs_dir);
+
+        *rt = (RuntimeRegistry) { .kind = kind, .hop_style = style };
+        if (!(rt->certs_dir = strdup(certs_dir))) {
                 runtime_registry_done(rt);
                 return -ENOMEM;
         }
+        for (const char *const *i = insecure; i && *i; i++)
+                if (registry_strv_push(&rt->insecure, *i) < 0) {
+                        runtime_registry_done(rt);
+                        return -ENOMEM;
+                }
         return 0;
 }
 
@@ -465,7 +474,7 @@ int registry_hosts_for(const RuntimeRegistry *rt, const RegistryConfig *own, con
         }
         h->kind = rt ? rt->kind : RUNTIME_AUTO;
         r = !rt ? own_hops(own, domain, h) :
-            rt->kind == RUNTIME_CONTAINERD ? containerd_hops(rt, domain, h) : docker_hops(rt, own, domain, h);
+            rt->hop_style == REGISTRY_HOPS_HOSTS_TOML ? containerd_hops(rt, domain, h) : docker_hops(rt, own, domain, h);
         if (r < 0 || h->n_hops == 0) {
                 registry_hosts_free(h);
                 return r < 0 ? r : -ENOENT;

@@ -5,9 +5,20 @@
 #include "basic/error_detail.h"
 #include "config/config.h"
 
+/* Which files name a runtime's hops for a registry: dockerd's certs.d/<host>/ (CA, client certs) with
+ * registry-mirrors and insecure-registries from its daemon config, or containerd's
+ * <config_path>/<host>/hosts.toml. The runtime's driver says which (probes/runtime/runtime.h). */
+typedef enum RegistryHopStyle {
+        REGISTRY_HOPS_CERTS_D,
+        REGISTRY_HOPS_HOSTS_TOML,
+        _REGISTRY_HOP_STYLE_MAX,
+        _REGISTRY_HOP_STYLE_INVALID = -EINVAL,
+} RegistryHopStyle;
+
 /* The runtime's registry settings, as it reported them (or its defaults). */
 typedef struct RuntimeRegistry {
-        RuntimeKind kind;         /* RUNTIME_DOCKER or RUNTIME_CONTAINERD */
+        RuntimeKind kind;         /* whose settings (a label; the hops follow hop_style) */
+        RegistryHopStyle hop_style;
         char *version;            /* "20.10.24+dfsg1", "1.6.20~ds1", "v2.1.9"; NULL = unknown */
         char *certs_dir;          /* dockerd: certs.d root; containerd: config_path (':'-separated) */
         char *certs_dir_from;     /* containerd: where config_path was found ("CRI Status",
@@ -22,8 +33,10 @@ typedef struct RuntimeRegistry {
 
 void runtime_registry_done(RuntimeRegistry *rt);
 int runtime_registry_copy(const RuntimeRegistry *from, RuntimeRegistry *to);
-/* dockerd's defaults: 127.0.0.0/8 insecure, certs_dir from the config. */
-int runtime_registry_defaults(RuntimeRegistry *rt, RuntimeKind kind, const Config *c);
+/* A runtime's settings before it answered: its certs_dir and the registries it treats as insecure
+ * (NULL: none). Each runtime's driver gives its own (RuntimeDriver.registry_defaults). */
+int runtime_registry_init(RuntimeRegistry *rt, RuntimeKind kind, RegistryHopStyle style, const char *certs_dir,
+                          const char *const *insecure);
 /* Engine GET /info body: RegistryConfig's Mirrors, InsecureRegistryCIDRs, IndexConfigs[].Secure=false. */
 int runtime_registry_parse_docker_info(RuntimeRegistry *rt, const char *json);
 /* CRI Status verbose info["config"]: registry.configPath (containerd 1.x). -ENOENT when it names none

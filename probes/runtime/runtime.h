@@ -1,5 +1,6 @@
-/* runtime.h: the interface every runtime driver (Docker Engine, containerd CRI) implements to start,
- * observe and cancel one pull. Drivers report facts (phases, bytes, errors); they never decide. */
+/* runtime.h: the runtime driver table: everything that differs between runtimes (how one pulls, is watched,
+ * extracts, keeps its registry settings and images, is worded in a diagnosis). Facts only, never a decision;
+ * the rest of the tree asks a driver (probes/drivers/runtime_drivers.h picks it) and never its kind. */
 #pragma once
 
 #include "basic/error_detail.h"
@@ -7,7 +8,10 @@
 #include "basic/unix_socket.h"
 #include "probes/transport/curl_glue.h"
 #include "config/config.h"
+#include "probes/registry/registry_trust.h"
 #include "probes/runtime/runtime_identity.h"
+
+struct json_t;
 
 typedef enum ErrorClass {
         ERROR_NONE,
@@ -73,8 +77,53 @@ typedef void (*runtime_op_done_t)(RuntimeOp *op, int r, const char *text, void *
 RuntimeOp *runtime_op_free(RuntimeOp *op);
 static inline void runtime_op_freep(RuntimeOp **op) { runtime_op_free(*op); }
 
+/* How a runtime is named in a diagnosis: where its files live and what the remedy says. Plain text;
+ * diagnose.c (daemon/pull) puts it together. */
+typedef struct RuntimeWording {
+        const char *process;            /* the process a user knows: "dockerd" */
+        const char *config_section;     /* pullwatch.yaml's section for it: "docker" (docker.pidfile) */
+        const char *storage_root;       /* "/var/lib/docker" */
+        const char *ca_dir;             /* its certs.d root, "/etc/docker/certs.d/" (host follows) */
+        const char *ca_file;            /* after the host: "/ca.crt" */
+        const char *ca_remedy;          /* how the CA is put there: " (no restart needed)" */
+        const char *octet_skipper;      /* who skips a config of mediaType application/octet-stream */
+        const char *octet_remedy;       /* and what to do about it */
+        bool octet_config_refused;      /* its unpacker refuses such a config on the versions that
+                                         * diagnose_octet_applies() names (a manifest shows it early) */
+        const char *scheme_remedy;      /* HTTPS spoken to a plain-HTTP registry; {host} stands for host:port */
+        const char *igzip_remedy;       /* the igzip helper hung */
+        const char *pigz_remedy;        /* pigz (or docker-untar) hung */
+} RuntimeWording;
+
 typedef struct RuntimeDriver {
-        const char *name;
+        RuntimeKind kind;
+        const char *name;               /* as config and the control socket spell it */
+        const RuntimeWording *wording;
+        /* Wants Docker's X-Registry-Auth header built from the credentials (PullRequest.auth_header). */
+        bool auth_header;
+        /* Keeps what an earlier attempt fetched: the disk gate counts only what is not stored yet. */
+        bool keeps_partial;
+        /* Its image labels can pin a preheated image against its own garbage collection. */
+        bool pin_labels;
+        /* Cancels a pull of its own when no bytes move for a while (CRI image_pull_progress_timeout):
+         * a failure pullwatch did not cause may be that setting. */
+        bool cancels_stalled;
+        /* Shows any client's pull to a watcher (`pullwatch watch`): its content store is readable by all. */
+        bool watchable;
+        /* Where its registry settings live, before it answered: which hosts files it reads
+         * (RegistryHopStyle, registry_trust.h), their directory, the ranges it treats as insecure. */
+        int (*registry_defaults)(RuntimeRegistry *rt, const Config *config);
+        /* Where it extracts a layer, asked on the loop: done gets the directory whose per-layer
+         * extract_subdir grows while a layer is unpacked. NULL: no disk-growth target (yet). */
+        int (*extraction_dir)(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                              RuntimeOp **ret);
+        const char *extract_subdir;
+        /* What `pullwatch status` shows of it beside "up": its version and settings, asked by the CLI
+         * (blocking, short), as members of into. 0 or -errno (into keeps what was found). Optional. */
+        int (*describe)(const Config *config, struct json_t *into);
+        /* Where its images live (its image filesystem): done gets the directory. */
+        int (*imagefs_dir)(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
+                           RuntimeOp **ret);
         /* Start the pull; callbacks arrive from the event loop. */
         int (*start)(CurlGlue *glue, const Config *config, const PullRequest *req,
                      const PullCallbacks *cb, void *userdata, RuntimePull **ret);
@@ -105,6 +154,4 @@ typedef struct RuntimeDriver {
         void (*expect_layers)(RuntimePull *p, const char *const *digests, size_t n);
 } RuntimeDriver;
 
-extern const RuntimeDriver docker_driver;
-extern const RuntimeDriver containerd_driver;
 

@@ -145,11 +145,13 @@ int runtime_op_http(CurlGlue *glue, const char *socket, const char *path, runtim
                 op_destroy(op);
                 return r;
         }
-        curl_easy_setopt(op->easy, CURLOPT_URL, url);
-        curl_easy_setopt(op->easy, CURLOPT_TIMEOUT_MS, (long) (RUNTIME_OP_TIMEOUT / USEC_PER_MSEC));
-        curl_easy_setopt(op->easy, CURLOPT_WRITEFUNCTION, on_write);
-        curl_easy_setopt(op->easy, CURLOPT_WRITEDATA, op);
-        r = curl_glue_add(glue, op->easy, on_http_done, op);
+        if (curl_easy_setopt(op->easy, CURLOPT_URL, url) != CURLE_OK ||
+            curl_easy_setopt(op->easy, CURLOPT_TIMEOUT_MS, (long) (RUNTIME_OP_TIMEOUT / USEC_PER_MSEC)) != CURLE_OK ||
+            curl_easy_setopt(op->easy, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
+            curl_easy_setopt(op->easy, CURLOPT_WRITEDATA, op) != CURLE_OK)
+                r = -EINVAL;
+        else
+                r = curl_glue_add(glue, op->easy, on_http_done, op);
         if (r < 0) {
                 op_destroy(op);
                 return r;
@@ -220,6 +222,7 @@ int runtime_op_result(CurlGlue *glue, int r, const char *text, runtime_op_done_t
                 op_destroy(op);
                 return k;
         }
+        (void) sd_event_source_set_description(op->defer, "runtime-op-answer");
         if (ret)
                 *ret = op;
         return 0;

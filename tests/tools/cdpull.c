@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include "probes/containerd/containerd.h"
+#include "probes/drivers/runtime_drivers.h"
 
 typedef struct Ctx {
         sd_event *event;

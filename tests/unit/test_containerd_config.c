@@ -10,6 +10,7 @@
 
 #include "probes/containerd/containerd_config.h"
 #include "probes/registry/registry_trust.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "test_files.h"
 
 static char cp_buf[4096], from_buf[4096], err_buf[4096];
@@ -214,7 +215,7 @@ static void test_runtime_root(void **state) {
         write_file("proc/41/root/etc/containerd/config.toml",
                    "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = '/etc/containerd/certs.d:/etc/docker/certs.d'\n");
         RuntimeRegistry rt = {};
-        assert_int_equal(runtime_registry_defaults(&rt, RUNTIME_CONTAINERD, NULL), 0);
+        assert_int_equal(runtime_driver_get(RUNTIME_CONTAINERD)->registry_defaults(&rt, NULL), 0);
         assert_int_equal(runtime_registry_read_containerd_config(&rt, root, "/etc/containerd/config.toml"), 0);
         assert_string_equal(rt.certs_dir, "/etc/containerd/certs.d:/etc/docker/certs.d");
         assert_string_equal(rt.certs_dir_from, "/etc/containerd/config.toml:3");

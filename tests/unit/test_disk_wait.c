@@ -13,6 +13,7 @@
 
 #include "daemon/pull/disk_wait.h"
 #include "probes/runtime/runtime_op.h"
+#include "probes/drivers/runtime_drivers.h"
 
 static char tmpdir[] = "/tmp/test_disk_wait.XXXXXX";
 

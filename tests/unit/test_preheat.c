@@ -108,7 +108,8 @@ static int fake_confirm(CurlGlue *glue, const Config *config, const PullRequest 
 }
 
 static const RuntimeDriver fake_driver = {
-        .name = "docker", /* the scheduler's runtime kind; the driver is ours */
+        .kind = RUNTIME_DOCKER, /* the scheduler's runtime kind; the driver is ours */
+        .name = "docker",
         .start = fake_start,
         .cancel = fake_cancel,
         .free = fake_free,

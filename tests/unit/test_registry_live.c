@@ -597,7 +597,8 @@ static void test_rate_limited(void **state) {
  * the https-then-http fallback of a loopback registry on TLS meets the same case. */
 static void test_answer_outlives_later_hop(void **state) {
         char hdir[] = "/tmp/pw-regtest.XXXXXX", path[512], domain[64];
-        RuntimeRegistry rt = { .kind = RUNTIME_CONTAINERD, .certs_dir = hdir, .from_runtime = true };
+        RuntimeRegistry rt = { .kind = RUNTIME_CONTAINERD, .hop_style = REGISTRY_HOPS_HOSTS_TOML, .certs_dir = hdir,
+                               .from_runtime = true };
         RegistryManifest *m = NULL;
         ErrorDetail e = {};
         FILE *f;

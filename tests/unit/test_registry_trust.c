@@ -9,6 +9,7 @@
 
 #include "daemon/pull/diagnose.h"
 #include "probes/registry/registry_trust.h"
+#include "probes/drivers/runtime_drivers.h"
 #include "test_files.h"
 
 /* hosts_toml_parse() on text; on failure *ret_error (when given) is the detail's text, and the detail
@@ -97,7 +98,7 @@ static void test_containerd_hosts(void **state) {
         RegistryHosts *h = NULL;
         char dir[256], path[300];
 
-        assert_int_equal(runtime_registry_defaults(&rt, RUNTIME_CONTAINERD, NULL), 0);
+        assert_int_equal(runtime_driver_get(RUNTIME_CONTAINERD)->registry_defaults(&rt, NULL), 0);
         free(rt.certs_dir);
         rt.certs_dir = strdup(tmpdir);
         /* from CRI Status verbose: registry.configPath wins over the default */
@@ -156,7 +157,7 @@ static void test_docker_hosts(void **state) {
         char dir[256];
         Config c = { .docker_certs_dir = tmpdir };
 
-        assert_int_equal(runtime_registry_defaults(&rt, RUNTIME_DOCKER, &c), 0);
+        assert_int_equal(runtime_driver_get(RUNTIME_DOCKER)->registry_defaults(&rt, &c), 0);
         /* 127.0.0.0/8 is insecure by default: https without verification, then http */
         assert_int_equal(registry_hosts_for(&rt, NULL, "127.0.0.1:5000", &h), 0);
         assert_int_equal(h->n_hops, 2);

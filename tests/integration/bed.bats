@@ -159,6 +159,52 @@ environ_has() { # PID VAR=VALUE-regex
 		'.image.repo_digests | any(endswith($d))'
 }
 
+# tests/bed/kubelet.py, the kubelet-shaped CRI client: JSON lines of one client run
+calls_of() { jq -c --arg i "$2" 'select(.event=="call" and .image==$i)' "$1"; }
+# gaps between the end of one failed call of IMAGE and the start of the next, one per line
+backoff_gaps() { jq -s -r --arg i "$2" '[.[] | select(.event=="call" and .image==$i)] as $c
+	| range(1; $c | length) | ($c[.].start - $c[. - 1].end)' "$1"; }
+
+@test "kubelet.py: one CRI PullImage call without a deadline pulls an image; --parallel overlaps calls" {
+	img=$(push_image test/kubelet v1 1MiB,300KiB)
+	f=$BATS_TEST_TMPDIR/k.json
+	run_timeout 60 kubelet_pull --give-up-after 50 "$PROXY_ADDR/test/kubelet:v1" >"$f"
+	[ "$(calls_of "$f" "$PROXY_ADDR/test/kubelet:v1" | wc -l)" -eq 1 ]
+	calls_of "$f" "$PROXY_ADDR/test/kubelet:v1" | jq -e --arg d "$(jq -r .config.digest <<<"$img")" \
+		'.outcome == "ok" and .grpc_status == 0 and .image_ref == $d and .end >= .start'
+	jq -e 'select(.event=="summary") | .ok and .reason == "done" and .calls == 1 and .open == 0' "$f"
+	cri_status "$PROXY_ADDR/test/kubelet:v1" | jq -e --arg d "$(jq -r .config.digest <<<"$img")" '.image.id == $d'
+	# --parallel 2: both calls in flight at once (each layer served at 1 MiB/s, ~1 s a pull)
+	a=$(push_image test/kpar a 1MiB | jq -r '.layers[0].digest')
+	b=$(push_image test/kpar b 1MiB | jq -r '.layers[0].digest')
+	proxy_rule "[{\"digest\":\"$a\",\"throttle\":1048576},{\"digest\":\"$b\",\"throttle\":1048576}]" >/dev/null
+	run_timeout 60 kubelet_pull --parallel 2 --give-up-after 50 "$PROXY_ADDR/test/kpar:a" "$PROXY_ADDR/test/kpar:b" >"$f"
+	jq -s -e '[.[] | select(.event=="call")] | length == 2 and all(.outcome == "ok")
+		and (map(.start) | max) < (map(.end) | min)' "$f"
+}
+
+@test "kubelet.py: a missing image fails, with kubelet's back-off (10 s, doubled, capped) between calls" {
+	miss=$PROXY_ADDR/test/kubelet-missing:v1
+	f=$BATS_TEST_TMPDIR/default.json g=$BATS_TEST_TMPDIR/short.json
+	# kubelet's own back-off: 10 s after the first failure. A second client with a short one
+	# (1 s, at most 3 s) shows the doubling and the cap in the same 12 s.
+	run_timeout 60 kubelet_pull --give-up-after 12 "$miss" >"$f" 3>&- &
+	p1=$!
+	run_timeout 60 kubelet_pull --give-up-after 11 --backoff-initial 1 --backoff-max 3 "$miss" >"$g" 3>&- &
+	p2=$!
+	rc1=0 rc2=0
+	wait "$p1" || rc1=$?
+	wait "$p2" || rc2=$?
+	[ "$rc1" -eq 1 ] && [ "$rc2" -eq 1 ]
+	calls_of "$f" "$miss" | jq -e '.outcome == "error" and .grpc_status != 0 and (.grpc_message | test("not found"))'
+	jq -e --arg i "$miss" 'select(.event=="summary") | (.ok | not) and .reason == "give-up"
+		and .images[$i].calls == 2 and .images[$i].failures == 2 and .open == 0' "$f"
+	backoff_gaps "$f" "$miss" | awk '{ n++; if ($1 < 10 || $1 > 10.8) bad = 1 } END { exit !(n == 1 && !bad) }'
+	# 1, 2, 3, 3 ...: doubled, then capped
+	backoff_gaps "$g" "$miss" | awk '{ want = 2 ^ (NR - 1); if (want > 3) want = 3
+		if ($1 < want || $1 > want + 0.8) bad = 1 } END { exit !(NR >= 4 && !bad) }'
+}
+
 @test "stop kills everything a second bed started (even a hung unpigz) and leaves no mount or dir" {
 	local b2
 	b2=$(mktemp -d /tmp/pwbed.XXXXXX)

@@ -30,6 +30,8 @@
 #   ctr_ ARGS                ctr on CONTAINERD_SOCK in namespace k8s.io
 #   ctr_pull REF / ctr_rmi REF
 #   cri_pull REF / cri_rmi REF / cri_status REF   CRI ImageService over the socket (tests/bed/cri.py)
+#   kubelet_pull [OPTS] REF...  kubelet-shaped CRI pulls on CONTAINERD_SOCK (tests/bed/kubelet.py):
+#                            no deadline, serial, kubelet's back-off; JSON lines on stdout
 #   run_timeout SECS CMD...  timeout with a message (exit 124 when it fired)
 #   wait_for SECS CMD...     poll CMD every 0.2 s until it succeeds
 #   descendants PID          every descendant pid of PID
@@ -39,8 +41,9 @@
 
 BED_SH=$(realpath -m "$BATS_TEST_DIRNAME/../bed/bed.sh")
 BED_CRI=$(realpath -m "$BATS_TEST_DIRNAME/../bed/cri.py")
+BED_KUBELET=$(realpath -m "$BATS_TEST_DIRNAME/../bed/kubelet.py")
 PULLWATCH=${PULLWATCH:-$(realpath -m "$BATS_TEST_DIRNAME/../../build/pullwatch")}
-export BED_SH BED_CRI PULLWATCH
+export BED_SH BED_CRI BED_KUBELET PULLWATCH
 
 skip() {
 	echo "skip is not allowed in pullwatch integration tests (missing component = failure): ${*:-}" >&2
@@ -189,6 +192,7 @@ ctr_rmi() { ctr_ images rm --sync "$@" >/dev/null 2>&1 || true; }
 cri_pull() { python3 "$BED_CRI" --sock "$CONTAINERD_SOCK" pull "$@"; }
 cri_rmi() { python3 "$BED_CRI" --sock "$CONTAINERD_SOCK" rm "$@" >/dev/null 2>&1 || true; }
 cri_status() { python3 "$BED_CRI" --sock "$CONTAINERD_SOCK" status "$@"; }
+kubelet_pull() { python3 "$BED_KUBELET" --sock "$CONTAINERD_SOCK" "$@"; }
 containerd_pid() { cat "$CONTAINERD_PIDFILE"; }
 
 # ---------------------------------------------------------------- processes and time

@@ -81,36 +81,98 @@ echo "### kubelet's CRI image endpoint: pullwatch's socket vs containerd's CRI s
 echo
 echo "The same CRI calls sent to \`pullwatch daemon\`'s \`cri.listen\` and straight to containerd's socket,"
 echo "side by side. PullImage (4 layers of 16 MiB through the proxy, removed with RemoveImage before every"
-echo "pull; median of $RUNS each way, the order swapped every pair) is one \`tests/bed/cri.py\` call either"
-echo "way; through the endpoint it is a watched pull, then the caller's request forwarded once more."
+echo "pull; median of $RUNS each way, the order swapped every pair) is one curl call either way; through"
+echo "the endpoint it is a watched pull, then the caller's request forwarded once more."
 echo
 
-# PullImage: wall time, containerd's and pullwatch's CPU
+# PullImage: wall time, containerd's and pullwatch's CPU. One curl per pull (the request encoded once,
+# beforehand), so no interpreter start-up dilutes the ratio; containerd's log gives each pull's
+# PullImage calls as containerd saw them, for the breakdown below.
 cpid=$(cat "$CONTAINERD_PIDFILE")
 tick=$(getconf CLK_TCK)
-pull_once() { # SOCK -> "seconds containerd_ticks pullwatch_ticks"
-	local t0 c0 p0 t
+python3 -c 'import struct, sys
+img = sys.argv[1].encode(); inner = b"\x0a" + bytes([len(img)]) + img; spec = b"\x0a" + bytes([len(inner)]) + inner
+sys.stdout.buffer.write(b"\0" + struct.pack(">I", len(spec)) + spec)' "$ref" >"$W/pull.req"
+: >"$W/pulls"
+pull_once() { # SOCK KIND -> a line of $W/pulls: KIND seconds containerd_ticks pullwatch_ticks t0 t1 logfile
+	local t0 t1 c0 p0 n log=$W/pull.$2.$i.log
 	cri "$CD" rm "$ref" >/dev/null 2>&1 || true
+	n=$(wc -l <"$CONTAINERD_LOG")
 	c0=$(cpu_of "$cpid"); p0=$(cpu_of "$dpid"); t0=$(now)
-	cri "$1" pull "$ref" >/dev/null
-	t=$(echo "$(now) - $t0" | bc)
-	echo "$t $(($(cpu_of "$cpid") - c0)) $(($(cpu_of "$dpid") - p0))"
+	curl -sS --http2-prior-knowledge --unix-socket "$1" -H 'content-type: application/grpc' -H 'te: trailers' \
+		--data-binary @"$W/pull.req" -D "$W/pull.hdr" -o /dev/null http://localhost/runtime.v1.ImageService/PullImage
+	t1=$(now)
+	grep -qi '^grpc-status: *0' "$W/pull.hdr" || { echo "cri_endpoint.sh: PullImage via $1 failed:" >&2; cat "$W/pull.hdr" >&2; exit 1; }
+	tail -n +$((n + 1)) "$CONTAINERD_LOG" | grep 'msg="PullImage ' >"$log" || true
+	echo "$2 $(echo "$t1 - $t0" | bc) $(($(cpu_of "$cpid") - c0)) $(($(cpu_of "$dpid") - p0)) $t0 $t1 $log" >>"$W/pulls"
 }
-direct=() through=()
 for ((i = 0; i < RUNS; i++)); do
-	if ((i % 2 == 0)); then direct+=("$(pull_once "$CD")"); through+=("$(pull_once "$EP")")
-	else through+=("$(pull_once "$EP")"); direct+=("$(pull_once "$CD")"); fi
+	if ((i % 2 == 0)); then pull_once "$CD" direct; pull_once "$EP" through
+	else pull_once "$EP" through; pull_once "$CD" direct; fi
 done
-col() { printf '%s\n' "${@:2}" | awk -v c="$1" '{print $c}' | median; }
-d=$(col 1 "${direct[@]}"); p=$(col 1 "${through[@]}")
-dc=$(col 2 "${direct[@]}"); pc=$(col 2 "${through[@]}"); pwc=$(col 3 "${through[@]}")
+col() { awk -v k="$1" -v c="$2" '$1 == k {print $c}' "$W/pulls" | median; }
+d=$(col direct 2); p=$(col through 2); dc=$(col direct 3); pc=$(col through 3); pwc=$(col through 4)
 echo "| PullImage | containerd's socket | through pullwatch | ratio | containerd CPU direct / through | pullwatch CPU |"
 echo "|---|---|---|---|---|---|"
 printf '| 4 layers, 64 MiB | %.2fs | %.2fs | **%.3f** | %d ms / %d ms | %d ms |\n' "$d" "$p" "$(echo "$p / $d" | bc -l)" \
 	$((${dc%.*} * 1000 / tick)) $((${pc%.*} * 1000 / tick)) $((${pwc%.*} * 1000 / tick))
 echo
-echo "Each pull: $(printf '%s ' "${direct[@]}" | awk '{for (i = 1; i <= NF; i += 3) printf "%.2f ", $i}')s direct,"
-echo "$(printf '%s ' "${through[@]}" | awk '{for (i = 1; i <= NF; i += 3) printf "%.2f ", $i}')s through pullwatch."
+echo "Each pull: $(awk '$1 == "direct" {printf "%.2f ", $2}' "$W/pulls")s direct, $(awk '$1 == "through" {printf "%.2f ", $2}' "$W/pulls")s"
+echo "through pullwatch."
+echo
+echo "Where the time goes (medians; containerd's own log lines \`PullImage \"...\"\` and \`... returns\` against"
+echo "the call's start and end; through pullwatch containerd sees the watched pull's PullImage, then the"
+echo "caller's request forwarded once more):"
+echo
+python3 - "$W/pulls" <<'PY'
+import datetime, re, statistics, sys
+
+rows = {"direct": [], "through": []}
+for line in open(sys.argv[1]):
+    kind, wall, _, _, t0, t1, log = line.split()
+    t0, t1 = float(t0), float(t1)
+    ev = []
+    for l in open(log):
+        m = re.search(r'time="([0-9T:.-]+)(Z|[+-][0-9:]+)"', l)
+        if not m:
+            continue
+        ts = m.group(1)[:26]
+        ts = datetime.datetime.fromisoformat(ts + ("+00:00" if m.group(2) == "Z" else m.group(2))).timestamp()
+        ev.append(("ret" if " returns " in l else "start", ts))
+    starts = [t for k, t in ev if k == "start"]
+    rets = [t for k, t in ev if k == "ret"]
+    r = {"before": None, "pull": None, "between": None, "second": None, "after": None}
+    if starts and rets:
+        r["before"] = starts[0] - t0
+        r["pull"] = rets[0] - starts[0]
+        r["after"] = t1 - rets[-1]
+        if len(starts) > 1 and len(rets) > 1:
+            r["between"] = starts[1] - rets[0]
+            r["second"] = rets[1] - starts[1]
+    rows[kind].append(r)
+
+
+def med(kind, key):
+    v = [r[key] for r in rows[kind] if r[key] is not None]
+    return statistics.median(v) * 1000 if v else None
+
+
+def ms(v):
+    return "-" if v is None else "%.0f ms" % v
+
+
+print("| part of the call | containerd's socket | through pullwatch | added |")
+print("|---|---|---|---|")
+for key, name in (("before", "call start to containerd's (first) PullImage: pullwatch's preflight (registry manifest, runtime settings), disk gate, liveness baseline"),
+                  ("pull", "containerd's (first) PullImage"),
+                  ("between", "its answer to the forwarded PullImage: ImageStatus confirm, the forward's connection"),
+                  ("second", "the forwarded PullImage, the image there (containerd resolves the tag at the registry again)"),
+                  ("after", "containerd's last answer to the caller's end")):
+    d, t = med("direct", key), med("through", key)
+    if key in ("between", "second"):
+        d = 0.0 if t is not None else None
+    print("| %s | %s | %s | %s |" % (name, ms(d), ms(t), "-" if d is None or t is None else "%+.0f ms" % (t - d)))
+PY
 echo
 
 # ImageStatus and ListImages: the image is there (the last pull went through the endpoint)

@@ -45,6 +45,7 @@ if [ "$own_bed" = 1 ]; then
 		echo
 		exit 1
 	fi
+	rm -f "$BED_DIR.log"
 fi
 # shellcheck disable=SC1091
 source "$BED_DIR/env"

@@ -180,6 +180,7 @@ YAML
 	[ "$store" = containerd ] || pull_ratio containerd "$PROXY_ADDR/bench/big:v1" "4 layers, 120 MiB"
 	echo
 	[ "$store" = containerd ] || { echo "containerd's CPU difference is what pullwatch's ListStatuses/Content/Snapshots polling costs it"; echo "(CLK_TCK granularity: $((1000 / $(getconf CLK_TCK))) ms)."; echo; }
+	[ "$store" = containerd ] || BUILD=$BUILD BENCH_RUNS=$RUNS tests/bench/cri_endpoint.sh --bed "$BED_DIR" || echo "(CRI endpoint: not measured, see tests/bench/cri_endpoint.sh)"
 
 	echo "### Resume: registry bytes for a pull with one mid-layer reset, over the layer's size"
 	echo

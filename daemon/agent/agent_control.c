@@ -215,8 +215,14 @@ json_t *agent_status_json(Agent *a) {
                 json_object_set_new(runtimes, runtime_kind_to_string(k), rt);
         }
         for (ControlPull *cp = a->pulls; cp; cp = cp->next)
-                if (!cp->done)
-                        json_array_append_new(pulls, watched_pull_status_json(cp->pull));
+                if (!cp->done) {
+                        json_t *p = watched_pull_status_json(cp->pull);
+                        if (p)
+                                json_object_set_new(p, "owner", json_string("pullwatch"));
+                        json_array_append_new(pulls, p);
+                }
+        /* and the node's other pulls: other clients' that the guard sees */
+        (void) node_guard_pulls_json(a->guard, pulls);
         json_object_set_new(o, "runtimes", runtimes);
         json_object_set_new(o, "preheat", preheat);
         if (omitted > 0)

@@ -13,14 +13,18 @@ static void on_guard_event(void *userdata, const PullEvent *e) {
         agent_observe_pull_event(a, e);
         switch (e->kind) {
         case PULL_EVENT_VERDICT:
-                log_line(LOG_WARNING, "%s's pull of %s (%s): %s %s: %s", e->client ?: "another client",
+                log_line(LOG_WARNING, "another client's (%s) pull of %s (%s): %s %s: %s", e->client ?: "unknown",
                          e->image ?: "(image not known yet)", e->runtime, e->layer ?: "-", verdict_to_string(e->verdict),
                          e->evidence ?: "-");
                 break;
         case PULL_EVENT_ACTION:
-                log_line(LOG_WARNING, "%s's pull of %s (%s): %s %s: %s", e->client ?: "another client",
+                log_line(LOG_WARNING, "another client's (%s) pull of %s (%s): %s %s: %s", e->client ?: "unknown",
                          e->image ?: "(image not known yet)", e->runtime, e->action, e->layer ?: "-",
                          e->reason ?: e->evidence ?: "-");
+                break;
+        case PULL_EVENT_DIAGNOSIS:
+                log_line(LOG_WARNING, "another client's (%s) pull of %s (%s): %s", e->client ?: "unknown",
+                         e->image ?: "(image not known yet)", e->runtime, e->remedy ?: e->diagnosis);
                 break;
         default:
                 break;

@@ -155,7 +155,8 @@ void agent_observe_pull_event(Agent *a, const PullEvent *e) {
                         log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->reason ? e->reason : e->action);
                 break;
         case PULL_EVENT_DIAGNOSIS:
-                log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
+                if (!e->client) /* another client's: agent_guard.c says it */
+                        log_line(LOG_WARNING, "%s (%s): %s", e->image, e->runtime, e->remedy ? e->remedy : e->diagnosis);
                 break;
         case PULL_EVENT_RESULT:
                 if (e->ok)

@@ -158,6 +158,8 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
                 f = &none;
         snprintf(attempt, sizeof(attempt), "%u", f->attempt);
         snprintf(count, sizeof(count), "%u", f->count);
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", (int) f->pid);
         if ((k = add_static(&r, "SYSLOG_IDENTIFIER=pullwatch")) < 0 || (k = add_static(&r, info->message_id_field)) < 0 ||
             (k = add_static(&r, alert_kind_priority_field(kind))) < 0 ||
             (k = add_field(&r, "MESSAGE", message ? message : info->summary)) < 0 ||
@@ -171,6 +173,10 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
             (k = add_field(&r, "PULLWATCH_EVIDENCE", f->evidence)) < 0 ||
             (k = add_field(&r, "PULLWATCH_DIAGNOSIS", f->diagnosis)) < 0 ||
             (k = add_field(&r, "PULLWATCH_CLIENT", f->client)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_OWNER", f->client ? "other" : NULL)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_ACTION", f->action)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_HOP", f->hop)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_PID", f->pid > 0 ? pid : NULL)) < 0 ||
             (k = add_field(&r, "PULLWATCH_COUNT", f->count ? count : NULL)) < 0 ||
             (k = add_field(&r, "PULLWATCH_IMAGES", f->images)) < 0) {
                 alert_record_done(&r);
@@ -355,10 +361,19 @@ int alert_kind_for_pull_event(const PullEvent *e) {
 
 static const char *or_dash(const char *s) { return s && *s ? s : "-"; }
 
+/* PullEvent.client as a person reads it */
+static const char *client_words(const char *client) {
+        return streq_ptr(client, "cri")              ? "kubelet (CRI)"
+               : streq_ptr(client, "engine-api")     ? "a docker client (Engine API)"
+               : streq_ptr(client, "containerd-api") ? "a containerd client (ctr, nerdctl)"
+                                                     : "another client";
+}
+
 int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_message) {
         int k = alert_kind_for_pull_event(e);
         AlertFields f = {
                 .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt, .client = e->client,
+                .hop = e->hop,
                 .rate_key = e->client && !e->image ? e->layer : NULL,
         };
         char *m = NULL;
@@ -387,8 +402,9 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                 if (alert_kind_is_diagnosis(k)) {
                         f.diagnosis = e->diagnosis;
                         f.evidence = e->remedy;
-                        r = asprintf(&m, "Pull of %s: %s", e->image,
-                                     e->remedy ? e->remedy : alert_kind_summary(k));
+                        r = e->client ? asprintf(&m, "%s's pull of %s: %s", client_words(e->client),
+                                                 e->image ?: "(image not known)", e->remedy ? e->remedy : alert_kind_summary(k))
+                                      : asprintf(&m, "Pull of %s: %s", e->image, e->remedy ? e->remedy : alert_kind_summary(k));
                 }
                 break;
         case ALERT_GUARD_HELPER_ENDED:
@@ -397,7 +413,9 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                 f.verdict = verdict_to_string(e->verdict);
                 f.evidence = e->evidence ?: e->reason;
                 f.diagnosis = e->diagnosis;
-                r = asprintf(&m, "%s's pull of %s: %s %s: %s; %s", or_dash(e->client), e->image ?: "(image not known)",
+                f.action = e->action;
+                f.pid = e->pid;
+                r = asprintf(&m, "%s's pull of %s: %s %s: %s; %s", client_words(e->client), e->image ?: "(image not known)",
                              k == ALERT_GUARD_HELPER_ENDED ? "ended the hung helper" : "cut the stalled registry connection",
                              or_dash(e->layer), or_dash(f.evidence),
                              k == ALERT_GUARD_HELPER_ENDED ? "the runtime fails the layer and the client retries"

@@ -10,14 +10,17 @@
 
 typedef struct AlertFields {
         const char *image, *runtime, *layer, *phase, *verdict, *evidence, *diagnosis;
-        const char *client;       /* who started the pull, when not pullwatch (kubelet over CRI, ...) */
+        const char *client;       /* who started the pull, when not pullwatch: cri, engine-api, containerd-api */
+        const char *action;       /* what pullwatch did on another client's pull: kill-helper, cut-connection */
+        const char *hop;          /* host:port: the connection cut, the middlebox named */
+        pid_t pid;                /* the helper ended, the runtime whose connection was cut; 0 = none */
         unsigned attempt;         /* 0 = not given */
         const char *rate_key;     /* what the rate limit counts per kind; NULL = image */
         unsigned count;           /* a summary: how many alerts of one cause it stands for (0 = not one) */
         const char *images;       /* a summary: the first few of their images, space-separated */
 } AlertFields;
 
-#define ALERT_RECORD_MAX 20
+#define ALERT_RECORD_MAX 24
 
 /* The iovec for sd_journal_sendv, and the strings it points into. */
 typedef struct AlertRecord {

@@ -118,19 +118,19 @@ int metrics_format(const Metrics *m, char **ret) {
         fprintf(f, "# HELP pullwatch_pull_bytes_total Bytes the runtimes reported downloading, over all attempts.\n"
                    "# TYPE pullwatch_pull_bytes_total counter\n"
                    "pullwatch_pull_bytes_total %" PRIu64 "\n", m->bytes);
-        fprintf(f, "# HELP pullwatch_other_pulls_watched_total Downloads and helpers of pulls other clients started (kubelet, docker pull, ctr) that pullwatch judged.\n"
-                   "# TYPE pullwatch_other_pulls_watched_total counter\n"
-                   "pullwatch_other_pulls_watched_total %" PRIu64 "\n", m->other_watched);
-        fputs("# HELP pullwatch_other_pull_verdicts_total Verdicts on pulls other clients started, by verdict.\n"
-              "# TYPE pullwatch_other_pull_verdicts_total counter\n", f);
+        fprintf(f, "# HELP pullwatch_guard_pulls_total Downloads and helpers of pulls other clients started (kubelet, docker pull, ctr) that the guard judged.\n"
+                   "# TYPE pullwatch_guard_pulls_total counter\n"
+                   "pullwatch_guard_pulls_total %" PRIu64 "\n", m->other_watched);
+        fputs("# HELP pullwatch_guard_verdicts_total Verdicts on pulls other clients started, by verdict.\n"
+              "# TYPE pullwatch_guard_verdicts_total counter\n", f);
         for (Verdict v = 0; v < _VERDICT_MAX; v++)
                 if (v == VERDICT_STALLED || v == VERDICT_HUNG || v == VERDICT_DEGRADED)
-                        fprintf(f, "pullwatch_other_pull_verdicts_total{verdict=\"%s\"} %" PRIu64 "\n", verdict_to_string(v),
+                        fprintf(f, "pullwatch_guard_verdicts_total{verdict=\"%s\"} %" PRIu64 "\n", verdict_to_string(v),
                                 m->other_verdicts[v]);
-        fprintf(f, "# HELP pullwatch_other_pull_actions_total What pullwatch did on pulls other clients started, by action.\n"
-                   "# TYPE pullwatch_other_pull_actions_total counter\n"
-                   "pullwatch_other_pull_actions_total{action=\"kill-helper\"} %" PRIu64 "\n"
-                   "pullwatch_other_pull_actions_total{action=\"cut-connection\"} %" PRIu64 "\n",
+        fprintf(f, "# HELP pullwatch_guard_actions_total What pullwatch did on pulls other clients started, by action.\n"
+                   "# TYPE pullwatch_guard_actions_total counter\n"
+                   "pullwatch_guard_actions_total{action=\"kill-helper\"} %" PRIu64 "\n"
+                   "pullwatch_guard_actions_total{action=\"cut-connection\"} %" PRIu64 "\n",
                 m->other_helpers_ended, m->other_connections_cut);
         fputs("# HELP pullwatch_runtime_up Whether the container runtime answered its last ping.\n"
               "# TYPE pullwatch_runtime_up gauge\n", f);

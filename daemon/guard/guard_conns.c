@@ -48,7 +48,10 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
                 memmove(h->history, h->history + 1, sizeof(h->history) - sizeof(h->history[0]));
                 h->n_history--;
         }
-        h->history[h->n_history++] = (DiagAttempt) { .failure = ATTEMPT_RESET, .elapsed = gc->last_seen - gc->first_seen };
+        /* it opened within an interval before its first sample and ended within one after its last:
+         * the middle of both */
+        h->history[h->n_history++] = (DiagAttempt) { .failure = ATTEMPT_RESET,
+                                                     .elapsed = gc->last_seen - gc->first_seen + interval };
         if (h->named || diagnose_attempts(h->history, h->n_history, &text) != DIAG_MIDDLEBOX_TIMEOUT || !text)
                 return;
         h->named = true;
@@ -56,7 +59,9 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         if (asprintf(&remedy, "%s Hop: %s, whose connections from %s ended mid-transfer after ~%llus each.", text, addr,
                      rt->name, (unsigned long long) (diagnose_attempts_cut(h->history, h->n_history) / USEC_PER_SEC)) < 0)
                 return;
-        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .image = guard_only_image(rt),
+        const GuardDownload *only = guard_downloads_only(rt);
+        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .image = guard_only_image(rt), .hop = addr,
+                                      .client = only ? only->client : NULL,
                                       .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT), .remedy = remedy });
 }
 
@@ -100,7 +105,8 @@ static void cut_stalled(GuardRuntime *rt, pid_t pid, const TcpConnList *l, usec_
                         continue; /* report only: the verdict already went out */
                 guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "cut-connection-refused" : "cut-connection",
                                               .image = d->image, .client = d->client, .layer = t->id, .phase = t->phase,
-                                              .verdict = VERDICT_STALLED, .evidence = evidence, .reason = addr });
+                                              .verdict = VERDICT_STALLED, .evidence = evidence, .reason = addr,
+                                              .hop = addr, .pid = pid });
         }
 }
 

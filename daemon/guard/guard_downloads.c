@@ -5,6 +5,8 @@
 #include "daemon/guard/guard_internal.h"
 
 #include "probes/host/open_files.h"
+#include "probes/containerd/containerd_content.h"
+#include "containerd_content.pb-c.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,10 +14,10 @@
 /* Who starts the pulls that land in a containerd namespace. */
 static const char *namespace_client(const char *ns) {
         if (streq(ns, "k8s.io"))
-                return "kubelet (CRI)";
+                return "cri";            /* kubelet */
         if (streq(ns, "moby"))
-                return "a docker client (dockerd on the containerd image store)";
-        return "a containerd client (ctr, nerdctl)";
+                return "engine-api";     /* a docker client, dockerd on the containerd image store */
+        return "containerd-api";         /* ctr, nerdctl */
 }
 
 static GuardDownload *dl_find(GuardRuntime *rt, const char *id) {
@@ -43,6 +45,7 @@ static GuardDownload *dl_get(GuardRuntime *rt, const char *id, const char *clien
 }
 
 static void dl_drop(GuardRuntime *rt, size_t i) {
+        grpc_call_free(rt->dls[i].lookup);
         free(rt->dls[i].id);
         free(rt->dls[i].image);
         rt->dls[i] = rt->dls[--rt->n_dls];
@@ -133,6 +136,128 @@ static int containerd_start(GuardRuntime *rt) {
         return 0;
 }
 
+static int fd_pos(pid_t pid, int fd, uint64_t *ret);
+
+/* ---- containerd: the layers it unpacks, from the blobs it holds open ---- */
+
+#define CONTENT_BLOBS "/io.containerd.content.v1.content/blobs/sha256/"
+
+typedef struct Lookup {
+        GuardRuntime *rt;
+        char *id;
+} Lookup;
+
+static void lookup_next(GuardRuntime *rt, GuardDownload *d);
+
+/* Content.Info in one namespace: the blob is there, so is the pull that fetched it */
+static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        GuardRuntime *rt = userdata;
+        GuardDownload *d = NULL;
+
+        for (size_t i = 0; i < rt->n_dls; i++)
+                if (rt->dls[i].lookup == call)
+                        d = &rt->dls[i];
+        if (!d)
+                return;
+        d->lookup = NULL; /* freed by its owner below, after this callback */
+        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
+                Containerd__Services__Content__V1__InfoResponse *r = (void *) reply->messages[0];
+                const char *ns = rt->guard->config->config->guard.namespaces[d->lookup_ns];
+                d->client = d->client ?: namespace_client(ns);
+                for (size_t i = 0; !d->image && r->info && i < r->info->n_labels; i++)
+                        if (startswith(r->info->labels[i]->key, CD_LABEL_SOURCE_PREFIX)) {
+                                /* "containerd.io/distribution.source.HOST" = "REPO": the repository */
+                                const char *host = r->info->labels[i]->key + strlen(CD_LABEL_SOURCE_PREFIX);
+                                if (asprintf(&d->image, "%s/%s", host, r->info->labels[i]->value) < 0)
+                                        d->image = NULL;
+                        }
+                d->own = d->own || guard_is_own(rt, d->image);
+        } else if (reply->error == 0 && reply->status == GRPC_NOT_FOUND) {
+                d->lookup_ns++;
+                lookup_next(rt, d);
+        }
+        grpc_call_free(call);
+}
+
+static void lookup_next(GuardRuntime *rt, GuardDownload *d) {
+        char *const *ns = rt->guard->config->config->guard.namespaces;
+        Containerd__Services__Content__V1__InfoRequest req = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
+        RuntimeProcess p = {};
+
+        if (!ns || d->lookup_ns >= strv_length(ns))
+                return; /* in none of the namespaces watched: not one we can name */
+        rt->driver->process(rt->guard->config->config, &p);
+        req.digest = d->id;
+        if (grpc_call_start(rt->guard->glue, &(GrpcTarget) { .socket = p.socket, .namespace = ns[d->lookup_ns],
+                                                            .timeout = CD_CALL_TIMEOUT },
+                            "/containerd.services.content.v1.Content/Info", &req.base,
+                            &containerd__services__content__v1__info_response__descriptor, false, on_lookup, rt,
+                            &d->lookup) < 0)
+                d->lookup = NULL;
+}
+
+static void containerd_extracting(GuardRuntime *rt, usec_t now) {
+        const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
+        OpenFile *files = NULL;
+        size_t n = 0;
+
+        for (size_t i = 0; i < rt->n_dls; i++)
+                rt->dls[i].seen = false;
+        if (id && id->pid > 0 && open_files_under(NULL, id->pid, "/", NULL, &files, &n) >= 0)
+                for (size_t i = 0; i < n; i++) {
+                        const char *b = strstr(files[i].path, CONTENT_BLOBS);
+                        char digest[80];
+                        uint64_t pos = 0;
+                        if (!b || strchr(b + strlen(CONTENT_BLOBS), '/'))
+                                continue;
+                        snprintf(digest, sizeof(digest), "sha256:%s", b + strlen(CONTENT_BLOBS));
+                        GuardDownload *d = dl_get(rt, digest, NULL);
+                        if (!d)
+                                continue;
+                        d->seen = true;
+                        if (!d->extracting) {
+                                d->extracting = true;
+                                if (!d->client && !d->lookup)
+                                        lookup_next(rt, d);
+                        }
+                        (void) fd_pos(id->pid, files[i].fd, &pos);
+                        (void) detector_layer(rt->downloads, digest, PHASE_EXTRACTING, pos, files[i].size, now);
+                }
+        open_files_free(files, n);
+        /* a blob closed again: unpacked (or given up) */
+        for (size_t i = 0; i < rt->n_dls; i++)
+                if (rt->dls[i].extracting && !rt->dls[i].seen) {
+                        rt->dls[i].extracting = false;
+                        (void) detector_layer(rt->downloads, rt->dls[i].id, PHASE_DONE, 0, 0, now);
+                }
+}
+
+const GuardDownload *guard_downloads_only(const GuardRuntime *rt) {
+        const GuardDownload *found = NULL;
+        for (size_t i = 0; i < rt->n_dls; i++) {
+                const LayerTrack *t = detector_find(rt->downloads, rt->dls[i].id);
+                if (!t || t->phase == PHASE_DONE || !rt->dls[i].client)
+                        continue;
+                if (found && !streq(found->client, rt->dls[i].client))
+                        return NULL;
+                found = found ?: &rt->dls[i];
+        }
+        return found;
+}
+
+const GuardDownload *guard_downloads_extracting(const GuardRuntime *rt) {
+        const GuardDownload *found = NULL;
+        for (size_t i = 0; i < rt->n_dls; i++) {
+                const LayerTrack *t = detector_find(rt->downloads, rt->dls[i].id);
+                if (!t || t->phase != PHASE_EXTRACTING)
+                        continue;
+                if (found)
+                        return NULL;
+                found = &rt->dls[i];
+        }
+        return found;
+}
+
 /* ---- dockerd: its blob temp files ---- */
 
 /* The file offset of pid's fd: dockerd writes a blob at its end while it downloads, then seeks back
@@ -195,7 +320,7 @@ int guard_downloads_start(GuardRuntime *rt) {
          * (dockerd, which shows a pull to no one but its client) is read from the files it holds */
         if (rt->driver->watchable)
                 return containerd_start(rt);
-        rt->client = "a docker client (Engine API)";
+        rt->client = "engine-api";
         return 0;
 }
 
@@ -221,6 +346,8 @@ GuardDownload *guard_downloads_stalled(GuardRuntime *rt, const LayerTrack **ret_
 void guard_downloads_sample(GuardRuntime *rt, usec_t now) {
         if (!rt->n_watches)
                 docker_sample(rt, now);
+        else
+                containerd_extracting(rt, now);
         detector_evaluate(rt->downloads, now);
         for (size_t i = 0; i < detector_n_layers(rt->downloads); i++) {
                 LayerTrack *t = (LayerTrack *) detector_layer_at(rt->downloads, i);
@@ -238,7 +365,7 @@ void guard_downloads_sample(GuardRuntime *rt, usec_t now) {
         /* a containerd ingest that finished is gone from its watch; forget what the detector is done with */
         for (size_t i = 0; i < rt->n_dls;) {
                 const LayerTrack *t = detector_find(rt->downloads, rt->dls[i].id);
-                if (rt->n_watches && (!t || t->phase == PHASE_DONE))
+                if (rt->n_watches && (!t || t->phase == PHASE_DONE) && !rt->dls[i].extracting && !rt->dls[i].lookup)
                         dl_drop(rt, i);
                 else
                         i++;

@@ -28,6 +28,9 @@ typedef struct GuardDownload {
         char *image;              /* "host/repo@sha256:..." when known */
         const char *client;       /* static text */
         bool own;                 /* pullwatch's own pull: watched by its pull job, not here */
+        bool extracting;          /* containerd holds its blob open: being unpacked */
+        GrpcCall *lookup;         /* containerd: which namespace holds the blob (Content.Info) */
+        size_t lookup_ns;         /* the namespace asked now */
         bool acted;               /* its stalled connection was cut in this stall */
         bool seen;
 } GuardDownload;
@@ -92,7 +95,7 @@ static inline bool guard_is_own(const GuardRuntime *rt, const char *image) {
 static inline void guard_emit(GuardRuntime *rt, PullEvent *e) {
         NodeGuard *g = rt->guard;
         e->runtime = rt->name;
-        e->client = e->client ?: rt->client;
+        e->client = e->client ?: rt->client ?: "unknown"; /* set: this is another client's pull */
         if (g->cb)
                 g->cb(g->userdata, e);
 }
@@ -104,6 +107,11 @@ void guard_downloads_done(GuardRuntime *rt);
 const char *guard_downloads_image(const GuardRuntime *rt, const char *id);
 /* The one image this runtime is pulling for someone else, when exactly one is in flight. */
 const char *guard_only_image(const GuardRuntime *rt);
+/* A download in flight whose client all the others in flight share (its client names them); NULL when
+ * none is known or they differ. */
+const GuardDownload *guard_downloads_only(const GuardRuntime *rt);
+/* The download being extracted, when exactly one is (what a helper serves); NULL otherwise. */
+const GuardDownload *guard_downloads_extracting(const GuardRuntime *rt);
 /* The stalled download the conns part should act on, NULL when none (marked acted). */
 GuardDownload *guard_downloads_stalled(GuardRuntime *rt, const LayerTrack **ret_track);
 bool guard_downloads_in_flight(const GuardRuntime *rt);

@@ -64,10 +64,13 @@ static void judge_helper(GuardRuntime *rt, const HelperActivity *a, usec_t now) 
         if (t->verdict != VERDICT_HUNG)
                 return;
         g->stats.verdicts++;
-        const char *image = guard_only_image(rt);
+        /* the layer it serves, when one alone is being extracted */
+        const GuardDownload *x = guard_downloads_extracting(rt);
+        const char *image = x ? x->image : guard_only_image(rt), *client = x ? x->client : NULL;
+        const char *layer = x ? x->id : id;
         _cleanup_free_ char *diag = NULL;
         (void) diagnose_decompressor(rt->kind, a->comm, a->pid, a->cpu_usec > 0, c->watchdog.hang_quiet, &diag);
-        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .image = image, .layer = id,
+        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .image = image, .client = client, .layer = layer,
                                       .phase = PHASE_EXTRACTING, .verdict = VERDICT_HUNG, .evidence = t->evidence });
         if (!g->act)
                 return;
@@ -79,7 +82,8 @@ static void judge_helper(GuardRuntime *rt, const HelperActivity *a, usec_t now) 
         else
                 g->stats.helpers_ended++;
         guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "kill-helper-refused" : "kill-helper",
-                                      .image = image, .layer = id, .phase = PHASE_EXTRACTING, .verdict = VERDICT_HUNG,
+                                      .image = image, .client = client, .layer = layer, .phase = PHASE_EXTRACTING,
+                                      .verdict = VERDICT_HUNG,
                                       .pid = a->pid, .evidence = t->evidence, .reason = report,
                                       .diagnosis = diag ? "decompressor-hang" : NULL });
 }
@@ -94,9 +98,11 @@ static void sample_helpers(GuardRuntime *rt, usec_t now) {
         for (size_t i = 0; i < rt->n_helpers; i++)
                 rt->helpers[i].seen = false;
         runtime_liveness_helpers(rt->liveness, &acts, &n);
-        /* a helper does not say whose layer it decompresses: while pullwatch pulls on this runtime, its
-         * pull job judges them */
-        bool own = guard_is_own(rt, NULL);
+        /* a helper does not say whose layer it decompresses; the blob its runtime reads does, when one
+         * alone is being extracted: a layer of pullwatch's own pull is its pull job's to judge, and so is
+         * any helper while pullwatch pulls and the layer is not known */
+        const GuardDownload *x = guard_downloads_extracting(rt);
+        bool own = x ? x->own : guard_is_own(rt, NULL);
         for (size_t i = 0; i < n; i++)
                 if (acts[i].decompressor && !own) /* the untar side follows its decompressor */
                         judge_helper(rt, &acts[i], now);
@@ -237,4 +243,24 @@ json_t *node_guard_status_json(const NodeGuard *g) {
                 json_object_set_new(rts, rt->name, json_pack("{s:o*, s:o*}", "pulls", pulls, "helpers", helpers));
         }
         return o;
+}
+
+int node_guard_pulls_json(const NodeGuard *g, json_t *into) {
+        for (size_t i = 0; g && i < g->n_runtimes; i++) {
+                const GuardRuntime *rt = &g->runtimes[i];
+                for (size_t k = 0; k < rt->n_dls; k++) {
+                        const GuardDownload *d = &rt->dls[k];
+                        const LayerTrack *t = detector_find(rt->downloads, d->id);
+                        if (!t || t->phase == PHASE_DONE || d->own)
+                                continue;
+                        json_t *e = json_pack("{s:s, s:s?, s:s, s:s?, s:[{s:s, s:s, s:I, s:I, s:s, s:s}]}", "owner", "other",
+                                              "client", d->client ?: rt->client, "runtime", rt->name, "image", d->image,
+                                              "layers", "id", d->id, "phase", phase_to_string(t->phase), "current",
+                                              (json_int_t) t->current, "total", (json_int_t) t->total, "verdict",
+                                              verdict_to_string(t->verdict), "evidence", t->evidence);
+                        if (!e || json_array_append_new(into, e) < 0)
+                                return -ENOMEM;
+                }
+        }
+        return 0;
 }

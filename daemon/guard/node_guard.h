@@ -41,3 +41,6 @@ void node_guard_stats(const NodeGuard *g, NodeGuardStats *ret);
 /* {"act":bool,"runtimes":{"docker":{"pulls":[{"image","client","layer","phase","current","verdict",
  * "evidence"}],"helpers":[{"pid","comm","verdict","evidence"}]}}, counters...} */
 json_t *node_guard_status_json(const NodeGuard *g);
+/* Other clients' pulls in flight, one entry a layer, appended to into (status's .pulls[]):
+ * {"owner":"other","client","runtime","image","layers":[{"id","phase","current","total","verdict","evidence"}]} */
+int node_guard_pulls_json(const NodeGuard *g, json_t *into);

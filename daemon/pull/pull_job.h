@@ -49,8 +49,10 @@ typedef struct PullEvent {
         double elapsed_s;
         uint64_t bytes;         /* bytes downloaded over all attempts (as the runtime reported) */
         const char *registry_probe; /* result: why pullwatch's registry probe could not help, or NULL */
-        const char *client;     /* who started the pull when not pullwatch ("kubelet (CRI)", "a docker
-                                 * client (Engine API)"...); NULL for pullwatch's own */
+        const char *client;     /* who started the pull when not pullwatch: "cri" (kubelet), "engine-api" (a
+                                 * docker client), "containerd-api" (ctr, nerdctl), "unknown"; NULL for
+                                 * pullwatch's own */
+        const char *hop;        /* the peer of a connection cut, or of a middlebox diagnosis ("host:port") */
 } PullEvent;
 
 typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata);

@@ -69,12 +69,12 @@ run_bats() {
 DEFAULT_ROW=${BED_ROW:-bookworm}
 OTHER_ROWS=${BED_ROWS-trixie unstable}
 # the runtime-dependent files, run again on every other row
-ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip preheat_gc registry_tls cri_progress_timeout cri_service"
+ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip preheat_gc registry_tls cri_progress_timeout cri_service guard"
 # the flows real nodes pull, and report 000 as it happened, also on the newest runtimes
 UNSTABLE_FILES="flows report000"
 # dockerd on the containerd image store (Docker 29's default), on the rows whose dockerd has it
 STORE_ROWS=${BED_STORE_ROWS-unstable/containerd}
-STORE_FILES="stall_matrix_docker daemon docker_pull registry_tls diagnoses"
+STORE_FILES="stall_matrix_docker daemon docker_pull registry_tls diagnoses guard"
 JOBS=${CHECK_JOBS:-${ROW_JOBS:-2}}
 export BED_ROW=$DEFAULT_ROW
 
@@ -82,7 +82,7 @@ export BED_ROW=$DEFAULT_ROW
 weight() {
 	case $1 in
 	flows | stall_matrix_docker) echo 9 ;;
-	daemon | containerd) echo 5 ;;
+	daemon | containerd | guard) echo 5 ;;
 	registry_tls | diagnoses | disk | report000 | bed | cri_service) echo 3 ;;
 	*) echo 1 ;;
 	esac

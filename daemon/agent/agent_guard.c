@@ -31,6 +31,10 @@ static void on_guard_event(void *userdata, const PullEvent *e) {
         }
 }
 
+static void on_guard_seen(void *userdata) {
+        agent_schedule_flush(userdata); /* metrics count what the guard watches */
+}
+
 int agent_guard_start(Agent *a) {
         const Config *c = a->config->config;
         int r;
@@ -38,7 +42,7 @@ int agent_guard_start(Agent *a) {
         if (!c->guard.enabled)
                 return 0;
         r = node_guard_new(a->event, a->glue, a->config, a->drivers, _RUNTIME_KIND_MAX,
-                           &(NodeGuardHooks) { .event = on_guard_event, .is_own = is_own, .userdata = a }, &a->guard);
+                           &(NodeGuardHooks) { .event = on_guard_event, .is_own = is_own, .seen = on_guard_seen, .userdata = a }, &a->guard);
         if (r < 0) {
                 log_line(LOG_ERR, "cannot guard the node's pulls: %s", strerror(-r));
                 return r;

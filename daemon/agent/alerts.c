@@ -369,7 +369,7 @@ static const char *client_words(const char *client) {
                                                      : "another client";
 }
 
-int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_message) {
+int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_text) {
         int k = alert_kind_for_pull_event(e);
         AlertFields f = {
                 .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt, .client = e->client,
@@ -441,7 +441,7 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                 return -ENOMEM;
         *ret_kind = (AlertKind) k;
         *ret_fields = f;
-        *ret_message = m;
+        *ret_text = m;
         return 0;
 }
 

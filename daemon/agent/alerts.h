@@ -68,6 +68,6 @@ int alerts_attach_event(Alerts *a, sd_event *event);
  * kind, a result that failed (permanent or exhausted) or succeeded after retries. */
 int alert_kind_for_pull_event(const PullEvent *e);
 /* Fields and sentence of that alert (message: caller frees). */
-int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_message);
+int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *ret_fields, char **ret_text);
 /* alert_for_pull_event + alerts_send; 0 when the event calls for no alert. */
 int alerts_pull_event(Alerts *a, const PullEvent *e, usec_t now);

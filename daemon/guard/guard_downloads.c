@@ -41,6 +41,7 @@ static GuardDownload *dl_get(GuardRuntime *rt, const char *id, const char *clien
                 return NULL;
         rt->n_dls++;
         rt->guard->stats.pulls_seen++;
+        guard_seen(rt);
         return d;
 }
 

@@ -83,9 +83,15 @@ struct NodeGuard {
         sd_event_source *timer;
         void (*cb)(void *userdata, const PullEvent *e);
         bool (*is_own)(void *userdata, const char *runtime, const char *image);
+        void (*seen)(void *userdata);
         void *userdata;
         NodeGuardStats stats;
 };
+
+static inline void guard_seen(GuardRuntime *rt) {
+        if (rt->guard->seen)
+                rt->guard->seen(rt->guard->userdata);
+}
 
 static inline bool guard_is_own(const GuardRuntime *rt, const char *image) {
         return rt->guard->is_own && rt->guard->is_own(rt->guard->userdata, rt->name, image);

@@ -43,6 +43,7 @@ static void judge_helper(GuardRuntime *rt, const HelperActivity *a, usec_t now) 
                 snprintf(h->comm, sizeof(h->comm), "%s", a->comm);
                 rt->n_helpers++;
                 g->stats.helpers_seen++;
+                guard_seen(rt);
                 (void) detector_layer(h->detector, id, PHASE_EXTRACTING, 0, 0, now);
         }
         h->seen = true;
@@ -172,6 +173,7 @@ int node_guard_new(sd_event *event, CurlGlue *glue, SharedConfig *config, const 
         g->act = c->guard.act;
         g->cb = hooks ? hooks->event : NULL;
         g->is_own = hooks ? hooks->is_own : NULL;
+        g->seen = hooks ? hooks->seen : NULL;
         g->userdata = hooks ? hooks->userdata : NULL;
         g->runtimes = calloc(n_drivers + 1, sizeof(GuardRuntime));
         if (!g->runtimes)

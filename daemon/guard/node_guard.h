@@ -28,6 +28,8 @@ typedef struct NodeGuardHooks {
          * guard cannot tell whose a download or helper is (dockerd's temp files, a helper), it leaves the
          * runtime to the pull job while one runs. Optional. */
         bool (*is_own)(void *userdata, const char *runtime, const char *image);
+        /* Something new is watched (a download, a helper): the counters moved. Optional. */
+        void (*seen)(void *userdata);
         void *userdata;
 } NodeGuardHooks;
 

@@ -208,7 +208,8 @@ no_action_since() {
 	bad=$(journal_since "$1" | jq -c 'select(.PULLWATCH_ACTION != null or
 		(.PULLWATCH_VERDICT // "" | test("^(hung|stalled|degraded)$")))')
 	[ -z "$bad" ] || { echo "pullwatch acted or flagged:" >&2; echo "$bad" >&2; return 1; }
-	! grep -E 'kill-helper|cut-connection' "$DLOG" >&2
+	# the daemon's log since this test began (earlier tests' actions are theirs)
+	! tail -n +"$((${DLOG_MARK:-0} + 1))" "$DLOG" | grep -E 'kill-helper|cut-connection' >&2
 }
 
 # the one entry of ACTION since SINCE (fails unless exactly one), JSON on stdout
@@ -304,6 +305,7 @@ setup() {
 	proxy_reset
 	unpigz_mode real
 	T0=$(date +%s.%N)
+	DLOG_MARK=$(wc -l <"$DLOG" 2>/dev/null || echo 0)
 	: >"$BATS_TEST_TMPDIR/clients"
 }
 

@@ -2,7 +2,7 @@
  * then queue), queue (dispatch by priority within the concurrency), pull (a WatchedPull; result recorded
  * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
  * from a defer source, never inside their own callback. */
-#include "daemon/preheat/preheat_internal.h"
+#include "daemon/preheat/preheat_model.h"
 
 #include <assert.h>
 #include "probes/drivers/runtime_drivers.h"

@@ -29,11 +29,11 @@ void evict_track_release(EvictTrack *e) {
         e->last = 0; /* counting starts afresh: the space is there now */
 }
 
-/* ---- the scheduler's side (preheat_internal.h) ---- */
+/* ---- the scheduler's side (preheat_model.h) ---- */
 
 #include <stdio.h>
 
-#include "daemon/preheat/preheat_internal.h"
+#include "daemon/preheat/preheat_model.h"
 
 static const Config *target_config(const Target *t) { return t->preheat->config->config; }
 

@@ -9,7 +9,7 @@
  * reference both share (the same config) ends up pinned. */
 #include <stdio.h>
 
-#include "daemon/preheat/preheat_internal.h"
+#include "daemon/preheat/preheat_model.h"
 #include "probes/containerd/containerd.h"
 #include "probes/containerd/containerd_label.h"
 #include "probes/drivers/runtime_drivers.h"

@@ -1,6 +1,6 @@
 /* preheat_status.c: what the scheduler looks like from outside: counts per state, the one-line summary
  * for STATUS=, and the per-target JSON behind `pullwatch status`. Reads targets; changes nothing. */
-#include "daemon/preheat/preheat_internal.h"
+#include "daemon/preheat/preheat_model.h"
 
 #include <math.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* pull_job.c: the attempt loop. Every sample_interval: liveness delta in, detector out, and a fault
  * verdict cuts the attempt (ending a hung helper first, since closing the connection alone leaves a
  * stuck decompressor that the next attempt would attach to again), then a retry after backoff. */
-#include "daemon/pull/pull_job_internal.h"
+#include "daemon/pull/pull_job_record.h"
 #include "probes/drivers/runtime_drivers.h"
 
 #include <assert.h>

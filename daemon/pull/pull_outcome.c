@@ -1,20 +1,9 @@
 /* pull_outcome.c: what one watched pull tells its observer: every event (stamped with image, runtime
  * and attempt), and its end: the result event with digest, bytes, diagnosis, the registry probe's
  * note and elapsed time, held back a little for a registry probe still in flight. */
-#include "daemon/pull/pull_job_internal.h"
+#include "daemon/pull/pull_job_record.h"
 
 #include <stdlib.h>
-
-static const char *const event_names[_PULL_EVENT_KIND_MAX] = {
-        [PULL_EVENT_ATTEMPT] = "attempt", [PULL_EVENT_PHASE] = "phase",     [PULL_EVENT_PROGRESS] = "progress",
-        [PULL_EVENT_VERDICT] = "verdict", [PULL_EVENT_ACTION] = "action",   [PULL_EVENT_RETRY] = "retry",
-        [PULL_EVENT_DIAGNOSIS] = "diagnosis", [PULL_EVENT_RUNTIME_RETRY] = "runtime-retry",
-        [PULL_EVENT_RESULT] = "result",
-};
-
-const char *pull_event_kind_to_string(PullEventKind k) {
-        return k >= 0 && k < _PULL_EVENT_KIND_MAX ? event_names[k] : NULL;
-}
 
 void pull_job_emit(PullJob *j, PullEvent *e) {
         e->image = j->image;

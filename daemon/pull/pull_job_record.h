@@ -1,4 +1,4 @@
-/* pull_job_internal.h: the PullJob record, shared by the modules that make up one watched pull:
+/* pull_job_record.h: the PullJob record, shared by the modules that make up one watched pull:
  * pull_job.c (the attempt loop: attempts, cuts, retries with backoff, the disk gate) and
  * pull_outcome.c (events to the observer and the pull's result). Not for use outside them: everyone
  * else goes through pull_job.h. */

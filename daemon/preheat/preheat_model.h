@@ -1,4 +1,4 @@
-/* preheat_internal.h: the scheduler's targets, shared by preheat.c (the cycle), preheat_evict.c (the
+/* preheat_model.h: the scheduler's targets, shared by preheat.c (the cycle), preheat_evict.c (the
  * eviction hold), preheat_pin.c (pin labels) and preheat_status.c (counts, summary, status JSON). Nothing
  * outside those four includes it; they call into preheat.c's callees only, never back into preheat.c. */
 #pragma once

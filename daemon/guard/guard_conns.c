@@ -38,7 +38,7 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
 
         /* mid-transfer: data in its last interval */
         if (gc->cut_by_us || gc->c.bytes_received == 0 || gc->c.last_data_recv_ms > 2 * interval / USEC_PER_MSEC ||
-            !guard_downloads_in_flight(rt))
+            !gc->during_download)
                 return;
         tcp_addr_format(&gc->c.peer, addr, sizeof(addr));
         GuardHop *h = hop_get(rt, addr);
@@ -59,9 +59,10 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         if (asprintf(&remedy, "%s Hop: %s, whose connections from %s ended mid-transfer after ~%llus each.", text, addr,
                      rt->name, (unsigned long long) (diagnose_attempts_cut(h->history, h->n_history) / USEC_PER_SEC)) < 0)
                 return;
-        const GuardDownload *only = guard_downloads_only(rt);
-        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .image = guard_only_image(rt), .hop = addr,
-                                      .client = only ? only->client : NULL,
+        /* the pull may be over already (dockerd on the containerd store fails it at the first reset):
+         * what the connection was seen serving */
+        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .image = gc->image[0] ? gc->image : NULL, .hop = addr,
+                                      .client = gc->client,
                                       .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT), .remedy = remedy });
 }
 
@@ -135,6 +136,14 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now) {
                 gc->c = *c;
                 gc->last_seen = now;
                 gc->seen = true;
+                if (guard_downloads_in_flight(rt)) {
+                        const GuardDownload *only = guard_downloads_only(rt);
+                        const char *img = guard_only_image(rt);
+                        gc->during_download = true;
+                        gc->client = only ? only->client : gc->client;
+                        if (img)
+                                snprintf(gc->image, sizeof(gc->image), "%s", img);
+                }
         }
         for (size_t i = 0; i < rt->n_conns;) {
                 if (rt->conns[i].seen) {

@@ -40,6 +40,9 @@ typedef struct GuardConn {
         usec_t first_seen, last_seen;
         uint64_t last_bytes;
         bool cut_by_us, seen;
+        bool during_download;     /* seen while the runtime downloaded something */
+        const char *client;       /* whose downloads those were, when they were one client's */
+        char image[160];          /* and the one image, when one alone was pulled */
 } GuardConn;
 
 /* A hop's connections that ended mid-transfer, for the middlebox diagnosis. */

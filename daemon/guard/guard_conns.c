@@ -136,11 +136,16 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now) {
                 gc->c = *c;
                 gc->last_seen = now;
                 gc->seen = true;
-                if (guard_downloads_in_flight(rt)) {
-                        const GuardDownload *only = guard_downloads_only(rt);
-                        const char *img = guard_only_image(rt);
+                /* the downloads it may serve: this runtime's, or another one's it writes into (dockerd on
+                 * the containerd image store fetches itself and writes into containerd's moby namespace) */
+                for (size_t k = 0; k < rt->guard->n_runtimes; k++) {
+                        const GuardRuntime *o = &rt->guard->runtimes[k];
+                        if (!guard_downloads_in_flight(o))
+                                continue;
+                        const GuardDownload *only = guard_downloads_only(o);
+                        const char *img = guard_only_image(o);
                         gc->during_download = true;
-                        gc->client = only ? only->client : gc->client;
+                        gc->client = only ? only->client : gc->client ?: o->client;
                         if (img)
                                 snprintf(gc->image, sizeof(gc->image), "%s", img);
                 }

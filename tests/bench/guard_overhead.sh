@@ -34,8 +34,12 @@ fi
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 now() { date +%s.%N; }
-# run time of every thread of PID, in ns (schedstat's first field; the threads alive now)
+# the daemon's run time, ns: its threads' schedstat (its threads live as long as it does)
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
+# a runtime's run time, ns: /proc/PID/stat's utime + stime, the kernel's exact sum over all its threads,
+# the exited ones too (Go ends threads: their schedstat would leave the sum), rounded to clock ticks
+tick_ns=$((1000000000 / $(getconf CLK_TCK)))
+rt_ns() { sed 's/.*) //' "/proc/$1/stat" | awk -v t="$tick_ns" '{printf "%.0f\n", ($12 + $13) * t}'; }
 
 dpid=
 daemon_stop() {
@@ -74,7 +78,8 @@ dk version >/dev/null # a socket-activated dockerd starts here, before anything 
 cpid=$(cat "$CONTAINERD_PIDFILE") kpid=$(cat "$DOCKER_PIDFILE")
 
 # the daemon as a node runs it beside kubelet and dockerd (as tests/integration/guard.bats does, with
-# no journald of its own: a healthy pull sends it nothing), the guard on or off
+# no journald of its own: a healthy pull sends it nothing), the guard on or off; no CRI endpoint (its
+# default socket is in /run, shared with whatever else runs on the machine)
 config() { # on|off -> $W/$1.yaml
 	mkdir -p "$W/state.$1" "$W/metrics.$1"
 	cat >"$W/$1.yaml" <<YAML
@@ -91,6 +96,8 @@ state_dir: $W/state.$1
 control_socket: $W/control.$1.sock
 metrics:
   textfile: $W/metrics.$1/pullwatch.prom
+cri:
+  listen: null
 watchdog:
   sample_interval: ${INTERVAL}s
 guard:
@@ -134,7 +141,9 @@ echo "the daemon started, then at once \`tests/bed/kubelet.py --parallel 3\` (CR
 echo "three images on the bed's containerd and \`docker pull\` of a fourth on its dockerd, 2 x 16 MiB layers"
 echo "each through the proxy, unthrottled; the images removed and the daemon stopped after it. $RUNS rounds"
 echo "each way, the order swapped every pair. Wall time: from the first call to the last image present (the"
-echo "last client's return). CPU: the process's threads' run time (schedstat, ns) over the round."
+echo "last client's return). CPU over the round: the daemon's threads' run time (schedstat, ns); containerd's"
+echo "and dockerd's from /proc/PID/stat (the kernel's exact sum, exited threads included, in $((tick_ns / 1000000)) ms ticks). The"
+echo "daemon serves no CRI endpoint here (\`cri.listen: null\`)."
 echo
 
 # a round -> a line of $W/rounds: MODE wall daemon_ns containerd_ns dockerd_ns kubelet_ok docker_rc
@@ -142,7 +151,7 @@ round() { # on|off
 	local t0 t1 p0 c0 k0 kp rc=0 ok
 	remove
 	daemon_start "$1"
-	p0=$(cpu_ns "$dpid") c0=$(cpu_ns "$cpid") k0=$(cpu_ns "$kpid")
+	p0=$(cpu_ns "$dpid") c0=$(rt_ns "$cpid") k0=$(rt_ns "$kpid")
 	t0=$(now)
 	python3 tests/bed/kubelet.py --sock "$CONTAINERD_SOCK" --parallel 3 --give-up-after 300 "${K[@]}" \
 		>"$W/kubelet.json" 2>"$W/kubelet.err" &
@@ -151,7 +160,7 @@ round() { # on|off
 	wait "$kp" || true
 	t1=$(now)
 	ok=$(jq -s -r 'map(select(.event == "summary")) | first | "\(.ok)/\(.calls)"' "$W/kubelet.json")
-	echo "$1 $(echo "$t1 - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(cpu_ns "$cpid") - c0)) $(($(cpu_ns "$kpid") - k0)) $ok $rc" >>"$W/rounds"
+	echo "$1 $(echo "$t1 - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(rt_ns "$cpid") - c0)) $(($(rt_ns "$kpid") - k0)) $ok $rc" >>"$W/rounds"
 	daemon_stop
 }
 : >"$W/rounds"
@@ -190,9 +199,9 @@ echo
 idle_half() { # on|off seconds -> a line of $W/idle: MODE seconds daemon_ns containerd_ns dockerd_ns
 	local t0 p0 c0 k0
 	daemon_start "$1"
-	t0=$(now) p0=$(cpu_ns "$dpid") c0=$(cpu_ns "$cpid") k0=$(cpu_ns "$kpid")
+	t0=$(now) p0=$(cpu_ns "$dpid") c0=$(rt_ns "$cpid") k0=$(rt_ns "$kpid")
 	sleep "$2"
-	echo "$1 $(echo "$(now) - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(cpu_ns "$cpid") - c0)) $(($(cpu_ns "$kpid") - k0))" >>"$W/idle"
+	echo "$1 $(echo "$(now) - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(rt_ns "$cpid") - c0)) $(($(rt_ns "$kpid") - k0))" >>"$W/idle"
 	daemon_stop
 }
 : >"$W/idle"

@@ -67,8 +67,10 @@ if [ "$own_bed" = 1 ]; then
 fi
 # shellcheck disable=SC1091
 source "$BED_DIR/env"
-[ "${BED_HAS_CONTAINERD:-0}" = 1 ] && [ "${BED_HAS_DOCKER:-0}" = 1 ] ||
-	{ echo "guard_overhead.sh: the bed in $BED_DIR lacks containerd or dockerd" >&2; exit 2; }
+if [ "${BED_HAS_CONTAINERD:-0}" != 1 ] || [ "${BED_HAS_DOCKER:-0}" != 1 ]; then
+	echo "guard_overhead.sh: the bed in $BED_DIR lacks containerd or dockerd" >&2
+	exit 2
+fi
 [ "${DOCKER_STORE:-classic}" = classic ] ||
 	{ echo "guard_overhead.sh: dockerd on the containerd store pulls through that containerd; not this bench's row" >&2; exit 2; }
 W=$BED_DIR/guardbench

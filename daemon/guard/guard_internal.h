@@ -89,6 +89,11 @@ struct NodeGuard {
         void (*seen)(void *userdata);
         void *userdata;
         NodeGuardStats stats;
+        /* this sample's sock_diag dump, taken by the first runtime that holds a socket and joined by
+         * each (guard_conns.c); done at the end of the sample */
+        TcpConnList dump;
+        int dump_r;
+        bool dumped;
 };
 
 static inline void guard_seen(GuardRuntime *rt) {
@@ -127,4 +132,6 @@ bool guard_downloads_in_flight(const GuardRuntime *rt);
 
 /* guard_conns.c */
 void guard_conns_sample(GuardRuntime *rt, usec_t now);
+/* The end of a sample: its sock_diag dump goes. */
+void guard_conns_sample_end(NodeGuard *g);
 void guard_conns_done(GuardRuntime *rt);

@@ -128,6 +128,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 guard_downloads_sample(rt, now);
                 guard_conns_sample(rt, now);
         }
+        guard_conns_sample_end(g);
         (void) sd_event_source_set_time_relative(s, g->config->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -149,6 +150,7 @@ NodeGuard *node_guard_free(NodeGuard *g) {
                 runtime_done(&g->runtimes[i]);
         free(g->runtimes);
         sd_event_source_disable_unref(g->timer);
+        guard_conns_sample_end(g);
         shared_config_unref(g->config);
         sd_event_unref(g->event);
         free(g);

@@ -181,6 +181,7 @@ YAML
 	echo
 	[ "$store" = containerd ] || { echo "containerd's CPU difference is what pullwatch's ListStatuses/Content/Snapshots polling costs it"; echo "(CLK_TCK granularity: $((1000 / $(getconf CLK_TCK))) ms)."; echo; }
 	[ "$store" = containerd ] || BUILD=$BUILD BENCH_RUNS=$RUNS tests/bench/cri_endpoint.sh --bed "$BED_DIR" || echo "(CRI endpoint: not measured, see tests/bench/cri_endpoint.sh)"
+	[ "$store" = containerd ] || BUILD=$BUILD BENCH_RUNS=$RUNS tests/bench/guard_overhead.sh --bed "$BED_DIR" || echo "(guard cost: not measured, see tests/bench/guard_overhead.sh)"
 
 	echo "### Resume: registry bytes for a pull with one mid-layer reset, over the layer's size"
 	echo

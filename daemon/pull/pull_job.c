@@ -323,8 +323,11 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
         job_attempt_over(j);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                         .evidence = evidence });
-        snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
-                 verdict_to_string(v), evidence ? evidence : "");
+        /* a pull that never got past resolving, behind a mirror the probe found dead: name it here too */
+        const char *mirror = layer ? NULL : preflight_mirror_hop(j->preflight);
+        snprintf(reason, sizeof(reason), "%s%s %s: %s%s%s%s", layer ? "layer " : "pull", layer ? layer : "",
+                 verdict_to_string(v), evidence ? evidence : "", mirror ? " (the runtime's mirror " : "", mirror ?: "",
+                 mirror ? " does not answer)" : "");
         schedule_retry(j, reason);
 }
 

@@ -75,6 +75,7 @@ typedef struct RegistryRangeProbe {
         char *host;                 /* that hop's host[:port] */
         char *via;                  /* mirror or registry asked first, host[:port] */
         unsigned redirects;         /* between via and host */
+        bool via_mirror;            /* via is a mirror of the runtime's, not the registry itself */
 } RegistryRangeProbe;
 
 void registry_range_probe_done(RegistryRangeProbe *p);
@@ -106,6 +107,26 @@ int registry_resolve(CurlGlue *g, const RegistryTarget *t, registry_manifest_don
  * following redirects, and stop reading after a few KiB whatever comes back. */
 int registry_probe_range(CurlGlue *g, const RegistryTarget *t, const char *blob_digest,
                          registry_range_done_t done, void *userdata, RegistryOp **ret);
+/* What each hop the op asked did, in the order asked: one entry per hop, its last request's outcome. */
+typedef enum RegistryHopOutcome {
+        REGISTRY_HOP_ANSWERED,      /* an HTTP answer came (any status) */
+        REGISTRY_HOP_REFUSED,       /* the connection was refused */
+        REGISTRY_HOP_SILENT,        /* connected, then no answer until the request's timeout */
+        REGISTRY_HOP_FAILED,        /* anything else: name resolution, TLS, a connect that timed out */
+        _REGISTRY_HOP_OUTCOME_MAX,
+} RegistryHopOutcome;
+
+typedef struct RegistryHopTry {
+        const char *host;           /* host[:port]; owned by the op */
+        bool mirror;
+        RegistryHopOutcome outcome;
+        int http_status;            /* of the answer; 0 when none came */
+        usec_t elapsed;             /* of the hop's last request, connect included */
+} RegistryHopTry;
+
+/* The hops op asked so far: valid until the op is freed (so inside done). */
+const RegistryHopTry *registry_op_tries(const RegistryOp *op, size_t *ret_n);
+
 /* Cancels a running op without calling done. */
 RegistryOp *registry_op_free(RegistryOp *op);
 static inline void registry_op_freep(RegistryOp **op) { registry_op_free(*op); }

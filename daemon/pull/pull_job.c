@@ -202,7 +202,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
         }
         if (digest && !j->digest)
                 j->digest = strdup(digest);
-        pull_job_finish(j, true, ERROR_NONE, NULL);
+        pull_job_finish_ok(j);
 }
 
 static void on_finished(void *userdata, const PullOutcome *o) {
@@ -226,7 +226,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 int r = j->driver->confirm ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
                                            : -EOPNOTSUPP;
                 if (r == -EOPNOTSUPP)
-                        pull_job_finish(j, true, ERROR_NONE, NULL);
+                        pull_job_finish_ok(j);
                 else if (r < 0)
                         on_confirmed(NULL, r, NULL, j);
                 break;

@@ -24,6 +24,7 @@ struct RegistryOp {
         char *repository, *reference, *platform, *blob;
         char *username, *password, *identity_token;
         usec_t timeout;
+        bool first_hop_only;
         RegistryHosts *hosts;
         size_t base_idx;            /* the hop in use */
 
@@ -111,6 +112,7 @@ const RegistryHopTry *registry_op_tries(const RegistryOp *op, size_t *ret_n) {
 static int note_try(RegistryOp *op, CURL *easy, CURLcode result, long status) {
         const RegistryHop *hop = &op->hosts->hops[op->base_idx];
         curl_off_t connect = 0, total = 0;
+        long os_errno = 0;
         RegistryHopTry *t;
 
         if (op->n_tries == 0 || op->tries[op->n_tries - 1].host != hop->host) {
@@ -123,6 +125,8 @@ static int note_try(RegistryOp *op, CURL *easy, CURLcode result, long status) {
         t = &op->tries[op->n_tries - 1];
         (void) curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect);
         (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
+        /* curl's own message no longer says "refused" (7.88: "Couldn't connect to server") */
+        (void) curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
         *t = (RegistryHopTry) {
                 .host = hop->host,
                 .mirror = hop->mirror,
@@ -131,7 +135,7 @@ static int note_try(RegistryOp *op, CURL *easy, CURLcode result, long status) {
         };
         if (status > 0)
                 t->outcome = REGISTRY_HOP_ANSWERED;
-        else if (result == CURLE_COULDNT_CONNECT && strcasestr(op->errbuf, "refused"))
+        else if (result == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED)
                 t->outcome = REGISTRY_HOP_REFUSED;
         else if (result == CURLE_OPERATION_TIMEDOUT && connect > 0)
                 t->outcome = REGISTRY_HOP_SILENT; /* the connection was taken, the answer never came */
@@ -413,7 +417,7 @@ static size_t hop_usable(const RegistryOp *op, size_t i) {
  * keeps the first such error over later ones, and the http fallback of a loopback registry that
  * speaks TLS (moby's insecure-registry rule) can only fail on the wire. */
 static void op_fail(RegistryOp *op, int r) {
-        size_t next = hop_usable(op, op->base_idx + 1);
+        size_t next = op->first_hop_only ? op->hosts->n_hops : hop_usable(op, op->base_idx + 1);
         if (op->error.http_status > 0 && !op->answered.http_status && r != -ENOMEM) {
                 if (error_detail_copy(&op->error, &op->answered) < 0)
                         r = -ENOMEM;
@@ -607,6 +611,7 @@ static int op_new(CurlGlue *g, const RegistryTarget *t, OpKind kind, RegistryOp 
         op->glue = g;
         op->kind = kind;
         op->timeout = t->timeout ?: 30 * USEC_PER_SEC;
+        op->first_hop_only = t->first_hop_only;
         if (!(op->repository = strdup(t->repository)) ||
             (t->reference && !(op->reference = strdup(t->reference))) ||
             (t->platform && !(op->platform = strdup(t->platform))) ||

@@ -33,6 +33,7 @@ typedef struct RegistryTarget {
         const RegistryConfig *config; /* insecure hosts, mirrors; NULL = none */
         const RuntimeRegistry *runtime; /* the runtime's hosts, schemes and trust; NULL = config only */
         usec_t timeout;             /* per HTTP request; 0 = 30 s */
+        bool first_hop_only;        /* ask the first hop that may answer, never the ones after it */
 } RegistryTarget;
 
 /* t from a parsed reference, credentials (may be NULL) and config (may be NULL: no mirrors, no
@@ -192,6 +193,9 @@ bool registry_platform_match(const char *want, const char *os, const char *arch,
 /* Registry API host for a reference domain ("docker.io" -> "registry-1.docker.io"). */
 const char *registry_api_host(const char *domain);
 bool registry_host_is_loopback(const char *hostport);
+/* A loopback address, "localhost", or an address of one of this node's interfaces (getifaddrs): a
+ * mirror on this node, as a P2P mirror is. Names other than localhost are not resolved: false. */
+bool registry_host_is_node_local(const char *hostport);
 bool registry_host_is_insecure(const RegistryConfig *c, const char *hostport);
 /* Base URLs to try, in order: for docker.io the mirrors first, then the registry. Scheme is https
  * unless the entry says so, or the host is insecure or loopback. */

@@ -3,6 +3,7 @@
  * exists to prevent (OpenKruise #1679). Asks that one hop only; never holds back another client's pull. */
 #include "daemon/preheat/preheat_internal.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 
 #include "basic/reference.h"

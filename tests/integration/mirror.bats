@@ -170,9 +170,9 @@ origin() { echo "localhost:${PROXY_ADDR##*:}"; }
 	start=$(date +%s)
 	docker_pull dsilent:v1 >/dev/null
 	[ $(($(date +%s) - start)) -ge 14 ]
-	grep "Attempting next endpoint" "$DOCKER_LOG" | tail -n 3
-	# (docker.log quotes the URL as \"...\")
-	grep -F "Attempting next endpoint for pull after error: Get \\\"http://$MIRROR_ADDR/v2/\\\": context deadline exceeded" "$DOCKER_LOG"
+	# (docker.log quotes the URL as \"...\"; the timeout reads either way, seen both on 20.10.24)
+	grep -F "Attempting next endpoint for pull after error: Get \\\"http://$MIRROR_ADDR/v2/\\\": " "$DOCKER_LOG" |
+		grep -E "context deadline exceeded|Client.Timeout exceeded while awaiting headers"
 	docker_rmi dsilent:v1
 }
 
@@ -213,6 +213,8 @@ origin() { echo "localhost:${PROXY_ADDR##*:}"; }
 	cat >>"$cfg" <<YAML
 control_socket: $BED_DIR/pwm-control.sock
 state_dir: $BED_DIR/pwm-state
+cri:
+  listen: $BED_DIR/pwm-cri.sock
 preheat:
   list: $BED_DIR/preheat-mirror.yaml
   splay: 0s

@@ -80,7 +80,7 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason);
 /* A failure: held while a registry probe is still in flight (PULL_JOB_PENDING_MAX at most); diagnose:
  * read the runtime's error text first. */
 void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose);
-/* A success, held as briefly (PULL_JOB_PENDING_OK_MAX at most) for a probe still looking at the hops:
+/* A success, held as long (PULL_JOB_PENDING_OK_MAX at most) for a probe still looking at the hops:
  * a mirror the runtime went past (refused) is named before the result, not never. */
 void pull_job_finish_ok(PullJob *j);
 /* The result held for the probe, now (the probe came back). */

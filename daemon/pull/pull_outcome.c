@@ -64,7 +64,9 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
  * probe that hangs does not hold the failure back. */
 #define PULL_JOB_PENDING_MAX (5 * USEC_PER_SEC)
-#define PULL_JOB_PENDING_OK_MAX (2 * USEC_PER_SEC)
+/* A success waits as long: the probe walks the same hops the runtime just went through, and on a
+ * loaded node (2 cores, several pulls) 2 s were seen not to be enough for a refused mirror's note. */
+#define PULL_JOB_PENDING_OK_MAX PULL_JOB_PENDING_MAX
 static bool hold(PullJob *j, usec_t max) {
         if (!j->preflight || !preflight_busy(j->preflight) || j->state == PULL_JOB_PENDING || job_finished(j) ||
             sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, max, 10 * USEC_PER_MSEC,

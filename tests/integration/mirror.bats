@@ -181,6 +181,7 @@ origin() { echo "localhost:${PROXY_ADDR##*:}"; }
 	docker_mirrors "$REFUSED_ADDR" "$CACHE_ADDR"
 	f="$BATS_TEST_TMPDIR/out"
 	pw_pull "$f" --runtime docker drefused:v1
+	jq -c 'select(.event == "diagnosis" or .event == "result")' "$f"
 	[ "$PW_RC" -eq 0 ]
 	t=$(jq -r 'select(.diagnosis=="mirror-refused") | .remedy' "$f" | head -n1)
 	echo "$t"

@@ -223,18 +223,26 @@ preheat:
 YAML
 	timeout 300 "$PULLWATCH" daemon --config "$cfg" >"$BED_DIR/pwm.log" 2>&1 &
 	dpid=$!
-	st() { timeout 10 "$PULLWATCH" status --json --config "$cfg" 2>/dev/null; }
-	waiting=".preheat[] | select(.state == \"waiting\" and (.error | startswith(\"waiting for mirror $MIRROR_ADDR\")))"
-	wait_for 60 sh -c "timeout 10 '$PULLWATCH' status --json --config '$cfg' 2>/dev/null | jq -e '$waiting' >/dev/null"
+	# (jq -e on no input is true: the status must have answered)
+	is_waiting() {
+		local s
+		s=$(timeout 10 "$PULLWATCH" status --json --config "$cfg") && jq -e --arg m "$MIRROR_ADDR" \
+			'[.preheat[] | select(.state == "waiting" and (.error | startswith("waiting for mirror " + $m)))] | length == 1' <<<"$s"
+	}
+	is_ready() {
+		local s
+		s=$(timeout 10 "$PULLWATCH" status --json --config "$cfg") && jq -e '[.preheat[] | select(.state == "ready")] | length == 1' <<<"$s"
+	}
+	wait_for 60 is_waiting || { cat "$BED_DIR/pwm.log"; false; }
 	# after preheat.mirror_wait it says so, and, preheat.mirror_fallback being off, keeps waiting
 	wait_for 30 grep -q "preheat of $o/test/mpre:v1 (containerd): waiting for mirror $MIRROR_ADDR.*still waiting (preheat.mirror_fallback: false)" "$BED_DIR/pwm.log" || { cat "$BED_DIR/pwm.log"; false; }
-	st | jq -e "$waiting" >/dev/null
+	is_waiting
 	# nothing reached the origin meanwhile, not even a manifest request
 	[ "$(proxy_counters | jq '.requests')" -eq 0 ]
 	# the mirror comes back: the list completes through it
 	mirror_ctl PUT /rules '[]' >/dev/null
 	mirror_ctl POST /counters >/dev/null
-	wait_for 90 sh -c "timeout 10 '$PULLWATCH' status --json --config '$cfg' 2>/dev/null | jq -e '.preheat[] | select(.state == \"ready\")' >/dev/null"
+	wait_for 90 is_ready
 	kill -TERM "$dpid"
 	wait "$dpid" || true
 	rm -rf "$CONTAINERD_HOSTS_DIR/$o"

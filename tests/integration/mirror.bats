@@ -24,6 +24,9 @@ teardown_file() {
 }
 
 teardown() {
+	# a preheat daemon left by a failed test must not outlive the bed
+	[ -s "$BED_DIR/pwm.pid" ] && kill "$(cat "$BED_DIR/pwm.pid")" 2>/dev/null
+	rm -f "$BED_DIR/pwm.pid"
 	proxy_reset
 	mirror_ctl POST /release >/dev/null || true
 	mirror_ctl POST /reset >/dev/null || true
@@ -223,6 +226,7 @@ preheat:
 YAML
 	timeout 300 "$PULLWATCH" daemon --config "$cfg" >"$BED_DIR/pwm.log" 2>&1 &
 	dpid=$!
+	echo "$dpid" >"$BED_DIR/pwm.pid"
 	# (jq -e on no input is true: the status must have answered)
 	is_waiting() {
 		local s
@@ -245,6 +249,7 @@ YAML
 	wait_for 90 is_ready
 	kill -TERM "$dpid"
 	wait "$dpid" || true
+	rm -f "$BED_DIR/pwm.pid"
 	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
 	[ "$(mirror_ctl GET /counters | jq '.blob_bytes')" -ge "$total" ]
 	[ "$(proxy_counters | jq '.requests')" -eq 0 ]

@@ -44,6 +44,8 @@ typedef struct PreheatConfig {
         usec_t recheck;
         usec_t evict_window;      /* a second eviction within this stops re-pulls (churn with image GC) */
         bool pin;                 /* containerd: label preheated images io.cri-containerd.pinned */
+        usec_t mirror_wait;       /* a node-local first mirror down this long: said in journald */
+        bool mirror_fallback;     /* and then pull anyway (the runtime goes past it, to the origin) */
 } PreheatConfig;
 
 /* The node guard: other clients' pulls. */

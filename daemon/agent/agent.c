@@ -302,10 +302,9 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                           r == -EADDRINUSE ? "another pullwatch daemon answers there" : strerror(-r));
                 return r;
         }
-        r = agent_cri_start(a);
-        if (r < 0)
-                return r;
-        (void) agent_guard_start(a); /* a node it cannot guard is still worth preheating */
+        /* neither is worth not preheating for: each says why it is missing */
+        (void) agent_cri_start(a);
+        (void) agent_guard_start(a);
         *ret = TAKE_PTR(a);
         return 0;
 }

@@ -45,8 +45,8 @@ int agent_cri_start(Agent *a) {
                 where = c->cri_listen;
                 r = unix_socket_listen(c->cri_listen, 0600, &fd);
                 if (r < 0) {
-                        log_line(LOG_ERR, "CRI image service %s: %s", c->cri_listen,
-                                 r == -EADDRINUSE ? "something else answers there" : strerror(-r));
+                        log_line(LOG_ERR, "CRI image service %s: %s; serving none (kubelet pointed there cannot pull)",
+                                 c->cri_listen, r == -EADDRINUSE ? "something else answers there" : strerror(-r));
                         return r;
                 }
         }

@@ -118,6 +118,14 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_GUARD_CONNECTION_CUT, "connection-cut", ID("5e8d2c4b9a7f41e3b6d0c8a2f4e17b95"), LOG_WARNING,
                 "the runtime's stalled registry connection was cut in a pull another client started",
         },
+        [ALERT_DIAG_MIRROR_UNRESPONSIVE] = {
+                ALERT_DIAG_MIRROR_UNRESPONSIVE, "mirror-unresponsive", ID("f16c787e754f4d9e92600d05342105c9"), LOG_WARNING,
+                "A registry mirror of the runtime accepts connections and never answers",
+        },
+        [ALERT_DIAG_MIRROR_REFUSED] = {
+                ALERT_DIAG_MIRROR_REFUSED, "mirror-refused", ID("2de0e919a9bd4f1ba276f7fe2b19f1ee"), LOG_WARNING,
+                "A registry mirror of the runtime refuses connections",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

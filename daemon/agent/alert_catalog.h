@@ -33,6 +33,8 @@ typedef enum AlertKind {
         ALERT_DIAG_CRI_PROGRESS_TIMEOUT, /* containerd's own progress timeout cancelled a live pull */
         ALERT_GUARD_HELPER_ENDED,  /* another client's pull: a proven hung helper of the runtime ended */
         ALERT_GUARD_CONNECTION_CUT, /* another client's pull: the runtime's stalled registry connection cut */
+        ALERT_DIAG_MIRROR_UNRESPONSIVE, /* a mirror hop accepts connections and stays silent */
+        ALERT_DIAG_MIRROR_REFUSED,      /* a mirror hop refuses connections */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,
 } AlertKind;
@@ -67,5 +69,6 @@ const char *alert_kind_summary(AlertKind k);
 
 /* Diagnoses name a cause and its remedy; they go with PULLWATCH_DIAGNOSIS=<name>. */
 static inline bool alert_kind_is_diagnosis(AlertKind k) {
-        return k >= ALERT_DIAG_DECOMPRESSOR_HANG && k <= ALERT_DIAG_CRI_PROGRESS_TIMEOUT;
+        return (k >= ALERT_DIAG_DECOMPRESSOR_HANG && k <= ALERT_DIAG_CRI_PROGRESS_TIMEOUT) ||
+               (k >= ALERT_DIAG_MIRROR_UNRESPONSIVE && k <= ALERT_DIAG_MIRROR_REFUSED);
 }

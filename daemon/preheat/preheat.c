@@ -326,6 +326,7 @@ static void start_pull(Target *t) {
         char buf[256];
         int r;
 
+        t->mirror.gate = MIRROR_GATE_NONE; /* the next pull asks the mirror again */
         r = watched_pull_new(p->event, p->glue, p->config, p->drivers[t->runtime], &spec, on_pull_event, t, &t->pull);
         if (r >= 0) {
                 set_state(t, PREHEAT_PULLING, NULL);
@@ -351,7 +352,9 @@ static void dispatch(Preheat *p) {
                 Target *best = NULL;
                 for (size_t i = 0; i < p->n_targets; i++) {
                         Target *t = p->targets[i];
-                        if (t->state != PREHEAT_QUEUED || !p->up[t->runtime] || t->pull)
+                        /* a node-local mirror that is down holds the pull back (preheat_mirror.c) */
+                        if ((t->state != PREHEAT_QUEUED && !preheat_mirror_waiting(t)) || !p->up[t->runtime] || t->pull ||
+                            !preheat_mirror_pass(t))
                                 continue;
                         if (!best || t->priority > best->priority ||
                             (t->priority == best->priority && t->order < best->order))
@@ -389,6 +392,7 @@ static Target *target_free(Target *t) {
         runtime_registry_fetch_free(t->check_rt);
         runtime_op_free(t->confirm);
         preheat_pin_stop(t);
+        preheat_mirror_stop(t);
         sd_event_source_disable_unref(t->timer);
         free(t->image);
         free(t->platform);

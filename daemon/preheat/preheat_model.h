@@ -1,6 +1,7 @@
 /* preheat_model.h: the scheduler's targets, shared by preheat.c (the cycle), preheat_evict.c (the
- * eviction hold), preheat_pin.c (pin labels) and preheat_status.c (counts, summary, status JSON). Nothing
- * outside those four includes it; they call into preheat.c's callees only, never back into preheat.c. */
+ * eviction hold), preheat_pin.c (pin labels), preheat_mirror.c (the wait for a node-local mirror) and
+ * preheat_status.c (counts, summary, status JSON). Nothing outside those five includes it; they call
+ * into preheat.c's callees only, never back into preheat.c (preheat_mirror.c wakes its reap). */
 #pragma once
 
 #include "daemon/preheat/preheat.h"
@@ -10,6 +11,26 @@
 #include "probes/drivers/registry_runtime.h"
 
 typedef enum NextAction { NEXT_NONE, NEXT_BEGIN, NEXT_QUEUE, NEXT_RECHECK } NextAction;
+
+/* Before a pull: is the runtime's node-local first mirror for the image's registry up? */
+typedef enum MirrorGate {
+        MIRROR_GATE_NONE,         /* not asked for this pull yet */
+        MIRROR_GATE_ASKING,
+        MIRROR_GATE_OPEN,         /* no node-local mirror first, or it answers: pull */
+        MIRROR_GATE_HELD,         /* it does not answer: wait, ask again */
+} MirrorGate;
+
+typedef struct MirrorWait {
+        MirrorGate gate;
+        char *host;               /* the mirror, host[:port] */
+        usec_t since;             /* CLOCK_MONOTONIC: found down first; 0 = not waiting */
+        bool told;                /* journald heard of this wait */
+        RuntimeRegistryFetch *fetch;
+        RuntimeRegistry rt;       /* the runtime's settings, for the ask in flight */
+        bool have_rt;
+        RegistryOp *ask;
+        sd_event_source *timer;   /* asks again */
+} MirrorWait;
 typedef struct PinJob PinJob;
 
 typedef struct Target {
@@ -36,6 +57,7 @@ typedef struct Target {
         bool pinned;              /* preheat.pin: its references carry the pinned label */
         PinJob *pin;              /* labelling them, in flight */
         char *pin_moved_from;     /* repo@digest the tag left in the last pull: the next pin unlabels it */
+        MirrorWait mirror;        /* preheat_mirror.c */
 } Target;
 
 struct Preheat {
@@ -72,5 +94,13 @@ int preheat_pin(Target *t, bool on);
 void preheat_pin_pulled(Target *t, const char *before, const char *after);
 /* Cancel t's pin in flight (before t is freed). */
 void preheat_pin_stop(Target *t);
+/* preheat_mirror.c: may t's pull start now? false while the runtime's first hop for the image's
+ * registry is a mirror on this node that is being asked or does not answer: t then waits ("waiting
+ * for mirror HOST"), asks it again every few seconds, and the scheduler's reap runs when that changes.
+ * Only the mirror is asked, never the hops after it. */
+bool preheat_mirror_pass(Target *t);
+/* t waits for its mirror: a candidate for a pull slot again once the mirror answers. */
+bool preheat_mirror_waiting(const Target *t);
+void preheat_mirror_stop(Target *t);
 /* A held target: may it be pulled again now (usage fell below the low threshold)? */
 bool preheat_evict_retry(Target *t);

@@ -26,6 +26,8 @@ static const char *const diagnosis_names[_DIAGNOSIS_MAX] = {
         [DIAG_DISK_PRESSURE] = "disk-pressure",
         [DIAG_REGISTRY_SCHEME] = "registry-scheme",
         [DIAG_CRI_PROGRESS_TIMEOUT] = "cri-progress-timeout",
+        [DIAG_MIRROR_UNRESPONSIVE] = "mirror-unresponsive",
+        [DIAG_MIRROR_REFUSED] = "mirror-refused",
 };
 
 const char *diagnosis_to_string(Diagnosis d) {
@@ -315,11 +317,15 @@ int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text) {
         if (!p || p->honoured || p->http_status != 200)
                 return nothing(ret_text);
         bool redirected = p->via && p->host && !streq(p->via, p->host);
+        /* a mirror is the runtime's choice, not the registry's: say which of the two answered */
+        const char *what = p->via_mirror && !redirected ? "the mirror " : "";
+        const char *through = p->via_mirror ? " (reached through the mirror " : " (reached through ";
         return verdict(DIAG_RANGE_IGNORED, ret_text,
-                       "%s answered a Range request with HTTP 200%s%s%s, so an interrupted layer restarts from "
-                       "zero on every retry: enable Range support on %s or bypass it.",
-                       p->host ?: p->via ?: "a hop", redirected ? " (reached through " : "",
-                       redirected ? p->via : "", redirected ? ")" : "", p->host ?: "that hop");
+                       "%s%s answered a Range request with HTTP 200%s%s%s, so an interrupted layer restarts from "
+                       "zero on every retry: enable Range support on %s or bypass it%s.",
+                       what, p->host ?: p->via ?: "a hop", redirected ? through : "",
+                       redirected ? p->via : "", redirected ? ")" : "", p->host ?: "that hop",
+                       p->via_mirror ? " (remove the mirror from the runtime's mirror list)" : "");
 }
 
 int diagnose_registry_error(int r, const ErrorDetail *e, char **ret_text) {

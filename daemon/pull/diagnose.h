@@ -24,6 +24,8 @@ typedef enum Diagnosis {
         DIAG_DISK_PRESSURE,       /* the image does not fit, or would pass kubelet's image GC high threshold */
         DIAG_REGISTRY_SCHEME,     /* plain-http registry, the runtime speaks HTTPS to it */
         DIAG_CRI_PROGRESS_TIMEOUT, /* containerd's own image_pull_progress_timeout cancelled a live pull */
+        DIAG_MIRROR_UNRESPONSIVE, /* a mirror hop accepts connections and never answers */
+        DIAG_MIRROR_REFUSED,      /* a mirror hop refuses connections */
         _DIAGNOSIS_MAX,
         _DIAGNOSIS_INVALID = -EINVAL,
 } Diagnosis;
@@ -57,7 +59,7 @@ int diagnose_tls(RuntimeKind runtime, const char *host, const char *ca_where, co
 /* No process could be proven to be the runtime (why: what was tried). */
 int diagnose_runtime_unverified(RuntimeKind runtime, const char *why, char **ret_text);
 
-/* A range probe answered 200: names the hop. */
+/* A range probe answered 200: names the hop, and says so when it is a mirror. */
 int diagnose_range_probe(const RegistryRangeProbe *p, char **ret_text);
 
 /* A failed registry call (r from registry_*): auth, rate limit, not found. */
@@ -101,3 +103,13 @@ int diagnose_cri_cancel(const char *error_text, const char *alive, const char *p
 /* A decompression helper (comm, pid) that slept, or spun (burned CPU) without output, for quiet. */
 int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool spinning, usec_t quiet,
                           char **ret_text);
+
+/* diagnose_mirror.c: the hops the registry probe asked, in its order (registry_op_tries()): the first
+ * mirror that accepted the connection and stayed silent (DIAG_MIRROR_UNRESPONSIVE) or refused it
+ * (DIAG_MIRROR_REFUSED), for how long, whether the hop after it answered, what the runtime does about
+ * such a mirror and the remedy. source: what lists the mirror ("hosts.toml /etc/containerd/certs.d/h/hosts.toml"; NULL: the
+ * runtime's usual place). */
+int diagnose_mirror_hops(RuntimeKind runtime, const RegistryHopTry *tries, size_t n, const char *source,
+                         char **ret_text);
+/* The mirror hop diagnose_mirror_hops() named (host[:port], into tries), or NULL. */
+const char *diagnose_mirror_hop(const RegistryHopTry *tries, size_t n);

@@ -33,6 +33,7 @@ struct Preflight {
         char *range_fallback;
         char *range_digest;
         char *range_hop;          /* the hop the probe found answering Range with 200 */
+        char *mirror_hop;         /* the mirror the probe found silent or refusing */
         bool range_wanted;
         usec_t retry_not_before;  /* CLOCK_MONOTONIC; from a 429's Retry-After */
 };
@@ -101,6 +102,7 @@ Preflight *preflight_free(Preflight *p) {
         free(p->range_fallback);
         free(p->range_digest);
         free(p->range_hop);
+        free(p->mirror_hop);
         free(p);
         return NULL;
 }
@@ -114,13 +116,33 @@ static void report(Preflight *p, int d, char *text) {
 
 static int start_range_probe(Preflight *p);
 
+/* The file that lists the runtime's mirrors for this registry, when it is one (a hosts.toml). */
+static const char *mirror_source(const Preflight *p) {
+        const char *s = p->hosts ? p->hosts->source : NULL;
+        return s && strstr(s, "hosts.toml") ? s : NULL;
+}
+
+/* A mirror that stayed silent or refused while the probe walked the runtime's hops: named whatever the
+ * hops after it said, since the runtime may not walk past it as the probe did. */
+static int mirror_diagnosis(Preflight *p, RegistryOp *op, char **ret_text) {
+        size_t n = 0;
+        const RegistryHopTry *tries = registry_op_tries(op, &n);
+        int d = diagnose_mirror_hops(p->runtime, tries, n, mirror_source(p), ret_text);
+        if (d > DIAG_NONE) {
+                free(p->mirror_hop);
+                p->mirror_hop = strdup(diagnose_mirror_hop(tries, n));
+        }
+        return d;
+}
+
 static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *userdata) {
         Preflight *p = userdata;
-        char *text = NULL;
-        int d = DIAG_NONE;
+        char *text = NULL, *mirror_text = NULL;
+        int d = DIAG_NONE, md;
 
-        /* e lives in op: use it before the op goes */
+        /* e and the hops' outcomes live in op: use them before the op goes */
         registry_seen_note(p->seen, p->ref->domain, p->runtime, p->hosts, r >= 0 ? m->host : NULL, r >= 0 ? NULL : e);
+        md = mirror_diagnosis(p, op, &mirror_text);
         if (r < 0 && r != -EBUSY && r != -EACCES && r != -EPERM && r != -ENOENT) {
                 /* the pull goes on without manifest checks or Range probes: say why, once */
                 _cleanup_free_ char *why = e ? error_detail_format(e) : NULL;
@@ -142,6 +164,7 @@ static void on_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorD
                 d = diagnose_registry_error(r, e, &text);
         }
         p->resolve = registry_op_free(op);
+        report(p, md, mirror_text);
         if (p->manifest_cb)
                 p->manifest_cb(p, r >= 0 ? m : NULL, p->userdata);
         if (r >= 0) {
@@ -309,4 +332,8 @@ void preflight_on_resolved(Preflight *p, preflight_resolved_t resolved) {
 
 const char *preflight_range_hop(const Preflight *p) {
         return p ? p->range_hop : NULL;
+}
+
+const char *preflight_mirror_hop(const Preflight *p) {
+        return p ? p->mirror_hop : NULL;
 }

@@ -39,6 +39,8 @@ int preflight_start(Preflight *p);
  * known when NULL) and name the hop that ignores Range. fallback (handed over, may be NULL) is
  * reported when the probe cannot tell; nothing is reported when Range is honoured and no fallback. */
 void preflight_probe_range(Preflight *p, const char *digest, char *fallback);
+/* The mirror the manifest look-up found silent or refusing connections (host[:port]), or NULL. */
+const char *preflight_mirror_hop(const Preflight *p);
 /* The hop the Range probe caught answering 200 (host[:port]), or NULL. */
 const char *preflight_range_hop(const Preflight *p);
 /* The registry asked us to wait (429 with Retry-After): how long, from when it said so; 0 = no. */

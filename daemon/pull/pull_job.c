@@ -202,7 +202,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
         }
         if (digest && !j->digest)
                 j->digest = strdup(digest);
-        pull_job_finish(j, true, ERROR_NONE, NULL);
+        pull_job_finish_ok(j);
 }
 
 static void on_finished(void *userdata, const PullOutcome *o) {
@@ -226,7 +226,7 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 int r = j->driver->confirm ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
                                            : -EOPNOTSUPP;
                 if (r == -EOPNOTSUPP)
-                        pull_job_finish(j, true, ERROR_NONE, NULL);
+                        pull_job_finish_ok(j);
                 else if (r < 0)
                         on_confirmed(NULL, r, NULL, j);
                 break;
@@ -323,8 +323,11 @@ static void cut_attempt(PullJob *j, Verdict v, const char *layer, const char *ev
         job_attempt_over(j);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .layer = layer, .verdict = v,
                                         .evidence = evidence });
-        snprintf(reason, sizeof(reason), "%s%s %s: %s", layer ? "layer " : "pull", layer ? layer : "",
-                 verdict_to_string(v), evidence ? evidence : "");
+        /* a pull that never got past resolving, behind a mirror the probe found dead: name it here too */
+        const char *mirror = layer ? NULL : preflight_mirror_hop(j->preflight);
+        snprintf(reason, sizeof(reason), "%s%s %s: %s%s%s%s", layer ? "layer " : "pull", layer ? layer : "",
+                 verdict_to_string(v), evidence ? evidence : "", mirror ? " (the runtime's mirror " : "", mirror ?: "",
+                 mirror ? " does not answer)" : "");
         schedule_retry(j, reason);
 }
 

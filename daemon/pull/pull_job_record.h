@@ -15,7 +15,7 @@ typedef enum PullJobState {
         PULL_JOB_IDLE,            /* no attempt in flight: before the first, or between two (retry, disk wait) */
         PULL_JOB_GATING,          /* attempt 1 held until the disk gate answers */
         PULL_JOB_RUNNING,         /* an attempt in flight (its runtime pull not finished or cut) */
-        PULL_JOB_PENDING,         /* failed, its result held for the registry probe to come back */
+        PULL_JOB_PENDING,         /* ended, its result held for the registry probe to come back */
         PULL_JOB_SUCCEEDED,       /* finished: the result went out */
         PULL_JOB_FAILED,          /* finished, failed or cancelled */
         _PULL_JOB_STATE_MAX,
@@ -54,6 +54,7 @@ struct PullJob {
         bool pending_diagnose;     /* PENDING: then read the runtime's error text */
         sd_event_source *pending_timer;
         ErrorClass pending_error;
+        bool pending_ok;           /* PENDING: a success held (briefly) for the probe's diagnoses */
         char *pending_reason;
         DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
 };
@@ -79,5 +80,8 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason);
 /* A failure: held while a registry probe is still in flight (PULL_JOB_PENDING_MAX at most); diagnose:
  * read the runtime's error text first. */
 void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose);
-/* The failure held for the probe, now (the probe came back). */
+/* A success, held as long (PULL_JOB_PENDING_OK_MAX at most) for a probe still looking at the hops:
+ * a mirror the runtime went past (refused) is named before the result, not never. */
+void pull_job_finish_ok(PullJob *j);
+/* The result held for the probe, now (the probe came back). */
 void pull_job_finish_pending(PullJob *j);

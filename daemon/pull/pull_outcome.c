@@ -40,7 +40,7 @@ void pull_job_finish_pending(PullJob *j) {
         _cleanup_free_ char *reason = TAKE_PTR(j->pending_reason);
         if (j->pending_diagnose)
                 pull_diag_error_text(&j->diag, j->preflight, j->detector, reason);
-        pull_job_finish(j, false, j->pending_error, reason);
+        pull_job_finish(j, j->pending_ok, j->pending_error, reason);
 }
 
 static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -53,12 +53,32 @@ static int on_pending_timeout(sd_event_source *s, uint64_t usec, void *userdata)
  * a manifest's config type) is named before a reading of the runtime's error text (diagnose). A
  * probe that hangs does not hold the failure back. */
 #define PULL_JOB_PENDING_MAX (5 * USEC_PER_SEC)
+/* A success waits as long: the probe walks the same hops the runtime just went through, and on a
+ * loaded node (2 cores, several pulls) 2 s were seen not to be enough for a refused mirror's note. */
+#define PULL_JOB_PENDING_OK_MAX PULL_JOB_PENDING_MAX
+static bool hold(PullJob *j, usec_t max) {
+        if (!j->preflight || !preflight_busy(j->preflight) || j->state == PULL_JOB_PENDING || job_finished(j) ||
+            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, max, 10 * USEC_PER_MSEC,
+                                       on_pending_timeout, j) < 0)
+                return false;
+        (void) sd_event_source_set_description(j->pending_timer, "pull-pending");
+        j->state = PULL_JOB_PENDING;
+        return true;
+}
+
+void pull_job_finish_ok(PullJob *j) {
+        if (hold(j, PULL_JOB_PENDING_OK_MAX)) {
+                j->pending_ok = true;
+                j->pending_error = ERROR_NONE;
+                j->pending_reason = NULL;
+                j->pending_diagnose = false;
+                return;
+        }
+        pull_job_finish(j, true, ERROR_NONE, NULL);
+}
+
 void pull_job_finish_failed(PullJob *j, ErrorClass error, const char *reason, bool diagnose) {
-        if (j->preflight && preflight_busy(j->preflight) && j->state != PULL_JOB_PENDING && !job_finished(j) &&
-            sd_event_add_time_relative(j->event, &j->pending_timer, CLOCK_MONOTONIC, PULL_JOB_PENDING_MAX, 10 * USEC_PER_MSEC,
-                                       on_pending_timeout, j) >= 0) {
-                (void) sd_event_source_set_description(j->pending_timer, "pull-pending");
-                j->state = PULL_JOB_PENDING;
+        if (hold(j, PULL_JOB_PENDING_MAX)) {
                 j->pending_error = error;
                 j->pending_reason = reason ? strdup(reason) : NULL;
                 j->pending_diagnose = diagnose;

@@ -57,6 +57,15 @@ static const RuntimeWording containerd_wording = {
         .pigz_remedy = "set CONTAINERD_DISABLE_PIGZ=1 in containerd's environment (and CONTAINERD_DISABLE_IGZIP=1 on "
                        "containerd 2.0+, which would otherwise switch to igzip where it is installed; systemctl edit "
                        "containerd) and restart it, so containerd decompresses in-process",
+        /* core/remotes/docker/resolver.go tries the next host on an error, but a response that never
+         * comes is no error: no response-header timeout (containerd #10624; Spegel #739, #1159). */
+        .mirror_where = "hosts.toml",
+        .mirror_silent = "containerd does not fall back from a mirror that accepts and stays silent (containerd "
+                         "#10624): its pulls of this registry hang until the mirror answers or is removed",
+        .mirror_refused = "containerd tries the next host at once, so pulls still work but bypass the mirror",
+        .mirror_remedy = "repair the mirror, or remove its [host] entry from hosts.toml (read at every pull, no "
+                         "restart); on containerd 2.1+ dial_timeout in hosts.toml covers only the connect, not a "
+                         "mirror that accepts and stays silent",
 };
 
 const RuntimeDriver containerd_driver = {

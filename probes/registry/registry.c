@@ -24,6 +24,7 @@ struct RegistryOp {
         char *repository, *reference, *platform, *blob;
         char *username, *password, *identity_token;
         usec_t timeout;
+        bool first_hop_only;
         RegistryHosts *hosts;
         size_t base_idx;            /* the hop in use */
 
@@ -48,6 +49,8 @@ struct RegistryOp {
         ErrorDetail error;
         ErrorDetail answered;       /* the first hop's error that came with an HTTP answer */
         int answered_r;
+        RegistryHopTry *tries;      /* one per hop asked, the last one the hop in use */
+        size_t n_tries;
 
         registry_manifest_done_t manifest_done;
         registry_range_done_t range_done;
@@ -94,8 +97,51 @@ RegistryOp *registry_op_free(RegistryOp *op) {
         registry_range_probe_done(&op->probe);
         error_detail_done(&op->error);
         error_detail_done(&op->answered);
+        free(op->tries);
         free(op);
         return NULL;
+}
+
+const RegistryHopTry *registry_op_tries(const RegistryOp *op, size_t *ret_n) {
+        *ret_n = op ? op->n_tries : 0;
+        return op ? op->tries : NULL;
+}
+
+/* The outcome of the hop in use, from its latest request: a later request of the same hop (token,
+ * child manifest) replaces the entry. */
+static int note_try(RegistryOp *op, CURL *easy, CURLcode result, long status) {
+        const RegistryHop *hop = &op->hosts->hops[op->base_idx];
+        curl_off_t connect = 0, total = 0;
+        long os_errno = 0;
+        RegistryHopTry *t;
+
+        if (op->n_tries == 0 || op->tries[op->n_tries - 1].host != hop->host) {
+                t = reallocarray(op->tries, op->n_tries + 1, sizeof(*op->tries));
+                if (!t)
+                        return -ENOMEM;
+                op->tries = t;
+                op->n_tries++;
+        }
+        t = &op->tries[op->n_tries - 1];
+        (void) curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect);
+        (void) curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &total);
+        /* curl's own message no longer says "refused" (7.88: "Couldn't connect to server") */
+        (void) curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &os_errno);
+        *t = (RegistryHopTry) {
+                .host = hop->host,
+                .mirror = hop->mirror,
+                .http_status = (int) status,
+                .elapsed = (usec_t) MAX(total, (curl_off_t) 0),
+        };
+        if (status > 0)
+                t->outcome = REGISTRY_HOP_ANSWERED;
+        else if (result == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED)
+                t->outcome = REGISTRY_HOP_REFUSED;
+        else if (result == CURLE_OPERATION_TIMEDOUT && connect > 0)
+                t->outcome = REGISTRY_HOP_SILENT; /* the connection was taken, the answer never came */
+        else
+                t->outcome = REGISTRY_HOP_FAILED;
+        return 0;
 }
 
 static size_t on_header(char *b, size_t size, size_t n, void *userdata) {
@@ -371,7 +417,7 @@ static size_t hop_usable(const RegistryOp *op, size_t i) {
  * keeps the first such error over later ones, and the http fallback of a loopback registry that
  * speaks TLS (moby's insecure-registry rule) can only fail on the wire. */
 static void op_fail(RegistryOp *op, int r) {
-        size_t next = hop_usable(op, op->base_idx + 1);
+        size_t next = op->first_hop_only ? op->hosts->n_hops : hop_usable(op, op->base_idx + 1);
         if (op->error.http_status > 0 && !op->answered.http_status && r != -ENOMEM) {
                 if (error_detail_copy(&op->error, &op->answered) < 0)
                         r = -ENOMEM;
@@ -484,6 +530,7 @@ static int blob_received(RegistryOp *op, int status, const char *base_host, CURL
                      registry_url_host(eff, &op->probe.host) < 0)) ||
             !(op->probe.via = strdup(base_host)))
                 return -ENOMEM;
+        op->probe.via_mirror = op->hosts->hops[op->base_idx].mirror;
         return 1;
 }
 
@@ -496,6 +543,10 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
         op->easy = NULL;
         error_detail_done(&op->error); /* a previous hop's error is no longer the story */
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+        if (note_try(op, easy, result, status) < 0) {
+                r = -ENOMEM;
+                goto fail;
+        }
         if (result != CURLE_OK && !(result == CURLE_WRITE_ERROR && (op->stopped_reading || op->overflow))) {
                 _cleanup_free_ char *m = NULL;
                 const char *why = op->errbuf[0] ? op->errbuf : curl_easy_strerror(result);
@@ -560,6 +611,7 @@ static int op_new(CurlGlue *g, const RegistryTarget *t, OpKind kind, RegistryOp 
         op->glue = g;
         op->kind = kind;
         op->timeout = t->timeout ?: 30 * USEC_PER_SEC;
+        op->first_hop_only = t->first_hop_only;
         if (!(op->repository = strdup(t->repository)) ||
             (t->reference && !(op->reference = strdup(t->reference))) ||
             (t->platform && !(op->platform = strdup(t->platform))) ||

@@ -33,6 +33,7 @@ typedef struct RegistryTarget {
         const RegistryConfig *config; /* insecure hosts, mirrors; NULL = none */
         const RuntimeRegistry *runtime; /* the runtime's hosts, schemes and trust; NULL = config only */
         usec_t timeout;             /* per HTTP request; 0 = 30 s */
+        bool first_hop_only;        /* ask the first hop that may answer, never the ones after it */
 } RegistryTarget;
 
 /* t from a parsed reference, credentials (may be NULL) and config (may be NULL: no mirrors, no
@@ -75,6 +76,7 @@ typedef struct RegistryRangeProbe {
         char *host;                 /* that hop's host[:port] */
         char *via;                  /* mirror or registry asked first, host[:port] */
         unsigned redirects;         /* between via and host */
+        bool via_mirror;            /* via is a mirror of the runtime's, not the registry itself */
 } RegistryRangeProbe;
 
 void registry_range_probe_done(RegistryRangeProbe *p);
@@ -106,6 +108,26 @@ int registry_resolve(CurlGlue *g, const RegistryTarget *t, registry_manifest_don
  * following redirects, and stop reading after a few KiB whatever comes back. */
 int registry_probe_range(CurlGlue *g, const RegistryTarget *t, const char *blob_digest,
                          registry_range_done_t done, void *userdata, RegistryOp **ret);
+/* What each hop the op asked did, in the order asked: one entry per hop, its last request's outcome. */
+typedef enum RegistryHopOutcome {
+        REGISTRY_HOP_ANSWERED,      /* an HTTP answer came (any status) */
+        REGISTRY_HOP_REFUSED,       /* the connection was refused */
+        REGISTRY_HOP_SILENT,        /* connected, then no answer until the request's timeout */
+        REGISTRY_HOP_FAILED,        /* anything else: name resolution, TLS, a connect that timed out */
+        _REGISTRY_HOP_OUTCOME_MAX,
+} RegistryHopOutcome;
+
+typedef struct RegistryHopTry {
+        const char *host;           /* host[:port]; owned by the op */
+        bool mirror;
+        RegistryHopOutcome outcome;
+        int http_status;            /* of the answer; 0 when none came */
+        usec_t elapsed;             /* of the hop's last request, connect included */
+} RegistryHopTry;
+
+/* The hops op asked so far: valid until the op is freed (so inside done). */
+const RegistryHopTry *registry_op_tries(const RegistryOp *op, size_t *ret_n);
+
 /* Cancels a running op without calling done. */
 RegistryOp *registry_op_free(RegistryOp *op);
 static inline void registry_op_freep(RegistryOp **op) { registry_op_free(*op); }
@@ -171,6 +193,9 @@ bool registry_platform_match(const char *want, const char *os, const char *arch,
 /* Registry API host for a reference domain ("docker.io" -> "registry-1.docker.io"). */
 const char *registry_api_host(const char *domain);
 bool registry_host_is_loopback(const char *hostport);
+/* A loopback address, "localhost", or an address of one of this node's interfaces (getifaddrs): a
+ * mirror on this node, as a P2P mirror is. Names other than localhost are not resolved: false. */
+bool registry_host_is_node_local(const char *hostport);
 bool registry_host_is_insecure(const RegistryConfig *c, const char *hostport);
 /* Base URLs to try, in order: for docker.io the mirrors first, then the registry. Scheme is https
  * unless the entry says so, or the host is insecure or loopback. */

@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <ifaddrs.h>
 #include <sys/utsname.h>
 
 static const char *skip_ws(const char *p) {
@@ -142,6 +143,37 @@ static const char *host_only(const char *hostport, char *buf, size_t size) {
         memcpy(buf, hostport, n);
         buf[n] = 0;
         return buf;
+}
+
+static void freeifaddrsp(struct ifaddrs **p) {
+        if (*p)
+                freeifaddrs(*p);
+}
+
+bool registry_host_is_node_local(const char *hostport) {
+        _cleanup_(freeifaddrsp) struct ifaddrs *ifs = NULL;
+        char host[256];
+        struct in_addr a4;
+        struct in6_addr a6;
+        int family;
+
+        if (!hostport)
+                return false;
+        if (registry_host_is_loopback(hostport))
+                return true;
+        host_only(hostport, host, sizeof(host));
+        family = inet_pton(AF_INET, host, &a4) == 1 ? AF_INET : inet_pton(AF_INET6, host, &a6) == 1 ? AF_INET6 : 0;
+        if (family == 0 || getifaddrs(&ifs) < 0)
+                return false;
+        for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+                if (!i->ifa_addr || i->ifa_addr->sa_family != family)
+                        continue;
+                if (family == AF_INET && ((struct sockaddr_in *) i->ifa_addr)->sin_addr.s_addr == a4.s_addr)
+                        return true;
+                if (family == AF_INET6 && memcmp(&((struct sockaddr_in6 *) i->ifa_addr)->sin6_addr, &a6, sizeof(a6)) == 0)
+                        return true;
+        }
+        return false;
 }
 
 bool registry_host_is_loopback(const char *hostport) {

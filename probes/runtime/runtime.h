@@ -93,6 +93,10 @@ typedef struct RuntimeWording {
         const char *scheme_remedy;      /* HTTPS spoken to a plain-HTTP registry; {host} stands for host:port */
         const char *igzip_remedy;       /* the igzip helper hung */
         const char *pigz_remedy;        /* pigz (or docker-untar) hung */
+        const char *mirror_where;       /* where its mirrors are listed: "registry-mirrors in daemon.json" */
+        const char *mirror_silent;      /* what it does with a mirror that accepts and stays silent */
+        const char *mirror_refused;     /* what it does with a mirror that refuses connections */
+        const char *mirror_remedy;      /* how a mirror is repaired or removed */
 } RuntimeWording;
 
 typedef struct RuntimeDriver {

@@ -341,6 +341,78 @@ static void test_range_probe(void **state) {
         assert_non_null(strstr(t, "through mirror.example"));
         free(t);
         assert_int_equal(diagnose_range_probe(NULL, &t), DIAG_NONE);
+        /* a mirror of the runtime's is named as one, directly or as the start of a redirect */
+        p = (RegistryRangeProbe) { .http_status = 200, .host = "127.0.0.1:7001", .via = "127.0.0.1:7001", .via_mirror = true };
+        assert_int_equal(diagnose_range_probe(&p, &t), DIAG_RANGE_IGNORED);
+        assert_non_null(strstr(t, "the mirror 127.0.0.1:7001 answered a Range request with HTTP 200"));
+        assert_non_null(strstr(t, "remove the mirror"));
+        free(t);
+        p = (RegistryRangeProbe) { .http_status = 200, .host = "cdn.example", .via = "m.example", .via_mirror = true };
+        assert_int_equal(diagnose_range_probe(&p, &t), DIAG_RANGE_IGNORED);
+        assert_non_null(strstr(t, "cdn.example answered a Range request with HTTP 200 (reached through the mirror m.example)"));
+        free(t);
+}
+
+#define SEC USEC_PER_SEC
+static void test_mirror_hops(void **state) {
+        char *t = NULL;
+        /* issue 25 as measured on containerd 2.1.9: a silent mirror in front of a pull-through cache */
+        RegistryHopTry silent[] = {
+                { .host = "127.0.0.1:7001", .mirror = true, .outcome = REGISTRY_HOP_SILENT, .elapsed = 15 * SEC + 2000 },
+                { .host = "127.0.0.1:7002", .mirror = true, .outcome = REGISTRY_HOP_ANSWERED, .http_status = 200 },
+        };
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, silent, 2, "hosts.toml /c/certs.d/r/hosts.toml", &t),
+                         DIAG_MIRROR_UNRESPONSIVE);
+        assert_non_null(strstr(t, "the mirror 127.0.0.1:7001 (hosts.toml /c/certs.d/r/hosts.toml) accepted the connection "
+                                  "and stayed silent for 15s"));
+        assert_non_null(strstr(t, "the next hop, mirror 127.0.0.1:7002, answers (HTTP 200)"));
+        assert_non_null(strstr(t, "#10624"));
+        assert_non_null(strstr(t, "dial_timeout"));
+        free(t);
+        assert_string_equal(diagnose_mirror_hop(silent, 2), "127.0.0.1:7001");
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, silent, 2, NULL, NULL), DIAG_MIRROR_UNRESPONSIVE);
+        /* dockerd: registry-mirrors, and what it does (measured): 15 s, then the next endpoint */
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_DOCKER, silent, 2, NULL, &t), DIAG_MIRROR_UNRESPONSIVE);
+        assert_non_null(strstr(t, "(registry-mirrors in /etc/docker/daemon.json)"));
+        assert_non_null(strstr(t, "15 s"));
+        assert_null(strstr(t, "#10624"));
+        free(t);
+        /* the last hop asked: nothing after it; the registry itself silent is no mirror's fault */
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, silent, 1, NULL, &t), DIAG_MIRROR_UNRESPONSIVE);
+        assert_non_null(strstr(t, "no hop after it was asked"));
+        free(t);
+        RegistryHopTry origin[] = { { .host = "reg:5000", .outcome = REGISTRY_HOP_SILENT, .elapsed = 15 * SEC } };
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, origin, 1, NULL, &t), DIAG_NONE);
+        assert_null(t);
+        /* refused, with a next hop that is silent too, then one that refuses the image */
+        RegistryHopTry refused[] = {
+                { .host = "10.0.0.1:5000", .mirror = true, .outcome = REGISTRY_HOP_REFUSED },
+                { .host = "reg:5000", .outcome = REGISTRY_HOP_SILENT },
+        };
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, refused, 2, NULL, &t), DIAG_MIRROR_REFUSED);
+        assert_non_null(strstr(t, "the mirror 10.0.0.1:5000 (hosts.toml) refused the connection"));
+        assert_non_null(strstr(t, "the next hop, registry reg:5000, does not answer either (silent)"));
+        assert_non_null(strstr(t, "tries the next host at once"));
+        free(t);
+        refused[1] = (RegistryHopTry) { .host = "reg:5000", .outcome = REGISTRY_HOP_ANSWERED, .http_status = 404 };
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_DOCKER, refused, 2, NULL, &t), DIAG_MIRROR_REFUSED);
+        assert_non_null(strstr(t, "answers but refuses this image (HTTP 404)"));
+        free(t);
+        /* a mirror that answered, even with an error, is not this diagnosis; nor is one after an answer */
+        RegistryHopTry fine[] = {
+                { .host = "m:1", .mirror = true, .outcome = REGISTRY_HOP_ANSWERED, .http_status = 503 },
+                { .host = "m:2", .mirror = true, .outcome = REGISTRY_HOP_SILENT },
+        };
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, fine, 2, NULL, &t), DIAG_NONE);
+        assert_null(t);
+        assert_null(diagnose_mirror_hop(fine, 2));
+        /* a mirror that failed otherwise (name resolution, TLS) is left to the other diagnoses */
+        fine[0].outcome = REGISTRY_HOP_FAILED;
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, fine, 1, NULL, &t), DIAG_NONE);
+        assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, NULL, 0, NULL, &t), DIAG_NONE);
+        assert_false(diagnosis_is_permanent(DIAG_MIRROR_UNRESPONSIVE));
+        assert_string_equal(diagnosis_to_string(DIAG_MIRROR_UNRESPONSIVE), "mirror-unresponsive");
+        assert_string_equal(diagnosis_to_string(DIAG_MIRROR_REFUSED), "mirror-refused");
 }
 
 static void test_registry_error(void **state) {
@@ -515,6 +587,7 @@ int main(void) {
                 cmocka_unit_test(test_text_negatives),
                 cmocka_unit_test(test_manifest),
                 cmocka_unit_test(test_range_probe),
+                cmocka_unit_test(test_mirror_hops),
                 cmocka_unit_test(test_registry_error),
                 cmocka_unit_test(test_middlebox),
         };

@@ -5,6 +5,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
+#include <ifaddrs.h>
 
 #include "probes/registry/registry.h"
 
@@ -383,6 +385,23 @@ static void test_hosts(void **state) {
         assert_false(registry_host_is_loopback("localhost.example.com"));
         assert_false(registry_host_is_loopback("128.0.0.1:5000"));
         assert_false(registry_host_is_loopback(NULL));
+
+        /* a mirror on this node: loopback, or an address of one of its interfaces; never a name */
+        assert_true(registry_host_is_node_local("127.0.0.1:5000"));
+        assert_true(registry_host_is_node_local("localhost:5000"));
+        assert_false(registry_host_is_node_local("192.0.2.55:5000")); /* TEST-NET-1: on no interface here */
+        assert_false(registry_host_is_node_local("mirror.example:5000"));
+        assert_false(registry_host_is_node_local(NULL));
+        struct ifaddrs *ifs = NULL;
+        assert_int_equal(getifaddrs(&ifs), 0);
+        for (struct ifaddrs *i = ifs; i; i = i->ifa_next)
+                if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET) {
+                        char a[INET_ADDRSTRLEN + 8];
+                        assert_non_null(inet_ntop(AF_INET, &((struct sockaddr_in *) i->ifa_addr)->sin_addr, a, INET_ADDRSTRLEN));
+                        strcat(a, ":5000");
+                        assert_true(registry_host_is_node_local(a));
+                }
+        freeifaddrs(ifs);
 
         assert_true(registry_host_is_insecure(&c, "reg.local:5000"));
         assert_false(registry_host_is_insecure(&c, "reg.local:5001"));

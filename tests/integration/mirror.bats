@@ -1,0 +1,257 @@
+#!/usr/bin/env bats
+# Mirrors as the runtime has them (issue 25): a hop in containerd's hosts.toml or dockerd's
+# registry-mirrors that accepts connections and stays silent, one that refuses them, one that answers
+# Range with 200, each named with its hop; and preheat in front of a node-local mirror that is down.
+# One bed for the file: a pull-through cache of the bed's fault proxy (the origin, whose counters
+# tell what reached it) and a second fault proxy as the mirror, on the registry's own storage (a P2P
+# mirror holds its own copy: nothing it serves reaches the origin).
+
+load helpers
+load pw_helpers
+
+setup_file() {
+	bed_start
+	pw_config
+	start_cache
+	start_mirror
+	REFUSED_ADDR=127.0.0.1:$(free_port) # nothing listens there
+	export REFUSED_ADDR
+}
+
+teardown_file() {
+	[ -s "$BED_DIR/mirror.pids" ] && kill $(cat "$BED_DIR/mirror.pids") 2>/dev/null
+	bed_stop
+}
+
+teardown() {
+	# a preheat daemon left by a failed test must not outlive the bed
+	[ -s "$BED_DIR/pwm.pid" ] && kill "$(cat "$BED_DIR/pwm.pid")" 2>/dev/null
+	rm -f "$BED_DIR/pwm.pid"
+	proxy_reset
+	mirror_ctl POST /release >/dev/null || true
+	mirror_ctl POST /reset >/dev/null || true
+}
+
+# start_cache: docker-registry as a pull-through cache of the fault proxy; sets CACHE_ADDR.
+start_cache() {
+	local d=$BED_DIR/cache port
+	mkdir -p "$d/data"
+	port=$(free_port)
+	cat >"$d/config.yml" <<YAML
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $d/data
+http:
+  addr: 127.0.0.1:$port
+proxy:
+  remoteurl: http://$PROXY_ADDR
+YAML
+	env $(env | grep -o '^REGISTRY_[A-Z_]*' | sed 's/^/-u /') PWBED_OWNER="$BED_DIR" \
+		docker-registry serve "$d/config.yml" >"$d/registry.log" 2>&1 &
+	echo "$!" >>"$BED_DIR/mirror.pids"
+	export CACHE_ADDR=127.0.0.1:$port
+	timeout 20 sh -c "until curl -sf -o /dev/null http://$CACHE_ADDR/v2/; do sleep 0.1; done" ||
+		{ cat "$d/registry.log" >&2; return 1; }
+}
+
+# start_mirror: a second fault proxy in front of the registry; sets MIRROR_ADDR and MIRROR_CONTROL.
+start_mirror() {
+	local f=$BED_DIR/mirror.ports
+	PWBED_OWNER="$BED_DIR" python3 -u "$(dirname "$BED_SH")/faultproxy.py" \
+		--upstream "$REGISTRY_ADDR" --port-file "$f" --log "$BED_DIR/mirror.log" >/dev/null 2>&1 &
+	echo "$!" >>"$BED_DIR/mirror.pids"
+	timeout 20 sh -c "until [ -s '$f' ]; do sleep 0.1; done" || return 1
+	MIRROR_ADDR=127.0.0.1:$(jq -r .proxy "$f")
+	MIRROR_CONTROL=http://127.0.0.1:$(jq -r .control "$f")
+	export MIRROR_ADDR MIRROR_CONTROL
+}
+
+mirror_ctl() { # METHOD PATH [BODY]
+	curl -sS --max-time 10 --fail-with-body -X "$1" -H 'Content-Type: application/json' ${3:+--data-binary "$3"} \
+		"$MIRROR_CONTROL$2"
+}
+
+# the mirror accepts every request and answers none (until the rules go)
+mirror_silent() { mirror_ctl PUT /rules '{"path": ".*", "methods": ["GET", "HEAD"], "delay": 3600}' >/dev/null; }
+
+# hosts_toml NAME HOST...: containerd's hosts.toml for registry NAME: the hosts in order, then the
+# origin (the bed's fault proxy) as server
+hosts_toml() {
+	local name=$1 h; shift
+	mkdir -p "$CONTAINERD_HOSTS_DIR/$name"
+	{
+		printf 'server = "http://%s"\n' "$PROXY_ADDR"
+		for h in "$@"; do printf '\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$h"; done
+	} >"$CONTAINERD_HOSTS_DIR/$name/hosts.toml"
+}
+
+# docker_mirrors HOST...: dockerd's registry-mirrors, reloaded by SIGHUP
+docker_mirrors() {
+	local list
+	list=$(printf '"http://%s",' "$@")
+	printf '{"registry-mirrors": [%s]}\n' "${list%,}" >"$BED_DIR/daemon.json"
+	kill -HUP "$(docker_pid)"
+	timeout 20 sh -c "until curl -s --unix-socket '$DOCKER_SOCK' http://d/info | jq -e '.RegistryConfig.Mirrors | index(\"http://$1/\")' >/dev/null; do sleep 0.2; done"
+}
+
+# the origin under another name: the bed's fault proxy, reached through a hosts.toml of its own
+origin() { echo "localhost:${PROXY_ADDR##*:}"; }
+
+@test "containerd: a silent mirror in hosts.toml in front of a pull-through cache that works: mirror-unresponsive names it, its silence, the cache answering, #10624" {
+	o=$(origin)
+	push_image test/msilent v1 1MiB >/dev/null
+	mirror_silent
+	hosts_toml "$o" "$MIRROR_ADDR" "$CACHE_ADDR"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime containerd "$o/test/msilent:v1"
+	wait_json "$f" '.event=="diagnosis" and .diagnosis=="mirror-unresponsive"' 90
+	kill "$PW_PID" 2>/dev/null || true
+	pw_wait_bg
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	t=$(jq -r 'select(.diagnosis=="mirror-unresponsive") | .remedy' "$f" | head -n1)
+	echo "$t"
+	grep -q "the mirror $MIRROR_ADDR (hosts.toml $CONTAINERD_HOSTS_DIR/$o/hosts.toml" <<<"$t"
+	grep -Eq "stayed silent for 1[0-9]s" <<<"$t"
+	grep -q "the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+	grep -q "containerd does not fall back from a mirror that accepts and stays silent (containerd #10624)" <<<"$t"
+	grep -q "dial_timeout" <<<"$t"
+	# the mirror was asked (and held the request), containerd never got past it
+	[ "$(mirror_ctl GET /counters | jq '.requests')" -ge 1 ]
+}
+
+@test "containerd: a mirror that refuses connections: mirror-refused names it; containerd falls back and the pull succeeds" {
+	o=$(origin)
+	push_image test/mrefused v1 1MiB >/dev/null
+	hosts_toml "$o" "$REFUSED_ADDR" "$CACHE_ADDR"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime containerd "$o/test/mrefused:v1"
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	[ "$PW_RC" -eq 0 ]
+	t=$(jq -r 'select(.diagnosis=="mirror-refused") | .remedy' "$f" | head -n1)
+	echo "$t"
+	grep -q "the mirror $REFUSED_ADDR (hosts.toml $CONTAINERD_HOSTS_DIR/$o/hosts.toml" <<<"$t"
+	grep -q "refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+	grep -q "containerd tries the next host at once" <<<"$t"
+}
+
+@test "containerd: a mirror that answers Range with 200: range-ignored names the mirror hop" {
+	o=$(origin)
+	img=$(push_image test/mrange v1 3MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	# the first transfer of the layer is cut at 1 MiB; every later request of it gets the whole blob
+	mirror_ctl PUT /rules "[{\"digest\":\"$layer\",\"nth\":1,\"reset_at\":1048576},{\"digest\":\"$layer\",\"ignore_range\":true}]" >/dev/null
+	hosts_toml "$o" "$MIRROR_ADDR"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime containerd "$o/test/mrange:v1"
+	wait_json "$f" '.event=="diagnosis" and .diagnosis=="range-ignored"' 90
+	kill "$PW_PID" 2>/dev/null || true
+	pw_wait_bg
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	events "$f" '.diagnosis=="range-ignored"' | grep -q "the mirror $MIRROR_ADDR answered a Range request with HTTP 200"
+	[ "$(mirror_ctl GET /counters | jq '.ranges_ignored')" -ge 1 ]
+}
+
+@test "dockerd: a silent mirror in registry-mirrors in front of a pull-through cache: mirror-unresponsive names it and what dockerd does (15 s, then the next)" {
+	push_image library/dsilent v1 1MiB >/dev/null
+	mirror_silent
+	docker_mirrors "$MIRROR_ADDR" "$CACHE_ADDR"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime docker dsilent:v1
+	wait_json "$f" '.event=="diagnosis" and .diagnosis=="mirror-unresponsive"' 90
+	kill "$PW_PID" 2>/dev/null || true
+	pw_wait_bg
+	t=$(jq -r 'select(.diagnosis=="mirror-unresponsive") | .remedy' "$f" | head -n1)
+	echo "$t"
+	grep -q "the mirror $MIRROR_ADDR (registry-mirrors in /etc/docker/daemon.json) accepted the connection and stayed silent" <<<"$t"
+	grep -q "the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+	grep -q "dockerd gives a silent mirror 15 s" <<<"$t"
+	# what the diagnosis says dockerd does, dockerd does on this row: a pull of its own, uncut, gives
+	# the mirror 15 s, goes on to the next and succeeds
+	start=$(date +%s)
+	docker_pull dsilent:v1 >/dev/null
+	[ $(($(date +%s) - start)) -ge 14 ]
+	# (docker.log quotes the URL as \"...\"; the timeout reads either way, seen both on 20.10.24)
+	grep -F "Attempting next endpoint for pull after error: Get \\\"http://$MIRROR_ADDR/v2/\\\": " "$DOCKER_LOG" |
+		grep -E "context deadline exceeded|Client.Timeout exceeded while awaiting headers"
+	docker_rmi dsilent:v1
+}
+
+@test "dockerd: a mirror that refuses connections: mirror-refused names it; the pull goes on through the next" {
+	push_image library/drefused v1 1MiB >/dev/null
+	docker_mirrors "$REFUSED_ADDR" "$CACHE_ADDR"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull "$f" --runtime docker drefused:v1
+	jq -c 'select(.event == "diagnosis" or .event == "result")' "$f"
+	[ "$PW_RC" -eq 0 ]
+	t=$(jq -r 'select(.diagnosis=="mirror-refused") | .remedy' "$f" | head -n1)
+	echo "$t"
+	grep -q "the mirror $REFUSED_ADDR (registry-mirrors in /etc/docker/daemon.json) refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+}
+
+@test "dockerd: a mirror in registry-mirrors that answers Range with 200: range-ignored names the mirror hop" {
+	img=$(push_image library/drange v1 3MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	mirror_ctl PUT /rules "[{\"digest\":\"$layer\",\"nth\":1,\"reset_at\":1048576},{\"digest\":\"$layer\",\"ignore_range\":true}]" >/dev/null
+	docker_mirrors "$MIRROR_ADDR"
+	f="$BATS_TEST_TMPDIR/out"
+	pw_pull_bg "$f" --runtime docker drange:v1
+	wait_json "$f" '.event=="diagnosis" and .diagnosis=="range-ignored"' 90
+	kill "$PW_PID" 2>/dev/null || true
+	pw_wait_bg
+	events "$f" '.diagnosis=="range-ignored"' | grep -q "the mirror $MIRROR_ADDR answered a Range request with HTTP 200"
+}
+
+@test "preheat: a silent node-local mirror: waits for it, says so in status and the log, asks nothing of the origin; when it is back the list completes through it" {
+	o=$(origin)
+	img=$(push_image test/mpre v1 2MiB)
+	total=$(jq '.total_bytes' <<<"$img")
+	mirror_silent
+	hosts_toml "$o" "$MIRROR_ADDR"
+	proxy_reset
+	cfg=$BED_DIR/pwd-mirror.yaml
+	printf -- '- image: %s\n  runtime: containerd\n' "$o/test/mpre:v1" >"$BED_DIR/preheat-mirror.yaml"
+	sed -e '/^retry:/,$d' "$PW_CONFIG" >"$cfg"
+	cat >>"$cfg" <<YAML
+control_socket: $BED_DIR/pwm-control.sock
+state_dir: $BED_DIR/pwm-state
+cri:
+  listen: $BED_DIR/pwm-cri.sock
+preheat:
+  list: $BED_DIR/preheat-mirror.yaml
+  splay: 0s
+  mirror_wait: 4s
+YAML
+	timeout 300 "$PULLWATCH" daemon --config "$cfg" >"$BED_DIR/pwm.log" 2>&1 &
+	dpid=$!
+	echo "$dpid" >"$BED_DIR/pwm.pid"
+	# (jq -e on no input is true: the status must have answered)
+	is_waiting() {
+		local s
+		s=$(timeout 10 "$PULLWATCH" status --json --config "$cfg") && jq -e --arg m "$MIRROR_ADDR" \
+			'[.preheat[] | select(.state == "waiting" and (.error | startswith("waiting for mirror " + $m)))] | length == 1' <<<"$s"
+	}
+	is_ready() {
+		local s
+		s=$(timeout 10 "$PULLWATCH" status --json --config "$cfg") && jq -e '[.preheat[] | select(.state == "ready")] | length == 1' <<<"$s"
+	}
+	wait_for 60 is_waiting || { cat "$BED_DIR/pwm.log"; false; }
+	# after preheat.mirror_wait it says so, and, preheat.mirror_fallback being off, keeps waiting
+	wait_for 30 grep -q "preheat of $o/test/mpre:v1 (containerd): waiting for mirror $MIRROR_ADDR.*still waiting (preheat.mirror_fallback: false)" "$BED_DIR/pwm.log" || { cat "$BED_DIR/pwm.log"; false; }
+	is_waiting
+	# nothing reached the origin meanwhile, not even a manifest request
+	[ "$(proxy_counters | jq '.requests')" -eq 0 ]
+	# the mirror comes back: the list completes through it
+	mirror_ctl PUT /rules '[]' >/dev/null
+	mirror_ctl POST /counters >/dev/null
+	wait_for 90 is_ready
+	kill -TERM "$dpid"
+	wait "$dpid" || true
+	rm -f "$BED_DIR/pwm.pid"
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	[ "$(mirror_ctl GET /counters | jq '.blob_bytes')" -ge "$total" ]
+	[ "$(proxy_counters | jq '.requests')" -eq 0 ]
+	ctr_ images ls -q | grep -qx "$o/test/mpre:v1"
+}

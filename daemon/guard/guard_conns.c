@@ -67,48 +67,91 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
                                       .diagnosis = diagnosis_to_string(DIAG_MIDDLEBOX_TIMEOUT), .remedy = remedy });
 }
 
-static void cut_stalled(GuardRuntime *rt, pid_t pid, const TcpConnList *l, usec_t now) {
-        NodeGuard *g = rt->guard;
-        const LayerTrack *t = NULL;
-        GuardDownload *d = guard_downloads_stalled(rt, &t);
-        _cleanup_free_ size_t *idx = NULL;
-        size_t n;
+/* rt's connections seen this sample that received bytes and then nothing for the stall budget */
+static size_t stalled_conns(const GuardRuntime *rt, uint32_t budget_ms, TcpConn **ret) {
+        _cleanup_free_ TcpConn *v = calloc(rt->n_conns + 1, sizeof(TcpConn));
+        _cleanup_free_ size_t *idx = calloc(rt->n_conns + 1, sizeof(size_t));
+        size_t n = 0, k;
 
-        if (!d)
-                return;
-        d->acted = true; /* once per stall, whatever comes of it */
-        idx = calloc(l->n + 1, sizeof(size_t));
-        if (!idx)
-                return;
-        n = tcp_conn_select_stalled(l->v, l->n, NULL, 0,
-                                    (uint32_t) (g->config->config->watchdog.network_stall / USEC_PER_MSEC), idx);
-        for (size_t i = 0; i < n; i++) {
-                const TcpConn *c = &l->v[idx[i]];
-                char addr[64];
-                _cleanup_free_ char *evidence = NULL;
-                _cleanup_(error_detail_done) ErrorDetail e = {};
-                int r = 0;
+        if (!v || !idx)
+                return 0;
+        for (size_t i = 0; i < rt->n_conns; i++)
+                if (rt->conns[i].seen)
+                        v[n++] = rt->conns[i].c;
+        k = tcp_conn_select_stalled(v, n, NULL, 0, budget_ms, idx);
+        for (size_t i = 0; i < k; i++)
+                v[i] = v[idx[i]];
+        *ret = TAKE_PTR(v);
+        return k;
+}
 
-                tcp_addr_format(&c->peer, addr, sizeof(addr));
-                if (g->act) {
-                        r = tcp_conn_cut(NULL, pid, -1, c, &e);
-                        if (r >= 0) {
-                                g->stats.connections_cut++;
-                                GuardConn *gc = conn_find(rt, c->inode);
-                                if (gc)
-                                        gc->cut_by_us = true;
+/* A download of another client's pull that stalled, while a registry connection of a guarded runtime
+ * is open and silent too: a network stall, and that connection is cut. A download stalled with no such
+ * connection is not one: its pull was given up or waits its turn (a partial ingest containerd keeps for
+ * a later resume, dockerd between its own retries); it is watched, not reported. */
+void guard_conns_act(NodeGuard *g, usec_t now) {
+        uint32_t budget = (uint32_t) (g->config->config->watchdog.network_stall / USEC_PER_MSEC);
+
+        for (size_t r = 0; r < g->n_runtimes; r++) {
+                GuardRuntime *rt = &g->runtimes[r];
+                const LayerTrack *t = NULL;
+                GuardDownload *d = guard_downloads_stalled(rt, &t);
+                bool reported = false;
+
+                if (!d)
+                        continue;
+                /* the connection may be another runtime's: dockerd on the containerd image store fetches
+                 * into containerd's moby namespace itself */
+                for (size_t o = 0; o < g->n_runtimes; o++) {
+                        GuardRuntime *ort = &g->runtimes[o];
+                        const RuntimeIdentity *id = runtime_liveness_identity(ort->liveness, NULL);
+                        _cleanup_free_ TcpConn *cands = NULL;
+                        size_t n = stalled_conns(ort, budget, &cands);
+
+                        if (!id || id->pid <= 0)
+                                continue;
+                        for (size_t i = 0; i < n; i++) {
+                                const TcpConn *c = &cands[i];
+                                char addr[64];
+                                _cleanup_free_ char *evidence = NULL;
+                                _cleanup_(error_detail_done) ErrorDetail e = {};
+                                int k = 0;
+
+                                if (!reported) {
+                                        d->acted = true; /* once per stall, whatever comes of it */
+                                        reported = true;
+                                        g->stats.verdicts++;
+                                        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .image = d->image,
+                                                                      .client = d->client, .layer = t->id,
+                                                                      .phase = t->phase, .verdict = VERDICT_STALLED,
+                                                                      .evidence = t->evidence, .current = t->current,
+                                                                      .total = t->total });
+                                }
+                                tcp_addr_format(&c->peer, addr, sizeof(addr));
+                                if (g->act) {
+                                        k = tcp_conn_cut(NULL, id->pid, -1, c, &e);
+                                        if (k >= 0) {
+                                                g->stats.connections_cut++;
+                                                GuardConn *gc = conn_find(ort, c->inode);
+                                                if (gc)
+                                                        gc->cut_by_us = true;
+                                        }
+                                }
+                                if (!g->act)
+                                        continue; /* report only: the verdict went out */
+                                if (asprintf(&evidence, "%s; %s's connection to %s (fd %d) silent for %us after %" PRIu64 " bytes%s%s",
+                                             t->evidence, ort->name, addr, c->fd, c->last_data_recv_ms / 1000,
+                                             c->bytes_received, k < 0 ? "; not cut: " : "",
+                                             k < 0 ? (e.message ?: strerror(-k)) : "") < 0)
+                                        evidence = NULL;
+                                guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_ACTION,
+                                                              .action = k < 0 ? "cut-connection-refused" : "cut-connection",
+                                                              .image = d->image, .client = d->client, .layer = t->id,
+                                                              .phase = t->phase, .verdict = VERDICT_STALLED,
+                                                              .evidence = evidence, .reason = addr, .hop = addr,
+                                                              .pid = id->pid });
                         }
                 }
-                if (asprintf(&evidence, "%s; connection to %s (fd %d) silent for %us after %" PRIu64 " bytes%s%s",
-                             t->evidence, addr, c->fd, c->last_data_recv_ms / 1000, c->bytes_received,
-                             r < 0 ? "; not cut: " : "", r < 0 ? (e.message ?: strerror(-r)) : "") < 0)
-                        evidence = NULL;
-                if (!g->act)
-                        continue; /* report only: the verdict already went out */
-                guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = r < 0 ? "cut-connection-refused" : "cut-connection",
-                                              .image = d->image, .client = d->client, .layer = t->id, .phase = t->phase,
-                                              .verdict = VERDICT_STALLED, .evidence = evidence, .reason = addr,
-                                              .hop = addr, .pid = pid });
         }
 }
 
@@ -196,7 +239,6 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now) {
                 conn_ended(rt, &rt->conns[i], interval);
                 rt->conns[i] = rt->conns[--rt->n_conns];
         }
-        cut_stalled(rt, id->pid, &l, now);
 }
 
 void guard_conns_done(GuardRuntime *rt) {

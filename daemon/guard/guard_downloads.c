@@ -355,9 +355,10 @@ void guard_downloads_sample(GuardRuntime *rt, usec_t now) {
                 GuardDownload *d = dl_find(rt, t->id);
                 if (!t->verdict_changed || !d || d->own)
                         continue;
-                if ((t->verdict != VERDICT_STALLED && t->verdict != VERDICT_DEGRADED) ||
-                    (t->phase != PHASE_DOWNLOADING && t->phase != PHASE_RESOLVE))
-                        continue; /* silent phases are the helpers' judge's: bytes are not their life */
+                /* a stall is reported with its connection (guard_conns.c); silent phases are the helpers'
+                 * judge's: bytes are not their life */
+                if (t->verdict != VERDICT_DEGRADED || (t->phase != PHASE_DOWNLOADING && t->phase != PHASE_RESOLVE))
+                        continue;
                 rt->guard->stats.verdicts++;
                 guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_VERDICT, .image = d->image, .client = d->client,
                                               .layer = t->id, .phase = t->phase, .verdict = t->verdict,

@@ -132,6 +132,9 @@ bool guard_downloads_in_flight(const GuardRuntime *rt);
 
 /* guard_conns.c */
 void guard_conns_sample(GuardRuntime *rt, usec_t now);
+/* After every runtime's sample: stalled downloads with a silent connection open are reported and the
+ * connection cut. */
+void guard_conns_act(NodeGuard *g, usec_t now);
 /* The end of a sample: its sock_diag dump goes. */
 void guard_conns_sample_end(NodeGuard *g);
 void guard_conns_done(GuardRuntime *rt);

@@ -128,6 +128,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 guard_downloads_sample(rt, now);
                 guard_conns_sample(rt, now);
         }
+        guard_conns_act(g, now);
         guard_conns_sample_end(g);
         (void) sd_event_source_set_time_relative(s, g->config->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);

@@ -175,7 +175,8 @@ static void pull_done(CriPull *p, const PullEvent *e) {
                 p->callers = c->next;
                 p->n_callers--;
                 c->pull = NULL;
-                if (e->diagnosis && asprintf(&c->note, "%s", e->diagnosis) < 0)
+                /* what pullwatch makes of it: its diagnosis, or at least that it was not tried again */
+                if (asprintf(&c->note, "%s", e->diagnosis ?: e->ok ? "" : "a permanent error, not retried") < 0)
                         c->note = NULL;
                 if (answer_from_containerd)
                         (void) forward(c);

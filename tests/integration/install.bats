@@ -35,6 +35,7 @@ pw_make() {
 installed_files() {
         echo "/usr/bin/pullwatch"
         echo "$UNITDIR/pullwatch.service"
+        echo "$UNITDIR/pullwatch-cri.socket"
         echo "/usr/lib/systemd/catalog/pullwatch.catalog"
         echo "$TMPFILESDIR/pullwatch.conf"
         echo "/usr/share/man/man8/pullwatch.8"

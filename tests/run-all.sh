@@ -69,7 +69,7 @@ run_bats() {
 DEFAULT_ROW=${BED_ROW:-bookworm}
 OTHER_ROWS=${BED_ROWS-trixie unstable}
 # the runtime-dependent files, run again on every other row
-ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip preheat_gc registry_tls cri_progress_timeout cri_service guard"
+ROW_FILES="docker_pull stall_matrix_docker containerd containerd_limit diagnoses daemon igzip preheat_gc registry_tls cri_progress_timeout cri_service guard mirror"
 # the flows real nodes pull, and report 000 as it happened, also on the newest runtimes
 UNSTABLE_FILES="flows report000"
 # dockerd on the containerd image store (Docker 29's default), on the rows whose dockerd has it

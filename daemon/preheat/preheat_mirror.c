@@ -111,11 +111,13 @@ static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, vo
         _cleanup_(registry_hosts_freep) RegistryHosts *hosts = NULL;
         const RegistryHop *first = NULL;
 
-        if (runtime_registry_copy(rt, &w->rt) >= 0)
-                w->have_rt = true;
+        runtime_registry_done(&w->rt); /* a copy from an earlier ask */
+        w->have_rt = runtime_registry_copy(rt, &w->rt) >= 0;
         w->fetch = runtime_registry_fetch_free(w->fetch); /* rt goes with it */
         if (!w->have_rt || reference_parse(t->image, &ref) < 0 ||
             registry_hosts_for(&w->rt, &cfg(t)->registry, ref->domain, &hosts) < 0) {
+                runtime_registry_done(&w->rt);
+                w->have_rt = false;
                 open_gate(t); /* nothing to wait for that we can name */
                 return;
         }
@@ -123,6 +125,8 @@ static void on_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *rt, vo
                 if (hosts->hops[i].resolve)
                         first = &hosts->hops[i];
         if (!first || !first->mirror || !registry_host_is_node_local(first->host)) {
+                runtime_registry_done(&w->rt); /* kept only while it waits for its mirror */
+                w->have_rt = false;
                 open_gate(t);
                 return;
         }

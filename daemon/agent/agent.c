@@ -31,6 +31,10 @@ static void on_preheat_evicted(void *userdata, const char *image, const char *ru
                            &(AlertFields) { .image = image, .runtime = runtime, .evidence = why }, why, now_monotonic());
 }
 
+static void on_preheat_mirror_wait(void *userdata, const char *image, const char *runtime, const char *text) {
+        log_line(LOG_WARNING, "preheat of %s (%s): %s", image, runtime, text);
+}
+
 /* ---- the preheat list ---- */
 
 static void reload_list(Agent *a) {
@@ -235,6 +239,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
                 .changed = on_preheat_changed,
                 .runtime_trouble = agent_runtime_trouble,
                 .evicted = on_preheat_evicted,
+                .mirror_wait = on_preheat_mirror_wait,
         };
         sigset_t mask;
         int r;

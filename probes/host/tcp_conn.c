@@ -15,6 +15,7 @@
 #include <linux/tcp.h>
 
 #include "probes/host/tcp_conn.h"
+#include "probes/host/proc_fd.h"
 
 #ifndef SYS_pidfd_open
 #define SYS_pidfd_open 434
@@ -362,55 +363,42 @@ int tcp_diag_dump(TcpConnList *ret, ErrorDetail *ret_error) {
         return 0;
 }
 
-static void closedirp(DIR **d) {
-        if (*d)
-                closedir(*d);
+typedef struct SockFds {
+        TcpSockFd *v;
+        size_t n, allocated;
+} SockFds;
+
+static int take_socket(int dirfd, const char *name, int fd, const char *target, void *userdata) {
+        SockFds *s = userdata;
+        uint64_t ino;
+
+        if (tcp_socket_link_parse(target, &ino) < 0)
+                return 0;
+        if (s->n == s->allocated) {
+                size_t a = MAX(s->allocated * 2, (size_t) 16);
+                TcpSockFd *nv = reallocarray(s->v, a, sizeof(TcpSockFd));
+                if (!nv)
+                        return -ENOMEM;
+                s->v = nv;
+                s->allocated = a;
+        }
+        s->v[s->n++] = (TcpSockFd) { .fd = fd, .inode = ino };
+        return 0;
 }
 
 int tcp_socket_fds(const char *proc_root, pid_t pid, TcpSockFd **ret, size_t *ret_n) {
-        _cleanup_(closedirp) DIR *d = NULL;
-        _cleanup_free_ TcpSockFd *v = NULL;
-        size_t n = 0, allocated = 0;
-        char path[PATH_MAX];
-        struct dirent *de;
+        SockFds s = {};
+        int r;
 
         if (pid <= 0 || !ret || !ret_n)
                 return -EINVAL;
-        snprintf(path, sizeof(path), "%s/%d/fd", proc_root ?: "/proc", (int) pid);
-        d = opendir(path);
-        if (!d)
-                return errno == ENOENT ? -ESRCH : -errno;
-        while ((errno = 0, de = readdir(d))) {
-                char target[64], *end = NULL;
-                uint64_t ino;
-                ssize_t len;
-                long fd;
-
-                if (de->d_name[0] < '0' || de->d_name[0] > '9')
-                        continue;
-                fd = strtol(de->d_name, &end, 10);
-                if (*end != 0 || fd < 0 || fd > INT32_MAX)
-                        continue;
-                len = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
-                if (len < 0)
-                        continue; /* closed since readdir, or a link too long to be a socket */
-                target[len] = 0;
-                if (tcp_socket_link_parse(target, &ino) < 0)
-                        continue;
-                if (n == allocated) {
-                        size_t a = MAX(allocated * 2, (size_t) 16);
-                        TcpSockFd *nv = reallocarray(v, a, sizeof(TcpSockFd));
-                        if (!nv)
-                                return -ENOMEM;
-                        v = nv;
-                        allocated = a;
-                }
-                v[n++] = (TcpSockFd) { .fd = (int) fd, .inode = ino };
+        r = proc_fd_foreach(proc_root, pid, take_socket, &s);
+        if (r < 0) {
+                free(s.v);
+                return r;
         }
-        if (errno != 0)
-                return errno == ENOENT ? -ESRCH : -errno;
-        *ret = TAKE_PTR(v);
-        *ret_n = n;
+        *ret = s.v;
+        *ret_n = s.n;
         return 0;
 }
 

@@ -550,15 +550,23 @@ int pull_job_start(PullJob *j) {
          * most): an image that cannot fit, or that would trigger kubelet's image GC, is not pulled at
          * all. A runtime that cannot say where it keeps images is not held up (the gate answers "go on"
          * as soon as it says so). */
-        if (j->preflight) {
-                j->state = j->start_at_once ? PULL_JOB_IDLE : PULL_JOB_GATING;
+        if (j->preflight && j->start_at_once) {
+                /* the runtime's request first, so that it goes out ahead of the probe's and the gate's */
+                int r = start_attempt(j);
+                if (r < 0)
+                        return r;
                 disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
-                if (preflight_start(j->preflight) >= 0) {
-                        if (!j->start_at_once)
-                                return 0;
+                if (preflight_start(j->preflight) >= 0)
                         j->gate_beside = true;
-                        return start_attempt(j);
-                }
+                else
+                        disk_wait_stop(j->disk);
+                return 0;
+        }
+        if (j->preflight) {
+                j->state = PULL_JOB_GATING;
+                disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
+                if (preflight_start(j->preflight) >= 0)
+                        return 0;
                 j->state = PULL_JOB_IDLE;
                 disk_wait_stop(j->disk);
         }

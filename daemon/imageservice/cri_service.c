@@ -1,8 +1,8 @@
 /* cri_service.c: kubelet's image calls, served. A PullImage joins the watched pull of its image (or
- * starts one); when that pull has its result, each caller's own request goes to containerd once more,
- * now answered at once from what is on disk, so kubelet gets containerd's exact answer (image_ref, or
- * the status code of a permanent failure with pullwatch's diagnosis added). Every other image call,
- * and a PullImage pullwatch cannot watch, is forwarded unchanged. */
+ * starts one); when that pull has its result, each caller gets what containerd answered the pull's
+ * last attempt: its image_ref, or the status code and message of a permanent failure with pullwatch's
+ * diagnosis added. Only a result without such an answer sends the caller's own request to containerd
+ * once more. Every other image call, and a PullImage pullwatch cannot watch, is forwarded unchanged. */
 #include "daemon/imageservice/cri_service.h"
 
 #include <assert.h>
@@ -165,6 +165,32 @@ static int on_reap(sd_event_source *s, void *userdata) {
         return 0;
 }
 
+/* containerd's own answer to the watched pull's PullImage, to this caller: 0, or -errno when the result
+ * carries none (the caller is then asked of containerd once more). */
+static int answer(CriServiceCall *c, const PullEvent *e) {
+        if (e->ok && e->answer_ref) {
+                Runtime__V1__PullImageResponse resp = RUNTIME__V1__PULL_IMAGE_RESPONSE__INIT;
+                _cleanup_free_ uint8_t *buf = NULL;
+                size_t n;
+
+                resp.image_ref = (char *) e->answer_ref;
+                n = runtime__v1__pull_image_response__get_packed_size(&resp);
+                buf = malloc(n ?: 1);
+                if (!buf)
+                        return -ENOMEM;
+                (void) runtime__v1__pull_image_response__pack(&resp, buf);
+                (void) grpc_server_call_reply(c->call, buf, n);
+        } else if (!e->ok && e->error == ERROR_PERMANENT && e->answer_status > 0) {
+                _cleanup_free_ char *m = NULL;
+                if (asprintf(&m, "%s (pullwatch: %s)", e->answer_message ?: "", c->note ?: "") < 0)
+                        return -ENOMEM;
+                (void) grpc_server_call_fail(c->call, (GrpcStatus) e->answer_status, m);
+        } else
+                return -ENODATA;
+        call_finish(c);
+        return 0;
+}
+
 static void pull_done(CriPull *p, const PullEvent *e) {
         CriService *svc = p->service;
         bool answer_from_containerd = e->ok || e->error == ERROR_PERMANENT;
@@ -178,8 +204,12 @@ static void pull_done(CriPull *p, const PullEvent *e) {
                 /* what pullwatch makes of it: its diagnosis, or at least that it was not tried again */
                 if (asprintf(&c->note, "%s", e->diagnosis ?: e->ok ? "" : "a permanent error, not retried") < 0)
                         c->note = NULL;
-                if (answer_from_containerd)
-                        (void) forward(c);
+                if (answer_from_containerd) {
+                        if (answer(c, e) >= 0)
+                                svc->stats.answered++;
+                        else
+                                (void) forward(c);
+                }
                 else {
                         /* pullwatch gave up (every attempt stalled or failed transiently): asking
                          * containerd again would hang as the attempts did */
@@ -247,7 +277,9 @@ static int pull_join(CriServiceCall *c) {
                 p->image = strdup(req->image->image);
                 cred = request_credential(req);
                 r = p->image ? watched_pull_new(svc->event, svc->glue, svc->config, svc->driver,
-                                                &(WatchedPullSpec) { .image = p->image, .credential = cred },
+                                                &(WatchedPullSpec) { .image = p->image, .credential = cred,
+                                                                     /* kubelet waits: the gate goes beside */
+                                                                     .start_at_once = true },
                                                 on_pull_event, p, &p->pull)
                              : -ENOMEM;
                 if (r >= 0)
@@ -384,8 +416,9 @@ void cri_service_stats(const CriService *s, CriServiceStats *ret) {
 }
 
 json_t *cri_service_status_json(const CriService *s) {
-        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:[]}", "calls", (json_int_t) s->stats.calls, "pulls_started",
-                              (json_int_t) s->stats.pulls, "joined", (json_int_t) s->stats.joined, "forwarded",
+        json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:[]}", "calls", (json_int_t) s->stats.calls,
+                              "pulls_started", (json_int_t) s->stats.pulls, "joined", (json_int_t) s->stats.joined,
+                              "answered", (json_int_t) s->stats.answered, "forwarded",
                               (json_int_t) s->stats.forwarded, "fallbacks", (json_int_t) s->stats.fallbacks, "cancelled",
                               (json_int_t) s->stats.cancelled, "unimplemented", (json_int_t) s->stats.unimplemented,
                               "pulls");

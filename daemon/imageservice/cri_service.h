@@ -13,6 +13,8 @@ typedef struct CriServiceStats {
         uint64_t calls;           /* every call answered or cancelled */
         uint64_t pulls;           /* watched pulls started (callers of one image share one) */
         uint64_t joined;          /* PullImage calls that joined a watched pull already running */
+        uint64_t answered;        /* PullImage calls answered with containerd's answer to the watched pull
+                                   * (the others that waited for one were asked of containerd again) */
         uint64_t forwarded;       /* calls passed to containerd unchanged */
         uint64_t fallbacks;       /* PullImage calls forwarded because pullwatch could not watch them */
         uint64_t cancelled;       /* callers that left before their answer */

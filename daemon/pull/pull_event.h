@@ -52,6 +52,12 @@ typedef struct PullEvent {
                                  * docker client), "containerd-api" (ctr, nerdctl), "unknown"; NULL for
                                  * pullwatch's own */
         const char *hop;        /* the peer of a connection cut, or of a middlebox diagnosis ("host:port") */
+        /* result: the runtime's own answer to the last attempt's call (PullOutcome.answer_*), for a
+         * caller of the runtime's API to be answered with: the ref on success, the gRPC status and
+         * message of a failure; NULL / 0 when the runtime gave none */
+        const char *answer_ref;
+        int answer_status;
+        const char *answer_message;
 } PullEvent;
 
 typedef void (*pull_job_event_t)(PullJob *j, const PullEvent *e, void *userdata);

@@ -214,6 +214,11 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                 free(j->digest);
                 j->digest = strdup(o->digest);
         }
+        free(j->answer_ref);
+        free(j->answer_message);
+        j->answer_ref = o->answer_ref ? strdup(o->answer_ref) : NULL;
+        j->answer_status = o->answer_status;
+        j->answer_message = o->answer_message ? strdup(o->answer_message) : NULL;
         switch (o->error) {
         case ERROR_NONE: {
                 /* The runtime says the image is complete. dockerd on the containerd store stops its
@@ -223,8 +228,10 @@ static void on_finished(void *userdata, const PullOutcome *o) {
                         if (j->layers.seen[i].phase != PHASE_DONE)
                                 on_layer(j, j->layers.seen[i].id, PHASE_DONE, j->layers.seen[i].size,
                                          j->layers.seen[i].size, now_monotonic());
-                int r = j->driver->confirm ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
-                                           : -EOPNOTSUPP;
+                /* the runtime's answer may prove the image stored already (CRI's): nothing to ask */
+                int r = j->driver->confirm && !o->stored
+                                ? j->driver->confirm(j->glue, j->config, &j->req, on_confirmed, j, &j->confirm)
+                                : -EOPNOTSUPP;
                 if (r == -EOPNOTSUPP)
                         pull_job_finish_ok(j);
                 else if (r < 0)
@@ -259,10 +266,29 @@ static void on_finished(void *userdata, const PullOutcome *o) {
 static void on_disk(DiskWait *w, DiskFit fit, char *text, void *userdata) {
         PullJob *j = userdata;
         _cleanup_free_ char *t = text, *reason = NULL;
-        bool gate = j->state == PULL_JOB_GATING;
+        bool gate = j->state == PULL_JOB_GATING, beside = j->gate_beside;
 
+        j->gate_beside = false;
         if (gate)
                 j->state = PULL_JOB_IDLE;
+        if (beside) {
+                /* the gate's verdict on an attempt 1 that did not wait for it: room, and it goes on;
+                 * none, and it is cut as the gate would have kept it from starting (a success already
+                 * held for the probe is not undone) */
+                if ((fit != DISK_NO_ROOM && fit != DISK_OVER_HIGH) ||
+                    (j->state != PULL_JOB_RUNNING && j->state != PULL_JOB_IDLE))
+                        return;
+                if (j->state == PULL_JOB_RUNNING) {
+                        j->driver->cancel(j->pull);
+                        job_attempt_over(j);
+                        pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cancel", .evidence = t });
+                }
+                if (asprintf(&reason, "cut at once: %s", t ?: "no room on the image filesystem") < 0)
+                        reason = NULL;
+                pull_diag_report(&j->diag, DIAG_DISK_PRESSURE, TAKE_PTR(t), NULL);
+                pull_job_finish(j, false, ERROR_TRANSIENT, reason ?: "no room on the image filesystem");
+                return;
+        }
         if (fit == DISK_NO_ROOM || fit == DISK_OVER_HIGH) {
                 if (asprintf(&reason, "%s%s", gate ? "not started: " : "", t ?: "no room on the image filesystem") < 0)
                         reason = NULL;
@@ -292,6 +318,7 @@ static bool wait_for_space(PullJob *j, const char *message) {
                                    pull_layers_downloaded(&j->layers));
         free(j->last_reason);
         j->last_reason = strdup(message ?: "");
+        j->gate_beside = false; /* the wait for space replaces a gate verdict still to come */
         format_bytes_human(need, b_need, sizeof(b_need));
         snprintf(reason, sizeof(reason), "waiting for disk space: %s more needed on %s (no space left on device)",
                  b_need, disk_wait_path(j->disk) ?: "the image filesystem");
@@ -409,6 +436,9 @@ static int start_attempt(PullJob *j) {
         j->pull_verdict = VERDICT_PROGRESSING;
         detector_restart(j->detector, now);
         j->bytes += pull_layers_clear(&j->layers);
+        j->answer_ref = mfree(j->answer_ref); /* an answer is the attempt's own, never an earlier one's */
+        j->answer_message = mfree(j->answer_message);
+        j->answer_status = 0;
         if (j->have_liveness) {
                 LivenessDelta lv;
                 (void) j->liveness.sample(j->liveness.userdata, now, &lv); /* baseline */
@@ -492,6 +522,8 @@ PullJob *pull_job_free(PullJob *j) {
         free(j->image);
         free(j->last_reason);
         free(j->digest);
+        free(j->answer_ref);
+        free(j->answer_message);
         pull_diag_done(&j->diag);
         free(j->probe_note);
         free(j->pending_reason);
@@ -518,6 +550,18 @@ int pull_job_start(PullJob *j) {
          * most): an image that cannot fit, or that would trigger kubelet's image GC, is not pulled at
          * all. A runtime that cannot say where it keeps images is not held up (the gate answers "go on"
          * as soon as it says so). */
+        if (j->preflight && j->start_at_once) {
+                /* the runtime's request first, so that it goes out ahead of the probe's and the gate's */
+                int r = start_attempt(j);
+                if (r < 0)
+                        return r;
+                disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
+                if (preflight_start(j->preflight) >= 0)
+                        j->gate_beside = true;
+                else
+                        disk_wait_stop(j->disk);
+                return 0;
+        }
         if (j->preflight) {
                 j->state = PULL_JOB_GATING;
                 disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
@@ -527,6 +571,11 @@ int pull_job_start(PullJob *j) {
                 disk_wait_stop(j->disk);
         }
         return start_attempt(j);
+}
+
+void pull_job_set_start_at_once(PullJob *j, bool b) {
+        assert(j);
+        j->start_at_once = b;
 }
 
 void pull_job_abort(PullJob *j, const char *why) {

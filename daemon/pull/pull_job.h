@@ -30,6 +30,10 @@ static inline void pull_job_freep(PullJob **j) { pull_job_free(*j); }
 void pull_job_set_liveness(PullJob *j, const LivenessSource *src);
 /* Record the job's registry probe in seen (the owner's table, registry_seen.h; NULL: nowhere). */
 void pull_job_set_registry_seen(PullJob *j, RegistrySeen *seen);
+/* Attempt 1 starts at once, beside the disk gate and the registry probe instead of after them (a
+ * caller waiting on the pull, kubelet through the CRI endpoint): a gate that then finds no room cuts
+ * the attempt and ends the pull as it would have refused to start it. Before pull_job_start(). */
+void pull_job_set_start_at_once(PullJob *j, bool b);
 int pull_job_start(PullJob *j);
 /* Stop now (shutdown): the attempt is cut and a result with ERROR_CANCELLED is sent. */
 void pull_job_abort(PullJob *j, const char *why);

@@ -44,6 +44,9 @@ struct PullJob {
         PullLayers layers;        /* this attempt's, as the runtime reported them */
         char *last_reason;
         char *digest;
+        char *answer_ref;         /* the last attempt's runtime answer (PullOutcome.answer_*) */
+        int answer_status;
+        char *answer_message;
         uint64_t bytes;
         PullJobState state;
         PullDiag diag;            /* cuts so far (dockerd's own retries too), diagnoses named */
@@ -57,6 +60,8 @@ struct PullJob {
         bool pending_ok;           /* PENDING: a success held (briefly) for the probe's diagnoses */
         char *pending_reason;
         DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
+        bool gate_beside;         /* attempt 1 did not wait: the gate's verdict, still to come, cuts it */
+        bool start_at_once;       /* pull_job_set_start_at_once() */
 };
 
 static inline bool job_finished(const PullJob *j) {

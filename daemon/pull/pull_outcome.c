@@ -28,7 +28,9 @@ void pull_job_finish(PullJob *j, bool ok, ErrorClass error, const char *reason) 
         disk_wait_stop(j->disk);
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_RESULT, .ok = ok, .error = error, .reason = reason,
                                         .digest = j->digest, .bytes = j->bytes, .diagnosis = j->diag.diagnosis,
-                                        .registry_probe = j->probe_note,
+                                        .registry_probe = j->probe_note, .answer_ref = ok ? j->answer_ref : NULL,
+                                        .answer_status = ok ? 0 : j->answer_status,
+                                        .answer_message = ok ? NULL : j->answer_message,
                                         .elapsed_s = (double) (now_monotonic() - j->started) / USEC_PER_SEC });
 }
 

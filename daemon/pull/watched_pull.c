@@ -121,6 +121,7 @@ int watched_pull_new(sd_event *event, CurlGlue *glue, SharedConfig *config, cons
         if (r < 0)
                 return r;
         pull_job_set_registry_seen(p->job, spec->seen);
+        pull_job_set_start_at_once(p->job, spec->start_at_once);
         if (runtime_liveness_new_for(driver, c, &p->liveness) >= 0) {
                 LivenessSource src = runtime_liveness_source(p->liveness);
                 watch_disk(p, glue, driver, c);

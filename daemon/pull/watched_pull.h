@@ -27,6 +27,7 @@ typedef struct WatchedPullSpec {
          * the config's files; copied, and never logged. NULL = look them up in the files. */
         const Credential *credential;
         RegistrySeen *seen;       /* where its registry probe is recorded (the agent's table); NULL = nowhere */
+        bool start_at_once;       /* attempt 1 beside the disk gate, not after it (pull_job_set_start_at_once) */
 } WatchedPullSpec;
 
 typedef struct WatchedPull WatchedPull;

@@ -27,6 +27,8 @@ struct RuntimePull {
         ErrorClass error;
         char *message;
         char *digest;
+        int answer_status;        /* containerd's gRPC status of a failed PullImage (0: none) */
+        char *answer_message;     /* and its grpc-message, verbatim */
 };
 
 static bool platform_is_host(const char *platform) {
@@ -38,7 +40,10 @@ static bool platform_is_host(const char *platform) {
 }
 
 static void pull_finish(RuntimePull *p) {
-        PullOutcome o = { .error = p->error, .message = p->message, .digest = p->digest };
+        PullOutcome o = { .error = p->error, .message = p->message, .digest = p->digest,
+                          .answer_ref = p->error == ERROR_NONE ? p->image_ref : NULL,
+                          .answer_status = p->answer_status, .answer_message = p->answer_message,
+                          .stored = p->error == ERROR_NONE && p->image_ref };
         if (p->finished)
                 return;
         p->finished = true;
@@ -117,6 +122,10 @@ static void on_pull_done(CriCall *call, CriReply *reply, void *userdata) {
                 return;
         }
         p->error = containerd_classify(reply->transport_error, reply->status, reply->grpc_message);
+        if (!reply->transport_error && reply->status != GRPC_OK) {
+                p->answer_status = reply->status;
+                p->answer_message = strdup(reply->grpc_message ?: "");
+        }
         /* the pull's words name the call, also when the transport failed it (that line names the socket) */
         if (reply->transport_error < 0)
                 (void) error_detail_wrap(&reply->detail, reply->error, "PullImage");
@@ -150,6 +159,7 @@ RuntimePull *cd_pull_free(RuntimePull *p) {
         free(p->message);
         free(p->digest);
         free(p->image_ref);
+        free(p->answer_message);
         free(p);
         return NULL;
 }

@@ -30,6 +30,16 @@ typedef struct PullOutcome {
         ErrorClass error;         /* ERROR_NONE on success */
         const char *message;      /* runtime's words, NULL on success */
         const char *digest;       /* image digest when known */
+        /* The runtime's own answer to its pull call, for a caller that asked the runtime's API through
+         * pullwatch (the CRI endpoint) to be answered with it instead of asking again: on success the
+         * ref it named (CRI's image_ref), on failure its gRPC status and message, verbatim. NULL / 0
+         * when the runtime's call is not one a caller makes (Docker's Engine API). */
+        const char *answer_ref;
+        int answer_status;        /* a GrpcStatus; 0 (OK) when none */
+        const char *answer_message;
+        /* The answer itself proves the image is in the runtime's store (CRI answers PullImage only
+         * after the image is created): no confirming question follows. */
+        bool stored;
 } PullOutcome;
 
 /* Where the runtime's main process is proven from (see probes/runtime/runtime_identity.h). */

@@ -25,7 +25,9 @@ transport (no grpc-status at all: the connection failed or broke), open (the cal
 flight when the client stopped: `end` is when it stopped, `grpc_status` null).
 
 It stops by itself: when every image is pulled, after --give-up-after SECONDS (in-flight calls are
-abandoned by closing their stream and reported as open), or on SIGTERM/SIGINT (the same). Exit 0
+abandoned by closing their stream and reported as open), after --calls N answered calls (a test that
+wants one failed call's answer, where kubelet would call again after its back-off), or on
+SIGTERM/SIGINT (the same). Exit 0
 when every image was pulled, 1 otherwise, 2 on usage errors.
 
 The gRPC/protobuf encoding is tests/bed/cri.py's; curl (--http2-prior-knowledge over the unix
@@ -62,6 +64,7 @@ class Client:
         self.order = list(a.images)
         self.inflight = {}  # call number -> (Popen, image, start)
         self.n_open = 0
+        self.answered = 0
 
     def emit(self, obj):
         with self.out_lock:
@@ -107,6 +110,10 @@ class Client:
                 st["backoff"] = self.a.backoff_initial if st["backoff"] == 0 else \
                     min(st["backoff"] * 2, self.a.backoff_max)
                 st["next"] = time.time() + st["backoff"]
+            self.answered += 1
+            if self.a.calls and self.answered >= self.a.calls and not self.stop:
+                self.stop = True
+                self.stop_reason = "calls"
             self.lock.notify_all()
 
     # ------------------------------------------------------------ one call
@@ -245,6 +252,8 @@ def main():
                     help="pulls at once (maxParallelImagePulls); 1 = serializeImagePulls (default)")
     ap.add_argument("--give-up-after", type=float, default=600, metavar="SECONDS",
                     help="stop after this long, abandoning calls in flight (default 600; 0 = never)")
+    ap.add_argument("--calls", type=int, default=0, metavar="N",
+                    help="stop after N answered calls (default 0: no limit); use with --parallel 1")
     ap.add_argument("--backoff-initial", type=float, default=10, metavar="SECONDS")
     ap.add_argument("--backoff-max", type=float, default=300, metavar="SECONDS")
     ap.add_argument("--username")

@@ -83,7 +83,8 @@ echo
 echo "The same CRI calls sent to \`pullwatch daemon\`'s \`cri.listen\` and straight to containerd's socket,"
 echo "side by side. PullImage (4 layers of 16 MiB through the proxy, removed with RemoveImage before every"
 echo "pull; median of $RUNS each way, the order swapped every pair) is one curl call either way; through"
-echo "the endpoint it is a watched pull, then the caller's request forwarded once more."
+echo "the endpoint it is a watched pull (attempt 1 beside the disk gate and registry probe), answered with"
+echo "containerd's own answer to the watched pull's PullImage."
 echo
 
 # PullImage: wall time, containerd's and pullwatch's CPU. One curl per pull (the request encoded once,
@@ -122,8 +123,8 @@ echo "Each pull: $(awk '$1 == "direct" {printf "%.2f ", $2}' "$W/pulls")s direct
 echo "through pullwatch."
 echo
 echo "Where the time goes (medians; containerd's own log lines \`PullImage \"...\"\` and \`... returns\` against"
-echo "the call's start and end; through pullwatch containerd sees the watched pull's PullImage, then the"
-echo "caller's request forwarded once more):"
+echo "the call's start and end; through pullwatch containerd sees the watched pull's PullImage, and a"
+echo "second one only when the endpoint had no answer of containerd's to give):"
 echo
 python3 - "$W/pulls" "$d" <<'PY'
 import datetime, re, statistics, sys
@@ -153,6 +154,7 @@ for line in open(sys.argv[1]):
         if len(starts) > 1 and len(rets) > 1:
             r["between"] = starts[1] - rets[0]
             r["second"] = rets[1] - starts[1]
+    r["n"] = len(starts)
     rows[kind].append(r)
 
 
@@ -167,17 +169,21 @@ def ms(v):
 
 print("| part of the call | containerd's socket | through pullwatch | added |")
 print("|---|---|---|---|")
-for key, name in (("before", "call start to containerd's (first) PullImage: pullwatch's preflight (registry manifest, runtime settings), disk gate, liveness baseline"),
+for key, name in (("before", "call start to containerd's (first) PullImage: the watched pull's start (liveness baseline, lease; the registry probe and disk gate run beside the attempt)"),
                   ("pull", "containerd's (first) PullImage"),
                   ("between", "its answer to the forwarded PullImage: ImageStatus confirm, the forward's connection"),
                   ("second", "the forwarded PullImage, the image there (containerd resolves the tag at the registry again)"),
                   ("after", "containerd's last answer to the caller's end")):
     d, t = med("direct", key), med("through", key)
     if key in ("between", "second"):
-        d = 0.0 if t is not None else None
+        if t is None:
+            continue  # no second PullImage
+        d = 0.0
     print("| %s | %s | %s | %s |" % (name, ms(d), ms(t), "-" if d is None or t is None else "%+.0f ms" % (t - d)))
     if key != "pull" and d is not None and t is not None:
         fixed = (fixed or 0) + t - d
+print()
+print("PullImage calls containerd saw per call through pullwatch: %s." % " ".join(str(r["n"]) for r in rows["through"]))
 if fixed is not None:
     print()
     print("Outside containerd's own pull the endpoint adds **%+.0f ms** per call: %.1f %% of the direct pull's median"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # pullwatch as kubelet's CRI image service: the daemon serves runtime.v1.ImageService on a socket
 # that a socket-activation stand-in (tests/bed/sockact.py --respawn, as systemd's pullwatch-cri.socket)
-# holds, and pulls through the bed's containerd CRI. The client is kubelet-shaped: one PullImage call
-# with no deadline per image (tests/bed/kubelet.py when present in the bed, else tests/bed/cri.py with
-# no timeout, which is the same single call). Each answer is compared with what containerd gives
-# directly. Runs on every containerd row (1.6, 1.7, 2.1).
+# holds, and pulls through the bed's containerd CRI. The puller is kubelet-shaped (tests/bed/kubelet.py:
+# PullImage with no deadline, kubelet's back-off of 10 s before it calls again for a failed image,
+# maxParallelImagePulls with --parallel), so "one call, and it succeeds" is counted from its calls; the
+# other image calls (status, list, fsinfo, rm) go through tests/bed/cri.py. Each answer is compared
+# with what containerd gives directly. Runs on every containerd row (1.6, 1.7, 2.1).
 
 load helpers
 load pw_helpers
@@ -20,6 +21,49 @@ cri_call() { # SOCK ARGS...
 }
 
 grpc_code() { sed -n 's/.*grpc-status \([0-9]*\):.*/\1/p' <<<"$1" | head -n1; }
+
+# kubelet pulling IMAGE... through SOCK until they are pulled (or KUBELET_ARGS stop it earlier); its JSON
+# lines in $KOUT, its exit status in KRC; the summary in KSUM
+kubelet() { # SOCK IMAGE...
+	local sock=$1
+	shift
+	KOUT=$BED_DIR/kubelet.$BATS_TEST_NUMBER.$RANDOM.out
+	KRC=0
+	# shellcheck disable=SC2086
+	timeout -k 5 400 python3 "$BED_KUBELET" --sock "$sock" --give-up-after 300 ${KUBELET_ARGS:-} "$@" \
+		>"$KOUT" 2>&1 3>&- || KRC=$?
+	kubelet_read
+}
+kubelet_read() { cat "$KOUT"; KSUM=$(jq -c 'select(.event == "summary")' "$KOUT"); }
+
+# the same in the background: its pid in KPID
+kubelet_bg() { # SOCK IMAGE...
+	local sock=$1
+	shift
+	KOUT=$BED_DIR/kubelet.$BATS_TEST_NUMBER.$RANDOM.out
+	KRC=0
+	timeout -k 5 400 python3 "$BED_KUBELET" --sock "$sock" --give-up-after 300 "$@" >"$KOUT" 2>&1 3>&- &
+	KPID=$!
+}
+
+# one failed call's answer and no more (kubelet would call again after its back-off): its grpc-status
+# in KCODE and grpc-message in KMSG
+kubelet_once() { # SOCK IMAGE
+	KUBELET_ARGS=--calls=1 kubelet "$@" || true
+	KCODE=$(jq -r 'select(.event == "call") | .grpc_status' "$KOUT")
+	KMSG=$(jq -r 'select(.event == "call") | .grpc_message' "$KOUT")
+}
+
+# PullImage calls containerd logged for IMAGE after line N of its log
+cd_pullimage_since() { # N IMAGE
+	tail -n +$(($1 + 1)) "$CONTAINERD_LOG" | grep -cF "msg=\"PullImage \\\"$2\\\"\"" || true
+}
+cd_log_lines() { wc -l <"$CONTAINERD_LOG"; }
+
+# the summary says: every image pulled, each in exactly one call
+one_call_each() {
+	[ "$KRC" -eq 0 ] && jq -e '.ok and .calls == (.images | length) and ([.images[].calls] | all(. == 1))' <<<"$KSUM"
+}
 
 cri_daemon_start() {
 	DLOG=$BED_DIR/cri-daemon.log
@@ -76,10 +120,18 @@ setup() {
 	unpigz_mode real
 }
 
-@test "forwarded calls (ImageStatus, ListImages, ImageFsInfo, RemoveImage) answer exactly as containerd does" {
-	cri_call "$CRI_SOCK" pull "$PROXY_ADDR/test/ok:v1"
-	echo "$CALL_OUT"
-	[ "$CALL_RC" -eq 0 ]
+@test "PullImage is answered with containerd's own image_ref from the one PullImage it saw; forwarded calls (ImageStatus, ListImages, ImageFsInfo, RemoveImage) answer exactly as containerd does" {
+	local n0 answered0 ref
+	cri_rmi "$PROXY_ADDR/test/ok:v1"
+	n0=$(cd_log_lines)
+	answered0=$(stats | jq .answered)
+	kubelet "$CRI_SOCK" "$PROXY_ADDR/test/ok:v1"
+	one_call_each
+	# containerd saw one PullImage, the watched pull's: the caller's answer is containerd's answer to it
+	[ "$(cd_pullimage_since "$n0" "$PROXY_ADDR/test/ok:v1")" -eq 1 ]
+	[ "$(stats | jq .answered)" -eq $((answered0 + 1)) ]
+	ref=$(jq -r '.images[].image_ref' <<<"$KSUM")
+	[ "$ref" = "$(cri_status "$PROXY_ADDR/test/ok:v1" | jq -r .image.id)" ]
 	for q in "status $PROXY_ADDR/test/ok:v1" "status $PROXY_ADDR/test/absent:v1" list; do
 		# shellcheck disable=SC2086
 		a=$(python3 "$BED_CRI" --sock "$CRI_SOCK" $q)
@@ -129,17 +181,22 @@ setup() {
 	cri_call "$CRI_SOCK" status "$PROXY_ADDR/test/ok:v1"
 	[ "$CALL_RC" -eq 0 ]
 	status_json | jq -e '.state == "running"'
+	# and kubelet's pulls still go through
+	cri_rmi "$PROXY_ADDR/test/ok:v1"
+	kubelet "$CRI_SOCK" "$PROXY_ADDR/test/ok:v1"
+	one_call_each
 }
 
 @test "hung decompressor once: one call, and it succeeds; pullwatch ended the helper" {
 	cri_rmi "$PROXY_ADDR/test/hang:v1"
 	unpigz_mode sleep
-	timeout 300 python3 "$BED_CRI" --sock "$CRI_SOCK" --timeout 100000 pull "$PROXY_ADDR/test/hang:v1" &
-	local call=$!
+	kubelet_bg "$CRI_SOCK" "$PROXY_ADDR/test/hang:v1"
 	# only the first decompressor sleeps: the next one, after pullwatch ends it, is real
 	wait_for 60 bash -c "[ -n \"\$(source $BATS_TEST_DIRNAME/helpers.bash; unpigz_pids $(containerd_pid))\" ]"
 	unpigz_mode real
-	wait "$call"
+	wait "$KPID" || KRC=$?
+	kubelet_read
+	one_call_each
 	cri_status "$PROXY_ADDR/test/hang:v1" | jq -e '.image != null'
 	wait_journal 20 '.PULLWATCH_ALERT == "decompressor-hang" and .PULLWATCH_IMAGE == "'"$PROXY_ADDR/test/hang:v1"'"'
 	grep -q "killed by pidfd" "$DLOG"
@@ -152,9 +209,8 @@ setup() {
 	cri_rmi "$PROXY_ADDR/test/stall:v1"
 	proxy_reset
 	proxy_rule "{\"digest\":\"$layer\",\"stall_at\":3145728,\"stall_for\":\"forever\",\"first\":1}" >/dev/null
-	cri_call "$CRI_SOCK" pull "$PROXY_ADDR/test/stall:v1"
-	echo "$CALL_OUT"
-	[ "$CALL_RC" -eq 0 ]
+	kubelet "$CRI_SOCK" "$PROXY_ADDR/test/stall:v1"
+	one_call_each
 	served=$(proxy_counters | jq '.blob_bytes')
 	echo "served $served of $size"
 	awk -v s="$served" -v t="$size" 'BEGIN { exit !(s <= 1.1 * t) }'
@@ -165,55 +221,64 @@ setup() {
 	cri_rmi "$PROXY_ADDR/test/slow:v1"
 	before=$(journal | jq -s 'length')
 	unpigz_mode drip:16
-	cri_call "$CRI_SOCK" pull "$PROXY_ADDR/test/slow:v1"
-	echo "$CALL_OUT"
-	[ "$CALL_RC" -eq 0 ]
+	kubelet "$CRI_SOCK" "$PROXY_ADDR/test/slow:v1"
+	one_call_each
 	# no action, no fault verdict, one attempt
 	! journal | jq -s --argjson b "$before" '.[$b:][] | select(.PULLWATCH_IMAGE == "'"$PROXY_ADDR/test/slow:v1"'")
 		| select(.PULLWATCH_VERDICT == "hung" or .PULLWATCH_VERDICT == "stalled" or .PULLWATCH_ALERT == "decompressor-hang")' | grep -q .
 	! grep "test/slow:v1.*attempt 1 failed" "$DLOG"
 }
 
-@test "missing image, refused auth, no matching platform: containerd's own status code, and no retry" {
-	local img code_pw code_cd attempts
+@test "missing image, refused auth, no matching platform: containerd's own status code and message, pullwatch's note, one call, no retry" {
+	local img code_cd msg_cd n0 attempts reg answered0
+	answered0=$(stats | jq .answered)
 	for img in test/missing:v1 test/arm:v1; do
-		cri_call "$CONTAINERD_SOCK" pull "$PROXY_ADDR/$img"
-		code_cd=$(grpc_code "$CALL_OUT")
-		cri_call "$CRI_SOCK" pull "$PROXY_ADDR/$img"
-		code_pw=$(grpc_code "$CALL_OUT")
-		echo "$img: containerd $code_cd, pullwatch $code_pw: $CALL_OUT"
-		[ "$CALL_RC" -ne 0 ] && [ -n "$code_cd" ] && [ "$code_pw" = "$code_cd" ]
-		[[ "$CALL_OUT" == *"(pullwatch: "* ]]
+		kubelet_once "$CONTAINERD_SOCK" "$PROXY_ADDR/$img"
+		code_cd=$KCODE msg_cd=$KMSG
+		n0=$(cd_log_lines)
+		kubelet_once "$CRI_SOCK" "$PROXY_ADDR/$img"
+		echo "$img: containerd $code_cd '$msg_cd', pullwatch $KCODE '$KMSG'"
+		[ "$code_cd" != 0 ] && [ "$code_cd" != null ] && [ "$KCODE" = "$code_cd" ]
+		# containerd's words first, then pullwatch's
+		[[ "$KMSG" == "$msg_cd (pullwatch: "* ]]
 		attempts=$(grep -c "$PROXY_ADDR/$img (containerd): pull failed" "$DLOG" || true)
 		[ "$attempts" -eq 1 ]
 		! grep -q "$PROXY_ADDR/$img.*retrying" "$DLOG"
+		# the answer is the one containerd gave the watched pull: no second PullImage
+		[ "$(cd_pullimage_since "$n0" "$PROXY_ADDR/$img")" -eq 1 ]
 	done
 	# refused auth: a registry (on the bed's storage) that wants a token the caller does not have
 	(cd "$REPO" && start_token_registry pwuser pwpass && echo "$TOKEN_REGISTRY" >"$BED_DIR/token.addr")
-	local reg
 	reg=$(cat "$BED_DIR/token.addr")
-	cri_call "$CONTAINERD_SOCK" pull "$reg/test/ok:v1"
-	code_cd=$(grpc_code "$CALL_OUT")
-	cri_call "$CRI_SOCK" pull "$reg/test/ok:v1"
-	code_pw=$(grpc_code "$CALL_OUT")
+	kubelet_once "$CONTAINERD_SOCK" "$reg/test/ok:v1"
+	code_cd=$KCODE msg_cd=$KMSG
+	kubelet_once "$CRI_SOCK" "$reg/test/ok:v1"
 	stop_token_registry
-	echo "auth: containerd $code_cd, pullwatch $code_pw: $CALL_OUT"
-	[ "$CALL_RC" -ne 0 ] && [ -n "$code_cd" ] && [ "$code_pw" = "$code_cd" ]
+	echo "auth: containerd $code_cd '$msg_cd', pullwatch $KCODE '$KMSG'"
+	[ "$code_cd" != 0 ] && [ "$code_cd" != null ] && [ "$KCODE" = "$code_cd" ]
+	[[ "$KMSG" == *" (pullwatch: "* ]]
 	attempts=$(grep -c "$reg/test/ok:v1 (containerd): pull failed" "$DLOG" || true)
 	[ "$attempts" -eq 1 ]
+	[ "$(stats | jq .answered)" -eq $((answered0 + 3)) ]
 }
 
 @test "four pulls at once, two of them the same image: three watched pulls, four successes" {
-	local before after pids=()
+	local before after k1 k2
 	for t in v1 v2 v3; do cri_rmi "$PROXY_ADDR/test/par:$t"; done
 	before=$(stats | jq .pulls_started)
 	# slow the blobs a little so the four overlap
 	proxy_rule '{"path":"/blobs/","throttle":1000000}' >/dev/null
-	for t in v1 v1 v2 v3; do
-		timeout 300 python3 "$BED_CRI" --sock "$CRI_SOCK" --timeout 100000 pull "$PROXY_ADDR/test/par:$t" &
-		pids+=($!)
-	done
-	for p in "${pids[@]}"; do wait "$p"; done # each call succeeded (set -e on a failed wait)
+	# kubelet with maxParallelImagePulls 3, and a second pod's pull of v1 (kubelet does not merge them)
+	kubelet_bg "$CRI_SOCK" --parallel 3 "$PROXY_ADDR/test/par:v1" "$PROXY_ADDR/test/par:v2" "$PROXY_ADDR/test/par:v3"
+	k1=$KPID K1=$KOUT
+	kubelet_bg "$CRI_SOCK" "$PROXY_ADDR/test/par:v1"
+	k2=$KPID K2=$KOUT
+	wait "$k1" || KRC=$?
+	KOUT=$K1 kubelet_read
+	one_call_each
+	wait "$k2" || KRC=$?
+	KOUT=$K2 kubelet_read
+	one_call_each
 	after=$(stats | jq .pulls_started)
 	echo "watched pulls: $before -> $after"
 	[ $((after - before)) -eq 3 ]
@@ -221,20 +286,20 @@ setup() {
 	stats | jq -e '.joined >= 1'
 }
 
-@test "kill -9 of pullwatch during a call: the next call succeeds through the socket" {
+@test "kill -9 of pullwatch during a call: kubelet's next call, after its back-off, succeeds through the socket" {
 	local pid
 	cri_rmi "$PROXY_ADDR/test/ok:v1"
 	pid=$(cat "$BED_DIR/cri-daemon.pid")
 	unpigz_mode slow:5
-	timeout 300 python3 "$BED_CRI" --sock "$CRI_SOCK" --timeout 100000 pull "$PROXY_ADDR/test/ok:v1" &
-	local call=$!
+	kubelet_bg "$CRI_SOCK" "$PROXY_ADDR/test/ok:v1"
 	wait_status 30 '.cri.pulls | length == 1'
 	kill -9 "$pid"
-	wait "$call" || true # this caller's connection went with pullwatch: kubelet would retry
 	unpigz_mode real
-	cri_call "$CRI_SOCK" pull "$PROXY_ADDR/test/ok:v1"
-	echo "$CALL_OUT"
-	[ "$CALL_RC" -eq 0 ]
+	# the first call's connection went with pullwatch; kubelet calls again 10 s later
+	wait "$KPID" || KRC=$?
+	kubelet_read
+	[ "$KRC" -eq 0 ] && jq -e '.ok and .calls == 2' <<<"$KSUM"
+	jq -s -e '[.[] | select(.event == "call") | .outcome] == ["transport", "ok"]' "$KOUT"
 	[ "$(cat "$BED_DIR/cri-daemon.pid")" != "$pid" ]
 	cri_status "$PROXY_ADDR/test/ok:v1" | jq -e '.image != null'
 }

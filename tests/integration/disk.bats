@@ -78,6 +78,31 @@ avail_bytes() { df --output=avail -B1 "$SMALL/root" | tail -n 1 | tr -d ' '; }
 	start_small_containerd 160m
 }
 
+@test "disk (CRI endpoint): kubelet's pull of a 120 MB image against 80 MB free starts beside the gate, which cuts it: one call, its error names disk-pressure with the numbers, nothing stored" {
+	local d=$BATS_TEST_TMPDIR out=$BATS_TEST_TMPDIR/kubelet.out dpid rc=0
+	stop_small_containerd
+	start_small_containerd 80m
+	push_image test/disk-big v1 40MiB,40MiB,40MiB >/dev/null
+	proxy_reset
+	mkdir -p "$d/state"
+	{ cat "$PW_CONFIG"; printf 'runtime: containerd\nstate_dir: %s\ncontrol_socket: %s\ncri:\n  listen: %s\n' \
+		"$d/state" "$d/control.sock" "$d/cri.sock"; } >"$d/cri.yaml"
+	"$PULLWATCH" daemon --config "$d/cri.yaml" >"$d/daemon.log" 2>&1 3>&- &
+	dpid=$!
+	wait_for 20 test -S "$d/cri.sock"
+	timeout -k 5 120 python3 "$BED_KUBELET" --sock "$d/cri.sock" --calls 1 "$PROXY_ADDR/test/disk-big:v1" >"$out" 2>&1 || rc=$?
+	kill -TERM "$dpid"
+	wait "$dpid" || true
+	cat "$out"
+	grep "disk-big" "$d/daemon.log" || true
+	[ "$rc" -eq 1 ]
+	jq -s -e '[.[] | select(.event == "call")] | length == 1 and (.[0] | .outcome == "error" and
+		(.grpc_message | test("cut at once: .*needs 120")) and (.grpc_message | test("disk-pressure")))' "$out"
+	! ctr -a "$SMALL/cd.sock" -n k8s.io images ls -q | grep -q disk-big
+	stop_small_containerd
+	start_small_containerd 160m
+}
+
 @test "disk: out of space mid-pull, the retry waits for the space (statvfs) and resumes: <= 1.5x the image served" {
 	img=$(push_image test/disk-mid v1 24MiB,8MiB)
 	big=$(biggest_layer "$img")

@@ -266,6 +266,15 @@ static int share_answer(RuntimeOp *op, int r, long status, const char *body) {
 
 static int http_start(RuntimeOp *op, const char *socket, const char *path);
 
+/* Waiters are answered in the order they asked (a preheat's pulls start in list order). */
+static void share_wait(ShareEntry *e, RuntimeOp *op) {
+        RuntimeOp **w = &e->waiters;
+        while (*w)
+                w = &(*w)->share_next;
+        op->share_next = NULL;
+        *w = op;
+}
+
 /* The leader's request ended (answered, or its op freed first): its waiters get the answer, or, with
  * none, the first of them asks again and the rest wait on it. */
 static void share_settle(ShareEntry *e, bool have, int r, long status, const char *body) {
@@ -291,10 +300,8 @@ static void share_settle(ShareEntry *e, bool have, int r, long status, const cha
                                 w->share = NULL;
                                 (void) share_answer(w, -EIO, 0, NULL);
                         }
-                } else {
-                        w->share_next = e->waiters;
-                        e->waiters = w;
-                }
+                } else
+                        share_wait(e, w);
                 w = n;
         }
 }
@@ -338,8 +345,7 @@ int runtime_op_http_shared(CurlGlue *glue, const char *socket, const char *path,
                 r = share_answer(op, 0, 200, e->body);
         else if (e->leader) {
                 op->share = e;
-                op->share_next = e->waiters;
-                e->waiters = op;
+                share_wait(e, op);
         } else {
                 op->share = e;
                 e->leader = op;

@@ -196,8 +196,13 @@ static bool any_download_moving(const Detector *d, usec_t window_start) {
 void detector_liveness(Detector *d, const LivenessDelta *lv) {
         /* Helper output and disk growth belong to extraction. The runtime's own I/O (which the caller
          * passes only for runtimes that extract in-process) could be another layer's download, so it
-         * counts for a silent layer only when no download moved meanwhile. */
-        bool runtime_attributable = !any_download_moving(d, lv->at - lv->interval);
+         * counts for a silent layer only when no download moved meanwhile; and only with no helper
+         * alive: with one, the helper is the pipeline (the runtime writes what the helper produced, a
+         * pipe's worth at most, and a runtime slow to write drains the pipe, so the helper writes
+         * again within a sample or two). While the helper is silent, the runtime's own writes are
+         * something else: containerd's metadata commits, its GC after a removal (on a loaded node
+         * one came 13 s into an asleep decompressor's silence and put the hung verdict 13 s late). */
+        bool runtime_attributable = lv->n_helpers == 0 && !any_download_moving(d, lv->at - lv->interval);
         bool output = lv->available &&
                       (lv->helper_io > 0 || lv->disk_grew || (runtime_attributable && lv->runtime_io > 0));
         /* A quarter of a core is work, not a helper idling in a read. */

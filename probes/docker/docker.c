@@ -263,7 +263,8 @@ int docker_start(CurlGlue *glue, const Config *config, const PullRequest *req, c
         /* On the containerd image store the layers are decompressed by containerd's children: say
          * which containerd, so liveness watches it too, and hold the partial downloads there. Asked
          * alongside the pull, never before it. */
-        (void) runtime_op_http(glue, config->docker_socket, "/info", info_parse, NULL, on_info, p, &p->info_op);
+        (void) runtime_op_http_shared(glue, config->docker_socket, "/info", RUNTIME_OP_SETTINGS_TTL, info_parse, NULL, on_info,
+                                      p, &p->info_op);
         *ret = p;
         return 0;
 }
@@ -368,8 +369,9 @@ static int ping_parse(const char *socket, int r, long status, const char *body, 
 
 int docker_ping_async(CurlGlue *glue, const Config *config, runtime_op_done_t done, void *userdata,
                              RuntimeOp **ret) {
-        return runtime_op_http(glue, config->docker_socket, "/version", ping_parse, config->docker_socket, done,
-                               userdata, ret);
+        /* joins a /version in flight, never takes an older answer: a ping says whether dockerd answers now */
+        return runtime_op_http_shared(glue, config->docker_socket, "/version", 0, ping_parse, config->docker_socket,
+                                      done, userdata, ret);
 }
 
 int docker_ping(const Config *config, ErrorDetail *ret_error) {
@@ -403,8 +405,8 @@ static void on_abandon_info(RuntimeOp *op, int r, const char *text, void *userda
 /* The job gave up: drop the lease holding its partial downloads in the containerd dockerd pulls
  * through (asked again: the pull that learned it may be gone). */
 int docker_abandon(CurlGlue *glue, const Config *config, const PullRequest *req) {
-        return runtime_op_http(glue, config->docker_socket, "/info", abandon_parse, req->image, on_abandon_info, glue,
-                               NULL);
+        return runtime_op_http_shared(glue, config->docker_socket, "/info", RUNTIME_OP_SETTINGS_TTL, abandon_parse,
+                                      req->image, on_abandon_info, glue, NULL);
 }
 
 static size_t collect(char *data, size_t size, size_t n, void *userdata) {

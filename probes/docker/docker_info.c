@@ -24,5 +24,6 @@ static int parse_info(const char *socket, int r, long status, const char *body, 
 
 int docker_extraction_dir(CurlGlue *glue, const char *socket, runtime_op_done_t done, void *userdata,
                           RuntimeOp **ret) {
-        return runtime_op_http(glue, socket, "/info", parse_info, socket, done, userdata, ret);
+        return runtime_op_http_shared(glue, socket, "/info", RUNTIME_OP_SETTINGS_TTL, parse_info, socket, done, userdata,
+                                      ret);
 }

@@ -107,5 +107,5 @@ int imagefs_locate_engine(CurlGlue *glue, const Config *config, runtime_op_done_
                           RuntimeOp **ret) {
         const char *sock = config->docker_socket ?: "/var/run/docker.sock";
 
-        return runtime_op_http(glue, sock, "/info", info_parse, sock, done, userdata, ret);
+        return runtime_op_http_shared(glue, sock, "/info", RUNTIME_OP_SETTINGS_TTL, info_parse, sock, done, userdata, ret);
 }

@@ -15,6 +15,7 @@
 #include "probes/cri/cri_client.h"
 #include "probes/transport/grpc.h"
 #include "probes/runtime/runtime_identity.h"
+#include "probes/runtime/runtime_op.h"
 
 #define FETCH_TIMEOUT (3 * USEC_PER_SEC)
 
@@ -24,9 +25,7 @@ struct RuntimeRegistryFetch {
         char *socket;
         char *pidfile;            /* containerd.pidfile, to prove which process is containerd */
         unsigned step;
-        CURL *easy;
-        char *buf;
-        size_t len;
+        RuntimeOp *op;            /* dockerd's /version or /info, shared with the pull's other probes */
         GrpcCall *call;
         CriCall *cri_call;
         sd_event_source *defer;
@@ -37,17 +36,13 @@ struct RuntimeRegistryFetch {
 RuntimeRegistryFetch *runtime_registry_fetch_free(RuntimeRegistryFetch *f) {
         if (!f)
                 return NULL;
-        if (f->easy) {
-                curl_glue_remove(f->glue, f->easy);
-                curl_easy_cleanup(f->easy);
-        }
+        runtime_op_free(f->op);
         grpc_call_free(f->call);
         cri_call_free(f->cri_call);
         sd_event_source_disable_unref(f->defer);
         runtime_registry_done(&f->rt);
         free(f->socket);
         free(f->pidfile);
-        free(f->buf);
         free(f);
         return NULL;
 }
@@ -56,68 +51,41 @@ static void finish(RuntimeRegistryFetch *f) {
         f->done(f, &f->rt, f->userdata);
 }
 
-static size_t on_write(char *b, size_t size, size_t n, void *userdata) {
-        RuntimeRegistryFetch *f = userdata;
-        size_t len = size * n;
-        if (f->len + len > 4U * 1024U * 1024U)
-                return 0;
-        char *nb = realloc(f->buf, f->len + len + 1);
-        if (!nb)
-                return 0;
-        memcpy(nb + f->len, b, len);
-        f->buf = nb;
-        f->len += len;
-        f->buf[f->len] = 0;
-        return len;
+/* The answer's body as the op's text: read below, where the fetch is at hand. */
+static int body_parse(const char *arg, int r, long status, const char *body, char **ret_text) {
+        if (r < 0 || status != 200 || !body)
+                return r < 0 ? r : -EIO;
+        *ret_text = strdup(body);
+        return *ret_text ? 0 : -ENOMEM;
 }
 
 static int docker_next(RuntimeRegistryFetch *f);
 
-static void on_docker_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
+static void on_docker_done(RuntimeOp *op, int r, const char *text, void *userdata) {
         RuntimeRegistryFetch *f = userdata;
-        long status = 0;
 
-        f->easy = NULL;
-        curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-        curl_easy_cleanup(easy);
-        if (result == CURLE_OK && status == 200 && f->buf) {
+        f->op = NULL; /* it frees itself */
+        if (r >= 0 && text) {
                 if (f->step == 0) {
                         json_error_t err;
-                        json_t *v = json_loads(f->buf, 0, &err);
+                        json_t *v = json_loads(text, 0, &err);
                         const char *s = json_string_value(json_object_get(v, "Version"));
                         if (s && !f->rt.version)
                                 f->rt.version = strdup(s);
                         json_decref(v);
                 } else
-                        (void) runtime_registry_parse_docker_info(&f->rt, f->buf);
+                        (void) runtime_registry_parse_docker_info(&f->rt, text);
         }
-        free(f->buf);
-        f->buf = NULL;
-        f->len = 0;
         f->step++;
         if (f->step < 2 && docker_next(f) >= 0)
                 return;
         finish(f);
 }
 
+/* Both GETs are dockerd's settings, the same for every pull a few seconds apart: shared (runtime_op.h). */
 static int docker_next(RuntimeRegistryFetch *f) {
-        CURL *e;
-        int r = curl_glue_make_easy(f->socket, &e);
-        if (r < 0)
-                return r;
-        if (curl_easy_setopt(e, CURLOPT_URL, f->step == 0 ? "http://localhost/version" : "http://localhost/info") != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_WRITEDATA, f) != CURLE_OK ||
-            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long) (FETCH_TIMEOUT / USEC_PER_MSEC)) != CURLE_OK)
-                r = -EINVAL;
-        else
-                r = curl_glue_add(f->glue, e, on_docker_done, f);
-        if (r < 0) {
-                curl_easy_cleanup(e);
-                return r;
-        }
-        f->easy = e;
-        return 0;
+        return runtime_op_http_shared(f->glue, f->socket, f->step == 0 ? "/version" : "/info", RUNTIME_OP_SETTINGS_TTL,
+                                      body_parse, NULL, on_docker_done, f, &f->op);
 }
 
 static int containerd_next(RuntimeRegistryFetch *f);

@@ -18,6 +18,13 @@ typedef int (*runtime_op_grpc_t)(const char *arg, GrpcReply *reply, char **ret_t
  * flight when the glue goes. */
 int runtime_op_http(CurlGlue *glue, const char *socket, const char *path, runtime_op_http_t parse, const char *arg,
                     runtime_op_done_t done, void *userdata, RuntimeOp **ret);
+/* The same GET, shared: a runtime's settings (dockerd's /info and /version) that several probes ask at
+ * the start of every pull. An op joins a request for the same socket and path already in flight, or
+ * takes a 200 answer at most ttl old (0: only one in flight); each op still parses with its own parse
+ * and arg. A daemon's dockerd then answers /info once per burst of pulls, not four times per pull. */
+#define RUNTIME_OP_SETTINGS_TTL (5 * USEC_PER_SEC)
+int runtime_op_http_shared(CurlGlue *glue, const char *socket, const char *path, usec_t ttl, runtime_op_http_t parse,
+                           const char *arg, runtime_op_done_t done, void *userdata, RuntimeOp **ret);
 int runtime_op_grpc(CurlGlue *glue, const GrpcTarget *t, const char *path, const ProtobufCMessage *request,
                     const ProtobufCMessageDescriptor *reply_type, runtime_op_grpc_t parse, const char *arg,
                     runtime_op_done_t done, void *userdata, RuntimeOp **ret);

@@ -24,6 +24,8 @@ struct CurlGlue {
         CurlGlueAdopted *adopted;
         sd_event_source *settle;  /* exit_when_settled's deadline */
         int exit_code;
+        void *share;
+        void (*share_free)(void *obj);
 };
 
 static void transfer_unlink(CurlGlue *g, Transfer *t) {
@@ -229,6 +231,9 @@ CurlGlue *curl_glue_free(CurlGlue *g) {
                 if (g->adopted == a)
                         curl_glue_release(g, a);
         }
+        if (g->share && g->share_free)
+                g->share_free(g->share);
+        g->share = NULL;
         g->finishing = true;
         if (g->multi) {
                 /* Transfers still attached: drop them without callbacks; their owners are gone. */
@@ -342,6 +347,13 @@ int curl_glue_exit_when_settled(CurlGlue *g, int code, usec_t timeout) {
                 return sd_event_exit(g->event, code);
         (void) sd_event_source_set_description(g->settle, "curl-settle");
         return 0;
+}
+
+void *curl_glue_share(CurlGlue *g) { return g->share; }
+
+void curl_glue_set_share(CurlGlue *g, void *obj, void (*free_fn)(void *obj)) {
+        g->share = obj;
+        g->share_free = free_fn;
 }
 
 sd_event *curl_glue_event(CurlGlue *g) { return g->event; }

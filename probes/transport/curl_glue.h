@@ -32,6 +32,11 @@ void curl_glue_release(CurlGlue *g, CurlGlueAdopted *a);
  * its way out lets its fire-and-forget requests land. */
 int curl_glue_exit_when_settled(CurlGlue *g, int code, usec_t timeout);
 
+/* One object a layer above keeps for the glue's lifetime (runtime_op's shared answers); its free_fn
+ * runs from curl_glue_free(), after the adopted objects are gone. */
+void *curl_glue_share(CurlGlue *g);
+void curl_glue_set_share(CurlGlue *g, void *obj, void (*free_fn)(void *obj));
+
 sd_event *curl_glue_event(CurlGlue *g);
 CURLM *curl_glue_multi(CurlGlue *g);
 

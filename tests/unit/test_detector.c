@@ -281,6 +281,26 @@ static void test_runtime_io_during_download_not_evidence(void **state) {
         detector_free(d);
 }
 
+/* A decompressor asleep while the runtime writes now and then on its own account (containerd's GC
+ * committing to its metadata after an earlier removal): hung hang_quiet after the helper's last
+ * output, not hang_quiet after the runtime's last write. */
+static void test_runtime_io_with_helper_asleep_not_evidence(void **state) {
+        Detector *d = mk();
+        detector_layer(d, "x", PHASE_EXTRACTING, 100, 30000000, T0);
+        int flipped = -1;
+        for (int s = 1; s <= 20 && flipped < 0; s++) {
+                LivenessDelta l = helper(T0 + S(s), 0, 0, 'S');
+                if (s % 6 == 0)
+                        l.runtime_io = 64 << 10;
+                detector_liveness(d, &l);
+                detector_evaluate(d, T0 + S(s));
+                if (layer_verdict(d, "x") == VERDICT_HUNG)
+                        flipped = s;
+        }
+        assert_int_equal(flipped, 8);
+        detector_free(d);
+}
+
 /* Blind (no /proc access): only the size-scaled silent budget applies. */
 static void test_blind_uses_size_budget(void **state) {
         WatchdogConfig c = cfg();
@@ -391,6 +411,7 @@ int main(void) {
                 cmocka_unit_test(test_all_waiting_nothing_moves),
                 cmocka_unit_test(test_commit_with_runtime_io_alive),
                 cmocka_unit_test(test_runtime_io_during_download_not_evidence),
+                cmocka_unit_test(test_runtime_io_with_helper_asleep_not_evidence),
                 cmocka_unit_test(test_blind_uses_size_budget),
                 cmocka_unit_test(test_bursty_output_resets_livelock),
                 cmocka_unit_test(test_resolve_stall),

@@ -199,12 +199,12 @@ static void lookup_next(GuardRuntime *rt, GuardDownload *d) {
 
 static void containerd_extracting(GuardRuntime *rt, usec_t now) {
         const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
-        OpenFile *files = NULL;
-        size_t n = 0;
+        const OpenFile *files = rt->files;
+        size_t n = rt->fds_r >= 0 ? rt->n_files : 0;
 
         for (size_t i = 0; i < rt->n_dls; i++)
                 rt->dls[i].seen = false;
-        if (id && id->pid > 0 && open_files_under(NULL, id->pid, "/", NULL, &files, &n) >= 0)
+        if (id && id->pid > 0)
                 for (size_t i = 0; i < n; i++) {
                         const char *b = strstr(files[i].path, CONTENT_BLOBS);
                         char digest[80];
@@ -224,7 +224,6 @@ static void containerd_extracting(GuardRuntime *rt, usec_t now) {
                         (void) fd_pos(id->pid, files[i].fd, &pos);
                         (void) detector_layer(rt->downloads, digest, PHASE_EXTRACTING, pos, files[i].size, now);
                 }
-        open_files_free(files, n);
         /* a blob closed again: unpacked (or given up) */
         for (size_t i = 0; i < rt->n_dls; i++)
                 if (rt->dls[i].extracting && !rt->dls[i].seen) {
@@ -281,16 +280,19 @@ static int fd_pos(pid_t pid, int fd, uint64_t *ret) {
 
 static void docker_sample(GuardRuntime *rt, usec_t now) {
         const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
-        OpenFile *files = NULL;
-        size_t n = 0;
+        const OpenFile *files = rt->files;
+        size_t n = rt->n_files;
 
-        if (!id || id->pid <= 0 || open_files_under(NULL, id->pid, "/", OPEN_FILES_DOCKER_BLOB_PREFIX, &files, &n) < 0)
+        if (!id || id->pid <= 0 || rt->fds_r < 0)
                 return;
         for (size_t i = 0; i < rt->n_dls; i++)
                 rt->dls[i].seen = false;
         for (size_t i = 0; i < n; i++) {
                 char idbuf[64];
                 const char *base = strrchr(files[i].path, '/');
+                /* the walk is shared with the connections' part: every file; the blob temp files only */
+                if (!startswith(base ? base + 1 : files[i].path, OPEN_FILES_DOCKER_BLOB_PREFIX))
+                        continue;
                 snprintf(idbuf, sizeof(idbuf), "%s", base ? base + 1 : files[i].path);
                 GuardDownload *d = dl_get(rt, idbuf, rt->client);
                 if (!d)
@@ -313,7 +315,6 @@ static void docker_sample(GuardRuntime *rt, usec_t now) {
                 (void) detector_layer(rt->downloads, rt->dls[i].id, PHASE_DONE, 0, 0, now);
                 dl_drop(rt, i);
         }
-        open_files_free(files, n);
 }
 
 int guard_downloads_start(GuardRuntime *rt) {

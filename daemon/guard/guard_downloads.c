@@ -5,8 +5,6 @@
 #include "daemon/guard/guard_internal.h"
 
 #include "probes/host/open_files.h"
-#include "probes/containerd/containerd_content.h"
-#include "containerd_content.pb-c.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -143,17 +141,14 @@ static int fd_pos(pid_t pid, int fd, uint64_t *ret);
 
 #define CONTENT_BLOBS "/io.containerd.content.v1.content/blobs/sha256/"
 
-typedef struct Lookup {
-        GuardRuntime *rt;
-        char *id;
-} Lookup;
-
 static void lookup_next(GuardRuntime *rt, GuardDownload *d);
 
-/* Content.Info in one namespace: the blob is there, so is the pull that fetched it */
+/* Content.Info in one namespace (probes/containerd): the blob is there, so is the pull that fetched it */
 static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
         GuardRuntime *rt = userdata;
         GuardDownload *d = NULL;
+        _cleanup_free_ char *image = NULL;
+        int r;
 
         for (size_t i = 0; i < rt->n_dls; i++)
                 if (rt->dls[i].lookup == call)
@@ -161,19 +156,14 @@ static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
         if (!d)
                 return;
         d->lookup = NULL; /* freed by its owner below, after this callback */
-        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
-                Containerd__Services__Content__V1__InfoResponse *r = (void *) reply->messages[0];
+        r = containerd_reply_content_source(reply, &image);
+        if (r >= 0) {
                 const char *ns = rt->guard->config->config->guard.namespaces[d->lookup_ns];
                 d->client = d->client ?: namespace_client(ns);
-                for (size_t i = 0; !d->image && r->info && i < r->info->n_labels; i++)
-                        if (startswith(r->info->labels[i]->key, CD_LABEL_SOURCE_PREFIX)) {
-                                /* "containerd.io/distribution.source.HOST" = "REPO": the repository */
-                                const char *host = r->info->labels[i]->key + strlen(CD_LABEL_SOURCE_PREFIX);
-                                if (asprintf(&d->image, "%s/%s", host, r->info->labels[i]->value) < 0)
-                                        d->image = NULL;
-                        }
+                if (!d->image)
+                        d->image = TAKE_PTR(image);
                 d->own = d->own || guard_is_own(rt, d->image);
-        } else if (reply->error == 0 && reply->status == GRPC_NOT_FOUND) {
+        } else if (r == -ENOENT) {
                 d->lookup_ns++;
                 lookup_next(rt, d);
         }
@@ -182,18 +172,13 @@ static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
 
 static void lookup_next(GuardRuntime *rt, GuardDownload *d) {
         char *const *ns = rt->guard->config->config->guard.namespaces;
-        Containerd__Services__Content__V1__InfoRequest req = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
         RuntimeProcess p = {};
 
         if (!ns || d->lookup_ns >= strv_length(ns))
                 return; /* in none of the namespaces watched: not one we can name */
         rt->driver->process(rt->guard->config->config, &p);
-        req.digest = d->id;
-        if (grpc_call_start(rt->guard->glue, &(GrpcTarget) { .socket = p.socket, .namespace = ns[d->lookup_ns],
-                                                            .timeout = CD_CALL_TIMEOUT },
-                            "/containerd.services.content.v1.Content/Info", &req.base,
-                            &containerd__services__content__v1__info_response__descriptor, false, on_lookup, rt,
-                            &d->lookup) < 0)
+        if (containerd_content_info_start(rt->guard->glue, p.socket, ns[d->lookup_ns], d->id, on_lookup, rt,
+                                          &d->lookup) < 0)
                 d->lookup = NULL;
 }
 

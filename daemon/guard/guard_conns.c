@@ -158,12 +158,10 @@ void guard_conns_act(NodeGuard *g, usec_t now) {
 /* tcp_conn_list() with one sock_diag dump a sample for all the runtimes: each dump walks every bucket
  * of the kernel's established hash table, empty or not (262144 on a 2-core VM here), so it costs the
  * same however few sockets there are, and it was the larger part of an idle sample's cost. */
-static int conns_of(NodeGuard *g, pid_t pid, TcpConnList *ret) {
-        _cleanup_free_ TcpSockFd *fds = NULL;
+static int conns_of(GuardRuntime *rt, pid_t pid, TcpConnList *ret) {
+        NodeGuard *g = rt->guard;
         struct stat own, theirs;
         char path[64];
-        size_t n = 0;
-        int r;
 
         /* the dump is of our namespace: a runtime in another holds sockets it cannot see */
         snprintf(path, sizeof(path), "/proc/%d/ns/net", (int) pid);
@@ -171,10 +169,10 @@ static int conns_of(NodeGuard *g, pid_t pid, TcpConnList *ret) {
                 return -errno;
         if (own.st_dev != theirs.st_dev || own.st_ino != theirs.st_ino)
                 return -EXDEV;
-        r = tcp_socket_fds(NULL, pid, &fds, &n);
-        if (r < 0)
-                return r;
-        if (n == 0) {
+        /* the socket fds from the sample's one walk of its fds (node_guard.c) */
+        if (rt->fds_r < 0)
+                return rt->fds_r;
+        if (rt->n_socks == 0) {
                 *ret = (TcpConnList) {};
                 return 0;
         }
@@ -184,7 +182,7 @@ static int conns_of(NodeGuard *g, pid_t pid, TcpConnList *ret) {
         }
         if (g->dump_r < 0)
                 return g->dump_r;
-        return tcp_conn_join(&g->dump, fds, n, ret);
+        return tcp_conn_join(&g->dump, rt->socks, rt->n_socks, ret);
 }
 
 void guard_conns_sample_end(NodeGuard *g) {
@@ -197,7 +195,7 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now) {
         _cleanup_(tcp_conn_list_done) TcpConnList l = {};
         usec_t interval = rt->guard->config->config->watchdog.sample_interval;
 
-        if (!id || id->pid <= 0 || conns_of(rt->guard, id->pid, &l) < 0)
+        if (!id || id->pid <= 0 || conns_of(rt, id->pid, &l) < 0)
                 return;
         for (size_t i = 0; i < rt->n_conns; i++)
                 rt->conns[i].seen = false;

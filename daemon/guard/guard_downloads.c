@@ -5,8 +5,6 @@
 #include "daemon/guard/guard_internal.h"
 
 #include "probes/host/open_files.h"
-#include "probes/containerd/containerd_content.h"
-#include "containerd_content.pb-c.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -143,17 +141,14 @@ static int fd_pos(pid_t pid, int fd, uint64_t *ret);
 
 #define CONTENT_BLOBS "/io.containerd.content.v1.content/blobs/sha256/"
 
-typedef struct Lookup {
-        GuardRuntime *rt;
-        char *id;
-} Lookup;
-
 static void lookup_next(GuardRuntime *rt, GuardDownload *d);
 
-/* Content.Info in one namespace: the blob is there, so is the pull that fetched it */
+/* Content.Info in one namespace (probes/containerd): the blob is there, so is the pull that fetched it */
 static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
         GuardRuntime *rt = userdata;
         GuardDownload *d = NULL;
+        _cleanup_free_ char *image = NULL;
+        int r;
 
         for (size_t i = 0; i < rt->n_dls; i++)
                 if (rt->dls[i].lookup == call)
@@ -161,19 +156,14 @@ static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
         if (!d)
                 return;
         d->lookup = NULL; /* freed by its owner below, after this callback */
-        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
-                Containerd__Services__Content__V1__InfoResponse *r = (void *) reply->messages[0];
+        r = containerd_reply_content_source(reply, &image);
+        if (r >= 0) {
                 const char *ns = rt->guard->config->config->guard.namespaces[d->lookup_ns];
                 d->client = d->client ?: namespace_client(ns);
-                for (size_t i = 0; !d->image && r->info && i < r->info->n_labels; i++)
-                        if (startswith(r->info->labels[i]->key, CD_LABEL_SOURCE_PREFIX)) {
-                                /* "containerd.io/distribution.source.HOST" = "REPO": the repository */
-                                const char *host = r->info->labels[i]->key + strlen(CD_LABEL_SOURCE_PREFIX);
-                                if (asprintf(&d->image, "%s/%s", host, r->info->labels[i]->value) < 0)
-                                        d->image = NULL;
-                        }
+                if (!d->image)
+                        d->image = TAKE_PTR(image);
                 d->own = d->own || guard_is_own(rt, d->image);
-        } else if (reply->error == 0 && reply->status == GRPC_NOT_FOUND) {
+        } else if (r == -ENOENT) {
                 d->lookup_ns++;
                 lookup_next(rt, d);
         }
@@ -182,29 +172,24 @@ static void on_lookup(GrpcCall *call, GrpcReply *reply, void *userdata) {
 
 static void lookup_next(GuardRuntime *rt, GuardDownload *d) {
         char *const *ns = rt->guard->config->config->guard.namespaces;
-        Containerd__Services__Content__V1__InfoRequest req = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
         RuntimeProcess p = {};
 
         if (!ns || d->lookup_ns >= strv_length(ns))
                 return; /* in none of the namespaces watched: not one we can name */
         rt->driver->process(rt->guard->config->config, &p);
-        req.digest = d->id;
-        if (grpc_call_start(rt->guard->glue, &(GrpcTarget) { .socket = p.socket, .namespace = ns[d->lookup_ns],
-                                                            .timeout = CD_CALL_TIMEOUT },
-                            "/containerd.services.content.v1.Content/Info", &req.base,
-                            &containerd__services__content__v1__info_response__descriptor, false, on_lookup, rt,
-                            &d->lookup) < 0)
+        if (containerd_content_info_start(rt->guard->glue, p.socket, ns[d->lookup_ns], d->id, on_lookup, rt,
+                                          &d->lookup) < 0)
                 d->lookup = NULL;
 }
 
 static void containerd_extracting(GuardRuntime *rt, usec_t now) {
         const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
-        OpenFile *files = NULL;
-        size_t n = 0;
+        const OpenFile *files = rt->files;
+        size_t n = rt->fds_r >= 0 ? rt->n_files : 0;
 
         for (size_t i = 0; i < rt->n_dls; i++)
                 rt->dls[i].seen = false;
-        if (id && id->pid > 0 && open_files_under(NULL, id->pid, "/", NULL, &files, &n) >= 0)
+        if (id && id->pid > 0)
                 for (size_t i = 0; i < n; i++) {
                         const char *b = strstr(files[i].path, CONTENT_BLOBS);
                         char digest[80];
@@ -224,7 +209,6 @@ static void containerd_extracting(GuardRuntime *rt, usec_t now) {
                         (void) fd_pos(id->pid, files[i].fd, &pos);
                         (void) detector_layer(rt->downloads, digest, PHASE_EXTRACTING, pos, files[i].size, now);
                 }
-        open_files_free(files, n);
         /* a blob closed again: unpacked (or given up) */
         for (size_t i = 0; i < rt->n_dls; i++)
                 if (rt->dls[i].extracting && !rt->dls[i].seen) {
@@ -281,16 +265,19 @@ static int fd_pos(pid_t pid, int fd, uint64_t *ret) {
 
 static void docker_sample(GuardRuntime *rt, usec_t now) {
         const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
-        OpenFile *files = NULL;
-        size_t n = 0;
+        const OpenFile *files = rt->files;
+        size_t n = rt->n_files;
 
-        if (!id || id->pid <= 0 || open_files_under(NULL, id->pid, "/", OPEN_FILES_DOCKER_BLOB_PREFIX, &files, &n) < 0)
+        if (!id || id->pid <= 0 || rt->fds_r < 0)
                 return;
         for (size_t i = 0; i < rt->n_dls; i++)
                 rt->dls[i].seen = false;
         for (size_t i = 0; i < n; i++) {
                 char idbuf[64];
                 const char *base = strrchr(files[i].path, '/');
+                /* the walk is shared with the connections' part: every file; the blob temp files only */
+                if (!startswith(base ? base + 1 : files[i].path, OPEN_FILES_DOCKER_BLOB_PREFIX))
+                        continue;
                 snprintf(idbuf, sizeof(idbuf), "%s", base ? base + 1 : files[i].path);
                 GuardDownload *d = dl_get(rt, idbuf, rt->client);
                 if (!d)
@@ -313,7 +300,6 @@ static void docker_sample(GuardRuntime *rt, usec_t now) {
                 (void) detector_layer(rt->downloads, rt->dls[i].id, PHASE_DONE, 0, 0, now);
                 dl_drop(rt, i);
         }
-        open_files_free(files, n);
 }
 
 int guard_downloads_start(GuardRuntime *rt) {

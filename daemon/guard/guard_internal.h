@@ -8,6 +8,7 @@
 #include "daemon/pull/diagnose.h"
 #include "daemon/pull/liveness.h"
 #include "probes/containerd/containerd.h"
+#include "probes/host/open_files.h"
 #include "probes/host/tcp_conn.h"
 
 typedef struct NodeGuard NodeGuard;
@@ -72,6 +73,14 @@ typedef struct GuardRuntime {
         size_t n_conns;
         GuardHop *hops;
         size_t n_hops;
+        /* this sample's one walk of the runtime's /proc/PID/fd (node_guard.c takes it and drops it at
+         * the sample's end): the files it holds open, read by guard_downloads.c, and its socket fds,
+         * read by guard_conns.c; fds_r < 0 when not taken (no proven pid, gone, no access) */
+        OpenFile *files;
+        size_t n_files;
+        TcpSockFd *socks;
+        size_t n_socks;
+        int fds_r;
 } GuardRuntime;
 
 

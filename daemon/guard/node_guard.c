@@ -118,6 +118,22 @@ static void sample_helpers(GuardRuntime *rt, usec_t now) {
         }
 }
 
+/* One walk of the runtime's fds a sample, for both parts that read them. */
+static void fds_take(GuardRuntime *rt) {
+        const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
+
+        rt->fds_r = id && id->pid > 0 ? open_files_and_sockets(NULL, id->pid, "/", NULL, &rt->files, &rt->n_files,
+                                                                &rt->socks, &rt->n_socks)
+                                      : -ESRCH;
+}
+
+static void fds_drop(GuardRuntime *rt) {
+        rt->files = open_files_free(rt->files, rt->n_files);
+        rt->socks = mfree(rt->socks);
+        rt->n_files = rt->n_socks = 0;
+        rt->fds_r = -ESRCH;
+}
+
 static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         NodeGuard *g = userdata;
         usec_t now = now_monotonic();
@@ -125,11 +141,14 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         for (size_t i = 0; i < g->n_runtimes; i++) {
                 GuardRuntime *rt = &g->runtimes[i];
                 sample_helpers(rt, now);
+                fds_take(rt);
                 guard_downloads_sample(rt, now);
                 guard_conns_sample(rt, now);
         }
         guard_conns_act(g, now);
         guard_conns_sample_end(g);
+        for (size_t i = 0; i < g->n_runtimes; i++)
+                fds_drop(&g->runtimes[i]);
         (void) sd_event_source_set_time_relative(s, g->config->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
 }
@@ -138,6 +157,7 @@ static void runtime_done(GuardRuntime *rt) {
         for (size_t i = 0; i < rt->n_helpers; i++)
                 helper_done(&rt->helpers[i]);
         free(rt->helpers);
+        fds_drop(rt);
         guard_downloads_done(rt);
         guard_conns_done(rt);
         detector_free(rt->downloads);

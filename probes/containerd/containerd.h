@@ -46,6 +46,15 @@ int containerd_version_error(const char *socket, const GrpcReply *reply, ErrorDe
 int containerd_version_start(CurlGlue *glue, const char *socket, grpc_done_t done, void *userdata, GrpcCall **ret);
 /* The version in a Version reply ("v2.1.9", "1.6.20~ds1"), or NULL when containerd did not say. */
 const char *containerd_reply_version(const GrpcReply *reply);
+/* Content.Info of one blob in namespace on glue's loop (one key looked up, whatever the store holds);
+ * done reads the answer with containerd_reply_content_source(). Free *ret (cancels, done not called)
+ * with grpc_call_free(). */
+int containerd_content_info_start(CurlGlue *glue, const char *socket, const char *namespace, const char *digest,
+                                  grpc_done_t done, void *userdata, GrpcCall **ret);
+/* A Content.Info reply: 0 with *ret_image "HOST/REPO" from the blob's distribution source label (NULL
+ * when it carries none; free() it), -ENOENT when the namespace does not hold the blob, -EIO for another
+ * status, the transport's errno when no status came. */
+int containerd_reply_content_source(const GrpcReply *reply, char **ret_image);
 /* CRI's image_pull_progress_timeout as containerd reports it (CRI Status, verbose: "5m0s", "0s"),
  * -ENODATA when the reply does not carry it (1.6 has no such setting; 2.1 does not report it). */
 int containerd_cri_progress_timeout(const char *socket, char **ret_value, ErrorDetail *ret_error);

@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <jansson.h>
 #include <strings.h>
+#include "containerd_content.pb-c.h"
 #include "containerd_images.pb-c.h"
 #include "containerd_leases.pb-c.h"
 #include "containerd_version.pb-c.h"
@@ -143,6 +144,47 @@ const char *containerd_reply_version(const GrpcReply *reply) {
                 return NULL;
         v = (const void *) reply->messages[0];
         return v->version && *v->version ? v->version : NULL;
+}
+
+int containerd_content_info_start(CurlGlue *glue, const char *socket, const char *namespace, const char *digest,
+                                  grpc_done_t done, void *userdata, GrpcCall **ret) {
+        Containerd__Services__Content__V1__InfoRequest req = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
+        GrpcTarget t = { .socket = socket, .namespace = namespace, .timeout = CALL_TIMEOUT };
+
+        if (!glue || !socket || !namespace || !digest || !done)
+                return -EINVAL;
+        req.digest = (char *) digest;
+        return grpc_call_start(glue, &t, "/containerd.services.content.v1.Content/Info", &req.base,
+                               &containerd__services__content__v1__info_response__descriptor, false, done, userdata, ret);
+}
+
+int containerd_reply_content_source(const GrpcReply *reply, char **ret_image) {
+        const Containerd__Services__Content__V1__InfoResponse *r;
+        static const char prefix[] = "containerd.io/distribution.source.";
+
+        assert(ret_image);
+        *ret_image = NULL;
+        if (!reply)
+                return -EINVAL;
+        if (reply->error != 0)
+                return reply->error < 0 ? reply->error : -EIO;
+        if (reply->status == GRPC_NOT_FOUND)
+                return -ENOENT;
+        if (reply->status != GRPC_OK || reply->n_messages != 1)
+                return -EIO;
+        r = (const void *) reply->messages[0];
+        for (size_t i = 0; r->info && i < r->info->n_labels; i++)
+                if (startswith(r->info->labels[i]->key, prefix)) {
+                        /* "containerd.io/distribution.source.HOST" = "REPO[,REPO...]": the first repository */
+                        const char *v = r->info->labels[i]->value ?: "";
+                        if (asprintf(ret_image, "%s/%.*s", r->info->labels[i]->key + strlen(prefix),
+                                     (int) strcspn(v, ","), v) < 0) {
+                                *ret_image = NULL;
+                                return -ENOMEM;
+                        }
+                        return 0;
+                }
+        return 0;
 }
 
 int containerd_cri_config_progress_timeout(const char *config_json, char **ret_value) {

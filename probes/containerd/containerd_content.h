@@ -21,6 +21,7 @@
 
 #define CD_PATH_LIST_STATUSES "/containerd.services.content.v1.Content/ListStatuses"
 #define CD_PATH_CONTENT_LIST  "/containerd.services.content.v1.Content/List"
+#define CD_PATH_CONTENT_INFO  "/containerd.services.content.v1.Content/Info"
 #define CD_PATH_SNAPSHOTS     "/containerd.services.snapshots.v1.Snapshots/List"
 #define CD_PATH_CONTENT_READ  "/containerd.services.content.v1.Content/Read"
 

@@ -416,3 +416,64 @@ void cd_snapshots_reply(CdTracker *t, CdSnapshotsReply *const *replies, size_t n
                 }
         (void) cd_snapshots_match(t, keys, refs, n);
 }
+
+bool cd_created_since(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
+        return cd_info_created(info) + (int64_t) (50 * USEC_PER_MSEC) >= (int64_t) t->since;
+}
+
+bool cd_layer_content(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
+        CdLayer *l = cd_layer_find(t, info->digest);
+
+        if (!l)
+                return false;
+        l->committed = true;
+        l->missing_rounds = 0;
+        if (cd_created_since(t, info))
+                l->fresh = true;
+        if (info->size > 0)
+                l->size = (uint64_t) info->size;
+        if (cd_label_get(info, CD_LABEL_UNCOMPRESSED) && !l->done) {
+                l->done = true;
+                t->moved = true;
+        }
+        for (size_t q = 0; q < info->n_labels && !l->source_host; q++) {
+                const char *key = info->labels[q]->key;
+                if (!startswith(key, CD_LABEL_SOURCE_PREFIX))
+                        continue;
+                l->source_host = strdup(key + strlen(CD_LABEL_SOURCE_PREFIX));
+                l->source_repos = strdup(info->labels[q]->value);
+        }
+        if (t->source_repo && !l->leased_content)
+                return l->leased_content = true; /* its caller hands it to cb.resource */
+        return false;
+}
+
+static int newest_first(const void *a, const void *b) {
+        int64_t x = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) a),
+                y = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) b);
+        return x > y ? -1 : x < y;
+}
+
+/* Watch mode: each layer not yet placed goes to the newest manifest listing it (the pull in flight
+ * fetched its manifest last; an older image may share the layer). The manifest's own source label
+ * names the image while the layer still downloads (a layer's blob is labelled only once committed). */
+void cd_attribute(CdTracker *t, Containerd__Services__Content__V1__Info **infos, size_t n) {
+        if (n > 1)
+                qsort(infos, n, sizeof(*infos), newest_first);
+        for (size_t i = 0; i < n; i++) {
+                Containerd__Services__Content__V1__Info *info = infos[i];
+                const char *src = NULL, *src_host = NULL;
+                for (size_t q = 0; q < info->n_labels; q++)
+                        if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX)) {
+                                src = info->labels[q]->value;
+                                src_host = info->labels[q]->key + strlen(CD_LABEL_SOURCE_PREFIX);
+                        }
+                for (size_t j = 0; j < t->n_layers; j++) {
+                        CdLayer *l = t->layers[j];
+                        if (l->m || !(l->source_host ?: src_host) || !cd_manifest_lists(info, l->digest))
+                                continue;
+                        _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
+                        cd_manifest_add(t, info, l->source_host ?: src_host, repo ?: "?");
+                }
+        }
+}

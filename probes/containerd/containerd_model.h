@@ -11,6 +11,8 @@
 #define CD_INTERVAL_MAX (2 * USEC_PER_SEC)
 /* How long a pull waits for the registry's word on its manifest before it follows a guess. */
 #define CD_EXPECT_GRACE (3 * USEC_PER_SEC)
+/* Layers a round asks about one Content.Info each; more in one Content.List. */
+#define CD_INFO_MAX 16
 
 typedef struct CdManifest {
         char *digest;
@@ -56,6 +58,7 @@ struct CdTracker {
         GrpcCall *call;
         usec_t call_started;
         int step;
+        size_t content_next;      /* the layer whose Content.Info is in flight (step 3) */
         usec_t interval;
         bool moved;
         Containerd__Services__Content__V1__ListStatusesResponse *statuses;
@@ -89,6 +92,15 @@ CdManifest *cd_manifest_add(CdTracker *t, Containerd__Services__Content__V1__Inf
 bool cd_manifest_lists(Containerd__Services__Content__V1__Info *info, const char *digest);
 CdLayer *cd_manifest_frontier(CdTracker *t, CdManifest *m);
 int cd_strv_push(char ***l, size_t *n, char *s);
+/* Written by this pull: created since the tracker started looking. Same clock, nanosecond timestamps:
+ * no second of slack, which would count an image pulled just before (an upgrade's v1) as this pull's. */
+bool cd_created_since(CdTracker *t, Containerd__Services__Content__V1__Info *info);
+/* A layer's blob as Content.Info or Content.List describe it: committed, size, unpacked, source;
+ * nothing for a blob that is no layer of ours. true when the layer's content is newly the pull's
+ * (pull mode): the caller announces it. */
+bool cd_layer_content(CdTracker *t, Containerd__Services__Content__V1__Info *info);
+/* Watch mode: each layer not yet placed goes to the newest of infos (manifests) listing it. */
+void cd_attribute(CdTracker *t, Containerd__Services__Content__V1__Info **infos, size_t n);
 /* Derive every layer's phase from the round's facts and report what changed. */
 void cd_emit(CdTracker *t);
 /* cd_tracker_all_done()'s part: every layer of the image pulled is done. */

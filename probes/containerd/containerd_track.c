@@ -1,6 +1,7 @@
-/* containerd_track.c: the poll loop. One round: ListStatuses (in-flight ingests: bytes), Content.List for
- * the image's manifest while unknown (its gc.ref.content.l.N labels list the layers in order),
- * Content.List for layers not downloading (committed? unpacked?), then the unpack steps of
+/* containerd_track.c: the poll loop. One round: ListStatuses (in-flight ingests: bytes), Content.Info
+ * (Content.List without the registry's word) for the image's manifest while unknown (its
+ * gc.ref.content.l.N labels list the layers in order), Content.Info for each layer not downloading
+ * (committed? unpacked?; one Content.List beyond CD_INFO_MAX of them), then the unpack steps of
  * containerd_unpack.c (the image config once, Snapshots.List only while a layer can be unpacking). One
  * call at a time; fast while anything moves, backing off when nothing does. */
 #include "probes/containerd/containerd_unpack.h"
@@ -123,12 +124,6 @@ static void apply_statuses(CdTracker *t) {
 
 /* ---- step 2: which manifest ---- */
 
-/* Written by this pull: created since we started looking. Same clock, nanosecond timestamps: no second
- * of slack, which would count an image pulled just before (an upgrade's v1) as this pull's. */
-static bool created_since(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
-        return cd_info_created(info) + (int64_t) (50 * USEC_PER_MSEC) >= (int64_t) t->since;
-}
-
 /* Is a blob listed by this manifest being downloaded right now (in this round's statuses)? */
 static bool lists_ingesting(CdTracker *t, Containerd__Services__Content__V1__Info *info) {
         for (size_t i = 0; t->statuses && i < t->statuses->n_statuses; i++) {
@@ -161,36 +156,6 @@ static void mine_switch(CdTracker *t, Containerd__Services__Content__V1__Info *i
                 announce(t, "content", t->mine->config);
 }
 
-static int newest_first(const void *a, const void *b) {
-        int64_t x = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) a),
-                y = cd_info_created(*(Containerd__Services__Content__V1__Info *const *) b);
-        return x > y ? -1 : x < y;
-}
-
-/* Watch mode: each layer not yet placed goes to the newest manifest listing it (the pull in flight
- * fetched its manifest last; an older image may share the layer). The manifest's own source label
- * names the image while the layer still downloads (a layer's blob is labelled only once committed). */
-static void attribute(CdTracker *t, Containerd__Services__Content__V1__Info **infos, size_t n) {
-        if (n > 1)
-                qsort(infos, n, sizeof(*infos), newest_first);
-        for (size_t i = 0; i < n; i++) {
-                Containerd__Services__Content__V1__Info *info = infos[i];
-                const char *src = NULL, *src_host = NULL;
-                for (size_t q = 0; q < info->n_labels; q++)
-                        if (startswith(info->labels[q]->key, CD_LABEL_SOURCE_PREFIX)) {
-                                src = info->labels[q]->value;
-                                src_host = info->labels[q]->key + strlen(CD_LABEL_SOURCE_PREFIX);
-                        }
-                for (size_t j = 0; j < t->n_layers; j++) {
-                        CdLayer *l = t->layers[j];
-                        if (l->m || !(l->source_host ?: src_host) || !cd_manifest_lists(info, l->digest))
-                                continue;
-                        _cleanup_free_ char *repo = src ? strndup(src, strcspn(src, ",")) : NULL;
-                        cd_manifest_add(t, info, l->source_host ?: src_host, repo ?: "?");
-                }
-        }
-}
-
 static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
         CdTracker *t = userdata;
         Containerd__Services__Content__V1__Info *newest = NULL, *fresh = NULL, *active = NULL, *expected = NULL;
@@ -216,7 +181,7 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                                  * repository, a guess that is never reported until the pull ends. */
                                 if (!newest || cd_info_created(info) > cd_info_created(newest))
                                         newest = info;
-                                if (created_since(t, info)) {
+                                if (cd_created_since(t, info)) {
                                         n_fresh++;
                                         if (!fresh || cd_info_created(info) > cd_info_created(fresh))
                                                 fresh = info;
@@ -232,7 +197,7 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                         seen[n_seen++] = info;
                 }
         }
-        attribute(t, seen, n_seen);
+        cd_attribute(t, seen, n_seen);
         if (expected)
                 mine_switch(t, expected, true);
         else if (active || fresh || newest)
@@ -240,6 +205,20 @@ static void on_manifests(GrpcCall *call, GrpcReply *reply, void *userdata) {
                  * milliseconds): a wrong one would leave layers of another image in the pull's view */
                 mine_switch(t, active ?: fresh ?: newest,
                             (active || (fresh && n_fresh == 1)) && cd_now(CLOCK_REALTIME) >= t->since + CD_EXPECT_GRACE);
+        call_finished(t); /* frees reply */
+        t->step = STEP_CONTENT;
+        round_next(t);
+}
+
+/* The registry's manifest, by Content.Info: known once its labels landed. */
+static void on_expected(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+
+        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
+                Containerd__Services__Content__V1__InfoResponse *r = (void *) reply->messages[0];
+                if (r->info && cd_label_get(r->info, CD_LABEL_CONFIG) && streq_ptr(r->info->digest, t->expect))
+                        mine_switch(t, r->info, true);
+        }
         call_finished(t); /* frees reply */
         t->step = STEP_CONTENT;
         round_next(t);
@@ -255,9 +234,17 @@ static int issue_manifests(CdTracker *t) {
         if (t->source_repo) {
                 if (t->mine_confirmed)
                         return 0;
-                if (t->expect ? asprintf(&f, "digest==%s", t->expect) < 0
-                    : t->expect_config ? asprintf(&f, "labels.\"%s\"==%s", CD_LABEL_CONFIG, t->expect_config) < 0
-                                       : cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
+                if (t->expect) {
+                        /* one key looked up; a Content.List filtered by digest walks every blob */
+                        Containerd__Services__Content__V1__InfoRequest ireq = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
+                        ireq.digest = t->expect;
+                        return issue(t, CD_PATH_CONTENT_INFO, &ireq.base,
+                                     &containerd__services__content__v1__info_response__descriptor, false, on_expected) < 0
+                                       ? -EIO
+                                       : 1;
+                }
+                if (t->expect_config ? asprintf(&f, "labels.\"%s\"==%s", CD_LABEL_CONFIG, t->expect_config) < 0
+                                     : cd_manifest_filter(t->source_host, t->source_repo, &f) < 0)
                         return 0; /* f is undefined after a failed asprintf: not pushed */
                 if (cd_strv_push(&filters, &n, f) < 0)
                         return -ENOMEM;
@@ -312,33 +299,9 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
                                 t->layers[i]->committed = false;
                 for (size_t k = 0; k < reply->n_messages; k++) {
                         Containerd__Services__Content__V1__ListContentResponse *r = (void *) reply->messages[k];
-                        for (size_t i = 0; i < r->n_info; i++) {
-                                Containerd__Services__Content__V1__Info *info = r->info[i];
-                                CdLayer *l = cd_layer_find(t, info->digest);
-                                if (!l)
-                                        continue;
-                                l->committed = true;
-                                l->missing_rounds = 0;
-                                if (created_since(t, info))
-                                        l->fresh = true;
-                                if (info->size > 0)
-                                        l->size = (uint64_t) info->size;
-                                if (cd_label_get(info, CD_LABEL_UNCOMPRESSED) && !l->done) {
-                                        l->done = true;
-                                        t->moved = true;
-                                }
-                                for (size_t q = 0; q < info->n_labels && !l->source_host; q++) {
-                                        const char *key = info->labels[q]->key;
-                                        if (!startswith(key, CD_LABEL_SOURCE_PREFIX))
-                                                continue;
-                                        l->source_host = strdup(key + strlen(CD_LABEL_SOURCE_PREFIX));
-                                        l->source_repos = strdup(info->labels[q]->value);
-                                }
-                                if (t->source_repo && !l->leased_content) {
-                                        l->leased_content = true;
-                                        announce(t, "content", l->digest);
-                                }
-                        }
+                        for (size_t i = 0; i < r->n_info; i++)
+                                if (cd_layer_content(t, r->info[i]))
+                                        announce(t, "content", r->info[i]->digest);
                 }
         }
         call_finished(t); /* frees reply */
@@ -346,11 +309,56 @@ static void on_content(GrpcCall *call, GrpcReply *reply, void *userdata) {
         round_next(t);
 }
 
+static int issue_content_info(CdTracker *t);
+
+/* One layer's Content.Info (t->content_next); then the next wanted layer's, one call at a time. */
+static void on_content_info(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdTracker *t = userdata;
+
+        if (reply->error == 0 && reply->status == GRPC_OK && reply->n_messages == 1) {
+                Containerd__Services__Content__V1__InfoResponse *r = (void *) reply->messages[0];
+                if (r->info && cd_layer_content(t, r->info))
+                        announce(t, "content", r->info->digest);
+        } else if (reply->error == 0 && reply->status == GRPC_NOT_FOUND && t->content_next < t->n_layers)
+                t->layers[t->content_next]->committed = false;
+        call_finished(t); /* frees reply */
+        t->content_next++;
+        if (issue_content_info(t) > 0)
+                return;
+        t->step = STEP_CONFIG;
+        round_next(t);
+}
+
+static int issue_content_info(CdTracker *t) {
+        Containerd__Services__Content__V1__InfoRequest req = CONTAINERD__SERVICES__CONTENT__V1__INFO_REQUEST__INIT;
+
+        while (t->content_next < t->n_layers && !layer_wanted(t, t->layers[t->content_next]))
+                t->content_next++;
+        if (t->content_next >= t->n_layers)
+                return 0;
+        req.digest = t->layers[t->content_next]->digest;
+        return issue(t, CD_PATH_CONTENT_INFO, &req.base, &containerd__services__content__v1__info_response__descriptor,
+                     false, on_content_info) < 0
+                       ? -EIO
+                       : 1;
+}
+
+/* A Content.Info per wanted layer: one key each, whatever the store holds (a Content.List filtered by
+ * digest walks containerd's whole blob bucket). Beyond CD_INFO_MAX of them (watch mode, many pulls),
+ * one Content.List instead of that many calls a round. */
 static int issue_content(CdTracker *t) {
         Containerd__Services__Content__V1__ListContentRequest req = CONTAINERD__SERVICES__CONTENT__V1__LIST_CONTENT_REQUEST__INIT;
         _cleanup_strv_free_ char **filters = NULL;
-        size_t n = 0;
+        size_t n = 0, wanted = 0;
 
+        for (size_t i = 0; i < t->n_layers; i++)
+                wanted += layer_wanted(t, t->layers[i]);
+        if (wanted == 0)
+                return 0;
+        if (wanted <= CD_INFO_MAX) {
+                t->content_next = 0;
+                return issue_content_info(t);
+        }
         for (size_t i = 0; i < t->n_layers; i++) {
                 char *f;
                 if (!layer_wanted(t, t->layers[i]))
@@ -358,8 +366,6 @@ static int issue_content(CdTracker *t) {
                 if (asprintf(&f, "digest==%s", t->layers[i]->digest) < 0 || cd_strv_push(&filters, &n, f) < 0)
                         return -ENOMEM;
         }
-        if (n == 0)
-                return 0;
         req.n_filters = n;
         req.filters = filters;
         return issue(t, CD_PATH_CONTENT_LIST, &req.base,

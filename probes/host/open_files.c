@@ -6,6 +6,7 @@
 
 #include "probes/host/open_files.h"
 #include "probes/host/proc_fd.h"
+#include "probes/host/tcp_conn.h"
 
 #define DELETED_SUFFIX " (deleted)"
 
@@ -33,7 +34,27 @@ typedef struct Under {
         size_t dir_len;
         OpenFile *v;
         size_t n, allocated;
+        bool sockets;            /* collect the socket fds too */
+        TcpSockFd *socks;
+        size_t n_socks, allocated_socks;
 } Under;
+
+static int take_socket(Under *u, int fd, const char *target) {
+        uint64_t ino;
+
+        if (tcp_socket_link_parse(target, &ino) < 0)
+                return 0;
+        if (u->n_socks == u->allocated_socks) {
+                size_t a = MAX(u->allocated_socks * 2, (size_t) 16);
+                TcpSockFd *nv = reallocarray(u->socks, a, sizeof(TcpSockFd));
+                if (!nv)
+                        return -ENOMEM;
+                u->socks = nv;
+                u->allocated_socks = a;
+        }
+        u->socks[u->n_socks++] = (TcpSockFd) { .fd = fd, .inode = ino };
+        return 0;
+}
 
 static int take_file(int dirfd, const char *name, int fd, const char *target_in, void *userdata) {
         Under *u = userdata;
@@ -43,7 +64,7 @@ static int take_file(int dirfd, const char *name, int fd, const char *target_in,
         bool deleted;
 
         if (target_in[0] != '/')
-                return 0; /* a socket, pipe or anon inode */
+                return u->sockets ? take_socket(u, fd, target_in) : 0; /* a socket, pipe or anon inode */
         snprintf(target, sizeof(target), "%s", target_in);
         /* stat through the magic link: the open file itself, wherever its name went */
         if (fstatat(dirfd, name, &st, 0) < 0 || !S_ISREG(st.st_mode))
@@ -69,25 +90,22 @@ static int take_file(int dirfd, const char *name, int fd, const char *target_in,
         return 0;
 }
 
-int open_files_under(const char *proc_root, pid_t pid, const char *dir, const char *name_prefix, OpenFile **ret,
-                     size_t *ret_n) {
-        Under u = { .dir = dir, .prefix = name_prefix };
+static int scan(const char *proc_root, pid_t pid, Under *u, OpenFile **ret, size_t *ret_n) {
         OpenFile *v;
         size_t n;
         int r;
 
-        if (pid <= 0 || !dir || !ret || !ret_n)
-                return -EINVAL;
-        u.dir_len = strlen(dir);
-        while (u.dir_len > 0 && dir[u.dir_len - 1] == '/')
-                u.dir_len--;
-        r = proc_fd_foreach(proc_root, pid, take_file, &u);
+        u->dir_len = strlen(u->dir);
+        while (u->dir_len > 0 && u->dir[u->dir_len - 1] == '/')
+                u->dir_len--;
+        r = proc_fd_foreach(proc_root, pid, take_file, u);
         if (r < 0) {
-                open_files_free(u.v, u.n);
+                open_files_free(u->v, u->n);
+                free(u->socks);
                 return r;
         }
-        v = u.v;
-        n = u.n;
+        v = u->v;
+        n = u->n;
         /* readdir of /proc/PID/fd is in fd order already; a fake tree need not be. */
         for (size_t i = 1; i < n; i++)
                 for (size_t j = i; j > 0 && v[j - 1].fd > v[j].fd; j--) {
@@ -97,5 +115,29 @@ int open_files_under(const char *proc_root, pid_t pid, const char *dir, const ch
                 }
         *ret = v;
         *ret_n = n;
+        return 0;
+}
+
+int open_files_under(const char *proc_root, pid_t pid, const char *dir, const char *name_prefix, OpenFile **ret,
+                     size_t *ret_n) {
+        Under u = { .dir = dir, .prefix = name_prefix };
+
+        if (pid <= 0 || !dir || !ret || !ret_n)
+                return -EINVAL;
+        return scan(proc_root, pid, &u, ret, ret_n);
+}
+
+int open_files_and_sockets(const char *proc_root, pid_t pid, const char *dir, const char *name_prefix,
+                           OpenFile **ret_files, size_t *ret_n_files, TcpSockFd **ret_socks, size_t *ret_n_socks) {
+        Under u = { .dir = dir, .prefix = name_prefix, .sockets = true };
+        int r;
+
+        if (pid <= 0 || !dir || !ret_files || !ret_n_files || !ret_socks || !ret_n_socks)
+                return -EINVAL;
+        r = scan(proc_root, pid, &u, ret_files, ret_n_files);
+        if (r < 0)
+                return r;
+        *ret_socks = u.socks;
+        *ret_n_socks = u.n_socks;
         return 0;
 }

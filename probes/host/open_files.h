@@ -31,5 +31,14 @@ int open_files_under(const char *proc_root, pid_t pid, const char *dir, const ch
                      size_t *ret_n);
 OpenFile *open_files_free(OpenFile *v, size_t n);
 
+/* One walk of <proc_root>/PID/fd for two callers: the regular files under dir (as open_files_under(),
+ * into *ret_files) and the socket fds (as tcp_socket_fds(), into *ret_socks: fd and socket inode). The
+ * node guard takes both each sample (the blobs a runtime downloads or unpacks, and the sockets its
+ * registry connections are), and a runtime holds hundreds of fds: one readdir and one readlink each,
+ * not two. Free the files with open_files_free(), the sockets with free(). Errors as open_files_under(). */
+typedef struct TcpSockFd TcpSockFd;
+int open_files_and_sockets(const char *proc_root, pid_t pid, const char *dir, const char *name_prefix,
+                           OpenFile **ret_files, size_t *ret_n_files, TcpSockFd **ret_socks, size_t *ret_n_socks);
+
 /* The prefix of dockerd's blob download temp files. */
 #define OPEN_FILES_DOCKER_BLOB_PREFIX "GetImageBlob"

@@ -1,4 +1,5 @@
-/* proc_sample.c: see proc_sample.h. One readdir of /proc, stat for everything, io for the tree. */
+/* proc_sample.c: see proc_sample.h. The runtime's subtree only, found through each thread's children
+ * file; where the kernel has none, one readdir of /proc with a stat of everything. io for the tree. */
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -209,26 +210,139 @@ static bool is_pid_name(const char *s) {
         return true;
 }
 
-int proc_tree_sample(const char *proc_root, pid_t root_pid, usec_t now, ProcTree **ret) {
-        _cleanup_free_ ProcTree *t = NULL;
-        _cleanup_free_ ProcInfo *desc = NULL;
+/* The children of pid, from every thread's task/TID/children (a child is listed under the thread that
+ * forked it; Go forks from any thread), appended to *v. -ENOTSUP when the kernel has no such file
+ * (CONFIG_PROC_CHILDREN off, or a fake tree without it), -ESRCH when pid is gone. */
+static int read_children(int proc_fd, pid_t pid, pid_t **v, size_t *n, size_t *allocated) {
+        _cleanup_(closedirp) DIR *tasks = NULL;
+        struct dirent *de;
+        char path[300];
+        int task_fd;
+
+        snprintf(path, sizeof(path), "%d/task", (int) pid);
+        task_fd = openat(proc_fd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (task_fd < 0)
+                return errno == ENOENT ? -ENOTSUP : -errno;
+        tasks = fdopendir(task_fd);
+        if (!tasks) {
+                int r = -errno;
+                close(task_fd);
+                return r;
+        }
+        while ((errno = 0, de = readdir(tasks))) {
+                _cleanup_close_ int fd = -1;
+                _cleanup_free_ char *text = NULL;
+                size_t len = 0, size = 0;
+                ssize_t k;
+
+                if (!is_pid_name(de->d_name))
+                        continue;
+                snprintf(path, sizeof(path), "%s/children", de->d_name);
+                fd = openat(dirfd(tasks), path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+                if (fd < 0) {
+                        if (errno == ENOENT && faccessat(dirfd(tasks), de->d_name, F_OK, 0) >= 0)
+                                return -ENOTSUP; /* the thread is there, its children file is not */
+                        continue;                /* the thread ended since the readdir */
+                }
+                /* procfs renders it whole; a long list comes in more than one read */
+                do {
+                        if (size - len < 512) {
+                                char *nt = realloc(text, size = MAX(size * 2, (size_t) 1024));
+                                if (!nt)
+                                        return -ENOMEM;
+                                text = nt;
+                        }
+                        k = read(fd, text + len, size - len - 1);
+                        if (k > 0)
+                                len += (size_t) k;
+                } while (k > 0);
+                if (!text)
+                        continue;
+                text[len] = 0;
+                for (char *s = text, *end; *s; s = end) {
+                        unsigned long c = strtoul(s, &end, 10);
+                        if (end == s) {
+                                end = s + 1; /* a separator */
+                                continue;
+                        }
+                        if (c == 0 || c > INT32_MAX)
+                                continue;
+                        if (*n == *allocated) {
+                                size_t na = MAX(*allocated * 2, (size_t) 16);
+                                pid_t *nv = reallocarray(*v, na, sizeof(pid_t));
+                                if (!nv)
+                                        return -ENOMEM;
+                                *v = nv;
+                                *allocated = na;
+                        }
+                        (*v)[(*n)++] = (pid_t) c;
+                }
+        }
+        if (errno != 0)
+                return errno == ENOENT ? -ESRCH : -errno;
+        return 0;
+}
+
+static int cmp_pid(const void *a, const void *b) {
+        pid_t x = *(const pid_t *) a, y = *(const pid_t *) b;
+        return (x > y) - (x < y);
+}
+
+/* The subtree of root_pid alone, breadth-first, each parent's children in pid order: its cost is the
+ * subtree's (a stat per process, a children file per thread), not the node's. -ENOTSUP without
+ * children files (the caller walks /proc instead). */
+static int sample_subtree(int proc_fd, pid_t root_pid, ProcTree *t, ProcInfo *desc) {
+        _cleanup_free_ pid_t *kids = NULL;
+        size_t n_kids = 0, allocated = 0;
+        char path[64], buf[STAT_BUF];
+        ssize_t k;
+        int r;
+
+        snprintf(path, sizeof(path), "%d/stat", (int) root_pid);
+        k = read_small(proc_fd, path, buf, sizeof(buf));
+        if (k < 0)
+                return k == -ENOENT ? -ESRCH : (int) k;
+        t->n_scanned++;
+        t->root = (ProcInfo) { .pid = root_pid };
+        r = parse_stat(buf, &t->root);
+        if (r < 0)
+                return r;
+        for (size_t q = 0; q <= t->n_desc && !t->truncated; q++) {
+                pid_t parent = q == 0 ? root_pid : desc[q - 1].pid;
+
+                n_kids = 0;
+                r = read_children(proc_fd, parent, &kids, &n_kids, &allocated);
+                if (r == -ENOTSUP && q == 0)
+                        return r;
+                if (r < 0)
+                        continue; /* a descendant gone since: no children to follow */
+                qsort(kids, n_kids, sizeof(pid_t), cmp_pid);
+                for (size_t i = 0; i < n_kids; i++) {
+                        ProcInfo p = { .pid = kids[i] };
+                        if (kids[i] == root_pid)
+                                continue;
+                        snprintf(path, sizeof(path), "%d/stat", (int) kids[i]);
+                        if (read_small(proc_fd, path, buf, sizeof(buf)) < 0)
+                                continue; /* exited since */
+                        t->n_scanned++;
+                        if (parse_stat(buf, &p) < 0 || p.ppid != parent)
+                                continue; /* unparsable, or reparented since */
+                        if (t->n_desc >= PROC_TREE_MAX_DESC) {
+                                t->truncated = true;
+                                break;
+                        }
+                        desc[t->n_desc++] = p;
+                }
+        }
+        return 0;
+}
+
+/* Every process's stat, then the tree from their ppids. */
+static int sample_walk(DIR *d, pid_t root_pid, ProcTree *t, ProcInfo *desc) {
         _cleanup_(entries_done) Entries all = {};
-        _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
         bool have_root = false;
-        int root_r = -ESRCH, proc_fd, r;
-
-        if (root_pid <= 0 || !ret)
-                return -EINVAL;
-
-        d = opendir(proc_root ?: "/proc");
-        if (!d)
-                return -errno;
-        proc_fd = dirfd(d);
-
-        t = calloc(1, sizeof(ProcTree));
-        if (!t)
-                return -ENOMEM;
+        int root_r = -ESRCH, proc_fd = dirfd(d), r;
 
         for (errno = 0; (de = readdir(d)); errno = 0) {
                 char path[300], buf[STAT_BUF];
@@ -269,9 +383,6 @@ int proc_tree_sample(const char *proc_root, pid_t root_pid, usec_t now, ProcTree
 
         /* Breadth-first over children; the output array doubles as the queue. */
         qsort(all.v, all.n, sizeof(ProcInfo), cmp_ppid);
-        desc = calloc(PROC_TREE_MAX_DESC, sizeof(ProcInfo));
-        if (!desc)
-                return -ENOMEM;
         for (size_t q = 0;; q++) {
                 pid_t parent = q == 0 ? root_pid : desc[q - 1].pid;
 
@@ -290,6 +401,34 @@ int proc_tree_sample(const char *proc_root, pid_t root_pid, usec_t now, ProcTree
                 if (t->truncated)
                         break;
         }
+        return 0;
+}
+
+int proc_tree_sample(const char *proc_root, pid_t root_pid, usec_t now, ProcTree **ret) {
+        _cleanup_free_ ProcTree *t = NULL;
+        _cleanup_free_ ProcInfo *desc = NULL;
+        _cleanup_(closedirp) DIR *d = NULL;
+        int proc_fd, r;
+
+        if (root_pid <= 0 || !ret)
+                return -EINVAL;
+
+        d = opendir(proc_root ?: "/proc");
+        if (!d)
+                return -errno;
+        proc_fd = dirfd(d);
+
+        t = calloc(1, sizeof(ProcTree));
+        desc = calloc(PROC_TREE_MAX_DESC, sizeof(ProcInfo));
+        if (!t || !desc)
+                return -ENOMEM;
+        r = sample_subtree(proc_fd, root_pid, t, desc);
+        if (r == -ENOTSUP) {
+                *t = (ProcTree) {};
+                r = sample_walk(d, root_pid, t, desc);
+        }
+        if (r < 0)
+                return r;
 
         read_io(proc_fd, &t->root);
         fix_exe_comm(proc_fd, &t->root);

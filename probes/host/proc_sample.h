@@ -30,8 +30,11 @@ typedef struct ProcTree {
         size_t n_scanned;        /* /proc entries whose stat was read (the cost of this sample) */
 } ProcTree;
 
-/* Cost: one readdir of proc_root, one open+read of stat per process on the node, then one of io
- * (and for an "exe" comm, of cmdline) per kept process. proc_root NULL means "/proc".
+/* Cost: the subtree's, not the node's: a stat of the root, then for each process of the subtree a
+ * readdir of its task/ and a read of each thread's task/TID/children (CONFIG_PROC_CHILDREN; a child is
+ * listed under the thread that forked it), a stat per child, then io (and for an "exe" comm, cmdline)
+ * per kept process. Where the kernel has no children files: one readdir of proc_root and a stat of
+ * every process on the node instead. n_scanned counts the stats read. proc_root NULL means "/proc".
  * -ESRCH: root_pid is not there; -EBADMSG: its stat could not be parsed. */
 int proc_tree_sample(const char *proc_root, pid_t root_pid, usec_t now, ProcTree **ret);
 ProcTree *proc_tree_free(ProcTree *t);

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PW=$PWD/$BUILD/pullwatch
-# a part of the bench: BENCH_SECTIONS="pull preheat" (of policies pull cri guard resume peers preheat
+# a part of the bench: BENCH_SECTIONS="pull preheat" (of policies pull cri guard resume peers preheat scale
 # once fleet; default all), BENCH_ROWS="unstable" for one row; BENCH_OUT elsewhere than bench/results.md
 SECTIONS=" ${BENCH_SECTIONS:-all} "
 want() { [[ "$SECTIONS" == *" all "* || "$SECTIONS" == *" $1 "* ]]; }
@@ -254,6 +254,10 @@ YAML
 	fi
 	! want preheat || preheat_bench
 	[ "$row/$store" != bookworm/classic ] || ! want once || bench_once
+	# last: it leaves thousands of images in the bed's containerd (BENCH_SCALE=0 leaves it out)
+	[ "$store" = containerd ] || [ "${BENCH_SCALE:-1}" = 0 ] || ! want scale ||
+		BUILD=$BUILD tests/bench/guard_scale.sh --bed "$BED_DIR" ||
+		echo "(the polling's cost at scale: not measured, see tests/bench/guard_scale.sh)"
 	echo "(row measured in $((SECONDS - t_row)) s)"
 	echo
 	tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true

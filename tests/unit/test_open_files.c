@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "probes/host/open_files.h"
+#include "probes/host/tcp_conn.h"
 
 static char root[64]; /* holds tmp/ (the watched dir), tmpx/ (a sibling) and proc/ (a fake tree) */
 
@@ -199,6 +200,26 @@ static void test_fake_proc(void **state) {
 
         assert_int_equal(open_files_under(proc, 78, dir, NULL, &v, &n), -ESRCH);
         assert_int_equal(open_files_under(proc, 77, NULL, NULL, &v, &n), -EINVAL);
+
+        /* the one walk for both callers: the same files, and the socket fds beside them */
+        TcpSockFd *socks = NULL;
+        size_t n_socks = 0;
+        fake_fd("9", "socket:[5678]");
+        fake_fd("10", "pipe:[99]");
+        snprintf(dir, sizeof(dir), "%s/tmp", root);
+        assert_int_equal(open_files_and_sockets(proc, 77, dir, "GetImageBlob", &v, &n, &socks, &n_socks), 0);
+        assert_int_equal(n, 2);
+        assert_int_equal(v[0].fd, 3);
+        assert_int_equal(v[1].fd, 12);
+        v = open_files_free(v, n);
+        assert_int_equal(n_socks, 2);
+        uint64_t seen = 0;
+        for (size_t i = 0; i < n_socks; i++)
+                seen += socks[i].fd == 4 && socks[i].inode == 1234 ? 1 : socks[i].fd == 9 && socks[i].inode == 5678 ? 10 : 100;
+        assert_int_equal(seen, 11);
+        free(socks);
+        assert_int_equal(open_files_and_sockets(proc, 78, dir, NULL, &v, &n, &socks, &n_socks), -ESRCH);
+        assert_int_equal(open_files_and_sockets(proc, 77, dir, NULL, &v, &n, NULL, &n_socks), -EINVAL);
 }
 
 int main(void) {

@@ -433,6 +433,60 @@ static void test_real_proc(void **state) {
         assert_true(writer->io_chars > 0);
 }
 
+/* task/TID/children of each thread, as CONFIG_PROC_CHILDREN shows them (NULL text: the thread dir only) */
+static void fake_children(pid_t pid, pid_t tid, const char *text) {
+        char dir[256];
+        snprintf(dir, sizeof(dir), "%s/%d/task", proc_root, (int) pid);
+        (void) mkdir(dir, 0755);
+        snprintf(dir, sizeof(dir), "%s/%d/task/%d", proc_root, (int) pid, (int) tid);
+        (void) mkdir(dir, 0755);
+        if (text)
+                write_file(dir, "children", text, strlen(text));
+}
+
+/* With children files only the runtime's subtree is read, whatever else the node runs: a child is
+ * found under the thread that forked it, a process not listed is not looked at, one reparented since
+ * its listing is left out. Without them (an old kernel), /proc is walked as before. */
+static void test_subtree(void **state) {
+        static const FakeProc procs[] = {
+                { .pid = 300, .ppid = 1, .comm = "containerd", .start = 10, .io = true },
+                { .pid = 301, .ppid = 300, .comm = "unpigz", .start = 20, .io = true },
+                { .pid = 302, .ppid = 300, .comm = "unpigz", .start = 21, .io = true },
+                { .pid = 303, .ppid = 301, .comm = "tar", .start = 22, .io = true },
+                { .pid = 304, .ppid = 1, .comm = "reparented", .start = 23 },
+                { .pid = 401, .ppid = 300, .comm = "unlisted", .start = 24 },
+        };
+        ProcTree *t = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(procs); i++)
+                fake_put(&procs[i]);
+        for (pid_t pid = 500; pid < 540; pid++) /* the rest of a busy node */
+                fake_put(&(FakeProc) { .pid = pid, .ppid = 1, .comm = "other", .start = 5 });
+        fake_children(300, 300, "304 ");
+        fake_children(300, 305, "302 301 ");
+        fake_children(301, 301, "303");
+        fake_children(302, 302, "");
+        fake_children(303, 303, "");
+
+        assert_int_equal(proc_tree_sample(proc_root, 300, 0, &t), 0);
+        assert_int_equal(t->n_desc, 3);
+        assert_int_equal(t->desc[0].pid, 301);
+        assert_int_equal(t->desc[1].pid, 302);
+        assert_int_equal(t->desc[2].pid, 303);
+        assert_true(t->desc[2].io_ok);
+        assert_int_equal(t->n_scanned, 5); /* 300, 304 (left out), 301, 302, 303: not the 40 others */
+        t = proc_tree_free(t);
+
+        /* a kernel without the files: the thread is there, its children file is not */
+        char path[256];
+        snprintf(path, sizeof(path), "%s/300/task/300/children", proc_root);
+        assert_int_equal(unlink(path), 0);
+        assert_int_equal(proc_tree_sample(proc_root, 300, 0, &t), 0);
+        assert_int_equal(t->n_desc, 4); /* 401 too: found by its ppid */
+        assert_true(t->n_scanned >= 46);
+        t = proc_tree_free(t);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_setup_teardown(test_descendants, setup, teardown),
@@ -443,6 +497,7 @@ int main(void) {
                 cmocka_unit_test_setup_teardown(test_delta, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delta_root_restarted, setup, teardown),
                 cmocka_unit_test(test_classify),
+                cmocka_unit_test_setup_teardown(test_subtree, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_real_proc, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

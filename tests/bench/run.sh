@@ -9,6 +9,8 @@ OUT=bench/results.md
 RUNS=${BENCH_RUNS:-3}
 # the rows measured, each as ROW[/STORE] (STORE: dockerd's image store, classic or containerd)
 ROWS=${BENCH_ROWS:-bookworm trixie unstable unstable/containerd}
+# the rows where tests/bench/load.sh runs (a 2,000-image list and 50 guarded pulls: minutes each)
+LOAD_ROWS=${BENCH_LOAD_ROWS:-bookworm unstable}
 # the faulted pulls' --json events, kept for a second look (not in the repository)
 EVENTS_DIR=${BENCH_EVENTS:-/tmp/pwbench-events}
 mkdir -p bench
@@ -182,6 +184,9 @@ YAML
 	[ "$store" = containerd ] || { echo "containerd's CPU difference is what pullwatch's ListStatuses/Content/Snapshots polling costs it"; echo "(CLK_TCK granularity: $((1000 / $(getconf CLK_TCK))) ms)."; echo; }
 	[ "$store" = containerd ] || BUILD=$BUILD BENCH_RUNS=$RUNS tests/bench/cri_endpoint.sh --bed "$BED_DIR" || echo "(CRI endpoint: not measured, see tests/bench/cri_endpoint.sh)"
 	[ "$store" = containerd ] || BUILD=$BUILD BENCH_RUNS=$RUNS tests/bench/guard_overhead.sh --bed "$BED_DIR" || echo "(guard cost: not measured, see tests/bench/guard_overhead.sh)"
+	if [ "$store" = classic ] && [[ " $LOAD_ROWS " == *" $row "* ]]; then
+		BUILD=$BUILD tests/bench/load.sh --bed "$BED_DIR" || echo "(load: not measured, see tests/bench/load.sh)"
+	fi
 
 	echo "### Resume: registry bytes for a pull with one mid-layer reset, over the layer's size"
 	echo

@@ -381,39 +381,51 @@ static void start_pull(Target *t) {
         }
 }
 
-/* May t take a free slot: queued (or waiting for its mirror), its runtime up, no pull, and its mirror
- * neither being asked nor held until the next ask (preheat_mirror.c)? */
-static bool candidate(const Preheat *p, const Target *t) {
-        return (t->state == PREHEAT_QUEUED || preheat_mirror_waiting(t)) && p->up[t->runtime] && !t->pull &&
-               t->mirror.gate != MIRROR_GATE_ASKING && t->mirror.gate != MIRROR_GATE_HELD;
+/* The best target for a free slot (priority, then list position): queued (or waiting for its mirror),
+ * its runtime up, no pull, its mirror neither being asked nor held until the next ask (preheat_mirror.c);
+ * unasked: only those whose mirror has not been asked for this pull. */
+static Target *best_candidate(Preheat *p, bool unasked) {
+        Target *best = NULL;
+
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if ((t->state != PREHEAT_QUEUED && !preheat_mirror_waiting(t)) || !p->up[t->runtime] || t->pull ||
+                    t->mirror.gate == MIRROR_GATE_ASKING || t->mirror.gate == MIRROR_GATE_HELD ||
+                    (unasked && t->mirror.gate != MIRROR_GATE_NONE))
+                        continue;
+                if (!best || t->priority > best->priority || (t->priority == best->priority && t->order < best->order))
+                        best = t;
+        }
+        return best;
 }
 
 static void dispatch(Preheat *p) {
-        unsigned running = 0;
+        unsigned running = 0, asking = 0, slots = cfg(p)->preheat.concurrency;
 
         if (p->stopped)
                 return;
-        /* a mirror question in flight holds the slot its pull will take: only as many targets ask as
-         * there are free slots (asking for every queued one held a request, its buffers and the runtime's
-         * answer per target: 25 MiB for a 2,000-image list) */
-        for (size_t i = 0; i < p->n_targets; i++)
-                running += p->targets[i]->state == PREHEAT_PULLING || p->targets[i]->mirror.gate == MIRROR_GATE_ASKING;
-        while (running < cfg(p)->preheat.concurrency) {
-                Target *best = NULL;
-                for (size_t i = 0; i < p->n_targets; i++) {
-                        Target *t = p->targets[i];
-                        if (!candidate(p, t))
-                                continue;
-                        if (!best || t->priority > best->priority ||
-                            (t->priority == best->priority && t->order < best->order))
-                                best = t;
-                }
-                if (!best)
-                        break;
-                /* a node-local mirror that is down holds the pull back */
-                if (preheat_mirror_pass(best))
+        for (size_t i = 0; i < p->n_targets; i++) {
+                running += p->targets[i]->state == PREHEAT_PULLING;
+                asking += p->targets[i]->mirror.gate == MIRROR_GATE_ASKING;
+        }
+        /* free slots to the best candidates their node-local mirror lets through */
+        while (running < slots) {
+                Target *best = best_candidate(p, false);
+                if (!best || (best->mirror.gate != MIRROR_GATE_OPEN && asking >= slots))
+                        break; /* its question waits for one in flight to end */
+                if (preheat_mirror_pass(best)) {
                         start_pull(best);
-                running++;
+                        running++;
+                } else
+                        asking++;
+        }
+        /* and as many questions ahead as there are slots, so a freed slot finds its pull's answered. Not one
+         * per queued target at once: that held a request and its buffers each (25 MiB for 2,000 images). */
+        for (unsigned i = 0; i < slots && asking < slots; i++) {
+                Target *next = best_candidate(p, true);
+                if (!next || preheat_mirror_pass(next))
+                        break;
+                asking++;
         }
 }
 

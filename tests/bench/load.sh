@@ -189,6 +189,9 @@ final=$(status)
 kill "$spid" 2>/dev/null || true
 spid=
 hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$dpid/status")
+# the daemon's run time over the whole run, ns, from its threads' schedstat (exact, not clock ticks)
+cpu_ns=$(cat /proc/"$dpid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}')
+t_stop=$(now)
 kill -TERM "$dpid"
 timeout 30 tail --pid="$dpid" -f /dev/null || true
 dpid=
@@ -226,6 +229,9 @@ printf '| list settled (every item ready or failed) | %s after %.0f s (start to 
 	"$(echo "$t_ready - $t0" | bc)"
 printf '| guarded pulls | %s/%s kubelet-shaped and %s/%s docker pulls done after %.0f s; at most %s listed in status .pulls at once |\n' \
 	"$k_ok" "$n_kubelet" "$d_ok" "$n_docker" "$(echo "$t_guard_end - $t_guard" | bc)" "$max_pulls"
+printf '| daemon CPU | %.1f s over %.0f s, %.1f %% of one core (the load average at the end: %s) |\n' \
+	"$(echo "$cpu_ns / 1000000000" | bc -l)" "$(echo "$t_stop - $t_ready" | bc)" \
+	"$(echo "$cpu_ns / 10000000 / ($t_stop - $t_ready)" | bc -l)" "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| daemon RSS | max %.1f MiB sampled each second (VmHWM %.1f MiB); %.1f MiB at the end |\n' \
 	"$(echo "$rss_max / 1024" | bc -l)" "$(echo "$hwm / 1024" | bc -l)" "$(echo "$(tail -n 1 "$W/rss.log" | awk '{print $2}') / 1024" | bc -l)"
 # shellcheck disable=SC2016 # the backquotes are markdown

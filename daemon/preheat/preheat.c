@@ -14,6 +14,9 @@
 
 #define PREHEAT_CONFIRM_RETRY (10 * USEC_PER_SEC)
 #define PREHEAT_REGISTRY_TIMEOUT (15 * USEC_PER_SEC)
+/* Presence checks in flight at once; the rest wait their turn (confirm()). One per target at once held a
+ * request and its buffers each: 40 MiB for a 2,000-image list, and a burst of as many on the runtime. */
+#define PREHEAT_CONFIRMS_MAX 8U
 
 usec_t preheat_splay_delay(const char *machine_id, const char *image, usec_t splay) {
         uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a, then splitmix64's finalizer to spread the bits */
@@ -96,6 +99,8 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
         Preheat *p = t->preheat;
 
         t->confirm = NULL; /* the op frees itself */
+        p->n_confirming--;
+        schedule_reap(p); /* the next waiting check takes the free place */
         if (r >= 0)
                 (void) state_record_present(p->state, t->image, preheat_runtime_name(t), digest, now_realtime());
         else if (r != -ENOENT && p->up[t->runtime]) {
@@ -113,18 +118,53 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
                 begin_confirmed(t, r);
 }
 
-/* Ask the runtime whether the image is there; the answer continues begin or recheck. */
-static void confirm(Target *t, bool recheck) {
+static void confirm_start(Target *t) {
         Preheat *p = t->preheat;
         const RuntimeDriver *d = p->drivers[t->runtime];
         PullRequest req = target_request(t);
         int r;
 
-        arm(t, NEXT_NONE, USEC_INFINITY); /* nothing else runs for this target meanwhile */
-        t->confirm_recheck = recheck;
+        t->confirm_ticket = 0;
+        p->n_confirming++; /* on_confirmed() gives the place back */
         r = d->confirm ? d->confirm(p->glue, cfg(p), &req, on_confirmed, t, &t->confirm) : -ENOENT;
         if (r < 0)
                 on_confirmed(NULL, r, NULL, t);
+}
+
+/* Ask the runtime whether the image is there; the answer continues begin or recheck. With
+ * PREHEAT_CONFIRMS_MAX checks in flight, t waits its turn (its ticket; the reap starts it). */
+static void confirm(Target *t, bool recheck) {
+        Preheat *p = t->preheat;
+
+        arm(t, NEXT_NONE, USEC_INFINITY); /* nothing else runs for this target meanwhile */
+        t->confirm_recheck = recheck;
+        if (p->n_confirming >= PREHEAT_CONFIRMS_MAX) {
+                t->confirm_ticket = ++p->confirm_tickets;
+                return;
+        }
+        confirm_start(t);
+}
+
+/* The waiting checks, oldest ticket first, into the free places. */
+static void confirm_next(Preheat *p) {
+        while (p->n_confirming < PREHEAT_CONFIRMS_MAX && !p->stopped) {
+                Target *first = NULL;
+                for (size_t i = 0; i < p->n_targets; i++)
+                        if (p->targets[i]->confirm_ticket &&
+                            (!first || p->targets[i]->confirm_ticket < first->confirm_ticket))
+                                first = p->targets[i];
+                if (!first)
+                        return;
+                confirm_start(first);
+        }
+}
+
+static void confirm_cancel(Target *t) {
+        if (t->confirm) {
+                t->confirm = runtime_op_free(t->confirm);
+                t->preheat->n_confirming--;
+        }
+        t->confirm_ticket = 0;
 }
 
 static void queue(Target *t) {
@@ -137,7 +177,7 @@ static void target_begin(Target *t) {
         Preheat *p = t->preheat;
         char buf[256];
 
-        if (t->confirm)
+        if (t->confirm || t->confirm_ticket)
                 return; /* its answer decides */
         if (!p->drivers[t->runtime]) {
                 snprintf(buf, sizeof(buf), "this pullwatch cannot drive %s", preheat_runtime_name(t));
@@ -238,7 +278,7 @@ static void start_registry_check(Target *t) {
 }
 
 static void target_recheck(Target *t) {
-        if (t->confirm)
+        if (t->confirm || t->confirm_ticket)
                 return; /* its answer decides */
         if (t->state == PREHEAT_PULLING || t->state == PREHEAT_QUEUED)
                 return; /* the pull's result re-arms the recheck */
@@ -341,29 +381,51 @@ static void start_pull(Target *t) {
         }
 }
 
+/* The best target for a free slot (priority, then list position): queued (or waiting for its mirror),
+ * its runtime up, no pull, its mirror neither being asked nor held until the next ask (preheat_mirror.c);
+ * unasked: only those whose mirror has not been asked for this pull. */
+static Target *best_candidate(Preheat *p, bool unasked) {
+        Target *best = NULL;
+
+        for (size_t i = 0; i < p->n_targets; i++) {
+                Target *t = p->targets[i];
+                if ((t->state != PREHEAT_QUEUED && !preheat_mirror_waiting(t)) || !p->up[t->runtime] || t->pull ||
+                    t->mirror.gate == MIRROR_GATE_ASKING || t->mirror.gate == MIRROR_GATE_HELD ||
+                    (unasked && t->mirror.gate != MIRROR_GATE_NONE))
+                        continue;
+                if (!best || t->priority > best->priority || (t->priority == best->priority && t->order < best->order))
+                        best = t;
+        }
+        return best;
+}
+
 static void dispatch(Preheat *p) {
-        unsigned running = 0;
+        unsigned running = 0, asking = 0, slots = cfg(p)->preheat.concurrency;
 
         if (p->stopped)
                 return;
-        for (size_t i = 0; i < p->n_targets; i++)
+        for (size_t i = 0; i < p->n_targets; i++) {
                 running += p->targets[i]->state == PREHEAT_PULLING;
-        while (running < cfg(p)->preheat.concurrency) {
-                Target *best = NULL;
-                for (size_t i = 0; i < p->n_targets; i++) {
-                        Target *t = p->targets[i];
-                        /* a node-local mirror that is down holds the pull back (preheat_mirror.c) */
-                        if ((t->state != PREHEAT_QUEUED && !preheat_mirror_waiting(t)) || !p->up[t->runtime] || t->pull ||
-                            !preheat_mirror_pass(t))
-                                continue;
-                        if (!best || t->priority > best->priority ||
-                            (t->priority == best->priority && t->order < best->order))
-                                best = t;
-                }
-                if (!best)
+                asking += p->targets[i]->mirror.gate == MIRROR_GATE_ASKING;
+        }
+        /* free slots to the best candidates their node-local mirror lets through */
+        while (running < slots) {
+                Target *best = best_candidate(p, false);
+                if (!best || (best->mirror.gate != MIRROR_GATE_OPEN && asking >= slots))
+                        break; /* its question waits for one in flight to end */
+                if (preheat_mirror_pass(best)) {
+                        start_pull(best);
+                        running++;
+                } else
+                        asking++;
+        }
+        /* and as many questions ahead as there are slots, so a freed slot finds its pull's answered. Not one
+         * per queued target at once: that held a request and its buffers each (25 MiB for 2,000 images). */
+        for (unsigned i = 0; i < slots && asking < slots; i++) {
+                Target *next = best_candidate(p, true);
+                if (!next || preheat_mirror_pass(next))
                         break;
-                start_pull(best);
-                running++;
+                asking++;
         }
 }
 
@@ -377,6 +439,7 @@ static int on_reap(sd_event_source *s, void *userdata) {
                         t->pull_done = false;
                 }
         }
+        confirm_next(p);
         dispatch(p);
         return 0;
 }
@@ -390,7 +453,7 @@ static Target *target_free(Target *t) {
         }
         registry_op_free(t->check);
         runtime_registry_fetch_free(t->check_rt);
-        runtime_op_free(t->confirm);
+        confirm_cancel(t);
         preheat_pin_stop(t);
         preheat_mirror_stop(t);
         sd_event_source_disable_unref(t->timer);
@@ -598,7 +661,7 @@ void preheat_stop(Preheat *p, const char *why) {
                 }
                 t->check = registry_op_free(t->check);
                 t->check_rt = runtime_registry_fetch_free(t->check_rt);
-                t->confirm = runtime_op_free(t->confirm);
+                confirm_cancel(t);
                 arm(t, NEXT_NONE, USEC_INFINITY);
         }
 }

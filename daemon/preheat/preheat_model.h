@@ -50,6 +50,7 @@ typedef struct Target {
         RuntimeRegistryFetch *check_rt; /* the runtime's registry settings, asked before the check */
         RuntimeOp *confirm;       /* a presence check in flight; its answer continues begin or recheck */
         bool confirm_recheck;
+        uint64_t confirm_ticket;  /* waits for a place among the checks in flight, in this order; 0 = not */
         sd_event_source *timer;
         NextAction next;
         usec_t next_at;
@@ -76,6 +77,8 @@ struct Preheat {
         Target **targets;
         size_t n_targets;
         sd_event_source *reap;
+        unsigned n_confirming;    /* presence checks in flight (preheat.c: PREHEAT_CONFIRMS_MAX) */
+        uint64_t confirm_tickets;
         ImageFsCache imagefs;     /* where each runtime keeps its images (preheat-evicted's figures) */
         RegistrySeen *seen;       /* the owner's table our pulls' registry probes go to; NULL = none */
 };

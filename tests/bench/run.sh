@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PW=$PWD/$BUILD/pullwatch
-# a part of the bench: BENCH_SECTIONS="pull preheat" (of policies pull cri guard resume peers preheat scale
-# once fleet; default all), BENCH_ROWS="unstable" for one row; BENCH_OUT elsewhere than bench/results.md
+# a part of the bench: BENCH_SECTIONS="pull preheat" (of policies pull cri guard resume peers preheat load
+# scale once fleet; default all), BENCH_ROWS="unstable" for one row; BENCH_OUT elsewhere than bench/results.md
 SECTIONS=" ${BENCH_SECTIONS:-all} "
 want() { [[ "$SECTIONS" == *" all "* || "$SECTIONS" == *" $1 "* ]]; }
 OUT=${BENCH_OUT:-bench/results.md}
@@ -15,6 +15,8 @@ RUNS=${BENCH_RUNS:-5}
 VERDICT_RUNS=${BENCH_VERDICT_RUNS:-3}
 # the rows measured, each as ROW[/STORE] (STORE: dockerd's image store, classic or containerd)
 ROWS=${BENCH_ROWS:-bookworm trixie unstable unstable/containerd}
+# the rows where tests/bench/load.sh runs (a 2,000-image list and 50 guarded pulls: minutes each)
+LOAD_ROWS=${BENCH_LOAD_ROWS:-bookworm unstable}
 # the faulted pulls' --json events, kept for a second look (not in the repository)
 EVENTS_DIR=${BENCH_EVENTS:-/tmp/pwbench-events}
 mkdir -p bench
@@ -254,6 +256,10 @@ YAML
 	fi
 	! want preheat || preheat_bench
 	[ "$row/$store" != bookworm/classic ] || ! want once || bench_once
+	# near the end: a 2,000-image list leaves a thousand images in the registry and in dockerd
+	if [ "$store" = classic ] && [[ " $LOAD_ROWS " == *" $row "* ]] && want load; then
+		BUILD=$BUILD tests/bench/load.sh --bed "$BED_DIR" || echo "(load: not measured, see tests/bench/load.sh)"
+	fi
 	# last: it leaves thousands of images in the bed's containerd (BENCH_SCALE=0 leaves it out)
 	[ "$store" = containerd ] || [ "${BENCH_SCALE:-1}" = 0 ] || ! want scale ||
 		BUILD=$BUILD tests/bench/guard_scale.sh --bed "$BED_DIR" ||

@@ -22,6 +22,8 @@ static struct Fake {
         unsigned running, max_running, cancelled;
         usec_t pull_time;
         int confirm_error;        /* != 0: the runtime does not answer presence checks */
+        bool count_confirms;      /* count the checks in flight (a test that cancels none) */
+        unsigned confirming, max_confirming; /* presence checks asked and not answered yet */
 } fake;
 
 struct RuntimePull {
@@ -100,11 +102,37 @@ static RuntimePull *fake_free(RuntimePull *p) {
         return NULL;
 }
 
-/* Answers from the loop, as a real runtime's presence check does. */
+typedef struct ConfirmCall {
+        runtime_op_done_t done;
+        void *userdata;
+} ConfirmCall;
+
+static void fake_confirmed(RuntimeOp *op, int r, const char *text, void *userdata) {
+        ConfirmCall c = *(ConfirmCall *) userdata;
+        free(userdata);
+        fake.confirming--;
+        c.done(op, r, text, c.userdata);
+}
+
+/* Answers from the loop, as a real runtime's presence check does; counts the checks in flight. */
 static int fake_confirm(CurlGlue *glue, const Config *config, const PullRequest *req, runtime_op_done_t done,
                         void *userdata, RuntimeOp **ret) {
         int r = fake.confirm_error ? fake.confirm_error : fake_is_present(req->image) ? 0 : -ENOENT;
-        return runtime_op_result(glue, r, r >= 0 ? "sha256:feed" : NULL, done, userdata, ret);
+        ConfirmCall *c;
+
+        if (!fake.count_confirms)
+                return runtime_op_result(glue, r, r >= 0 ? "sha256:feed" : NULL, done, userdata, ret);
+        c = malloc(sizeof(*c));
+        assert_non_null(c);
+        *c = (ConfirmCall) { .done = done, .userdata = userdata };
+        r = runtime_op_result(glue, r, r >= 0 ? "sha256:feed" : NULL, fake_confirmed, c, ret);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        fake.confirming++;
+        fake.max_confirming = MAX(fake.max_confirming, fake.confirming);
+        return r;
 }
 
 static const RuntimeDriver fake_driver = {
@@ -313,6 +341,31 @@ static void test_present_not_pulled(void **s) {
         assert_int_equal(fake.n_started, 0);
         assert_non_null(state_find(w.state, "reg.local/a:v1", "docker"));
         assert_string_equal(state_find(w.state, "reg.local/a:v1", "docker")->digest, "sha256:feed");
+        world_stop(&w);
+}
+
+/* A long list: the runtime gets a few presence checks at a time, not one per item at once (2,000 of them
+ * held 40 MiB), and every item still ends ready. */
+static void test_presence_checks_bounded(void **s) {
+        World w;
+        char yaml[30 * 32] = "", summary[128];
+
+        world_start(&w, 2);
+        fake.count_confirms = true;
+        for (unsigned i = 0; i < 30; i++) {
+                char image[24];
+                snprintf(image, sizeof image, "reg.local/i%u:v1", i);
+                strcat(strcat(strcat(yaml, "- "), image), "\n");
+                if (i % 2)
+                        fake_set_present(image, true); /* half present: checked, never pulled */
+        }
+        set_list(&w, yaml);
+        run_until(&w, all_ready, 10 * USEC_PER_SEC);
+        assert_in_range(fake.max_confirming, 1, 8);
+        assert_int_equal(fake.confirming, 0);
+        assert_int_equal(fake.n_started, 15);
+        assert_int_equal(preheat_summary(w.preheat, summary, sizeof summary), 0);
+        assert_string_equal(summary, "preheat 30/30 ready, 0 pulling, 0 failed");
         world_stop(&w);
 }
 
@@ -546,6 +599,7 @@ int main(void) {
                 cmocka_unit_test(test_stop_cancels),
                 cmocka_unit_test(test_unsupported_runtime),
                 cmocka_unit_test(test_status_capped),
+                cmocka_unit_test(test_presence_checks_bounded),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -127,6 +127,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 sample_helpers(rt, now);
                 guard_downloads_sample(rt, now);
                 guard_conns_sample(rt, now);
+                guard_mirror_sample(rt, now);
         }
         guard_conns_act(g, now);
         guard_conns_sample_end(g);
@@ -139,6 +140,7 @@ static void runtime_done(GuardRuntime *rt) {
                 helper_done(&rt->helpers[i]);
         free(rt->helpers);
         guard_downloads_done(rt);
+        guard_mirror_done(rt);
         guard_conns_done(rt);
         detector_free(rt->downloads);
         runtime_liveness_free(rt->liveness);

@@ -45,8 +45,10 @@ static void op_finish(RegistryOp *op, int r) {
         if (op->kind == OP_RESOLVE) {
                 RegistryManifest *m = r >= 0 ? TAKE_PTR(op->m) : NULL;
                 op->manifest_done(op, r, m, r < 0 ? &op->error : NULL, op->userdata);
-        } else
+        } else if (op->kind == OP_RANGE)
                 op->range_done(op, r, r >= 0 ? &op->probe : NULL, r < 0 ? &op->error : NULL, op->userdata);
+        else
+                op->ping_done(op, r, r < 0 ? &op->error : NULL, op->userdata);
         /* op may be gone now */
 }
 
@@ -127,7 +129,8 @@ static void op_fail(RegistryOp *op, int r) {
                 op->auth_tried = false;
                 free(op->token);
                 op->token = NULL;
-                int k = registry_op_issue(op, op->kind == OP_RESOLVE ? STEP_MANIFEST : STEP_BLOB, NULL);
+                int k = registry_op_issue(op, op->kind == OP_RESOLVE ? STEP_MANIFEST :
+                                              op->kind == OP_RANGE ? STEP_BLOB : STEP_PING, NULL);
                 if (k >= 0)
                         return;
                 r = op_error(op, k, 0, "cannot start request");
@@ -253,7 +256,9 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
                 r = -ENOMEM;
                 goto fail;
         }
-        if (op->step == STEP_TOKEN) {
+        if (op->step == STEP_PING)
+                r = 1; /* the hop answered: whatever it said (401 is a registry asking for a token) */
+        else if (op->step == STEP_TOKEN) {
                 _cleanup_free_ char *token = NULL;
                 if (status != 200 || registry_parse_token(op->buf, op->len, &token) < 0) {
                         r = op_error(op, status == 200 ? -EBADMSG : errno_from_status(status), (int) status,
@@ -295,8 +300,8 @@ static int op_new(CurlGlue *g, const RegistryTarget *t, OpKind kind, RegistryOp 
         RegistryOp *op;
         int r;
 
-        if (!g || !t || !t->domain || !t->repository || (kind == OP_RESOLVE && !t->reference) ||
-            strpbrk(t->repository, "?#% ") || (t->reference && strpbrk(t->reference, "/?#% ")))
+        if (!g || !t || !t->domain || (kind != OP_PING && !t->repository) || (kind == OP_RESOLVE && !t->reference) ||
+            (t->repository && strpbrk(t->repository, "?#% ")) || (t->reference && strpbrk(t->reference, "/?#% ")))
                 return -EINVAL;
         op = calloc(1, sizeof(*op));
         if (!op)
@@ -306,7 +311,7 @@ static int op_new(CurlGlue *g, const RegistryTarget *t, OpKind kind, RegistryOp 
         op->kind = kind;
         op->timeout = t->timeout ?: 30 * USEC_PER_SEC;
         op->first_hop_only = t->first_hop_only;
-        if (!(op->repository = strdup(t->repository)) ||
+        if ((t->repository && !(op->repository = strdup(t->repository))) ||
             (t->reference && !(op->reference = strdup(t->reference))) ||
             (t->platform && !(op->platform = strdup(t->platform))) ||
             (t->username && !(op->username = strdup(t->username))) ||
@@ -360,6 +365,24 @@ int registry_probe_range(CurlGlue *g, const RegistryTarget *t, const char *blob_
         if (!(op->blob = strdup(blob_digest)))
                 return registry_op_free(op), -ENOMEM;
         r = registry_op_issue(op, STEP_BLOB, NULL);
+        if (r < 0)
+                return registry_op_free(op), r;
+        *ret = op;
+        return 0;
+}
+
+int registry_ping(CurlGlue *g, const RegistryTarget *t, registry_ping_done_t done, void *userdata, RegistryOp **ret) {
+        RegistryOp *op = NULL;
+        int r;
+
+        if (!done || !ret)
+                return -EINVAL;
+        r = op_new(g, t, OP_PING, &op);
+        if (r < 0)
+                return r;
+        op->ping_done = done;
+        op->userdata = userdata;
+        r = registry_op_issue(op, STEP_PING, NULL);
         if (r < 0)
                 return registry_op_free(op), r;
         *ret = op;

@@ -5,8 +5,8 @@
 
 #include "probes/registry/registry.h"
 
-typedef enum OpKind { OP_RESOLVE, OP_RANGE } OpKind;
-typedef enum Step { STEP_MANIFEST, STEP_CHILD, STEP_BLOB, STEP_TOKEN } Step;
+typedef enum OpKind { OP_RESOLVE, OP_RANGE, OP_PING } OpKind;
+typedef enum Step { STEP_MANIFEST, STEP_CHILD, STEP_BLOB, STEP_TOKEN, STEP_PING } Step;
 typedef enum AuthMode { AUTH_NONE, AUTH_BASIC, AUTH_BEARER } AuthMode;
 
 struct RegistryOp {
@@ -46,6 +46,7 @@ struct RegistryOp {
         curl_glue_done_t on_done;   /* registry.c's: what each request's answer goes to */
         registry_manifest_done_t manifest_done;
         registry_range_done_t range_done;
+        registry_ping_done_t ping_done;
         void *userdata;
 };
 

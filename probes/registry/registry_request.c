@@ -112,7 +112,7 @@ static size_t on_write(char *b, size_t size, size_t n, void *userdata) {
         RegistryOp *op = userdata;
         size_t len = size * n;
         size_t max = op->step == STEP_BLOB ? RANGE_BODY_MAX :
-                     op->step == STEP_TOKEN ? ERROR_BODY_MAX : REGISTRY_MANIFEST_MAX;
+                     op->step == STEP_TOKEN || op->step == STEP_PING ? ERROR_BODY_MAX : REGISTRY_MANIFEST_MAX;
 
         if (op->len + len > max) {
                 if (op->step == STEP_BLOB) {
@@ -196,6 +196,9 @@ int registry_op_issue(RegistryOp *op, Step step, const RegistryChallenge *challe
                 break;
         case STEP_TOKEN:
                 r = token_url(op, challenge, &url, &form);
+                break;
+        case STEP_PING:
+                r = asprintf(&url, "%s/", base) < 0 ? -ENOMEM : 0;
                 break;
         }
         if (r < 0)

@@ -1,8 +1,9 @@
 /* guard_mirror.c: a mirror hop in front of another client's pull that stays silent or refuses
  * connections, named with its hop as for pullwatch's own pulls (diagnose_mirror.c's words). What the
  * guard sees is the runtime's sockets: a registry connection that sent a request and got nothing back
- * for the stall budget (a silent hop), or a new connection to a hop that comes after a mirror in the
- * runtime's own list (the runtime went past that mirror: it refused, or answered nothing useful). A
+ * for the stall budget (a silent hop), or a connection carrying a pull (new, or with bytes since the
+ * last sample: pooled ones are reused) to a hop that comes after a mirror in the runtime's own list
+ * (the runtime went past that mirror: it refused, or answered nothing useful). A
  * refused connect leaves no socket; the hop the runtime went on to does. Either way the runtime's
  * hops for that registry are then asked in its order (registry_ping(): /v2/ of each, as the runtime's
  * settings say) and the answer decides; nothing is named from the socket alone. */
@@ -13,10 +14,12 @@
 
 #define MIRROR_PENDING_MAX 8
 #define MIRROR_RECENT_MAX 16
-/* the same trigger hop is looked into again after this */
+/* the same hop, behind the same hops, is looked into again after this */
 #define MIRROR_RECHECK (30 * USEC_PER_SEC)
 /* the same diagnosis of the same hop is named again after this */
 #define MIRROR_RENAME (10 * 60 * USEC_PER_SEC)
+/* the runtime's settings are asked at most this often (dockerd's /info, containerd's CRI Status) */
+#define MIRROR_FETCH_EVERY (2 * USEC_PER_SEC)
 
 typedef struct MirrorPing {
         GuardMirror *owner;
@@ -26,7 +29,7 @@ typedef struct MirrorPing {
 } MirrorPing;
 
 typedef struct MirrorRecent {
-        char key[192];
+        char key[384];
         usec_t at;
 } MirrorRecent;
 
@@ -42,8 +45,13 @@ struct GuardMirror {
         } pending[MIRROR_PENDING_MAX];
         size_t n_pending;
         MirrorPing *pings[MIRROR_PENDING_MAX];
-        uint64_t *checked;   /* connection inodes looked at as new, and as silent (the top bit) */
+        uint64_t *checked;   /* connection inodes looked at as silent (the top bit) */
         size_t n_checked;
+        struct MirrorRx {
+                uint64_t inode, rx;
+        } *rxs;              /* each connection's bytes received at the last sample */
+        size_t n_rxs;
+        usec_t fetched;      /* when the settings were last asked for */
         MirrorRecent recent[MIRROR_RECENT_MAX];
         size_t n_recent;
 };
@@ -79,13 +87,40 @@ static bool checked(GuardMirror *m, uint64_t key) {
         return false;
 }
 
+static bool conn_live(const GuardRuntime *rt, uint64_t inode) {
+        for (size_t k = 0; k < rt->n_conns; k++)
+                if (rt->conns[k].c.inode == inode)
+                        return true;
+        return false;
+}
+
+/* A connection new since the last sample, or one that received bytes since: it carries a pull now
+ * (a pooled connection is reused by the next pull without a new socket). */
+static bool conn_active(GuardMirror *m, const TcpConn *c) {
+        for (size_t i = 0; i < m->n_rxs; i++)
+                if (m->rxs[i].inode == c->inode) {
+                        bool grew = c->bytes_received > m->rxs[i].rx;
+                        m->rxs[i].rx = c->bytes_received;
+                        return grew;
+                }
+        struct MirrorRx *v = realloc(m->rxs, (m->n_rxs + 1) * sizeof(*v));
+        if (!v)
+                return false;
+        m->rxs = v;
+        m->rxs[m->n_rxs++] = (struct MirrorRx) { .inode = c->inode, .rx = c->bytes_received };
+        return true;
+}
+
 /* Forget the connections that went: their inodes may come back for others. */
 static void checked_prune(GuardMirror *m, const GuardRuntime *rt) {
+        for (size_t i = 0; i < m->n_rxs;) {
+                if (conn_live(rt, m->rxs[i].inode))
+                        i++;
+                else
+                        m->rxs[i] = m->rxs[--m->n_rxs];
+        }
         for (size_t i = 0; i < m->n_checked;) {
-                bool live = false;
-                for (size_t k = 0; k < rt->n_conns && !live; k++)
-                        live = rt->conns[k].c.inode == (m->checked[i] & ~SILENT_BIT);
-                if (live)
+                if (conn_live(rt, m->checked[i] & ~SILENT_BIT))
                         i++;
                 else
                         m->checked[i] = m->checked[--m->n_checked];
@@ -142,7 +177,7 @@ static void look_into(GuardMirror *m, const char *addr, bool silent, const char 
                 return;
         for (size_t k = 0; domains && domains[k]; k++) {
                 _cleanup_(registry_hosts_freep) RegistryHosts *h = NULL;
-                char key[192];
+                char key[384];
                 int i;
                 bool mirror_before = false;
 
@@ -154,7 +189,10 @@ static void look_into(GuardMirror *m, const char *addr, bool silent, const char 
                 /* a silent mirror, or a hop the runtime reached past a mirror */
                 if (!(silent && h->hops[i].mirror) && !mirror_before)
                         continue;
-                snprintf(key, sizeof(key), "ping %s %s %d", domains[k], addr, silent);
+                /* the hops before it are part of the question: another list is another question */
+                int o = snprintf(key, sizeof(key), "ping %s %d", domains[k], silent);
+                for (int j = 0; j <= i && o > 0 && (size_t) o < sizeof(key); j++)
+                        o += snprintf(key + o, sizeof(key) - o, " %s", h->hops[j].host);
                 if (recent(m, key, MIRROR_RECHECK, now))
                         continue;
                 size_t slot = 0;
@@ -193,16 +231,28 @@ static void on_settings(RuntimeRegistryFetch *f, RuntimeRegistry *settings, void
 }
 
 static void suspect(GuardMirror *m, const GuardConn *gc, bool silent) {
-        GuardRuntime *rt = m->rt;
+        char addr[64];
 
+        tcp_addr_format(&gc->c.peer, addr, sizeof(addr));
+        for (size_t i = 0; i < m->n_pending; i++)
+                if (streq(m->pending[i].addr, addr) && m->pending[i].silent == silent)
+                        return;
         if (m->n_pending == MIRROR_PENDING_MAX)
                 return;
-        tcp_addr_format(&gc->c.peer, m->pending[m->n_pending].addr, sizeof(m->pending[0].addr));
+        snprintf(m->pending[m->n_pending].addr, sizeof(m->pending[0].addr), "%s", addr);
         m->pending[m->n_pending].silent = silent;
         m->pending[m->n_pending++].client = gc->client;
-        /* the runtime's settings now: a mirror list changes without a restart (dockerd's SIGHUP) */
-        if (!m->fetch && runtime_registry_fetch(rt->guard->glue, rt->kind, rt->guard->config->config, on_settings, m,
-                                                &m->fetch) < 0)
+}
+
+/* The runtime's settings now, for what is pending: a mirror list changes without a restart
+ * (dockerd's SIGHUP, a hosts.toml written). */
+static void fetch_settings(GuardMirror *m, usec_t now) {
+        GuardRuntime *rt = m->rt;
+
+        if (m->n_pending == 0 || m->fetch || (m->fetched && now - m->fetched < MIRROR_FETCH_EVERY))
+                return;
+        m->fetched = now;
+        if (runtime_registry_fetch(rt->guard->glue, rt->kind, rt->guard->config->config, on_settings, m, &m->fetch) < 0)
                 m->n_pending = 0;
 }
 
@@ -222,13 +272,14 @@ void guard_mirror_sample(GuardRuntime *rt, usec_t now) {
                 const GuardConn *gc = &rt->conns[i];
                 if (!gc->seen)
                         continue;
-                if (!checked(m, gc->c.inode))
+                if (conn_active(m, &gc->c))
                         suspect(m, gc, false);
                 /* asked and never answered, for the stall budget */
                 if (gc->c.has_info && gc->c.bytes_received == 0 && gc->c.bytes_sent > 0 &&
                     now - gc->first_seen >= budget && !checked(m, gc->c.inode | SILENT_BIT))
                         suspect(m, gc, true);
         }
+        fetch_settings(m, now);
 }
 
 void guard_mirror_done(GuardRuntime *rt) {
@@ -241,6 +292,7 @@ void guard_mirror_done(GuardRuntime *rt) {
         for (size_t i = 0; i < ELEMENTSOF(m->pings); i++)
                 ping_free(m->pings[i]);
         free(m->checked);
+        free(m->rxs);
         free(m);
         rt->mirror = NULL;
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # Mirrors as the runtime has them (issue 25): a hop in containerd's hosts.toml or dockerd's
 # registry-mirrors that accepts connections and stays silent, one that refuses them, one that answers
-# Range with 200, each named with its hop; and preheat in front of a node-local mirror that is down.
+# Range with 200, each named with its hop; the first two also for pulls that other clients start
+# (kubelet-shaped CRI pulls, Engine API pulls), read from the bed's journald; and preheat in front of
+# a node-local mirror that is down (its status, its journal entry, kubelet's pulls not held back).
 # One bed for the file: a pull-through cache of the bed's fault proxy (the origin, whose counters
 # tell what reached it) and a second fault proxy as the mirror, on the registry's own storage (a P2P
 # mirror holds its own copy: nothing it serves reaches the origin).

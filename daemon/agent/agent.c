@@ -31,8 +31,18 @@ static void on_preheat_evicted(void *userdata, const char *image, const char *ru
                            &(AlertFields) { .image = image, .runtime = runtime, .evidence = why }, why, now_monotonic());
 }
 
-static void on_preheat_mirror_wait(void *userdata, const char *image, const char *runtime, const char *text) {
+static void on_preheat_mirror_wait(void *userdata, const char *image, const char *runtime, const char *hop,
+                                   uint64_t waited_sec, bool fallback, const char *text) {
+        Agent *a = userdata;
+        _cleanup_free_ char *m = NULL;
+
         log_line(LOG_WARNING, "preheat of %s (%s): %s", image, runtime, text);
+        if (asprintf(&m, "Preheat of %s (%s): %s", image, runtime, text) < 0)
+                m = NULL;
+        (void) alerts_send(a->alerts, ALERT_PREHEAT_MIRROR_WAIT,
+                           &(AlertFields) { .image = image, .runtime = runtime, .hop = hop, .evidence = text,
+                                            .waited_sec = waited_sec ?: 1, .next = fallback ? "origin" : "wait" },
+                           m ?: text, now_monotonic());
 }
 
 /* ---- the preheat list ---- */

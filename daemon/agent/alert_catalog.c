@@ -126,6 +126,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_DIAG_MIRROR_REFUSED, "mirror-refused", ID("2de0e919a9bd4f1ba276f7fe2b19f1ee"), LOG_WARNING,
                 "A registry mirror of the runtime refuses connections",
         },
+        [ALERT_PREHEAT_MIRROR_WAIT] = {
+                ALERT_PREHEAT_MIRROR_WAIT, "preheat-mirror-wait", ID("0634607b61d74ae09a4bc86a6d5aa6c2"), LOG_WARNING,
+                "Preheat waited for the runtime's node-local mirror, which does not answer",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

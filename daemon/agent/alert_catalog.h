@@ -35,6 +35,7 @@ typedef enum AlertKind {
         ALERT_GUARD_CONNECTION_CUT, /* another client's pull: the runtime's stalled registry connection cut */
         ALERT_DIAG_MIRROR_UNRESPONSIVE, /* a mirror hop accepts connections and stays silent */
         ALERT_DIAG_MIRROR_REFUSED,      /* a mirror hop refuses connections */
+        ALERT_PREHEAT_MIRROR_WAIT,      /* preheat waited preheat.mirror_wait for a node-local mirror */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,
 } AlertKind;

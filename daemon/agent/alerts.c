@@ -4,6 +4,7 @@
 #include "daemon/pull/diagnose.h"
 #include "basic/escape.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <systemd/sd-journal.h>
 
@@ -158,8 +159,9 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
                 f = &none;
         snprintf(attempt, sizeof(attempt), "%u", f->attempt);
         snprintf(count, sizeof(count), "%u", f->count);
-        char pid[16];
+        char pid[16], waited[24];
         snprintf(pid, sizeof(pid), "%d", (int) f->pid);
+        snprintf(waited, sizeof(waited), "%" PRIu64, f->waited_sec);
         if ((k = add_static(&r, "SYSLOG_IDENTIFIER=pullwatch")) < 0 || (k = add_static(&r, info->message_id_field)) < 0 ||
             (k = add_static(&r, alert_kind_priority_field(kind))) < 0 ||
             (k = add_field(&r, "MESSAGE", message ? message : info->summary)) < 0 ||
@@ -178,7 +180,9 @@ int alert_record_build(AlertKind kind, const AlertFields *f, const char *message
             (k = add_field(&r, "PULLWATCH_HOP", f->hop)) < 0 ||
             (k = add_field(&r, "PULLWATCH_PID", f->pid > 0 ? pid : NULL)) < 0 ||
             (k = add_field(&r, "PULLWATCH_COUNT", f->count ? count : NULL)) < 0 ||
-            (k = add_field(&r, "PULLWATCH_IMAGES", f->images)) < 0) {
+            (k = add_field(&r, "PULLWATCH_IMAGES", f->images)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_WAITED_SEC", f->waited_sec ? waited : NULL)) < 0 ||
+            (k = add_field(&r, "PULLWATCH_NEXT", f->next)) < 0) {
                 alert_record_done(&r);
                 return k;
         }

@@ -18,6 +18,8 @@ typedef struct AlertFields {
         const char *rate_key;     /* what the rate limit counts per kind; NULL = image */
         unsigned count;           /* a summary: how many alerts of one cause it stands for (0 = not one) */
         const char *images;       /* a summary: the first few of their images, space-separated */
+        uint64_t waited_sec;      /* how long something was waited for (preheat's mirror); 0 = not given */
+        const char *next;         /* what happens after the wait: "wait" (go on waiting) | "origin" */
 } AlertFields;
 
 #define ALERT_RECORD_MAX 24

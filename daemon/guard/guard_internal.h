@@ -1,6 +1,7 @@
 /* guard_internal.h: the node guard's parts, shared by node_guard.c (helpers, the sample loop, status),
- * guard_downloads.c (each runtime's downloads in flight) and guard_conns.c (its registry connections:
- * the cut of a stalled one, the ages at which they end). Calls run one way: node_guard.c ->
+ * guard_downloads.c (each runtime's downloads in flight), guard_conns.c (its registry connections:
+ * the cut of a stalled one, the ages at which they end) and guard_mirror.c (a mirror hop in front of
+ * them that is silent or refuses). Calls run one way: node_guard.c -> guard_mirror.c ->
  * guard_conns.c -> guard_downloads.c, never back. */
 #pragma once
 
@@ -12,6 +13,7 @@
 #include "probes/host/tcp_conn.h"
 
 typedef struct NodeGuard NodeGuard;
+typedef struct GuardMirror GuardMirror;
 
 typedef struct GuardHelper {
         pid_t pid;
@@ -81,6 +83,7 @@ typedef struct GuardRuntime {
         TcpSockFd *socks;
         size_t n_socks;
         int fds_r;
+        GuardMirror *mirror;      /* guard_mirror.c's: its runtime's mirror hops looked into */
 } GuardRuntime;
 
 
@@ -122,6 +125,12 @@ static inline void guard_emit(GuardRuntime *rt, PullEvent *e) {
         if (g->cb)
                 g->cb(g->userdata, e);
 }
+
+/* guard_mirror.c: after guard_conns_sample(): a connection silent since it asked, or one to a hop
+ * after a mirror, gets the runtime's hops for its registry asked; a mirror that stays silent or
+ * refuses is named (PULL_EVENT_DIAGNOSIS with the hop). */
+void guard_mirror_sample(GuardRuntime *rt, usec_t now);
+void guard_mirror_done(GuardRuntime *rt);
 
 /* guard_downloads.c */
 int guard_downloads_start(GuardRuntime *rt);

@@ -144,6 +144,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 fds_take(rt);
                 guard_downloads_sample(rt, now);
                 guard_conns_sample(rt, now);
+                guard_mirror_sample(rt, now);
         }
         guard_conns_act(g, now);
         guard_conns_sample_end(g);
@@ -159,6 +160,7 @@ static void runtime_done(GuardRuntime *rt) {
         free(rt->helpers);
         fds_drop(rt);
         guard_downloads_done(rt);
+        guard_mirror_done(rt);
         guard_conns_done(rt);
         detector_free(rt->downloads);
         runtime_liveness_free(rt->liveness);

@@ -31,9 +31,11 @@ typedef struct PreheatHooks {
         void (*runtime_trouble)(void *userdata, RuntimeKind k);
         /* A target's re-pulls stopped: evicted twice within preheat.evict_window (why: the figures). */
         void (*evicted)(void *userdata, const char *image, const char *runtime, const char *why);
-        /* A target waited preheat.mirror_wait for the runtime's node-local mirror (text: which, how, and
-         * whether it now goes past it); once per wait. */
-        void (*mirror_wait)(void *userdata, const char *image, const char *runtime, const char *text);
+        /* A target waited preheat.mirror_wait for the runtime's node-local mirror hop (host[:port]) for
+         * waited_sec; fallback: it now goes past it (preheat.mirror_fallback), else it waits on. text:
+         * all that in a sentence. Once per wait. */
+        void (*mirror_wait)(void *userdata, const char *image, const char *runtime, const char *hop, uint64_t waited_sec,
+                            bool fallback, const char *text);
 } PreheatHooks;
 
 typedef struct Preheat Preheat;

@@ -62,7 +62,9 @@ static void hold(Target *t, const RegistryHopTry *try) {
                                                            "from the origin unless the runtime waits for the mirror"
                                                          : "still waiting (preheat.mirror_fallback: false)");
                 if (t->preheat->hooks.mirror_wait)
-                        t->preheat->hooks.mirror_wait(t->preheat->userdata, t->image, preheat_runtime_name(t), text);
+                        t->preheat->hooks.mirror_wait(t->preheat->userdata, t->image, preheat_runtime_name(t), w->host,
+                                                      (uint64_t) ((now - w->since) / USEC_PER_SEC),
+                                                      cfg(t)->preheat.mirror_fallback, text);
                 if (cfg(t)->preheat.mirror_fallback) {
                         open_gate(t);
                         return;

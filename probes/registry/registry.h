@@ -108,6 +108,11 @@ int registry_resolve(CurlGlue *g, const RegistryTarget *t, registry_manifest_don
  * following redirects, and stop reading after a few KiB whatever comes back. */
 int registry_probe_range(CurlGlue *g, const RegistryTarget *t, const char *blob_digest,
                          registry_range_done_t done, void *userdata, RegistryOp **ret);
+/* GET the API root (/v2/) of each hop in turn until one answers, whatever it answers (200, 401):
+ * which hops take a connection and answer, for a registry whose image is not known. repository and
+ * reference in t may be NULL. r < 0 when no hop answered. */
+typedef void (*registry_ping_done_t)(RegistryOp *op, int r, const ErrorDetail *e, void *userdata);
+int registry_ping(CurlGlue *g, const RegistryTarget *t, registry_ping_done_t done, void *userdata, RegistryOp **ret);
 /* What each hop the op asked did, in the order asked: one entry per hop, its last request's outcome. */
 typedef enum RegistryHopOutcome {
         REGISTRY_HOP_ANSWERED,      /* an HTTP answer came (any status) */

@@ -503,3 +503,51 @@ char *registry_hosts_describe(const RegistryHosts *h) {
                 return NULL;
         return s;
 }
+
+static bool strv_has(char **l, const char *s) {
+        for (size_t i = 0; l && l[i]; i++)
+                if (streq(l[i], s))
+                        return true;
+        return false;
+}
+
+/* The hosts dirs under root that hold a hosts.toml, appended to *l once each. */
+static int hosts_dirs_under(const char *root, char ***l) {
+        DIR *d = opendir(root);
+        struct dirent *de;
+        int r = 0;
+
+        if (!d)
+                return 0; /* no such root: no settings there */
+        while (r >= 0 && (de = readdir(d))) {
+                _cleanup_free_ char *file = NULL;
+                if (de->d_name[0] == '.' || streq(de->d_name, "_default") || strv_has(*l, de->d_name))
+                        continue;
+                if (asprintf(&file, "%s/%s/hosts.toml", root, de->d_name) < 0)
+                        r = -ENOMEM;
+                else if (access(file, F_OK) >= 0)
+                        r = registry_strv_push(l, de->d_name);
+        }
+        closedir(d);
+        return r;
+}
+
+int registry_hosts_domains(const RuntimeRegistry *rt, char ***ret) {
+        _cleanup_strv_free_ char **l = NULL;
+        _cleanup_free_ char *paths = NULL;
+        int r;
+
+        assert(rt && ret);
+        if (rt->mirrors && rt->mirrors[0] && (r = registry_strv_push(&l, "docker.io")) < 0)
+                return r;
+        if (rt->hop_style == REGISTRY_HOPS_HOSTS_TOML) {
+                if (!(paths = strdup(rt->certs_dir ?: "/etc/containerd/certs.d")))
+                        return -ENOMEM;
+                for (char *save = NULL, *root = strtok_r(paths, ":", &save); root; root = strtok_r(NULL, ":", &save))
+                        if ((r = hosts_dirs_under(root, &l)) < 0)
+                                return r;
+        } else if (rt->containerd_store && (r = hosts_dirs_under(rt->certs_dir ?: "/etc/docker/certs.d", &l)) < 0)
+                return r;
+        *ret = TAKE_PTR(l);
+        return 0;
+}

@@ -75,6 +75,11 @@ static inline void registry_hosts_freep(RegistryHosts **h) { registry_hosts_free
 int registry_hosts_for(const RuntimeRegistry *rt, const RegistryConfig *own, const char *domain,
                        RegistryHosts **ret);
 
+/* The registries rt has hops of its own for: docker.io when dockerd has registry-mirrors, and each
+ * <config_path>/<host> that holds a hosts.toml (containerd; dockerd on the containerd store). *ret is
+ * NULL-terminated, NULL when none. */
+int registry_hosts_domains(const RuntimeRegistry *rt, char ***ret);
+
 /* hosts.toml (hosts_toml.c): the strict subset containerd's files use. Appends the [host] hops in
  * file order, then the server (default_server when the file names none). -EINVAL on anything else,
  * with ret_error (may be NULL) naming source path, line and field: "PATH:LINE: FIELD: what". */

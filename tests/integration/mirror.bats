@@ -1,13 +1,17 @@
 #!/usr/bin/env bats
 # Mirrors as the runtime has them (issue 25): a hop in containerd's hosts.toml or dockerd's
 # registry-mirrors that accepts connections and stays silent, one that refuses them, one that answers
-# Range with 200, each named with its hop; and preheat in front of a node-local mirror that is down.
+# Range with 200, each named with its hop; the first two also for pulls that other clients start
+# (kubelet-shaped CRI pulls, Engine API pulls), read from the bed's journald; and preheat in front of
+# a node-local mirror that is down (its status, its journal entry, kubelet's pulls not held back).
 # One bed for the file: a pull-through cache of the bed's fault proxy (the origin, whose counters
 # tell what reached it) and a second fault proxy as the mirror, on the registry's own storage (a P2P
 # mirror holds its own copy: nothing it serves reaches the origin).
 
 load helpers
 load pw_helpers
+
+REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 
 setup_file() {
 	bed_start
@@ -16,10 +20,14 @@ setup_file() {
 	start_mirror
 	REFUSED_ADDR=127.0.0.1:$(free_port) # nothing listens there
 	export REFUSED_ADDR
+	# the bed's journald: preheat's wait and the guarded pulls' diagnoses are read from it
+	daemon_bed_start
+	export JDIR JPID JTIMEOUT_PID
 }
 
 teardown_file() {
 	[ -s "$BED_DIR/mirror.pids" ] && kill $(cat "$BED_DIR/mirror.pids") 2>/dev/null
+	daemon_bed_stop
 	bed_stop
 }
 
@@ -30,6 +38,8 @@ teardown() {
 	proxy_reset
 	mirror_ctl POST /release >/dev/null || true
 	mirror_ctl POST /reset >/dev/null || true
+	[ -s "$BED_DIR/guarded.pids" ] && kill $(cat "$BED_DIR/guarded.pids") 2>/dev/null
+	rm -f "$BED_DIR/guarded.pids"
 }
 
 # start_cache: docker-registry as a pull-through cache of the fault proxy; sets CACHE_ADDR.
@@ -204,12 +214,15 @@ origin() { echo "localhost:${PROXY_ADDR##*:}"; }
 	events "$f" '.diagnosis=="range-ignored"' | grep -q "the mirror $MIRROR_ADDR answered a Range request with HTTP 200"
 }
 
-@test "preheat: a silent node-local mirror: waits for it, says so in status and the log, asks nothing of the origin; when it is back the list completes through it" {
+@test "preheat: a silent node-local mirror: waits for it, says so in status, the log and a catalogued journal entry, asks nothing of the origin, holds no kubelet pull back; when it is back the list completes through it" {
 	o=$(origin)
 	img=$(push_image test/mpre v1 2MiB)
 	total=$(jq '.total_bytes' <<<"$img")
-	mirror_silent
+	push_image test/mkube v1 1MiB >/dev/null
+	# silent for the preheated image only: another image's pull through the same mirror works
+	mirror_ctl PUT /rules '{"path": "^/v2/test/mpre/", "methods": ["GET", "HEAD"], "delay": 3600}' >/dev/null
 	hosts_toml "$o" "$MIRROR_ADDR"
+	T0=$(date +%s.%N)
 	proxy_reset
 	cfg=$BED_DIR/pwd-mirror.yaml
 	printf -- '- image: %s\n  runtime: containerd\n' "$o/test/mpre:v1" >"$BED_DIR/preheat-mirror.yaml"
@@ -224,7 +237,8 @@ preheat:
   splay: 0s
   mirror_wait: 4s
 YAML
-	timeout 300 "$PULLWATCH" daemon --config "$cfg" >"$BED_DIR/pwm.log" 2>&1 &
+	nsenter -t "$JPID" -m -- env PULLWATCH_MACHINE_ID_FILE="$BED_DIR/machine-id" \
+		timeout 300 "$PULLWATCH" daemon --config "$cfg" >"$BED_DIR/pwm.log" 2>&1 &
 	dpid=$!
 	echo "$dpid" >"$BED_DIR/pwm.pid"
 	# (jq -e on no input is true: the status must have answered)
@@ -241,6 +255,18 @@ YAML
 	# after preheat.mirror_wait it says so, and, preheat.mirror_fallback being off, keeps waiting
 	wait_for 30 grep -q "preheat of $o/test/mpre:v1 (containerd): waiting for mirror $MIRROR_ADDR.*still waiting (preheat.mirror_fallback: false)" "$BED_DIR/pwm.log" || { cat "$BED_DIR/pwm.log"; false; }
 	is_waiting
+	# and in the journal: a catalogued entry with the hop, how long it waited and what comes next
+	e=$(guarded_select '.PULLWATCH_ALERT == "preheat-mirror-wait"' ".PULLWATCH_IMAGE == \"$o/test/mpre:v1\"" | head -n1)
+	[ -n "$e" ] || { journal -o cat >&2; false; }
+	echo "$e"
+	jq -e --arg hop "$MIRROR_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "containerd" and .PULLWATCH_NEXT == "wait"
+		and (.PULLWATCH_WAITED_SEC | tonumber) >= 4 and (.MESSAGE | contains("waiting for mirror " + $hop))' <<<"$e"
+	in_catalog "$(jq -r .MESSAGE_ID <<<"$e")"
+	# a kubelet pull through pullwatch's CRI endpoint, of another image from the same registry, is not
+	# held back by the wait: it completes through the mirror while the preheat still waits
+	run_timeout 60 kubelet_pull --sock "$BED_DIR/pwm-cri.sock" --give-up-after 50 "$o/test/mkube:v1" >"$BATS_TEST_TMPDIR/kubelet.json"
+	jq -s -e 'map(select(.event == "summary")) | .[0].ok and .[0].calls == 1' "$BATS_TEST_TMPDIR/kubelet.json"
+	is_waiting
 	# nothing reached the origin meanwhile, not even a manifest request
 	[ "$(proxy_counters | jq '.requests')" -eq 0 ]
 	# the mirror comes back: the list completes through it
@@ -254,4 +280,116 @@ YAML
 	[ "$(mirror_ctl GET /counters | jq '.blob_bytes')" -ge "$total" ]
 	[ "$(proxy_counters | jq '.requests')" -eq 0 ]
 	ctr_ images ls -q | grep -qx "$o/test/mpre:v1"
+}
+
+# ---------------------------------------------------------------- pulls that pullwatch guards
+# The same mirrors in front of pulls that other clients start: kubelet-shaped CRI pulls
+# (tests/bed/kubelet.py) on containerd, Engine API pulls on dockerd. One guarding daemon (and the
+# bed's journald) for these tests, started by the first; the diagnosis is read from the journal.
+
+# guard_up: the guarding daemon, with the bed's budgets, once for the file
+guard_up() {
+	GUARD_CONFIG=$BED_DIR/pwg.yaml
+	if [ ! -s "$BED_DIR/daemon.pid" ]; then
+		: >"$BED_DIR/pwg-preheat.yaml"
+		# dockerd proven by its pidfile, as guard.bats has it: the guard watches a runtime it can prove
+		sed -e '/^retry:/,$d' -e "s#^  socket: $DOCKER_SOCK\$#&\n  pidfile: $DOCKER_PIDFILE#" "$PW_CONFIG" >"$GUARD_CONFIG"
+		grep -q "pidfile: $DOCKER_PIDFILE" "$GUARD_CONFIG"
+		cat >>"$GUARD_CONFIG" <<YAML
+control_socket: $BED_DIR/pwg-control.sock
+state_dir: $BED_DIR/pwg-state
+cri:
+  listen: $BED_DIR/pwg-cri.sock
+preheat:
+  list: $BED_DIR/pwg-preheat.yaml
+YAML
+		PW_CONFIG=$GUARD_CONFIG daemon_start
+	fi
+	T0=$(date +%s.%N)
+}
+
+# guarded_select COND: the journal entries since T0 of another client's pull that match COND
+guarded_select() { # COND [OWNER-COND]
+	journal 2>/dev/null | jq -c --argjson t "$T0" \
+		"select((.__REALTIME_TIMESTAMP | tonumber) >= (\$t * 1000000) and (${2:-.PULLWATCH_OWNER == \"other\"}) and ($1))"
+}
+
+# guarded_entry COND: the first of them, waited for
+guarded_entry() {
+	GCOND=$1
+	wait_for 90 eval 'guarded_select "$GCOND" | grep -q .' || {
+		echo "no journal entry since $T0 matching $GCOND; pullwatch's entries:" >&2
+		journal -o cat >&2 || true
+		return 1
+	}
+	guarded_select "$1" | head -n1
+}
+
+in_catalog() { # MESSAGE_ID
+	[ -n "$1" ] && grep -qix -- "-- $1" "$REPO/systemd/pullwatch.catalog"
+}
+
+@test "guarded kubelet-shaped pull, containerd: a silent mirror in hosts.toml in front of a pull-through cache: mirror-unresponsive in the journal, with its hop, its silence and the cache answering" {
+	guard_up
+	o=$(origin)
+	push_image test/gsilent v1 1MiB >/dev/null
+	mirror_silent
+	hosts_toml "$o" "$MIRROR_ADDR" "$CACHE_ADDR"
+	kubelet_pull --give-up-after 60 "$o/test/gsilent:v1" >"$BATS_TEST_TMPDIR/kubelet.json" 2>&1 3>&- &
+	echo $! >>"$BED_DIR/guarded.pids"
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-unresponsive"')
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	echo "$e"
+	jq -e --arg hop "$MIRROR_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "containerd"' <<<"$e"
+	t=$(jq -r .MESSAGE <<<"$e")
+	grep -q "the mirror $MIRROR_ADDR (hosts.toml $CONTAINERD_HOSTS_DIR/$o/hosts.toml" <<<"$t"
+	grep -Eq "stayed silent for 1[0-9]s" <<<"$t"
+	grep -q "the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+	grep -q "containerd does not fall back from a mirror that accepts and stays silent (containerd #10624)" <<<"$t"
+	in_catalog "$(jq -r .MESSAGE_ID <<<"$e")"
+	# the kubelet's pull was held by the mirror: containerd never got past it
+	! grep -q '"ok": *true' "$BATS_TEST_TMPDIR/kubelet.json"
+}
+
+@test "guarded kubelet-shaped pull, containerd: a mirror that refuses connections: mirror-refused in the journal with its hop; the pull goes on through the cache" {
+	guard_up
+	o=$(origin)
+	push_image test/grefused v1 1MiB >/dev/null
+	hosts_toml "$o" "$REFUSED_ADDR" "$CACHE_ADDR"
+	run_timeout 60 kubelet_pull --give-up-after 50 "$o/test/grefused:v1" >"$BATS_TEST_TMPDIR/kubelet.json"
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-refused"')
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	echo "$e"
+	jq -s -e 'map(select(.event == "summary")) | .[0].ok' "$BATS_TEST_TMPDIR/kubelet.json"
+	jq -e --arg hop "$REFUSED_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "containerd"' <<<"$e"
+	grep -q "the mirror $REFUSED_ADDR (hosts.toml $CONTAINERD_HOSTS_DIR/$o/hosts.toml.*refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$(jq -r .MESSAGE <<<"$e")"
+}
+
+@test "guarded docker pull (Engine API), dockerd: a silent mirror in registry-mirrors: mirror-unresponsive in the journal with its hop, and what dockerd does" {
+	guard_up
+	push_image library/gdsilent v1 1MiB >/dev/null
+	mirror_silent
+	docker_mirrors "$MIRROR_ADDR" "$CACHE_ADDR"
+	# dockerd gives the mirror 15 s, then pulls through the cache
+	docker_pull gdsilent:v1 >/dev/null
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-unresponsive"')
+	docker_rmi gdsilent:v1
+	echo "$e"
+	jq -e --arg hop "$MIRROR_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "docker"' <<<"$e"
+	t=$(jq -r .MESSAGE <<<"$e")
+	grep -q "the mirror $MIRROR_ADDR (registry-mirrors in /etc/docker/daemon.json) accepted the connection and stayed silent" <<<"$t"
+	grep -q "the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+	grep -q "dockerd gives a silent mirror 15 s" <<<"$t"
+}
+
+@test "guarded docker pull (Engine API), dockerd: a mirror in registry-mirrors that refuses connections: mirror-refused in the journal with its hop" {
+	guard_up
+	push_image library/gdrefused v1 1MiB >/dev/null
+	docker_mirrors "$REFUSED_ADDR" "$CACHE_ADDR"
+	docker_pull gdrefused:v1 >/dev/null
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-refused"')
+	docker_rmi gdrefused:v1
+	echo "$e"
+	jq -e --arg hop "$REFUSED_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "docker"' <<<"$e"
+	grep -q "the mirror $REFUSED_ADDR (registry-mirrors in /etc/docker/daemon.json) refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$(jq -r .MESSAGE <<<"$e")"
 }

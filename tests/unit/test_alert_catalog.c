@@ -274,7 +274,7 @@ static void test_catalog_fields_known(void **state) {
         static const char *const known[] = {
                 "PULLWATCH_IMAGE", "PULLWATCH_RUNTIME", "PULLWATCH_LAYER", "PULLWATCH_PHASE",
                 "PULLWATCH_VERDICT", "PULLWATCH_ATTEMPT", "PULLWATCH_EVIDENCE", "PULLWATCH_DIAGNOSIS",
-                "PULLWATCH_CLIENT",
+                "PULLWATCH_CLIENT", "PULLWATCH_HOP", "PULLWATCH_WAITED_SEC", "PULLWATCH_NEXT",
         };
         char pathbuf[4096], line[4096];
         _cleanup_fclose_ FILE *f = fopen(catalog_path(pathbuf, sizeof pathbuf), "re");

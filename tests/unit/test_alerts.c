@@ -71,6 +71,16 @@ static void test_record_fields(void **s) {
         assert_int_equal(r.n, 5);
         alert_record_done(&r);
 
+        /* preheat's wait for a node-local mirror: the hop, how long, and what comes next */
+        f = (AlertFields) { .image = "reg/app:v1", .runtime = "containerd", .hop = "127.0.0.1:30020",
+                            .waited_sec = 12, .next = "wait" };
+        assert_int_equal(alert_record_build(ALERT_PREHEAT_MIRROR_WAIT, &f, "m", &r), 0);
+        assert_field(&r, "PULLWATCH_ALERT", "preheat-mirror-wait");
+        assert_field(&r, "PULLWATCH_HOP", "127.0.0.1:30020");
+        assert_field(&r, "PULLWATCH_WAITED_SEC", "12");
+        assert_field(&r, "PULLWATCH_NEXT", "wait");
+        alert_record_done(&r);
+
         /* MESSAGE is a line journalctl prints: untrusted text in it cannot start a line of its own */
         f.evidence = "denied\n<0>forged \033[31m";
         assert_int_equal(alert_record_build(ALERT_PULL_FAILED, &f, "<2>Pull of x failed: denied\n<0>forged \033[31m", &r), 0);

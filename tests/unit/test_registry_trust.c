@@ -237,6 +237,59 @@ static void test_docker_hosts(void **state) {
         runtime_registry_done(&rt);
 }
 
+/* The registries a runtime has hops of its own for: each hosts dir with a hosts.toml, on every
+ * config_path root, once; _default and dirs without hosts.toml are not registries; dockerd's mirrors
+ * are docker.io's. */
+static void test_hosts_domains(void **state) {
+        RuntimeRegistry rt = {};
+        char **l = NULL, root2[300], path[400], both[700];
+
+        snprintf(root2, sizeof root2, "%s/second", tmpdir);
+        assert_int_equal(runtime_driver_get(RUNTIME_CONTAINERD)->registry_defaults(&rt, NULL), 0);
+        free(rt.certs_dir);
+        snprintf(both, sizeof both, "%s/domains:%s", tmpdir, root2);
+        rt.certs_dir = strdup(both);
+        snprintf(path, sizeof path, "%s/domains", tmpdir);
+        assert_int_equal(mkdir(path, 0755), 0);
+        assert_int_equal(mkdir(root2, 0755), 0);
+        const char *dirs[] = { "domains/reg:5000", "domains/_default", "domains/certs-only", "second/reg:5000", "second/other" };
+        for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+                snprintf(path, sizeof path, "%s/%s", tmpdir, dirs[i]);
+                assert_int_equal(mkdir(path, 0755), 0);
+                if (i == 2)
+                        continue;
+                snprintf(path, sizeof path, "%s/%s/hosts.toml", tmpdir, dirs[i]);
+                FILE *f = fopen(path, "we");
+                assert_non_null(f);
+                fputs("server = \"https://x\"\n", f);
+                fclose(f);
+        }
+        assert_int_equal(registry_hosts_domains(&rt, &l), 0);
+        assert_non_null(l);
+        size_t n = 0, reg = 0, other = 0;
+        for (; l[n]; n++) {
+                reg += streq(l[n], "reg:5000");
+                other += streq(l[n], "other");
+        }
+        assert_int_equal(n, 2);
+        assert_int_equal(reg, 1);
+        assert_int_equal(other, 1);
+        strv_free(l);
+        runtime_registry_done(&rt);
+
+        /* dockerd: registry-mirrors are docker.io's; a missing certs.d is no error */
+        assert_int_equal(runtime_driver_get(RUNTIME_DOCKER)->registry_defaults(&rt, NULL), 0);
+        assert_int_equal(registry_hosts_domains(&rt, &l), 0);
+        assert_null(l);
+        assert_int_equal(registry_strv_push(&rt.mirrors, "http://127.0.0.1:30020"), 0);
+        assert_int_equal(registry_hosts_domains(&rt, &l), 0);
+        assert_non_null(l);
+        assert_string_equal(l[0], "docker.io");
+        assert_null(l[1]);
+        strv_free(l);
+        runtime_registry_done(&rt);
+}
+
 static void test_versions(void **state) {
         assert_int_equal(runtime_version_cmp("1.6.20~ds1", 1, 7, 0), -1);
         assert_int_equal(runtime_version_cmp("v2.1.9", 2, 1, 0), 1);
@@ -281,6 +334,7 @@ int main(void) {
                 cmocka_unit_test(test_hosts_toml),
                 cmocka_unit_test(test_containerd_hosts),
                 cmocka_unit_test(test_docker_hosts),
+                cmocka_unit_test(test_hosts_domains),
                 cmocka_unit_test(test_versions),
                 cmocka_unit_test(test_tls_diagnosis),
         };

@@ -1,19 +1,16 @@
 /* preheat.c: each target runs a small cycle on one timer: begin (confirm; present = ready, absent = splay
  * then queue), queue (dispatch by priority within the concurrency), pull (a WatchedPull; result recorded
- * in State), recheck (confirm again, ask the registry whether the tag moved). Finished pulls are freed
+ * in State), recheck (confirm again, ask the registry whether the tag moved: preheat_tag_check.c). Finished
+ * pulls are freed
  * from a defer source, never inside their own callback. */
 #include "daemon/preheat/preheat_model.h"
 
 #include <assert.h>
 #include "probes/drivers/runtime_drivers.h"
-#include "probes/registry/credentials.h"
-#include "basic/reference.h"
-#include "probes/registry/registry.h"
 
 #include <stdio.h>
 
 #define PREHEAT_CONFIRM_RETRY (10 * USEC_PER_SEC)
-#define PREHEAT_REGISTRY_TIMEOUT (15 * USEC_PER_SEC)
 /* Presence checks in flight at once; the rest wait their turn (confirm()). One per target at once held a
  * request and its buffers each: 40 MiB for a 2,000-image list, and a burst of as many on the runtime. */
 #define PREHEAT_CONFIRMS_MAX 8U
@@ -218,65 +215,6 @@ static void begin_confirmed(Target *t, int r) {
         }
 }
 
-static void on_registry_resolved(RegistryOp *op, int r, RegistryManifest *m, const ErrorDetail *e, void *userdata) {
-        Target *t = userdata;
-        const StateEntry *s = state_find(t->preheat->state, t->image, preheat_runtime_name(t));
-
-        registry_op_free(op);
-        t->check = NULL;
-        /* An unreachable registry proves nothing: the image stays ready. */
-        if (r >= 0 && m->digest && s && s->digest && !streq(m->digest, s->digest) && t->state == PREHEAT_READY)
-                queue(t);
-        registry_manifest_free(m);
-}
-
-/* The check goes to the registry the way the runtime does (its mirrors, certs.d / hosts.toml CAs):
- * with our own settings only, a registry behind a private CA never answers it, and a moved tag is
- * never noticed. rt NULL: the runtime did not say; our settings only. */
-static void registry_check_with(Target *t, const RuntimeRegistry *runtime) {
-        Preheat *p = t->preheat;
-        _cleanup_reference_ ImageRef *ref = NULL;
-        _cleanup_credential_ Credential *cred = NULL;
-        PullRequest req = target_request(t);
-        RegistryTarget rt;
-
-        if (t->check || reference_parse(t->image, &ref) < 0)
-                return;
-        if (cfg(p)->credentials)
-                (void) credentials_lookup(cfg(p)->credentials, reference_registry_host(ref), &cred);
-        rt = (RegistryTarget) {
-                .domain = ref->domain,
-                .repository = ref->path,
-                .reference = ref->tag,
-                .platform = req.platform,
-                .username = cred ? cred->username : NULL,
-                .password = cred ? cred->password : NULL,
-                .identity_token = cred ? cred->identity_token : NULL,
-                .config = &cfg(p)->registry,
-                .runtime = runtime,
-                .timeout = PREHEAT_REGISTRY_TIMEOUT,
-        };
-        (void) registry_resolve(p->glue, &rt, on_registry_resolved, t, &t->check);
-}
-
-static void on_check_runtime_registry(RuntimeRegistryFetch *f, RuntimeRegistry *runtime, void *userdata) {
-        Target *t = userdata;
-
-        registry_check_with(t, runtime); /* runtime is valid during this call; the check copies it */
-        t->check_rt = runtime_registry_fetch_free(t->check_rt);
-}
-
-static void start_registry_check(Target *t) {
-        Preheat *p = t->preheat;
-        _cleanup_reference_ ImageRef *ref = NULL;
-
-        if (!p->registry_check || t->check || t->check_rt || reference_parse(t->image, &ref) < 0 || ref->digest ||
-            !ref->tag)
-                return; /* pinned by digest: it cannot move */
-        if (runtime_registry_fetch(p->glue, t->runtime, cfg(p), on_check_runtime_registry, t, &t->check_rt) < 0)
-                registry_check_with(t, NULL);
-}
-
 static void target_recheck(Target *t) {
         if (t->confirm || t->confirm_ticket)
                 return; /* its answer decides */
@@ -313,7 +251,7 @@ static void recheck_confirmed(Target *t, int r) {
                 return;
         }
         if (r >= 0)
-                start_registry_check(t);
+                preheat_tag_check_start(t);
         arm(t, NEXT_RECHECK, recheck_interval(t));
 }
 
@@ -438,6 +376,11 @@ static int on_reap(sd_event_source *s, void *userdata) {
                         t->pull = watched_pull_free(t->pull);
                         t->pull_done = false;
                 }
+                if (t->tag_moved) { /* preheat_tag_check.c found the tag on another digest */
+                        t->tag_moved = false;
+                        if (t->state == PREHEAT_READY)
+                                queue(t);
+                }
         }
         confirm_next(p);
         dispatch(p);
@@ -451,8 +394,7 @@ static Target *target_free(Target *t) {
                 watched_pull_abort(t->pull, "removed from the preheat list");
                 watched_pull_free(t->pull);
         }
-        registry_op_free(t->check);
-        runtime_registry_fetch_free(t->check_rt);
+        preheat_tag_check_stop(t);
         confirm_cancel(t);
         preheat_pin_stop(t);
         preheat_mirror_stop(t);
@@ -659,8 +601,7 @@ void preheat_stop(Preheat *p, const char *why) {
                         t->pull = watched_pull_free(t->pull);
                         t->pull_done = false;
                 }
-                t->check = registry_op_free(t->check);
-                t->check_rt = runtime_registry_fetch_free(t->check_rt);
+                preheat_tag_check_stop(t);
                 confirm_cancel(t);
                 arm(t, NEXT_NONE, USEC_INFINITY);
         }

@@ -48,6 +48,7 @@ typedef struct Target {
         WatchedPull *pull;
         RegistryOp *check;
         RuntimeRegistryFetch *check_rt; /* the runtime's registry settings, asked before the check */
+        bool tag_moved;           /* preheat_tag_check.c: the tag is on another digest; the reap queues it */
         RuntimeOp *confirm;       /* a presence check in flight; its answer continues begin or recheck */
         bool confirm_recheck;
         uint64_t confirm_ticket;  /* waits for a place among the checks in flight, in this order; 0 = not */
@@ -97,6 +98,10 @@ int preheat_pin(Target *t, bool on);
 void preheat_pin_pulled(Target *t, const char *before, const char *after);
 /* Cancel t's pin in flight (before t is freed). */
 void preheat_pin_stop(Target *t);
+/* preheat_tag_check.c: ask the registry whether t's tag moved (pinned by digest, or the check turned
+ * off: nothing); stop: cancel a check in flight. */
+void preheat_tag_check_start(Target *t);
+void preheat_tag_check_stop(Target *t);
 /* preheat_mirror.c: may t's pull start now? false while the runtime's first hop for the image's
  * registry is a mirror on this node that is being asked or does not answer: t then waits ("waiting
  * for mirror HOST"), asks it again every few seconds, and the scheduler's reap runs when that changes.

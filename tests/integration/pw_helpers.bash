@@ -247,7 +247,12 @@ daemon_start() {
 			timeout 600 "$PULLWATCH" daemon --config "$PW_CONFIG" >"$DLOG" 2>&1 || rc=$?
 		echo "$rc" >"$DLOG.rc.tmp" && mv "$DLOG.rc.tmp" "$DLOG.rc" # whole or absent, never half-written
 	) 3>&- &
-	wait_for 20 status_json || { cat "$DLOG" >&2; return 1; }
+	# on a failed start the daemon's log goes to the TAP stream: setup_file's stderr is not shown
+	wait_for 20 status_json || {
+		echo "# the daemon did not answer status within 20 s; its log ($DLOG, exit ${DLOG_RC:-$(cat "$DLOG.rc" 2>/dev/null || echo running)}):" >&3
+		sed 's/^/#   /' "$DLOG" | tail -40 >&3
+		return 1
+	}
 	DAEMON_PID=$(status_json | jq -r .pid)
 	[ -n "$DAEMON_PID" ] && [ "$(cat "/proc/$DAEMON_PID/comm")" = pullwatch ]
 	echo "$DAEMON_PID" >"$BED_DIR/daemon.pid" # for teardown_file, which does not see a test's variables

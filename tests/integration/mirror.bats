@@ -384,7 +384,11 @@ in_catalog() { # MESSAGE_ID
 
 @test "guarded docker pull (Engine API), dockerd: a mirror in registry-mirrors that refuses connections: mirror-refused in the journal with its hop" {
 	guard_up
-	push_image library/gdrefused v1 1MiB >/dev/null
+	img=$(push_image library/gdrefused v1 1MiB)
+	# the layer comes from the origin at 256 KiB/s, as a pull of a real image lasts seconds: what the
+	# guard sees of it is dockerd's connection to the hop after the mirror, sampled each second (a
+	# refused connect leaves no socket; a pull over in less than a sample leaves none either)
+	proxy_rules "{\"digest\": \"$(jq -r '.layers[0].digest' <<<"$img")\", \"throttle\": 262144}" >/dev/null
 	docker_mirrors "$REFUSED_ADDR" "$CACHE_ADDR"
 	docker_pull gdrefused:v1 >/dev/null
 	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-refused"')

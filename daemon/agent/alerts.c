@@ -378,7 +378,7 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
         AlertFields f = {
                 .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt, .client = e->client,
                 .hop = e->hop,
-                .rate_key = e->client && !e->image ? e->layer : NULL,
+                .rate_key = e->client && !e->image ? e->layer ?: e->hop : NULL,
         };
         char *m = NULL;
         int r = 0;
@@ -450,7 +450,7 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
 }
 
 int alerts_pull_event(Alerts *a, const PullEvent *e, usec_t now) {
-        _cleanup_free_ char *m = NULL;
+        _cleanup_free_ char *m = NULL, *key = NULL;
         AlertFields f;
         AlertKind k;
         int r = alert_for_pull_event(e, &k, &f, &m);
@@ -458,5 +458,14 @@ int alerts_pull_event(Alerts *a, const PullEvent *e, usec_t now) {
                 return 0;
         if (r < 0)
                 return r;
+        /* another client's pull, its image not known: one incident per runtime and layer or hop. A
+         * mirror that fails in front of containerd and of dockerd is two alerts (two remedies), and
+         * two mirrors are not one (with no key, every such alert of a kind shared "" and the first
+         * silenced the rest for the rate limit) */
+        if (f.rate_key && f.runtime) {
+                if (asprintf(&key, "%s %s", f.runtime, f.rate_key) < 0)
+                        return -ENOMEM;
+                f.rate_key = key;
+        }
         return alerts_send(a, k, &f, m, now);
 }

@@ -364,3 +364,36 @@ in_catalog() { # MESSAGE_ID
 	jq -e --arg hop "$REFUSED_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "containerd"' <<<"$e"
 	grep -q "the mirror $REFUSED_ADDR (hosts.toml $CONTAINERD_HOSTS_DIR/$o/hosts.toml.*refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$(jq -r .MESSAGE <<<"$e")"
 }
+
+@test "guarded docker pull (Engine API), dockerd: a silent mirror in registry-mirrors: mirror-unresponsive in the journal with its hop, and what dockerd does" {
+	guard_up
+	push_image library/gdsilent v1 1MiB >/dev/null
+	mirror_silent
+	docker_mirrors "$MIRROR_ADDR" "$CACHE_ADDR"
+	# dockerd gives the mirror 15 s, then pulls through the cache
+	docker_pull gdsilent:v1 >/dev/null
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-unresponsive"')
+	docker_rmi gdsilent:v1
+	echo "$e"
+	jq -e --arg hop "$MIRROR_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "docker"' <<<"$e"
+	t=$(jq -r .MESSAGE <<<"$e")
+	grep -q "the mirror $MIRROR_ADDR (registry-mirrors in /etc/docker/daemon.json) accepted the connection and stayed silent" <<<"$t"
+	grep -q "the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$t"
+	grep -q "dockerd gives a silent mirror 15 s" <<<"$t"
+}
+
+@test "guarded docker pull (Engine API), dockerd: a mirror in registry-mirrors that refuses connections: mirror-refused in the journal with its hop" {
+	guard_up
+	img=$(push_image library/gdrefused v1 1MiB)
+	# the layer comes from the origin at 256 KiB/s, as a pull of a real image lasts seconds: what the
+	# guard sees of it is dockerd's connection to the hop after the mirror, sampled each second (a
+	# refused connect leaves no socket; a pull over in less than a sample leaves none either)
+	proxy_rules "{\"digest\": \"$(jq -r '.layers[0].digest' <<<"$img")\", \"throttle\": 262144}" >/dev/null
+	docker_mirrors "$REFUSED_ADDR" "$CACHE_ADDR"
+	docker_pull gdrefused:v1 >/dev/null
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "mirror-refused"')
+	docker_rmi gdrefused:v1
+	echo "$e"
+	jq -e --arg hop "$REFUSED_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "docker"' <<<"$e"
+	grep -q "the mirror $REFUSED_ADDR (registry-mirrors in /etc/docker/daemon.json) refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$(jq -r .MESSAGE <<<"$e")"
+}

@@ -220,6 +220,29 @@ static void test_pull_event_through_rate_limit(void **s) {
         assert_int_equal(c.n, 1);
 }
 
+/* Another client's pull whose image is not known: a mirror diagnosis counts per runtime and hop.
+ * The same mirror failing in front of containerd and then of dockerd is two alerts (two remedies);
+ * another mirror is another alert; the same one again within the window is not. */
+static void test_guard_rate_key(void **s) {
+        _cleanup_(alerts_freep) Alerts *a = NULL;
+        Capture c = {};
+        PullEvent e = { .kind = PULL_EVENT_DIAGNOSIS, .client = "cri", .runtime = "containerd",
+                        .diagnosis = "mirror-unresponsive", .hop = "127.0.0.1:5001", .remedy = "repair the mirror" };
+
+        assert_int_equal(alerts_new(600 * USEC_PER_SEC, &a), 0);
+        alerts_set_sink(a, capture_sink, &c);
+        assert_int_equal(alerts_pull_event(a, &e, 1), 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_HOP=127.0.0.1:5001\n"));
+        assert_int_equal(alerts_pull_event(a, &e, 2 * USEC_PER_SEC), 0);
+        e.runtime = "docker";
+        e.client = "engine-api";
+        assert_int_equal(alerts_pull_event(a, &e, 3 * USEC_PER_SEC), 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_RUNTIME=docker\n"));
+        e.hop = "127.0.0.1:5002";
+        assert_int_equal(alerts_pull_event(a, &e, 4 * USEC_PER_SEC), 1);
+        assert_int_equal(c.n, 3);
+}
+
 /* A bad list: 200 images fail the same way (not found) within seconds. The journal gets the first
  * one as it is, then one summary per minute naming the count and the first few images; another cause
  * keeps its own entry; a quiet minute ends the aggregate, and the next failure is sent at once again. */
@@ -288,6 +311,7 @@ int main(void) {
                 cmocka_unit_test(test_event_fields),
                 cmocka_unit_test(test_rate_limit),
                 cmocka_unit_test(test_pull_event_through_rate_limit),
+                cmocka_unit_test(test_guard_rate_key),
                 cmocka_unit_test(test_aggregate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

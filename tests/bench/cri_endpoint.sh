@@ -18,37 +18,20 @@ BUILD=${BUILD:-build}
 PW=$PWD/$BUILD/pullwatch
 RUNS=${BENCH_RUNS:-3}
 CALLS=${BENCH_CRI_CALLS:-50}
-own_bed=1
-if [ "${1:-}" = --bed ]; then
-	BED_DIR=$2 own_bed=0
-	[ -f "$BED_DIR/env" ] || { echo "cri_endpoint.sh: no bed in $BED_DIR" >&2; exit 2; }
-fi
+# shellcheck source=tests/bench/bench_bed.sh
+source tests/bench/bench_bed.sh
+bench_bed_args cri_endpoint.sh "$@"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
 cpu_of() { awk '{print $14 + $15}' "/proc/$1/stat"; } # clock ticks
 cri() { python3 tests/bed/cri.py --sock "$1" --timeout 600 "${@:2}"; }
 
 dpid=
 cleanup() {
 	if [ -n "$dpid" ]; then kill -TERM "$dpid" 2>/dev/null || true; wait "$dpid" 2>/dev/null || true; fi
-	[ "$own_bed" = 0 ] || [ -z "${BED_DIR:-}" ] || tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true
+	bench_bed_stop
 }
 trap cleanup EXIT
-if [ "$own_bed" = 1 ]; then
-	BED_DIR=$(mktemp -d /tmp/pwcri.XXXXXX)
-	export BED_DIR
-	if ! BED_ROW=${BED_ROW:-bookworm} tests/bed/bed.sh start --no-docker >/dev/null 2>"$BED_DIR.log"; then
-		echo "### CRI image endpoint (row ${BED_ROW:-bookworm})"
-		echo
-		echo "(not measured: the bed did not start; see $BED_DIR.log)"
-		echo
-		exit 1
-	fi
-	rm -f "$BED_DIR.log"
-fi
-# shellcheck disable=SC1091
-source "$BED_DIR/env"
+bench_bed_start "CRI image endpoint (row ${BED_ROW:-bookworm})" --no-docker
 [ "${BED_HAS_CONTAINERD:-0}" = 1 ] || { echo "cri_endpoint.sh: the bed in $BED_DIR has no containerd" >&2; exit 2; }
 W=$BED_DIR/cribench
 rm -rf "$W" && mkdir -p "$W/state"

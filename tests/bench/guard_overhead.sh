@@ -26,16 +26,10 @@ PW=$PWD/$BUILD/pullwatch
 RUNS=${BENCH_RUNS:-3}
 IDLE=${BENCH_GUARD_IDLE:-60}
 INTERVAL=1
-own_bed=1
-if [ "${1:-}" = --bed ]; then
-	BED_DIR=$2 own_bed=0
-	[ -f "$BED_DIR/env" ] || { echo "guard_overhead.sh: no bed in $BED_DIR" >&2; exit 2; }
-fi
+# shellcheck source=tests/bench/bench_bed.sh
+source tests/bench/bench_bed.sh
+bench_bed_args guard_overhead.sh "$@"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-now() { date +%s.%N; }
-# the daemon's run time, ns: its threads' schedstat (its threads live as long as it does)
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 # a runtime's run time, ns: /proc/PID/stat's utime + stime, the kernel's exact sum over all its threads,
 # the exited ones too (Go ends threads: their schedstat would leave the sum), rounded to clock ticks
 tick_ns=$((1000000000 / $(getconf CLK_TCK)))
@@ -50,23 +44,10 @@ daemon_stop() {
 }
 cleanup() {
 	daemon_stop
-	[ "$own_bed" = 0 ] || [ -z "${BED_DIR:-}" ] || tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true
+	bench_bed_stop
 }
 trap cleanup EXIT
-if [ "$own_bed" = 1 ]; then
-	BED_DIR=$(mktemp -d /tmp/pwguard.XXXXXX)
-	export BED_DIR
-	if ! BED_ROW=${BED_ROW:-bookworm} tests/bed/bed.sh start >/dev/null 2>"$BED_DIR.log"; then
-		echo "### The guard's cost (row ${BED_ROW:-bookworm})"
-		echo
-		echo "(not measured: the bed did not start; see $BED_DIR.log)"
-		echo
-		exit 1
-	fi
-	rm -f "$BED_DIR.log"
-fi
-# shellcheck disable=SC1091
-source "$BED_DIR/env"
+bench_bed_start "The guard's cost (row ${BED_ROW:-bookworm})"
 if [ "${BED_HAS_CONTAINERD:-0}" != 1 ] || [ "${BED_HAS_DOCKER:-0}" != 1 ]; then
 	echo "guard_overhead.sh: the bed in $BED_DIR lacks containerd or dockerd" >&2
 	exit 2

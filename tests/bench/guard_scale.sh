@@ -29,15 +29,10 @@ NIMG=${BENCH_SCALE_IMAGES:-2000}
 NPULL=${BENCH_SCALE_PULLS:-50}
 WIN=${BENCH_SCALE_WINDOW:-12}
 INTERVAL=1
-own_bed=1
-if [ "${1:-}" = --bed ]; then
-	BED_DIR=$2 own_bed=0
-	[ -f "$BED_DIR/env" ] || { echo "guard_scale.sh: no bed in $BED_DIR" >&2; exit 2; }
-fi
+# shellcheck source=tests/bench/bench_bed.sh
+source tests/bench/bench_bed.sh
+bench_bed_args guard_scale.sh "$@"
 
-now() { date +%s.%N; }
-# run time in ns summed over a process's live threads (schedstat field 1)
-cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
 tick_ns=$((1000000000 / $(getconf CLK_TCK)))
 # utime + stime of the whole process, exited threads included, in clock ticks
 tick_sum() { sed 's/.*) //' "/proc/$1/stat" | awk -v t="$tick_ns" '{printf "%.0f\n", ($12 + $13) * t}'; }
@@ -61,23 +56,10 @@ cleanup() {
 	daemon_stop
 	pulls_stop
 	[ -z "${PROXY_CONTROL:-}" ] || curl -fsS -X POST "$PROXY_CONTROL/reset" >/dev/null 2>&1 || true
-	[ "$own_bed" = 0 ] || [ -z "${BED_DIR:-}" ] || tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true
+	bench_bed_stop
 }
 trap cleanup EXIT
-if [ "$own_bed" = 1 ]; then
-	BED_DIR=$(mktemp -d /tmp/pwscale.XXXXXX)
-	export BED_DIR
-	if ! BED_ROW=${BED_ROW:-bookworm} tests/bed/bed.sh start --no-docker >/dev/null 2>"$BED_DIR.log"; then
-		echo "### The polling's cost to containerd at scale (row ${BED_ROW:-bookworm})"
-		echo
-		echo "(not measured: the bed did not start; see $BED_DIR.log)"
-		echo
-		exit 1
-	fi
-	rm -f "$BED_DIR.log"
-fi
-# shellcheck disable=SC1091
-source "$BED_DIR/env"
+bench_bed_start "The polling's cost to containerd at scale (row ${BED_ROW:-bookworm})" --no-docker
 [ "${BED_HAS_CONTAINERD:-0}" = 1 ] || { echo "guard_scale.sh: the bed in $BED_DIR has no containerd" >&2; exit 2; }
 [ -z "${BED_ROW_PATH:-}" ] || PATH="$BED_ROW_PATH:$PATH"
 W=$BED_DIR/scalebench

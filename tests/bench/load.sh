@@ -31,17 +31,13 @@ PW=$PWD/$BUILD/pullwatch
 IMAGES=${BENCH_LOAD_IMAGES:-2000}
 GUARDED=${BENCH_LOAD_GUARDED:-50}
 TIMEOUT=${BENCH_LOAD_TIMEOUT:-900}
-own_bed=1
-if [ "${1:-}" = --bed ]; then
-	BED_DIR=$2 own_bed=0
-	[ -f "$BED_DIR/env" ] || { echo "load.sh: no bed in $BED_DIR" >&2; exit 2; }
-fi
+# shellcheck source=tests/bench/bench_bed.sh
+source tests/bench/bench_bed.sh
+bench_bed_args load.sh "$@"
 # shellcheck source=tests/bed/journald.sh
 source tests/bed/journald.sh
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; else print "-"}'; }
 maxof() { sort -n | tail -n 1; }
-now() { date +%s.%N; }
 
 W='' dpid='' npid='' kpid='' spid='' JPID=
 cleanup() {
@@ -50,21 +46,10 @@ cleanup() {
 	[ -z "$dpid" ] || { kill -TERM "$dpid" 2>/dev/null || true; timeout 20 tail --pid="$dpid" -f /dev/null || true; }
 	[ -z "$npid" ] || kill "$npid" 2>/dev/null || true
 	[ -z "$JPID" ] || journald_stop >/dev/null 2>&1 || true
-	[ "$own_bed" = 0 ] || [ -z "${BED_DIR:-}" ] || tests/bed/bed.sh stop "$BED_DIR" >/dev/null 2>&1 || true
+	bench_bed_stop
 }
 trap cleanup EXIT
-if [ "$own_bed" = 1 ]; then
-	BED_DIR=$(mktemp -d /tmp/pwload.XXXXXX)
-	export BED_DIR
-	if ! BED_ROW=${BED_ROW:-bookworm} tests/bed/bed.sh start >/dev/null 2>"$BED_DIR.log"; then
-		echo "### Load: a ${IMAGES}-image list and $GUARDED guarded pulls (row ${BED_ROW:-bookworm})"
-		echo
-		echo "(not measured: the bed did not start; $BED_DIR.log)"
-		exit 1
-	fi
-fi
-# shellcheck disable=SC1091
-source "$BED_DIR/env"
+bench_bed_start "Load: a ${IMAGES}-image list and $GUARDED guarded pulls (row ${BED_ROW:-bookworm})"
 W=$BED_DIR/load
 rm -rf "$W"
 mkdir -p "$W/state" "$W/metrics"

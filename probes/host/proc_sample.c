@@ -316,7 +316,8 @@ static int sample_subtree(int proc_fd, pid_t root_pid, ProcTree *t, ProcInfo *de
                         return r;
                 if (r < 0)
                         continue; /* a descendant gone since: no children to follow */
-                qsort(kids, n_kids, sizeof(pid_t), cmp_pid);
+                if (n_kids > 1) /* kids is NULL while no process had children yet: qsort wants an array */
+                        qsort(kids, n_kids, sizeof(pid_t), cmp_pid);
                 for (size_t i = 0; i < n_kids; i++) {
                         ProcInfo p = { .pid = kids[i] };
                         if (kids[i] == root_pid)

@@ -485,6 +485,14 @@ static void test_subtree(void **state) {
         assert_int_equal(t->n_desc, 4); /* 401 too: found by its ppid */
         assert_true(t->n_scanned >= 46);
         t = proc_tree_free(t);
+
+        /* a runtime with no child at all (the usual idle containerd): nothing to sort, no descendant.
+         * Under UBSan this caught qsort() handed the NULL of a children list never allocated. */
+        fake_put(&(FakeProc) { .pid = 600, .ppid = 1, .comm = "containerd", .start = 30 });
+        fake_children(600, 600, "");
+        assert_int_equal(proc_tree_sample(proc_root, 600, 0, &t), 0);
+        assert_int_equal(t->n_desc, 0);
+        t = proc_tree_free(t);
 }
 
 int main(void) {

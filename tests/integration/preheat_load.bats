@@ -11,61 +11,10 @@ load pw_helpers
 REPO=$(realpath -m "$BATS_TEST_DIRNAME/../..")
 N=60 # pushed images; as many missing ones
 
-# A unix socket relay to dockerd's that writes the most connections it held at once to FILE.
+# A unix socket relay to dockerd's (tests/bed/unixfwd.py) that writes the most connections it held at
+# once to FILE.
 count_relay_start() { # LISTEN TARGET FILE
-	cat >"$BED_DIR/count_relay.py" <<-'EOF'
-		import socket, sys, threading
-		srv = socket.socket(socket.AF_UNIX)
-		srv.bind(sys.argv[1])
-		srv.listen(256)
-		lock = threading.Lock()
-		open_now = most = 0
-		def note(d):
-		    global open_now, most
-		    with lock:
-		        open_now += d
-		        if open_now > most:
-		            most = open_now
-		            with open(sys.argv[3] + ".tmp", "w") as f:
-		                f.write("%d\n" % most)
-		            import os
-		            os.replace(sys.argv[3] + ".tmp", sys.argv[3])
-		def pipe(a, b, done):
-		    try:
-		        while True:
-		            d = a.recv(65536)
-		            if not d:
-		                break
-		            b.sendall(d)
-		    except OSError:
-		        pass
-		    finally:
-		        try:
-		            b.shutdown(socket.SHUT_WR)
-		        except OSError:
-		            pass
-		        done()
-		def serve(c):
-		    u = socket.socket(socket.AF_UNIX)
-		    u.connect(sys.argv[2])
-		    left = [2]
-		    def done():
-		        with lock:
-		            left[0] -= 1
-		            last = left[0] == 0
-		        if last:
-		            c.close()
-		            u.close()
-		            note(-1)
-		    threading.Thread(target=pipe, args=(c, u, done), daemon=True).start()
-		    threading.Thread(target=pipe, args=(u, c, done), daemon=True).start()
-		while True:
-		    c, _ = srv.accept()
-		    note(1)
-		    serve(c)
-	EOF
-	echo 0 >"$3"
-	timeout 600 python3 "$BED_DIR/count_relay.py" "$1" "$2" "$3" >"$BED_DIR/count_relay.log" 2>&1 3>&- &
+	timeout 600 python3 "$REPO/tests/bed/unixfwd.py" "$1" "$2" --most "$3" >"$BED_DIR/count_relay.log" 2>&1 3>&- &
 	echo $! >"$BED_DIR/count_relay.pid"
 	wait_for 10 test -S "$1"
 }
@@ -98,7 +47,7 @@ guard:
 teardown_file() {
 	local p
 	daemon_bed_stop
-	if p=$(live_pid "$BED_DIR/count_relay.pid" count_relay.py); then kill "$p"; fi
+	if p=$(live_pid "$BED_DIR/count_relay.pid" unixfwd.py); then kill "$p"; fi
 	bed_stop
 }
 

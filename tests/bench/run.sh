@@ -191,6 +191,8 @@ bench_row() { # ROW STORE
 	{
 		echo "docker:"
 		echo "  socket: $DOCKER_SOCK"
+		# where dockerd writes it on a node (/var/run/docker.pid by default): found, not searched for
+		echo "  pidfile: $DOCKER_PIDFILE"
 		if [ "$store" = classic ]; then echo "containerd:"; echo "  socket: $CONTAINERD_SOCK"; fi
 		echo "credentials: [\"$BED_DIR/none.json\"]"
 	} >"$BED_DIR/pw.yaml"
@@ -293,6 +295,7 @@ preheat_case() { # label tag n size rate
 	runtime: docker
 	docker:
 	  socket: $DOCKER_SOCK
+	  pidfile: $DOCKER_PIDFILE
 	credentials: ["$BED_DIR/none.json"]
 	control_socket: $dir/control.sock
 	state_dir: $dir

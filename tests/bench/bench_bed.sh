@@ -8,6 +8,12 @@
 #   median                      the median of the numbers on stdin ("-" when there are none)
 #   now                         the wall clock, in seconds with nanoseconds
 #   cpu_ns PID                  PID's run time in ns, summed over its live threads' schedstat (exact)
+#   tick_ns PID                 PID's utime + stime in ns: the kernel's sum over all its threads, the
+#                               exited ones too (Go ends threads), in clock ticks
+#   bench_daemon_start NAME CONFIG LOG   `pullwatch daemon` ($PW) in the background (its pid in dpid),
+#                               until its control socket answers, then past its first samples
+#                               (INTERVAL + 1 s); exit 1 with its log's tail when it does not start
+#   bench_daemon_stop           SIGTERM to dpid's daemon, waited for
 
 bench_bed_args() { # NAME "$@"
 	local name=$1
@@ -42,3 +48,24 @@ bench_bed_stop() {
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2; else print "-"}'; }
 now() { date +%s.%N; }
 cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
+tick_ns() { sed 's/.*) //' "/proc/$1/stat" | awk -v t="$((1000000000 / $(getconf CLK_TCK)))" '{printf "%.0f\n", ($12 + $13) * t}'; }
+
+dpid=
+bench_daemon_start() { # NAME CONFIG LOG
+	local i
+	"$PW" daemon --config "$2" >>"$3" 2>&1 &
+	dpid=$!
+	for ((i = 0; i < 200; i++)); do
+		"$PW" status --config "$2" --json >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	"$PW" status --config "$2" --json >/dev/null 2>&1 ||
+		{ echo "$1: the daemon did not start:" >&2; tail -n 20 "$3" >&2; exit 1; }
+	sleep $((${INTERVAL:-1} + 1)) # past its first samples
+}
+bench_daemon_stop() {
+	[ -n "$dpid" ] || return 0
+	kill -TERM "$dpid" 2>/dev/null || true
+	wait "$dpid" 2>/dev/null || true
+	dpid=
+}

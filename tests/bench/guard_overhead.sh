@@ -30,20 +30,8 @@ INTERVAL=1
 source tests/bench/bench_bed.sh
 bench_bed_args guard_overhead.sh "$@"
 
-# a runtime's run time, ns: /proc/PID/stat's utime + stime, the kernel's exact sum over all its threads,
-# the exited ones too (Go ends threads: their schedstat would leave the sum), rounded to clock ticks
-tick_ns=$((1000000000 / $(getconf CLK_TCK)))
-rt_ns() { sed 's/.*) //' "/proc/$1/stat" | awk -v t="$tick_ns" '{printf "%.0f\n", ($12 + $13) * t}'; }
-
-dpid=
-daemon_stop() {
-	[ -n "$dpid" ] || return 0
-	kill -TERM "$dpid" 2>/dev/null || true
-	wait "$dpid" 2>/dev/null || true
-	dpid=
-}
 cleanup() {
-	daemon_stop
+	bench_daemon_stop
 	bench_bed_stop
 }
 trap cleanup EXIT
@@ -91,18 +79,7 @@ YAML
 config on
 config off
 "$PW" check-config --config "$W/on.yaml" >/dev/null
-daemon_start() { # on|off
-	"$PW" daemon --config "$W/$1.yaml" >>"$W/daemon.$1.log" 2>&1 &
-	dpid=$!
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$PW" status --config "$W/$1.yaml" --json >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	"$PW" status --config "$W/$1.yaml" --json >/dev/null 2>&1 ||
-		{ echo "guard_overhead.sh: the daemon did not start:" >&2; tail -n 20 "$W/daemon.$1.log" >&2; exit 1; }
-	sleep $((INTERVAL + 1)) # past its first samples
-}
+daemon_start() { bench_daemon_start guard_overhead.sh "$W/$1.yaml" "$W/daemon.$1.log"; } # on|off
 
 for t in a b c d; do
 	python3 tests/bed/pushimg.py --registry "$REGISTRY_ADDR" --repo bench/guard --tag "$t" --layers 16MiB,16MiB \
@@ -125,7 +102,7 @@ echo "three images on the bed's containerd and \`docker pull\` of a fourth on it
 echo "each through the proxy, unthrottled; the images removed and the daemon stopped after it. $RUNS rounds"
 echo "each way, the order swapped every pair. Wall time: from the first call to the last image present (the"
 echo "last client's return). CPU over the round: the daemon's threads' run time (schedstat, ns); containerd's"
-echo "and dockerd's from /proc/PID/stat (the kernel's exact sum, exited threads included, in $((tick_ns / 1000000)) ms ticks). The"
+echo "and dockerd's from /proc/PID/stat (the kernel's exact sum, exited threads included, in $((1000 / $(getconf CLK_TCK))) ms ticks). The"
 echo "daemon serves no CRI endpoint here (\`cri.listen: null\`)."
 echo
 
@@ -134,7 +111,7 @@ round() { # on|off
 	local t0 t1 p0 c0 k0 kp rc=0 ok
 	remove
 	daemon_start "$1"
-	p0=$(cpu_ns "$dpid") c0=$(rt_ns "$cpid") k0=$(rt_ns "$kpid")
+	p0=$(cpu_ns "$dpid") c0=$(tick_ns "$cpid") k0=$(tick_ns "$kpid")
 	t0=$(now)
 	python3 tests/bed/kubelet.py --sock "$CONTAINERD_SOCK" --parallel 3 --give-up-after 300 "${K[@]}" \
 		>"$W/kubelet.json" 2>"$W/kubelet.err" &
@@ -143,8 +120,8 @@ round() { # on|off
 	wait "$kp" || true
 	t1=$(now)
 	ok=$(jq -s -r 'map(select(.event == "summary")) | first | "\(.ok)/\(.calls)"' "$W/kubelet.json")
-	echo "$1 $(echo "$t1 - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(rt_ns "$cpid") - c0)) $(($(rt_ns "$kpid") - k0)) $ok $rc" >>"$W/rounds"
-	daemon_stop
+	echo "$1 $(echo "$t1 - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(tick_ns "$cpid") - c0)) $(($(tick_ns "$kpid") - k0)) $ok $rc" >>"$W/rounds"
+	bench_daemon_stop
 }
 : >"$W/rounds"
 for ((i = 0; i < RUNS; i++)); do
@@ -182,10 +159,10 @@ echo
 idle_half() { # on|off seconds -> a line of $W/idle: MODE seconds daemon_ns containerd_ns dockerd_ns
 	local t0 p0 c0 k0
 	daemon_start "$1"
-	t0=$(now) p0=$(cpu_ns "$dpid") c0=$(rt_ns "$cpid") k0=$(rt_ns "$kpid")
+	t0=$(now) p0=$(cpu_ns "$dpid") c0=$(tick_ns "$cpid") k0=$(tick_ns "$kpid")
 	sleep "$2"
-	echo "$1 $(echo "$(now) - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(rt_ns "$cpid") - c0)) $(($(rt_ns "$kpid") - k0))" >>"$W/idle"
-	daemon_stop
+	echo "$1 $(echo "$(now) - $t0" | bc) $(($(cpu_ns "$dpid") - p0)) $(($(tick_ns "$cpid") - c0)) $(($(tick_ns "$kpid") - k0))" >>"$W/idle"
+	bench_daemon_stop
 }
 : >"$W/idle"
 half=$(((IDLE + 1) / 2))

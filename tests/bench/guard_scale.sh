@@ -33,17 +33,8 @@ INTERVAL=1
 source tests/bench/bench_bed.sh
 bench_bed_args guard_scale.sh "$@"
 
-tick_ns=$((1000000000 / $(getconf CLK_TCK)))
-# utime + stime of the whole process, exited threads included, in clock ticks
-tick_sum() { sed 's/.*) //' "/proc/$1/stat" | awk -v t="$tick_ns" '{printf "%.0f\n", ($12 + $13) * t}'; }
 
-dpid= kpid= cpids=()
-daemon_stop() {
-	[ -n "$dpid" ] || return 0
-	kill -TERM "$dpid" 2>/dev/null || true
-	wait "$dpid" 2>/dev/null || true
-	dpid=
-}
+kpid= cpids=()
 pulls_stop() {
 	local p
 	[ -z "$kpid" ] || kill -TERM "$kpid" 2>/dev/null || true
@@ -53,7 +44,7 @@ pulls_stop() {
 	kpid= cpids=()
 }
 cleanup() {
-	daemon_stop
+	bench_daemon_stop
 	pulls_stop
 	[ -z "${PROXY_CONTROL:-}" ] || curl -fsS -X POST "$PROXY_CONTROL/reset" >/dev/null 2>&1 || true
 	bench_bed_stop
@@ -127,29 +118,18 @@ kpid=$!
 sleep 5 # every pull past its manifest, its layer ingest open
 in_flight() { local ns n=0; for ns in k8s.io moby default; do n=$((n + $(ctr_ -n "$ns" content active 2>/dev/null | tail -n +2 | wc -l))); done; echo "$n"; }
 
-daemon_start() {
-	"$PW" daemon --config "$W/on.yaml" >>"$W/daemon.log" 2>&1 &
-	dpid=$!
-	local i
-	for ((i = 0; i < 200; i++)); do
-		"$PW" status --config "$W/on.yaml" --json >/dev/null 2>&1 && break
-		sleep 0.1
-	done
-	"$PW" status --config "$W/on.yaml" --json >/dev/null 2>&1 ||
-		{ echo "guard_scale.sh: the daemon did not start:" >&2; tail -n 20 "$W/daemon.log" >&2; exit 1; }
-	sleep $((INTERVAL + 1)) # past its first samples
-}
+daemon_start() { bench_daemon_start guard_scale.sh "$W/on.yaml" "$W/daemon.log"; }
 # a window -> a line of $W/windows: MODE seconds containerd_ns containerd_tick_ns daemon_ns ingests_at_end
 window() {
 	local t0 c0 k0 p0=0 p1=0
 	[ "$1" = off ] || daemon_start
 	[ "$1" = on ] || sleep $((INTERVAL + 1)) # the same pause as a start's
-	t0=$(now) c0=$(cpu_ns "$cpid") k0=$(tick_sum "$cpid")
+	t0=$(now) c0=$(cpu_ns "$cpid") k0=$(tick_ns "$cpid")
 	[ -z "$dpid" ] || p0=$(cpu_ns "$dpid")
 	sleep "$WIN"
 	[ -z "$dpid" ] || p1=$(cpu_ns "$dpid")
-	echo "$1 $(echo "$(now) - $t0" | bc) $(($(cpu_ns "$cpid") - c0)) $(($(tick_sum "$cpid") - k0)) $((p1 - p0)) $(in_flight)" >>"$W/windows"
-	daemon_stop
+	echo "$1 $(echo "$(now) - $t0" | bc) $(($(cpu_ns "$cpid") - c0)) $(($(tick_ns "$cpid") - k0)) $((p1 - p0)) $(in_flight)" >>"$W/windows"
+	bench_daemon_stop
 }
 : >"$W/windows"
 for m in off on on off off on; do window "$m"; done

@@ -264,41 +264,47 @@ static void test_commit_with_runtime_io_alive(void **state) {
 
 /* The runtime's own I/O is not evidence for a silent layer while another layer's download moves:
  * those bytes are the download's. */
-static void test_runtime_io_during_download_not_evidence(void **state) {
+/* Samples 1..max of a silent extracting layer "x" (100 of 30 MB): each sample's liveness from
+ * sample(d, s) (which may move other layers too); the first sample x is hung at, -1 if none. */
+static int first_hung_sample(int max, LivenessDelta (*sample)(Detector *d, int s)) {
         Detector *d = mk();
-        detector_layer(d, "x", PHASE_EXTRACTING, 100, 30000000, T0);
         int flipped = -1;
-        for (int s = 1; s <= 12 && flipped < 0; s++) {
-                detector_layer(d, "dl", PHASE_DOWNLOADING, (uint64_t) s * 1000000, 90000000, T0 + S(s));
-                LivenessDelta l = lv_at(T0 + S(s));
-                l.runtime_io = 1 << 20;
+
+        detector_layer(d, "x", PHASE_EXTRACTING, 100, 30000000, T0);
+        for (int s = 1; s <= max && flipped < 0; s++) {
+                LivenessDelta l = sample(d, s);
                 detector_liveness(d, &l);
                 detector_evaluate(d, T0 + S(s));
                 if (layer_verdict(d, "x") == VERDICT_HUNG)
                         flipped = s;
         }
-        assert_int_equal(flipped, 8);
         detector_free(d);
+        return flipped;
+}
+
+static LivenessDelta download_moves_runtime_writes(Detector *d, int s) {
+        detector_layer(d, "dl", PHASE_DOWNLOADING, (uint64_t) s * 1000000, 90000000, T0 + S(s));
+        LivenessDelta l = lv_at(T0 + S(s));
+        l.runtime_io = 1 << 20;
+        return l;
+}
+
+static void test_runtime_io_during_download_not_evidence(void **state) {
+        assert_int_equal(first_hung_sample(12, download_moves_runtime_writes), 8);
 }
 
 /* A decompressor asleep while the runtime writes now and then on its own account (containerd's GC
  * committing to its metadata after an earlier removal): hung hang_quiet after the helper's last
  * output, not hang_quiet after the runtime's last write. */
+static LivenessDelta helper_asleep_runtime_writes_now_and_then(Detector *d, int s) {
+        LivenessDelta l = helper(T0 + S(s), 0, 0, 'S');
+        if (s % 6 == 0)
+                l.runtime_io = 64 << 10;
+        return l;
+}
+
 static void test_runtime_io_with_helper_asleep_not_evidence(void **state) {
-        Detector *d = mk();
-        detector_layer(d, "x", PHASE_EXTRACTING, 100, 30000000, T0);
-        int flipped = -1;
-        for (int s = 1; s <= 20 && flipped < 0; s++) {
-                LivenessDelta l = helper(T0 + S(s), 0, 0, 'S');
-                if (s % 6 == 0)
-                        l.runtime_io = 64 << 10;
-                detector_liveness(d, &l);
-                detector_evaluate(d, T0 + S(s));
-                if (layer_verdict(d, "x") == VERDICT_HUNG)
-                        flipped = s;
-        }
-        assert_int_equal(flipped, 8);
-        detector_free(d);
+        assert_int_equal(first_hung_sample(20, helper_asleep_runtime_writes_now_and_then), 8);
 }
 
 /* Blind (no /proc access): only the size-scaled silent budget applies. */

@@ -80,6 +80,29 @@ all_layers_done() {
 layer_count() { jq -s '[.[] | select(.event=="phase") | .layer] | unique | length' "$1"; }
 
 # digest of the biggest layer of a push_image JSON
+# rate_limited_pull HOST REPO TEXT: the registry behind HOST answers the manifest 429 "come back in 4 s"
+# three times (pullwatch's look-up and the runtime's); a docker pull through pullwatch succeeds, names
+# rate-limited with TEXT, and waits as asked before attempt 2. On the containerd image store dockerd
+# resolves through containerd's resolver, which asks again at once after a 429 without waiting for
+# Retry-After (measured): the rule's other two 429s go to it and attempt 1 succeeds.
+rate_limited_pull() {
+	local f="$BATS_TEST_TMPDIR/out"
+	push_image "$2" v1 256KiB >/dev/null
+	proxy_rule '{"path":"/manifests/","methods":["GET","HEAD"],"status":429,"retry_after":4,"first":3}'
+	pw_pull "$f" --runtime docker "$1/$2:v1"
+	[ "$PW_RC" -eq 0 ]
+	events "$f" '.event=="diagnosis" and .diagnosis=="rate-limited"' | grep -qF -- "$3"
+	if [ "${DOCKER_STORE:-classic}" = containerd ]; then
+		jq -e 'select(.event=="result") | .ok and .attempts == 1' "$f"
+		proxy_counters | jq -e '.rules[0].applied == 3'
+		return 0
+	fi
+	# retry.backoff is 1s here, and dockerd's error text has no Retry-After: only the probe's reading
+	# of it explains a gap of about 4 s
+	jq -s -e '(map(select(.event=="diagnosis" and .diagnosis=="rate-limited")) | first | .t) as $d
+	          | (map(select(.event=="attempt" and .attempt==2)) | first | .t) - $d >= 3.5' "$f"
+}
+
 biggest_layer() { jq -r '.layers | max_by(.size) | .digest' <<<"$1"; }
 
 free_port() {

@@ -19,7 +19,7 @@ static int fsync_dir_of(const char *path) {
         return fsync(fd) < 0 ? -errno : 0;
 }
 
-int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+static int write_file(const char *path, const void *data, size_t size, mode_t mode, bool sync) {
         static unsigned counter;
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
@@ -28,7 +28,7 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
 
         if (!path || (!data && size > 0))
                 return -EINVAL;
-        if (asprintf(&tmp, "%s.tmp.%d.%u", path, (int) getpid(), counter++) < 0)
+        if (asprintf(&tmp, "%s.tmp.%d.%u", path, (int) getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED)) < 0)
                 return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
         if (fd < 0)
@@ -46,18 +46,25 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
                 p += n;
                 size -= (size_t) n;
         }
-        if (fsync(fd) < 0)
+        if (sync && fsync(fd) < 0)
                 goto fail;
         if (close(TAKE_FD(fd)) < 0)
                 goto fail;
         if (rename(tmp, path) < 0)
                 goto fail;
-        r = fsync_dir_of(path);
-        return r;
+        return sync ? fsync_dir_of(path) : 0;
 fail:
         r = -errno;
         (void) unlink(tmp);
         return r;
+}
+
+int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode) {
+        return write_file(path, data, size, mode, true);
+}
+
+int write_file_replace(const char *path, const void *data, size_t size, mode_t mode) {
+        return write_file(path, data, size, mode, false);
 }
 
 int mkdir_p(const char *path, mode_t mode) {

@@ -17,6 +17,7 @@
 #include "daemon/agent/metrics.h"
 #include "daemon/preheat/preheat.h"
 #include "daemon/preheat/state.h"
+#include "daemon/preheat/state_writer.h"
 #include "daemon/pull/watched_pull.h"
 
 typedef struct RuntimeMonitor {
@@ -77,6 +78,9 @@ struct Agent {
         sd_event_source *pull_reap;
 
         sd_event_source *flush_timer;
+        StateWriter *state_writer; /* state.json written off the loop (agent_report.c) */
+        sd_event_source *state_timer; /* the next save, STATE_SAVE_EVERY after the last one */
+        usec_t state_saved_at;    /* CLOCK_MONOTONIC: the last save began; 0 = none yet */
         char *last_status;
         bool was_complete;
         bool ready, stopping;

@@ -9,6 +9,11 @@
 #include <systemd/sd-daemon.h>
 
 #define FLUSH_DELAY (200 * USEC_PER_MSEC)
+/* While the list is busy, state.json is written at most this often: each save serializes every entry
+ * (2,000 of them: 650 KB) and a flush ran after every pull's result, five times a second. The bound of
+ * what a kill -9 can lose: what settled in the last STATE_SAVE_EVERY plus one write's time. A settled
+ * list (nothing pulling or queued), a stop and a reload save at once. */
+#define STATE_SAVE_EVERY (5 * USEC_PER_SEC)
 
 static const Config *config(const Agent *a) { return a->config->config; }
 
@@ -31,18 +36,88 @@ static void update_status(Agent *a) {
         (void) sd_notifyf(false, "STATUS=%s", buf);
 }
 
-void agent_flush(Agent *a) {
+static void state_saved(Agent *a, int r, const char *path) {
+        if (r < 0) {
+                state_mark_dirty(a->state); /* the next flush tries again */
+                if (!a->state_error_logged)
+                        log_line(LOG_ERR, "cannot save %s: %s", path, strerror(-r));
+        }
+        a->state_error_logged = r < 0;
+}
+
+static void on_state_written(int r, const char *path, void *userdata) {
+        state_saved(userdata, r, path);
+}
+
+static int on_state_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Agent *a = userdata;
+        agent_schedule_flush(a);
+        return 0;
+}
+
+/* now: on this thread, at once (stop, reload, a settled list); else at most every STATE_SAVE_EVERY, the
+ * write on the state writer's thread. */
+static void save_state(Agent *a, bool now) {
+        _cleanup_free_ char *text = NULL, *path = NULL;
+        usec_t t = now_monotonic();
+        int r;
+
+        if (!a->state->dirty)
+                return;
+        if (!a->state_writer && state_writer_new(a->event, on_state_written, a, &a->state_writer) < 0)
+                now = true; /* no writer: the old way, on the loop */
+        if (!now && a->state_saved_at && t < a->state_saved_at + STATE_SAVE_EVERY) {
+                if (!a->state_timer) {
+                        if (sd_event_add_time(a->event, &a->state_timer, CLOCK_MONOTONIC, USEC_INFINITY,
+                                              100 * USEC_PER_MSEC, on_state_timer, a) < 0)
+                                now = true;
+                        else
+                                (void) sd_event_source_set_description(a->state_timer, "agent-state-save");
+                }
+                if (!now) {
+                        if (sd_event_source_get_enabled(a->state_timer, NULL) <= 0) {
+                                (void) sd_event_source_set_time(a->state_timer, a->state_saved_at + STATE_SAVE_EVERY);
+                                (void) sd_event_source_set_enabled(a->state_timer, SD_EVENT_ONESHOT);
+                        }
+                        return;
+                }
+        }
+        r = state_serialize(a->state, false, &text);
+        if (r < 0 || !text) {
+                if (r < 0)
+                        state_saved(a, r, a->state->path);
+                return;
+        }
+        a->state_saved_at = t;
+        if (a->state_timer)
+                (void) sd_event_source_set_enabled(a->state_timer, SD_EVENT_OFF);
+        path = strdup(a->state->path);
+        if (!path) {
+                state_saved(a, -ENOMEM, a->state->path);
+                return;
+        }
+        if (now) {
+                /* after the write in flight, or that older text would land last */
+                if (a->state_writer)
+                        (void) state_writer_sync(a->state_writer);
+                state_saved(a, state_write_text(path, text), path);
+                return;
+        }
+        r = state_writer_submit(a->state_writer, TAKE_PTR(path), TAKE_PTR(text));
+        if (r < 0)
+                state_saved(a, r, a->state->path);
+}
+
+static void flush(Agent *a, bool now) {
         unsigned counts[_PREHEAT_STATE_MAX];
         const char *names[_PREHEAT_STATE_MAX];
         unsigned n;
         int r;
 
-        r = state_save(a->state, false);
-        if (r < 0 && !a->state_error_logged)
-                log_line(LOG_ERR, "cannot save %s: %s", a->state->path, strerror(-r));
-        a->state_error_logged = r < 0;
-
         n = preheat_counts(a->preheat, counts);
+        /* settled: what the list did is on disk before STATUS= and the preheat-complete alert say so */
+        save_state(a, now || (counts[PREHEAT_PULLING] == 0 && counts[PREHEAT_QUEUED] == 0));
+
         for (PreheatState s = 0; s < _PREHEAT_STATE_MAX; s++)
                 names[s] = preheat_state_to_string(s);
         metrics_set_preheat(&a->metrics, names, counts, _PREHEAT_STATE_MAX);
@@ -70,8 +145,12 @@ void agent_flush(Agent *a) {
         a->was_complete = complete;
 }
 
+void agent_flush(Agent *a) {
+        flush(a, true);
+}
+
 int agent_on_flush(sd_event_source *s, uint64_t usec, void *userdata) {
-        agent_flush(userdata);
+        flush(userdata, false);
         return 0;
 }
 

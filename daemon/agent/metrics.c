@@ -150,5 +150,5 @@ int metrics_write(const Metrics *m, const char *path) {
         int r = metrics_format(m, &text);
         if (r < 0)
                 return r;
-        return write_file_atomic(path, text, strlen(text), 0644);
+        return write_file_replace(path, text, strlen(text), 0644); /* no fsync: rebuilt at start */
 }

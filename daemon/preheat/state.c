@@ -22,6 +22,56 @@ static void entries_clear(State *s) {
         free(s->entries);
         s->entries = NULL;
         s->n = 0;
+        free(s->index);
+        s->index = NULL;
+        s->index_size = 0;
+}
+
+/* ---- the index: FNV-1a of "image\0runtime", linear probing ---- */
+
+static size_t key_hash(const char *image, const char *runtime) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (const unsigned char *c = (const unsigned char *) image; *c; c++)
+                h = (h ^ *c) * 0x100000001b3ULL;
+        h = (h ^ 0xff) * 0x100000001b3ULL; /* separator */
+        for (const unsigned char *c = (const unsigned char *) runtime; *c; c++)
+                h = (h ^ *c) * 0x100000001b3ULL;
+        return (size_t) (h ^ (h >> 29));
+}
+
+static void index_put(State *s, size_t i) {
+        size_t mask = s->index_size - 1, k = key_hash(s->entries[i].image, s->entries[i].runtime) & mask;
+        while (s->index[k])
+                k = (k + 1) & mask;
+        s->index[k] = i + 1;
+}
+
+/* Rebuilt whole (after a removal shifted positions, or to grow): size for at least min entries. */
+static int index_rebuild(State *s, size_t min) {
+        size_t size = 16;
+        while (size < 2 * min)
+                size *= 2;
+        size_t *index = calloc(size, sizeof(*index));
+        if (!index)
+                return -ENOMEM;
+        free(s->index);
+        s->index = index;
+        s->index_size = size;
+        for (size_t i = 0; i < s->n; i++)
+                index_put(s, i);
+        return 0;
+}
+
+/* entries[s->n] is filled: count it and index it. */
+static int entry_append_indexed(State *s) {
+        if (2 * (s->n + 1) > s->index_size) {
+                int r = index_rebuild(s, 2 * (s->n + 1));
+                if (r < 0)
+                        return r;
+        }
+        s->n++;
+        index_put(s, s->n - 1);
+        return 0;
 }
 
 State *state_free(State *s) {
@@ -163,7 +213,12 @@ int state_from_json(const json_t *j, State *s) {
                         return -ENOMEM;
                 }
                 s->entries = n;
-                s->entries[s->n++] = e;
+                s->entries[s->n] = e;
+                r = entry_append_indexed(s);
+                if (r < 0) {
+                        entry_done(&s->entries[s->n]);
+                        return r;
+                }
         }
         return 0;
 }
@@ -199,15 +254,11 @@ int state_load(const char *dir, State **ret) {
         return 0;
 }
 
-int state_save(State *s, bool force) {
-        _cleanup_free_ char *text = NULL, *dir = NULL;
-        json_t *j;
+int state_write_text(const char *path, const char *text) {
+        _cleanup_free_ char *dir = strdup(path);
         char *slash;
         int r;
 
-        if (!s->dirty && !force)
-                return 0;
-        dir = strdup(s->path);
         if (!dir)
                 return -ENOMEM;
         slash = strrchr(dir, '/');
@@ -217,6 +268,16 @@ int state_save(State *s, bool force) {
                 if (r < 0)
                         return r;
         }
+        return write_file_atomic(path, text, strlen(text), 0600);
+}
+
+int state_serialize(State *s, bool force, char **ret_text) {
+        json_t *j;
+        char *text;
+
+        *ret_text = NULL;
+        if (!s->dirty && !force)
+                return 0;
         j = state_to_json(s);
         if (!j)
                 return -ENOMEM;
@@ -224,17 +285,35 @@ int state_save(State *s, bool force) {
         json_decref(j);
         if (!text)
                 return -ENOMEM;
-        r = write_file_atomic(s->path, text, strlen(text), 0600);
-        if (r < 0)
-                return r;
         s->dirty = false;
+        *ret_text = text;
         return 0;
 }
 
+int state_save(State *s, bool force) {
+        _cleanup_free_ char *text = NULL;
+        int r = state_serialize(s, force, &text);
+        if (r < 0 || !text)
+                return r;
+        r = state_write_text(s->path, text);
+        if (r < 0)
+                s->dirty = true;
+        return r;
+}
+
 StateEntry *state_find(const State *s, const char *image, const char *runtime) {
-        for (size_t i = 0; i < s->n; i++)
-                if (streq(s->entries[i].image, image) && streq(s->entries[i].runtime, runtime))
-                        return &s->entries[i];
+        if (s->index_size == 0) { /* none yet, or none after a failed rebuild */
+                for (size_t i = 0; i < s->n; i++)
+                        if (streq(s->entries[i].image, image) && streq(s->entries[i].runtime, runtime))
+                                return &s->entries[i];
+                return NULL;
+        }
+        size_t mask = s->index_size - 1;
+        for (size_t k = key_hash(image, runtime) & mask; s->index[k]; k = (k + 1) & mask) {
+                StateEntry *e = &s->entries[s->index[k] - 1];
+                if (streq(e->image, image) && streq(e->runtime, runtime))
+                        return e;
+        }
         return NULL;
 }
 
@@ -248,11 +327,10 @@ int state_ensure(State *s, const char *image, const char *runtime, StateEntry **
                 s->entries = n;
                 e = &s->entries[s->n];
                 *e = (StateEntry) { .image = strdup(image), .runtime = strdup(runtime) };
-                if (!e->image || !e->runtime) {
+                if (!e->image || !e->runtime || entry_append_indexed(s) < 0) {
                         entry_done(e);
                         return -ENOMEM;
                 }
-                s->n++;
                 s->dirty = true;
         }
         *ret = e;
@@ -268,6 +346,13 @@ void state_remove(State *s, const char *image, const char *runtime) {
         memmove(e, e + 1, (s->n - i - 1) * sizeof(*e));
         s->n--;
         s->dirty = true;
+        /* positions after i moved: index again (a list edit, rare); without memory for it, no index
+         * (state_find() scans) until the next append rebuilds one */
+        if (index_rebuild(s, s->n) < 0) {
+                free(s->index);
+                s->index = NULL;
+                s->index_size = 0;
+        }
 }
 
 static int replace(char **field, const char *v) {

@@ -24,6 +24,10 @@ typedef struct State {
         StateEntry *entries;
         size_t n;
         bool dirty;               /* changed since loaded or saved */
+        /* (image, runtime) -> entries[] position + 1 (0 = empty slot), open addressing: state_find() is
+         * called per target by status and per pull; a scan was O(entries) each (2,000 at a time). */
+        size_t *index;
+        size_t index_size;        /* a power of two, at least twice n; 0 = none yet */
 } State;
 
 /* An empty state bound to path (<dir>/state.json). */
@@ -33,6 +37,14 @@ int state_new(const char *dir, State **ret);
 int state_load(const char *dir, State **ret);
 /* Write atomically when dirty (or always with force). Creates dir (0700) when missing. */
 int state_save(State *s, bool force);
+/* The file's text when dirty (or always with force), and the state counts as saved: *ret_text NULL when
+ * there is nothing to write. A caller that then fails to write it calls state_mark_dirty(). For a
+ * write elsewhere (state_writer.c: off the event loop). */
+int state_serialize(State *s, bool force, char **ret_text);
+static inline void state_mark_dirty(State *s) { s->dirty = true; }
+/* Write text to path atomically (temp, fsync, rename, fsync the directory), creating the directory
+ * (0700) when missing. Touches no State: safe on another thread. */
+int state_write_text(const char *path, const char *text);
 /* Point an existing state at another directory (config reload); marks it dirty. */
 int state_set_dir(State *s, const char *dir);
 

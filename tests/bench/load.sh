@@ -19,7 +19,10 @@
 #   notify socket that records each datagram's arrival (WATCHDOG_USEC=2000000: sd_event pings at a
 #   quarter to a half of it) and its guard on.
 # - Every second: the daemon's VmRSS; every 2 s: `pullwatch status --json`'s wall time, and how many
-#   pulls it lists. Until every list item is ready or failed (or BENCH_LOAD_TIMEOUT).
+#   pulls it lists; and the daemon's own answer alone (one status request on the control socket, timed
+#   from connect to the answer's last byte): the CLI also asks each runtime for its version and
+#   settings itself (the driver's describe: dockerd's /version and /info), which a busy dockerd answers
+#   slowly. Until every list item is ready or failed (or BENCH_LOAD_TIMEOUT).
 # - At the end: journald entries per minute (pullwatch's), the gaps between WATCHDOG=1 datagrams, and
 #   whether anything was lost: state.json holds each of the list's images with its state (a digest for
 #   the pushed ones, an error for the missing ones), and status's counts add up to the list.
@@ -108,6 +111,21 @@ journald_start "$W/journal" "$REPO"
 for ((i = 0; i < 50; i++)); do [ -S "$W/notify.sock" ] && break; sleep 0.1; done
 
 status() { "$PW" status --json --config "$W/pw.yaml"; }
+# the daemon's own answer to one status request, ms, from connect to the answer's last byte
+cat >"$W/ask.py" <<'EOF'
+import socket, sys, time
+t = time.monotonic()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+s.sendall(b'{"cmd":"status"}\n')
+buf = b""
+while not buf.endswith(b"\n"):
+    d = s.recv(1 << 20)
+    if not d:
+        break
+    buf += d
+print("%.1f" % ((time.monotonic() - t) * 1000) if buf.endswith(b"\n") else "-")
+EOF
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 t0=$(now)
 nsenter -t "$JPID" -m -- env NOTIFY_SOCKET="$W/notify.sock" WATCHDOG_USEC=2000000 \
@@ -143,12 +161,14 @@ done
 
 # until every list item is ready or failed and the guarded pulls are done: status's wall time every
 # 2 s, and what it lists
-settled=0 guard_done=0 max_pulls=0 lat=() omitted=- t_end='' t_guard_end=''
+settled=0 guard_done=0 max_pulls=0 lat=() dlat=() omitted=- t_end='' t_guard_end=''
 deadline=$(($(date +%s) + TIMEOUT))
 while [ "$(date +%s)" -lt "$deadline" ]; do
 	a=$(now)
 	out=$(status 2>/dev/null) || out=
 	lat+=("$(echo "($(now) - $a) * 1000" | bc)")
+	d=$(python3 "$W/ask.py" "$W/control.sock" 2>/dev/null) || d=-
+	[ "$d" = - ] || dlat+=("$d")
 	if [ -n "$out" ]; then
 		read -r ready failed pulls omitted < <(jq -r '[(.summary | capture("(?<r>[0-9]+)/[0-9]+ ready").r // "0"),
 			(.summary | capture("(?<f>[0-9]+) failed").f // "0"), (.pulls | length),
@@ -223,6 +243,9 @@ printf '| daemon RSS | max %.1f MiB sampled each second (VmHWM %.1f MiB); %.1f M
 printf '| `pullwatch status --json` wall time | median %.0f ms, max %.0f ms over %d calls (.preheat lists %s, preheat_omitted %s) |\n' \
 	"$(printf '%s\n' "${lat[@]}" | median)" "$(printf '%s\n' "${lat[@]}" | maxof)" "${#lat[@]}" \
 	"$(jq '.preheat | length' <<<"$final")" "$omitted"
+# shellcheck disable=SC2016 # the backquotes are markdown
+printf '| the daemon'"'"'s own answer to status (control socket, connect to last byte) | median %s ms, max %s ms over %d requests; the rest of the wall time above is the CLI: its start, and its own questions to each runtime (dockerd /version, /info) |\n' \
+	"$(printf '%s\n' "${dlat[@]}" | median)" "$(printf '%s\n' "${dlat[@]}" | maxof)" "${#dlat[@]}"
 printf '| journald entries (pullwatch) | %s in all; per minute: max %s, median %s over %s minutes |\n' \
 	"$j_total" "$(maxof <<<"$per_min")" "$(median <<<"$per_min")" "$(grep -c . <<<"$per_min" || true)"
 echo "| alerts in journald by kind | ${j_alerts:-none} |"

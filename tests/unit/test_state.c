@@ -1,4 +1,4 @@
-/* test_state: state.json round trip, the atomic write (no temp file left, mode 0600, a crash between
+/* test_state: state.json round trip, the index behind state_find(), the atomic write (no temp file left, mode 0600, a crash between
  * write and rename leaves the old file), corrupt files refused with -EBADMSG, bad entries dropped. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -202,6 +202,81 @@ static void test_set_dir(void **s) {
         assert_int_equal(back->n, 1);
 }
 
+/* The index behind state_find(): thousands of entries on two runtimes, found by key after growth, after
+ * removals (which shift positions), and after a load; a second ensure of a key finds, never adds. */
+static void test_index(void **s) {
+        _cleanup_state_ State *st = NULL, *back = NULL;
+        const char *rt[2] = { "docker", "containerd" };
+        char img[64];
+        StateEntry *e;
+        json_t *j;
+        enum { N = 3000 };
+
+        assert_int_equal(state_new(sub("index"), &st), 0);
+        assert_null(state_find(st, "none", "docker"));
+        for (unsigned i = 0; i < N; i++) {
+                snprintf(img, sizeof img, "127.0.0.1:5000/load/img:t%04u", i);
+                assert_int_equal(state_record_success(st, img, rt[i % 2], "sha256:d", 1, USEC_PER_SEC * (1 + i)), 0);
+        }
+        assert_int_equal(st->n, N);
+        for (unsigned i = 0; i < N; i++) {
+                snprintf(img, sizeof img, "127.0.0.1:5000/load/img:t%04u", i);
+                e = state_find(st, img, rt[i % 2]);
+                assert_non_null(e);
+                assert_string_equal(e->image, img);
+                assert_int_equal(e->last_success, USEC_PER_SEC * (1 + i));
+                assert_null(state_find(st, img, rt[(i + 1) % 2])); /* same image, other runtime: not there */
+                assert_int_equal(state_ensure(st, img, rt[i % 2], &e), 0);
+        }
+        assert_int_equal(st->n, N);
+        for (unsigned i = 0; i < N; i += 3) {
+                snprintf(img, sizeof img, "127.0.0.1:5000/load/img:t%04u", i);
+                state_remove(st, img, rt[i % 2]);
+        }
+        assert_int_equal(st->n, N - N / 3);
+        for (unsigned i = 0; i < N; i++) {
+                snprintf(img, sizeof img, "127.0.0.1:5000/load/img:t%04u", i);
+                e = state_find(st, img, rt[i % 2]);
+                if (i % 3 == 0)
+                        assert_null(e);
+                else {
+                        assert_non_null(e);
+                        assert_int_equal(e->last_success, USEC_PER_SEC * (1 + i));
+                }
+        }
+        j = state_to_json(st);
+        assert_non_null(j);
+        assert_int_equal(state_new(sub("index"), &back), 0);
+        assert_int_equal(state_from_json(j, back), 0);
+        json_decref(j);
+        assert_int_equal(back->n, N - N / 3);
+        snprintf(img, sizeof img, "127.0.0.1:5000/load/img:t%04u", N - 1);
+        e = state_find(back, img, rt[(N - 1) % 2]);
+        assert_non_null(e);
+        assert_int_equal(e->last_success, USEC_PER_SEC * N); /* the file keeps seconds */
+}
+
+/* state_serialize() hands the text out and counts the state as saved; a failed write marks it dirty. */
+static void test_serialize(void **s) {
+        _cleanup_state_ State *st = NULL, *back = NULL;
+        _cleanup_free_ char *text = NULL, *none = NULL;
+
+        assert_int_equal(state_new(sub("ser"), &st), 0);
+        assert_int_equal(state_record_failure(st, "y", "docker", "manifest unknown", 1, USEC_PER_SEC), 0);
+        assert_int_equal(state_serialize(st, false, &text), 0);
+        assert_non_null(text);
+        assert_false(st->dirty);
+        assert_int_equal(state_serialize(st, false, &none), 0);
+        assert_null(none);
+        assert_int_equal(state_write_text(sub("ser/deeper/state.json"), text), 0);
+        assert_int_equal(state_load(sub("ser/deeper"), &back), 0);
+        assert_int_equal(back->n, 1);
+        assert_string_equal(back->entries[0].last_error, "manifest unknown");
+        assert_true(state_write_text(sub("ser/deeper/state.json/x"), text) < 0); /* under a file */
+        state_mark_dirty(st);
+        assert_true(st->dirty);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_missing_file_is_empty),
@@ -213,6 +288,8 @@ int main(void) {
                 cmocka_unit_test(test_bad_entries_dropped),
                 cmocka_unit_test(test_timestamps),
                 cmocka_unit_test(test_set_dir),
+                cmocka_unit_test(test_index),
+                cmocka_unit_test(test_serialize),
         };
         return cmocka_run_group_tests(tests, setup, teardown);
 }

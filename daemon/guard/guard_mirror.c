@@ -1,5 +1,5 @@
-/* guard_mirror.c: a mirror hop in front of another client's pull that stays silent or refuses
- * connections, named with its hop as for pullwatch's own pulls (diagnose_mirror.c's words). What the
+/* guard_mirror.c: a mirror hop in front of another client's pull that stays silent, refuses
+ * connections or answers Range with 200, named with its hop as for pullwatch's own pulls (diagnose_mirror.c's words). What the
  * guard sees is the runtime's sockets: a registry connection that sent a request and got nothing back
  * for the stall budget (a silent hop), or a connection carrying a pull (new, or with bytes since the
  * last sample: pooled ones are reused) to a hop that comes after a mirror in the runtime's own list

@@ -169,7 +169,7 @@ static void on_ping(RegistryOp *op, int r, const ErrorDetail *e, void *userdata)
         char key[192];
         int d;
 
-        d = diagnose_mirror_hops(rt->kind, tries, n, source, &text);
+        d = diagnose_mirror_hops_store(rt->kind, m->settings.containerd_store, tries, n, source, &text);
         if (d > DIAG_NONE && text) {
                 const char *hop = diagnose_mirror_hop(tries, n);
                 snprintf(key, sizeof(key), "%s %s %s", p->hosts->domain, diagnosis_to_string(d), hop);

@@ -1,10 +1,11 @@
 /* guard_mirror.c: a mirror hop in front of another client's pull that stays silent, refuses
- * connections or answers Range with 200, named with its hop as for pullwatch's own pulls (diagnose_mirror.c's words). What the
- * guard sees is the runtime's sockets: a registry connection that sent a request and got nothing back
- * for the stall budget (a silent hop), or a connection carrying a pull (new, or with bytes since the
- * last sample: pooled ones are reused) to a hop that comes after a mirror in the runtime's own list
- * (the runtime went past that mirror: it refused, or answered nothing useful). A
- * refused connect leaves no socket; the hop the runtime went on to does. Either way the runtime's
+ * connections or answers Range with 200, named with its hop as for pullwatch's own pulls
+ * (diagnose_mirror.c's and diagnose_range_probe()'s words). What the guard sees is the runtime's
+ * sockets: a registry connection that sent a request and got nothing back for the stall budget (a
+ * silent hop), or a connection carrying a pull (new, or with bytes since the last sample: pooled ones
+ * are reused) to a hop that comes after a mirror in the runtime's own list (the runtime went past that
+ * mirror: it refused, or answered nothing useful). A refused connect leaves no socket; the hop the
+ * runtime went on to does. Either way the runtime's
  * hops for that registry are then asked in its order (registry_ping(): /v2/ of each, as the runtime's
  * settings say) and the answer decides; nothing is named from the socket alone.
  * A hop that answers Range with 200 leaves nothing on the socket either: a download in flight of a
@@ -359,7 +360,8 @@ static void range_suspect(GuardMirror *m, usec_t now) {
                 const char *at = d->image ? strrchr(d->image, '@') : NULL;
                 char key[300];
 
-                if (d->own || !at || !startswith(d->id, "sha256:") || strlen(d->id) >= sizeof(m->range_pending[0].digest) ||
+                if (d->own || !at || !startswith(d->id, "sha256:") ||
+                    strlen(d->id) >= sizeof(m->range_pending[0].digest) ||
                     strlen(d->image) >= sizeof(m->range_pending[0].image) || !t || t->phase != PHASE_DOWNLOADING)
                         continue;
                 snprintf(key, sizeof(key), "rangeq %.*s", (int) (at - d->image), d->image);

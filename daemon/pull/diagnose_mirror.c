@@ -53,7 +53,8 @@ int diagnose_mirror_hops_store(RuntimeKind runtime, bool containerd_store, const
         const RuntimeWording *w = d->wording;
         _cleanup_free_ char *next = NULL;
         size_t i = failed_mirror(tries, n);
-        const char *silent_words = containerd_store && w->mirror_silent_store ? w->mirror_silent_store : w->mirror_silent;
+        const char *silent_words = containerd_store && w->mirror_silent_store ? w->mirror_silent_store
+                                                                               : w->mirror_silent;
         bool silent;
         int k;
 

@@ -378,7 +378,11 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
         AlertFields f = {
                 .image = e->image, .runtime = e->runtime, .layer = e->layer, .attempt = e->attempt, .client = e->client,
                 .hop = e->hop,
-                .rate_key = e->client && !e->image ? e->layer ?: e->hop : NULL,
+                /* another client's: a hop's diagnosis is the hop's, whichever pull showed it */
+                .rate_key = !e->client                                  ? NULL
+                            : e->kind == PULL_EVENT_DIAGNOSIS && e->hop ? e->hop
+                            : !e->image                                 ? e->layer ?: e->hop
+                                                                        : NULL,
         };
         char *m = NULL;
         int r = 0;
@@ -458,7 +462,8 @@ int alerts_pull_event(Alerts *a, const PullEvent *e, usec_t now) {
                 return 0;
         if (r < 0)
                 return r;
-        /* another client's pull, its image not known: one incident per runtime and layer or hop. A
+        /* another client's pull, its image not known, or a hop's diagnosis: one incident per runtime and
+         * layer or hop. A
          * mirror that fails in front of containerd and of dockerd is two alerts (two remedies), and
          * two mirrors are not one (with no key, every such alert of a kind shared "" and the first
          * silenced the rest for the rate limit) */

@@ -1,8 +1,8 @@
 /* guard_internal.h: the node guard's parts, shared by node_guard.c (helpers, the sample loop, status),
  * guard_downloads.c (each runtime's downloads in flight), guard_conns.c (its registry connections:
  * the cut of a stalled one, the ages at which they end) and guard_mirror.c (a mirror hop in front of
- * them that is silent or refuses). Calls run one way: node_guard.c -> guard_mirror.c ->
- * guard_conns.c -> guard_downloads.c, never back. */
+ * them that is silent, refuses, or answers Range with 200). Calls run one way: node_guard.c ->
+ * guard_mirror.c -> guard_conns.c -> guard_downloads.c, never back. */
 #pragma once
 
 #include "daemon/guard/node_guard.h"
@@ -129,7 +129,8 @@ static inline void guard_emit(GuardRuntime *rt, PullEvent *e) {
 
 /* guard_mirror.c: after guard_conns_sample(): a connection silent since it asked, or one to a hop
  * after a mirror, gets the runtime's hops for its registry asked; a mirror that stays silent or
- * refuses is named (PULL_EVENT_DIAGNOSIS with the hop). */
+ * refuses is named (PULL_EVENT_DIAGNOSIS with the hop). A download in flight through a registry's
+ * mirror gets its layer asked for a byte range; a hop that answers 200 is named (range-ignored). */
 void guard_mirror_sample(GuardRuntime *rt, usec_t now);
 void guard_mirror_done(GuardRuntime *rt);
 

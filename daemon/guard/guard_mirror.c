@@ -1,25 +1,42 @@
-/* guard_mirror.c: a mirror hop in front of another client's pull that stays silent or refuses
- * connections, named with its hop as for pullwatch's own pulls (diagnose_mirror.c's words). What the
- * guard sees is the runtime's sockets: a registry connection that sent a request and got nothing back
- * for the stall budget (a silent hop), or a connection carrying a pull (new, or with bytes since the
- * last sample: pooled ones are reused) to a hop that comes after a mirror in the runtime's own list
- * (the runtime went past that mirror: it refused, or answered nothing useful). A
- * refused connect leaves no socket; the hop the runtime went on to does. Either way the runtime's
+/* guard_mirror.c: a mirror hop in front of another client's pull that stays silent, refuses
+ * connections or answers Range with 200, named with its hop as for pullwatch's own pulls
+ * (diagnose_mirror.c's and diagnose_range_probe()'s words). What the guard sees is the runtime's
+ * sockets: a registry connection that sent a request and got nothing back for the stall budget (a
+ * silent hop), or a connection carrying a pull (new, or with bytes since the last sample: pooled ones
+ * are reused) to a hop that comes after a mirror in the runtime's own list (the runtime went past that
+ * mirror: it refused, or answered nothing useful). A refused connect leaves no socket; the hop the
+ * runtime went on to does. Either way the runtime's
  * hops for that registry are then asked in its order (registry_ping(): /v2/ of each, as the runtime's
- * settings say) and the answer decides; nothing is named from the socket alone. */
+ * settings say) and the answer decides; nothing is named from the socket alone.
+ * A hop that answers Range with 200 leaves nothing on the socket either: a download in flight of a
+ * registry whose hops hold a mirror (its layer digest and repository from guard_downloads.c) gets one
+ * Range request of two bytes through those hops (registry_probe_range(), a 200 cut after a few KiB),
+ * once per registry and hops every RANGE_RECHECK; a 200 is named as for pullwatch's own pulls. */
 #include "daemon/guard/guard_internal.h"
 
 #include "probes/drivers/registry_runtime.h"
 #include "probes/registry/registry.h"
 
 #define MIRROR_PENDING_MAX 8
-#define MIRROR_RECENT_MAX 16
+#define MIRROR_RECENT_MAX 32
 /* the same hop, behind the same hops, is looked into again after this */
 #define MIRROR_RECHECK (30 * USEC_PER_SEC)
 /* the same diagnosis of the same hop is named again after this */
 #define MIRROR_RENAME (10 * 60 * USEC_PER_SEC)
 /* the runtime's settings are asked at most this often (dockerd's /info, containerd's CRI Status) */
 #define MIRROR_FETCH_EVERY (2 * USEC_PER_SEC)
+/* a registry's hops are asked for a byte range again after this */
+#define RANGE_RECHECK (5 * 60 * USEC_PER_SEC)
+#define RANGE_PENDING_MAX 4
+
+/* One Range probe of a blob another client's pull fetches. */
+typedef struct RangePing {
+        GuardMirror *owner;
+        RegistryOp *op;
+        char domain[128];
+        char image[320];     /* "domain/repo@digest": what the alert names */
+        const char *client;
+} RangePing;
 
 typedef struct MirrorPing {
         GuardMirror *owner;
@@ -45,6 +62,13 @@ struct GuardMirror {
         } pending[MIRROR_PENDING_MAX];
         size_t n_pending;
         MirrorPing *pings[MIRROR_PENDING_MAX];
+        struct {
+                char image[256];  /* "host/repo@digest" as guard_downloads.c has it */
+                char digest[80];  /* the layer's */
+                const char *client;
+        } range_pending[RANGE_PENDING_MAX];
+        size_t n_range_pending;
+        RangePing *ranges[RANGE_PENDING_MAX];
         uint64_t *checked;   /* connection inodes looked at as silent (the top bit) */
         size_t n_checked;
         struct MirrorRx {
@@ -146,7 +170,7 @@ static void on_ping(RegistryOp *op, int r, const ErrorDetail *e, void *userdata)
         char key[192];
         int d;
 
-        d = diagnose_mirror_hops(rt->kind, tries, n, source, &text);
+        d = diagnose_mirror_hops_store(rt->kind, m->settings.containerd_store, tries, n, source, &text);
         if (d > DIAG_NONE && text) {
                 const char *hop = diagnose_mirror_hop(tries, n);
                 snprintf(key, sizeof(key), "%s %s %s", p->hosts->domain, diagnosis_to_string(d), hop);
@@ -218,6 +242,137 @@ static void look_into(GuardMirror *m, const char *addr, bool silent, const char 
         }
 }
 
+/* ---- a hop that answers Range with 200 ---- */
+
+static void range_free(RangePing *p) {
+        if (!p)
+                return;
+        registry_op_free(p->op);
+        free(p);
+}
+
+static void on_range(RegistryOp *op, int r, RegistryRangeProbe *probe, const ErrorDetail *e, void *userdata) {
+        RangePing *p = userdata;
+        GuardMirror *m = p->owner;
+        _cleanup_free_ char *text = NULL;
+        char key[384];
+
+        /* probe lives in op, which goes with p below */
+        if (r >= 0 && diagnose_range_probe(probe, &text) == DIAG_RANGE_IGNORED && text) {
+                const char *hop = probe->host ?: probe->via;
+                snprintf(key, sizeof(key), "%s %s %s", p->domain, diagnosis_to_string(DIAG_RANGE_IGNORED), hop ?: "-");
+                if (!recent(m, key, MIRROR_RENAME, now_monotonic()))
+                        guard_emit(m->rt, &(PullEvent) { .kind = PULL_EVENT_DIAGNOSIS, .hop = hop, .client = p->client,
+                                                         .image = p->image,
+                                                         .diagnosis = diagnosis_to_string(DIAG_RANGE_IGNORED),
+                                                         .remedy = text });
+        }
+        for (size_t i = 0; i < ELEMENTSOF(m->ranges); i++)
+                if (m->ranges[i] == p)
+                        m->ranges[i] = NULL;
+        range_free(p);
+}
+
+/* Whether domain ("reg:5000", as the runtime's settings have it) is host, the first n bytes of an
+ * image named from containerd's distribution source label, which keeps the host without its port
+ * (Go's url.Hostname(): "reg", "::1"). */
+static bool domain_is(const char *domain, const char *host, size_t n) {
+        const char *d = domain;
+        size_t dn;
+
+        if (strlen(domain) == n && strncmp(domain, host, n) == 0)
+                return true;
+        if (*d == '[')
+                dn = strcspn(++d, "]");
+        else {
+                const char *c = strrchr(d, ':');
+                dn = c ? (size_t) (c - d) : strlen(d);
+        }
+        return dn == n && strncmp(d, host, n) == 0;
+}
+
+/* image ("host/repo@digest"), whose layer digest is downloading: each registry of the runtime's it
+ * can be, whose hops hold a mirror, is asked for two bytes of that layer through those hops. */
+static void range_look_into(GuardMirror *m, const char *image, const char *digest, const char *client) {
+        GuardRuntime *rt = m->rt;
+        _cleanup_strv_free_ char **domains = NULL;
+        _cleanup_free_ char *repo = NULL;
+        const char *slash = strchr(image, '/'), *at = strrchr(image, '@');
+        usec_t now = now_monotonic();
+
+        if (!slash || !at || at < slash + 2 || !(repo = strndup(slash + 1, at - slash - 1)) ||
+            registry_hosts_domains(&m->settings, &domains) < 0)
+                return;
+        for (size_t k = 0; domains && domains[k]; k++) {
+                _cleanup_(registry_hosts_freep) RegistryHosts *h = NULL;
+                char key[384];
+                bool mirror = false;
+                size_t slot = 0;
+
+                if (!domain_is(domains[k], image, slash - image) ||
+                    registry_hosts_for(&m->settings, &rt->guard->config->config->registry, domains[k], &h) < 0)
+                        continue;
+                for (size_t j = 0; j < h->n_hops; j++)
+                        mirror = mirror || (h->hops[j].mirror && h->hops[j].pull);
+                if (!mirror)
+                        continue;
+                while (slot < ELEMENTSOF(m->ranges) && m->ranges[slot])
+                        slot++;
+                if (slot == ELEMENTSOF(m->ranges))
+                        return;
+                /* once per registry and hops: another list is another question */
+                int o = snprintf(key, sizeof(key), "range %s", domains[k]);
+                for (size_t j = 0; j < h->n_hops && o > 0 && (size_t) o < sizeof(key); j++)
+                        o += snprintf(key + o, sizeof(key) - o, " %s", h->hops[j].host);
+                if (recent(m, key, RANGE_RECHECK, now))
+                        continue;
+                RangePing *p = calloc(1, sizeof(*p));
+                if (!p)
+                        return;
+                p->owner = m;
+                p->client = client;
+                snprintf(p->domain, sizeof(p->domain), "%s", domains[k]);
+                snprintf(p->image, sizeof(p->image), "%s/%s%s", domains[k], repo, at);
+                RegistryTarget t = {
+                        .domain = domains[k],
+                        .repository = repo,
+                        .config = &rt->guard->config->config->registry,
+                        .runtime = &m->settings,
+                        .timeout = 15 * USEC_PER_SEC, /* as a pull's registry probe */
+                };
+                if (registry_probe_range(rt->guard->glue, &t, digest, on_range, p, &p->op) < 0) {
+                        range_free(p);
+                        continue;
+                }
+                m->ranges[slot] = p;
+        }
+}
+
+/* Downloads in flight of other clients' pulls whose image is known: their registry's hops are looked
+ * into (range_look_into) once the settings come; an image's repository is queued at most once per
+ * MIRROR_RECHECK, so the settings are not asked for every sample of a long download. */
+static void range_suspect(GuardMirror *m, usec_t now) {
+        GuardRuntime *rt = m->rt;
+
+        for (size_t i = 0; i < rt->n_dls && m->n_range_pending < RANGE_PENDING_MAX; i++) {
+                const GuardDownload *d = &rt->dls[i];
+                const LayerTrack *t = detector_find(rt->downloads, d->id);
+                const char *at = d->image ? strrchr(d->image, '@') : NULL;
+                char key[300];
+
+                if (d->own || !at || !startswith(d->id, "sha256:") ||
+                    strlen(d->id) >= sizeof(m->range_pending[0].digest) ||
+                    strlen(d->image) >= sizeof(m->range_pending[0].image) || !t || t->phase != PHASE_DOWNLOADING)
+                        continue;
+                snprintf(key, sizeof(key), "rangeq %.*s", (int) (at - d->image), d->image);
+                if (recent(m, key, MIRROR_RECHECK, now))
+                        continue;
+                snprintf(m->range_pending[m->n_range_pending].image, sizeof(m->range_pending[0].image), "%s", d->image);
+                snprintf(m->range_pending[m->n_range_pending].digest, sizeof(m->range_pending[0].digest), "%s", d->id);
+                m->range_pending[m->n_range_pending++].client = d->client;
+        }
+}
+
 static void on_settings(RuntimeRegistryFetch *f, RuntimeRegistry *settings, void *userdata) {
         GuardMirror *m = userdata;
 
@@ -227,7 +382,11 @@ static void on_settings(RuntimeRegistryFetch *f, RuntimeRegistry *settings, void
         if (m->have_settings)
                 for (size_t i = 0; i < m->n_pending; i++)
                         look_into(m, m->pending[i].addr, m->pending[i].silent, m->pending[i].client);
-        m->n_pending = 0;
+        if (m->have_settings)
+                for (size_t i = 0; i < m->n_range_pending; i++)
+                        range_look_into(m, m->range_pending[i].image, m->range_pending[i].digest,
+                                        m->range_pending[i].client);
+        m->n_pending = m->n_range_pending = 0;
 }
 
 static void suspect(GuardMirror *m, const GuardConn *gc, bool silent) {
@@ -249,11 +408,12 @@ static void suspect(GuardMirror *m, const GuardConn *gc, bool silent) {
 static void fetch_settings(GuardMirror *m, usec_t now) {
         GuardRuntime *rt = m->rt;
 
-        if (m->n_pending == 0 || m->fetch || (m->fetched && now - m->fetched < MIRROR_FETCH_EVERY))
+        if ((m->n_pending == 0 && m->n_range_pending == 0) || m->fetch ||
+            (m->fetched && now - m->fetched < MIRROR_FETCH_EVERY))
                 return;
         m->fetched = now;
         if (runtime_registry_fetch(rt->guard->glue, rt->kind, rt->guard->config->config, on_settings, m, &m->fetch) < 0)
-                m->n_pending = 0;
+                m->n_pending = m->n_range_pending = 0;
 }
 
 void guard_mirror_sample(GuardRuntime *rt, usec_t now) {
@@ -279,6 +439,7 @@ void guard_mirror_sample(GuardRuntime *rt, usec_t now) {
                     now - gc->first_seen >= budget && !checked(m, gc->c.inode | SILENT_BIT))
                         suspect(m, gc, true);
         }
+        range_suspect(m, now);
         fetch_settings(m, now);
 }
 
@@ -291,6 +452,8 @@ void guard_mirror_done(GuardRuntime *rt) {
         runtime_registry_done(&m->settings);
         for (size_t i = 0; i < ELEMENTSOF(m->pings); i++)
                 ping_free(m->pings[i]);
+        for (size_t i = 0; i < ELEMENTSOF(m->ranges); i++)
+                range_free(m->ranges[i]);
         free(m->checked);
         free(m->rxs);
         free(m);

@@ -111,5 +111,9 @@ int diagnose_decompressor(RuntimeKind runtime, const char *comm, pid_t pid, bool
  * runtime's usual place). */
 int diagnose_mirror_hops(RuntimeKind runtime, const RegistryHopTry *tries, size_t n, const char *source,
                          char **ret_text);
+/* The same for a runtime whose settings say containerd_store (dockerd on the containerd image store,
+ * RuntimeRegistry.containerd_store): what it does with a silent mirror is containerd's resolver's. */
+int diagnose_mirror_hops_store(RuntimeKind runtime, bool containerd_store, const RegistryHopTry *tries, size_t n,
+                               const char *source, char **ret_text);
 /* The mirror hop diagnose_mirror_hops() named (host[:port], into tries), or NULL. */
 const char *diagnose_mirror_hop(const RegistryHopTry *tries, size_t n);

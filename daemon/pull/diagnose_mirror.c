@@ -44,10 +44,17 @@ static int next_hop(const RegistryHopTry *tries, size_t n, size_t i, char **ret)
 
 int diagnose_mirror_hops(RuntimeKind runtime, const RegistryHopTry *tries, size_t n, const char *source,
                          char **ret_text) {
+        return diagnose_mirror_hops_store(runtime, false, tries, n, source, ret_text);
+}
+
+int diagnose_mirror_hops_store(RuntimeKind runtime, bool containerd_store, const RegistryHopTry *tries, size_t n,
+                               const char *source, char **ret_text) {
         const RuntimeDriver *d = runtime_driver_get(runtime) ?: runtime_driver_auto_fallback();
         const RuntimeWording *w = d->wording;
         _cleanup_free_ char *next = NULL;
         size_t i = failed_mirror(tries, n);
+        const char *silent_words = containerd_store && w->mirror_silent_store ? w->mirror_silent_store
+                                                                               : w->mirror_silent;
         bool silent;
         int k;
 
@@ -65,7 +72,7 @@ int diagnose_mirror_hops(RuntimeKind runtime, const RegistryHopTry *tries, size_
                              "the mirror %s (%s) accepted the connection and stayed silent for %" PRIu64 "s; %s. "
                              "%s. Remedy: %s.",
                              tries[i].host, source ?: w->mirror_where,
-                             (uint64_t) ((tries[i].elapsed + USEC_PER_SEC / 2) / USEC_PER_SEC), next, w->mirror_silent,
+                             (uint64_t) ((tries[i].elapsed + USEC_PER_SEC / 2) / USEC_PER_SEC), next, silent_words,
                              w->mirror_remedy);
         else
                 k = asprintf(ret_text,

@@ -127,7 +127,7 @@ static const char *mirror_source(const Preflight *p) {
 static int mirror_diagnosis(Preflight *p, RegistryOp *op, char **ret_text) {
         size_t n = 0;
         const RegistryHopTry *tries = registry_op_tries(op, &n);
-        int d = diagnose_mirror_hops(p->runtime, tries, n, mirror_source(p), ret_text);
+        int d = diagnose_mirror_hops_store(p->runtime, p->rt.containerd_store, tries, n, mirror_source(p), ret_text);
         if (d > DIAG_NONE) {
                 free(p->mirror_hop);
                 p->mirror_hop = strdup(diagnose_mirror_hop(tries, n));

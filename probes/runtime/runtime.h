@@ -105,6 +105,8 @@ typedef struct RuntimeWording {
         const char *pigz_remedy;        /* pigz (or docker-untar) hung */
         const char *mirror_where;       /* where its mirrors are listed: "registry-mirrors in daemon.json" */
         const char *mirror_silent;      /* what it does with a mirror that accepts and stays silent */
+        const char *mirror_silent_store; /* the same on the containerd image store (dockerd resolving
+                                          * through containerd); NULL: as mirror_silent */
         const char *mirror_refused;     /* what it does with a mirror that refuses connections */
         const char *mirror_remedy;      /* how a mirror is repaired or removed */
 } RuntimeWording;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bats
 # Mirrors as the runtime has them (issue 25): a hop in containerd's hosts.toml or dockerd's
 # registry-mirrors that accepts connections and stays silent, one that refuses them, one that answers
-# Range with 200, each named with its hop; the first two also for pulls that other clients start
-# (kubelet-shaped CRI pulls, Engine API pulls), read from the bed's journald; and preheat in front of
+# Range with 200, each named with its hop; the same for pulls that other clients start (kubelet-shaped
+# CRI pulls; Engine API pulls: silent and refusing mirrors), read from the bed's journald; and preheat in front of
 # a node-local mirror that is down (its status, its journal entry, kubelet's pulls not held back).
 # One bed for the file: a pull-through cache of the bed's fault proxy (the origin, whose counters
 # tell what reached it) and a second fault proxy as the mirror, on the registry's own storage (a P2P
@@ -363,6 +363,29 @@ in_catalog() { # MESSAGE_ID
 	jq -s -e 'map(select(.event == "summary")) | .[0].ok' "$BATS_TEST_TMPDIR/kubelet.json"
 	jq -e --arg hop "$REFUSED_ADDR" '.PULLWATCH_HOP == $hop and .PULLWATCH_RUNTIME == "containerd"' <<<"$e"
 	grep -q "the mirror $REFUSED_ADDR (hosts.toml $CONTAINERD_HOSTS_DIR/$o/hosts.toml.*refused the connection; the next hop, mirror $CACHE_ADDR, answers (HTTP 200)" <<<"$(jq -r .MESSAGE <<<"$e")"
+}
+
+@test "guarded kubelet-shaped pull, containerd: a mirror in hosts.toml that answers Range with 200: range-ignored in the journal with its hop and image; the pull resumes through it" {
+	guard_up
+	o=$(origin)
+	img=$(push_image test/grange v1 3MiB)
+	layer=$(jq -r '.layers[0].digest' <<<"$img")
+	# the mirror sends the layer at 256 KiB/s (a download that lasts seconds, as a real one does: the
+	# guard samples each second), cuts its first transfer at 1 MiB, and answers every later request of
+	# it, Range or not, with the whole blob: containerd's resume gets it all again
+	mirror_ctl PUT /rules "[{\"digest\":\"$layer\",\"nth\":1,\"reset_at\":1048576,\"throttle\":262144},{\"digest\":\"$layer\",\"ignore_range\":true,\"throttle\":262144}]" >/dev/null
+	hosts_toml "$o" "$MIRROR_ADDR"
+	run_timeout 120 kubelet_pull --give-up-after 100 "$o/test/grange:v1" >"$BATS_TEST_TMPDIR/kubelet.json"
+	e=$(guarded_entry '.PULLWATCH_DIAGNOSIS == "range-ignored"')
+	rm -rf "$CONTAINERD_HOSTS_DIR/$o"
+	echo "$e"
+	jq -s -e 'map(select(.event == "summary")) | .[0].ok' "$BATS_TEST_TMPDIR/kubelet.json"
+	jq -e --arg hop "$MIRROR_ADDR" --arg img "$o/test/grange@sha256:" '.PULLWATCH_HOP == $hop and
+		.PULLWATCH_RUNTIME == "containerd" and .PULLWATCH_CLIENT == "cri" and (.PULLWATCH_IMAGE | startswith($img))' <<<"$e"
+	grep -q "the mirror $MIRROR_ADDR answered a Range request with HTTP 200" <<<"$(jq -r .MESSAGE <<<"$e")"
+	in_catalog "$(jq -r .MESSAGE_ID <<<"$e")"
+	# the mirror was asked for a range of the layer and sent the whole of it
+	[ "$(mirror_ctl GET /counters | jq '.ranges_ignored')" -ge 1 ]
 }
 
 @test "guarded docker pull (Engine API), dockerd: a silent mirror in registry-mirrors: mirror-unresponsive in the journal with its hop, and what dockerd does" {

@@ -243,6 +243,31 @@ static void test_guard_rate_key(void **s) {
         assert_int_equal(c.n, 3);
 }
 
+/* Another client's pull whose image is known (range-ignored, the guard's Range probe of a layer in
+ * flight): a hop's diagnosis still counts per runtime and hop, not per image, and is not held for the
+ * per-image aggregate: the same hop under another image within the window is not sent again, another
+ * hop is, at once. */
+static void test_guard_hop_with_image(void **s) {
+        _cleanup_(alerts_freep) Alerts *a = NULL;
+        Capture c = {};
+        PullEvent e = { .kind = PULL_EVENT_DIAGNOSIS, .client = "cri", .runtime = "containerd",
+                        .diagnosis = "range-ignored", .hop = "127.0.0.1:5001", .image = "reg:5000/app@sha256:aa",
+                        .remedy = "enable Range support on 127.0.0.1:5001" };
+
+        assert_int_equal(alerts_new(600 * USEC_PER_SEC, &a), 0);
+        alerts_set_sink(a, capture_sink, &c);
+        assert_int_equal(alerts_pull_event(a, &e, 1), 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_HOP=127.0.0.1:5001\n"));
+        assert_non_null(strstr(c.last, "PULLWATCH_IMAGE=reg:5000/app@sha256:aa\n"));
+        assert_non_null(strstr(c.last, "PULLWATCH_OWNER=other\n"));
+        e.image = "reg:5000/other@sha256:bb";
+        assert_int_equal(alerts_pull_event(a, &e, 2 * USEC_PER_SEC), 0);
+        e.hop = "127.0.0.1:5002";
+        assert_int_equal(alerts_pull_event(a, &e, 3 * USEC_PER_SEC), 1);
+        assert_non_null(strstr(c.last, "PULLWATCH_HOP=127.0.0.1:5002\n"));
+        assert_int_equal(c.n, 2);
+}
+
 /* A bad list: 200 images fail the same way (not found) within seconds. The journal gets the first
  * one as it is, then one summary per minute naming the count and the first few images; another cause
  * keeps its own entry; a quiet minute ends the aggregate, and the next failure is sent at once again. */
@@ -312,6 +337,7 @@ int main(void) {
                 cmocka_unit_test(test_rate_limit),
                 cmocka_unit_test(test_pull_event_through_rate_limit),
                 cmocka_unit_test(test_guard_rate_key),
+                cmocka_unit_test(test_guard_hop_with_image),
                 cmocka_unit_test(test_aggregate),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -377,6 +377,17 @@ static void test_mirror_hops(void **state) {
         assert_non_null(strstr(t, "15 s"));
         assert_null(strstr(t, "#10624"));
         free(t);
+        /* dockerd on the containerd image store (measured on 28.5.2): containerd's resolver waits on it */
+        assert_int_equal(diagnose_mirror_hops_store(RUNTIME_DOCKER, true, silent, 2, NULL, &t), DIAG_MIRROR_UNRESPONSIVE);
+        assert_non_null(strstr(t, "(registry-mirrors in /etc/docker/daemon.json)"));
+        assert_non_null(strstr(t, "containerd image store"));
+        assert_non_null(strstr(t, "#10624"));
+        assert_null(strstr(t, "15 s"));
+        free(t);
+        /* containerd has one wording whatever the flag says */
+        assert_int_equal(diagnose_mirror_hops_store(RUNTIME_CONTAINERD, true, silent, 2, NULL, &t), DIAG_MIRROR_UNRESPONSIVE);
+        assert_non_null(strstr(t, "containerd does not fall back from a mirror that accepts and stays silent"));
+        free(t);
         /* the last hop asked: nothing after it; the registry itself silent is no mirror's fault */
         assert_int_equal(diagnose_mirror_hops(RUNTIME_CONTAINERD, silent, 1, NULL, &t), DIAG_MIRROR_UNRESPONSIVE);
         assert_non_null(strstr(t, "no hop after it was asked"));

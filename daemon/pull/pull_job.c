@@ -150,6 +150,34 @@ static void on_preflight_idle(Preflight *p, void *userdata) {
 static int start_attempt(PullJob *j);
 static bool wait_for_space(PullJob *j, const char *message);
 
+/* What an attempt needs soon but not before its request: the liveness baseline (finding the runtime's
+ * process reads /proc/net/unix and /proc) and, for attempt 1 started at once, the disk gate and the
+ * registry probe (their calls to the runtime and the registry). Run from a source below curl's in
+ * priority, once the request is on its way; or at the latest before a sample or the attempt's end. */
+static void run_beside(PullJob *j) {
+        bool gate = j->gate_due;
+
+        (void) sd_event_source_set_enabled(j->beside, SD_EVENT_OFF);
+        j->gate_due = false;
+        if (j->baseline_due && j->have_liveness) {
+                LivenessDelta lv;
+                (void) j->liveness.sample(j->liveness.userdata, now_monotonic(), &lv);
+        }
+        j->baseline_due = false;
+        if (!gate || job_finished(j))
+                return;
+        disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
+        if (preflight_start(j->preflight) >= 0)
+                j->gate_beside = true;
+        else
+                disk_wait_stop(j->disk);
+}
+
+static int on_beside(sd_event_source *s, void *userdata) {
+        run_beside(userdata);
+        return 0;
+}
+
 static int on_retry_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         PullJob *j = userdata;
         int r = start_attempt(j);
@@ -208,6 +236,7 @@ static void on_confirmed(RuntimeOp *op, int r, const char *digest, void *userdat
 static void on_finished(void *userdata, const PullOutcome *o) {
         PullJob *j = userdata;
 
+        run_beside(j); /* an answer faster than the loop: the gate and the probe as before it */
         job_attempt_over(j);
         (void) sd_event_source_set_enabled(j->sample_timer, SD_EVENT_OFF);
         if (o->digest) {
@@ -364,6 +393,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
         const char *layer = NULL, *evidence = NULL;
         Verdict v;
 
+        run_beside(j);
         if (j->diag.unpassable) {
                 /* the runtime would go on retrying through a hop that cannot pass the layer */
                 j->driver->cancel(j->pull);
@@ -439,15 +469,13 @@ static int start_attempt(PullJob *j) {
         j->answer_ref = mfree(j->answer_ref); /* an answer is the attempt's own, never an earlier one's */
         j->answer_message = mfree(j->answer_message);
         j->answer_status = 0;
-        if (j->have_liveness) {
-                LivenessDelta lv;
-                (void) j->liveness.sample(j->liveness.userdata, now, &lv); /* baseline */
-        }
         pull_job_emit(j, &(PullEvent) { .kind = PULL_EVENT_ATTEMPT, .reason = j->last_reason });
         r = j->driver->start(j->glue, j->config, &j->req, &callbacks, j, &j->pull);
         if (r < 0)
                 return r;
         j->state = PULL_JOB_RUNNING;
+        j->baseline_due = true;
+        (void) sd_event_source_set_enabled(j->beside, SD_EVENT_ONESHOT);
         tell_expected(j);
         (void) sd_event_source_set_time_relative(j->sample_timer, j->config->watchdog.sample_interval);
         return sd_event_source_set_enabled(j->sample_timer, SD_EVENT_ONESHOT);
@@ -492,6 +520,14 @@ int pull_job_new(sd_event *event, CurlGlue *glue, const Config *config, const Ru
         if (r >= 0)
                 r = sd_event_source_set_enabled(j->retry_timer, SD_EVENT_OFF);
         if (r >= 0)
+                r = sd_event_add_defer(event, &j->beside, on_beside, j);
+        if (r >= 0)
+                r = sd_event_source_set_priority(j->beside, SD_EVENT_PRIORITY_NORMAL + 1);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(j->beside, SD_EVENT_OFF);
+        if (r >= 0)
+                (void) sd_event_source_set_description(j->beside, "pull-beside");
+        if (r >= 0)
                 r = disk_wait_new(glue, config, job_runtime_kind(j), imagefs_locate, j->image, on_disk, j, &j->disk);
         if (r < 0)
                 return r;
@@ -515,6 +551,7 @@ PullJob *pull_job_free(PullJob *j) {
         preflight_free(j->preflight);
         sd_event_source_disable_unref(j->sample_timer);
         sd_event_source_disable_unref(j->retry_timer);
+        sd_event_source_disable_unref(j->beside);
         disk_wait_free(j->disk);
         detector_free(j->detector);
         pull_layers_clear(&j->layers);
@@ -551,15 +588,11 @@ int pull_job_start(PullJob *j) {
          * all. A runtime that cannot say where it keeps images is not held up (the gate answers "go on"
          * as soon as it says so). */
         if (j->preflight && j->start_at_once) {
-                /* the runtime's request first, so that it goes out ahead of the probe's and the gate's */
+                /* the runtime's request first: the gate and the probe start once it is out (run_beside) */
                 int r = start_attempt(j);
                 if (r < 0)
                         return r;
-                disk_wait_gate(j->disk, DISK_GATE_TIMEOUT);
-                if (preflight_start(j->preflight) >= 0)
-                        j->gate_beside = true;
-                else
-                        disk_wait_stop(j->disk);
+                j->gate_due = true;
                 return 0;
         }
         if (j->preflight) {

@@ -62,6 +62,9 @@ struct PullJob {
         DiskWait *disk;           /* attempt 1 waits for its verdict; a retry after ENOSPC for space */
         bool gate_beside;         /* attempt 1 did not wait: the gate's verdict, still to come, cuts it */
         bool start_at_once;       /* pull_job_set_start_at_once() */
+        sd_event_source *beside;  /* after the attempt's request went out: what need not delay it */
+        bool baseline_due;        /* beside: the attempt's liveness baseline */
+        bool gate_due;            /* beside: attempt 1 started at once; the disk gate and the probe next */
 };
 
 static inline bool job_finished(const PullJob *j) {

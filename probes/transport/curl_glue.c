@@ -179,8 +179,10 @@ static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
                 return 0;
         if (timeout_ms < 0)
                 return sd_event_source_set_enabled(g->timer, SD_EVENT_OFF) < 0 ? -1 : 0;
-        /* Round up: waking a hair early makes curl spin. */
-        usec_t usec = (usec_t) timeout_ms * USEC_PER_MSEC + USEC_PER_MSEC - 1;
+        /* 0 is curl's "act now": due at once, so the next loop iteration runs it (rounded up it was a
+         * 999 µs sleep, and a forwarded call passes through several). Any other timeout is rounded up:
+         * waking a hair early makes curl spin. */
+        usec_t usec = timeout_ms == 0 ? 0 : (usec_t) timeout_ms * USEC_PER_MSEC + USEC_PER_MSEC - 1;
         if (sd_event_source_set_time_relative(g->timer, usec) < 0)
                 return -1;
         return sd_event_source_set_enabled(g->timer, SD_EVENT_ONESHOT) < 0 ? -1 : 0;

@@ -152,7 +152,7 @@ def ms(v):
 
 print("| part of the call | containerd's socket | through pullwatch | added |")
 print("|---|---|---|---|")
-for key, name in (("before", "call start to containerd's (first) PullImage: the watched pull's start (liveness baseline, lease; the registry probe and disk gate run beside the attempt)"),
+for key, name in (("before", "call start to containerd's (first) PullImage: the watched pull's start (credentials, the lease; the liveness baseline, registry probe and disk gate start once PullImage is sent)"),
                   ("pull", "containerd's (first) PullImage"),
                   ("between", "its answer to the forwarded PullImage: ImageStatus confirm, the forward's connection"),
                   ("second", "the forwarded PullImage, the image there (containerd resolves the tag at the registry again)"),

@@ -31,15 +31,27 @@ static GuardHop *hop_get(GuardRuntime *rt, const char *addr) {
         return h;
 }
 
-/* A connection that carried data ended while the runtime was still downloading: a cut, unless it
- * was ours. Cuts at a similar age from one hop name a middlebox timeout once. */
+/* Some runtime of the node has a download in flight now (its download or another runtime's it writes
+ * into: dockerd on the containerd image store fetches into containerd's moby namespace). */
+static bool downloads_go_on(const NodeGuard *g) {
+        for (size_t k = 0; k < g->n_runtimes; k++)
+                if (guard_downloads_in_flight(&g->runtimes[k]))
+                        return true;
+        return false;
+}
+
+/* A connection that carried data ended while the runtime was still downloading, and the download
+ * goes on after it (the runtime keeps the partial layer for its retry or the next pull): a cut,
+ * unless it was ours. A pull that ended with its connection (its client gave up: the runtime
+ * cancels it and drops its partial layers) cut nothing. Cuts at a similar age from one hop name a
+ * middlebox timeout once. */
 static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         char addr[64];
         _cleanup_free_ char *text = NULL;
 
         /* mid-transfer: data in its last interval */
         if (gc->cut_by_us || gc->c.bytes_received == 0 || gc->c.last_data_recv_ms > 2 * interval / USEC_PER_MSEC ||
-            !gc->during_download)
+            !gc->during_download || !downloads_go_on(rt->guard))
                 return;
         tcp_addr_format(&gc->c.peer, addr, sizeof(addr));
         GuardHop *h = hop_get(rt, addr);

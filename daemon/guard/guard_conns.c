@@ -40,18 +40,19 @@ static bool downloads_go_on(const NodeGuard *g) {
         return false;
 }
 
-/* A connection that carried data ended while the runtime was still downloading, and the download
- * goes on after it (the runtime keeps the partial layer for its retry or the next pull): a cut,
- * unless it was ours. A pull that ended with its connection (its client gave up: the runtime
- * cancels it and drops its partial layers) cut nothing. Cuts at a similar age from one hop name a
- * middlebox timeout once. */
+/* A connection that carried data ended while the runtime was still downloading: a cut, unless it
+ * was ours, or the runtime's own downloads ended with it: a pull its client gave up (classic dockerd
+ * drops its partial layers then; after a cut it keeps them for its retry, as containerd keeps an
+ * ingest). dockerd on the containerd store fails the whole pull at a cut, its moby ingests with it,
+ * so there the connection's end alone counts; a given-up pull there leaves its connection open.
+ * Cuts at a similar age from one hop name a middlebox timeout once. */
 static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         char addr[64];
         _cleanup_free_ char *text = NULL;
 
         /* mid-transfer: data in its last interval */
         if (gc->cut_by_us || gc->c.bytes_received == 0 || gc->c.last_data_recv_ms > 2 * interval / USEC_PER_MSEC ||
-            !gc->during_download || !downloads_go_on(rt->guard))
+            !gc->during_download || (!gc->into_other && !downloads_go_on(rt->guard)))
                 return;
         tcp_addr_format(&gc->c.peer, addr, sizeof(addr));
         GuardHop *h = hop_get(rt, addr);
@@ -243,6 +244,7 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now) {
                         const GuardDownload *only = guard_downloads_only(o);
                         const char *img = guard_only_image(o);
                         gc->during_download = true;
+                        gc->into_other = !guard_downloads_in_flight(rt);
                         gc->client = only ? only->client : gc->client ?: o->client;
                         if (img)
                                 snprintf(gc->image, sizeof(gc->image), "%s", img);

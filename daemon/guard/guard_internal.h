@@ -44,6 +44,8 @@ typedef struct GuardConn {
         uint64_t last_bytes;
         bool cut_by_us, seen;
         bool during_download;     /* seen while the runtime downloaded something */
+        bool into_other;          /* those downloads were another runtime's (dockerd on the containerd
+                                   * store writes into containerd's moby namespace) */
         const char *client;       /* whose downloads those were, when they were one client's */
         char image[160];          /* and the one image, when one alone was pulled */
 } GuardConn;

@@ -507,31 +507,6 @@ teardown() {
 	[ -z "$(journal_since "$T0" | jq -c 'select(.PULLWATCH_ACTION == "cut-connection")')" ]
 }
 
-@test "a docker pull its user gives up mid-transfer (Ctrl-C): its layers' connections all end at once, and that is no middlebox timeout" {
-	img=$(push_image test/gquit v1 6MiB,6MiB,6MiB)
-	# every layer downloading at 512 KiB/s: ~12 s each, so all three are mid-transfer when the user quits
-	for d in $(jq -r '.layers[].digest' <<<"$img"); do
-		proxy_rule "{\"digest\":\"$d\",\"throttle\":524288}" >/dev/null
-	done
-	docker_cli 60 pull "$PROXY_ADDR/test/gquit:v1" >"$BATS_TEST_TMPDIR/pull" 2>&1 &
-	cli=$!
-	echo "$cli" >>"$BATS_TEST_TMPDIR/clients"
-	# the guard sees the pull downloading, then the user quits: dockerd cancels the pull and closes
-	# its registry connections in the same instant, each some seconds into its body
-	wait_for 20 status_saw "$T0" '(.client == "engine-api") and (.layers | any(.phase == "downloading"))'
-	sleep 3
-	kill -INT $(descendants "$cli") "$cli" 2>/dev/null
-	wait "$cli" || true
-	# the connections' end is judged in the sample that misses them; give it several
-	sleep 6
-	bad=$(journal_since "$T0" | jq -c 'select(.PULLWATCH_DIAGNOSIS == "middlebox-timeout")')
-	[ -z "$bad" ] || { echo "a user's Ctrl-C read as a middlebox's cut:" >&2; echo "$bad" >&2; false; }
-	# classic dockerd closes them all; on the containerd store dockerd 28 leaves one open and silent
-	# after the cancel (containerd's ingest in moby goes on existing), which is a stalled connection
-	# of a download in flight as far as anyone on the node can see: cut, not misnamed
-	[ "$DOCKER_STORE" != classic ] || no_action_since "$T0" /test/gquit
-}
-
 @test "three healthy kubelet-shaped pulls and one docker pull at once: no action" {
 	layers=()
 	for t in a b c d; do
@@ -587,7 +562,8 @@ teardown() {
 	[ "$(cri_calls_logged "$miss")" -eq 2 ]
 	[ "$(cri_calls_logged "$denied")" -eq 2 ]
 	proxy_counters -e '.manifests | to_entries | map(select(.key | contains("gmissing"))) | map(.value.requests) | add <= 4'
-	no_action_since "$T1"
+	no_action_since "$T1" /test/gmissing
+	no_action_since "$T1" /test/gauth
 	# A pull that fails at its resolve leaves nothing on the node for the guard to see (no ingest, no
 	# helper, no open connection): a client talking to containerd directly gets containerd's answer,
 	# and pullwatch names the diagnosis when kubelet calls through its CRI endpoint instead
@@ -606,4 +582,32 @@ teardown() {
 	[ -n "$p" ]
 	kill -0 $p
 	kill_bed_pid KILL $p
+}
+
+@test "a docker pull its user gives up mid-transfer (Ctrl-C): its layers' connections all end at once, and that is no middlebox timeout" {
+	# The file's last test: on the containerd store dockerd 28 does not end the fetch when its client
+	# goes (seen on 28.5.2 with containerd 2.1.9): a connection of the pull nobody waits for stays
+	# open and unread, and is opened again after every cut, until dockerd stops. A test after this
+	# one would see that stall as its own.
+	img=$(push_image test/gquit v1 6MiB,6MiB,6MiB)
+	# every layer downloading at 512 KiB/s: ~12 s each, so all three are mid-transfer when the user quits
+	for d in $(jq -r '.layers[].digest' <<<"$img"); do
+		proxy_rule "{\"digest\":\"$d\",\"throttle\":524288}" >/dev/null
+	done
+	docker_cli 60 pull "$PROXY_ADDR/test/gquit:v1" >"$BATS_TEST_TMPDIR/pull" 2>&1 &
+	cli=$!
+	echo "$cli" >>"$BATS_TEST_TMPDIR/clients"
+	# the guard sees the pull downloading, then the user quits: dockerd cancels the pull and closes
+	# its registry connections in the same instant, each some seconds into its body
+	wait_for 20 status_saw "$T0" '(.client == "engine-api") and (.layers | any(.phase == "downloading"))'
+	sleep 3
+	kill -INT $(descendants "$cli") "$cli" 2>/dev/null
+	wait "$cli" || true
+	# the connections' end is judged in the sample that misses them; give it several
+	sleep 6
+	bad=$(journal_since "$T0" | jq -c 'select(.PULLWATCH_DIAGNOSIS == "middlebox-timeout")')
+	[ -z "$bad" ] || { echo "a user's Ctrl-C read as a middlebox's cut:" >&2; echo "$bad" >&2; false; }
+	# classic dockerd ends the fetch; on the containerd store its silent connection is a stalled one
+	# of a download in flight as far as anyone on the node can see: cut, not misnamed
+	[ "$DOCKER_STORE" != classic ] || no_action_since "$T0" /test/gquit
 }

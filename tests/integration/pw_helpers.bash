@@ -30,11 +30,14 @@ YAML
 	export PW_CONFIG="$BED_DIR/pw.yaml"
 }
 
-# pw_pull OUT ARGS...: foreground pull with --json into OUT; status in $PW_RC.
+# pw_pull OUT ARGS...: foreground pull with --json into OUT; status in $PW_RC. A pull that fails leaves
+# its last words on stderr, which bats shows only when the test fails.
 pw_pull() {
 	local out=$1; shift
 	PW_RC=0
 	timeout 240 "$PULLWATCH" pull --config "$PW_CONFIG" --json "$@" >"$out" 2>"$out.err" || PW_RC=$?
+	[ "$PW_RC" -eq 0 ] || { echo "pullwatch pull $* exited $PW_RC; its stderr and last events:"; tail -n 5 "$out.err"
+		tail -n 8 "$out"; } >&2
 }
 
 # pw_pull_bg OUT ARGS...: background pull; pid in $PW_PID.

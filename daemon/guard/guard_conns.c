@@ -58,13 +58,6 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         GuardHop *h = hop_get(rt, addr);
         if (!h)
                 return;
-        /* Connections that vanished in the same sample are one round, not consecutive attempts: a pull
-         * its client gave up (a docker pull's Ctrl-C) ends all its layers' connections at once, at the
-         * age the pull had, as does a middlebox cutting connections that began together. A middlebox
-         * cuts the runtime's retries, or the client's next pull, too: the next round. */
-        if (h->n_history > 0 && h->last_round == gc->last_seen)
-                return;
-        h->last_round = gc->last_seen;
         if (h->n_history == ELEMENTSOF(h->history)) {
                 memmove(h->history, h->history + 1, sizeof(h->history) - sizeof(h->history[0]));
                 h->n_history--;

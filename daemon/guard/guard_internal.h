@@ -55,7 +55,6 @@ typedef struct GuardHop {
         char addr[64];
         DiagAttempt history[8];
         size_t n_history;
-        usec_t last_round;        /* the sample its latest counted connection was last seen in */
         bool named;
 } GuardHop;
 

@@ -58,8 +58,9 @@ section() {
 	echo "them crawl with them); longer only delays the fleet. A splay left at the registry-only N x K x S / B"
 	echo "after the mirror is deployed keeps the fleet waiting the whole registry-only time for nothing (the"
 	echo "last P2P row of each fleet). And the preheat must start after the node's mirror is ready, or the"
-	echo "nodes whose mirror is not up go to the registry as in the rows without it (OpenKruise #1679;"
-	echo "pullwatch does not wait for the mirror yet, issue 25 item 2: \`deploy/kubernetes/README.md\`)."
+	echo "nodes whose mirror is not up go to the registry as in the rows without it (OpenKruise #1679):"
+	echo "pullwatch's preheat waits for a node-local mirror that does not answer (preheat.mirror_wait,"
+	echo "\`deploy/kubernetes/README.md\`)."
 	echo
 	if command -v gnuplot >/dev/null && gnuplot <<-GP >/dev/null 2>&1
 		set terminal pngcairo size 1000,480 font "sans,10"

@@ -60,6 +60,7 @@ cri() { python3 tests/bed/cri.py --sock "$CONTAINERD_SOCK" "$@"; }
 cpu_of() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {print int(s / 1000)}'; }
 pw_timed() { python3 tests/bench/rusage.py "$BED_DIR/rusage" -- "$PW" "$@"; } # pullwatch, its CPU into $BED_DIR/rusage
 ru_cpu() { awk '{printf "%.6f\n", $1 + $2}' "$BED_DIR/rusage"; }
+ru_wall() { awk '{printf "%.6f\n", $4}' "$BED_DIR/rusage"; } # pullwatch's own wall time, not python's start-up
 rules_clear() { curl -fsS -X DELETE "$PROXY_CONTROL/rules" >/dev/null 2>&1 || true; }
 set_unpigz() { printf '%s\n' "$1" >"$UNPIGZ_MODE_FILE.tmp" && mv -f "$UNPIGZ_MODE_FILE.tmp" "$UNPIGZ_MODE_FILE"; }
 latency() { # events-file verdict: seconds from the layer's last sign of life to the verdict
@@ -82,7 +83,7 @@ pull_ratio() { # kind ref label bytes
 			rmi "$ref"; t0=$(now); direct_docker "$ref"; direct_times+=("$(echo "$(now) - $t0" | bc)")
 			rmi "$ref"; t0=$(now)
 			pw_timed pull --config "$BED_DIR/pw.yaml" --runtime docker --json "$ref" >/dev/null
-			pw_times+=("$(echo "$(now) - $t0" | bc)"); pwc+=("$(ru_cpu)")
+			pw_times+=("$(ru_wall)"); pwc+=("$(ru_cpu)")
 			continue
 		fi
 		cri rm "$ref" >/dev/null 2>&1 || true
@@ -91,7 +92,7 @@ pull_ratio() { # kind ref label bytes
 		cri rm "$ref" >/dev/null 2>&1 || true
 		c0=$(cpu_of "$cpid"); t0=$(now)
 		pw_timed pull --config "$BED_DIR/pw.yaml" --runtime containerd --json "$ref" >/dev/null
-		pw_times+=("$(echo "$(now) - $t0" | bc)"); pw_cpu+=("$(($(cpu_of "$cpid") - c0))"); pwc+=("$(ru_cpu)")
+		pw_times+=("$(ru_wall)"); pw_cpu+=("$(($(cpu_of "$cpid") - c0))"); pwc+=("$(ru_cpu)")
 	done
 	d=$(printf '%s\n' "${direct_times[@]}" | median); p=$(printf '%s\n' "${pw_times[@]}" | median)
 	gb=$(echo "$(printf '%s\n' "${pwc[@]}" | median) / ($bytes / 1000000000)" | bc -l)
@@ -276,7 +277,7 @@ YAML
 # docker pull loop, the proxy throttling every blob connection to RATE bytes/s (0: unthrottled).
 # Prints the table row.
 preheat_case() { # label tag n size rate
-	local label=$1 tag=$2 n=$3 size=$4 rate=$5 i t0 seq_t par_t pre_t dpid dir=$BED_DIR/pre.$2
+	local label=$1 tag=$2 n=$3 size=$4 rate=$5 i t0 seq_t par_t pre_t dpid wpid dir=$BED_DIR/pre.$2
 	for ((i = 0; i < n; i++)); do push "bench/pre$tag$i" v1 "$size"; rmi "$PROXY_ADDR/bench/pre$tag$i:v1"; done
 	rules_clear
 	[ "$rate" = 0 ] || curl -fsS -X PUT -d "{\"throttle\":$rate}" "$PROXY_CONTROL/rules" >/dev/null
@@ -306,12 +307,17 @@ preheat_case() { # label tag n size rate
 	  concurrency: 2
 	  splay: 0s
 	YAML
+	# one process polls the control socket (a `pullwatch status` per poll took CPU from dockerd); it
+	# starts first, so its own start-up is over when the daemon's begins
+	python3 tests/bench/wait_ready.py "$dir/control.sock" "$n/$n ready" 600 &
+	wpid=$!
+	sleep 1
 	t0=$(now)
 	python3 tests/bench/rusage.py "$dir/rusage" -- "$PW" daemon --config "$dir/daemon.yaml" >"$dir/daemon.log" 2>&1 &
 	dpid=$!
-	# one process polls the control socket (a `pullwatch status` per poll took CPU from dockerd)
-	python3 tests/bench/wait_ready.py "$dir/control.sock" "$n/$n ready" 600 "$dpid" || true
-	pre_t=$(echo "$(now) - $t0" | bc)
+	wait "$wpid" || true
+	# from the daemon's own start (the wrapper's python start-up is not the daemon's)
+	pre_t=$(echo "$(now) - $(cat "$dir/rusage.start" 2>/dev/null || echo "$t0")" | bc)
 	# the daemon is the wrapper's child; its exact CPU over the bytes it pulled
 	kill -TERM "$(pgrep -P "$dpid")" 2>/dev/null; wait "$dpid" || true
 	rules_clear

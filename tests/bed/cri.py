@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 
 
@@ -83,6 +84,9 @@ def image_obj(raw):
             "pinned": bool(f.get(8, [0])[0])}
 
 
+LAST_CALL_SECONDS = [0.0]  # the last call's wall time: curl's run, not this interpreter's start-up
+
+
 def call(sock, method, msg, timeout):
     frame = b"\0" + struct.pack(">I", len(msg)) + msg
     with tempfile.TemporaryDirectory(prefix="cri.") as d:
@@ -92,7 +96,9 @@ def call(sock, method, msg, timeout):
         cmd = ["curl", "-sS", "--http2-prior-knowledge", "--unix-socket", sock, "--max-time", str(timeout),
                "-H", "content-type: application/grpc", "-H", "te: trailers", "--data-binary", "@" + req,
                "-D", hdr, "-o", body, "http://localhost/runtime.v1.ImageService/" + method]
+        t0 = time.monotonic()
         r = subprocess.run(cmd, stderr=subprocess.PIPE)
+        LAST_CALL_SECONDS[0] = time.monotonic() - t0
         if r.returncode != 0:
             sys.stderr.write("cri.py: curl failed (%d): %s" % (r.returncode, r.stderr.decode()))
             sys.exit(1 if r.returncode != 28 else 124)
@@ -129,7 +135,7 @@ def main():
     spec = field_bytes(1, field_bytes(1, (a.image or "").encode()))
     if a.verb == "pull":
         f = decode(call(a.sock, "PullImage", spec, a.timeout))
-        out = {"image_ref": f.get(1, [b""])[0].decode()}
+        out = {"image_ref": f.get(1, [b""])[0].decode(), "seconds": round(LAST_CALL_SECONDS[0], 6)}
     elif a.verb == "status":
         f = decode(call(a.sock, "ImageStatus", spec, a.timeout))
         out = {"image": image_obj(f[1][0]) if 1 in f else None}

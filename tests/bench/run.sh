@@ -87,8 +87,9 @@ pull_ratio() { # kind ref label bytes
 			continue
 		fi
 		cri rm "$ref" >/dev/null 2>&1 || true
-		c0=$(cpu_of "$cpid"); t0=$(now); cri pull "$ref" >/dev/null
-		direct_times+=("$(echo "$(now) - $t0" | bc)"); direct_cpu+=("$(($(cpu_of "$cpid") - c0))")
+		# the call's own time (cri.py times its curl), as pullwatch's is its own (rusage.py)
+		c0=$(cpu_of "$cpid"); cri pull "$ref" >"$BED_DIR/cri.out"
+		direct_times+=("$(jq -r .seconds "$BED_DIR/cri.out")"); direct_cpu+=("$(($(cpu_of "$cpid") - c0))")
 		cri rm "$ref" >/dev/null 2>&1 || true
 		c0=$(cpu_of "$cpid"); t0=$(now)
 		pw_timed pull --config "$BED_DIR/pw.yaml" --runtime containerd --json "$ref" >/dev/null

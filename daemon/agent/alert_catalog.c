@@ -130,6 +130,10 @@ static const AlertInfo alert_table[_ALERT_KIND_MAX] = {
                 ALERT_PREHEAT_MIRROR_WAIT, "preheat-mirror-wait", ID("0634607b61d74ae09a4bc86a6d5aa6c2"), LOG_WARNING,
                 "Preheat waited for the runtime's node-local mirror, which does not answer",
         },
+        [ALERT_GUARD_CUTS_STOPPED] = {
+                ALERT_GUARD_CUTS_STOPPED, "cuts-stopped", ID("c3b7e2a95d1f4c0e8a6b4d9f2e071c58"), LOG_WARNING,
+                "pullwatch stopped cutting a download of another client's pull that stalls again after every cut",
+        },
 };
 
 /* Indexed by LOG_* (0..7). */

@@ -36,6 +36,7 @@ typedef enum AlertKind {
         ALERT_DIAG_MIRROR_UNRESPONSIVE, /* a mirror hop accepts connections and stays silent */
         ALERT_DIAG_MIRROR_REFUSED,      /* a mirror hop refuses connections */
         ALERT_PREHEAT_MIRROR_WAIT,      /* preheat waited preheat.mirror_wait for a node-local mirror */
+        ALERT_GUARD_CUTS_STOPPED,       /* another client's download stalled again after every cut: left alone */
         _ALERT_KIND_MAX,
         _ALERT_KIND_INVALID = -EINVAL,
 } AlertKind;

@@ -349,6 +349,8 @@ int alert_kind_for_pull_event(const PullEvent *e) {
                         return ALERT_GUARD_HELPER_ENDED;
                 if (streq_ptr(e->action, "cut-connection"))
                         return ALERT_GUARD_CONNECTION_CUT;
+                if (streq_ptr(e->action, "cuts-stopped"))
+                        return ALERT_GUARD_CUTS_STOPPED;
                 return -ENODATA;
         case PULL_EVENT_RESULT:
                 if (e->ok)
@@ -428,6 +430,15 @@ int alert_for_pull_event(const PullEvent *e, AlertKind *ret_kind, AlertFields *r
                              or_dash(e->layer), or_dash(f.evidence),
                              k == ALERT_GUARD_HELPER_ENDED ? "the runtime fails the layer and the client retries"
                                                            : "the runtime retries and resumes the download");
+                break;
+        case ALERT_GUARD_CUTS_STOPPED:
+                f.phase = phase_to_string(e->phase);
+                f.verdict = verdict_to_string(e->verdict);
+                f.evidence = e->evidence;
+                f.action = e->action;
+                f.pid = e->pid;
+                r = asprintf(&m, "%s's pull of %s: layer %s stalled again after every cut (%s); pullwatch leaves it alone",
+                             client_words(e->client), e->image ?: "(image not known)", or_dash(e->layer), or_dash(f.evidence));
                 break;
         case ALERT_PULL_RECOVERED:
                 f.diagnosis = e->diagnosis;

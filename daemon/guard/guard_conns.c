@@ -58,6 +58,12 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
         GuardHop *h = hop_get(rt, addr);
         if (!h)
                 return;
+        /* several connections of the hop that end in one sample are one attempt: a pull's layers end
+         * together when its client quits, and a middlebox's timeout cuts parallel layers together too;
+         * only the runtime's or client's retry, cut again, is a second one */
+        if (h->n_history > 0 && h->last_end_seen == gc->last_seen)
+                return;
+        h->last_end_seen = gc->last_seen;
         if (h->n_history == ELEMENTSOF(h->history)) {
                 memmove(h->history, h->history + 1, sizeof(h->history) - sizeof(h->history[0]));
                 h->n_history--;
@@ -98,21 +104,52 @@ static size_t stalled_conns(const GuardRuntime *rt, uint32_t budget_ms, TcpConn 
         return k;
 }
 
+/* The connection went silent before the download was last seen moving: it is not the one that carries
+ * it (a keep-alive connection idle since its manifest or config, beside a download its client gave up).
+ * Growth is seen a sample late at most, so two intervals of slack. A download never seen moving (found
+ * stalled at pullwatch's start) gives no such time. */
+static bool silent_before(const TcpConn *c, const LayerTrack *t, usec_t now, usec_t interval) {
+        usec_t silent = (usec_t) c->last_data_recv_ms * USEC_PER_MSEC;
+        return t->last_progress > t->first_seen && now > silent && now - silent + 2 * interval < t->last_progress;
+}
+
+/* A download that stalled again on every connection its runtime opened after a cut: nobody reads it
+ * (dockerd 28 on the containerd store keeps the fetch of a pull its client gave up, and opens it again
+ * after each cut). Said once; then it is watched, neither cut nor reported, while it lasts. */
+static void stop_cutting(GuardRuntime *rt, GuardDownload *d, const LayerTrack *t) {
+        _cleanup_free_ char *evidence = NULL;
+
+        d->acted = true;
+        if (d->cuts_stopped)
+                return;
+        d->cuts_stopped = true;
+        if (asprintf(&evidence, "%u cuts, and each new connection stalled again; %s", d->cuts, t->evidence) < 0)
+                evidence = NULL;
+        guard_emit(rt, &(PullEvent) { .kind = PULL_EVENT_ACTION, .action = "cuts-stopped", .image = d->image,
+                                      .client = d->client, .layer = t->id, .phase = t->phase,
+                                      .verdict = VERDICT_STALLED, .evidence = evidence ?: t->evidence });
+}
+
 /* A download of another client's pull that stalled, while a registry connection of a guarded runtime
  * is open and silent too: a network stall, and that connection is cut. A download stalled with no such
  * connection is not one: its pull was given up or waits its turn (a partial ingest containerd keeps for
  * a later resume, dockerd between its own retries); it is watched, not reported. */
 void guard_conns_act(NodeGuard *g, usec_t now) {
         uint32_t budget = (uint32_t) (g->config->config->watchdog.network_stall / USEC_PER_MSEC);
+        usec_t interval = g->config->config->watchdog.sample_interval;
 
         for (size_t r = 0; r < g->n_runtimes; r++) {
                 GuardRuntime *rt = &g->runtimes[r];
                 const LayerTrack *t = NULL;
                 GuardDownload *d = guard_downloads_stalled(rt, &t);
-                bool reported = false;
+                bool reported = false, cut_any = false;
 
                 if (!d)
                         continue;
+                if (d->cuts >= g->config->config->retry.attempts) {
+                        stop_cutting(rt, d, t);
+                        continue;
+                }
                 /* the connection may be another runtime's: dockerd on the containerd image store fetches
                  * into containerd's moby namespace itself */
                 for (size_t o = 0; o < g->n_runtimes; o++) {
@@ -130,6 +167,9 @@ void guard_conns_act(NodeGuard *g, usec_t now) {
                                 _cleanup_(error_detail_done) ErrorDetail e = {};
                                 int k = 0;
 
+                                if (silent_before(c, t, now, interval))
+                                        continue;
+
                                 if (!reported) {
                                         d->acted = true; /* once per stall, whatever comes of it */
                                         reported = true;
@@ -145,6 +185,7 @@ void guard_conns_act(NodeGuard *g, usec_t now) {
                                         k = tcp_conn_cut(NULL, id->pid, -1, c, &e);
                                         if (k >= 0) {
                                                 g->stats.connections_cut++;
+                                                cut_any = true;
                                                 GuardConn *gc = conn_find(ort, c->inode);
                                                 if (gc)
                                                         gc->cut_by_us = true;
@@ -165,6 +206,8 @@ void guard_conns_act(NodeGuard *g, usec_t now) {
                                                               .pid = id->pid });
                         }
                 }
+                if (cut_any)
+                        d->cuts++;
         }
 }
 

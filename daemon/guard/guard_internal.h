@@ -35,6 +35,9 @@ typedef struct GuardDownload {
         GrpcCall *lookup;         /* containerd: which namespace holds the blob (Content.Info) */
         size_t lookup_ns;         /* the namespace asked now */
         bool acted;               /* its stalled connection was cut in this stall */
+        unsigned cuts;            /* connections cut for it in its life; at retry.attempts the guard
+                                   * stops: it stalls again on every new connection */
+        bool cuts_stopped;        /* and said so */
         bool seen;
 } GuardDownload;
 
@@ -55,6 +58,7 @@ typedef struct GuardHop {
         char addr[64];
         DiagAttempt history[8];
         size_t n_history;
+        usec_t last_end_seen;     /* the sample its last counted end was last seen in */
         bool named;
 } GuardHop;
 

@@ -532,7 +532,9 @@ teardown() {
 	# its client, so the docker pull is seen as a download of the Engine API's (on the containerd
 	# store, through containerd's moby namespace, by its layer again)
 	for d in "${layers[@]:0:3}"; do status_saw "$T0" "(.layers | any(layer_is(\"$d\")))"; done
-	status_saw "$T0" "(.client == \"engine-api\") and (.layers | any(.phase == \"downloading\"))"
+	# (a loaded machine's status samples may come seconds apart and miss its 4 s of download: a sample
+	# of its extraction shows it watched as well)
+	status_saw "$T0" "(.client == \"engine-api\") and (.layers | any(.phase == \"downloading\" or .phase == \"extracting\"))"
 	wait_for 10 eval '[ "$(metric_sum pullwatch_guard_pulls_total)" -ge $((before + 4)) ]'
 	[ "$(metric_sum pullwatch_guard_actions_total)" -eq "$acts" ]
 }
@@ -603,11 +605,32 @@ teardown() {
 	sleep 3
 	kill -INT $(descendants "$cli") "$cli" 2>/dev/null
 	wait "$cli" || true
-	# the connections' end is judged in the sample that misses them; give it several
-	sleep 6
+	# the connections' end is judged in the sample that misses them; give it several, and the stall
+	# budget (6 s) and a sample after it
+	sleep 10
 	bad=$(journal_since "$T0" | jq -c 'select(.PULLWATCH_DIAGNOSIS == "middlebox-timeout")')
 	[ -z "$bad" ] || { echo "a user's Ctrl-C read as a middlebox's cut:" >&2; echo "$bad" >&2; false; }
-	# classic dockerd ends the fetch; on the containerd store its silent connection is a stalled one
-	# of a download in flight as far as anyone on the node can see: cut, not misnamed
-	[ "$DOCKER_STORE" != classic ] || no_action_since "$T0" /test/gquit
+	# classic dockerd ends the fetch and drops its partial layers: nothing is left to act on
+	if [ "$DOCKER_STORE" = classic ]; then
+		no_action_since "$T0" /test/gquit
+		return
+	fi
+	# dockerd 28 on the containerd store ends the fetch, or keeps it open and unread (seen on 28.5.2
+	# with containerd 2.1.9, run to run). Ended: its partial ingest stays and no connection carries it;
+	# a connection idle since the manifest is not its, and nothing is cut.
+	if ! journal_since "$T0" | jq -e -s 'any(.[]; .PULLWATCH_ACTION == "cut-connection")' >/dev/null; then
+		sleep 10
+		no_action_since "$T0" /test/gquit
+		return
+	fi
+	# kept open, it is opened again after every cut: after retry.attempts (5) cuts of a download the guard
+	# says so once and leaves it, instead of cutting and alerting every network_stall while dockerd runs
+	wait_entry 150 "$T0" '.PULLWATCH_ACTION == "cuts-stopped" and (.PULLWATCH_IMAGE // "" | contains("/test/gquit"))'
+	T1=$(date +%s.%N)
+	DLOG_MARK=$(wc -l <"$DLOG")
+	sleep 15
+	cuts=$(journal_since "$T0" | jq -s '[.[] | select(.PULLWATCH_ACTION == "cut-connection")] | group_by(.PULLWATCH_LAYER)
+		| map(length) | max // 0')
+	[ "$cuts" -le 5 ] || { echo "one download cut $cuts times" >&2; false; }
+	no_action_since "$T1" /test/gquit
 }

@@ -26,6 +26,9 @@ struct CdLease {
         size_t n_adds;
         Pending *pending;         /* resources seen before the lease exists */
         size_t n_pending;
+        char **held;              /* "type/id" of every resource asked for: each AddResource is a
+                                   * bolt write transaction (two fdatasyncs) that the pull's own
+                                   * writes queue behind, so none is sent twice */
         bool ready, failed, stopped, release_after_create;
 };
 
@@ -66,10 +69,31 @@ static int add_now(CdLease *l, const char *type, const char *id) {
         return r;
 }
 
+/* true when type/id was asked for already; else remembers it (false also when out of memory: asking
+ * twice is only slower) */
+static bool held_before(CdLease *l, const char *type, const char *id) {
+        _cleanup_free_ char *key = NULL;
+        size_t n = strv_length(l->held);
+        char **a;
+
+        if (asprintf(&key, "%s/%s", type, id) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (streq(l->held[i], key))
+                        return true;
+        a = realloc(l->held, (n + 2) * sizeof(char *));
+        if (!a)
+                return false;
+        l->held = a;
+        a[n] = TAKE_PTR(key);
+        a[n + 1] = NULL;
+        return false;
+}
+
 void cd_lease_add(CdLease *l, const char *type, const char *id) {
         Pending *a;
 
-        if (!l || l->failed || l->stopped)
+        if (!l || l->failed || l->stopped || !type || !id || held_before(l, type, id))
                 return;
         if (l->ready) {
                 (void) add_now(l, type, id);
@@ -215,6 +239,7 @@ CdLease *cd_lease_free(CdLease *l) {
                 grpc_call_free(l->adds[i]);
         free(l->adds);
         pending_clear(l);
+        strv_free(l->held);
         free(l->socket);
         free(l->namespace);
         free(l->id);

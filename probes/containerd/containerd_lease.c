@@ -22,10 +22,13 @@ struct CdLease {
         CdLeaseCallbacks cb;
         void *userdata;
         GrpcCall *call;           /* Create, later Delete */
-        GrpcCall **adds;          /* AddResource calls in flight */
-        size_t n_adds;
-        Pending *pending;         /* resources seen before the lease exists */
-        size_t n_pending;
+        /* Each AddResource is a bolt write transaction (two fdatasyncs) and bolt has one writer: sent
+         * all at once, the pull's own writes (its ingests opened, blobs committed, labels, snapshots)
+         * queue behind every one of them. So one at a time, in the order asked, and none twice. */
+        GrpcCall *add;            /* the AddResource in flight */
+        Pending *pending;         /* resources asked for and not sent yet (waiting for Create or the add) */
+        size_t n_pending, next;
+        char **held;              /* "type/id" of every resource asked for */
         bool ready, failed, stopped, release_after_create;
 };
 
@@ -33,48 +36,72 @@ static GrpcTarget target(CdLease *l) {
         return (GrpcTarget) { .socket = l->socket, .namespace = l->namespace, .timeout = CD_CALL_TIMEOUT };
 }
 
-static void on_add_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
-        CdLease *l = userdata;
-        for (size_t i = 0; i < l->n_adds; i++)
-                if (l->adds[i] == call) {
-                        l->adds[i] = l->adds[--l->n_adds];
-                        break;
-                }
-        grpc_call_free(call);
+static void pending_clear(CdLease *l) {
+        for (size_t i = 0; i < l->n_pending; i++) {
+                free(l->pending[i].type);
+                free(l->pending[i].id);
+        }
+        free(l->pending);
+        l->pending = NULL;
+        l->n_pending = l->next = 0;
 }
 
-static int add_now(CdLease *l, const char *type, const char *id) {
+static void on_add_done(GrpcCall *call, GrpcReply *reply, void *userdata);
+
+/* The next resource waiting, once the lease exists and no add is in flight. A cut attempt's lease
+ * (stopped) still sends what was asked before the cut: that is what the retry resumes from. */
+static void add_next(CdLease *l) {
         Containerd__Services__Leases__V1__Resource res = CONTAINERD__SERVICES__LEASES__V1__RESOURCE__INIT;
         Containerd__Services__Leases__V1__AddResourceRequest req =
                 CONTAINERD__SERVICES__LEASES__V1__ADD_RESOURCE_REQUEST__INIT;
         GrpcTarget t = target(l);
-        GrpcCall **a;
-        int r;
 
-        a = realloc(l->adds, (l->n_adds + 1) * sizeof(*a));
+        while (l->ready && !l->failed && !l->add && l->next < l->n_pending) {
+                Pending *p = &l->pending[l->next++];
+                res.id = p->id;
+                res.type = p->type;
+                req.id = l->id;
+                req.resource = &res;
+                (void) grpc_call_start(l->glue, &t, PATH_LEASE_ADD, &req.base,
+                                       &containerd__services__leases__v1__empty__descriptor, false, on_add_done, l,
+                                       &l->add);
+        }
+        if (l->next >= l->n_pending && !l->add)
+                pending_clear(l);
+}
+
+static void on_add_done(GrpcCall *call, GrpcReply *reply, void *userdata) {
+        CdLease *l = userdata;
+        l->add = grpc_call_free(l->add);
+        add_next(l);
+}
+
+/* true when type/id was asked for already; else remembers it (false also when out of memory: asking
+ * twice is only slower) */
+static bool held_before(CdLease *l, const char *type, const char *id) {
+        _cleanup_free_ char *key = NULL;
+        size_t n = strv_length(l->held);
+        char **a;
+
+        if (asprintf(&key, "%s/%s", type, id) < 0)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (streq(l->held[i], key))
+                        return true;
+        a = realloc(l->held, (n + 2) * sizeof(char *));
         if (!a)
-                return -ENOMEM;
-        l->adds = a;
-        res.id = (char *) id;
-        res.type = (char *) type;
-        req.id = l->id;
-        req.resource = &res;
-        r = grpc_call_start(l->glue, &t, PATH_LEASE_ADD, &req.base, &containerd__services__leases__v1__empty__descriptor,
-                            false, on_add_done, l, &l->adds[l->n_adds]);
-        if (r >= 0)
-                l->n_adds++;
-        return r;
+                return false;
+        l->held = a;
+        a[n] = TAKE_PTR(key);
+        a[n + 1] = NULL;
+        return false;
 }
 
 void cd_lease_add(CdLease *l, const char *type, const char *id) {
         Pending *a;
 
-        if (!l || l->failed || l->stopped)
+        if (!l || l->failed || l->stopped || !type || !id || held_before(l, type, id))
                 return;
-        if (l->ready) {
-                (void) add_now(l, type, id);
-                return;
-        }
         a = realloc(l->pending, (l->n_pending + 1) * sizeof(*a));
         if (!a)
                 return;
@@ -87,16 +114,7 @@ void cd_lease_add(CdLease *l, const char *type, const char *id) {
                 free(a[l->n_pending].type);
                 free(a[l->n_pending].id);
         }
-}
-
-static void pending_clear(CdLease *l) {
-        for (size_t i = 0; i < l->n_pending; i++) {
-                free(l->pending[i].type);
-                free(l->pending[i].id);
-        }
-        free(l->pending);
-        l->pending = NULL;
-        l->n_pending = 0;
+        add_next(l);
 }
 
 static int delete_start(CdLease *l);
@@ -114,15 +132,14 @@ static void on_created(GrpcCall *call, GrpcReply *reply, void *userdata) {
         /* AlreadyExists: the last attempt's lease, with its partial ingests: exactly what we want */
         if (reply->error == 0 && (reply->status == GRPC_OK || reply->status == GRPC_ALREADY_EXISTS)) {
                 l->ready = true;
-                for (size_t i = 0; i < l->n_pending && !l->stopped; i++)
-                        (void) add_now(l, l->pending[i].type, l->pending[i].id);
+                add_next(l);
         } else {
                 _cleanup_free_ char *m = grpc_reply_describe(reply, "Leases.Create");
                 l->failed = true;
                 if (l->cb.failed)
                         l->cb.failed(l->userdata, m ?: "Leases.Create failed: a retry will start over");
+                pending_clear(l);
         }
-        pending_clear(l);
         l->call = grpc_call_free(l->call);
         if (l->release_after_create && (l->failed || delete_start(l) < 0) && l->cb.released)
                 l->cb.released(l->userdata); /* may free l */
@@ -199,6 +216,7 @@ int cd_lease_release(CdLease *l) {
         if (!l || l->failed)
                 return 0;
         l->stopped = true;
+        pending_clear(l); /* nothing to resume: what is not held yet need not be */
         if (!l->ready && l->call) {
                 /* Create still in flight: deleting now could race it */
                 l->release_after_create = true;
@@ -211,10 +229,9 @@ CdLease *cd_lease_free(CdLease *l) {
         if (!l)
                 return NULL;
         grpc_call_free(l->call);
-        for (size_t i = 0; i < l->n_adds; i++)
-                grpc_call_free(l->adds[i]);
-        free(l->adds);
+        grpc_call_free(l->add);
         pending_clear(l);
+        strv_free(l->held);
         free(l->socket);
         free(l->namespace);
         free(l->id);

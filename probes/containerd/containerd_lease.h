@@ -19,10 +19,12 @@ typedef struct CdLeaseCallbacks {
  * expiring after CONTAINERD_LEASE_TTL. Resources added before Create answers wait for it. */
 int cd_lease_new(CurlGlue *glue, const char *socket, const char *namespace, const char *image,
                  const CdLeaseCallbacks *cb, void *userdata, CdLease **ret);
-/* Hold type "ingests" (id = ingest ref) or "content" (id = digest). */
+/* Hold type "ingests" (id = ingest ref) or "content" (id = digest). Each resource is asked for once,
+ * and the AddResource calls go one at a time (each is a write transaction in containerd's metadata
+ * db, which the pull's own writes wait behind). */
 void cd_lease_add(CdLease *l, const char *type, const char *id);
 /* The attempt was cut: keep the lease for the next one; a Create still in flight is dropped, the
- * AddResource calls in flight finish for the same reason. Nothing is added after. */
+ * resources already asked for are still sent, for the same reason. Nothing new is added after. */
 void cd_lease_stop(CdLease *l);
 /* Nothing to resume: delete the lease. 1 when released follows, 0 when there is nothing to wait
  * for (Create failed, or the Delete could not be sent). */

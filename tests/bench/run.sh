@@ -11,6 +11,8 @@ SECTIONS=" ${BENCH_SECTIONS:-all} "
 want() { [[ "$SECTIONS" == *" all "* || "$SECTIONS" == *" $1 "* ]]; }
 OUT=${BENCH_OUT:-bench/results.md}
 RUNS=${BENCH_RUNS:-5}
+# pulls of the bigger image (4 x 256 MiB) for the marginal CPU per GB, each runtime
+BIG_RUNS=${BENCH_BIG_RUNS:-3}
 # each fault verdict's lateness is measured this many times (the table shows the maximum)
 VERDICT_RUNS=${BENCH_VERDICT_RUNS:-3}
 # the rows measured, each as ROW[/STORE] (STORE: dockerd's image store, classic or containerd)
@@ -74,8 +76,11 @@ latency() { # events-file verdict: seconds from the layer's last sign of life to
 # One pull-time ratio: RUNS pulls issued directly and RUNS through pullwatch, alternating, on the same
 # image (removed before each pull); prints the table row. kind: docker | containerd (CRI PullImage).
 # pullwatch's CPU per pulled GB: its exact rusage over the image's bytes, median of the watched pulls.
+# Beside it, in parts: the fixed CPU of one process's start-up and exit (STARTUP_CPU: `pullwatch --version`,
+# which loads the same shared objects), and the marginal CPU per GB, from BIG_RUNS pulls of the bigger
+# image BIG_REF (BIG_BYTES): (median CPU big - median CPU small) / (GB big - GB small).
 pull_ratio() { # kind ref label bytes
-	local kind=$1 ref=$2 label=$3 bytes=$4 i t0 c0 d p dc pc cpid pwc=() gb
+	local kind=$1 ref=$2 label=$3 bytes=$4 i t0 c0 d p dc pc cpid pwc=() gb cs cb bigc=() marg
 	local pw_times=() direct_times=() pw_cpu=() direct_cpu=()
 	[ "$kind" = docker ] || cpid=$(cat "$CONTAINERD_PIDFILE")
 	for ((i = 0; i < RUNS; i++)); do
@@ -95,15 +100,26 @@ pull_ratio() { # kind ref label bytes
 		pw_timed pull --config "$BED_DIR/pw.yaml" --runtime containerd --json "$ref" >/dev/null
 		pw_times+=("$(ru_wall)"); pw_cpu+=("$(($(cpu_of "$cpid") - c0))"); pwc+=("$(ru_cpu)")
 	done
+	for ((i = 0; i < BIG_RUNS; i++)); do
+		if [ "$kind" = docker ]; then rmi "$BIG_REF"; else cri rm "$BIG_REF" >/dev/null 2>&1 || true; fi
+		pw_timed pull --config "$BED_DIR/pw.yaml" --runtime "$kind" --json "$BIG_REF" >/dev/null
+		bigc+=("$(ru_cpu)")
+	done
+	if [ "$kind" = docker ]; then rmi "$BIG_REF"; else cri rm "$BIG_REF" >/dev/null 2>&1 || true; fi
 	d=$(printf '%s\n' "${direct_times[@]}" | median); p=$(printf '%s\n' "${pw_times[@]}" | median)
-	gb=$(echo "$(printf '%s\n' "${pwc[@]}" | median) / ($bytes / 1000000000)" | bc -l)
+	cs=$(printf '%s\n' "${pwc[@]}" | median); cb=$(printf '%s\n' "${bigc[@]}" | median)
+	gb=$(echo "$cs / ($bytes / 1000000000)" | bc -l)
+	marg=$(echo "($cb - $cs) / (($BIG_BYTES - $bytes) / 1000000000)" | bc -l)
+	local parts
+	parts=$(printf '%.1f ms / %.1f ms | %.1f ms (%.3f s per GB) | **%.3f s**' "$(echo "$cs * 1000" | bc -l)" \
+		"$(echo "$STARTUP_CPU * 1000" | bc -l)" "$(echo "$cb * 1000" | bc -l)" "$(echo "$cb / ($BIG_BYTES / 1000000000)" | bc -l)" "$marg")
 	if [ "$kind" = docker ]; then
-		printf '| dockerd: %s | %.2fs | %.2fs | **%.3f** | **%.3f s** | |\n' "$label" "$d" "$p" "$(echo "$p / $d" | bc -l)" "$gb"
+		printf '| dockerd: %s | %.2fs | %.2fs | **%.3f** | **%.3f s** | %s | |\n' "$label" "$d" "$p" "$(echo "$p / $d" | bc -l)" "$gb" "$parts"
 		return
 	fi
 	dc=$(printf '%s\n' "${direct_cpu[@]}" | median); pc=$(printf '%s\n' "${pw_cpu[@]}" | median)
-	printf '| containerd CRI PullImage: %s | %.2fs | %.2fs | **%.3f** | **%.3f s** | %d ms / %d ms (%+.1f %%) |\n' "$label" \
-		"$d" "$p" "$(echo "$p / $d" | bc -l)" "$gb" $((dc / 1000)) $((pc / 1000)) "$(echo "($pc - $dc) * 100 / $dc" | bc -l)"
+	printf '| containerd CRI PullImage: %s | %.2fs | %.2fs | **%.3f** | **%.3f s** | %s | %d ms / %d ms (%+.1f %%) |\n' "$label" \
+		"$d" "$p" "$(echo "$p / $d" | bc -l)" "$gb" "$parts" $((dc / 1000)) $((pc / 1000)) "$(echo "($pc - $dc) * 100 / $dc" | bc -l)"
 }
 
 # The faults the peer rules are replayed over, on this row's real runtime, with the scaled budgets of
@@ -210,8 +226,17 @@ YAML
 	local big_bytes
 	if want pull; then
 	big_bytes=$(pushed bench/big v1 64MiB,64MiB,64MiB,64MiB | jq -r '.total_bytes')
-	echo "| pull | direct | through pullwatch | ratio (goal <= 1.02) | pullwatch CPU per pulled GB (goal <= 0.05 s) | containerd CPU direct / watched (goal <= +5 %) |"
-	echo "|---|---|---|---|---|---|"
+	BIG_REF=$PROXY_ADDR/bench/huge:v1 BIG_BYTES=$(pushed bench/huge v1 256MiB,256MiB,256MiB,256MiB | jq -r '.total_bytes')
+	STARTUP_CPU=$(for ((i = 0; i < RUNS; i++)); do pw_timed --version >/dev/null; ru_cpu; done | median)
+	echo "pullwatch's CPU is exact (its rusage). \"per pulled GB\" is one whole \`pullwatch pull\` of the 4 x 64 MiB"
+	echo "image over its GB, median of $RUNS: process start-up and exit included. Then that pull's CPU beside the"
+	echo "fixed cost of one process (\`pullwatch --version\`: loading its shared objects, median of $RUNS), the"
+	echo "CPU of one pull of 4 x 256 MiB (median of $BIG_RUNS, BENCH_BIG_RUNS), and the marginal CPU per GB"
+	echo "between the two sizes: (CPU 4 x 256 - CPU 4 x 64) / (GB 4 x 256 - GB 4 x 64), which the fixed costs"
+	echo "cancel out of."
+	echo
+	echo "| pull | direct | through pullwatch | ratio (goal <= 1.02) | pullwatch CPU per pulled GB, start-up included (goal <= 0.05 s) | CPU per 4 x 64 MiB pull / of which start-up (\`--version\`) | CPU per 4 x 256 MiB pull | marginal CPU per GB | containerd CPU direct / watched (goal <= +5 %) |"
+	echo "|---|---|---|---|---|---|---|---|---|"
 	pull_ratio docker "$PROXY_ADDR/bench/big:v1" "4 x 64 MiB" "$big_bytes"
 	[ "$store" = containerd ] || pull_ratio containerd "$PROXY_ADDR/bench/big:v1" "4 x 64 MiB" "$big_bytes"
 	echo

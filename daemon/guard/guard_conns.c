@@ -40,6 +40,14 @@ static bool downloads_go_on(const NodeGuard *g) {
         return false;
 }
 
+/* Some download of the node finished in this sample or the one before. */
+static bool downloads_finished(const NodeGuard *g) {
+        for (size_t k = 0; k < g->n_runtimes; k++)
+                if (g->runtimes[k].finished + g->runtimes[k].finished_before > 0)
+                        return true;
+        return false;
+}
+
 /* A connection that carried data ended while the runtime was still downloading: a cut, unless it
  * was ours, or the runtime's own downloads ended with it: a pull its client gave up (classic dockerd
  * drops its partial layers then; after a cut it keeps them for its retry, as containerd keeps an
@@ -52,7 +60,7 @@ static void conn_ended(GuardRuntime *rt, const GuardConn *gc, usec_t interval) {
 
         /* mid-transfer: data in its last interval */
         if (gc->cut_by_us || gc->c.bytes_received == 0 || gc->c.last_data_recv_ms > 2 * interval / USEC_PER_MSEC ||
-            !gc->during_download || (!gc->into_other && !downloads_go_on(rt->guard)))
+            !gc->during_download || (!gc->into_other && !downloads_go_on(rt->guard)) || downloads_finished(rt->guard))
                 return;
         tcp_addr_format(&gc->c.peer, addr, sizeof(addr));
         GuardHop *h = hop_get(rt, addr);
@@ -249,7 +257,6 @@ void guard_conns_sample_end(NodeGuard *g) {
 void guard_conns_sample(GuardRuntime *rt, usec_t now) {
         const RuntimeIdentity *id = runtime_liveness_identity(rt->liveness, NULL);
         _cleanup_(tcp_conn_list_done) TcpConnList l = {};
-        usec_t interval = rt->guard->config->config->watchdog.sample_interval;
 
         if (!id || id->pid <= 0 || conns_of(rt, id->pid, &l) < 0)
                 return;
@@ -286,13 +293,21 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now) {
                                 snprintf(gc->image, sizeof(gc->image), "%s", img);
                 }
         }
-        for (size_t i = 0; i < rt->n_conns;) {
-                if (rt->conns[i].seen) {
-                        i++;
-                        continue;
+}
+
+void guard_conns_ends(NodeGuard *g) {
+        usec_t interval = g->config->config->watchdog.sample_interval;
+
+        for (size_t r = 0; r < g->n_runtimes; r++) {
+                GuardRuntime *rt = &g->runtimes[r];
+                for (size_t i = 0; i < rt->n_conns;) {
+                        if (rt->conns[i].seen) {
+                                i++;
+                                continue;
+                        }
+                        conn_ended(rt, &rt->conns[i], interval);
+                        rt->conns[i] = rt->conns[--rt->n_conns];
                 }
-                conn_ended(rt, &rt->conns[i], interval);
-                rt->conns[i] = rt->conns[--rt->n_conns];
         }
 }
 

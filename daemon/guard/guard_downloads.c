@@ -297,6 +297,8 @@ static void docker_sample(GuardRuntime *rt, usec_t now) {
                         continue;
                 }
                 /* closed: downloaded (dockerd verifies and registers it) or given up; either way not ours */
+                if (rt->dls[i].was_downloading)
+                        rt->finished++;
                 (void) detector_layer(rt->downloads, rt->dls[i].id, PHASE_DONE, 0, 0, now);
                 dl_drop(rt, i);
         }
@@ -331,11 +333,22 @@ GuardDownload *guard_downloads_stalled(GuardRuntime *rt, const LayerTrack **ret_
 }
 
 void guard_downloads_sample(GuardRuntime *rt, usec_t now) {
+        rt->finished_before = rt->finished;
+        rt->finished = 0;
         if (!rt->n_watches)
                 docker_sample(rt, now);
         else
                 containerd_extracting(rt, now);
         detector_evaluate(rt->downloads, now);
+        for (size_t i = 0; i < rt->n_dls; i++) {
+                const LayerTrack *t = detector_find(rt->downloads, rt->dls[i].id);
+                bool downloading = t && (t->phase == PHASE_DOWNLOADING || t->phase == PHASE_RESOLVE);
+                /* a containerd ingest that ended is committed or dropped, which it does not say: only
+                 * the blob read back for extraction tells a finished one */
+                if (rt->dls[i].was_downloading && t && t->phase == PHASE_EXTRACTING)
+                        rt->finished++;
+                rt->dls[i].was_downloading = downloading;
+        }
         for (size_t i = 0; i < detector_n_layers(rt->downloads); i++) {
                 LayerTrack *t = (LayerTrack *) detector_layer_at(rt->downloads, i);
                 GuardDownload *d = dl_find(rt, t->id);

@@ -38,6 +38,7 @@ typedef struct GuardDownload {
         unsigned cuts;            /* connections cut for it in its life; at retry.attempts the guard
                                    * stops: it stalls again on every new connection */
         bool cuts_stopped;        /* and said so */
+        bool was_downloading;     /* in the last sample */
         bool seen;
 } GuardDownload;
 
@@ -79,6 +80,10 @@ typedef struct GuardRuntime {
         size_t n_watches;
         GuardConn *conns;
         size_t n_conns;
+        /* downloads that went from downloading to extracting, or whose file of unknown size closed,
+         * in this sample and the one before: a connection that ended then may have ended with its
+         * body (the runtime closes a connection it has no use for), which is no cut */
+        unsigned finished, finished_before;
         GuardHop *hops;
         size_t n_hops;
         /* this sample's one walk of the runtime's /proc/PID/fd (node_guard.c takes it and drops it at
@@ -160,6 +165,8 @@ void guard_conns_sample(GuardRuntime *rt, usec_t now);
 /* After every runtime's sample: stalled downloads with a silent connection open are reported and the
  * connection cut. */
 void guard_conns_act(NodeGuard *g, usec_t now);
+/* After every runtime's downloads and connections were sampled: the connections that ended. */
+void guard_conns_ends(NodeGuard *g);
 /* The end of a sample: its sock_diag dump goes. */
 void guard_conns_sample_end(NodeGuard *g);
 void guard_conns_done(GuardRuntime *rt);

@@ -146,6 +146,7 @@ static int on_sample(sd_event_source *s, uint64_t usec, void *userdata) {
                 guard_conns_sample(rt, now);
                 guard_mirror_sample(rt, now);
         }
+        guard_conns_ends(g);
         guard_conns_act(g, now);
         guard_conns_sample_end(g);
         for (size_t i = 0; i < g->n_runtimes; i++)

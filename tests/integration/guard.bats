@@ -586,6 +586,29 @@ teardown() {
 	kill_bed_pid KILL $p
 }
 
+@test "healthy docker pulls of same-sized layers, two at a time: connections that end with their body are no middlebox timeout" {
+	# dockerd closes a pull's registry connection once its body is read; with layers of one size at one
+	# rate those ends come at one age, one after the other, while the other pull downloads on
+	for t in a b c d e f; do
+		img=$(push_image test/gsame "$t" 6MiB)
+		proxy_rule "{\"digest\":\"$(biggest_layer "$img")\",\"throttle\":3145728}" >/dev/null
+	done
+	pull_each() { for t in "$@"; do docker_cli 60 pull "$PROXY_ADDR/test/gsame:$t" >/dev/null || return 1; done; }
+	pull_each a c e &
+	p1=$!
+	sleep 1 # half a pull apart: each pull's end comes while the other one downloads
+	pull_each b d f &
+	p2=$!
+	echo "$p1" >>"$BATS_TEST_TMPDIR/clients"
+	echo "$p2" >>"$BATS_TEST_TMPDIR/clients"
+	wait "$p1"
+	wait "$p2"
+	sleep 3 # the last ends are judged in the samples after them
+	bad=$(journal_since "$T0" | jq -c 'select(.PULLWATCH_DIAGNOSIS == "middlebox-timeout")')
+	[ -z "$bad" ] || { echo "healthy pulls read as a middlebox's cuts:" >&2; echo "$bad" >&2; false; }
+	no_action_since "$T0" /test/gsame
+}
+
 @test "a docker pull its user gives up mid-transfer (Ctrl-C): its layers' connections all end at once, and that is no middlebox timeout" {
 	# The file's last test: on the containerd store dockerd 28 does not end the fetch when its client
 	# goes (seen on 28.5.2 with containerd 2.1.9): a connection of the pull nobody waits for stays

@@ -343,6 +343,7 @@ Agent *agent_free(Agent *a) {
         }
         sd_event_source_disable_unref(a->flush_timer);
         sd_event_source_disable_unref(a->state_timer);
+        sd_event_source_disable_unref(a->trim_timer);
         state_writer_free(a->state_writer); /* what it still holds reaches the disk first */
         sd_event_source_disable_unref(a->pull_reap);
         curl_glue_free(a->glue);

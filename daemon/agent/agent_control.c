@@ -117,6 +117,7 @@ static int handle_status(void *userdata, json_t **ret) {
         json_t *o = agent_status_json(userdata);
         if (!o)
                 return -ENOMEM;
+        agent_schedule_trim(userdata); /* the answer's tree and text: ~1 MiB at 1,000 entries, soon freed */
         *ret = o;
         return 0;
 }

@@ -81,6 +81,7 @@ struct Agent {
         StateWriter *state_writer; /* state.json written off the loop (agent_report.c) */
         sd_event_source *state_timer; /* the next save, STATE_SAVE_EVERY after the last one */
         usec_t state_saved_at;    /* CLOCK_MONOTONIC: the last save began; 0 = none yet */
+        sd_event_source *trim_timer; /* gives the heap's free pages back (agent_report.c) */
         char *last_status;
         bool was_complete;
         bool ready, stopping;
@@ -106,6 +107,8 @@ void agent_flush(struct Agent *a);
 void agent_schedule_flush(struct Agent *a);
 /* The flush timer's callback. */
 int agent_on_flush(sd_event_source *s, uint64_t usec, void *userdata);
+/* Soon, coalesced: the heap's free pages back to the kernel, after work that left many freed. */
+void agent_schedule_trim(struct Agent *a);
 /* Alerts, metrics and log lines for one event of any pull the daemon runs. */
 void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
 

@@ -3,6 +3,8 @@
  * events to alerts and metrics). Nothing outside those four includes it. */
 #pragma once
 
+#include "daemon/agent/runtime_describe.h"
+
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
@@ -68,6 +70,7 @@ struct Agent {
         RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
         RuntimeKind auto_runtime; /* what auto means here; RUNTIME_AUTO until the first probe answered */
         RuntimeOp *auto_probe;    /* does containerd answer? (auto picks it then) */
+        RuntimeDescriber *describer; /* what each runtime said of itself, for status (runtime_describe.c) */
 
         PreheatList *list;
         char *list_text;          /* raw text of the list in force, to skip reloads that change nothing */

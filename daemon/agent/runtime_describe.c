@@ -81,13 +81,15 @@ static void finish(RuntimeDescriber *d) {
         d->running = false;
         d->job_config = shared_config_unref(d->job_config);
         x = &d->kinds[d->kind];
-        if (d->error >= 0 && d->result) {
+        /* what it found, as the CLI shows it: a describe may end in an error after some of it (containerd
+         * 1.6 has no CRI progress timeout to report: -ENODATA after its version) */
+        if (d->result && (d->error >= 0 || json_object_size(d->result) > 0)) {
                 json_decref(x->what);
                 x->what = TAKE_PTR(d->result);
                 x->at = now_monotonic();
         }
-        /* a runtime that did not answer all of it keeps its older description, if any, and is asked
-         * again at its next ping */
+        /* one that found nothing keeps its older description, if any, and is asked again at its next
+         * ping */
         json_decref(d->result);
         d->result = NULL;
 }

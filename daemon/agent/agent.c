@@ -284,6 +284,7 @@ int agent_new(const AgentOptions *opts, Agent **ret) {
             (r = add_signal(a, SIGTERM, "agent-sigterm")) < 0 || (r = add_signal(a, SIGINT, "agent-sigint")) < 0 ||
             (r = add_signal(a, SIGHUP, "agent-sighup")) < 0 ||
             (r = sd_event_set_watchdog(a->event, true)) < 0 ||
+            (r = runtime_describer_new(a->event, &a->describer)) < 0 ||
             (r = sd_event_add_time(a->event, &a->flush_timer, CLOCK_MONOTONIC, USEC_INFINITY, 50 * USEC_PER_MSEC,
                                    agent_on_flush, a)) < 0)
                 return r;
@@ -336,6 +337,7 @@ Agent *agent_free(Agent *a) {
         registry_seen_free(a->registries); /* after every pull that wrote to it */
         list_watch_free(a->list_watch);
         runtime_op_free(a->auto_probe);
+        runtime_describer_free(a->describer);
         for (RuntimeKind k = RUNTIME_DOCKER; k < _RUNTIME_KIND_MAX; k++) {
                 runtime_op_free(a->runtimes[k].ping);
                 sd_event_source_disable_unref(a->runtimes[k].timer);
@@ -343,6 +345,7 @@ Agent *agent_free(Agent *a) {
         }
         sd_event_source_disable_unref(a->flush_timer);
         sd_event_source_disable_unref(a->state_timer);
+        sd_event_source_disable_unref(a->trim_timer);
         state_writer_free(a->state_writer); /* what it still holds reaches the disk first */
         sd_event_source_disable_unref(a->pull_reap);
         curl_glue_free(a->glue);

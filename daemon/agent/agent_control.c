@@ -117,6 +117,7 @@ static int handle_status(void *userdata, json_t **ret) {
         json_t *o = agent_status_json(userdata);
         if (!o)
                 return -ENOMEM;
+        agent_schedule_trim(userdata); /* the answer's tree and text: ~1 MiB at 1,000 entries, soon freed */
         *ret = o;
         return 0;
 }
@@ -212,6 +213,8 @@ json_t *agent_status_json(Agent *a) {
                                        since[0] ? since : NULL);
                 if (rt && a->drivers[k])
                         json_object_set_new(rt, "process", runtime_process_json(a->drivers[k], a->config->config));
+                if (rt && m->known && m->up)
+                        (void) runtime_describer_add(a->describer, k, rt); /* what it said, and how long ago */
                 json_object_set_new(runtimes, runtime_kind_to_string(k), rt);
         }
         for (ControlPull *cp = a->pulls; cp; cp = cp->next)

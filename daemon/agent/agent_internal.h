@@ -3,6 +3,8 @@
  * events to alerts and metrics). Nothing outside those four includes it. */
 #pragma once
 
+#include "daemon/agent/runtime_describe.h"
+
 #include <jansson.h>
 #include <systemd/sd-event.h>
 
@@ -68,6 +70,7 @@ struct Agent {
         RuntimeMonitor runtimes[_RUNTIME_KIND_MAX];
         RuntimeKind auto_runtime; /* what auto means here; RUNTIME_AUTO until the first probe answered */
         RuntimeOp *auto_probe;    /* does containerd answer? (auto picks it then) */
+        RuntimeDescriber *describer; /* what each runtime said of itself, for status (runtime_describe.c) */
 
         PreheatList *list;
         char *list_text;          /* raw text of the list in force, to skip reloads that change nothing */
@@ -81,6 +84,7 @@ struct Agent {
         StateWriter *state_writer; /* state.json written off the loop (agent_report.c) */
         sd_event_source *state_timer; /* the next save, STATE_SAVE_EVERY after the last one */
         usec_t state_saved_at;    /* CLOCK_MONOTONIC: the last save began; 0 = none yet */
+        sd_event_source *trim_timer; /* gives the heap's free pages back (agent_report.c) */
         char *last_status;
         bool was_complete;
         bool ready, stopping;
@@ -106,6 +110,8 @@ void agent_flush(struct Agent *a);
 void agent_schedule_flush(struct Agent *a);
 /* The flush timer's callback. */
 int agent_on_flush(sd_event_source *s, uint64_t usec, void *userdata);
+/* Soon, coalesced: the heap's free pages back to the kernel, after work that left many freed. */
+void agent_schedule_trim(struct Agent *a);
 /* Alerts, metrics and log lines for one event of any pull the daemon runs. */
 void agent_observe_pull_event(struct Agent *a, const PullEvent *e);
 

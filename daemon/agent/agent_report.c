@@ -3,6 +3,7 @@
  * nothing of agent.c, agent_control.c or agent_runtime.c: they call it. */
 #include "daemon/agent/agent_internal.h"
 
+#include <malloc.h>
 #include <stdio.h>
 
 #include "basic/reference.h"
@@ -14,6 +15,11 @@
  * what a kill -9 can lose: what settled in the last STATE_SAVE_EVERY plus one write's time. A settled
  * list (nothing pulling or queued), a stop and a reload save at once. */
 #define STATE_SAVE_EVERY (5 * USEC_PER_SEC)
+/* The heap's free pages go back to the kernel this long after a flush or a status answer, at most
+ * once per this time. Pulls, status answers and state saves leave many small chunks freed between live
+ * ones, which glibc keeps: at 2,000 images 3 of the heap's 6 MiB were free (malloc_stats), and
+ * malloc_trim(0) gave 2.4 MiB of RSS back. */
+#define HEAP_TRIM_AFTER (2 * USEC_PER_SEC)
 
 static const Config *config(const Agent *a) { return a->config->config; }
 
@@ -143,6 +149,27 @@ static void flush(Agent *a, bool now) {
                                    now_monotonic());
         }
         a->was_complete = complete;
+        agent_schedule_trim(a);
+}
+
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+        (void) malloc_trim(0);
+        return 0;
+}
+
+void agent_schedule_trim(Agent *a) {
+        if (a->trim_timer && sd_event_source_get_enabled(a->trim_timer, NULL) > 0)
+                return;
+        if (!a->trim_timer) {
+                if (sd_event_add_time_relative(a->event, &a->trim_timer, CLOCK_MONOTONIC, HEAP_TRIM_AFTER,
+                                               100 * USEC_PER_MSEC, on_trim, a) < 0)
+                        return;
+                (void) sd_event_source_set_description(a->trim_timer, "agent-heap-trim");
+                (void) sd_event_source_set_priority(a->trim_timer, SD_EVENT_PRIORITY_IDLE);
+                return;
+        }
+        (void) sd_event_source_set_time_relative(a->trim_timer, HEAP_TRIM_AFTER);
+        (void) sd_event_source_set_enabled(a->trim_timer, SD_EVENT_ONESHOT);
 }
 
 void agent_flush(Agent *a) {

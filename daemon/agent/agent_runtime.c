@@ -49,6 +49,8 @@ static void ping_result(Agent *a, RuntimeKind k, int r, const char *error) {
         if (r >= 0) {
                 if (!m->known || !m->up)
                         log_line(LOG_INFO, "%s answers", name);
+                /* for status, off the loop; again when it came back: it may be another version */
+                runtime_describer_ask(a->describer, k, a->drivers[k], a->config, !m->known || !m->up);
                 if (m->alerted) {
                         char msg[128];
                         snprintf(msg, sizeof(msg), "Container runtime %s is reachable again.", name);

@@ -185,8 +185,9 @@ static void print_layers(json_t *pull) {
         }
 }
 
-/* Each reachable runtime's version and settings, asked by this client (the daemon's monitor only
- * pings): what its driver describes. */
+/* Each reachable runtime's version and settings: what its driver describes. The daemon answers them
+ * from what the runtime told it ("described_age_s" ago); this client asks a runtime itself only when
+ * the daemon had nothing of it yet (just started, or an older pullwatch). */
 static void add_runtime_versions(const Config *config, json_t *runtimes) {
         json_t *v;
         const char *key;
@@ -194,7 +195,7 @@ static void add_runtime_versions(const Config *config, json_t *runtimes) {
         json_object_foreach(runtimes, key, v) {
                 const RuntimeDriver *d = runtime_driver_by_name(key);
 
-                if (!json_is_true(json_object_get(v, "up")))
+                if (!json_is_true(json_object_get(v, "up")) || json_object_get(v, "described_age_s"))
                         continue;
                 if (d && d->describe)
                         (void) d->describe(config, v);

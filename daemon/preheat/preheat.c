@@ -1,13 +1,14 @@
-/* preheat.c: each target runs a small cycle on one timer: begin (confirm; present = ready, absent = splay
- * then queue), queue (dispatch by priority within the concurrency), pull (a WatchedPull; result recorded
- * in State), recheck (confirm again, ask the registry whether the tag moved: preheat_tag_check.c). Finished
- * pulls are freed
- * from a defer source, never inside their own callback. */
+/* preheat.c: each target runs a small cycle, its next step on the scheduler's one timer (wake_heap.c):
+ * begin (confirm; present = ready, absent = splay then queue), queue (dispatch by priority within the
+ * concurrency), pull (a WatchedPull; result recorded in State), recheck (confirm again, ask the registry
+ * whether the tag moved: preheat_tag_check.c). Finished pulls are freed from a defer source, never
+ * inside their own callback. */
 #include "daemon/preheat/preheat_model.h"
 
 #include <assert.h>
 #include "probes/drivers/runtime_drivers.h"
 
+#include <stddef.h>
 #include <stdio.h>
 
 #define PREHEAT_CONFIRM_RETRY (10 * USEC_PER_SEC)
@@ -62,14 +63,8 @@ static void set_state(Target *t, PreheatState s, const char *error) {
 
 static void arm(Target *t, NextAction a, usec_t delay) {
         t->next = a;
-        if (delay == USEC_INFINITY) {
-                t->next_at = 0;
-                (void) sd_event_source_set_enabled(t->timer, SD_EVENT_OFF);
-                return;
-        }
-        t->next_at = now_monotonic() + delay;
-        (void) sd_event_source_set_time(t->timer, t->next_at);
-        (void) sd_event_source_set_enabled(t->timer, SD_EVENT_ONESHOT);
+        /* room for every target is reserved in target_new(): this cannot fail */
+        (void) wake_heap_set(&t->preheat->wake, &t->wake, delay == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + delay);
 }
 
 static usec_t recheck_interval(const Target *t) {
@@ -255,21 +250,20 @@ static void recheck_confirmed(Target *t, int r) {
         arm(t, NEXT_RECHECK, recheck_interval(t));
 }
 
-static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
-        Target *t = userdata;
+static void on_wake(WakeEntry *e, void *userdata) {
+        Target *t = (Target *) ((char *) e - offsetof(Target, wake));
         NextAction a = t->next;
 
+        (void) userdata;
         t->next = NEXT_NONE;
-        t->next_at = 0;
         if (t->preheat->stopped)
-                return 0;
+                return;
         switch (a) {
         case NEXT_BEGIN: target_begin(t); break;
         case NEXT_QUEUE: queue(t); break;
         case NEXT_RECHECK: target_recheck(t); break;
         default: break;
         }
-        return 0;
 }
 
 static void on_pull_event(PullJob *j, const PullEvent *e, void *userdata) {
@@ -398,7 +392,7 @@ static Target *target_free(Target *t) {
         confirm_cancel(t);
         preheat_pin_stop(t);
         preheat_mirror_stop(t);
-        sd_event_source_disable_unref(t->timer);
+        wake_heap_remove(&t->preheat->wake, &t->wake);
         free(t->image);
         free(t->platform);
         free(t->namespace);
@@ -423,12 +417,11 @@ static int target_new(Preheat *p, const PreheatItem *item, RuntimeKind k, size_t
                 target_free(t);
                 return -ENOMEM;
         }
-        r = sd_event_add_time(p->event, &t->timer, CLOCK_MONOTONIC, USEC_INFINITY, 0, on_timer, t);
+        r = wake_heap_reserve(&p->wake, p->n_targets + 1);
         if (r < 0) {
                 target_free(t);
                 return r;
         }
-        (void) sd_event_source_set_description(t->timer, "preheat-target");
         n = realloc(p->targets, (p->n_targets + 1) * sizeof(*n));
         if (!n) {
                 target_free(t);
@@ -537,7 +530,9 @@ int preheat_new(sd_event *event, CurlGlue *glue, SharedConfig *config, State *st
         p->userdata = userdata;
         p->auto_runtime = RUNTIME_AUTO;
         p->registry_check = true;
-        r = p->machine_id ? sd_event_add_defer(event, &p->reap, on_reap, p) : -ENOMEM;
+        r = p->machine_id ? wake_heap_init(&p->wake, event, "preheat-targets", on_wake, p) : -ENOMEM;
+        if (r >= 0)
+                r = sd_event_add_defer(event, &p->reap, on_reap, p);
         /* Idle: every begin and recheck due now runs first, so what queued together starts by priority. */
         if (r >= 0)
                 (void) sd_event_source_set_description(p->reap, "preheat-reap");
@@ -558,6 +553,7 @@ Preheat *preheat_free(Preheat *p) {
         for (size_t i = 0; i < p->n_targets; i++)
                 target_free(p->targets[i]);
         free(p->targets);
+        wake_heap_done(&p->wake);
         imagefs_cache_forget(&p->imagefs);
         sd_event_source_disable_unref(p->reap);
         shared_config_unref(p->config);
@@ -586,7 +582,7 @@ void preheat_set_runtime_up(Preheat *p, RuntimeKind k, bool up) {
                 return;
         for (size_t i = 0; i < p->n_targets; i++) {
                 Target *t = p->targets[i];
-                if (t->runtime == k && t->state == PREHEAT_WAITING && t->next == NEXT_BEGIN && t->next_at == 0)
+                if (t->runtime == k && t->state == PREHEAT_WAITING && t->next == NEXT_BEGIN && t->wake.at == 0)
                         arm(t, NEXT_BEGIN, 0);
         }
         schedule_reap(p);

@@ -7,6 +7,7 @@
 #include "daemon/preheat/preheat.h"
 #include "daemon/preheat/imagefs_cache.h"
 #include "daemon/preheat/preheat_evict.h"
+#include "daemon/preheat/wake_heap.h"
 #include "probes/registry/registry.h"
 #include "probes/drivers/registry_runtime.h"
 
@@ -52,9 +53,8 @@ typedef struct Target {
         RuntimeOp *confirm;       /* a presence check in flight; its answer continues begin or recheck */
         bool confirm_recheck;
         uint64_t confirm_ticket;  /* waits for a place among the checks in flight, in this order; 0 = not */
-        sd_event_source *timer;
         NextAction next;
-        usec_t next_at;
+        WakeEntry wake;           /* when next runs, on the scheduler's one timer; wake.at 0 = not armed */
         EvictTrack evict;
         bool pinned;              /* preheat.pin: its references carry the pinned label */
         PinJob *pin;              /* labelling them, in flight */
@@ -78,6 +78,7 @@ struct Preheat {
         Target **targets;
         size_t n_targets;
         sd_event_source *reap;
+        WakeHeap wake;            /* every target's next time (wake_heap.c) */
         unsigned n_confirming;    /* presence checks in flight (preheat.c: PREHEAT_CONFIRMS_MAX) */
         uint64_t confirm_tickets;
         ImageFsCache imagefs;     /* where each runtime keeps its images (preheat-evicted's figures) */

@@ -92,9 +92,9 @@ json_t *preheat_status_json_capped(const Preheat *p, size_t max, size_t *ret_omi
                                       (json_int_t) (s ? s->attempts : 0), "error", err, "platform", t->platform);
                 if (!o)
                         continue;
-                if (t->next_at > now) {
+                if (t->wake.at > now) {
                         json_object_set_new(o, "next", json_string(next_names[t->next]));
-                        json_object_set_new(o, "next_in_s", json_real(round((double) (t->next_at - now) / 1e5) / 10.0));
+                        json_object_set_new(o, "next_in_s", json_real(round((double) (t->wake.at - now) / 1e5) / 10.0));
                 }
                 if (t->pull && !t->pull_done)
                         json_object_set_new(o, "pull", watched_pull_status_json(t->pull));

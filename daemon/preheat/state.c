@@ -122,26 +122,33 @@ static json_t *string_or_null(const char *s) {
         return s ? json_string(s) : json_null();
 }
 
+static json_t *entry_to_json(const StateEntry *e) {
+        json_t *o = json_object();
+
+        if (!o)
+                return NULL;
+        if (json_object_set_new(o, "image", json_string(e->image)) < 0 ||
+            json_object_set_new(o, "runtime", json_string(e->runtime)) < 0 ||
+            json_object_set_new(o, "digest", string_or_null(e->digest)) < 0 ||
+            set_time(o, "last_success", e->last_success) < 0 ||
+            set_time(o, "last_attempt", e->last_attempt) < 0 ||
+            json_object_set_new(o, "attempts", json_integer(e->attempts)) < 0 ||
+            json_object_set_new(o, "last_error", string_or_null(e->last_error)) < 0) {
+                json_decref(o);
+                return NULL;
+        }
+        return o;
+}
+
 json_t *state_to_json(const State *s) {
         json_t *root = json_object(), *arr = json_array();
 
         if (!root || !arr)
                 goto fail;
         json_object_set_new(root, "version", json_integer(STATE_VERSION));
-        for (size_t i = 0; i < s->n; i++) {
-                const StateEntry *e = &s->entries[i];
-                json_t *o = json_object();
-                if (!o || json_array_append_new(arr, o) < 0)
+        for (size_t i = 0; i < s->n; i++)
+                if (json_array_append_new(arr, entry_to_json(&s->entries[i])) < 0)
                         goto fail;
-                if (json_object_set_new(o, "image", json_string(e->image)) < 0 ||
-                    json_object_set_new(o, "runtime", json_string(e->runtime)) < 0 ||
-                    json_object_set_new(o, "digest", string_or_null(e->digest)) < 0 ||
-                    set_time(o, "last_success", e->last_success) < 0 ||
-                    set_time(o, "last_attempt", e->last_attempt) < 0 ||
-                    json_object_set_new(o, "attempts", json_integer(e->attempts)) < 0 ||
-                    json_object_set_new(o, "last_error", string_or_null(e->last_error)) < 0)
-                        goto fail;
-        }
         json_object_set_new(root, "images", arr);
         return root;
 fail:
@@ -271,22 +278,52 @@ int state_write_text(const char *path, const char *text) {
         return write_file_atomic(path, text, strlen(text), 0600);
 }
 
+/* Append to the text being built: n bytes at *len, growing the buffer by halves. */
+static int text_reserve(char **text, size_t *size, size_t len, size_t n) {
+        if (len + n + 1 <= *size)
+                return 0;
+        size_t want = MAX(len + n + 1, *size + *size / 2);
+        char *t = realloc(*text, want);
+        if (!t)
+                return -ENOMEM;
+        *text = t;
+        *size = want;
+        return 0;
+}
+
+/* One entry at a time, one line each: the whole state as one JSON tree and jansson's doubling dump
+ * buffer were ~3 MiB at 2,000 entries, freed at once into a heap that kept it. The same document as
+ * state_to_json() gives. */
 int state_serialize(State *s, bool force, char **ret_text) {
-        json_t *j;
-        char *text;
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0, len = 0;
+        int r;
 
         *ret_text = NULL;
         if (!s->dirty && !force)
                 return 0;
-        j = state_to_json(s);
-        if (!j)
+        r = text_reserve(&text, &size, 0, 64 + s->n * 256);
+        if (r < 0)
+                return r;
+        len = (size_t) snprintf(text, size, "{\"version\": %d, \"images\": [", STATE_VERSION);
+        for (size_t i = 0; i < s->n; i++) {
+                _cleanup_(json_decrefp) json_t *o = entry_to_json(&s->entries[i]);
+                size_t n;
+
+                if (!o)
+                        return -ENOMEM;
+                n = json_dumpb(o, NULL, 0, JSON_PRESERVE_ORDER);
+                if (n == 0 || text_reserve(&text, &size, len, n + 4) < 0)
+                        return -ENOMEM;
+                len += (size_t) snprintf(text + len, size - len, "%s\n  ", i > 0 ? "," : "");
+                len += json_dumpb(o, text + len, size - len, JSON_PRESERVE_ORDER);
+        }
+        if (text_reserve(&text, &size, len, 4) < 0)
                 return -ENOMEM;
-        text = json_dumps(j, JSON_INDENT(2));
-        json_decref(j);
-        if (!text)
-                return -ENOMEM;
+        len += (size_t) snprintf(text + len, size - len, "%s]}\n", s->n > 0 ? "\n" : "");
         s->dirty = false;
-        *ret_text = text;
+        *ret_text = realloc(text, len + 1) ?: text; /* give back the spare */
+        text = NULL;
         return 0;
 }
 

@@ -264,6 +264,12 @@ setup() {
 	docker_has "$IMG_D"
 }
 
+# jq ARGS... on the daemon's own answer to a status request (the control socket, without the CLI)
+daemon_status_has() {
+	timeout 10 python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(b"{\"cmd\":\"status\"}\n"); print(s.makefile().readline())' \
+		"$BED_DIR/run/control.sock" | jq -e "$@" >/dev/null
+}
+
 @test "a ConfigMap-style ..data symlink swap adds an image without a restart" {
 	cm_publish "$IMG_A" "$IMG_B" "$IMG_C" "$IMG_E" "$IMG_F"
 	wait_status 30 "$(ready "$IMG_F")"
@@ -278,6 +284,11 @@ setup() {
 	status_json | jq -e --arg d "$BED_DOCKERD_VERSION" --arg c "$BED_CONTAINERD_VERSION" '
 		(.runtimes.docker.version | ltrimstr("v") | startswith($d)) and (.runtimes.docker.api_version | test("^1[.][0-9]+$"))
 		and (.runtimes.containerd.version | ltrimstr("v") | startswith($c))'
+	# the daemon's own answer holds them, with their age: status does not wait on a busy runtime (the
+	# CLI asks a runtime itself only while the daemon has nothing of it yet)
+	wait_for 20 daemon_status_has --arg d "$BED_DOCKERD_VERSION" --arg c "$BED_CONTAINERD_VERSION" '
+		(.runtimes.docker.version | ltrimstr("v") | startswith($d)) and .runtimes.docker.described_age_s >= 0
+		and (.runtimes.containerd.version | ltrimstr("v") | startswith($c)) and .runtimes.containerd.described_age_s >= 0'
 	run timeout 20 "$PULLWATCH" status --config "$PW_CONFIG"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"runtime docker: up, version $BED_DOCKERD_VERSION"*"(API 1."* ]]

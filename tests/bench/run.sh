@@ -221,10 +221,10 @@ watchdog: {sample_interval: 1s, network_stall: 6s, hang_quiet: 12s, livelock_win
 retry: {attempts: 3, backoff: 1s, backoff_max: 1s}
 YAML
 
-	echo "### Pull wall time through pullwatch vs the same pull issued directly (median of $RUNS each, alternating)"
-	echo
 	local big_bytes
 	if want pull; then
+	echo "### Pull wall time through pullwatch vs the same pull issued directly (median of $RUNS each, alternating)"
+	echo
 	big_bytes=$(pushed bench/big v1 64MiB,64MiB,64MiB,64MiB | jq -r '.total_bytes')
 	BIG_REF=$PROXY_ADDR/bench/huge:v1 BIG_BYTES=$(pushed bench/huge v1 256MiB,256MiB,256MiB,256MiB | jq -r '.total_bytes')
 	STARTUP_CPU=$(for ((i = 0; i < RUNS; i++)); do pw_timed --version >/dev/null; ru_cpu; done | median)

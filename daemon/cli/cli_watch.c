@@ -217,6 +217,11 @@ int cli_watch(int argc, char **argv) {
         (void) sigprocmask(SIG_BLOCK, &mask, NULL);
         (void) cli_add_signal(event, SIGINT, "watch-sigint", NULL, NULL);
         (void) cli_add_signal(event, SIGTERM, "watch-sigterm", NULL, NULL);
+        /* from here on every byte containerd writes is this watch's evidence: an ingest last written
+         * before now reads as waiting (maybe where an earlier attempt left it) until it moves */
+        fprintf(stderr, "pullwatch: watching containerd namespace %s on %s\n",
+                config->containerd_namespace ?: CONTAINERD_CRI_NAMESPACE,
+                config->containerd_socket ?: CONTAINERD_DEFAULT_SOCKET);
         r = sd_event_loop(event);
 
         cw = containerd_watch_free(cw);

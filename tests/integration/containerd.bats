@@ -122,6 +122,7 @@ latency() { # file layer verdict: seconds from the layer's last bytes seen (a ph
 	f="$BATS_TEST_TMPDIR/watch"
 	timeout 60 "$PULLWATCH" watch --config "$PW_CONFIG" --json >"$f" 2>"$f.err" &
 	wpid=$!
+	wait_for 20 grep -q 'watching containerd' "$f.err" # bytes from before it watches read as waiting
 	# kubelet's part, played by the bed's CRI client
 	cri_pull "$PROXY_ADDR/test/cd-watched:v1" >"$BATS_TEST_TMPDIR/cri.out" 2>&1 &
 	cpid=$!

@@ -84,6 +84,9 @@ shared_layers_done() { # file v1-json
 	f="$BATS_TEST_TMPDIR/watch"
 	timeout 60 nsenter -t "$JPID" -m "$PULLWATCH" watch --config "$PW_CONFIG" --json >"$f" 2>"$f.err" &
 	wpid=$!
+	# bytes written before the watch began read as an earlier attempt's (waiting): start the pull once
+	# it watches (a sanitizer build takes a second to get there, ctr's 1 MiB takes less)
+	wait_for 20 grep -q 'watching containerd' "$f.err"
 	ctr_pull "$PROXY_ADDR/test/watch-ctr:v1" >"$BATS_TEST_TMPDIR/ctr.out" 2>&1 &
 	cpid=$!
 	wait_json "$f" ".event==\"verdict\" and .layer==\"$layer\" and .verdict==\"stalled\"" 30

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include "probes/containerd/containerd_lease.h"
 #include "probes/docker/docker_ingest.h"
-#include "probes/docker/docker_pace.h"
 #include "probes/docker/docker_store.h"
 #include "probes/docker/docker_stream.h"
 #include "probes/runtime/runtime_op.h"
@@ -15,7 +14,6 @@ struct RuntimePull {
         CURL *easy;
         struct curl_slist *headers;
         DockerStream *stream;
-        DockerPace *pace;         /* when the stream is read: a pause after a read */
         PullCallbacks cb;
         void *userdata;
         long http_status;
@@ -78,7 +76,6 @@ static int on_message(json_t *msg, void *userdata) {
         switch (m.kind) {
         case DOCKER_MSG_LAYER:
                 docker_ingests_layer(p->ingests, m.id);
-                (void) docker_pace_layer(p->pace, m.id, m.phase);
                 p->cb.layer(p->userdata, m.id, m.phase, m.current, m.total, at);
                 break;
         case DOCKER_MSG_RETRY:
@@ -87,13 +84,11 @@ static int on_message(json_t *msg, void *userdata) {
                 break;
         case DOCKER_MSG_IMAGE:
                 if (m.digest) {
-                        docker_pace_end_near(p->pace);
                         free(p->digest);
                         p->digest = strdup(m.digest);
                 }
                 break;
         case DOCKER_MSG_ERROR:
-                docker_pace_end_near(p->pace);
                 if (!p->error)
                         p->error = strdup(m.error);
                 break;
@@ -123,7 +118,6 @@ static size_t on_write(char *data, size_t size, size_t n, void *userdata) {
         }
         if (docker_stream_feed(p->stream, data, len) < 0)
                 return 0; /* abort the transfer; finish reports the stream's error */
-        docker_pace_after_write(p->pace);
         return len;
 }
 
@@ -166,22 +160,6 @@ static void on_done(CurlGlue *g, CURL *easy, CURLcode result, void *userdata) {
                 finish(p, ERROR_TRANSIENT, buf);
         } else
                 finish(p, ERROR_NONE, NULL);
-}
-
-/* Resuming the paused stream handed over held data that the stream refused: end the transfer here,
- * as on_done would have. */
-static void on_pace_failed(void *userdata, CURLcode code) {
-        RuntimePull *p = userdata;
-        char buf[512];
-
-        curl_glue_remove(p->glue, p->easy);
-        curl_easy_cleanup(p->easy);
-        p->easy = NULL;
-        if (docker_stream_error(p->stream))
-                snprintf(buf, sizeof(buf), "%s", docker_stream_error(p->stream));
-        else
-                snprintf(buf, sizeof(buf), "reading dockerd's progress: %s", curl_easy_strerror(code));
-        finish(p, ERROR_TRANSIENT, buf);
 }
 
 /* /info's answer as "containerd-socket\nnamespace" when dockerd is on the containerd image store (1),
@@ -255,8 +233,6 @@ int docker_start(CurlGlue *glue, const Config *config, const PullRequest *req, c
                 r = docker_ingests_new(glue, req->image, &p->ingests);
         if (r >= 0)
                 r = curl_glue_make_easy(config->docker_socket, &p->easy);
-        if (r >= 0)
-                r = docker_pace_new(curl_glue_event(glue), p->easy, on_pace_failed, p, &p->pace);
         if (r < 0) {
                 docker_free(p);
                 return r;
@@ -299,10 +275,7 @@ void docker_expect_layers(RuntimePull *p, const char *const *digests, size_t n) 
 }
 
 void docker_cancel(RuntimePull *p) {
-        if (!p)
-                return;
-        p->pace = docker_pace_free(p->pace); /* its timer would resume a transfer that is gone */
-        if (!p->easy)
+        if (!p || !p->easy)
                 return;
         curl_glue_remove(p->glue, p->easy);
         curl_easy_cleanup(p->easy); /* closes the connection: dockerd cancels the pull */
